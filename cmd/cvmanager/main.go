@@ -1,0 +1,24 @@
+// Command cvmanager is the continuous-deployment controller and its CLI.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"cvmanager.dev/cvmanager/pkg/cli"
+)
+
+func main() {
+	// SIGINT and SIGTERM cancel the context so long-running commands
+	// (run, cr sync) stop their informers and servers gracefully.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := cli.NewRootCommand().ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "Error:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,529 @@
+package v1alpha1
+
+import (
+	batchv1 "k8s.io/api/batch/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Strategy kinds. The empty kind means Simple, as in the original cvmanager.
+const (
+	StrategySimple           = "Simple"
+	StrategyServiceBlueGreen = "ServiceBlueGreen"
+)
+
+// Rollout states reported in status.currStatus.
+const (
+	StatusProgressing = "Progressing"
+	StatusSuccess     = "Success"
+	StatusFailed      = "Failed"
+)
+
+// Condition types on a ContainerVersion.
+const (
+	// ConditionReady is True when the workloads run the wanted version.
+	ConditionReady = "Ready"
+	// ConditionProgressing is True while a rollout is under way.
+	ConditionProgressing = "Progressing"
+	// ConditionDegraded is True when the last rollout failed or the CV cannot act.
+	ConditionDegraded = "Degraded"
+	// ConditionReleaseBlocked is True when a new version exists but policy holds it back.
+	ConditionReleaseBlocked = "ReleaseBlocked"
+)
+
+// DefaultVersionSyntax picks a git SHA (short or full) among an image's tags.
+const DefaultVersionSyntax = "[0-9a-f]{5,40}"
+
+// +genclient
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=cv,categories=all
+// +kubebuilder:printcolumn:name="Tag",type=string,JSONPath=`.spec.tag`
+// +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.status.currVersion`
+// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.currStatus`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+
+// ContainerVersion asks cvmanager to keep the workloads matching spec.selector
+// on the image that spec.imageRepo:spec.tag points to, rolling them out with
+// spec.strategy whenever the tag moves.
+type ContainerVersion struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   ContainerVersionSpec   `json:"spec"`
+	Status ContainerVersionStatus `json:"status,omitempty"`
+}
+
+// ContainerVersionSpec is what the user wants deployed and how.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.strategy) || !has(self.strategy.kind) || self.strategy.kind != 'ServiceBlueGreen' || has(self.strategy.blueGreen)",message="strategy.kind ServiceBlueGreen needs strategy.blueGreen with serviceName and labelNames"
+type ContainerVersionSpec struct {
+	// ImageRepo is the image repository to watch, without tag or digest,
+	// e.g. "123456789012.dkr.ecr.us-east-1.amazonaws.com/app" or "nginx".
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=255
+	// +kubebuilder:validation:XValidation:rule="!self.contains('@')",message="imageRepo must not contain a digest (@sha256:...); name the repository only"
+	// +kubebuilder:validation:XValidation:rule="!self.matches(':[^/]*$')",message="imageRepo must not contain a tag; put the tag in spec.tag"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([A-Za-z0-9.-]+(:[0-9]+)?/)?[a-z0-9]+(([.]|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+(([.]|_|__|-+)[a-z0-9]+)*)*$') || self.contains('@') || self.matches(':[^/]*$')",message="imageRepo must be a repository name like registry.example.com:5000/team/app: lowercase letters, digits and . _ - separators"
+	ImageRepo string `json:"imageRepo"`
+
+	// Tag is the tag to follow, e.g. "env-prod". When it moves to another
+	// image (or is re-pushed), the workloads are rolled out.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[A-Za-z0-9_][A-Za-z0-9_.-]*$')",message="tag must be a valid image tag: letters, digits, '_', '.' and '-', not starting with '.' or '-'"
+	Tag string `json:"tag"`
+
+	// VersionSyntax is a regular expression, anchored at both ends, that picks
+	// the version tag among the tags of the image Tag points to.
+	// +optional
+	// +kubebuilder:default="[0-9a-f]{5,40}"
+	// +kubebuilder:validation:MaxLength=256
+	VersionSyntax string `json:"versionSyntax,omitempty"`
+
+	// PollIntervalSeconds is how often the registry is asked where Tag points.
+	// +optional
+	// +kubebuilder:default=60
+	// +kubebuilder:validation:Minimum=5
+	// +kubebuilder:validation:Maximum=86400
+	PollIntervalSeconds int32 `json:"pollIntervalSeconds,omitempty"`
+
+	// LivenessSeconds is how long a syncer may go without a successful poll
+	// before `cvmanager cr sync status` reports it dead.
+	// +optional
+	// +kubebuilder:default=600
+	// +kubebuilder:validation:Minimum=10
+	// +kubebuilder:validation:Maximum=604800
+	LivenessSeconds int32 `json:"livenessSeconds,omitempty"`
+
+	// TimeoutSeconds bounds every wait of a rollout (workload health, jobs).
+	// +optional
+	// +kubebuilder:default=300
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=86400
+	TimeoutSeconds int32 `json:"timeoutSeconds,omitempty"`
+
+	// Selector chooses the workloads in the CV's namespace to roll out.
+	// +required
+	// +kubebuilder:validation:XValidation:rule="(has(self.matchLabels) && size(self.matchLabels) > 0) || (has(self.matchExpressions) && size(self.matchExpressions) > 0)",message="selector must not be empty: an empty selector would match every workload in the namespace"
+	Selector *metav1.LabelSelector `json:"selector"`
+
+	// Container names the container whose image is updated.
+	// +required
+	Container ContainerSpec `json:"container"`
+
+	// Strategy is how a new version is rolled out.
+	// +optional
+	// +kubebuilder:default={}
+	Strategy StrategySpec `json:"strategy,omitempty"`
+
+	// History records rollouts in a ConfigMap.
+	// +optional
+	History HistorySpec `json:"history,omitempty"`
+
+	// Rollback restores the last successful version when a rollout fails.
+	// +optional
+	Rollback RollbackSpec `json:"rollback,omitempty"`
+
+	// Config keeps a ConfigMap key equal to the deployed version.
+	// +optional
+	Config *ConfigSpec `json:"config,omitempty"`
+
+	// Policy decides which versions may be deployed and when.
+	// +optional
+	Policy *PolicySpec `json:"policy,omitempty"`
+
+	// PreRollout runs jobs (e.g. database migrations) before any workload changes.
+	// +optional
+	PreRollout *PreRolloutSpec `json:"preRollout,omitempty"`
+
+	// Notifications are sent on rollout events.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=16
+	Notifications []NotificationSpec `json:"notifications,omitempty"`
+
+	// ImagePullSecrets name dockerconfigjson Secrets in the CV's namespace used
+	// to read the registry, in addition to the workloads' own pull secrets.
+	// +optional
+	// +kubebuilder:validation:MaxItems=8
+	ImagePullSecrets []LocalObjectReference `json:"imagePullSecrets,omitempty"`
+
+	// Suspend stops polling and rollouts without deleting the CV.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+}
+
+// LocalObjectReference names an object in the CV's namespace.
+type LocalObjectReference struct {
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+}
+
+// ContainerSpec names the container to update and what to verify before.
+type ContainerSpec struct {
+	// Name of the container (or init container) in the workloads' pod template.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="container.name must be a DNS label (lowercase letters, digits and '-')"
+	Name string `json:"name"`
+
+	// Verify runs before the rollout starts; any failure stops the rollout.
+	// +optional
+	// +kubebuilder:validation:MaxItems=8
+	Verify []VerifySpec `json:"verify,omitempty"`
+}
+
+// StrategySpec chooses and configures the rollout strategy.
+type StrategySpec struct {
+	// Kind is "" or Simple (update the image in place) or ServiceBlueGreen.
+	// +optional
+	// +kubebuilder:validation:Enum="";Simple;ServiceBlueGreen
+	Kind string `json:"kind,omitempty"`
+
+	// BlueGreen configures the ServiceBlueGreen strategy.
+	// +optional
+	BlueGreen *BlueGreenSpec `json:"blueGreen,omitempty"`
+
+	// Verify runs after the new version is up, before it counts as a success.
+	// +optional
+	// +kubebuilder:validation:MaxItems=8
+	Verify []VerifySpec `json:"verify,omitempty"`
+}
+
+// BlueGreenSpec switches a live Service between two Deployments.
+type BlueGreenSpec struct {
+	// ServiceName is the live Service whose selector is switched.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	ServiceName string `json:"serviceName"`
+
+	// VerificationServiceName is a Service pointed at the new Deployment
+	// before the switch, for tests against the new version.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	VerificationServiceName string `json:"verificationServiceName,omitempty"`
+
+	// LabelNames are the pod labels that tell the two Deployments apart; the
+	// Service selector is switched on these.
+	// +required
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=8
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=317
+	LabelNames []string `json:"labelNames"`
+
+	// ScaleDown scales the old Deployment to zero after the switch.
+	// +optional
+	ScaleDown bool `json:"scaleDown,omitempty"`
+}
+
+// VerifySpec is one verification step.
+type VerifySpec struct {
+	// Kind of verification; only Image (run an image as a Job) exists.
+	// +optional
+	// +kubebuilder:default=Image
+	// +kubebuilder:validation:Enum=Image
+	Kind string `json:"kind,omitempty"`
+
+	// Image is the verifier image, with a tag or digest.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	Image string `json:"image"`
+
+	// Tag, when set, is resolved through the registry to pin Image by digest.
+	// +optional
+	// +kubebuilder:validation:MaxLength=128
+	Tag string `json:"tag,omitempty"`
+
+	// Command overrides the image's entrypoint.
+	// +optional
+	Command []string `json:"command,omitempty"`
+
+	// Args are passed to the command.
+	// +optional
+	Args []string `json:"args,omitempty"`
+
+	// TimeoutSeconds bounds the verification; defaults to spec.timeoutSeconds.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=86400
+	TimeoutSeconds int32 `json:"timeoutSeconds,omitempty"`
+}
+
+// HistorySpec configures the rollout history ConfigMap.
+type HistorySpec struct {
+	// Enabled records rollouts in a ConfigMap named "<name>.history".
+	// +optional
+	Enabled bool `json:"enabled,omitempty"`
+
+	// Name of the history; defaults to the CV's name.
+	// +optional
+	// +kubebuilder:validation:MaxLength=200
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$')",message="history.name must be a lowercase DNS subdomain"
+	Name string `json:"name,omitempty"`
+
+	// Limit is the most records kept, newest first.
+	// +optional
+	// +kubebuilder:default=50
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	Limit int32 `json:"limit,omitempty"`
+}
+
+// RollbackSpec configures rollback on failure.
+type RollbackSpec struct {
+	// Enabled restores status.successVersion when a rollout fails.
+	// +optional
+	Enabled bool `json:"enabled,omitempty"`
+}
+
+// ConfigSpec names a ConfigMap key kept equal to the deployed version.
+type ConfigSpec struct {
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[-._a-zA-Z0-9]+$')",message="config.key must be a valid ConfigMap key (letters, digits, '-', '_', '.')"
+	Key string `json:"key"`
+}
+
+// Version selection modes for PolicySpec.Selection.
+const (
+	SelectDigest = "Digest"
+	SelectSemver = "Semver"
+	SelectRegex  = "Regex"
+)
+
+// PolicySpec restricts which versions are deployed and when.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.selection) || self.selection != 'Semver' || has(self.semverRange)",message="policy.selection Semver needs policy.semverRange"
+// +kubebuilder:validation:XValidation:rule="!has(self.selection) || self.selection != 'Regex' || has(self.tagRegex)",message="policy.selection Regex needs policy.tagRegex"
+type PolicySpec struct {
+	// Selection is how the version is chosen: Digest follows spec.tag (default);
+	// Semver picks the newest tag within SemverRange; Regex the greatest tag
+	// matching TagRegex.
+	// +optional
+	// +kubebuilder:validation:Enum=Digest;Semver;Regex
+	Selection string `json:"selection,omitempty"`
+
+	// SemverRange such as ">=1.4.0 <2.0.0".
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	SemverRange string `json:"semverRange,omitempty"`
+
+	// IncludePrerelease lets Semver pick pre-release versions.
+	// +optional
+	IncludePrerelease bool `json:"includePrerelease,omitempty"`
+
+	// TagRegex filters tags for Regex selection; its first group, when present,
+	// is the sort key.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	TagRegex string `json:"tagRegex,omitempty"`
+
+	// Order of Regex candidates.
+	// +optional
+	// +kubebuilder:validation:Enum=Numerical;Alphabetical
+	Order string `json:"order,omitempty"`
+
+	// AllowedVersions is an anchored regular expression a version must match
+	// to be deployed; others are reported as ReleaseBlocked.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	AllowedVersions string `json:"allowedVersions,omitempty"`
+
+	// ReleaseMode Auto deploys new versions; Manual only reports them as
+	// available until a release is requested.
+	// +optional
+	// +kubebuilder:validation:Enum=Auto;Manual
+	ReleaseMode string `json:"releaseMode,omitempty"`
+}
+
+// PreRolloutSpec holds jobs run before workloads change.
+type PreRolloutSpec struct {
+	// Jobs run in order; each runs once per version.
+	// +optional
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=8
+	Jobs []PreRolloutJob `json:"jobs,omitempty"`
+}
+
+// PreRolloutJob is one migration-style job.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.template) != has(self.templateJobName)",message="a preRollout job needs exactly one of template or templateJobName"
+type PreRolloutJob struct {
+	// Name identifies the job; the Job created is named from it and the version.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=40
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="preRollout job name must be a DNS label"
+	Name string `json:"name"`
+
+	// Template is the Job to run. It is validated by the apiserver when the
+	// Job is created, so the schema here is kept open.
+	// +optional
+	// +kubebuilder:validation:Schemaless
+	// +kubebuilder:pruning:PreserveUnknownFields
+	// +kubebuilder:validation:Type=object
+	Template *batchv1.JobTemplateSpec `json:"template,omitempty"`
+
+	// TemplateJobName names a suspended Job in the namespace to copy instead.
+	// +optional
+	// +kubebuilder:validation:MaxLength=63
+	TemplateJobName string `json:"templateJobName,omitempty"`
+
+	// Containers get the new image; default the CV's container name.
+	// +optional
+	// +kubebuilder:validation:MaxItems=16
+	Containers []string `json:"containers,omitempty"`
+
+	// TimeoutSeconds bounds the job; defaults to spec.timeoutSeconds.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=86400
+	TimeoutSeconds int32 `json:"timeoutSeconds,omitempty"`
+
+	// OnFailure is Abort (leave workloads untouched) or Rollback.
+	// +optional
+	// +kubebuilder:default=Abort
+	// +kubebuilder:validation:Enum=Abort;Rollback
+	OnFailure string `json:"onFailure,omitempty"`
+}
+
+// NotificationSpec sends rollout events to a receiver.
+type NotificationSpec struct {
+	// Name identifies the receiver.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Name string `json:"name"`
+
+	// Type of receiver.
+	// +required
+	// +kubebuilder:validation:Enum=Webhook;Slack
+	Type string `json:"type"`
+
+	// URLSecretRef points at the Secret key holding the receiver URL, kept
+	// out of the spec because webhook URLs embed credentials.
+	// +required
+	URLSecretRef SecretKeyRef `json:"urlSecretRef"`
+
+	// HMACSecretRef signs Webhook bodies with HMAC-SHA256.
+	// +optional
+	HMACSecretRef *SecretKeyRef `json:"hmacSecretRef,omitempty"`
+
+	// Events to send; empty means all.
+	// +optional
+	// +kubebuilder:validation:MaxItems=8
+	// +kubebuilder:validation:items:Enum=Started;Succeeded;Failed;RolledBack;Blocked;Promoted
+	Events []string `json:"events,omitempty"`
+}
+
+// SecretKeyRef names a key of a Secret in the CV's namespace.
+type SecretKeyRef struct {
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Key string `json:"key"`
+}
+
+// ContainerVersionStatus is what cvmanager observed and did.
+type ContainerVersionStatus struct {
+	// CurrVersion is the version being or last rolled out.
+	// +optional
+	CurrVersion string `json:"currVersion,omitempty"`
+	// CurrDigest is the digest of CurrVersion.
+	// +optional
+	CurrDigest string `json:"currDigest,omitempty"`
+	// CurrStatus is Progressing, Success or Failed.
+	// +optional
+	CurrStatus string `json:"currStatus,omitempty"`
+	// CurrStatusTime is when CurrStatus last changed.
+	// +optional
+	CurrStatusTime *metav1.Time `json:"currStatusTime,omitempty"`
+	// SuccessVersion is the last version that rolled out successfully.
+	// +optional
+	SuccessVersion string `json:"successVersion,omitempty"`
+	// SuccessDigest is the digest of SuccessVersion, the rollback target.
+	// +optional
+	SuccessDigest string `json:"successDigest,omitempty"`
+	// FailedDigest is a digest whose rollout failed; it is not retried until
+	// the tag moves elsewhere or the user clears it.
+	// +optional
+	FailedDigest string `json:"failedDigest,omitempty"`
+	// AvailableVersion is a detected version not yet deployed (Manual release
+	// mode or blocked by policy).
+	// +optional
+	AvailableVersion string `json:"availableVersion,omitempty"`
+	// AvailableDigest is the digest of AvailableVersion.
+	// +optional
+	AvailableDigest string `json:"availableDigest,omitempty"`
+	// Rollout is the rollout in progress, kept in status so a restarted
+	// controller resumes it instead of starting over.
+	// +optional
+	Rollout *RolloutStatus `json:"rollout,omitempty"`
+	// ObservedGeneration is the spec generation the status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+	// LastPolled is when the registry was last asked successfully.
+	// +optional
+	LastPolled *metav1.Time `json:"lastPolled,omitempty"`
+	// Conditions are Ready, Progressing, Degraded and ReleaseBlocked.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// RolloutStatus is the durable state of an unfinished rollout.
+type RolloutStatus struct {
+	// Version being rolled out.
+	Version string `json:"version"`
+	// Digest being rolled out.
+	Digest string `json:"digest"`
+	// FromVersion is what ran before.
+	// +optional
+	FromVersion string `json:"fromVersion,omitempty"`
+	// FromDigest is what ran before.
+	// +optional
+	FromDigest string `json:"fromDigest,omitempty"`
+	// Step is the last completed step of the strategy.
+	// +optional
+	Step string `json:"step,omitempty"`
+	// Trigger is what started the rollout: poll, trigger, webhook, release.
+	// +optional
+	Trigger string `json:"trigger,omitempty"`
+	// StartTime is when the rollout began; timeouts count from here.
+	StartTime metav1.Time `json:"startTime"`
+	// RollingBack is true while the previous version is being restored.
+	// +optional
+	RollingBack bool `json:"rollingBack,omitempty"`
+}
+
+// +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object
+// +kubebuilder:object:root=true
+
+// ContainerVersionList is a list of ContainerVersions.
+type ContainerVersionList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+
+	Items []ContainerVersion `json:"items"`
+}

@@ -1,0 +1,89 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"cvmanager.dev/cvmanager/pkg/version"
+)
+
+func newRunCommand(kube *KubeFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "run",
+		Short: "Run the controller: watch ContainerVersions and roll workloads out",
+		Args:  cobra.NoArgs,
+		RunE:  notImplemented("run"),
+	}
+}
+
+func newCRCommand(kube *KubeFlags) *cobra.Command {
+	cr := &cobra.Command{
+		Use:   "cr",
+		Short: "Container registry commands: run one syncer, move tags",
+	}
+	sync := &cobra.Command{
+		Use:   "sync",
+		Short: "Run the syncer of one ContainerVersion standalone",
+		Args:  cobra.NoArgs,
+		RunE:  notImplemented("cr sync"),
+	}
+	sync.AddCommand(&cobra.Command{
+		Use:   "status",
+		Short: "Liveness check: succeed when the syncer polled recently",
+		Args:  cobra.NoArgs,
+		RunE:  notImplemented("cr sync status"),
+	})
+	cr.AddCommand(sync, newTagsCommandOrPending())
+	return cr
+}
+
+// newTagsCommandOrPending stands in for the tagger until it lands.
+func newTagsCommandOrPending() *cobra.Command {
+	tags := &cobra.Command{Use: "tags", Short: "Get, add and remove image tags (used by CI)"}
+	for _, verb := range []string{"get", "add", "remove"} {
+		tags.AddCommand(&cobra.Command{Use: verb, Short: verb + " tags", RunE: notImplemented("cr tags " + verb)})
+	}
+	return tags
+}
+
+func newCVCommand(kube *KubeFlags) *cobra.Command {
+	cv := &cobra.Command{
+		Use:   "cv",
+		Short: "Inspect ContainerVersions",
+	}
+	cv.AddCommand(&cobra.Command{
+		Use:   "get",
+		Short: "Show managed workloads and their versions",
+		Args:  cobra.NoArgs,
+		RunE:  notImplemented("cv get"),
+	})
+	return cv
+}
+
+func newVersionCommand() *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "version",
+		Short: "Print the version of this binary",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			info := version.Get()
+			switch output {
+			case "json":
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(info)
+			case "", "text":
+				_, err := fmt.Fprintf(cmd.OutOrStdout(), "cvmanager %s (commit %s, %s, %s)\n",
+					info.Version, info.Commit, info.GoVersion, info.Platform)
+				return err
+			default:
+				return fmt.Errorf("unknown output format %q: use text or json", output)
+			}
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	return cmd
+}

@@ -1,0 +1,50 @@
+// Package cli builds cvmanager's cobra command tree. Each command is a thin
+// layer over the pkg/... libraries so the behaviour can be tested without a
+// process boundary.
+package cli
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+)
+
+// NewRootCommand returns the `cvmanager` command with every subcommand attached.
+func NewRootCommand() *cobra.Command {
+	kube := &KubeFlags{}
+	root := &cobra.Command{
+		Use:   "cvmanager",
+		Short: "Continuous deployment by registry polling",
+		Long: `cvmanager keeps Kubernetes workloads on the image a registry tag points to.
+
+Declare a ContainerVersion beside a workload; cvmanager polls the registry and
+rolls the workload out (by digest) whenever the tag moves.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	kube.AddFlags(root.PersistentFlags())
+	root.AddCommand(
+		newRunCommand(kube),
+		newCRCommand(kube),
+		newCVCommand(kube),
+		newVersionCommand(),
+	)
+	// Cobra adds `completion` itself; keep it visible in the tree.
+	root.CompletionOptions.HiddenDefaultCmd = false
+	return root
+}
+
+// errNotImplemented is returned by commands whose issue has not landed yet, so
+// scripts calling them fail loudly instead of silently doing nothing.
+func errNotImplemented(command string) error {
+	return fmt.Errorf("%s: not implemented yet in this build", command)
+}
+
+// notImplemented returns a RunE that reports the command as not implemented.
+func notImplemented(command string) func(*cobra.Command, []string) error {
+	return func(*cobra.Command, []string) error { return errNotImplemented(command) }
+}
+
+// ErrUsage marks errors caused by how the command was called.
+var ErrUsage = errors.New("usage error")
