@@ -81,6 +81,7 @@ func TestValidCVRoundTripsWithDefaults(t *testing.T) {
 	want.PollIntervalSeconds = 60
 	want.LivenessSeconds = 600
 	want.TimeoutSeconds = 300
+	want.History.Limit = 50
 	if diff := cmp.Diff(want, got.Spec); diff != "" {
 		t.Errorf("spec after round trip with defaults (-want +got):\n%s", diff)
 	}
@@ -95,8 +96,9 @@ func TestInformerSeesCVs(t *testing.T) {
 	informer := factory.Cvmanager().V1alpha1().ContainerVersions()
 	lister := informer.Lister()
 	informer.Informer() // register before Start
-	factory.Start(ctx.Done())
-	defer factory.Shutdown()
+	stop := make(chan struct{})
+	factory.Start(stop)
+	defer func() { close(stop); factory.Shutdown() }()
 	if !cache.WaitForCacheSync(ctx.Done(), informer.Informer().HasSynced) {
 		t.Fatal("informer did not sync")
 	}
