@@ -1,0 +1,89 @@
+// Package server is cvmanager's HTTP surface: health and readiness probes,
+// Prometheus metrics and the version. The dashboard and trigger endpoints
+// mount on the same mux.
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"cvmanager.dev/cvmanager/pkg/version"
+)
+
+// Readiness reports what /readyz needs to know.
+type Readiness struct {
+	// Synced reports whether the informer caches are filled.
+	Synced func() bool
+	// Leader reports whether this replica holds the leader lease.
+	Leader func() bool
+}
+
+// NewMux returns the handler with the probe, metrics and version routes.
+func NewMux(gatherer prometheus.Gatherer, ready Readiness) *http.ServeMux {
+	mux := http.NewServeMux()
+	alive := func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) }
+	mux.HandleFunc("GET /healthz", alive)
+	mux.HandleFunc("GET /alive", alive) // the original cvmanager's probe path
+	mux.HandleFunc("GET /readyz", readyz(ready))
+	mux.HandleFunc("GET /version", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(version.Get())
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	return mux
+}
+
+// readyz answers 200 once the caches are synced. A standby replica (not the
+// leader) is ready too: it serves reads and takes over on failover; the
+// leader state is in the body for operators.
+func readyz(ready Readiness) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		synced := ready.Synced == nil || ready.Synced()
+		leader := ready.Leader != nil && ready.Leader()
+		w.Header().Set("Content-Type", "application/json")
+		if !synced && leader {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		_ = json.NewEncoder(w).Encode(map[string]bool{"informersSynced": synced, "leader": leader})
+	}
+}
+
+// Serve runs an HTTP server with sane timeouts until ctx is done, then shuts
+// it down gracefully.
+func Serve(ctx context.Context, addr string, handler http.Handler) error {
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(shutdownCtx); err != nil {
+			return err
+		}
+		if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}
+}
