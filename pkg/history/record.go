@@ -1,0 +1,149 @@
+package history
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+)
+
+// Outcomes of a rollout, shared by the controller that writes them and the
+// dashboard that colours them.
+const (
+	OutcomeSuccess    = "Success"
+	OutcomeFailed     = "Failed"
+	OutcomeRolledBack = "RolledBack"
+	OutcomeAborted    = "Aborted"
+	OutcomePromoted   = "Promoted"
+)
+
+// Triggers say what started a rollout, so a surprising deploy can be traced
+// back to a poll, an API call, a registry webhook, a release or a promotion.
+const (
+	TriggerPoll    = "poll"
+	TriggerAPI     = "trigger"
+	TriggerWebhook = "webhook"
+	TriggerRelease = "release"
+	TriggerPromote = "promote"
+)
+
+// Record is one finished rollout. Field names are the JSON schema of the
+// stored history, read by the dashboard and by people with kubectl, so they
+// only ever gain optional fields.
+type Record struct {
+	// ID identifies the rollout (e.g. a hash of the CV's UID, the digest and
+	// the start time); appending an ID already stored is a no-op so a retried
+	// or restarted writer cannot duplicate a rollout.
+	ID string `json:"id"`
+	// Time is when the rollout finished.
+	Time time.Time `json:"time"`
+	// Workload names the workloads rolled, "Deployment/web" or a comma list.
+	Workload string `json:"workload"`
+	// Kind is the workload kind when all workloads share one.
+	Kind string `json:"kind,omitempty"`
+	// Container is the container whose image changed.
+	Container string `json:"container"`
+	// FromVersion and FromDigest are what ran before; empty on a first deploy.
+	FromVersion string `json:"fromVersion,omitempty"`
+	FromDigest  string `json:"fromDigest,omitempty"`
+	// ToVersion and ToDigest are what the rollout deployed.
+	ToVersion string `json:"toVersion"`
+	ToDigest  string `json:"toDigest"`
+	// Strategy is the rollout strategy kind, e.g. Simple or ServiceBlueGreen.
+	Strategy string `json:"strategy"`
+	// Outcome is one of the Outcome constants.
+	Outcome string `json:"outcome"`
+	// Reason explains a non-successful outcome; truncated to MaxReasonBytes.
+	Reason string `json:"reason,omitempty"`
+	// Trigger is one of the Trigger constants.
+	Trigger string `json:"trigger,omitempty"`
+	// Jobs are the pre-rollout and verification jobs that ran.
+	Jobs []JobRecord `json:"jobs,omitempty"`
+	// DurationSeconds is how long the rollout took.
+	DurationSeconds float64 `json:"durationSeconds,omitempty"`
+}
+
+// JobRecord is a pre-rollout or verification job of a rollout, kept so a
+// failed migration is visible next to the rollout it blocked.
+type JobRecord struct {
+	// Name of the Job.
+	Name string `json:"name"`
+	// Outcome is Success or Failed.
+	Outcome string `json:"outcome"`
+	// Reason explains a failure.
+	Reason string `json:"reason,omitempty"`
+}
+
+// MaxReasonBytes bounds Record.Reason: a reason is for people, and an
+// unbounded one (a whole log pasted in) would evict the rest of the history.
+const MaxReasonBytes = 8 << 10
+
+const truncatedMark = "… (truncated)"
+
+// Suffix is appended to the history name to form the ConfigMap name, the
+// convention kept from the original cvmanager.
+const Suffix = ".history"
+
+// maxNameLen is the longest valid ConfigMap name (a DNS subdomain).
+const maxNameLen = 253
+
+// ConfigMapName is the name of the CV's history ConfigMap: spec.history.name
+// (or the CV's name) plus ".history". A CV name too long to take the suffix
+// is shortened and made unique with a hash, because a name the apiserver
+// rejects would silently disable the history.
+func ConfigMapName(cv *cvv1.ContainerVersion) string {
+	base := cv.Spec.History.Name
+	if base == "" {
+		base = cv.Name
+	}
+	if len(base)+len(Suffix) <= maxNameLen {
+		return base + Suffix
+	}
+	sum := sha256.Sum256([]byte(base))
+	hash := hex.EncodeToString(sum[:4])
+	short := strings.TrimRight(base[:maxNameLen-len(Suffix)-len(hash)-1], "-.")
+	return short + "-" + hash + Suffix
+}
+
+// normalize prepares a record for storage: a missing ID is derived from the
+// content (so an exact resend is still idempotent) and the reasons are
+// bounded.
+func normalize(rec Record) Record {
+	rec.Reason = truncate(rec.Reason, MaxReasonBytes)
+	if len(rec.Jobs) > 0 {
+		jobs := make([]JobRecord, len(rec.Jobs))
+		for i, j := range rec.Jobs {
+			j.Reason = truncate(j.Reason, MaxReasonBytes)
+			jobs[i] = j
+		}
+		rec.Jobs = jobs
+	}
+	if rec.ID == "" {
+		rec.ID = contentID(rec)
+	}
+	return rec
+}
+
+// contentID hashes the fields that identify a rollout.
+func contentID(rec Record) string {
+	key := strings.Join([]string{rec.Time.UTC().Format(time.RFC3339Nano), rec.Workload,
+		rec.Container, rec.ToDigest, rec.ToVersion, rec.Outcome}, "|")
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:8])
+}
+
+// truncate shortens s to at most max bytes without splitting a UTF-8
+// character, marking that it was cut.
+func truncate(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	cut := max - len(truncatedMark)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + truncatedMark
+}
