@@ -1,0 +1,285 @@
+// Package controller runs cvmanager's reconcile loop: shared informers on
+// ContainerVersions and workloads feed a rate-limited workqueue of
+// namespace/name keys; each key's sync polls the registry when due (through
+// the shared, deduplicating poller) and advances the CV's rollout.
+//
+// A per-CV "syncer" is the CV's schedule and poll state kept in memory; the
+// queue's AddAfter is its timer, so 10,000 CVs cost 10,000 small structs and
+// no goroutines of their own.
+package controller
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	kubeinformers "k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+
+	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
+	cvscheme "cvmanager.dev/cvmanager/pkg/generated/clientset/versioned/scheme"
+	"cvmanager.dev/cvmanager/pkg/generated/informers/externalversions"
+	cvlisters "cvmanager.dev/cvmanager/pkg/generated/listers/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/history"
+	"cvmanager.dev/cvmanager/pkg/metrics"
+	"cvmanager.dev/cvmanager/pkg/rollout"
+	"cvmanager.dev/cvmanager/pkg/syncer"
+	"cvmanager.dev/cvmanager/pkg/workload"
+)
+
+// Options configure a Controller.
+type Options struct {
+	// Namespace limits the controller to one namespace; "" watches all.
+	Namespace string
+	// CVSelector limits the controller to CVs with matching labels.
+	CVSelector labels.Selector
+	// Workers is the number of concurrent syncs.
+	Workers int
+	// Resolver answers where a tag points (the registry layer's shared poller).
+	Resolver syncer.ImageResolver
+	// Clock is injected so tests can control time; nil means the real clock.
+	Clock clock.Clock
+	// Metrics receives the controller's series; nil creates a private registry.
+	Metrics *metrics.Metrics
+	// ProgressInterval is how often an unfinished rollout is re-examined even
+	// without a workload event (a safety net; events usually come first).
+	ProgressInterval time.Duration
+	// DefaultHistory and DefaultRollback apply when a CV leaves them unset
+	// (the original's --history and --rollback flags).
+	DefaultHistory, DefaultRollback bool
+}
+
+// Controller reconciles ContainerVersions.
+type Controller struct {
+	opts      Options
+	kube      kubernetes.Interface
+	cvClient  versioned.Interface
+	clock     clock.Clock
+	metrics   *metrics.Metrics
+	queue     workqueue.TypedRateLimitingInterface[string]
+	recorder  record.EventRecorder
+	history   *history.Store
+	cvLister  cvlisters.ContainerVersionLister
+	workloads workload.Listers
+	secrets   *secretCache
+	synced    []cache.InformerSynced
+
+	kubeFactory kubeinformers.SharedInformerFactory
+	cvFactory   externalversions.SharedInformerFactory
+	strategies  map[string]rollout.Strategy
+
+	mu      sync.Mutex
+	syncers map[string]*syncerState
+}
+
+// New wires informers, queue and event recorder. Call Run to start.
+func New(kube kubernetes.Interface, cvClient versioned.Interface, opts Options) *Controller {
+	opts = withDefaults(opts)
+	c := &Controller{
+		opts:     opts,
+		kube:     kube,
+		cvClient: cvClient,
+		clock:    opts.Clock,
+		metrics:  opts.Metrics,
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
+			workqueue.DefaultTypedControllerRateLimiter[string](),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "containerversions"}),
+		history: history.NewStore(kube),
+		secrets: newSecretCache(kube, opts.Clock),
+		syncers: map[string]*syncerState{},
+	}
+	c.recorder = newRecorder(kube)
+	c.setupInformers()
+	simple := &rollout.Simple{Client: kube, Listers: c.workloads}
+	c.strategies = map[string]rollout.Strategy{cvv1.StrategySimple: simple}
+	return c
+}
+
+func withDefaults(opts Options) Options {
+	if opts.Workers <= 0 {
+		opts.Workers = 4
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = metrics.New()
+	}
+	if opts.ProgressInterval <= 0 {
+		opts.ProgressInterval = 2 * time.Second
+	}
+	if opts.CVSelector == nil {
+		opts.CVSelector = labels.Everything()
+	}
+	return opts
+}
+
+func newRecorder(kube kubernetes.Interface) record.EventRecorder {
+	utilruntime.Must(cvscheme.AddToScheme(scheme.Scheme))
+	broadcaster := record.NewBroadcaster()
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
+	return broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "cvmanager"})
+}
+
+func (c *Controller) setupInformers() {
+	strip := kubeinformers.WithTransform(stripManagedFields)
+	c.kubeFactory = kubeinformers.NewSharedInformerFactoryWithOptions(c.kube, 0,
+		kubeinformers.WithNamespace(c.opts.Namespace), strip)
+	c.cvFactory = externalversions.NewSharedInformerFactoryWithOptions(c.cvClient, 0,
+		externalversions.WithNamespace(c.opts.Namespace),
+		externalversions.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = c.opts.CVSelector.String() }))
+
+	cvInformer := c.cvFactory.Cvmanager().V1alpha1().ContainerVersions()
+	c.cvLister = cvInformer.Lister()
+	_, _ = cvInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    c.enqueue,
+		UpdateFunc: func(_, obj any) { c.enqueue(obj) },
+		DeleteFunc: c.enqueue,
+	})
+
+	apps, batch := c.kubeFactory.Apps().V1(), c.kubeFactory.Batch().V1()
+	pods := c.kubeFactory.Core().V1().Pods()
+	c.workloads = workload.Listers{
+		Deployments:  apps.Deployments().Lister(),
+		StatefulSets: apps.StatefulSets().Lister(),
+		DaemonSets:   apps.DaemonSets().Lister(),
+		CronJobs:     batch.CronJobs().Lister(),
+		Pods:         pods.Lister(),
+	}
+	handler := cache.ResourceEventHandlerFuncs{
+		AddFunc:    c.enqueueOwnersOf,
+		UpdateFunc: func(_, obj any) { c.enqueueOwnersOf(obj) },
+	}
+	c.synced = []cache.InformerSynced{cvInformer.Informer().HasSynced}
+	for _, inf := range []cache.SharedIndexInformer{
+		apps.Deployments().Informer(), apps.StatefulSets().Informer(),
+		apps.DaemonSets().Informer(), batch.CronJobs().Informer(), pods.Informer(),
+	} {
+		_, _ = inf.AddEventHandler(handler)
+		c.synced = append(c.synced, inf.HasSynced)
+	}
+}
+
+// enqueue adds a CV's key.
+func (c *Controller) enqueue(obj any) {
+	key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj)
+	if err != nil {
+		utilruntime.HandleError(err)
+		return
+	}
+	c.queue.Add(key)
+}
+
+// enqueueOwnersOf wakes the CVs whose rollout waits on a changed workload or
+// pod, so progress is noticed at once rather than at the next safety tick.
+func (c *Controller) enqueueOwnersOf(obj any) {
+	m, ok := obj.(metav1.Object)
+	if !ok {
+		return
+	}
+	cvs, err := c.cvLister.ContainerVersions(m.GetNamespace()).List(labels.Everything())
+	if err != nil {
+		return
+	}
+	set := labels.Set(m.GetLabels())
+	for _, cv := range cvs {
+		if cv.Status.Rollout == nil || cv.Spec.Selector == nil {
+			continue
+		}
+		if sel, err := metav1.LabelSelectorAsSelector(cv.Spec.Selector); err == nil && sel.Matches(set) {
+			c.queue.Add(namespacedKey(cv))
+		}
+	}
+}
+
+// Run starts the informers, waits for their caches and runs the workers
+// until ctx is done. It returns after the workers have stopped.
+func (c *Controller) Run(ctx context.Context) error {
+	defer utilruntime.HandleCrash()
+	defer c.queue.ShutDown()
+	c.kubeFactory.Start(ctx.Done())
+	c.cvFactory.Start(ctx.Done())
+	defer c.kubeFactory.Shutdown()
+	defer c.cvFactory.Shutdown()
+
+	klog.InfoS("Waiting for informer caches", "namespace", c.opts.Namespace)
+	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
+		return fmt.Errorf("informer caches did not sync: %w", ctx.Err())
+	}
+	klog.InfoS("Starting workers", "workers", c.opts.Workers)
+	var wg sync.WaitGroup
+	for i := 0; i < c.opts.Workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			wait.UntilWithContext(ctx, c.runWorker, time.Second)
+		}()
+	}
+	<-ctx.Done()
+	c.queue.ShutDown()
+	wg.Wait()
+	return nil
+}
+
+// HasSynced reports whether the informer caches are filled (for /readyz).
+func (c *Controller) HasSynced() bool {
+	for _, synced := range c.synced {
+		if !synced() {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *Controller) runWorker(ctx context.Context) {
+	for c.processNextItem(ctx) {
+	}
+}
+
+func (c *Controller) processNextItem(ctx context.Context) bool {
+	key, shutdown := c.queue.Get()
+	if shutdown {
+		return false
+	}
+	defer c.queue.Done(key)
+	if err := c.sync(ctx, key); err != nil {
+		utilruntime.HandleErrorWithContext(ctx, err, "Sync failed; will retry", "key", key)
+		c.queue.AddRateLimited(key)
+		return true
+	}
+	c.queue.Forget(key)
+	return true
+}
+
+// TriggerPoll schedules an immediate poll of a CV that bypasses the shared
+// poller's cache. It is how push triggers and registry webhooks beat the
+// poll interval.
+func (c *Controller) TriggerPoll(namespace, name, trigger string) {
+	key := namespace + "/" + name
+	c.syncerFor(key).force(trigger)
+	c.queue.Add(key)
+}
+
+// stripManagedFields drops metadata.managedFields from cached objects: the
+// controller never reads them and they are often the largest part of an
+// object, which matters with thousands of workloads in the cache.
+func stripManagedFields(obj any) (any, error) {
+	if m, ok := obj.(metav1.Object); ok {
+		m.SetManagedFields(nil)
+	}
+	return obj, nil
+}

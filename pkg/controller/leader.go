@@ -1,0 +1,76 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/klog/v2"
+)
+
+// LeaderElection configures the Lease that lets only one replica act.
+type LeaderElection struct {
+	Enabled       bool
+	Namespace     string
+	Name          string
+	Identity      string
+	LeaseDuration time.Duration
+	RenewDeadline time.Duration
+	RetryPeriod   time.Duration
+}
+
+// LeaderState is visible on /readyz so operators see which replica leads.
+type LeaderState struct{ leading atomic.Bool }
+
+// IsLeader reports whether this process currently holds the lease.
+func (s *LeaderState) IsLeader() bool { return s != nil && s.leading.Load() }
+
+// RunLeaderElected runs fn only while this process holds the Lease. When the
+// lease is lost fn's context is cancelled and RunLeaderElected returns, so
+// the process exits and restarts clean rather than acting without the lease.
+func RunLeaderElected(ctx context.Context, kube kubernetes.Interface, le LeaderElection, state *LeaderState, fn func(context.Context) error) error {
+	if !le.Enabled {
+		state.leading.Store(true)
+		return fn(ctx)
+	}
+	if le.Identity == "" {
+		host, _ := os.Hostname()
+		le.Identity = fmt.Sprintf("%s_%d", host, os.Getpid())
+	}
+	lock := &resourcelock.LeaseLock{
+		LeaseMeta:  metav1ObjectMeta(le.Namespace, le.Name),
+		Client:     kube.CoordinationV1(),
+		LockConfig: resourcelock.ResourceLockConfig{Identity: le.Identity},
+	}
+	var runErr error
+	leaderelection.RunOrDie(ctx, leaderelection.LeaderElectionConfig{
+		Lock:            lock,
+		LeaseDuration:   le.LeaseDuration,
+		RenewDeadline:   le.RenewDeadline,
+		RetryPeriod:     le.RetryPeriod,
+		ReleaseOnCancel: true,
+		Name:            le.Name,
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: func(ctx context.Context) {
+				state.leading.Store(true)
+				klog.InfoS("Became leader", "identity", le.Identity)
+				runErr = fn(ctx)
+			},
+			OnStoppedLeading: func() {
+				state.leading.Store(false)
+				klog.InfoS("Stopped leading", "identity", le.Identity)
+			},
+		},
+	})
+	return runErr
+}
+
+func metav1ObjectMeta(namespace, name string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Namespace: namespace, Name: name}
+}

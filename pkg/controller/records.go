@@ -1,0 +1,85 @@
+package controller
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
+
+	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/history"
+	"cvmanager.dev/cvmanager/pkg/rollout"
+)
+
+// appendHistory records a finished rollout. The record ID derives from the
+// CV and the rollout's start, and the store ignores an ID it already holds,
+// so a controller that dies after this write and redoes the finish does not
+// record the rollout twice.
+func (c *Controller) appendHistory(ctx context.Context, cv *cvv1.ContainerVersion, p rollout.Progress, outcome, reason string) error {
+	if !cv.Spec.History.Enabled && !c.opts.DefaultHistory {
+		return nil
+	}
+	r := cv.Status.Rollout
+	now := c.clock.Now()
+	rec := history.Record{
+		ID:          rolloutID(cv, r),
+		Time:        now,
+		Workload:    strings.Join(p.Workloads, ","),
+		Container:   cv.Spec.Container.Name,
+		FromVersion: r.FromVersion, FromDigest: r.FromDigest,
+		ToVersion: r.Version, ToDigest: r.Digest,
+		Strategy:        rollout.StrategyKind(cv),
+		Outcome:         outcome,
+		Reason:          reason,
+		Trigger:         r.Trigger,
+		DurationSeconds: now.Sub(r.StartTime.Time).Seconds(),
+	}
+	if err := c.history.Append(ctx, cv, rec); err != nil {
+		return fmt.Errorf("recording history of %s: %w", namespacedKey(cv), err)
+	}
+	return nil
+}
+
+func rolloutID(cv *cvv1.ContainerVersion, r *cvv1.RolloutStatus) string {
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%s|%s|%d", cv.UID, r.Digest, r.StartTime.Unix())))
+	return hex.EncodeToString(sum[:8])
+}
+
+// syncConfigKey keeps spec.config's ConfigMap key equal to the deployed
+// version, creating the ConfigMap (owned by the CV) when it is missing.
+func (c *Controller) syncConfigKey(ctx context.Context, cv *cvv1.ContainerVersion, version string) error {
+	if cv.Spec.Config == nil {
+		return nil
+	}
+	cms := c.kube.CoreV1().ConfigMaps(cv.Namespace)
+	name, key := cv.Spec.Config.Name, cv.Spec.Config.Key
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cm, err := cms.Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
+				Name: name, Namespace: cv.Namespace,
+				OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(cv, cvv1.SchemeGroupVersion.WithKind("ContainerVersion"))},
+			}, Data: map[string]string{key: version}}
+			_, err = cms.Create(ctx, cm, metav1.CreateOptions{})
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		if cm.Data[key] == version {
+			return nil
+		}
+		if cm.Data == nil {
+			cm.Data = map[string]string{}
+		}
+		cm.Data[key] = version
+		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
+		return err
+	})
+}

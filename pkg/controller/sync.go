@@ -1,0 +1,345 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
+
+	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/rollout"
+	"cvmanager.dev/cvmanager/pkg/syncer"
+	"cvmanager.dev/cvmanager/pkg/workload"
+)
+
+// Event reasons recorded on ContainerVersions.
+const (
+	ReasonRolloutStarted   = "RolloutStarted"
+	ReasonRolloutSucceeded = "RolloutSucceeded"
+	ReasonRolloutFailed    = "RolloutFailed"
+	ReasonRolledBack       = "RolledBack"
+	ReasonRegistryError    = "RegistryError"
+	ReasonMisconfigured    = "Misconfigured"
+)
+
+// sync is the reconcile of one CV key: finish or advance a rollout under
+// way, otherwise poll the registry when due and start a rollout when the tag
+// moved. It returns an error only when a retry can help.
+func (c *Controller) sync(ctx context.Context, key string) error {
+	namespace, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return nil // a malformed key never becomes valid
+	}
+	cached, err := c.cvLister.ContainerVersions(namespace).Get(name)
+	if apierrors.IsNotFound(err) {
+		c.stopSyncer(key)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if cached.Spec.Suspend {
+		c.stopSyncer(key)
+		return nil
+	}
+	cv := cached.DeepCopy() // never mutate the informer's copy
+	if cv.Status.Rollout != nil {
+		return c.advance(ctx, cv)
+	}
+	s := c.syncerFor(key)
+	due, wait := s.due(cv, c.clock.Now())
+	if !due {
+		c.queue.AddAfter(key, wait)
+		return nil
+	}
+	return c.poll(ctx, cv, s)
+}
+
+// poll asks the registry where the tag points and acts on the answer.
+func (c *Controller) poll(ctx context.Context, cv *cvv1.ContainerVersion, s *syncerState) error {
+	versionSyntax, err := compileVersionSyntax(cv.Spec.VersionSyntax)
+	if err != nil {
+		return c.reportMisconfigured(ctx, cv, "InvalidVersionSyntax", err.Error())
+	}
+	maxAge := pollInterval(cv)
+	if s.forcedBy() != "" {
+		maxAge = 0
+	}
+	start := c.clock.Now()
+	img, err := c.opts.Resolver.Resolve(ctx, syncer.ResolveRequest{
+		Repo: cv.Spec.ImageRepo, Tag: cv.Spec.Tag, VersionSyntax: versionSyntax,
+		MaxAge: maxAge, PullSecrets: c.pullSecrets(ctx, cv),
+	})
+	now := c.clock.Now()
+	c.metrics.PollDuration.Observe(now.Sub(start).Seconds())
+	trigger := s.polled(now)
+	c.queue.AddAfter(s.key, s.interval)
+	if err != nil {
+		c.metrics.PollsTotal.WithLabelValues("error").Inc()
+		return c.reportRegistryError(ctx, cv, s, err)
+	}
+	s.lastError = ""
+	switch syncer.Decide(&cv.Status, img.Digest) {
+	case syncer.StartRollout:
+		c.metrics.PollsTotal.WithLabelValues("changed").Inc()
+		return c.startRollout(ctx, cv, img, trigger)
+	default:
+		c.metrics.PollsTotal.WithLabelValues("unchanged").Inc()
+		return c.recordPoll(ctx, cv, now)
+	}
+}
+
+// recordPoll persists lastPolled now and then (see ShouldPersistLastPolled)
+// and clears a registry error condition once the registry answers again.
+func (c *Controller) recordPoll(ctx context.Context, cv *cvv1.ContainerVersion, now time.Time) error {
+	var persisted time.Time
+	if cv.Status.LastPolled != nil {
+		persisted = cv.Status.LastPolled.Time
+	}
+	degraded := findCondition(cv.Status.Conditions, cvv1.ConditionDegraded)
+	registryRecovered := degraded != nil && degraded.Reason == ReasonRegistryError
+	if !registryRecovered && !syncer.ShouldPersistLastPolled(persisted, now, pollInterval(cv), liveness(cv)) {
+		return nil
+	}
+	cv.Status.LastPolled = &metav1.Time{Time: now}
+	if registryRecovered {
+		setCondition(cv, cvv1.ConditionDegraded, metav1.ConditionFalse, "RegistryRecovered", "the registry answers again", now)
+	}
+	return c.updateStatus(ctx, cv)
+}
+
+// startRollout makes the intent durable in status before touching any
+// workload, so a controller restarted at any point resumes this rollout.
+func (c *Controller) startRollout(ctx context.Context, cv *cvv1.ContainerVersion, img syncer.ResolvedImage, trigger string) error {
+	now := c.clock.Now()
+	version := versionName(cv, img)
+	from, fromDigest := cv.Status.SuccessVersion, cv.Status.SuccessDigest
+	cv.Status.Rollout = &cvv1.RolloutStatus{
+		Version: version, Digest: img.Digest, FromVersion: from, FromDigest: fromDigest,
+		Trigger: trigger, StartTime: metav1.Time{Time: now},
+	}
+	cv.Status.CurrVersion, cv.Status.CurrDigest = version, img.Digest
+	setCurrStatus(cv, cvv1.StatusProgressing, now)
+	cv.Status.LastPolled = &metav1.Time{Time: now}
+	setCondition(cv, cvv1.ConditionProgressing, metav1.ConditionTrue, ReasonRolloutStarted,
+		fmt.Sprintf("rolling out %s (%s)", version, img.Digest), now)
+	if err := c.updateStatus(ctx, cv); err != nil {
+		return err
+	}
+	c.recorder.Eventf(cv, corev1.EventTypeNormal, ReasonRolloutStarted, "Rolling out %s:%s (%s) from %s, trigger %s",
+		cv.Spec.ImageRepo, version, img.Digest, orNone(from), trigger)
+	return c.advance(ctx, cv)
+}
+
+// advance moves the rollout recorded in status forward by one step.
+func (c *Controller) advance(ctx context.Context, cv *cvv1.ContainerVersion) error {
+	r := cv.Status.Rollout
+	strategy, ok := c.strategies[rollout.StrategyKind(cv)]
+	if !ok {
+		return c.finishMisconfigured(ctx, cv, rollout.Progress{Reason: "StrategyNotSupported",
+			Message: fmt.Sprintf("strategy %q is not supported by this controller version", rollout.StrategyKind(cv))})
+	}
+	if r.RollingBack {
+		// A restart interrupted a rollback: finish it, never re-patch the
+		// version that failed.
+		return c.fail(ctx, cv, strategy, failureFromConditions(cv))
+	}
+	target, err := pinnedTarget(cv.Spec.ImageRepo, r.Version, r.Digest)
+	if err != nil {
+		return c.finishMisconfigured(ctx, cv, rollout.Progress{Reason: "InvalidDigest", Message: err.Error()})
+	}
+	p, err := strategy.Advance(ctx, cv, target)
+	if err != nil {
+		return err
+	}
+	elapsed := c.clock.Since(r.StartTime.Time)
+	switch {
+	case p.Phase == rollout.Succeeded:
+		return c.succeed(ctx, cv, p)
+	case p.Phase == rollout.Failed && p.Misconfigured:
+		return c.finishMisconfigured(ctx, cv, p)
+	case p.Phase == rollout.Failed:
+		return c.fail(ctx, cv, strategy, p)
+	case elapsed >= timeout(cv):
+		p.Reason, p.Message = "Timeout", fmt.Sprintf("rollout not finished after %s: %s", timeout(cv), p.Message)
+		return c.fail(ctx, cv, strategy, p)
+	}
+	c.queue.AddAfter(namespacedKey(cv), min(c.opts.ProgressInterval, timeout(cv)-elapsed))
+	return nil
+}
+
+func (c *Controller) succeed(ctx context.Context, cv *cvv1.ContainerVersion, p rollout.Progress) error {
+	r := cv.Status.Rollout
+	now := c.clock.Now()
+	if err := c.appendHistory(ctx, cv, p, "Success", ""); err != nil {
+		return err
+	}
+	if err := c.syncConfigKey(ctx, cv, r.Version); err != nil {
+		return err
+	}
+	cv.Status.SuccessVersion, cv.Status.SuccessDigest = r.Version, r.Digest
+	cv.Status.FailedDigest = ""
+	cv.Status.Rollout = nil
+	setCurrStatus(cv, cvv1.StatusSuccess, now)
+	setCondition(cv, cvv1.ConditionReady, metav1.ConditionTrue, "RolloutComplete", p.Message, now)
+	setCondition(cv, cvv1.ConditionProgressing, metav1.ConditionFalse, "RolloutComplete", p.Message, now)
+	setCondition(cv, cvv1.ConditionDegraded, metav1.ConditionFalse, "RolloutComplete", "", now)
+	if err := c.updateStatus(ctx, cv); err != nil {
+		return err
+	}
+	c.observeRollout("Success", r, now)
+	c.recorder.Eventf(cv, corev1.EventTypeNormal, ReasonRolloutSucceeded, "Rolled out %s (%s): %s", r.Version, r.Digest, p.Message)
+	klog.InfoS("Rollout succeeded", "cv", klog.KObj(cv), "version", r.Version, "digest", r.Digest)
+	return nil
+}
+
+// fail ends a rollout whose version does not work: roll back when enabled,
+// and remember the digest so it is not retried until the tag moves on.
+func (c *Controller) fail(ctx context.Context, cv *cvv1.ContainerVersion, strategy rollout.Strategy, p rollout.Progress) error {
+	r := cv.Status.Rollout
+	now := c.clock.Now()
+	outcome, note := "Failed", ""
+	if c.rollbackEnabled(cv) && cv.Status.SuccessDigest != "" && cv.Status.SuccessDigest != r.Digest {
+		if err := c.rollBack(ctx, cv, strategy, p); err != nil {
+			return err
+		}
+		outcome, note = "RolledBack", fmt.Sprintf("; rolled back to %s", cv.Status.SuccessVersion)
+	}
+	if err := c.appendHistory(ctx, cv, p, outcome, p.Reason+": "+p.Message); err != nil {
+		return err
+	}
+	cv.Status.FailedDigest = r.Digest
+	cv.Status.Rollout = nil
+	setCurrStatus(cv, cvv1.StatusFailed, now)
+	message := p.Message + note
+	setCondition(cv, cvv1.ConditionReady, metav1.ConditionFalse, p.Reason, message, now)
+	setCondition(cv, cvv1.ConditionProgressing, metav1.ConditionFalse, p.Reason, message, now)
+	setCondition(cv, cvv1.ConditionDegraded, metav1.ConditionTrue, p.Reason, message, now)
+	if err := c.updateStatus(ctx, cv); err != nil {
+		return err
+	}
+	c.observeRollout(outcome, r, now)
+	c.recorder.Eventf(cv, corev1.EventTypeWarning, ReasonRolloutFailed, "Rollout of %s (%s) failed: %s", r.Version, r.Digest, message)
+	if outcome == "RolledBack" {
+		c.recorder.Eventf(cv, corev1.EventTypeWarning, ReasonRolledBack, "Rolled back to %s (%s)", cv.Status.SuccessVersion, cv.Status.SuccessDigest)
+	}
+	return nil
+}
+
+// rollBack records the failure and the intent to roll back in status first,
+// so a restart mid-rollback resumes the rollback, then reverts the workloads.
+func (c *Controller) rollBack(ctx context.Context, cv *cvv1.ContainerVersion, strategy rollout.Strategy, p rollout.Progress) error {
+	if !cv.Status.Rollout.RollingBack {
+		cv.Status.Rollout.RollingBack = true
+		setCondition(cv, cvv1.ConditionProgressing, metav1.ConditionFalse, p.Reason, p.Message, c.clock.Now())
+		if err := c.updateStatus(ctx, cv); err != nil {
+			return err
+		}
+	}
+	previous, err := pinnedTarget(cv.Spec.ImageRepo, cv.Status.SuccessVersion, cv.Status.SuccessDigest)
+	if err == nil {
+		err = strategy.Revert(ctx, cv, previous)
+	}
+	if err != nil {
+		return fmt.Errorf("rolling back %s to %s: %w", namespacedKey(cv), cv.Status.SuccessVersion, err)
+	}
+	return nil
+}
+
+// failureFromConditions recovers why a rollout failed from the Progressing
+// condition written when its rollback began.
+func failureFromConditions(cv *cvv1.ContainerVersion) rollout.Progress {
+	p := rollout.Progress{Phase: rollout.Failed, Reason: "RolloutFailed", Message: "rollout failed"}
+	if cond := findCondition(cv.Status.Conditions, cvv1.ConditionProgressing); cond != nil && cond.Reason != "" {
+		p.Reason, p.Message = cond.Reason, cond.Message
+	}
+	return p
+}
+
+// finishMisconfigured ends a rollout that could not start because of the
+// cluster's configuration. Nothing was changed and the version is not
+// blamed: the next poll tries again, so fixing the cluster is enough.
+func (c *Controller) finishMisconfigured(ctx context.Context, cv *cvv1.ContainerVersion, p rollout.Progress) error {
+	cv.Status.Rollout = nil
+	return c.reportMisconfigured(ctx, cv, p.Reason, p.Message)
+}
+
+func (c *Controller) reportMisconfigured(ctx context.Context, cv *cvv1.ContainerVersion, reason, message string) error {
+	now := c.clock.Now()
+	setCurrStatus(cv, cvv1.StatusFailed, now)
+	setCondition(cv, cvv1.ConditionReady, metav1.ConditionFalse, reason, message, now)
+	setCondition(cv, cvv1.ConditionProgressing, metav1.ConditionFalse, reason, message, now)
+	setCondition(cv, cvv1.ConditionDegraded, metav1.ConditionTrue, reason, message, now)
+	if err := c.updateStatus(ctx, cv); err != nil {
+		return err
+	}
+	c.recorder.Event(cv, corev1.EventTypeWarning, ReasonMisconfigured, message)
+	return nil
+}
+
+// reportRegistryError surfaces a failed poll. The next poll stays on the
+// CV's schedule: the registry layer already backs off per host.
+func (c *Controller) reportRegistryError(ctx context.Context, cv *cvv1.ContainerVersion, s *syncerState, err error) error {
+	message := fmt.Sprintf("cannot resolve %s:%s: %v", cv.Spec.ImageRepo, cv.Spec.Tag, err)
+	if message == s.lastError {
+		return nil
+	}
+	s.lastError = message
+	klog.InfoS("Registry error", "cv", klog.KObj(cv), "err", err)
+	c.recorder.Event(cv, corev1.EventTypeWarning, ReasonRegistryError, message)
+	setCondition(cv, cvv1.ConditionDegraded, metav1.ConditionTrue, ReasonRegistryError, message, c.clock.Now())
+	return c.updateStatus(ctx, cv)
+}
+
+func (c *Controller) observeRollout(outcome string, r *cvv1.RolloutStatus, now time.Time) {
+	c.metrics.RolloutsTotal.WithLabelValues(outcome).Inc()
+	c.metrics.RolloutDuration.WithLabelValues(outcome).Observe(now.Sub(r.StartTime.Time).Seconds())
+}
+
+func (c *Controller) rollbackEnabled(cv *cvv1.ContainerVersion) bool {
+	return cv.Spec.Rollback.Enabled || c.opts.DefaultRollback
+}
+
+func pinnedTarget(repo, version, digest string) (rollout.Target, error) {
+	image, err := workload.PinnedImage(repo, version, digest)
+	if err != nil {
+		return rollout.Target{}, err
+	}
+	return rollout.Target{Version: version, Digest: digest, Image: image}, nil
+}
+
+// versionName is the version tag the registry found, or, when no tag on the
+// image matches versionSyntax, the watched tag itself: the digest pin keeps
+// the rollout exact either way.
+func versionName(cv *cvv1.ContainerVersion, img syncer.ResolvedImage) string {
+	if img.Version != "" {
+		return img.Version
+	}
+	return cv.Spec.Tag
+}
+
+// compileVersionSyntax anchors the expression at both ends, as the original
+// cvmanager documented it: "[0-9a-f]{5,40}" must not match part of a tag.
+func compileVersionSyntax(expr string) (*regexp.Regexp, error) {
+	if expr == "" {
+		expr = cvv1.DefaultVersionSyntax
+	}
+	re, err := regexp.Compile("^(?:" + expr + ")$")
+	if err != nil {
+		return nil, fmt.Errorf("spec.versionSyntax %q is not a valid regular expression: %v", expr, err)
+	}
+	return re, nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}

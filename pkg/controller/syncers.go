@@ -1,0 +1,122 @@
+package controller
+
+import (
+	"sync"
+	"time"
+
+	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/syncer"
+)
+
+// syncerState is one CV's in-memory poll schedule. It lives from the first
+// sync of the CV until the CV is deleted or suspended.
+type syncerState struct {
+	key      string
+	lastPoll time.Time
+	next     time.Time
+	interval time.Duration
+	// forced holds the trigger name of a requested immediate poll; it is
+	// set from other goroutines (trigger API), hence the mutex.
+	mu     sync.Mutex
+	forced string
+	// lastError is the last registry error reported, to avoid repeating
+	// the same Event every poll.
+	lastError string
+}
+
+func (c *Controller) syncerFor(key string) *syncerState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s, ok := c.syncers[key]
+	if !ok {
+		s = &syncerState{key: key}
+		c.syncers[key] = s
+		c.metrics.Syncers.Set(float64(len(c.syncers)))
+	}
+	return s
+}
+
+// stopSyncer forgets a deleted or suspended CV: with no state and no CV, the
+// queued timer finds nothing to do and the registry is not asked again.
+func (c *Controller) stopSyncer(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.syncers[key]; ok {
+		delete(c.syncers, key)
+		c.metrics.Syncers.Set(float64(len(c.syncers)))
+	}
+}
+
+// The other fields are only touched by the worker holding the CV's key: the
+// workqueue never hands one key to two workers at once.
+func (s *syncerState) force(trigger string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.forced = trigger
+}
+
+func (s *syncerState) forcedBy() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.forced
+}
+
+// due reports whether the CV should poll now, fixing the schedule the first
+// time it sees the CV (or a new interval) so events do not push it back.
+func (s *syncerState) due(cv *cvv1.ContainerVersion, now time.Time) (bool, time.Duration) {
+	interval := pollInterval(cv)
+	if s.forcedBy() != "" {
+		return true, 0
+	}
+	if s.next.IsZero() || interval != s.interval {
+		last := s.lastPoll
+		if last.IsZero() && cv.Status.LastPolled != nil {
+			last = cv.Status.LastPolled.Time
+		}
+		s.interval = interval
+		s.next = syncer.NextPoll(last, interval, now, syncer.Jitter(s.key))
+	}
+	if now.Before(s.next) {
+		return false, s.next.Sub(now)
+	}
+	return true, 0
+}
+
+// polled records a poll at now and returns the trigger that caused it.
+func (s *syncerState) polled(now time.Time) string {
+	s.mu.Lock()
+	trigger := s.forced
+	s.forced = ""
+	s.mu.Unlock()
+	if trigger == "" {
+		trigger = "poll"
+	}
+	s.lastPoll = now
+	s.next = now.Add(s.interval)
+	return trigger
+}
+
+func pollInterval(cv *cvv1.ContainerVersion) time.Duration {
+	if cv.Spec.PollIntervalSeconds <= 0 {
+		return time.Minute
+	}
+	return time.Duration(cv.Spec.PollIntervalSeconds) * time.Second
+}
+
+func timeout(cv *cvv1.ContainerVersion) time.Duration {
+	if cv.Spec.TimeoutSeconds <= 0 {
+		return 5 * time.Minute
+	}
+	return time.Duration(cv.Spec.TimeoutSeconds) * time.Second
+}
+
+func liveness(cv *cvv1.ContainerVersion) time.Duration {
+	if cv.Spec.LivenessSeconds <= 0 {
+		return 10 * time.Minute
+	}
+	return time.Duration(cv.Spec.LivenessSeconds) * time.Second
+}
+
+func namespacedKey(cv *cvv1.ContainerVersion) string {
+	return cv.Namespace + "/" + cv.Name
+}

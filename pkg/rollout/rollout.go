@@ -1,0 +1,70 @@
+// Package rollout moves workloads to a new image. Each strategy is a small,
+// idempotent state machine: Advance is called again and again (after every
+// workload change, and after a controller restart) and each call does only
+// what is still missing, so a rollout resumes instead of starting over.
+//
+// The package knows nothing of workqueues or registries: it gets a target
+// image and reports progress.
+package rollout
+
+import (
+	"context"
+	"fmt"
+
+	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+)
+
+// Phase is where a rollout stands after a call to Advance.
+type Phase string
+
+// Phases of a rollout.
+const (
+	InProgress Phase = "InProgress"
+	Succeeded  Phase = "Succeeded"
+	Failed     Phase = "Failed"
+)
+
+// Target is the image a rollout moves workloads to, always pinned by digest.
+type Target struct {
+	Version string
+	Digest  string
+	// Image is the full reference written into pod templates: repo:version@sha256:….
+	Image string
+}
+
+// Progress reports the state of a rollout.
+type Progress struct {
+	Phase Phase
+	// Reason is a CamelCase machine-readable cause, used for conditions.
+	Reason string
+	// Message is for people: it names the workload and what is wrong.
+	Message string
+	// Workloads are the keys ("Deployment/web") the rollout covers.
+	Workloads []string
+	// Misconfigured marks failures caused by the cluster's configuration
+	// (no matching workload, container absent): the version itself is not to
+	// blame, so it is not marked as failed and is tried again on a later poll.
+	Misconfigured bool
+}
+
+// Strategy rolls a target out and can put back a previous image.
+type Strategy interface {
+	// Name is the spec.strategy.kind the strategy implements.
+	Name() string
+	// Advance does the next missing steps towards target and reports progress.
+	Advance(ctx context.Context, cv *cvv1.ContainerVersion, target Target) (Progress, error)
+	// Revert puts the workloads back on a previous image (rollback).
+	Revert(ctx context.Context, cv *cvv1.ContainerVersion, previous Target) error
+}
+
+// StrategyKind normalises spec.strategy.kind: the empty kind is Simple.
+func StrategyKind(cv *cvv1.ContainerVersion) string {
+	if cv.Spec.Strategy.Kind == "" {
+		return cvv1.StrategySimple
+	}
+	return cv.Spec.Strategy.Kind
+}
+
+func misconfigured(reason, format string, args ...any) Progress {
+	return Progress{Phase: Failed, Reason: reason, Message: fmt.Sprintf(format, args...), Misconfigured: true}
+}
