@@ -9,33 +9,12 @@ import (
 	"cvmanager.dev/cvmanager/pkg/version"
 )
 
-func newRunCommand(kube *KubeFlags) *cobra.Command {
-	return &cobra.Command{
-		Use:   "run",
-		Short: "Run the controller: watch ContainerVersions and roll workloads out",
-		Args:  cobra.NoArgs,
-		RunE:  notImplemented("run"),
-	}
-}
-
 func newCRCommand(kube *KubeFlags) *cobra.Command {
 	cr := &cobra.Command{
 		Use:   "cr",
 		Short: "Container registry commands: run one syncer, move tags",
 	}
-	sync := &cobra.Command{
-		Use:   "sync",
-		Short: "Run the syncer of one ContainerVersion standalone",
-		Args:  cobra.NoArgs,
-		RunE:  notImplemented("cr sync"),
-	}
-	sync.AddCommand(&cobra.Command{
-		Use:   "status",
-		Short: "Liveness check: succeed when the syncer polled recently",
-		Args:  cobra.NoArgs,
-		RunE:  notImplemented("cr sync status"),
-	})
-	cr.AddCommand(sync, newTagsCommandOrPending())
+	cr.AddCommand(newCRSyncCommand(kube), newTagsCommandOrPending())
 	return cr
 }
 

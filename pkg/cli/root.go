@@ -6,6 +6,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -32,7 +33,23 @@ rolls the workload out (by digest) whenever the tag moves.`,
 	)
 	// Cobra adds `completion` itself; keep it visible in the tree.
 	root.CompletionOptions.HiddenDefaultCmd = false
+	root.InitDefaultCompletionCmd()
+	root.Long += "\n\nCommand tree:\n" + commandTree(root, "  ")
 	return root
+}
+
+// commandTree lists every subcommand, indented, so `cvmanager --help` shows
+// the whole tree at once.
+func commandTree(cmd *cobra.Command, indent string) string {
+	var b strings.Builder
+	for _, sub := range cmd.Commands() {
+		if sub.Hidden || sub.Name() == "help" {
+			continue
+		}
+		fmt.Fprintf(&b, "%s%-*s %s\n", indent, 24-len(indent), sub.Name(), sub.Short)
+		b.WriteString(commandTree(sub, indent+"  "))
+	}
+	return b.String()
 }
 
 // errNotImplemented is returned by commands whose issue has not landed yet, so

@@ -16,6 +16,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -47,6 +48,8 @@ type Options struct {
 	Namespace string
 	// CVSelector limits the controller to CVs with matching labels.
 	CVSelector labels.Selector
+	// Name limits the controller to one CV (with Namespace): `cr sync`.
+	Name string
 	// Workers is the number of concurrent syncs.
 	Workers int
 	// Resolver answers where a tag points (the registry layer's shared poller).
@@ -141,7 +144,7 @@ func (c *Controller) setupInformers() {
 		kubeinformers.WithNamespace(c.opts.Namespace), strip)
 	c.cvFactory = externalversions.NewSharedInformerFactoryWithOptions(c.cvClient, 0,
 		externalversions.WithNamespace(c.opts.Namespace),
-		externalversions.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = c.opts.CVSelector.String() }))
+		externalversions.WithTweakListOptions(c.scopeCVs))
 
 	cvInformer := c.cvFactory.Cvmanager().V1alpha1().ContainerVersions()
 	c.cvLister = cvInformer.Lister()
@@ -171,6 +174,15 @@ func (c *Controller) setupInformers() {
 	} {
 		_, _ = inf.AddEventHandler(handler)
 		c.synced = append(c.synced, inf.HasSynced)
+	}
+}
+
+// scopeCVs narrows the CV watch to the label selector and, for a standalone
+// syncer, to one CV by name.
+func (c *Controller) scopeCVs(o *metav1.ListOptions) {
+	o.LabelSelector = c.opts.CVSelector.String()
+	if c.opts.Name != "" {
+		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", c.opts.Name).String()
 	}
 }
 

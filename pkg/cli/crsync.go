@@ -1,0 +1,119 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"cvmanager.dev/cvmanager/pkg/controller"
+	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
+	"cvmanager.dev/cvmanager/pkg/metrics"
+)
+
+// newCRSyncCommand runs the syncer of one CV outside the controller: out of
+// cluster, or in a pod with its own service account (per-CV cloud
+// credentials). The in-cluster controller should exclude that CV with
+// --cv-selector so the two do not both act on it.
+func newCRSyncCommand(kube *KubeFlags) *cobra.Command {
+	var namespace, name string
+	var registry RegistryFlags
+	cmd := &cobra.Command{
+		Use:   "sync",
+		Short: "Run the syncer of one ContainerVersion standalone",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runOneSyncer(cmd.Context(), kube, &registry, namespace, name)
+		},
+	}
+	cmd.Flags().StringVarP(&namespace, "namespace", "n", "", "namespace of the ContainerVersion (default: the kubeconfig's)")
+	cmd.Flags().StringVar(&name, "cv", "", "name of the ContainerVersion (required)")
+	_ = cmd.MarkFlagRequired("cv")
+	registry.AddFlags(cmd.Flags())
+	cmd.AddCommand(newCRSyncStatusCommand(kube))
+	return cmd
+}
+
+func runOneSyncer(ctx context.Context, kube *KubeFlags, registry *RegistryFlags, namespace, name string) error {
+	if namespace == "" {
+		namespace = kube.Namespace()
+	}
+	kubeClient, cvClient, err := clients(kube)
+	if err != nil {
+		return err
+	}
+	if _, err := cvClient.CvmanagerV1alpha1().ContainerVersions(namespace).Get(ctx, name, metav1.GetOptions{}); err != nil {
+		return fmt.Errorf("ContainerVersion %s/%s: %w", namespace, name, err)
+	}
+	m := metrics.New()
+	resolver, err := registry.NewResolver(m)
+	if err != nil {
+		return err
+	}
+	ctrl := controller.New(kubeClient, cvClient, controller.Options{
+		Namespace: namespace, Name: name, Workers: 1, Resolver: resolver, Metrics: m,
+	})
+	return ctrl.Run(ctx)
+}
+
+// newCRSyncStatusCommand is the standalone syncer's liveness probe, as in the
+// original: it succeeds when the CV was polled successfully within --by.
+func newCRSyncStatusCommand(kube *KubeFlags) *cobra.Command {
+	var namespace, name string
+	var by time.Duration
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Liveness check: succeed when the syncer polled recently",
+		Long: `Succeeds when status.lastPolled of the ContainerVersion is within --by.
+lastPolled is written at most twice per spec.livenessSeconds, so --by defaults
+to livenessSeconds; a shorter --by can fail on a healthy syncer.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if namespace == "" {
+				namespace = kube.Namespace()
+			}
+			_, cvClient, err := clients(kube)
+			if err != nil {
+				return err
+			}
+			cv, err := cvClient.CvmanagerV1alpha1().ContainerVersions(namespace).Get(cmd.Context(), name, metav1.GetOptions{})
+			if err != nil {
+				return fmt.Errorf("ContainerVersion %s/%s: %w", namespace, name, err)
+			}
+			window := by
+			if window == 0 {
+				window = time.Duration(cv.Spec.LivenessSeconds) * time.Second
+			}
+			if cv.Status.LastPolled == nil {
+				return fmt.Errorf("%s/%s has never been polled", namespace, name)
+			}
+			if age := time.Since(cv.Status.LastPolled.Time); age > window {
+				return fmt.Errorf("%s/%s last polled %s ago, more than %s", namespace, name, age.Round(time.Second), window)
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "%s/%s polled at %s\n", namespace, name, cv.Status.LastPolled.Format(time.RFC3339))
+			return err
+		},
+	}
+	cmd.Flags().StringVarP(&namespace, "namespace", "n", "", "namespace of the ContainerVersion (default: the kubeconfig's)")
+	cmd.Flags().StringVar(&name, "cv", "", "name of the ContainerVersion (required)")
+	cmd.Flags().DurationVar(&by, "by", 0, "maximum age of the last successful poll (default: spec.livenessSeconds)")
+	_ = cmd.MarkFlagRequired("cv")
+	return cmd
+}
+
+func clients(kube *KubeFlags) (kubernetes.Interface, versioned.Interface, error) {
+	cfg, err := kube.RESTConfig()
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg.UserAgent = "cvmanager"
+	kubeClient, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	cvClient, err := versioned.NewForConfig(cfg)
+	return kubeClient, cvClient, err
+}

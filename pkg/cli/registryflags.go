@@ -1,0 +1,35 @@
+package cli
+
+import (
+	"github.com/spf13/pflag"
+
+	"cvmanager.dev/cvmanager/pkg/metrics"
+	"cvmanager.dev/cvmanager/pkg/syncer"
+)
+
+// RegistryFlags configure how the controller talks to registries.
+type RegistryFlags struct {
+	// InsecureRegistries are hosts reached over plain HTTP (local registries).
+	InsecureRegistries []string
+	// CAFile adds a CA bundle for registries with private certificates.
+	CAFile string
+	// ECREndpoint overrides the ECR API endpoint (VPC endpoints, tests).
+	ECREndpoint string
+	// QPS and Burst bound requests per registry host.
+	QPS   float64
+	Burst int
+}
+
+// AddFlags registers the registry flags.
+func (r *RegistryFlags) AddFlags(fs *pflag.FlagSet) {
+	fs.StringSliceVar(&r.InsecureRegistries, "insecure-registry", nil, "registry host:port reached over plain HTTP (repeatable)")
+	fs.StringVar(&r.CAFile, "registry-ca-file", "", "PEM bundle of extra CAs for registries")
+	fs.StringVar(&r.ECREndpoint, "ecr-endpoint", "", "override the ECR API endpoint")
+	fs.Float64Var(&r.QPS, "registry-qps", 5, "sustained requests per second per registry host")
+	fs.IntVar(&r.Burst, "registry-burst", 20, "burst of requests per registry host")
+}
+
+// NewResolver builds the shared, deduplicating poller over the registry layer.
+func (r *RegistryFlags) NewResolver(m *metrics.Metrics) (syncer.ImageResolver, error) {
+	return newRegistryResolver(r, m)
+}

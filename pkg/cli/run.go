@@ -1,0 +1,130 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/klog/v2"
+
+	"cvmanager.dev/cvmanager/pkg/controller"
+	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
+	"cvmanager.dev/cvmanager/pkg/metrics"
+	"cvmanager.dev/cvmanager/pkg/server"
+)
+
+// runOptions are the flags of `cvmanager run`. Names follow the original
+// cvmanager where it had one (--port, --history, --rollback, --k8s-config).
+type runOptions struct {
+	namespace      string
+	cvSelector     string
+	workers        int
+	bindAddress    string
+	port           int
+	history        bool
+	rollback       bool
+	kubeQPS        float32
+	kubeBurst      int
+	leaderElect    bool
+	leaseNamespace string
+	leaseName      string
+	leaseDuration  time.Duration
+	renewDeadline  time.Duration
+	retryPeriod    time.Duration
+	progressEvery  time.Duration
+	registry       RegistryFlags
+}
+
+func newRunCommand(kube *KubeFlags) *cobra.Command {
+	o := &runOptions{}
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the controller: watch ContainerVersions and roll workloads out",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return o.run(cmd.Context(), kube) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.namespace, "namespace", "", "watch only this namespace (default: all namespaces)")
+	f.StringVar(&o.cvSelector, "cv-selector", "", "manage only ContainerVersions with these labels (label selector)")
+	f.IntVar(&o.workers, "concurrent-syncs", 4, "ContainerVersions synced in parallel")
+	f.StringVar(&o.bindAddress, "bind-address", "127.0.0.1", "address of the HTTP server (use 0.0.0.0 in a pod)")
+	f.IntVar(&o.port, "port", 8080, "port of the HTTP server (metrics, probes, dashboard)")
+	f.BoolVar(&o.history, "history", false, "record history for every CV, even without spec.history.enabled")
+	f.BoolVar(&o.rollback, "rollback", false, "roll back failed rollouts for every CV, even without spec.rollback.enabled")
+	f.Float32Var(&o.kubeQPS, "kube-api-qps", 50, "sustained queries per second to the Kubernetes API")
+	f.IntVar(&o.kubeBurst, "kube-api-burst", 100, "burst of queries to the Kubernetes API")
+	f.BoolVar(&o.leaderElect, "leader-elect", true, "elect a leader with a Lease so only one replica acts")
+	f.StringVar(&o.leaseNamespace, "leader-elect-namespace", defaultLeaseNamespace(), "namespace of the leader Lease")
+	f.StringVar(&o.leaseName, "leader-elect-name", "cvmanager", "name of the leader Lease")
+	f.DurationVar(&o.leaseDuration, "leader-elect-lease-duration", 15*time.Second, "how long a lease lasts without renewal")
+	f.DurationVar(&o.renewDeadline, "leader-elect-renew-deadline", 10*time.Second, "how long the leader retries renewing")
+	f.DurationVar(&o.retryPeriod, "leader-elect-retry-period", 2*time.Second, "how often candidates try to acquire the lease")
+	f.DurationVar(&o.progressEvery, "progress-interval", 2*time.Second, "re-examine unfinished rollouts at least this often")
+	o.registry.AddFlags(f)
+	return cmd
+}
+
+// defaultLeaseNamespace is the pod's namespace in a cluster (downward API
+// POD_NAMESPACE), else cvmanager-system.
+func defaultLeaseNamespace() string {
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return ns
+	}
+	return "cvmanager-system"
+}
+
+func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
+	selector, err := labels.Parse(o.cvSelector)
+	if err != nil {
+		return fmt.Errorf("--cv-selector: %w", err)
+	}
+	cfg, err := kube.RESTConfig()
+	if err != nil {
+		return err
+	}
+	cfg.QPS, cfg.Burst = o.kubeQPS, o.kubeBurst
+	cfg.UserAgent = "cvmanager"
+	kubeClient, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	cvClient, err := versioned.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	m := metrics.New()
+	resolver, err := o.registry.NewResolver(m)
+	if err != nil {
+		return err
+	}
+	ctrl := controller.New(kubeClient, cvClient, controller.Options{
+		Namespace: o.namespace, CVSelector: selector, Workers: o.workers, Resolver: resolver,
+		Metrics: m, ProgressInterval: o.progressEvery, DefaultHistory: o.history, DefaultRollback: o.rollback,
+	})
+	leader := &controller.LeaderState{}
+	mux := server.NewMux(m.Registry, server.Readiness{Synced: ctrl.HasSynced, Leader: leader.IsLeader})
+	addr := net.JoinHostPort(o.bindAddress, strconv.Itoa(o.port))
+	klog.InfoS("Starting cvmanager", "address", addr, "namespace", o.namespace, "leaderElection", o.leaderElect)
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return server.Serve(ctx, addr, mux) })
+	g.Go(func() error {
+		le := controller.LeaderElection{
+			Enabled: o.leaderElect, Namespace: o.leaseNamespace, Name: o.leaseName,
+			LeaseDuration: o.leaseDuration, RenewDeadline: o.renewDeadline, RetryPeriod: o.retryPeriod,
+		}
+		err := controller.RunLeaderElected(ctx, kubeClient, le, leader, ctrl.Run)
+		if err == nil && ctx.Err() == nil {
+			return fmt.Errorf("lost the leader lease")
+		}
+		return err
+	})
+	return g.Wait()
+}
