@@ -32,12 +32,7 @@ func newCVCommand(kube *KubeFlags) *cobra.Command {
 		Use:   "cv",
 		Short: "Inspect ContainerVersions",
 	}
-	cv.AddCommand(&cobra.Command{
-		Use:   "get",
-		Short: "Show managed workloads and their versions",
-		Args:  cobra.NoArgs,
-		RunE:  notImplemented("cv get"),
-	})
+	cv.AddCommand(newCVGetCommand(kube))
 	return cv
 }
 

@@ -15,6 +15,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"cvmanager.dev/cvmanager/pkg/controller"
+	"cvmanager.dev/cvmanager/pkg/dashboard"
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
 	"cvmanager.dev/cvmanager/pkg/metrics"
 	"cvmanager.dev/cvmanager/pkg/server"
@@ -110,6 +111,7 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 	})
 	leader := &controller.LeaderState{}
 	mux := server.NewMux(m.Registry, server.Readiness{Synced: ctrl.HasSynced, Leader: leader.IsLeader})
+	dashboard.ForController(ctrl.CVLister(), ctrl.WorkloadListers(), kubeClient).Register(mux)
 	addr := net.JoinHostPort(o.bindAddress, strconv.Itoa(o.port))
 	klog.InfoS("Starting cvmanager", "address", addr, "namespace", o.namespace, "leaderElection", o.leaderElect)
 

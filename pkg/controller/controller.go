@@ -295,3 +295,12 @@ func stripManagedFields(obj any) (any, error) {
 	}
 	return obj, nil
 }
+
+// CVLister exposes the CV cache, so the dashboard reads without API calls.
+func (c *Controller) CVLister() cvlisters.ContainerVersionLister { return c.cvLister }
+
+// WorkloadListers exposes the workload caches for the same reason.
+func (c *Controller) WorkloadListers() workload.Listers { return c.workloads }
+
+// KubeClient is the client the controller writes with.
+func (c *Controller) KubeClient() kubernetes.Interface { return c.kube }

@@ -1,0 +1,90 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
+
+	"cvmanager.dev/cvmanager/pkg/dashboard"
+)
+
+// newCVGetCommand shows the dashboard's rows through the Kubernetes API, so
+// it works without reaching the controller's HTTP server.
+func newCVGetCommand(kube *KubeFlags) *cobra.Command {
+	var namespace, output string
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "get",
+		Short: "Show managed workloads and their versions",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if all {
+				namespace = ""
+			} else if namespace == "" {
+				namespace = kube.Namespace()
+			}
+			kubeClient, cvClient, err := clients(kube)
+			if err != nil {
+				return err
+			}
+			rows, err := dashboard.Rows(dashboard.APISource{Ctx: cmd.Context(), Kube: kubeClient, CVClient: cvClient}, namespace)
+			if err != nil {
+				return err
+			}
+			return printRows(cmd.OutOrStdout(), rows, output)
+		},
+	}
+	cmd.Flags().StringVarP(&namespace, "namespace", "n", "", "namespace (default: the kubeconfig's)")
+	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "all namespaces")
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table, json or yaml")
+	return cmd
+}
+
+func printRows(w io.Writer, rows []dashboard.Row, output string) error {
+	if rows == nil {
+		rows = []dashboard.Row{}
+	}
+	switch output {
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rows)
+	case "yaml":
+		data, err := yaml.Marshal(rows)
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(data)
+		return err
+	case "table", "":
+		return printTable(w, rows)
+	default:
+		return fmt.Errorf("unknown output format %q: use table, json or yaml", output)
+	}
+}
+
+func printTable(w io.Writer, rows []dashboard.Row) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NAMESPACE\tWORKLOAD\tCV\tTAG\tVERSION\tPODS\tSTATUS\tUPDATED")
+	for _, r := range rows {
+		updated := "-"
+		if !r.LastUpdated.IsZero() {
+			updated = time.Since(r.LastUpdated).Round(time.Second).String()
+		}
+		fmt.Fprintf(tw, "%s\t%s/%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\n", r.Namespace, r.Kind, r.Name, r.CV, r.Tag,
+			orDash(r.Version), r.Available, r.Desired, orDash(r.Status), updated)
+	}
+	return tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,132 @@
+// Package dashboard serves the workloads view: /v1/cv/workloads (JSON or
+// HTML) lists every managed workload and /v1/cv/workloads/{name} a CV's
+// history. The same rows back `cvmanager cv get`.
+package dashboard
+
+import (
+	"sort"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/workload"
+)
+
+// Row is one managed workload.
+type Row struct {
+	Namespace   string    `json:"namespace"`
+	Name        string    `json:"name"`
+	Kind        string    `json:"kind"`
+	Container   string    `json:"container"`
+	CV          string    `json:"cv"`
+	Tag         string    `json:"tag"`
+	Version     string    `json:"version"`
+	Digest      string    `json:"digest"`
+	Image       string    `json:"image"`
+	Available   int32     `json:"available"`
+	Desired     int32     `json:"desired"`
+	Status      string    `json:"status"`
+	LastUpdated time.Time `json:"lastUpdated,omitempty"`
+	LastError   string    `json:"lastError,omitempty"`
+}
+
+// Source lists CVs and workloads; informer listers back the server, API
+// calls back the CLI.
+type Source interface {
+	ContainerVersions(namespace string) ([]*cvv1.ContainerVersion, error)
+	Workloads(namespace string, selector labels.Selector) ([]workload.Workload, error)
+}
+
+// Rows builds the view for namespace ("" = all), one row per workload a CV
+// selects, each workload in its own CV's namespace only. Rows are ordered
+// Progressing, Failed, Success, then by namespace and name, so trouble is on top.
+func Rows(src Source, namespace string) ([]Row, error) {
+	cvs, err := src.ContainerVersions(namespace)
+	if err != nil {
+		return nil, err
+	}
+	var rows []Row
+	for _, cv := range cvs {
+		selector, err := metav1.LabelSelectorAsSelector(cv.Spec.Selector)
+		if err != nil || selector.Empty() {
+			continue
+		}
+		workloads, err := src.Workloads(cv.Namespace, selector)
+		if err != nil {
+			return nil, err
+		}
+		for _, w := range workloads {
+			rows = append(rows, rowFor(cv, w))
+		}
+	}
+	SortRows(rows)
+	return rows, nil
+}
+
+func rowFor(cv *cvv1.ContainerVersion, w workload.Workload) Row {
+	image, _ := workload.ContainerImage(w, cv.Spec.Container.Name)
+	available, desired := replicaCounts(w)
+	r := Row{
+		Namespace: cv.Namespace, Name: w.Name(), Kind: string(w.Kind), Container: cv.Spec.Container.Name,
+		CV: cv.Name, Tag: cv.Spec.Tag, Version: cv.Status.CurrVersion, Digest: workload.DigestOf(image),
+		Image: image, Available: available, Desired: desired, Status: cv.Status.CurrStatus,
+	}
+	if cv.Status.CurrStatusTime != nil {
+		r.LastUpdated = cv.Status.CurrStatusTime.Time
+	}
+	for _, c := range cv.Status.Conditions {
+		if c.Type == cvv1.ConditionDegraded && c.Status == metav1.ConditionTrue {
+			r.LastError = c.Message
+		}
+	}
+	return r
+}
+
+func replicaCounts(w workload.Workload) (available, desired int32) {
+	switch o := w.Object.(type) {
+	case *appsv1.Deployment:
+		return o.Status.AvailableReplicas, replicasOf(o.Spec.Replicas)
+	case *appsv1.StatefulSet:
+		return o.Status.ReadyReplicas, replicasOf(o.Spec.Replicas)
+	case *appsv1.DaemonSet:
+		return o.Status.NumberAvailable, o.Status.DesiredNumberScheduled
+	}
+	return 0, 0
+}
+
+func replicasOf(r *int32) int32 {
+	if r == nil {
+		return 1
+	}
+	return *r
+}
+
+var statusRank = map[string]int{cvv1.StatusProgressing: 0, cvv1.StatusFailed: 1, cvv1.StatusSuccess: 2}
+
+func rank(status string) int {
+	if r, ok := statusRank[status]; ok {
+		return r
+	}
+	return 3
+}
+
+// SortRows orders rows Progressing → Failed → Success → unknown, then by
+// namespace, name and kind.
+func SortRows(rows []Row) {
+	sort.SliceStable(rows, func(i, j int) bool {
+		a, b := rows[i], rows[j]
+		if rank(a.Status) != rank(b.Status) {
+			return rank(a.Status) < rank(b.Status)
+		}
+		if a.Namespace != b.Namespace {
+			return a.Namespace < b.Namespace
+		}
+		if a.Name != b.Name {
+			return a.Name < b.Name
+		}
+		return a.Kind < b.Kind
+	})
+}

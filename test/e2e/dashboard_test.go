@@ -1,0 +1,138 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/controller"
+	"cvmanager.dev/cvmanager/pkg/dashboard"
+	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
+	"cvmanager.dev/cvmanager/pkg/history"
+	"cvmanager.dev/cvmanager/pkg/metrics"
+	"cvmanager.dev/cvmanager/test/controlplane"
+)
+
+// hostile is user input that must reach the page as text, never as markup.
+const hostile = `<script>alert("x")</script>`
+
+// TestDashboard: rows for CVs in two namespaces, scoped by ?namespace=,
+// served from the controller's caches; HTML escapes user input; the history
+// endpoint answers JSON and HTML with clear errors for bad requests.
+func TestDashboard(t *testing.T) {
+	e := newEnv(t)
+	other := controlplane.NewNamespace(t)
+	reg := newTestRegistry(t)
+	repo := reg.repo("team/dash")
+	d1 := reg.push(t, "team/dash", "v1", "env-prod")
+	for _, ns := range []string{e.ns, other} {
+		_, err := e.kube.AppsV1().Deployments(ns).Create(e.ctx, newDeployment(ns, "web", "web", repo+":old", 1), metav1.CreateOptions{})
+		must(t, err)
+		_, err = e.cvClient.CvmanagerV1alpha1().ContainerVersions(ns).Create(e.ctx, newCV(ns, "web", repo), metav1.CreateOptions{})
+		must(t, err)
+	}
+	// A workload whose image is hostile text, under a CV whose repo does not
+	// exist: nothing is patched, and the row shows the image and the error.
+	_, err := e.kube.AppsV1().Deployments(e.ns).Create(e.ctx, newDeployment(e.ns, "evil", "evil", "evil@"+hostile, 1), metav1.CreateOptions{})
+	must(t, err)
+	e.createCV(newCV(e.ns, "evil", reg.repo("team/absent")))
+
+	ctrl := controller.New(kubernetes.NewForConfigOrDie(controllerConfig), versioned.NewForConfigOrDie(controllerConfig),
+		controller.Options{Resolver: reg.resolver(t), Metrics: metrics.New(), ProgressInterval: 500 * time.Millisecond})
+	ctx, cancel := context.WithCancel(e.ctx)
+	defer cancel()
+	go func() { _ = ctrl.Run(ctx) }()
+	mux := http.NewServeMux()
+	dashboard.ForController(ctrl.CVLister(), ctrl.WorkloadListers(), ctrl.KubeClient()).Register(mux)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	for _, ns := range []string{e.ns, other} {
+		e.eventually(60*time.Second, "web rolled out in "+ns, func() (bool, error) {
+			cv, err := e.cvClient.CvmanagerV1alpha1().ContainerVersions(ns).Get(e.ctx, "web", metav1.GetOptions{})
+			return err == nil && cv.Status.CurrStatus == cvv1.StatusSuccess && cv.Status.CurrDigest == d1, err
+		})
+	}
+	e.eventually(30*time.Second, "evil reports its registry error", func() (bool, error) {
+		cv := e.getCV("evil")
+		for _, c := range cv.Status.Conditions {
+			if c.Type == cvv1.ConditionDegraded && c.Reason == controller.ReasonRegistryError {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+
+	var all []dashboard.Row
+	getJSON(t, srv.URL+"/v1/cv/workloads", &all)
+	if countNamespace(all, e.ns) != 2 || countNamespace(all, other) != 1 {
+		t.Fatalf("rows per namespace wrong: %+v", all)
+	}
+	var scoped []dashboard.Row
+	getJSON(t, srv.URL+"/v1/cv/workloads?namespace="+other, &scoped)
+	if len(scoped) != 1 || scoped[0].Namespace != other || scoped[0].Digest != d1 || scoped[0].Version != "v1" || scoped[0].Status != cvv1.StatusSuccess {
+		t.Errorf("scoped rows: %+v", scoped)
+	}
+
+	page := get(t, srv.URL+"/v1/cv/workloads?format=html", "", http.StatusOK)
+	if strings.Contains(page, hostile) || !strings.Contains(page, "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;") {
+		t.Errorf("hostile image not escaped in the page")
+	}
+	if !strings.Contains(page, `href="/v1/cv/workloads/web?namespace=`+e.ns+`&amp;format=html"`) {
+		t.Errorf("page lacks the history link")
+	}
+	if html := get(t, srv.URL+"/v1/cv/workloads", "text/html", http.StatusOK); !strings.HasPrefix(html, "<!doctype html>") {
+		t.Errorf("Accept: text/html not honoured")
+	}
+
+	var records []history.Record
+	getJSON(t, srv.URL+"/v1/cv/workloads/web?namespace="+e.ns, &records)
+	if len(records) != 1 || records[0].ToDigest != d1 {
+		t.Errorf("history: %+v", records)
+	}
+	if h := get(t, srv.URL+"/v1/cv/workloads/web?namespace="+e.ns+"&format=html", "", http.StatusOK); !strings.Contains(h, "History of "+e.ns+"/web") {
+		t.Errorf("history page: %.300s", h)
+	}
+	get(t, srv.URL+"/v1/cv/workloads/web", "", http.StatusBadRequest)
+	get(t, srv.URL+"/v1/cv/workloads/nope?namespace="+e.ns, "", http.StatusNotFound)
+}
+
+func countNamespace(rows []dashboard.Row, ns string) int {
+	n := 0
+	for _, r := range rows {
+		if r.Namespace == ns {
+			n++
+		}
+	}
+	return n
+}
+
+func get(t *testing.T, url, accept string, wantCode int) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	must(t, err)
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != wantCode {
+		t.Fatalf("GET %s: %d, want %d: %s", url, resp.StatusCode, wantCode, body)
+	}
+	return string(body)
+}
+
+func getJSON(t *testing.T, url string, into any) {
+	t.Helper()
+	must(t, json.Unmarshal([]byte(get(t, url, "", http.StatusOK)), into))
+}
