@@ -9,8 +9,8 @@ import (
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
-	"cvmanager.dev/cvmanager/pkg/history"
 	cvlisters "cvmanager.dev/cvmanager/pkg/generated/listers/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/history"
 	"cvmanager.dev/cvmanager/pkg/workload"
 )
 
@@ -90,7 +90,9 @@ func (s APISource) Workloads(namespace string, selector labels.Selector) ([]work
 }
 
 // ListerGetter adapts a CV lister to CVGetter.
-type ListerGetter struct{ Lister cvlisters.ContainerVersionLister }
+type ListerGetter struct {
+	Lister cvlisters.ContainerVersionLister
+}
 
 // Get implements CVGetter.
 func (g ListerGetter) Get(namespace, name string) (*cvv1.ContainerVersion, error) {
