@@ -19,6 +19,7 @@ import (
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
 	"cvmanager.dev/cvmanager/pkg/metrics"
 	"cvmanager.dev/cvmanager/pkg/server"
+	"cvmanager.dev/cvmanager/pkg/trigger"
 )
 
 // runOptions are the flags of `cvmanager run`. Names follow the original
@@ -40,6 +41,8 @@ type runOptions struct {
 	renewDeadline  time.Duration
 	retryPeriod    time.Duration
 	progressEvery  time.Duration
+	triggerKeysDir string
+	triggerRate    float64
 	registry       RegistryFlags
 }
 
@@ -68,6 +71,8 @@ func newRunCommand(kube *KubeFlags) *cobra.Command {
 	f.DurationVar(&o.renewDeadline, "leader-elect-renew-deadline", 10*time.Second, "how long the leader retries renewing")
 	f.DurationVar(&o.retryPeriod, "leader-elect-retry-period", 2*time.Second, "how often candidates try to acquire the lease")
 	f.DurationVar(&o.progressEvery, "progress-interval", 2*time.Second, "re-examine unfinished rollouts at least this often")
+	f.StringVar(&o.triggerKeysDir, "trigger-keys-dir", "", "directory of API keys (a mounted Secret) enabling POST /v1/trigger")
+	f.Float64Var(&o.triggerRate, "trigger-rate", 10, "trigger requests per second accepted, all keys together")
 	o.registry.AddFlags(f)
 	return cmd
 }
@@ -112,6 +117,13 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 	leader := &controller.LeaderState{}
 	mux := server.NewMux(m.Registry, server.Readiness{Synced: ctrl.HasSynced, Leader: leader.IsLeader})
 	dashboard.ForController(ctrl.CVLister(), ctrl.WorkloadListers(), kubeClient).Register(mux)
+	if o.triggerKeysDir != "" {
+		keys, err := trigger.LoadKeysDir(o.triggerKeysDir)
+		if err != nil {
+			return err
+		}
+		trigger.New(keys, ctrl.CVLister(), ctrl, o.triggerRate).Register(mux)
+	}
 	addr := net.JoinHostPort(o.bindAddress, strconv.Itoa(o.port))
 	klog.InfoS("Starting cvmanager", "address", addr, "namespace", o.namespace, "leaderElection", o.leaderElect)
 
