@@ -18,6 +18,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"k8s.io/client-go/util/workqueue"
 )
 
 // Metrics holds the controller's collectors and their registry.
@@ -56,14 +57,9 @@ func New() *Metrics {
 	}
 	m.Registry.MustRegister(m.RolloutsTotal, m.RolloutDuration, m.Syncers, m.PollsTotal, m.PollDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	registerWorkqueueMetrics(m.Registry)
+	workqueueOnce.Do(func() { workqueue.SetProvider(wqProvider) })
+	m.Registry.MustRegister(wqProvider.collectors()...)
 	return m
 }
 
 var workqueueOnce sync.Once
-
-// registerWorkqueueMetrics installs the workqueue metrics provider. client-go
-// allows one provider per process, so only the first registry gets them.
-func registerWorkqueueMetrics(reg prometheus.Registerer) {
-	workqueueOnce.Do(func() { setWorkqueueProvider(reg) })
-}

@@ -5,8 +5,13 @@ import (
 	"k8s.io/client-go/util/workqueue"
 )
 
-func setWorkqueueProvider(reg prometheus.Registerer) {
-	p := &workqueueProvider{
+// wqProvider is process-wide because client-go accepts one workqueue metrics
+// provider per process; its collectors are registered on every Metrics
+// registry, so each /metrics shows the queue series.
+var wqProvider = newWorkqueueProvider()
+
+func newWorkqueueProvider() *workqueueProvider {
+	return &workqueueProvider{
 		depth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "cvmanager_workqueue_depth", Help: "Current depth of the workqueue.",
 		}, []string{"name"}),
@@ -31,8 +36,10 @@ func setWorkqueueProvider(reg prometheus.Registerer) {
 			Name: "cvmanager_workqueue_retries_total", Help: "Retries handled by the workqueue.",
 		}, []string{"name"}),
 	}
-	reg.MustRegister(p.depth, p.adds, p.latency, p.work, p.unfinished, p.longest, p.retries)
-	workqueue.SetProvider(p)
+}
+
+func (p *workqueueProvider) collectors() []prometheus.Collector {
+	return []prometheus.Collector{p.depth, p.adds, p.latency, p.work, p.unfinished, p.longest, p.retries}
 }
 
 // workqueueProvider adapts client-go's workqueue metrics to Prometheus.
