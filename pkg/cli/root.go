@@ -29,6 +29,7 @@ rolls the workload out (by digest) whenever the tag moves.`,
 		newRunCommand(kube),
 		newCRCommand(kube),
 		newCVCommand(kube),
+		newReleaseCommand(kube),
 		newVersionCommand(),
 	)
 	// Cobra adds `completion` itself; keep it visible in the tree.

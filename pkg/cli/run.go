@@ -18,6 +18,7 @@ import (
 	"cvmanager.dev/cvmanager/pkg/dashboard"
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
 	"cvmanager.dev/cvmanager/pkg/metrics"
+	"cvmanager.dev/cvmanager/pkg/policy"
 	"cvmanager.dev/cvmanager/pkg/server"
 	"cvmanager.dev/cvmanager/pkg/trigger"
 )
@@ -43,6 +44,7 @@ type runOptions struct {
 	progressEvery  time.Duration
 	triggerKeysDir string
 	triggerRate    float64
+	restrictions   []string
 	registry       RegistryFlags
 }
 
@@ -73,6 +75,8 @@ func newRunCommand(kube *KubeFlags) *cobra.Command {
 	f.DurationVar(&o.progressEvery, "progress-interval", 2*time.Second, "re-examine unfinished rollouts at least this often")
 	f.StringVar(&o.triggerKeysDir, "trigger-keys-dir", "", "directory of API keys (a mounted Secret) enabling POST /v1/trigger")
 	f.Float64Var(&o.triggerRate, "trigger-rate", 10, "trigger requests per second accepted, all keys together")
+	f.StringArrayVar(&o.restrictions, "policy-version-restriction", nil,
+		"<namespace-regex>=<version-regex>: versions deployed in matching namespaces must match (repeatable; CVs cannot loosen it)")
 	o.registry.AddFlags(f)
 	return cmd
 }
@@ -105,6 +109,14 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 	if err != nil {
 		return err
 	}
+	var restrictions []policy.Restriction
+	for _, r := range o.restrictions {
+		parsed, err := policy.ParseRestriction(r)
+		if err != nil {
+			return fmt.Errorf("--policy-version-restriction: %w", err)
+		}
+		restrictions = append(restrictions, parsed)
+	}
 	m := metrics.New()
 	resolver, err := o.registry.NewResolver(m)
 	if err != nil {
@@ -113,6 +125,7 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 	ctrl := controller.New(kubeClient, cvClient, controller.Options{
 		Namespace: o.namespace, CVSelector: selector, Workers: o.workers, Resolver: resolver,
 		Metrics: m, ProgressInterval: o.progressEvery, DefaultHistory: o.history, DefaultRollback: o.rollback,
+		Restrictions: restrictions,
 	})
 	leader := &controller.LeaderState{}
 	mux := server.NewMux(m.Registry, server.Readiness{Synced: ctrl.HasSynced, Leader: leader.IsLeader})

@@ -53,6 +53,9 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		return c.advance(ctx, cv)
 	}
 	s := c.syncerFor(key)
+	if st := cv.Status; st.AvailableDigest != "" && released(cv, st.AvailableVersion, st.AvailableDigest) {
+		s.force("release") // a held version was approved: act now, not at the next poll
+	}
 	due, wait := s.due(cv, c.clock.Now())
 	if !due {
 		c.queue.AddAfter(key, wait)
@@ -88,6 +91,13 @@ func (c *Controller) poll(ctx context.Context, cv *cvv1.ContainerVersion, s *syn
 	switch syncer.Decide(&cv.Status, img.Digest) {
 	case syncer.StartRollout:
 		c.metrics.PollsTotal.WithLabelValues("changed").Inc()
+		version := versionName(cv, img)
+		if verdict := c.gate(cv, version, img.Digest); !verdict.Allowed {
+			return c.hold(ctx, cv, img, version, verdict)
+		}
+		if released(cv, version, img.Digest) {
+			trigger = "release"
+		}
 		return c.startRollout(ctx, cv, img, trigger)
 	default:
 		c.metrics.PollsTotal.WithLabelValues("unchanged").Inc()
@@ -127,6 +137,7 @@ func (c *Controller) startRollout(ctx context.Context, cv *cvv1.ContainerVersion
 	cv.Status.CurrVersion, cv.Status.CurrDigest = version, img.Digest
 	setCurrStatus(cv, cvv1.StatusProgressing, now)
 	cv.Status.LastPolled = &metav1.Time{Time: now}
+	clearHold(cv, metav1.Time{Time: now})
 	setCondition(cv, cvv1.ConditionProgressing, metav1.ConditionTrue, ReasonRolloutStarted,
 		fmt.Sprintf("rolling out %s (%s)", version, img.Digest), now)
 	if err := c.updateStatus(ctx, cv); err != nil {

@@ -1,0 +1,83 @@
+package controller
+
+import (
+	"context"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/policy"
+	"cvmanager.dev/cvmanager/pkg/syncer"
+)
+
+// AnnotationRelease approves a held version: `cvmanager release` sets it to
+// the digest (or version) to deploy. It lets Manual release mode and the
+// no-downgrade rule through; allowedVersions and controller restrictions
+// still apply, since no CV may loosen them.
+const AnnotationRelease = "cvmanager.dev/release"
+
+// ReasonReleaseBlocked is the Event and condition reason of a held version.
+const ReasonReleaseBlocked = "ReleaseBlocked"
+
+// gate runs the release policy chain on a new version. Explicit releases
+// skip only the rules a user may override.
+func (c *Controller) gate(cv *cvv1.ContainerVersion, version, digest string) policy.Verdict {
+	explicit := released(cv, version, digest)
+	checks := []func() policy.Verdict{
+		func() policy.Verdict { return policy.CheckRestrictions(c.opts.Restrictions, cv.Namespace, version) },
+		func() policy.Verdict { return policy.CheckAllowed(cv.Spec.Policy, version) },
+	}
+	if !explicit {
+		checks = append(checks,
+			func() policy.Verdict { return policy.CheckDowngrade(cv.Status.SuccessVersion, version) },
+			func() policy.Verdict {
+				if policy.ManualRelease(cv.Spec.Policy) {
+					return policy.Verdict{Reason: "AwaitingRelease",
+						Message: "version " + version + " is available; releaseMode is Manual: run `cvmanager release` to deploy it"}
+				}
+				return policy.Verdict{Allowed: true}
+			})
+	}
+	for _, check := range checks {
+		if v := check(); !v.Allowed {
+			return v
+		}
+	}
+	return policy.Verdict{Allowed: true}
+}
+
+func released(cv *cvv1.ContainerVersion, version, digest string) bool {
+	want := cv.Annotations[AnnotationRelease]
+	return want != "" && (want == digest || want == version)
+}
+
+// hold records a version the policy keeps back: shown as available, with a
+// ReleaseBlocked condition and one Event per held digest.
+func (c *Controller) hold(ctx context.Context, cv *cvv1.ContainerVersion, img syncer.ResolvedImage, version string, v policy.Verdict) error {
+	if cv.Status.AvailableDigest == img.Digest && conditionIs(cv, cvv1.ConditionReleaseBlocked, v.Reason) {
+		return nil // already reported
+	}
+	cv.Status.AvailableVersion, cv.Status.AvailableDigest = version, img.Digest
+	now := c.clock.Now()
+	cv.Status.LastPolled = &metav1.Time{Time: now}
+	setCondition(cv, cvv1.ConditionReleaseBlocked, metav1.ConditionTrue, v.Reason, v.Message, now)
+	if err := c.updateStatus(ctx, cv); err != nil {
+		return err
+	}
+	c.recorder.Event(cv, corev1.EventTypeNormal, ReasonReleaseBlocked, v.Message)
+	return nil
+}
+
+// clearHold marks the release gate open once a version passes it.
+func clearHold(cv *cvv1.ContainerVersion, now metav1.Time) {
+	cv.Status.AvailableVersion, cv.Status.AvailableDigest = "", ""
+	if findCondition(cv.Status.Conditions, cvv1.ConditionReleaseBlocked) != nil {
+		setCondition(cv, cvv1.ConditionReleaseBlocked, metav1.ConditionFalse, "Released", "", now.Time)
+	}
+}
+
+func conditionIs(cv *cvv1.ContainerVersion, condType, reason string) bool {
+	c := findCondition(cv.Status.Conditions, condType)
+	return c != nil && c.Status == metav1.ConditionTrue && c.Reason == reason
+}
