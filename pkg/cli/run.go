@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -45,6 +47,7 @@ type runOptions struct {
 	triggerKeysDir string
 	triggerRate    float64
 	restrictions   []string
+	webhookSecret  string
 	registry       RegistryFlags
 }
 
@@ -75,6 +78,7 @@ func newRunCommand(kube *KubeFlags) *cobra.Command {
 	f.DurationVar(&o.progressEvery, "progress-interval", 2*time.Second, "re-examine unfinished rollouts at least this often")
 	f.StringVar(&o.triggerKeysDir, "trigger-keys-dir", "", "directory of API keys (a mounted Secret) enabling POST /v1/trigger")
 	f.Float64Var(&o.triggerRate, "trigger-rate", 10, "trigger requests per second accepted, all keys together")
+	f.StringVar(&o.webhookSecret, "webhook-secret-file", "", "file holding the shared secret that enables /v1/webhooks/{dockerhub,distribution,ecr}")
 	f.StringArrayVar(&o.restrictions, "policy-version-restriction", nil,
 		"<namespace-regex>=<version-regex>: versions deployed in matching namespaces must match (repeatable; CVs cannot loosen it)")
 	o.registry.AddFlags(f)
@@ -137,6 +141,9 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 		}
 		trigger.New(keys, ctrl.CVLister(), ctrl, o.triggerRate).Register(mux)
 	}
+	if err := o.registerWebhooks(mux, ctrl); err != nil {
+		return err
+	}
 	addr := net.JoinHostPort(o.bindAddress, strconv.Itoa(o.port))
 	klog.InfoS("Starting cvmanager", "address", addr, "namespace", o.namespace, "leaderElection", o.leaderElect)
 
@@ -154,4 +161,20 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 		return err
 	})
 	return g.Wait()
+}
+
+func (o *runOptions) registerWebhooks(mux *http.ServeMux, ctrl *controller.Controller) error {
+	if o.webhookSecret == "" {
+		return nil
+	}
+	secret, err := os.ReadFile(o.webhookSecret)
+	if err != nil {
+		return fmt.Errorf("--webhook-secret-file: %w", err)
+	}
+	hooks, err := trigger.NewWebhooks(strings.TrimSpace(string(secret)), ctrl.CVLister(), ctrl)
+	if err != nil {
+		return err
+	}
+	hooks.Register(mux)
+	return nil
 }

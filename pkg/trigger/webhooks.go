@@ -1,0 +1,212 @@
+package trigger
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/labels"
+
+	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	cvlisters "cvmanager.dev/cvmanager/pkg/generated/listers/cvmanager/v1alpha1"
+)
+
+// Push is one "this repository's tag changed" notice from a registry.
+type Push struct {
+	Repo string // normalized: registry host + path, docker.io for Docker Hub
+	Tag  string
+}
+
+// Webhooks serves registry push notifications. Docker Hub cannot sign its
+// webhooks, so every source authenticates with a shared secret: as a bearer
+// token (Distribution's endpoint headers, EventBridge API destinations) or
+// as ?token= in the URL configured at Docker Hub.
+type Webhooks struct {
+	secret [sha256.Size]byte
+	cvs    cvlisters.ContainerVersionLister
+	poller Poller
+}
+
+// NewWebhooks builds the handler; secret must not be empty.
+func NewWebhooks(secret string, cvs cvlisters.ContainerVersionLister, poller Poller) (*Webhooks, error) {
+	if len(secret) < 16 {
+		return nil, errors.New("webhook secret must be at least 16 characters")
+	}
+	return &Webhooks{secret: sha256.Sum256([]byte(secret)), cvs: cvs, poller: poller}, nil
+}
+
+// Register mounts /v1/webhooks/{dockerhub,distribution,ecr}.
+func (h *Webhooks) Register(mux *http.ServeMux) {
+	mux.HandleFunc("POST /v1/webhooks/dockerhub", h.handle(ParseDockerHub))
+	mux.HandleFunc("POST /v1/webhooks/distribution", h.handle(ParseDistribution))
+	mux.HandleFunc("POST /v1/webhooks/ecr", h.handle(ParseECREvent))
+}
+
+func (h *Webhooks) handle(parse func([]byte) ([]Push, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if !h.authenticated(r) {
+			httpError(w, http.StatusUnauthorized, "missing or invalid webhook secret")
+			return
+		}
+		body, err := readLimited(w, r)
+		if err != nil {
+			status := http.StatusBadRequest
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				status = http.StatusRequestEntityTooLarge
+			}
+			httpError(w, status, err.Error())
+			return
+		}
+		pushes, err := parse(body)
+		if err != nil {
+			httpError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		triggered := h.schedule(pushes)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusAccepted)
+		_ = json.NewEncoder(w).Encode(map[string]any{"triggered": triggered})
+	}
+}
+
+func (h *Webhooks) authenticated(r *http.Request) bool {
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		token = r.URL.Query().Get("token")
+	}
+	if token == "" {
+		return false
+	}
+	sum := sha256.Sum256([]byte(token))
+	return subtle.ConstantTimeCompare(sum[:], h.secret[:]) == 1
+}
+
+func readLimited(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	return io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+}
+
+// schedule polls every CV following a pushed repo:tag. Only a poll is
+// scheduled: the digest still comes from the registry.
+func (h *Webhooks) schedule(pushes []Push) []Triggered {
+	cvs, err := h.cvs.List(labels.Everything())
+	if err != nil {
+		return nil
+	}
+	out := []Triggered{}
+	for _, cv := range cvs {
+		if follows(cv, pushes) {
+			h.poller.TriggerPoll(cv.Namespace, cv.Name, "webhook")
+			out = append(out, Triggered{cv.Namespace, cv.Name, fmt.Sprintf("/v1/cv/workloads/%s?namespace=%s", cv.Name, cv.Namespace)})
+		}
+	}
+	return out
+}
+
+func follows(cv *cvv1.ContainerVersion, pushes []Push) bool {
+	repo := NormalizeRepo(cv.Spec.ImageRepo)
+	for _, p := range pushes {
+		if p.Repo == repo && p.Tag == cv.Spec.Tag {
+			return true
+		}
+	}
+	return false
+}
+
+// NormalizeRepo writes a repository the way registries report it: Docker
+// Hub names get docker.io and the library/ prefix for official images.
+func NormalizeRepo(repo string) string {
+	first, rest, found := strings.Cut(repo, "/")
+	isHost := found && (strings.ContainsAny(first, ".:") || first == "localhost")
+	switch {
+	case !found:
+		return "docker.io/library/" + repo
+	case !isHost:
+		return "docker.io/" + repo
+	case first == "index.docker.io" || first == "registry-1.docker.io":
+		return NormalizeRepo(rest)
+	case first == "docker.io" && !strings.Contains(rest, "/"):
+		return "docker.io/library/" + rest
+	}
+	return repo
+}
+
+// ParseDockerHub reads a Docker Hub repository webhook.
+func ParseDockerHub(body []byte) ([]Push, error) {
+	var hook struct {
+		PushData struct {
+			Tag string `json:"tag"`
+		} `json:"push_data"`
+		Repository struct {
+			RepoName string `json:"repo_name"`
+		} `json:"repository"`
+	}
+	if err := json.Unmarshal(body, &hook); err != nil {
+		return nil, fmt.Errorf("invalid Docker Hub webhook: %v", err)
+	}
+	if hook.Repository.RepoName == "" || hook.PushData.Tag == "" {
+		return nil, errors.New("Docker Hub webhook without repository.repo_name or push_data.tag")
+	}
+	return []Push{{Repo: NormalizeRepo(hook.Repository.RepoName), Tag: hook.PushData.Tag}}, nil
+}
+
+// ParseDistribution reads a CNCF Distribution notification envelope; only
+// manifest pushes with a tag matter.
+func ParseDistribution(body []byte) ([]Push, error) {
+	var envelope struct {
+		Events []struct {
+			Action string `json:"action"`
+			Target struct {
+				Repository string `json:"repository"`
+				Tag        string `json:"tag"`
+			} `json:"target"`
+			Request struct {
+				Host string `json:"host"`
+			} `json:"request"`
+		} `json:"events"`
+	}
+	if err := json.Unmarshal(body, &envelope); err != nil {
+		return nil, fmt.Errorf("invalid Distribution notification: %v", err)
+	}
+	var pushes []Push
+	for _, e := range envelope.Events {
+		if e.Action != "push" || e.Target.Tag == "" || e.Target.Repository == "" || e.Request.Host == "" {
+			continue
+		}
+		pushes = append(pushes, Push{Repo: e.Request.Host + "/" + e.Target.Repository, Tag: e.Target.Tag})
+	}
+	return pushes, nil
+}
+
+// ParseECREvent reads an EventBridge "ECR Image Action" event delivered to
+// an HTTP target.
+func ParseECREvent(body []byte) ([]Push, error) {
+	var event struct {
+		DetailType string `json:"detail-type"`
+		Account    string `json:"account"`
+		Region     string `json:"region"`
+		Detail     struct {
+			ActionType string `json:"action-type"`
+			Result     string `json:"result"`
+			Repository string `json:"repository-name"`
+			Tag        string `json:"image-tag"`
+		} `json:"detail"`
+	}
+	if err := json.Unmarshal(body, &event); err != nil {
+		return nil, fmt.Errorf("invalid EventBridge event: %v", err)
+	}
+	d := event.Detail
+	if event.DetailType != "ECR Image Action" || d.ActionType != "PUSH" || d.Result != "SUCCESS" || d.Tag == "" {
+		return nil, nil // other ECR events are fine, they just trigger nothing
+	}
+	if event.Account == "" || event.Region == "" || d.Repository == "" {
+		return nil, errors.New("ECR event without account, region or repository-name")
+	}
+	host := fmt.Sprintf("%s.dkr.ecr.%s.amazonaws.com", event.Account, event.Region)
+	return []Push{{Repo: host + "/" + d.Repository, Tag: d.Tag}}, nil
+}

@@ -1,0 +1,147 @@
+package trigger
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/cache"
+
+	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	cvlisters "cvmanager.dev/cvmanager/pkg/generated/listers/cvmanager/v1alpha1"
+)
+
+const (
+	dockerHubHook    = `{"push_data":{"tag":"env-prod","pusher":"ci"},"repository":{"repo_name":"acme/web","namespace":"acme","name":"web"}}`
+	distributionHook = `{"events":[{"action":"pull","target":{"repository":"team/api","tag":"env-prod"},"request":{"host":"reg.local:5000"}},
+{"action":"push","target":{"repository":"team/api","tag":"env-prod","digest":"sha256:aa"},"request":{"host":"reg.local:5000"}}]}`
+	ecrHook = `{"version":"0","detail-type":"ECR Image Action","source":"aws.ecr","account":"123456789012","region":"eu-west-1",
+"detail":{"result":"SUCCESS","repository-name":"team/svc","image-digest":"sha256:bb","action-type":"PUSH","image-tag":"env-prod"}}`
+)
+
+func TestParsers(t *testing.T) {
+	cases := []struct {
+		name  string
+		parse func([]byte) ([]Push, error)
+		body  string
+		want  []Push
+	}{
+		{"docker hub", ParseDockerHub, dockerHubHook, []Push{{"docker.io/acme/web", "env-prod"}}},
+		{"distribution: only pushes", ParseDistribution, distributionHook, []Push{{"reg.local:5000/team/api", "env-prod"}}},
+		{"ecr push", ParseECREvent, ecrHook, []Push{{"123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/svc", "env-prod"}}},
+		{"ecr delete triggers nothing", ParseECREvent, strings.Replace(ecrHook, `"PUSH"`, `"DELETE"`, 1), nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := tc.parse([]byte(tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("pushes (-want +got):\n%s", diff)
+			}
+		})
+	}
+	for _, bad := range []string{`{`, `[]`, `{"push_data":{}}`} {
+		if _, err := ParseDockerHub([]byte(bad)); err == nil {
+			t.Errorf("ParseDockerHub(%s): want an error", bad)
+		}
+	}
+}
+
+func TestNormalizeRepo(t *testing.T) {
+	cases := map[string]string{
+		"nginx":                          "docker.io/library/nginx",
+		"acme/web":                       "docker.io/acme/web",
+		"docker.io/nginx":                "docker.io/library/nginx",
+		"index.docker.io/acme/web":       "docker.io/acme/web",
+		"registry-1.docker.io/library/x": "docker.io/library/x",
+		"reg.local:5000/team/api":        "reg.local:5000/team/api",
+		"localhost/app":                  "localhost/app",
+		"ghcr.io/org/app":                "ghcr.io/org/app",
+	}
+	for in, want := range cases {
+		if got := NormalizeRepo(in); got != want {
+			t.Errorf("NormalizeRepo(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestWebhooksAuthAndMatching(t *testing.T) {
+	indexer := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})
+	for _, cv := range []*cvv1.ContainerVersion{
+		{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "web"}, Spec: cvv1.ContainerVersionSpec{ImageRepo: "acme/web", Tag: "env-prod"}},
+		{ObjectMeta: metav1.ObjectMeta{Namespace: "b", Name: "web"}, Spec: cvv1.ContainerVersionSpec{ImageRepo: "docker.io/acme/web", Tag: "env-stage"}},
+	} {
+		_ = indexer.Add(cv)
+	}
+	poller := &recordingPoller{}
+	const secret = "hook-secret-0123456789"
+	h, err := NewWebhooks(secret, cvlisters.NewContainerVersionLister(indexer), poller)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	h.Register(mux)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	send := func(path, auth, body string) int {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+path, strings.NewReader(body))
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	cases := []struct {
+		name, path, auth string
+		want             int
+	}{
+		{"token in URL", "/v1/webhooks/dockerhub?token=" + secret, "", http.StatusAccepted},
+		{"bearer", "/v1/webhooks/dockerhub", "Bearer " + secret, http.StatusAccepted},
+		{"no secret", "/v1/webhooks/dockerhub", "", http.StatusUnauthorized},
+		{"prefix of the secret", "/v1/webhooks/dockerhub?token=" + secret[:10], "", http.StatusUnauthorized},
+		{"secret with a suffix", "/v1/webhooks/dockerhub", "Bearer " + secret + "0", http.StatusUnauthorized},
+	}
+	for _, tc := range cases {
+		if got := send(tc.path, tc.auth, dockerHubHook); got != tc.want {
+			t.Errorf("%s: status %d, want %d", tc.name, got, tc.want)
+		}
+	}
+	if got := send("/v1/webhooks/distribution", "Bearer "+secret, "{not json"); got != http.StatusBadRequest {
+		t.Errorf("bad JSON: %d", got)
+	}
+	// Only a/web follows acme/web:env-prod; b/web follows env-stage.
+	if diff := cmp.Diff([]string{"a/web:webhook", "a/web:webhook"}, poller.got); diff != "" {
+		t.Errorf("polls (-want +got):\n%s", diff)
+	}
+	if _, err := NewWebhooks("short", nil, nil); err == nil {
+		t.Error("short secret accepted")
+	}
+}
+
+func FuzzParseWebhooks(f *testing.F) {
+	for _, seed := range []string{dockerHubHook, distributionHook, ecrHook, `{}`, `{"events":[{}]}`, `null`} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		for _, parse := range []func([]byte) ([]Push, error){ParseDockerHub, ParseDistribution, ParseECREvent} {
+			pushes, err := parse(body)
+			if err != nil && pushes != nil {
+				t.Fatalf("error with results: %v %v", err, pushes)
+			}
+			for _, p := range pushes {
+				if p.Repo == "" || p.Tag == "" {
+					t.Fatalf("empty push from %q: %+v", body, p)
+				}
+			}
+		}
+	})
+}
