@@ -25,6 +25,7 @@ log() { echo "[control-plane] $(date +%H:%M:%S) $*" >&2; }
 
 have_all() {
   for b in "${K8S_BINS[@]}" kwok; do [[ -x "$BIN_DIR/$b" ]] || return 1; done
+  [[ -d "$BIN_DIR/kwok-stages" ]]
 }
 
 write_wrapper_module() {
@@ -80,22 +81,24 @@ build_k8s() {
 }
 
 build_kwok() {
-  [[ -x "$BIN_DIR/kwok" ]] && return 0
   mkdir -p "$KWOK_DIR"
   cd "$KWOK_DIR"
   [[ -f go.mod ]] || go mod init cvmanager.local/kwok-wrapper >&2
-  log "building kwok $KWOK_VERSION"
-  local start=$SECONDS
-  go get "sigs.k8s.io/kwok@$KWOK_VERSION" >&2
-  CGO_ENABLED=0 go build -mod=mod -trimpath -o "$BIN_DIR/kwok.tmp" sigs.k8s.io/kwok/cmd/kwok >&2
-  mv "$BIN_DIR/kwok.tmp" "$BIN_DIR/kwok"
-  # The kwok stage definitions ship in its module source; keep a copy beside the binary.
+  if [[ ! -x "$BIN_DIR/kwok" ]]; then
+    log "building kwok $KWOK_VERSION"
+    local start=$SECONDS
+    go get "sigs.k8s.io/kwok@$KWOK_VERSION" >&2
+    CGO_ENABLED=0 go build -mod=mod -trimpath -o "$BIN_DIR/kwok.tmp" sigs.k8s.io/kwok/cmd/kwok >&2
+    mv "$BIN_DIR/kwok.tmp" "$BIN_DIR/kwok"
+    log "built kwok in $((SECONDS - start))s"
+  fi
+  # The kwok stage definitions ship in its module source; keep a copy beside the binary
+  # (also when only the copy is missing, e.g. a cache from an older version of this script).
   local src
   src="$(go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)"
   mkdir -p "$BIN_DIR/kwok-stages"
   cp -r "$src/kustomize/stage/." "$BIN_DIR/kwok-stages/"
   chmod -R u+w "$BIN_DIR/kwok-stages"
-  log "built kwok in $((SECONDS - start))s"
 }
 
 if ! have_all; then

@@ -22,32 +22,30 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
 
+// repoRoot is found from this file's path, so the harness works from any
+// package's test directory.
 func repoRoot() string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
+// freePorts picks three free loopback ports, holding all listeners until
+// every port is chosen so the kernel does not hand out one twice.
 func freePorts() (ports, error) {
 	var p [3]int
-	var listeners []net.Listener
-	defer func() {
-		for _, l := range listeners {
-			l.Close()
-		}
-	}()
 	for i := range p {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return ports{}, err
 		}
-		listeners = append(listeners, l)
+		defer l.Close()
 		p[i] = l.Addr().(*net.TCPAddr).Port
 	}
 	return ports{etcdClient: p[0], etcdPeer: p[1], apiserver: p[2]}, nil
 }
 
-// writeCredentials creates the service-account signing key and the static
-// token file with the admin user.
+// writeCredentials creates the service-account signing key pair (Go crypto,
+// no openssl needed) and the static token file with the admin user.
 func (c *ControlPlane) writeCredentials() error {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -71,7 +69,7 @@ func (c *ControlPlane) writeCredentials() error {
 func (c *ControlPlane) startEtcd(ctx context.Context) error {
 	client := fmt.Sprintf("http://127.0.0.1:%d", c.ports.etcdClient)
 	peer := fmt.Sprintf("http://127.0.0.1:%d", c.ports.etcdPeer)
-	_, err := c.launch("etcd", c.minimalEnv(),
+	_, err := c.launch("etcd",
 		"--name=default", "--data-dir="+filepath.Join(c.dir, "etcd"),
 		"--listen-client-urls="+client, "--advertise-client-urls="+client,
 		"--listen-peer-urls="+peer, "--initial-advertise-peer-urls="+peer,
@@ -79,12 +77,14 @@ func (c *ControlPlane) startEtcd(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.waitHTTP(ctx, "etcd", client+"/health", nil, 30*time.Second)
+	return c.waitHTTP(ctx, "etcd", http.DefaultClient, client+"/health", nil, 30*time.Second)
 }
 
+// startAPIServer starts kube-apiserver and waits for /readyz. It is also
+// how RestartAPIServer brings it back: same port, certificates and etcd.
 func (c *ControlPlane) startAPIServer(ctx context.Context) error {
 	d := c.dir
-	_, err := c.launch("kube-apiserver", c.minimalEnv(),
+	_, err := c.launch("kube-apiserver",
 		fmt.Sprintf("--etcd-servers=http://127.0.0.1:%d", c.ports.etcdClient),
 		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
 		fmt.Sprintf("--secure-port=%d", c.ports.apiserver),
@@ -102,15 +102,19 @@ func (c *ControlPlane) startAPIServer(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	insecure := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // only to poll /readyz before the CA file exists
+	// Skipping verification only to poll /readyz on loopback: the CA file
+	// (the self-signed serving certificate) may not exist yet.
+	insecure := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	header := http.Header{"Authorization": {"Bearer " + c.token}}
-	return c.waitHTTPWith(ctx, insecure, "kube-apiserver", c.serverURL()+"/readyz", header, 60*time.Second)
+	return c.waitHTTP(ctx, "kube-apiserver", insecure, c.serverURL()+"/readyz", header, 60*time.Second)
 }
 
 func (c *ControlPlane) serverURL() string {
 	return "https://127.0.0.1:" + strconv.Itoa(c.ports.apiserver)
 }
 
+// caFile is the apiserver's self-signed serving certificate, which is also
+// the CA clients verify it with.
 func (c *ControlPlane) caFile() string { return filepath.Join(c.dir, "certs", "apiserver.crt") }
 
 func (c *ControlPlane) writeAdminKubeconfig() error {
@@ -123,19 +127,33 @@ func (c *ControlPlane) writeAdminKubeconfig() error {
 	return c.WriteKubeconfig(c.admin, c.KubeconfigPath())
 }
 
-// WriteKubeconfig writes cfg (token or client-cert based) as a kubeconfig
-// file, so a subprocess such as `cvmanager run` can use it.
+// WriteKubeconfig writes cfg (token or client-certificate based) as a
+// kubeconfig file, so a subprocess such as `cvmanager run` can run with
+// exactly that identity.
 func (c *ControlPlane) WriteKubeconfig(cfg *rest.Config, path string) error {
 	kc := clientcmdapi.NewConfig()
-	kc.Clusters["local"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthority: c.caFile()}
-	kc.AuthInfos["user"] = &clientcmdapi.AuthInfo{Token: cfg.BearerToken}
+	kc.Clusters["local"] = &clientcmdapi.Cluster{
+		Server:                   cfg.Host,
+		CertificateAuthority:     cfg.CAFile,
+		CertificateAuthorityData: cfg.CAData,
+		InsecureSkipTLSVerify:    cfg.Insecure,
+		TLSServerName:            cfg.ServerName,
+	}
+	kc.AuthInfos["user"] = &clientcmdapi.AuthInfo{
+		Token: cfg.BearerToken, TokenFile: cfg.BearerTokenFile,
+		ClientCertificate: cfg.CertFile, ClientCertificateData: cfg.CertData,
+		ClientKey: cfg.KeyFile, ClientKeyData: cfg.KeyData,
+	}
 	kc.Contexts["local"] = &clientcmdapi.Context{Cluster: "local", AuthInfo: "user"}
 	kc.CurrentContext = "local"
 	return clientcmd.WriteToFile(*kc, path)
 }
 
+// startControllerManager runs every default controller (Deployment,
+// ReplicaSet, StatefulSet, DaemonSet, Job, CronJob, garbage collector...)
+// except the legacy token controller, which TokenRequest makes unnecessary.
 func (c *ControlPlane) startControllerManager() error {
-	_, err := c.launch("kube-controller-manager", c.minimalEnv(),
+	_, err := c.launch("kube-controller-manager",
 		"--kubeconfig="+c.KubeconfigPath(), "--leader-elect=false",
 		"--bind-address=127.0.0.1", "--secure-port=0",
 		"--controllers=*,-serviceaccount-token", "--root-ca-file="+c.caFile(),
@@ -144,42 +162,51 @@ func (c *ControlPlane) startControllerManager() error {
 	return err
 }
 
+// startScheduler is needed because kwok does not bind pods to nodes.
 func (c *ControlPlane) startScheduler() error {
-	_, err := c.launch("kube-scheduler", c.minimalEnv(),
+	_, err := c.launch("kube-scheduler",
 		"--kubeconfig="+c.KubeconfigPath(), "--leader-elect=false",
 		"--bind-address=127.0.0.1", "--secure-port=0")
 	return err
 }
 
-func (c *ControlPlane) waitHTTP(ctx context.Context, name, url string, header http.Header, limit time.Duration) error {
-	return c.waitHTTPWith(ctx, http.DefaultClient, name, url, header, limit)
-}
-
-func (c *ControlPlane) waitHTTPWith(ctx context.Context, client *http.Client, name, url string, header http.Header, limit time.Duration) error {
-	deadline := time.Now().Add(limit)
+// waitHTTP polls url until it answers 200, failing early (with the log
+// tail) when the component exits and at the latest after limit.
+func (c *ControlPlane) waitHTTP(ctx context.Context, name string, client *http.Client, url string, header http.Header, limit time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	var lastErr error
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		for k, v := range header {
-			req.Header[k] = v
-		}
+		req.Header = header.Clone()
 		resp, err := client.Do(req)
-		if err == nil {
+		if lastErr = err; err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return nil
 			}
+			lastErr = fmt.Errorf("%s: %s", url, resp.Status)
 		}
-		if cmd := c.procs[name]; cmd != nil && cmd.ProcessState != nil {
-			return fmt.Errorf("%s exited:\n%s", name, c.logTail(name))
+		if c.exited(name) {
+			return fmt.Errorf("%s exited while starting:\n%s", name, c.logTail(name))
 		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("%s not ready after %s (last error %v):\n%s", name, limit, err, c.logTail(name))
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s not ready after %s (last error: %v):\n%s", name, limit, lastErr, c.logTail(name))
+		case <-time.After(50 * time.Millisecond):
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 
-// stagesFile concatenates the kwok stages of hack/kwok into one config.
+func (c *ControlPlane) exited(name string) bool {
+	c.mu.Lock()
+	p := c.procs[name]
+	c.mu.Unlock()
+	return p != nil && p.exited()
+}
+
+// stagesFile concatenates the kwok stages of hack/kwok (kwok's own stages
+// plus cvmanager's markers) into the one config file kwok reads.
 func (c *ControlPlane) stagesFile() (string, error) {
 	files, err := filepath.Glob(filepath.Join(repoRoot(), "hack", "kwok", "*.yaml"))
 	if err != nil || len(files) == 0 {

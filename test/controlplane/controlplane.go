@@ -1,8 +1,14 @@
 // Package controlplane starts a real Kubernetes control plane on 127.0.0.1
 // for tests: etcd, kube-apiserver (RBAC on), kube-controller-manager,
-// kube-scheduler and kwok with one fake node. Pods are "run" by kwok: they
-// become Ready at once, except pods whose image contains "unready" (kept in
-// ImagePullBackOff) and Job pods whose image contains "failjob" (exit 1).
+// kube-scheduler and kwok with one fake node. A fake client proves little:
+// this one has admission, validation, status subresources, the workload
+// controllers, garbage collection and RBAC.
+//
+// Pods are "run" by kwok (stages in hack/kwok): they become Ready at once and
+// report imageID = their image, except pods whose image contains "unready"
+// (kept waiting in ImagePullBackOff, so a Deployment rolling to them hits
+// ProgressDeadlineExceeded). Job pods complete, except when their image
+// contains "failjob" (they fail with exit code 1).
 //
 // The binaries come from hack/build-control-plane.sh, which builds them once
 // from the Go module proxy and caches them by version.
@@ -18,7 +24,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -27,33 +32,45 @@ import (
 
 // Options configure Start.
 type Options struct {
-	// BinDir holds the binaries; empty runs the build script.
+	// BinDir holds the binaries; empty runs the build script (cheap when
+	// they are cached, ≈13 minutes cold).
 	BinDir string
-	// KeepDir keeps the temporary directory (logs, data) after Stop.
+	// KeepDir keeps the temporary directory (logs, etcd data) after Stop,
+	// for debugging a failure.
 	KeepDir bool
-	// Log receives progress lines; nil means os.Stderr.
+	// Log receives build progress and the timing line; nil means os.Stderr.
 	Log io.Writer
 }
 
-// ControlPlane is a running local control plane.
+// ControlPlane is a running local control plane, or (from RunMain with
+// CVMANAGER_TEST_KUBECONFIG) a handle on an external cluster.
 type ControlPlane struct {
-	opts    Options
-	binDir  string
-	dir     string
-	ports   ports
-	token   string
-	admin   *rest.Config
+	opts       Options
+	binDir     string
+	dir        string
+	ports      ports
+	token      string
+	admin      *rest.Config
+	kubeconfig string
+	external   bool
+
 	mu      sync.Mutex
-	procs   map[string]*exec.Cmd
+	procs   map[string]*proc
 	stopped bool
 }
 
 type ports struct{ etcdClient, etcdPeer, apiserver int }
 
 // adminToken authenticates the test's admin user (group system:masters).
+// It is a constant because the apiserver listens on loopback only.
 const adminToken = "cvmanager-test-admin-token"
 
-// Start builds the binaries if needed and starts every component.
+// components in start order; Stop goes the other way.
+var components = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"}
+
+// Start builds the binaries if needed, starts every component and waits for
+// the fake node to be Ready and untainted, so a test can create workloads
+// at once. It prints one line with the time to API ready and node Ready.
 func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	if opts.Log == nil {
 		opts.Log = os.Stderr
@@ -66,23 +83,24 @@ func Start(ctx context.Context, opts Options) (*ControlPlane, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &ControlPlane{opts: opts, binDir: binDir, dir: dir, token: adminToken, procs: map[string]*exec.Cmd{}}
+	c := &ControlPlane{opts: opts, binDir: binDir, dir: dir, token: adminToken, procs: map[string]*proc{}}
+	c.kubeconfig = filepath.Join(dir, "admin.kubeconfig")
 	begin := time.Now()
-	if err := c.start(ctx); err != nil {
-		_ = c.Stop()
-		return nil, err
+	if err := c.startAPI(ctx); err != nil {
+		return nil, errors.Join(err, c.Stop())
 	}
 	apiReady := time.Since(begin)
 	if err := c.startNode(ctx); err != nil {
-		_ = c.Stop()
-		return nil, err
+		return nil, errors.Join(err, c.Stop())
 	}
 	fmt.Fprintf(opts.Log, "control plane: API ready in %s, node Ready in %s (%s)\n",
 		apiReady.Round(time.Millisecond), time.Since(begin).Round(time.Millisecond), dir)
 	return c, nil
 }
 
-func (c *ControlPlane) start(ctx context.Context) error {
+// startAPI brings up etcd and kube-apiserver, writes the admin kubeconfig
+// and starts the controllers that only need the API.
+func (c *ControlPlane) startAPI(ctx context.Context) error {
 	var err error
 	if c.ports, err = freePorts(); err != nil {
 		return err
@@ -106,7 +124,8 @@ func (c *ControlPlane) start(ctx context.Context) error {
 }
 
 // resolveBinDir returns opts.BinDir or runs the build script, streaming its
-// progress: a cold build takes about 13 minutes on 2 cores.
+// progress to opts.Log: a cold build takes about 13 minutes on 2 cores and
+// silence that long looks like a hang.
 func resolveBinDir(ctx context.Context, opts Options) (string, error) {
 	if opts.BinDir != "" {
 		return opts.BinDir, nil
@@ -116,135 +135,65 @@ func resolveBinDir(ctx context.Context, opts Options) (string, error) {
 	cmd.Stderr = opts.Log
 	out, err := cmd.Output()
 	if err != nil {
-		return "", fmt.Errorf("building the control plane with %s: %w", script, err)
+		return "", fmt.Errorf("building the control plane binaries with %s: %w", script, err)
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	return lines[len(lines)-1], nil
 }
 
-// AdminConfig is a client config with cluster-admin rights.
+// AdminConfig is a client config with cluster-admin rights (a static token
+// in group system:masters). Each call returns a fresh copy.
 func (c *ControlPlane) AdminConfig() *rest.Config { return rest.CopyConfig(c.admin) }
-
-// KubeconfigPath is the admin kubeconfig, for kubectl and subprocesses.
-func (c *ControlPlane) KubeconfigPath() string { return filepath.Join(c.dir, "admin.kubeconfig") }
-
-// BinDir holds the control plane's binaries, kubectl included.
-func (c *ControlPlane) BinDir() string { return c.binDir }
-
-// Dir is the temporary directory with data and logs.
-func (c *ControlPlane) Dir() string { return c.dir }
 
 // AdminClient is a clientset with cluster-admin rights.
 func (c *ControlPlane) AdminClient() kubernetes.Interface {
 	return kubernetes.NewForConfigOrDie(c.AdminConfig())
 }
 
-// Kubectl runs kubectl against the control plane as admin.
+// KubeconfigPath is the admin kubeconfig, for kubectl and for cvmanager
+// binaries run as subprocesses.
+func (c *ControlPlane) KubeconfigPath() string { return c.kubeconfig }
+
+// BinDir holds the control plane's binaries, kubectl included. For an
+// external cluster it is resolved (built if needed) on first use.
+func (c *ControlPlane) BinDir() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.binDir == "" {
+		c.binDir, _ = resolveBinDir(context.Background(), c.opts)
+	}
+	return c.binDir
+}
+
+// Dir is the temporary directory with the components' logs and data.
+func (c *ControlPlane) Dir() string { return c.dir }
+
+// Kubectl runs kubectl against the control plane as admin and returns its
+// combined output.
 func (c *ControlPlane) Kubectl(args ...string) ([]byte, error) {
-	cmd := exec.Command(filepath.Join(c.binDir, "kubectl"), append([]string{"--kubeconfig", c.KubeconfigPath()}, args...)...)
+	bin := filepath.Join(c.BinDir(), "kubectl")
+	cmd := exec.Command(bin, append([]string{"--kubeconfig", c.KubeconfigPath()}, args...)...)
 	return cmd.CombinedOutput()
 }
 
-// Stop kills exactly the processes this control plane started (each in its
-// own process group) and removes the temporary directory unless KeepDir.
+// Stop stops exactly the processes this control plane started (each in its
+// own process group), newest first, and removes the temporary directory
+// unless KeepDir. It is safe to call twice; for an external cluster it does
+// nothing.
 func (c *ControlPlane) Stop() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.stopped {
+	if c.stopped || c.external {
 		return nil
 	}
 	c.stopped = true
-	var errs []error
-	// Reverse start order: kwok and controllers before the apiserver, etcd last.
-	for _, name := range []string{"kwok", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"} {
-		if cmd := c.procs[name]; cmd != nil {
-			errs = append(errs, stopProcess(cmd))
+	for i := len(components) - 1; i >= 0; i-- {
+		if p := c.procs[components[i]]; p != nil {
+			p.stop(10 * time.Second)
 		}
 	}
-	if !c.opts.KeepDir {
-		errs = append(errs, os.RemoveAll(c.dir))
+	if c.opts.KeepDir {
+		return nil
 	}
-	return errors.Join(errs...)
-}
-
-// PIDs returns the process IDs this control plane started.
-func (c *ControlPlane) PIDs() map[string]int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	pids := map[string]int{}
-	for name, cmd := range c.procs {
-		pids[name] = cmd.Process.Pid
-	}
-	return pids
-}
-
-func stopProcess(cmd *exec.Cmd) error {
-	pid := cmd.Process.Pid
-	_ = syscall.Kill(-pid, syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = syscall.Kill(-pid, syscall.SIGKILL)
-		<-done
-	}
-	return nil
-}
-
-// launch starts a component in its own process group with stdin from
-// /dev/null and its output in <dir>/<name>.log, and records its PID.
-func (c *ControlPlane) launch(name string, env []string, args ...string) (*exec.Cmd, error) {
-	logFile, err := os.Create(filepath.Join(c.dir, name+".log"))
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(filepath.Join(c.binDir, binaryOf(name)), args...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Env = env
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		return nil, fmt.Errorf("starting %s: %w", name, err)
-	}
-	go func() { _ = logFile.Sync() }()
-	c.mu.Lock()
-	c.procs[name] = cmd
-	c.mu.Unlock()
-	return cmd, c.recordPIDs()
-}
-
-func binaryOf(name string) string { return name }
-
-func (c *ControlPlane) recordPIDs() error {
-	var b strings.Builder
-	for name, pid := range c.pidsLocked() {
-		fmt.Fprintf(&b, "%s %d\n", name, pid)
-	}
-	return os.WriteFile(filepath.Join(c.dir, "pids"), []byte(b.String()), 0o600)
-}
-
-func (c *ControlPlane) pidsLocked() map[string]int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	pids := map[string]int{}
-	for name, cmd := range c.procs {
-		pids[name] = cmd.Process.Pid
-	}
-	return pids
-}
-
-// logTail returns the end of a component's log, for error messages.
-func (c *ControlPlane) logTail(name string) string {
-	data, _ := os.ReadFile(filepath.Join(c.dir, name+".log"))
-	if len(data) > 3000 {
-		data = data[len(data)-3000:]
-	}
-	return string(data)
-}
-
-// minimalEnv keeps PATH and a private HOME so no ETCD_* variable or
-// ~/.kwok/kwok.yaml from the user's environment changes a component.
-func (c *ControlPlane) minimalEnv() []string {
-	return []string{"PATH=" + os.Getenv("PATH"), "HOME=" + c.dir}
+	return os.RemoveAll(c.dir)
 }

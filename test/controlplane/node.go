@@ -20,7 +20,9 @@ func (c *ControlPlane) startNode(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := c.launch("kwok", c.minimalEnv(),
+	// --config is explicit and HOME private (minimalEnv), so a
+	// ~/.kwok/kwok.yaml on the machine changes nothing.
+	if _, err := c.launch("kwok",
 		"--kubeconfig="+c.KubeconfigPath(), "--config="+stages,
 		"--manage-all-nodes=false",
 		"--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",

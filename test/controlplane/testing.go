@@ -35,7 +35,7 @@ func RunMain(m *testing.M, opts Options) int {
 		return 0
 	}
 	if path := os.Getenv("CVMANAGER_TEST_KUBECONFIG"); path != "" {
-		return runWithExisting(m, path)
+		return runWithExisting(m, path, opts)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	cp, err := Start(ctx, opts)
@@ -45,7 +45,7 @@ func RunMain(m *testing.M, opts Options) int {
 		return 1
 	}
 	shared = cp
-	stopOnSignal(cp)
+	defer stopOnSignal(cp)()
 	code := m.Run()
 	if err := cp.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "stopping the test control plane:", err)
@@ -53,25 +53,36 @@ func RunMain(m *testing.M, opts Options) int {
 	return code
 }
 
-// stopOnSignal stops the control plane when `go test` is interrupted, so an
-// aborted run leaves no etcd or apiserver behind.
-func stopOnSignal(cp *ControlPlane) {
+// stopOnSignal stops the control plane when `go test` is interrupted
+// (Ctrl-C), so an aborted run leaves no etcd or apiserver behind; the
+// components run in their own process groups and do not get the SIGINT.
+// Calling the returned function removes the handler.
+func stopOnSignal(cp *ControlPlane) (release func()) {
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
 	go func() {
-		<-ch
-		_ = cp.Stop()
-		os.Exit(2)
+		select {
+		case sig := <-ch:
+			fmt.Fprintf(os.Stderr, "%s: stopping the test control plane\n", sig)
+			_ = cp.Stop()
+			os.Exit(2)
+		case <-done:
+		}
 	}()
+	return func() { signal.Stop(ch); close(done) }
 }
 
-func runWithExisting(m *testing.M, path string) int {
+// runWithExisting runs the tests against the cluster of an admin
+// kubeconfig (e.g. one left up by cmd/controlplane), starting nothing.
+func runWithExisting(m *testing.M, path string, opts Options) int {
 	cfg, err := clientcmd.BuildConfigFromFlags("", path)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "CVMANAGER_TEST_KUBECONFIG:", err)
 		return 1
 	}
-	shared = &ControlPlane{admin: cfg, stopped: true}
+	cfg.QPS, cfg.Burst = 100, 200
+	shared = &ControlPlane{opts: opts, binDir: opts.BinDir, admin: cfg, kubeconfig: path, external: true}
 	return m.Run()
 }
 
