@@ -8,7 +8,7 @@ COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X $(MODULE)/pkg/version.Version=$(VERSION) -X $(MODULE)/pkg/version.Commit=$(COMMIT)
 GO_TEST_FLAGS ?= -count=1 -timeout 60m
 
-.PHONY: all build generate verify test test-unit test-integration control-plane demo bench fmt vet clean help
+.PHONY: all build generate verify test test-unit control-plane browser demo bench fmt vet clean help
 
 all: build
 
@@ -32,7 +32,12 @@ vet: ## go vet every package
 control-plane: ## build (once, cached by version) the local Kubernetes control plane used by tests
 	hack/build-control-plane.sh >/dev/null
 
-test: control-plane verify ## unit + integration tests against a real control plane and registry
+browser: ## install Debian's chromium for the dashboard's browser test, when missing
+	@command -v chromium >/dev/null || { echo "installing chromium from Debian packages" >&2; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+test: control-plane browser verify ## unit + integration tests against a real control plane, registry and browser
 	go test $(GO_TEST_FLAGS) ./...
 
 test-unit: ## tests that need no control plane
