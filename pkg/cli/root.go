@@ -30,6 +30,7 @@ rolls the workload out (by digest) whenever the tag moves.`,
 		newCRCommand(kube),
 		newCVCommand(kube),
 		newReleaseCommand(kube),
+		newTriggerCommand(kube),
 		newVersionCommand(),
 	)
 	// Cobra adds `completion` itself; keep it visible in the tree.

@@ -26,6 +26,7 @@ import (
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
@@ -307,3 +308,25 @@ func (c *Controller) WorkloadListers() workload.Listers { return c.workloads }
 
 // KubeClient is the client the controller writes with.
 func (c *Controller) KubeClient() kubernetes.Interface { return c.kube }
+
+// ClearFailed forgets the failed digest of a CV so its version is tried
+// again (the manual override after fixing what made it fail), then polls.
+func (c *Controller) ClearFailed(ctx context.Context, namespace, name string) error {
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cv, err := c.cvClient.CvmanagerV1alpha1().ContainerVersions(namespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if cv.Status.FailedDigest == "" {
+			return nil
+		}
+		cv.Status.FailedDigest = ""
+		_, err = c.cvClient.CvmanagerV1alpha1().ContainerVersions(namespace).UpdateStatus(ctx, cv, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	c.TriggerPoll(namespace, name, "clear-failed")
+	return nil
+}

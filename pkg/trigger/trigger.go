@@ -5,6 +5,7 @@
 package trigger
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -39,6 +40,11 @@ type Poller interface {
 	TriggerPoll(namespace, name, trigger string)
 }
 
+// FailureClearer forgets a CV's failed version (the controller).
+type FailureClearer interface {
+	ClearFailed(ctx context.Context, namespace, name string) error
+}
+
 // Handler serves POST /v1/trigger.
 type Handler struct {
 	keys    []hashedKey
@@ -66,9 +72,44 @@ func New(keys []APIKey, cvs cvlisters.ContainerVersionLister, poller Poller, req
 	return h
 }
 
-// Register mounts the route.
+// Register mounts the routes.
 func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/trigger", h.serve)
+	if clearer, ok := h.poller.(FailureClearer); ok {
+		mux.HandleFunc("POST /v1/cv/workloads/{name}/clear-failed", h.clearFailed(clearer))
+	}
+}
+
+// clearFailed is the manual override after a failed rollout: with the same
+// API key as triggers, the failed version is forgotten and polled again.
+func (h *Handler) clearFailed(clearer FailureClearer) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		key, ok := h.authenticate(r)
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="cvmanager"`)
+			httpError(w, http.StatusUnauthorized, "missing or invalid API key")
+			return
+		}
+		namespace, name := r.URL.Query().Get("namespace"), r.PathValue("name")
+		if namespace == "" {
+			httpError(w, http.StatusBadRequest, "the namespace query parameter is required")
+			return
+		}
+		if !allowed(key, namespace) {
+			httpError(w, http.StatusForbidden, fmt.Sprintf("key %q may not act on namespace %s", key.name, namespace))
+			return
+		}
+		err := clearer.ClearFailed(r.Context(), namespace, name)
+		if apierrors.IsNotFound(err) {
+			httpError(w, http.StatusNotFound, fmt.Sprintf("no ContainerVersion %s/%s", namespace, name))
+			return
+		}
+		if err != nil {
+			httpError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}
 }
 
 // Request names what to poll: one CV, or every CV following image:tag.

@@ -1,6 +1,7 @@
 package trigger
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -135,5 +136,55 @@ func TestLoadKeysDir(t *testing.T) {
 	write("weak", "short")
 	if _, err := LoadKeysDir(dir); err == nil || !strings.Contains(err.Error(), "shorter than 16") {
 		t.Errorf("weak key accepted: %v", err)
+	}
+}
+
+// clearingPoller also forgets failed versions, as the controller does.
+type clearingPoller struct {
+	recordingPoller
+	cleared []string
+}
+
+func (p *clearingPoller) ClearFailed(_ context.Context, namespace, name string) error {
+	p.cleared = append(p.cleared, namespace+"/"+name)
+	return nil
+}
+
+func TestClearFailedNeedsAKey(t *testing.T) {
+	poller := &clearingPoller{}
+	h := New([]APIKey{{Name: "ci", Key: goodKey}, {Name: "stage", Key: "stage-0123456789abcdef", Namespaces: []string{"stage"}}}, nil, poller, 100)
+	mux := http.NewServeMux()
+	h.Register(mux)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	send := func(path, key string) int {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+path, nil)
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	cases := []struct {
+		path, key string
+		want      int
+	}{
+		{"/v1/cv/workloads/web/clear-failed?namespace=prod", "", http.StatusUnauthorized},
+		{"/v1/cv/workloads/web/clear-failed?namespace=prod", goodKey + "x", http.StatusUnauthorized},
+		{"/v1/cv/workloads/web/clear-failed", goodKey, http.StatusBadRequest},
+		{"/v1/cv/workloads/web/clear-failed?namespace=prod", "stage-0123456789abcdef", http.StatusForbidden},
+		{"/v1/cv/workloads/web/clear-failed?namespace=prod", goodKey, http.StatusNoContent},
+	}
+	for _, tc := range cases {
+		if got := send(tc.path, tc.key); got != tc.want {
+			t.Errorf("POST %s with key %q: %d, want %d", tc.path, tc.key, got, tc.want)
+		}
+	}
+	if diff := cmp.Diff([]string{"prod/web"}, poller.cleared); diff != "" {
+		t.Errorf("cleared (-want +got):\n%s", diff)
 	}
 }

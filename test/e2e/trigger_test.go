@@ -16,6 +16,7 @@ import (
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
 	"cvmanager.dev/cvmanager/pkg/metrics"
 	"cvmanager.dev/cvmanager/pkg/trigger"
+	"cvmanager.dev/cvmanager/test/controlplane"
 )
 
 // TestTriggerRollsOutWithoutWaitingForThePoll: with a 10-minute poll
@@ -62,5 +63,21 @@ func TestTriggerRollsOutWithoutWaitingForThePoll(t *testing.T) {
 	cv := e.waitStatus("push", cvv1.StatusSuccess, d2, 30*time.Second)
 	if records := e.history("push"); len(records) != 2 || records[0].Trigger != "trigger" {
 		t.Errorf("history should record the trigger: %+v (status %+v)", records, cv.Status)
+	}
+
+	// CI's view: the CLI triggers and waits for the outcome.
+	d3 := reg.push(t, "team/push", "v3", "env-prod")
+	t.Setenv("CVMANAGER_TRIGGER_KEY", key)
+	out, err := runCLI("trigger", "--url", srv.URL, "--kubeconfig", controlplane.Shared().KubeconfigPath(),
+		"-n", e.ns, "--cv", "push", "--wait", "--timeout", "1m")
+	if err != nil {
+		t.Fatalf("cvmanager trigger --wait: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "runs v3 ("+d3+")") {
+		t.Errorf("trigger --wait output: %s", out)
+	}
+	t.Setenv("CVMANAGER_TRIGGER_KEY", "wrong-0123456789abcdef")
+	if _, err := runCLI("trigger", "--url", srv.URL, "-n", e.ns, "--cv", "push"); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("wrong key: %v", err)
 	}
 }

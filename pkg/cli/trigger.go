@@ -1,0 +1,159 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/trigger"
+)
+
+// triggerOptions are the flags of `cvmanager trigger`.
+type triggerOptions struct {
+	url, keyFile, namespace, name string
+	wait                          bool
+	timeout                       time.Duration
+}
+
+// newTriggerCommand calls POST /v1/trigger for CI, and with --wait follows
+// the CV's status through the Kubernetes API until the rollout ends.
+func newTriggerCommand(kube *KubeFlags) *cobra.Command {
+	o := &triggerOptions{}
+	cmd := &cobra.Command{
+		Use:   "trigger",
+		Short: "Ask the controller to poll a ContainerVersion now (CI), optionally waiting for the rollout",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return o.run(cmd.Context(), cmd.OutOrStdout(), kube) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.url, "url", "", "controller base URL, e.g. http://cvmanager.cvmanager-system:8080 (required)")
+	f.StringVar(&o.keyFile, "key-file", "", "file holding the API key (default: $CVMANAGER_TRIGGER_KEY)")
+	f.StringVarP(&o.namespace, "namespace", "n", "", "namespace of the ContainerVersion (default: the kubeconfig's)")
+	f.StringVar(&o.name, "cv", "", "name of the ContainerVersion (required)")
+	f.BoolVar(&o.wait, "wait", false, "wait for the rollout to end; exit non-zero when it fails")
+	f.DurationVar(&o.timeout, "timeout", 10*time.Minute, "how long --wait waits")
+	_ = cmd.MarkFlagRequired("url")
+	_ = cmd.MarkFlagRequired("cv")
+	return cmd
+}
+
+func (o *triggerOptions) run(ctx context.Context, out io.Writer, kube *KubeFlags) error {
+	if o.namespace == "" {
+		o.namespace = kube.Namespace()
+	}
+	key, err := o.key()
+	if err != nil {
+		return err
+	}
+	var before *cvv1.ContainerVersion
+	if o.wait {
+		if before, err = o.getCV(ctx, kube); err != nil {
+			return err
+		}
+	}
+	if err := o.post(ctx, key); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "triggered %s/%s\n", o.namespace, o.name)
+	if !o.wait {
+		return nil
+	}
+	return o.waitForRollout(ctx, out, kube, before)
+}
+
+func (o *triggerOptions) key() (string, error) {
+	if o.keyFile == "" {
+		if k := os.Getenv("CVMANAGER_TRIGGER_KEY"); k != "" {
+			return k, nil
+		}
+		return "", fmt.Errorf("no API key: pass --key-file or set CVMANAGER_TRIGGER_KEY")
+	}
+	data, err := os.ReadFile(o.keyFile)
+	if err != nil {
+		return "", fmt.Errorf("--key-file: %w", err)
+	}
+	return strings.TrimSpace(string(data)), nil
+}
+
+func (o *triggerOptions) post(ctx context.Context, key string) error {
+	body, _ := json.Marshal(trigger.Request{Namespace: o.namespace, Name: o.name})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(o.url, "/")+"/v1/trigger", strings.NewReader(string(body)))
+	if err != nil {
+		return fmt.Errorf("--url: %w", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach the controller at %s: %w", o.url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("trigger of %s/%s refused: %s: %s", o.namespace, o.name, resp.Status, strings.TrimSpace(string(msg)))
+	}
+	return nil
+}
+
+func (o *triggerOptions) getCV(ctx context.Context, kube *KubeFlags) (*cvv1.ContainerVersion, error) {
+	_, cvClient, err := clients(kube)
+	if err != nil {
+		return nil, err
+	}
+	cv, err := cvClient.CvmanagerV1alpha1().ContainerVersions(o.namespace).Get(ctx, o.name, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("ContainerVersion %s/%s: %w", o.namespace, o.name, err)
+	}
+	return cv, nil
+}
+
+// waitForRollout returns when a rollout that started after the trigger has
+// ended, or when none started within quietPeriod (the tag had not moved).
+func (o *triggerOptions) waitForRollout(ctx context.Context, out io.Writer, kube *KubeFlags, before *cvv1.ContainerVersion) error {
+	const quietPeriod = 15 * time.Second
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	started := time.Now()
+	for {
+		cv, err := o.getCV(ctx, kube)
+		if err != nil {
+			return err
+		}
+		changed := rolledOutSince(before, cv)
+		switch {
+		case cv.Status.Rollout == nil && changed && cv.Status.CurrStatus == cvv1.StatusFailed:
+			return fmt.Errorf("rollout of %s/%s to %s failed", o.namespace, o.name, cv.Status.CurrVersion)
+		case cv.Status.Rollout == nil && changed && cv.Status.CurrStatus == cvv1.StatusSuccess:
+			_, err := fmt.Fprintf(out, "%s/%s runs %s (%s)\n", o.namespace, o.name, cv.Status.CurrVersion, cv.Status.CurrDigest)
+			return err
+		case cv.Status.Rollout == nil && !changed && time.Since(started) > quietPeriod:
+			_, err := fmt.Fprintf(out, "no new version: %s/%s stays on %s\n", o.namespace, o.name, cv.Status.CurrVersion)
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s/%s: %w", o.namespace, o.name, ctx.Err())
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// rolledOutSince tells whether a rollout happened between two reads of a
+// CV. The digest is the main signal: currStatusTime has one-second
+// resolution, too coarse for rollouts that finish within the second.
+func rolledOutSince(before, now *cvv1.ContainerVersion) bool {
+	if now.Status.CurrDigest != before.Status.CurrDigest {
+		return true
+	}
+	t0, t1 := before.Status.CurrStatusTime, now.Status.CurrStatusTime
+	return t1 != nil && (t0 == nil || t1.After(t0.Time))
+}
