@@ -8,7 +8,7 @@ COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X $(MODULE)/pkg/version.Version=$(VERSION) -X $(MODULE)/pkg/version.Commit=$(COMMIT)
 GO_TEST_FLAGS ?= -count=1 -timeout 60m
 
-.PHONY: all build generate verify test test-unit control-plane browser demo bench fmt vet clean help
+.PHONY: all build generate verify test test-unit control-plane browser helm demo bench fmt vet clean help
 
 all: build
 
@@ -37,7 +37,10 @@ browser: ## install Debian's chromium for the dashboard's browser test, when mis
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
-test: control-plane browser verify ## unit + integration tests against a real control plane, registry and browser
+helm: ## build helm (once, cached) for the chart tests
+	hack/build-helm.sh >/dev/null
+
+test: control-plane browser helm verify ## unit + integration tests against a real control plane, registry and browser
 	go test $(GO_TEST_FLAGS) ./...
 
 test-unit: ## tests that need no control plane
