@@ -1,0 +1,127 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/yaml"
+
+	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/controller"
+	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
+	"cvmanager.dev/cvmanager/pkg/metrics"
+	"cvmanager.dev/cvmanager/test/controlplane"
+	"cvmanager.dev/cvmanager/test/kubetest"
+)
+
+// helm builds (once, cached) and runs helm from the Go module proxy.
+func helm(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	script := filepath.Join(kubetest.RepoRoot(), "hack", "build-helm.sh")
+	bin, err := exec.Command(script).Output()
+	if err != nil {
+		t.Fatalf("building helm: %v", err)
+	}
+	var out, stderr bytes.Buffer
+	cmd := exec.Command(strings.TrimSpace(string(bin)), args...)
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	err = cmd.Run()
+	return out.String() + stderr.String(), err
+}
+
+// TestHelmChartInstallsAndItsRBACSuffices: the chart lints, its schema
+// rejects bad values, the rendered manifests and deploy/ apply to the real
+// control plane (server-side dry run, then for real), its ClusterRole equals
+// deploy/'s,
+// and a controller running as the chart's ServiceAccount, with leader
+// election in the release namespace, completes a rollout.
+func TestHelmChartInstallsAndItsRBACSuffices(t *testing.T) {
+	e := newEnv(t)
+	chart := filepath.Join(kubetest.RepoRoot(), "charts", "cvmanager")
+	if out, err := helm(t, "lint", chart); err != nil {
+		t.Fatalf("helm lint: %v\n%s", err, out)
+	}
+	if out, err := helm(t, "lint", chart, "--set", "replicas=0"); err == nil || !strings.Contains(out, "replicas") {
+		t.Errorf("schema accepted replicas=0: %s", out)
+	}
+	release := controlplane.NewNamespace(t)
+	rendered, err := helm(t, "template", "rel", chart, "--namespace", release, "--include-crds",
+		"--set", "registry.insecure={127.0.0.1:5000}", "--set", "defaults.history=true")
+	if err != nil {
+		t.Fatalf("helm template: %v\n%s", err, rendered)
+	}
+	file := filepath.Join(t.TempDir(), "chart.yaml")
+	must(t, os.WriteFile(file, []byte(rendered), 0o600))
+	for _, args := range [][]string{{"apply", "--dry-run=server", "-f", file}, {"apply", "-f", file}} {
+		if out, err := controlplane.Shared().Kubectl(args...); err != nil {
+			t.Fatalf("kubectl %v: %v\n%s", args, err, out)
+		}
+	}
+	assertSameRules(t, e, "rel-cvmanager")
+	deployDir := filepath.Join(kubetest.RepoRoot(), "deploy")
+	for _, args := range [][]string{{"apply", "--dry-run=server", "-R", "-f", deployDir}, {"apply", "-R", "-f", deployDir}} {
+		if out, err := controlplane.Shared().Kubectl(args...); err != nil {
+			t.Fatalf("kubectl %v: %v\n%s", args, err, out)
+		}
+	}
+
+	reg := newTestRegistry(t)
+	repo := reg.repo("team/chart")
+	d1 := reg.push(t, "team/chart", "v1", "env-prod")
+	_, err = e.kube.AppsV1().Deployments(e.ns).Create(e.ctx, newDeployment(e.ns, "chart", "chart", repo+":old", 1), metav1.CreateOptions{})
+	must(t, err)
+	sa, err := controlplane.Shared().ServiceAccountConfig(e.ctx, release, "cvmanager")
+	must(t, err)
+	kube := kubernetes.NewForConfigOrDie(sa)
+	ctrl := controller.New(kube, versioned.NewForConfigOrDie(sa), controller.Options{
+		Namespace: e.ns, Resolver: reg.resolver(t), Metrics: metrics.New(), ProgressInterval: 500 * time.Millisecond,
+	})
+	ctx, cancel := context.WithCancel(e.ctx)
+	defer cancel()
+	le := controller.LeaderElection{Enabled: true, Namespace: release, Name: "rel-cvmanager",
+		LeaseDuration: 3 * time.Second, RenewDeadline: 2 * time.Second, RetryPeriod: 250 * time.Millisecond}
+	go func() { _ = controller.RunLeaderElected(ctx, kube, le, &controller.LeaderState{}, ctrl.Run) }()
+	e.createCV(newCV(e.ns, "chart", repo))
+	e.waitStatus("chart", cvv1.StatusSuccess, d1, 60*time.Second)
+	if got := len(e.history("chart")); got != 1 {
+		t.Errorf("history records under the chart's RBAC: %d", got)
+	}
+}
+
+// assertSameRules compares the chart's ClusterRole with deploy/'s, so the
+// two installs never drift apart.
+func assertSameRules(t *testing.T, e *env, chartRole string) {
+	t.Helper()
+	fromChart, err := e.kube.RbacV1().ClusterRoles().Get(e.ctx, chartRole, metav1.GetOptions{})
+	must(t, err)
+	data, err := os.ReadFile(filepath.Join(kubetest.RepoRoot(), "deploy", "10-rbac.yaml"))
+	must(t, err)
+	for _, doc := range strings.Split(string(data), "\n---\n") {
+		var role rbacv1.ClusterRole
+		if yaml.Unmarshal([]byte(doc), &role) != nil || role.Kind != "ClusterRole" {
+			continue
+		}
+		if diff := cmp.Diff(role.Rules, fromChart.Rules); diff != "" {
+			t.Errorf("chart ClusterRole differs from deploy/10-rbac.yaml (-deploy +chart):\n%s", diff)
+		}
+		for _, rule := range role.Rules {
+			for _, verb := range rule.Verbs {
+				if verb == "*" {
+					t.Errorf("wildcard verb in %v", rule.Resources)
+				}
+			}
+		}
+		return
+	}
+	t.Fatal("no ClusterRole in deploy/10-rbac.yaml")
+}
