@@ -20,6 +20,7 @@ import (
 	"cvmanager.dev/cvmanager/pkg/dashboard"
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
 	"cvmanager.dev/cvmanager/pkg/metrics"
+	"cvmanager.dev/cvmanager/pkg/notify"
 	"cvmanager.dev/cvmanager/pkg/policy"
 	"cvmanager.dev/cvmanager/pkg/server"
 	"cvmanager.dev/cvmanager/pkg/trigger"
@@ -122,6 +123,8 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 		restrictions = append(restrictions, parsed)
 	}
 	m := metrics.New()
+	notifier := notify.New()
+	go notifier.Run(ctx, 4)
 	resolver, err := o.registry.NewResolver(m)
 	if err != nil {
 		return err
@@ -129,7 +132,7 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 	ctrl := controller.New(kubeClient, cvClient, controller.Options{
 		Namespace: o.namespace, CVSelector: selector, Workers: o.workers, Resolver: resolver,
 		Metrics: m, ProgressInterval: o.progressEvery, DefaultHistory: o.history, DefaultRollback: o.rollback,
-		Restrictions: restrictions,
+		Restrictions: restrictions, Notifier: notifier,
 	})
 	leader := &controller.LeaderState{}
 	mux := server.NewMux(m.Registry, server.Readiness{Synced: ctrl.HasSynced, Leader: leader.IsLeader})

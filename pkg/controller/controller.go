@@ -38,6 +38,7 @@ import (
 	cvlisters "cvmanager.dev/cvmanager/pkg/generated/listers/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/history"
 	"cvmanager.dev/cvmanager/pkg/metrics"
+	"cvmanager.dev/cvmanager/pkg/notify"
 	"cvmanager.dev/cvmanager/pkg/policy"
 	"cvmanager.dev/cvmanager/pkg/rollout"
 	"cvmanager.dev/cvmanager/pkg/syncer"
@@ -63,6 +64,8 @@ type Options struct {
 	// ProgressInterval is how often an unfinished rollout is re-examined even
 	// without a workload event (a safety net; events usually come first).
 	ProgressInterval time.Duration
+	// Notifier delivers spec.notifications; nil disables them.
+	Notifier *notify.Notifier
 	// Restrictions are controller-wide version rules no CV can loosen.
 	Restrictions []policy.Restriction
 	// DefaultHistory and DefaultRollback apply when a CV leaves them unset

@@ -7,6 +7,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/notify"
 	"cvmanager.dev/cvmanager/pkg/policy"
 	"cvmanager.dev/cvmanager/pkg/syncer"
 )
@@ -66,6 +67,7 @@ func (c *Controller) hold(ctx context.Context, cv *cvv1.ContainerVersion, img sy
 		return err
 	}
 	c.recorder.Event(cv, corev1.EventTypeNormal, ReasonReleaseBlocked, v.Message)
+	c.notify(ctx, cv, notify.Blocked, version, img.Digest, cv.Status.CurrVersion, v.Message)
 	return nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"k8s.io/klog/v2"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/notify"
 	"cvmanager.dev/cvmanager/pkg/rollout"
 	"cvmanager.dev/cvmanager/pkg/syncer"
 	"cvmanager.dev/cvmanager/pkg/workload"
@@ -145,6 +146,7 @@ func (c *Controller) startRollout(ctx context.Context, cv *cvv1.ContainerVersion
 	}
 	c.recorder.Eventf(cv, corev1.EventTypeNormal, ReasonRolloutStarted, "Rolling out %s:%s (%s) from %s, trigger %s",
 		cv.Spec.ImageRepo, version, img.Digest, orNone(from), trigger)
+	c.notify(ctx, cv, notify.Started, version, img.Digest, from, "trigger "+trigger)
 	return c.advance(ctx, cv)
 }
 
@@ -206,6 +208,7 @@ func (c *Controller) succeed(ctx context.Context, cv *cvv1.ContainerVersion, p r
 	}
 	c.observeRollout("Success", r, now)
 	c.recorder.Eventf(cv, corev1.EventTypeNormal, ReasonRolloutSucceeded, "Rolled out %s (%s): %s", r.Version, r.Digest, p.Message)
+	c.notify(ctx, cv, notify.Succeeded, r.Version, r.Digest, r.FromVersion, p.Message)
 	klog.InfoS("Rollout succeeded", "cv", klog.KObj(cv), "version", r.Version, "digest", r.Digest)
 	return nil
 }
@@ -237,9 +240,12 @@ func (c *Controller) fail(ctx context.Context, cv *cvv1.ContainerVersion, strate
 	}
 	c.observeRollout(outcome, r, now)
 	c.recorder.Eventf(cv, corev1.EventTypeWarning, ReasonRolloutFailed, "Rollout of %s (%s) failed: %s", r.Version, r.Digest, message)
+	kind := notify.Failed
 	if outcome == "RolledBack" {
+		kind = notify.RolledBack
 		c.recorder.Eventf(cv, corev1.EventTypeWarning, ReasonRolledBack, "Rolled back to %s (%s)", cv.Status.SuccessVersion, cv.Status.SuccessDigest)
 	}
+	c.notify(ctx, cv, kind, r.Version, r.Digest, r.FromVersion, message)
 	return nil
 }
 

@@ -1,0 +1,191 @@
+// Package notify sends rollout events to receivers: a generic JSON webhook
+// signed with HMAC-SHA256, or a Slack incoming webhook. Delivery is
+// asynchronous with bounded retries, so a slow or dead receiver never holds
+// up a rollout; when the queue is full, events are dropped and counted.
+package notify
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"k8s.io/klog/v2"
+)
+
+// Event kinds, as named in spec.notifications[].events.
+const (
+	Started    = "Started"
+	Succeeded  = "Succeeded"
+	Failed     = "Failed"
+	RolledBack = "RolledBack"
+	Blocked    = "Blocked"
+)
+
+// SignatureHeader carries "sha256=<hex HMAC of the body>", as receivers of
+// GitHub-style webhooks expect; TimestampHeader lets them refuse replays.
+const (
+	SignatureHeader = "X-Cvmanager-Signature-256"
+	TimestampHeader = "X-Cvmanager-Timestamp"
+)
+
+// Event is what a receiver gets.
+type Event struct {
+	Kind      string    `json:"event"`
+	Namespace string    `json:"namespace"`
+	Name      string    `json:"containerVersion"`
+	Image     string    `json:"image"`
+	Version   string    `json:"version"`
+	Digest    string    `json:"digest"`
+	From      string    `json:"fromVersion,omitempty"`
+	Message   string    `json:"message,omitempty"`
+	Time      time.Time `json:"time"`
+}
+
+// Receiver is one destination, resolved from its Secrets.
+type Receiver struct {
+	Type   string // Webhook or Slack
+	URL    string
+	Secret []byte // HMAC key for Webhook receivers; may be empty
+}
+
+type delivery struct {
+	receiver Receiver
+	event    Event
+}
+
+// Notifier delivers events from a bounded queue with a few workers.
+type Notifier struct {
+	client   *http.Client
+	queue    chan delivery
+	attempts int
+	backoff  time.Duration
+	// Dropped counts events lost to a full queue (exported as a metric).
+	Dropped func()
+}
+
+// New creates a notifier; Run starts its workers.
+func New() *Notifier {
+	return &Notifier{
+		client:   &http.Client{Timeout: 10 * time.Second},
+		queue:    make(chan delivery, 1024),
+		attempts: 4,
+		backoff:  500 * time.Millisecond,
+		Dropped:  func() {},
+	}
+}
+
+// Enqueue schedules delivery and never blocks.
+func (n *Notifier) Enqueue(r Receiver, e Event) {
+	select {
+	case n.queue <- delivery{r, e}:
+	default:
+		n.Dropped()
+		klog.InfoS("Notification queue full; event dropped", "cv", e.Namespace+"/"+e.Name, "event", e.Kind)
+	}
+}
+
+// Run delivers until ctx is done.
+func (n *Notifier) Run(ctx context.Context, workers int) {
+	for i := 0; i < workers; i++ {
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case d := <-n.queue:
+					n.deliver(ctx, d)
+				}
+			}
+		}()
+	}
+}
+
+// deliver tries a few times with doubling back-off. Receiver URLs embed
+// credentials, so they are never logged.
+func (n *Notifier) deliver(ctx context.Context, d delivery) {
+	body, contentType, err := encode(d)
+	if err != nil {
+		return
+	}
+	wait := n.backoff
+	for attempt := 1; attempt <= n.attempts; attempt++ {
+		err = n.post(ctx, d.receiver, body, contentType)
+		if err == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+			wait *= 2
+		}
+	}
+	klog.InfoS("Notification not delivered", "cv", d.event.Namespace+"/"+d.event.Name, "event", d.event.Kind, "type", d.receiver.Type, "err", redact(err))
+}
+
+func (n *Notifier) post(ctx context.Context, r Receiver, body []byte, contentType string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.URL, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", contentType)
+	if r.Type == "Webhook" && len(r.Secret) > 0 {
+		ts := strconv.FormatInt(time.Now().Unix(), 10)
+		req.Header.Set(TimestampHeader, ts)
+		req.Header.Set(SignatureHeader, "sha256="+Sign(r.Secret, ts, body))
+	}
+	resp, err := n.client.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return fmt.Errorf("receiver answered %s", resp.Status)
+	}
+	return nil
+}
+
+// Sign is the HMAC-SHA256 of "<timestamp>.<body>": binding the timestamp
+// into the signature makes a replayed body with a new timestamp invalid.
+func Sign(secret []byte, timestamp string, body []byte) string {
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte(timestamp + "."))
+	mac.Write(body)
+	return hex.EncodeToString(mac.Sum(nil))
+}
+
+func encode(d delivery) ([]byte, string, error) {
+	if d.receiver.Type == "Slack" {
+		body, err := json.Marshal(map[string]string{"text": slackText(d.event)})
+		return body, "application/json", err
+	}
+	body, err := json.Marshal(d.event)
+	return body, "application/json", err
+}
+
+func slackText(e Event) string {
+	icon := map[string]string{Started: ":rocket:", Succeeded: ":white_check_mark:", Failed: ":x:", RolledBack: ":rewind:", Blocked: ":no_entry:"}[e.Kind]
+	text := fmt.Sprintf("%s *%s* %s/%s: %s `%s`", icon, e.Kind, e.Namespace, e.Name, e.Image, e.Version)
+	if e.Message != "" {
+		text += " — " + e.Message
+	}
+	return text
+}
+
+// redact drops the URL (which may hold a token) from transport errors.
+func redact(err error) string {
+	var urlErr *url.Error
+	if errors.As(err, &urlErr) {
+		return urlErr.Err.Error()
+	}
+	return err.Error()
+}

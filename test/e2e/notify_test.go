@@ -1,0 +1,98 @@
+package e2e
+
+import (
+	"context"
+	"crypto/hmac"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/controller"
+	"cvmanager.dev/cvmanager/pkg/notify"
+)
+
+// receiver is a webhook endpoint that verifies signatures like a user's would.
+type receiver struct {
+	mu     sync.Mutex
+	secret []byte
+	events []notify.Event
+	bad    int
+}
+
+func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	body, _ := io.ReadAll(req.Body)
+	want := "sha256=" + notify.Sign(r.secret, req.Header.Get(notify.TimestampHeader), body)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !hmac.Equal([]byte(want), []byte(req.Header.Get(notify.SignatureHeader))) {
+		r.bad++
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	var e notify.Event
+	_ = json.Unmarshal(body, &e)
+	r.events = append(r.events, e)
+}
+
+func (r *receiver) kinds() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, e := range r.events {
+		out = append(out, e.Kind+":"+e.Version)
+	}
+	return out
+}
+
+// TestNotificationsSignedAndSentOnce: a rollout sends Started and Succeeded
+// to a webhook, HMAC-signed; a controller restart sends nothing again.
+func TestNotificationsSignedAndSentOnce(t *testing.T) {
+	e := newEnv(t)
+	reg := newTestRegistry(t)
+	recv := &receiver{secret: []byte("hmac-key-0123456789")}
+	srv := httptest.NewServer(recv)
+	defer srv.Close()
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "hook"},
+		Data: map[string][]byte{"url": []byte(srv.URL + "/hook?token=do-not-log"), "hmac": recv.secret}}
+	_, err := e.kube.CoreV1().Secrets(e.ns).Create(e.ctx, secret, metav1.CreateOptions{})
+	must(t, err)
+
+	repo := reg.repo("team/notify")
+	d1 := reg.push(t, "team/notify", "v1", "env-prod")
+	_, err = e.kube.AppsV1().Deployments(e.ns).Create(e.ctx, newDeployment(e.ns, "notify", "notify", repo+":old", 1), metav1.CreateOptions{})
+	must(t, err)
+	notifier := notify.New()
+	ctx, cancel := context.WithCancel(e.ctx)
+	defer cancel()
+	notifier.Run(ctx, 2)
+	withNotifier := func(o *controller.Options) { o.Notifier = notifier }
+	stop := e.startController(reg.resolver(t), withNotifier)
+	e.createCV(newCV(e.ns, "notify", repo, func(s *cvv1.ContainerVersionSpec) {
+		s.Notifications = []cvv1.NotificationSpec{{Name: "ci", Type: "Webhook",
+			URLSecretRef: cvv1.SecretKeyRef{Name: "hook", Key: "url"}, HMACSecretRef: &cvv1.SecretKeyRef{Name: "hook", Key: "hmac"}}}
+	}))
+	e.waitStatus("notify", cvv1.StatusSuccess, d1, 60*time.Second)
+	e.eventually(10*time.Second, "two notifications", func() (bool, error) { return len(recv.kinds()) == 2, nil })
+
+	stop()
+	e.startController(reg.resolver(t), withNotifier)
+	time.Sleep(6 * time.Second) // a poll interval and more after the restart
+	if got := strings.Join(recv.kinds(), ","); got != "Started:v1,Succeeded:v1" {
+		t.Errorf("notifications = %s, want Started:v1,Succeeded:v1 exactly once", got)
+	}
+	if recv.bad != 0 {
+		t.Errorf("%d notifications with a bad signature", recv.bad)
+	}
+	if reasons := e.eventReasons("notify"); len(reasons) == 0 {
+		t.Error("no events")
+	}
+}
