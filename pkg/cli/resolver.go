@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -28,7 +29,8 @@ func newRegistryResolver(r *RegistryFlags, _ *metrics.Metrics) (syncer.ImageReso
 	if err != nil {
 		return nil, err
 	}
-	return &ggcrResolver{insecure: r.InsecureRegistries, transport: transport}, nil
+	upstream := &ggcrResolver{insecure: r.InsecureRegistries, transport: transport, versions: map[string]string{}}
+	return syncer.NewSharedResolver(upstream, nil), nil
 }
 
 func registryTransport(caFile string) (http.RoundTripper, error) {
@@ -54,6 +56,10 @@ func registryTransport(caFile string) (http.RoundTripper, error) {
 type ggcrResolver struct {
 	insecure  []string
 	transport http.RoundTripper
+	// versions remembers the version tag of each digest, so a poll that
+	// finds the digest unchanged costs one HEAD and no tag listing.
+	mu       sync.Mutex
+	versions map[string]string
 }
 
 // Resolve implements syncer.ImageResolver.
@@ -78,20 +84,39 @@ func (g *ggcrResolver) Resolve(ctx context.Context, req syncer.ResolveRequest) (
 		}
 		return out, nil
 	}
+	cacheKey := req.Repo + "@" + out.Digest + "|" + req.VersionSyntax.String()
+	g.mu.Lock()
+	version, known := g.versions[cacheKey]
+	g.mu.Unlock()
+	if known {
+		out.Version = version
+		return out, nil
+	}
+	if out.Version, err = g.findVersion(ref, desc.Digest.String(), req, ropts); err != nil {
+		return syncer.ResolvedImage{}, err
+	}
+	g.mu.Lock()
+	g.versions[cacheKey] = out.Version
+	g.mu.Unlock()
+	return out, nil
+}
+
+// findVersion lists the tags and HEADs those matching versionSyntax until
+// one has the digest; it runs once per new digest.
+func (g *ggcrResolver) findVersion(ref name.Tag, digest string, req syncer.ResolveRequest, ropts []remote.Option) (string, error) {
 	tags, err := remote.List(ref.Context(), ropts...)
 	if err != nil {
-		return syncer.ResolvedImage{}, err
+		return "", err
 	}
 	for _, tag := range tags {
 		if !req.VersionSyntax.MatchString(tag) {
 			continue
 		}
-		if d, err := remote.Head(ref.Context().Tag(tag), ropts...); err == nil && d.Digest == desc.Digest {
-			out.Version = tag
-			break
+		if d, err := remote.Head(ref.Context().Tag(tag), ropts...); err == nil && d.Digest.String() == digest {
+			return tag, nil
 		}
 	}
-	return out, nil
+	return "", nil
 }
 
 // dockerConfig is the part of a .dockerconfigjson this resolver reads.

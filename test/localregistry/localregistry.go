@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,6 +29,8 @@ type Registry struct {
 	Host     string
 	server   *http.Server
 	requests atomic.Int64
+	mu       sync.Mutex
+	byMethod map[string]int64
 }
 
 // Start serves a registry on addr ("127.0.0.1:0" picks a free port).
@@ -41,10 +44,13 @@ func Start(addr string) (*Registry, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Registry{Host: ln.Addr().String()}
+	r := &Registry{Host: ln.Addr().String(), byMethod: map[string]int64{}}
 	r.server = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if strings.HasPrefix(req.URL.Path, "/v2/") && req.URL.Path != "/v2/" {
 			r.requests.Add(1)
+			r.mu.Lock()
+			r.byMethod[req.Method+" "+kind(req.URL.Path)]++
+			r.mu.Unlock()
 		}
 		app.ServeHTTP(w, req)
 	})}
@@ -64,6 +70,23 @@ func (r *Registry) Repo(path string) string { return r.Host + "/" + path }
 
 // Requests counts /v2/<name>/… requests received (manifests, tags, blobs).
 func (r *Registry) Requests() int64 { return r.requests.Load() }
+
+// Count returns how many requests of a method reached a kind of path:
+// Count("HEAD", "manifests"), Count("GET", "tags").
+func (r *Registry) Count(method, pathKind string) int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.byMethod[method+" "+pathKind]
+}
+
+func kind(path string) string {
+	for _, k := range []string{"/manifests/", "/tags/", "/blobs/"} {
+		if strings.Contains(path, k) {
+			return strings.Trim(k, "/")
+		}
+	}
+	return "other"
+}
 
 // Push uploads a new random image (one small layer) under every tag and
 // returns its digest. Pushing a tag again moves it to new content.

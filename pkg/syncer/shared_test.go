@@ -1,0 +1,95 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// countingResolver answers after a short delay and counts its calls; it
+// stands in for a registry in these unit tests (the e2e tests use a real one).
+type countingResolver struct {
+	calls atomic.Int64
+	fail  atomic.Bool
+}
+
+func (c *countingResolver) Resolve(ctx context.Context, req ResolveRequest) (ResolvedImage, error) {
+	c.calls.Add(1)
+	time.Sleep(5 * time.Millisecond)
+	if c.fail.Load() {
+		return ResolvedImage{}, errors.New("registry down")
+	}
+	return ResolvedImage{Digest: "sha256:" + req.Repo + req.Tag}, nil
+}
+
+func TestSharedResolverOneRequestPerRefPerInterval(t *testing.T) {
+	upstream := &countingResolver{}
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	shared := NewSharedResolver(upstream, clock)
+
+	poll := func() {
+		var wg sync.WaitGroup
+		for i := 0; i < 1000; i++ { // 1,000 pollers over 50 distinct refs
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				req := ResolveRequest{Repo: "reg/app", Tag: fmt.Sprintf("t%d", i%50), MaxAge: time.Minute}
+				img, err := shared.Resolve(context.Background(), req)
+				if err != nil || img.Digest != "sha256:reg/app"+req.Tag {
+					t.Errorf("wrong answer %+v %v", img, err)
+				}
+			}(i)
+		}
+		wg.Wait()
+	}
+	poll()
+	if got := upstream.calls.Load(); got != 50 {
+		t.Fatalf("first interval: %d upstream requests, want 50", got)
+	}
+	poll() // same interval: all answers reused
+	if got := upstream.calls.Load(); got != 50 {
+		t.Fatalf("within the interval: %d upstream requests, want still 50", got)
+	}
+	mu.Lock()
+	now = now.Add(time.Minute)
+	mu.Unlock()
+	poll()
+	if got := upstream.calls.Load(); got != 100 {
+		t.Fatalf("next interval: %d upstream requests, want 100", got)
+	}
+}
+
+func TestSharedResolverForcesAndDoesNotCacheErrors(t *testing.T) {
+	upstream := &countingResolver{}
+	shared := NewSharedResolver(upstream, nil)
+	req := ResolveRequest{Repo: "r", Tag: "t", MaxAge: time.Hour}
+	_, _ = shared.Resolve(context.Background(), req)
+	req.MaxAge = 0 // a push trigger
+	_, _ = shared.Resolve(context.Background(), req)
+	if got := upstream.calls.Load(); got != 2 {
+		t.Errorf("MaxAge 0 did not force a request: %d calls", got)
+	}
+	upstream.fail.Store(true)
+	req.MaxAge = 0
+	if _, err := shared.Resolve(context.Background(), req); err == nil {
+		t.Fatal("want the error")
+	}
+	upstream.fail.Store(false)
+	req.MaxAge = time.Hour
+	if _, err := shared.Resolve(context.Background(), req); err != nil {
+		t.Errorf("an error was cached: %v", err)
+	}
+	other := req
+	other.PullSecrets = [][]byte{[]byte(`{"auths":{}}`)}
+	before := upstream.calls.Load()
+	_, _ = shared.Resolve(context.Background(), other)
+	if upstream.calls.Load() != before+1 {
+		t.Error("requests with different credentials shared a result")
+	}
+}
