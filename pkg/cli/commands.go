@@ -14,17 +14,8 @@ func newCRCommand(kube *KubeFlags) *cobra.Command {
 		Use:   "cr",
 		Short: "Container registry commands: run one syncer, move tags",
 	}
-	cr.AddCommand(newCRSyncCommand(kube), newTagsCommandOrPending())
+	cr.AddCommand(newCRSyncCommand(kube), newTaggerCommand())
 	return cr
-}
-
-// newTagsCommandOrPending stands in for the tagger until it lands.
-func newTagsCommandOrPending() *cobra.Command {
-	tags := &cobra.Command{Use: "tags", Short: "Get, add and remove image tags (used by CI)"}
-	for _, verb := range []string{"get", "add", "remove"} {
-		tags.AddCommand(&cobra.Command{Use: verb, Short: verb + " tags", RunE: notImplemented("cr tags " + verb)})
-	}
-	return tags
 }
 
 func newCVCommand(kube *KubeFlags) *cobra.Command {
