@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"cvmanager.dev/cvmanager/pkg/metrics"
 	"cvmanager.dev/cvmanager/pkg/syncer"
@@ -21,14 +22,20 @@ import (
 
 // newRegistryResolver builds the resolver `run` and `cr sync` use.
 //
-// It asks with HEAD (which Docker Hub does not count as a pull) and lists
-// tags only to name the version; the registry layer's shared poller, which
-// deduplicates requests across CVs, plugs in here.
-func newRegistryResolver(r *RegistryFlags, _ *metrics.Metrics) (syncer.ImageResolver, error) {
-	transport, err := registryTransport(r.CAFile)
+// It asks with HEAD (which Docker Hub does not count as a pull), lists tags
+// only the first time a digest is seen (to name its version), shares one
+// request per repo:tag per interval across CVs, and goes through a per-host
+// guard (rate budget, Retry-After, back-off).
+func newRegistryResolver(r *RegistryFlags, m *metrics.Metrics) (syncer.ImageResolver, error) {
+	base, err := registryTransport(r.CAFile)
 	if err != nil {
 		return nil, err
 	}
+	var reg prometheus.Registerer
+	if m != nil {
+		reg = m.Registry
+	}
+	transport := syncer.NewHostGuard(base, r.QPS, r.Burst, reg)
 	upstream := &ggcrResolver{insecure: r.InsecureRegistries, transport: transport, versions: map[string]string{}}
 	return syncer.NewSharedResolver(upstream, nil), nil
 }

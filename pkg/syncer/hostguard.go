@@ -1,0 +1,220 @@
+package syncer
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+)
+
+// HostGuard is an http.RoundTripper that keeps cvmanager a polite registry
+// client, per registry host:
+//
+//   - a token bucket bounds the request rate;
+//   - a 429 closes the host until its Retry-After (seconds or HTTP date) has
+//     passed, never shorter; 5xx answers and transport errors back off
+//     exponentially up to MaxBackoff;
+//   - while a host is closed, requests to it fail at once without touching
+//     the network, so workers never wait on it and CVs on other hosts keep
+//     their schedule.
+//
+// It also counts requests by host, method and code, times them, and reads
+// Docker Hub's ratelimit-limit / ratelimit-remaining headers into gauges.
+type HostGuard struct {
+	next       http.RoundTripper
+	qps        rate.Limit
+	burst      int
+	maxWait    time.Duration
+	maxBackoff time.Duration
+	now        func() time.Time
+	metrics    *guardMetrics
+
+	mu    sync.Mutex
+	hosts map[string]*hostState
+}
+
+type hostState struct {
+	limiter    *rate.Limiter
+	closedTill time.Time
+	reason     string
+	backoff    time.Duration
+}
+
+// ErrHostClosed reports a host that is rate limited or backing off.
+type ErrHostClosed struct {
+	Host   string
+	Until  time.Time
+	Reason string
+}
+
+func (e *ErrHostClosed) Error() string {
+	return fmt.Sprintf("registry %s: %s; next request after %s", e.Host, e.Reason, e.Until.UTC().Format(time.RFC3339))
+}
+
+// Defaults when a caller gives no budget: a zero rate would close every
+// host for ever.
+const (
+	DefaultHostQPS   = 5
+	DefaultHostBurst = 20
+)
+
+// NewHostGuard wraps next. qps/burst bound each host (defaults when ≤ 0);
+// reg may be nil.
+func NewHostGuard(next http.RoundTripper, qps float64, burst int, reg prometheus.Registerer) *HostGuard {
+	if qps <= 0 {
+		qps = DefaultHostQPS
+	}
+	if burst <= 0 {
+		burst = DefaultHostBurst
+	}
+	return &HostGuard{
+		next: next, qps: rate.Limit(qps), burst: burst, maxWait: 2 * time.Second, maxBackoff: 5 * time.Minute,
+		now: time.Now, metrics: newGuardMetrics(reg), hosts: map[string]*hostState{},
+	}
+}
+
+// RoundTrip implements http.RoundTripper.
+//
+// State is kept per scheme and host: a client probing HTTPS before falling
+// back to plain HTTP (insecure local registries) must not have the failed
+// probe close the HTTP endpoint.
+func (g *HostGuard) RoundTrip(req *http.Request) (*http.Response, error) {
+	host := req.URL.Host
+	endpoint := req.URL.Scheme + "://" + host
+	if err := g.admit(endpoint); err != nil {
+		return nil, err
+	}
+	start := g.now()
+	resp, err := g.next.RoundTrip(req)
+	g.metrics.observe(host, req.Method, resp, err, g.now().Sub(start))
+	g.record(endpoint, resp, err)
+	return resp, err
+}
+
+// admit refuses a closed host and spends a token, waiting at most maxWait
+// for one (a longer wait would hold a worker that other CVs need).
+func (g *HostGuard) admit(host string) error {
+	g.mu.Lock()
+	st := g.state(host)
+	if now := g.now(); now.Before(st.closedTill) {
+		err := &ErrHostClosed{Host: host, Until: st.closedTill, Reason: st.reason}
+		g.mu.Unlock()
+		return err
+	}
+	reservation := st.limiter.Reserve()
+	g.mu.Unlock()
+	delay := reservation.Delay()
+	if delay > g.maxWait {
+		reservation.Cancel()
+		return &ErrHostClosed{Host: host, Until: g.now().Add(delay), Reason: "request budget exhausted"}
+	}
+	time.Sleep(delay)
+	return nil
+}
+
+func (g *HostGuard) state(host string) *hostState {
+	st, ok := g.hosts[host]
+	if !ok {
+		st = &hostState{limiter: rate.NewLimiter(g.qps, g.burst)}
+		g.hosts[host] = st
+	}
+	return st
+}
+
+// record opens or closes the host from the answer.
+func (g *HostGuard) record(host string, resp *http.Response, err error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	st := g.state(host)
+	now := g.now()
+	switch {
+	case err == nil && resp.StatusCode == http.StatusTooManyRequests:
+		until := now.Add(retryAfter(resp.Header.Get("Retry-After"), now, time.Minute))
+		if until.After(st.closedTill) {
+			st.closedTill = until
+		}
+		st.reason = "rate limited (429)"
+	case err != nil || resp.StatusCode >= 500:
+		st.backoff = min(max(2*st.backoff, time.Second), g.maxBackoff)
+		st.closedTill = now.Add(st.backoff)
+		st.reason = fmt.Sprintf("backing off %s after %s", st.backoff, failure(resp, err))
+	default:
+		st.backoff = 0
+	}
+}
+
+// retryAfter parses seconds or an HTTP date; without a usable value it
+// assumes fallback rather than hammering the registry again at once.
+func retryAfter(value string, now time.Time, fallback time.Duration) time.Duration {
+	value = strings.TrimSpace(value)
+	if secs, err := strconv.Atoi(value); err == nil && secs >= 0 {
+		return time.Duration(secs) * time.Second
+	}
+	if at, err := http.ParseTime(value); err == nil && at.After(now) {
+		return at.Sub(now)
+	}
+	return fallback
+}
+
+func failure(resp *http.Response, err error) string {
+	if err != nil {
+		return "a transport error"
+	}
+	return resp.Status
+}
+
+type guardMetrics struct {
+	requests  *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
+	limit     *prometheus.GaugeVec
+	remaining *prometheus.GaugeVec
+}
+
+func newGuardMetrics(reg prometheus.Registerer) *guardMetrics {
+	m := &guardMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cvmanager_registry_requests_total", Help: "Registry requests by host, method and status code.",
+		}, []string{"host", "method", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "cvmanager_registry_request_duration_seconds", Help: "Registry request latency.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 3, 8),
+		}, []string{"host", "method"}),
+		limit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cvmanager_registry_ratelimit_limit", Help: "Pull limit the registry reports (ratelimit-limit).",
+		}, []string{"host"}),
+		remaining: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cvmanager_registry_ratelimit_remaining", Help: "Pulls left the registry reports (ratelimit-remaining).",
+		}, []string{"host"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.requests, m.duration, m.limit, m.remaining)
+	}
+	return m
+}
+
+func (m *guardMetrics) observe(host, method string, resp *http.Response, err error, took time.Duration) {
+	code := "error"
+	if err == nil {
+		code = strconv.Itoa(resp.StatusCode)
+		setRateLimit(m.limit, host, resp.Header.Get("ratelimit-limit"))
+		setRateLimit(m.remaining, host, resp.Header.Get("ratelimit-remaining"))
+	}
+	m.requests.WithLabelValues(host, method, code).Inc()
+	m.duration.WithLabelValues(host, method).Observe(took.Seconds())
+}
+
+// setRateLimit reads "100;w=21600" style values.
+func setRateLimit(g *prometheus.GaugeVec, host, value string) {
+	if value == "" {
+		return
+	}
+	n, _, _ := strings.Cut(value, ";")
+	if v, err := strconv.ParseFloat(strings.TrimSpace(n), 64); err == nil {
+		g.WithLabelValues(host).Set(v)
+	}
+}

@@ -1,0 +1,140 @@
+package syncer
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// guardClock is a settable clock shared by the guard and the test.
+type guardClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *guardClock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *guardClock) Add(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
+
+func TestHostGuardHonoursRetryAfterPerHost(t *testing.T) {
+	var limitedHits, healthyHits atomic.Int64
+	limited := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		limitedHits.Add(1)
+		w.Header().Set("Retry-After", "5")
+		w.WriteHeader(http.StatusTooManyRequests)
+	}))
+	defer limited.Close()
+	healthy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		healthyHits.Add(1)
+		w.Header().Set("ratelimit-limit", "100;w=21600")
+		w.Header().Set("ratelimit-remaining", "97;w=21600")
+	}))
+	defer healthy.Close()
+
+	clock := &guardClock{now: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
+	reg := prometheus.NewRegistry()
+	guard := NewHostGuard(http.DefaultTransport, 1000, 1000, reg)
+	guard.now = clock.Now
+	client := &http.Client{Transport: guard}
+
+	resp, err := client.Get(limited.URL + "/v2/")
+	if err != nil || resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("first request: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	for _, elapsed := range []time.Duration{0, time.Second, 4900 * time.Millisecond} {
+		clock.now = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC).Add(elapsed)
+		if _, err := client.Get(limited.URL + "/v2/"); err == nil || !strings.Contains(err.Error(), "rate limited (429)") || !strings.Contains(err.Error(), "registry http://127.0.0.1") {
+			t.Errorf("at +%s: want the host closed, got %v", elapsed, err)
+		}
+		// The other registry is not held up at all.
+		resp, err := client.Get(healthy.URL + "/v2/")
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("healthy host at +%s: %v %v", elapsed, resp, err)
+		}
+		resp.Body.Close()
+	}
+	if got := limitedHits.Load(); got != 1 {
+		t.Errorf("limited host saw %d requests before Retry-After passed, want 1", got)
+	}
+	clock.Add(200 * time.Millisecond) // now 5.1 s after the 429
+	if resp, err := client.Get(limited.URL + "/v2/"); err != nil {
+		t.Errorf("after Retry-After: %v", err)
+	} else {
+		resp.Body.Close()
+	}
+	if limitedHits.Load() != 2 || healthyHits.Load() != 3 {
+		t.Errorf("hits: limited %d healthy %d", limitedHits.Load(), healthyHits.Load())
+	}
+	host := strings.TrimPrefix(healthy.URL, "http://")
+	if v := testutil.ToFloat64(guard.metrics.remaining.WithLabelValues(host)); v != 97 {
+		t.Errorf("ratelimit-remaining gauge = %v", v)
+	}
+	if v := testutil.ToFloat64(guard.metrics.requests.WithLabelValues(strings.TrimPrefix(limited.URL, "http://"), "GET", "429")); v != 2 {
+		t.Errorf("429 counter = %v", v)
+	}
+}
+
+func TestHostGuardBacksOffOn5xx(t *testing.T) {
+	var hits atomic.Int64
+	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer failing.Close()
+	clock := &guardClock{now: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
+	guard := NewHostGuard(http.DefaultTransport, 1000, 1000, nil)
+	guard.now = clock.Now
+	client := &http.Client{Transport: guard}
+	wantGaps := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second}
+	for _, gap := range wantGaps {
+		resp, err := client.Get(failing.URL)
+		if err != nil {
+			t.Fatalf("request should reach the host: %v", err)
+		}
+		resp.Body.Close()
+		clock.Add(gap - 10*time.Millisecond)
+		if _, err := client.Get(failing.URL); err == nil {
+			t.Fatalf("host reopened before %s of back-off", gap)
+		}
+		clock.Add(20 * time.Millisecond)
+	}
+	if hits.Load() != 3 {
+		t.Errorf("hits = %d, want 3", hits.Load())
+	}
+}
+
+func TestHostGuardDefaultsAZeroBudget(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer srv.Close()
+	client := &http.Client{Transport: NewHostGuard(http.DefaultTransport, 0, 0, nil)}
+	for i := 0; i < DefaultHostBurst; i++ {
+		resp, err := client.Get(srv.URL)
+		if err != nil {
+			t.Fatalf("request %d with an unset budget: %v", i, err)
+		}
+		resp.Body.Close()
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	cases := map[string]time.Duration{
+		"5":                             5 * time.Second,
+		"0":                             0,
+		"Mon, 23 Nov 2026 12:00:30 GMT": 30 * time.Second,
+		"soon":                          time.Minute,
+		"":                              time.Minute,
+	}
+	for in, want := range cases {
+		if got := retryAfter(in, now, time.Minute); got != want {
+			t.Errorf("retryAfter(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
