@@ -33,16 +33,25 @@ func browser(t *testing.T) context.Context {
 	if err != nil {
 		t.Fatalf("chromium not found: `make test` installs it (apt-get install chromium): %v", err)
 	}
+	// Chromium may still write its profile for a moment after it is told to
+	// stop, so the directory is removed best-effort instead of by t.TempDir.
+	profile, err := os.MkdirTemp("", "cvmanager-chromium-")
+	must(t, err)
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(path), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
 		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true),
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1400, 700),
+		chromedp.UserDataDir(profile), chromedp.WindowSize(1400, 700),
 	}
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(alloc)
 	ctx, cancelTimeout := context.WithTimeout(ctx, 30*time.Second)
-	t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
+	t.Cleanup(func() {
+		cancelTimeout()
+		cancelCtx()
+		cancelAlloc()
+		_ = os.RemoveAll(profile)
+	})
 	return ctx
 }
 
