@@ -4,7 +4,6 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 
@@ -53,17 +52,3 @@ func commandTree(cmd *cobra.Command, indent string) string {
 	}
 	return b.String()
 }
-
-// errNotImplemented is returned by commands whose issue has not landed yet, so
-// scripts calling them fail loudly instead of silently doing nothing.
-func errNotImplemented(command string) error {
-	return fmt.Errorf("%s: not implemented yet in this build", command)
-}
-
-// notImplemented returns a RunE that reports the command as not implemented.
-func notImplemented(command string) func(*cobra.Command, []string) error {
-	return func(*cobra.Command, []string) error { return errNotImplemented(command) }
-}
-
-// ErrUsage marks errors caused by how the command was called.
-var ErrUsage = errors.New("usage error")

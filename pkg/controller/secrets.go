@@ -12,7 +12,6 @@ import (
 	"k8s.io/utils/clock"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
-	"cvmanager.dev/cvmanager/pkg/workload"
 )
 
 // secretTTL bounds how stale a cached pull secret may be. Secrets are read
@@ -81,5 +80,3 @@ func (c *Controller) pullSecrets(ctx context.Context, cv *cvv1.ContainerVersion)
 	}
 	return out
 }
-
-var _ = workload.Workload{}
