@@ -20,6 +20,7 @@ import (
 	"cvmanager.dev/cvmanager/pkg/dashboard"
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
 	"cvmanager.dev/cvmanager/pkg/metrics"
+	"cvmanager.dev/cvmanager/test/e2eenv"
 	"cvmanager.dev/cvmanager/test/kubetest"
 )
 
@@ -36,7 +37,7 @@ func browser(t *testing.T) context.Context {
 	// Chromium may still write its profile for a moment after it is told to
 	// stop, so the directory is removed best-effort instead of by t.TempDir.
 	profile, err := os.MkdirTemp("", "cvmanager-chromium-")
-	must(t, err)
+	e2eenv.Must(t, err)
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(path), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
 		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
@@ -60,37 +61,37 @@ func browser(t *testing.T) context.Context {
 // as text (never run), and the history link works. A screenshot is saved
 // to test/artifacts/dashboard.png.
 func TestDashboardInChromium(t *testing.T) {
-	e := newEnv(t)
-	reg := newTestRegistry(t)
-	repo := reg.repo("team/ui")
-	d1 := reg.push(t, "team/ui", "v1", "env-prod")
+	e := e2eenv.New(t)
+	reg := e2eenv.NewRegistry(t)
+	repo := reg.Repo("team/ui")
+	d1 := reg.MustPush(t, "team/ui", "v1", "env-prod")
 	for _, name := range []string{"zeta", "alpha"} {
-		_, err := e.kube.AppsV1().Deployments(e.ns).Create(e.ctx, newDeployment(e.ns, name, name, repo+":old", 1), metav1.CreateOptions{})
-		must(t, err)
-		e.createCV(newCV(e.ns, name, repo))
+		_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, e2eenv.NewDeployment(e.NS, name, name, repo+":old", 1), metav1.CreateOptions{})
+		e2eenv.Must(t, err)
+		e.CreateCV(e2eenv.NewCV(e.NS, name, repo))
 	}
-	_, err := e.kube.AppsV1().Deployments(e.ns).Create(e.ctx, newDeployment(e.ns, "evil", "evil", xssImage, 1), metav1.CreateOptions{})
-	must(t, err)
-	e.createCV(newCV(e.ns, "evil", reg.repo("team/absent")))
+	_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, e2eenv.NewDeployment(e.NS, "evil", "evil", xssImage, 1), metav1.CreateOptions{})
+	e2eenv.Must(t, err)
+	e.CreateCV(e2eenv.NewCV(e.NS, "evil", reg.Repo("team/absent")))
 
-	ctrl := controller.New(kubernetes.NewForConfigOrDie(controllerConfig), versioned.NewForConfigOrDie(controllerConfig),
-		controller.Options{Namespace: e.ns, Resolver: reg.resolver(t), Metrics: metrics.New(), ProgressInterval: 500 * time.Millisecond})
-	ctx, cancel := context.WithCancel(e.ctx)
+	ctrl := controller.New(kubernetes.NewForConfigOrDie(e2eenv.ControllerConfig(t)), versioned.NewForConfigOrDie(e2eenv.ControllerConfig(t)),
+		controller.Options{Namespace: e.NS, Resolver: reg.Resolver(t), Metrics: metrics.New(), ProgressInterval: 500 * time.Millisecond})
+	ctx, cancel := context.WithCancel(e.Ctx)
 	defer cancel()
 	go func() { _ = ctrl.Run(ctx) }()
 	mux := http.NewServeMux()
 	dashboard.ForController(ctrl.CVLister(), ctrl.WorkloadListers(), ctrl.KubeClient()).Register(mux)
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
-	e.waitStatus("zeta", cvv1.StatusSuccess, d1, 60*time.Second)
-	e.waitStatus("alpha", cvv1.StatusSuccess, d1, 60*time.Second)
+	e.WaitStatus("zeta", cvv1.StatusSuccess, d1, 60*time.Second)
+	e.WaitStatus("alpha", cvv1.StatusSuccess, d1, 60*time.Second)
 
 	b := browser(t)
 	var names, sorted []string
 	var xss bool
 	var hostileText, title string
 	var shot []byte
-	url := srv.URL + "/v1/cv/workloads?format=html&namespace=" + e.ns
+	url := srv.URL + "/v1/cv/workloads?format=html&namespace=" + e.NS
 	step := func(name string, actions ...chromedp.Action) {
 		t.Helper()
 		if err := chromedp.Run(b, actions...); err != nil {
@@ -121,7 +122,7 @@ func TestDashboardInChromium(t *testing.T) {
 	step("history", chromedp.Click(`tr[data-name=alpha] a.history`, chromedp.ByQuery),
 		chromedp.WaitVisible("#history", chromedp.ByQuery),
 		chromedp.Text("h1", &title, chromedp.ByQuery))
-	if title != "History of "+e.ns+"/alpha" {
+	if title != "History of "+e.NS+"/alpha" {
 		t.Errorf("history page title %q", title)
 	}
 	saveArtifact(t, "dashboard.png", shot)
@@ -130,8 +131,8 @@ func TestDashboardInChromium(t *testing.T) {
 // saveArtifact keeps a file under test/artifacts for people to look at.
 func saveArtifact(t *testing.T, name string, data []byte) {
 	dir := filepath.Join(kubetest.RepoRoot(), "test", "artifacts")
-	must(t, os.MkdirAll(dir, 0o755))
+	e2eenv.Must(t, os.MkdirAll(dir, 0o755))
 	path := filepath.Join(dir, name)
-	must(t, os.WriteFile(path, data, 0o644))
+	e2eenv.Must(t, os.WriteFile(path, data, 0o644))
 	t.Logf("screenshot: %s", path)
 }

@@ -21,6 +21,7 @@ import (
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
 	"cvmanager.dev/cvmanager/pkg/metrics"
 	"cvmanager.dev/cvmanager/test/controlplane"
+	"cvmanager.dev/cvmanager/test/e2eenv"
 	"cvmanager.dev/cvmanager/test/kubetest"
 )
 
@@ -46,7 +47,7 @@ func helm(t *testing.T, args ...string) (string, error) {
 // and a controller running as the chart's ServiceAccount, with leader
 // election in the release namespace, completes a rollout.
 func TestHelmChartInstallsAndItsRBACSuffices(t *testing.T) {
-	e := newEnv(t)
+	e := e2eenv.New(t)
 	chart := filepath.Join(kubetest.RepoRoot(), "charts", "cvmanager")
 	if out, err := helm(t, "lint", chart); err != nil {
 		t.Fatalf("helm lint: %v\n%s", err, out)
@@ -61,7 +62,7 @@ func TestHelmChartInstallsAndItsRBACSuffices(t *testing.T) {
 		t.Fatalf("helm template: %v\n%s", err, rendered)
 	}
 	file := filepath.Join(t.TempDir(), "chart.yaml")
-	must(t, os.WriteFile(file, []byte(rendered), 0o600))
+	e2eenv.Must(t, os.WriteFile(file, []byte(rendered), 0o600))
 	for _, args := range [][]string{{"apply", "--dry-run=server", "-f", file}, {"apply", "-f", file}} {
 		if out, err := controlplane.Shared().Kubectl(args...); err != nil {
 			t.Fatalf("kubectl %v: %v\n%s", args, err, out)
@@ -75,37 +76,37 @@ func TestHelmChartInstallsAndItsRBACSuffices(t *testing.T) {
 		}
 	}
 
-	reg := newTestRegistry(t)
-	repo := reg.repo("team/chart")
-	d1 := reg.push(t, "team/chart", "v1", "env-prod")
-	_, err = e.kube.AppsV1().Deployments(e.ns).Create(e.ctx, newDeployment(e.ns, "chart", "chart", repo+":old", 1), metav1.CreateOptions{})
-	must(t, err)
-	sa, err := controlplane.Shared().ServiceAccountConfig(e.ctx, release, "cvmanager")
-	must(t, err)
+	reg := e2eenv.NewRegistry(t)
+	repo := reg.Repo("team/chart")
+	d1 := reg.MustPush(t, "team/chart", "v1", "env-prod")
+	_, err = e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, e2eenv.NewDeployment(e.NS, "chart", "chart", repo+":old", 1), metav1.CreateOptions{})
+	e2eenv.Must(t, err)
+	sa, err := controlplane.Shared().ServiceAccountConfig(e.Ctx, release, "cvmanager")
+	e2eenv.Must(t, err)
 	kube := kubernetes.NewForConfigOrDie(sa)
 	ctrl := controller.New(kube, versioned.NewForConfigOrDie(sa), controller.Options{
-		Namespace: e.ns, Resolver: reg.resolver(t), Metrics: metrics.New(), ProgressInterval: 500 * time.Millisecond,
+		Namespace: e.NS, Resolver: reg.Resolver(t), Metrics: metrics.New(), ProgressInterval: 500 * time.Millisecond,
 	})
-	ctx, cancel := context.WithCancel(e.ctx)
+	ctx, cancel := context.WithCancel(e.Ctx)
 	defer cancel()
 	le := controller.LeaderElection{Enabled: true, Namespace: release, Name: "rel-cvmanager",
 		LeaseDuration: 3 * time.Second, RenewDeadline: 2 * time.Second, RetryPeriod: 250 * time.Millisecond}
 	go func() { _ = controller.RunLeaderElected(ctx, kube, le, &controller.LeaderState{}, ctrl.Run) }()
-	e.createCV(newCV(e.ns, "chart", repo))
-	e.waitStatus("chart", cvv1.StatusSuccess, d1, 60*time.Second)
-	if got := len(e.history("chart")); got != 1 {
+	e.CreateCV(e2eenv.NewCV(e.NS, "chart", repo))
+	e.WaitStatus("chart", cvv1.StatusSuccess, d1, 60*time.Second)
+	if got := len(e.History("chart")); got != 1 {
 		t.Errorf("history records under the chart's RBAC: %d", got)
 	}
 }
 
 // assertSameRules compares the chart's ClusterRole with deploy/'s, so the
 // two installs never drift apart.
-func assertSameRules(t *testing.T, e *env, chartRole string) {
+func assertSameRules(t *testing.T, e *e2eenv.Env, chartRole string) {
 	t.Helper()
-	fromChart, err := e.kube.RbacV1().ClusterRoles().Get(e.ctx, chartRole, metav1.GetOptions{})
-	must(t, err)
+	fromChart, err := e.Kube.RbacV1().ClusterRoles().Get(e.Ctx, chartRole, metav1.GetOptions{})
+	e2eenv.Must(t, err)
 	data, err := os.ReadFile(filepath.Join(kubetest.RepoRoot(), "deploy", "10-rbac.yaml"))
-	must(t, err)
+	e2eenv.Must(t, err)
 	for _, doc := range strings.Split(string(data), "\n---\n") {
 		var role rbacv1.ClusterRole
 		if yaml.Unmarshal([]byte(doc), &role) != nil || role.Kind != "ClusterRole" {

@@ -20,6 +20,7 @@ import (
 	"cvmanager.dev/cvmanager/pkg/history"
 	"cvmanager.dev/cvmanager/pkg/metrics"
 	"cvmanager.dev/cvmanager/test/controlplane"
+	"cvmanager.dev/cvmanager/test/e2eenv"
 )
 
 // hostile is user input that must reach the page as text, never as markup.
@@ -29,26 +30,26 @@ const hostile = `<script>alert("x")</script>`
 // served from the controller's caches; HTML escapes user input; the history
 // endpoint answers JSON and HTML with clear errors for bad requests.
 func TestDashboard(t *testing.T) {
-	e := newEnv(t)
+	e := e2eenv.New(t)
 	other := controlplane.NewNamespace(t)
-	reg := newTestRegistry(t)
-	repo := reg.repo("team/dash")
-	d1 := reg.push(t, "team/dash", "v1", "env-prod")
-	for _, ns := range []string{e.ns, other} {
-		_, err := e.kube.AppsV1().Deployments(ns).Create(e.ctx, newDeployment(ns, "web", "web", repo+":old", 1), metav1.CreateOptions{})
-		must(t, err)
-		_, err = e.cvClient.CvmanagerV1alpha1().ContainerVersions(ns).Create(e.ctx, newCV(ns, "web", repo), metav1.CreateOptions{})
-		must(t, err)
+	reg := e2eenv.NewRegistry(t)
+	repo := reg.Repo("team/dash")
+	d1 := reg.MustPush(t, "team/dash", "v1", "env-prod")
+	for _, ns := range []string{e.NS, other} {
+		_, err := e.Kube.AppsV1().Deployments(ns).Create(e.Ctx, e2eenv.NewDeployment(ns, "web", "web", repo+":old", 1), metav1.CreateOptions{})
+		e2eenv.Must(t, err)
+		_, err = e.CVClient.CvmanagerV1alpha1().ContainerVersions(ns).Create(e.Ctx, e2eenv.NewCV(ns, "web", repo), metav1.CreateOptions{})
+		e2eenv.Must(t, err)
 	}
 	// A workload whose image is hostile text, under a CV whose repo does not
 	// exist: nothing is patched, and the row shows the image and the error.
-	_, err := e.kube.AppsV1().Deployments(e.ns).Create(e.ctx, newDeployment(e.ns, "evil", "evil", "evil@"+hostile, 1), metav1.CreateOptions{})
-	must(t, err)
-	e.createCV(newCV(e.ns, "evil", reg.repo("team/absent")))
+	_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, e2eenv.NewDeployment(e.NS, "evil", "evil", "evil@"+hostile, 1), metav1.CreateOptions{})
+	e2eenv.Must(t, err)
+	e.CreateCV(e2eenv.NewCV(e.NS, "evil", reg.Repo("team/absent")))
 
-	ctrl := controller.New(kubernetes.NewForConfigOrDie(controllerConfig), versioned.NewForConfigOrDie(controllerConfig),
-		controller.Options{Resolver: reg.resolver(t), Metrics: metrics.New(), ProgressInterval: 500 * time.Millisecond})
-	ctx, cancel := context.WithCancel(e.ctx)
+	ctrl := controller.New(kubernetes.NewForConfigOrDie(e2eenv.ControllerConfig(t)), versioned.NewForConfigOrDie(e2eenv.ControllerConfig(t)),
+		controller.Options{Resolver: reg.Resolver(t), Metrics: metrics.New(), ProgressInterval: 500 * time.Millisecond})
+	ctx, cancel := context.WithCancel(e.Ctx)
 	defer cancel()
 	go func() { _ = ctrl.Run(ctx) }()
 	mux := http.NewServeMux()
@@ -56,14 +57,14 @@ func TestDashboard(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
-	for _, ns := range []string{e.ns, other} {
-		e.eventually(60*time.Second, "web rolled out in "+ns, func() (bool, error) {
-			cv, err := e.cvClient.CvmanagerV1alpha1().ContainerVersions(ns).Get(e.ctx, "web", metav1.GetOptions{})
+	for _, ns := range []string{e.NS, other} {
+		e.Eventually(60*time.Second, "web rolled out in "+ns, func() (bool, error) {
+			cv, err := e.CVClient.CvmanagerV1alpha1().ContainerVersions(ns).Get(e.Ctx, "web", metav1.GetOptions{})
 			return err == nil && cv.Status.CurrStatus == cvv1.StatusSuccess && cv.Status.CurrDigest == d1, err
 		})
 	}
-	e.eventually(30*time.Second, "evil reports its registry error", func() (bool, error) {
-		cv := e.getCV("evil")
+	e.Eventually(30*time.Second, "evil reports its registry error", func() (bool, error) {
+		cv := e.GetCV("evil")
 		for _, c := range cv.Status.Conditions {
 			if c.Type == cvv1.ConditionDegraded && c.Reason == controller.ReasonRegistryError {
 				return true, nil
@@ -74,7 +75,7 @@ func TestDashboard(t *testing.T) {
 
 	var all []dashboard.Row
 	getJSON(t, srv.URL+"/v1/cv/workloads", &all)
-	if countNamespace(all, e.ns) != 2 || countNamespace(all, other) != 1 {
+	if countNamespace(all, e.NS) != 2 || countNamespace(all, other) != 1 {
 		t.Fatalf("rows per namespace wrong: %+v", all)
 	}
 	var scoped []dashboard.Row
@@ -87,7 +88,7 @@ func TestDashboard(t *testing.T) {
 	if strings.Contains(page, hostile) || !strings.Contains(page, "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;") {
 		t.Errorf("hostile image not escaped in the page")
 	}
-	if !strings.Contains(page, `href="/v1/cv/workloads/web?namespace=`+e.ns+`&amp;format=html"`) {
+	if !strings.Contains(page, `href="/v1/cv/workloads/web?namespace=`+e.NS+`&amp;format=html"`) {
 		t.Errorf("page lacks the history link")
 	}
 	if html := get(t, srv.URL+"/v1/cv/workloads", "text/html", http.StatusOK); !strings.HasPrefix(html, "<!doctype html>") {
@@ -95,15 +96,15 @@ func TestDashboard(t *testing.T) {
 	}
 
 	var records []history.Record
-	getJSON(t, srv.URL+"/v1/cv/workloads/web?namespace="+e.ns, &records)
+	getJSON(t, srv.URL+"/v1/cv/workloads/web?namespace="+e.NS, &records)
 	if len(records) != 1 || records[0].ToDigest != d1 {
 		t.Errorf("history: %+v", records)
 	}
-	if h := get(t, srv.URL+"/v1/cv/workloads/web?namespace="+e.ns+"&format=html", "", http.StatusOK); !strings.Contains(h, "History of "+e.ns+"/web") {
+	if h := get(t, srv.URL+"/v1/cv/workloads/web?namespace="+e.NS+"&format=html", "", http.StatusOK); !strings.Contains(h, "History of "+e.NS+"/web") {
 		t.Errorf("history page: %.300s", h)
 	}
 	get(t, srv.URL+"/v1/cv/workloads/web", "", http.StatusBadRequest)
-	get(t, srv.URL+"/v1/cv/workloads/nope?namespace="+e.ns, "", http.StatusNotFound)
+	get(t, srv.URL+"/v1/cv/workloads/nope?namespace="+e.NS, "", http.StatusNotFound)
 }
 
 func countNamespace(rows []dashboard.Row, ns string) int {
@@ -123,7 +124,7 @@ func get(t *testing.T, url, accept string, wantCode int) string {
 		req.Header.Set("Accept", accept)
 	}
 	resp, err := http.DefaultClient.Do(req)
-	must(t, err)
+	e2eenv.Must(t, err)
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != wantCode {
@@ -134,5 +135,5 @@ func get(t *testing.T, url, accept string, wantCode int) string {
 
 func getJSON(t *testing.T, url string, into any) {
 	t.Helper()
-	must(t, json.Unmarshal([]byte(get(t, url, "", http.StatusOK)), into))
+	e2eenv.Must(t, json.Unmarshal([]byte(get(t, url, "", http.StatusOK)), into))
 }

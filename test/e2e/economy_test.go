@@ -8,26 +8,27 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/test/e2eenv"
 )
 
 // TestSharedRefCostsOneHeadPerInterval: 20 CVs following one repo:tag, in
 // steady state, cost the registry one HEAD per poll interval and no GET
 // (a GET of a manifest is what Docker Hub counts as a pull).
 func TestSharedRefCostsOneHeadPerInterval(t *testing.T) {
-	e := newEnv(t)
-	reg := newTestRegistry(t)
-	repo := reg.repo("team/shared")
-	d1 := reg.push(t, "team/shared", "v1", "env-prod")
-	e.startController(reg.resolver(t))
+	e := e2eenv.New(t)
+	reg := e2eenv.NewRegistry(t)
+	repo := reg.Repo("team/shared")
+	d1 := reg.MustPush(t, "team/shared", "v1", "env-prod")
+	e.StartController(reg.Resolver(t))
 	const cvs = 20
 	for i := 0; i < cvs; i++ {
 		name := fmt.Sprintf("s%02d", i)
-		_, err := e.kube.AppsV1().Deployments(e.ns).Create(e.ctx, newDeployment(e.ns, name, name, repo+":old", 0), metav1.CreateOptions{})
-		must(t, err)
-		e.createCV(newCV(e.ns, name, repo))
+		_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, e2eenv.NewDeployment(e.NS, name, name, repo+":old", 0), metav1.CreateOptions{})
+		e2eenv.Must(t, err)
+		e.CreateCV(e2eenv.NewCV(e.NS, name, repo))
 	}
 	for i := 0; i < cvs; i++ {
-		e.waitStatus(fmt.Sprintf("s%02d", i), cvv1.StatusSuccess, d1, 60*time.Second)
+		e.WaitStatus(fmt.Sprintf("s%02d", i), cvv1.StatusSuccess, d1, 60*time.Second)
 	}
 	heads, gets, lists := reg.Count("HEAD", "manifests"), reg.Count("GET", "manifests"), reg.Count("GET", "tags")
 	const window = 16 * time.Second // covers three 5 s poll intervals

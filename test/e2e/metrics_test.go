@@ -13,30 +13,31 @@ import (
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/server"
+	"cvmanager.dev/cvmanager/test/e2eenv"
 )
 
 // TestMetricsAfterRollout scrapes /metrics after one rollout and parses it
 // with the Prometheus text parser: names, labels and values are asserted.
 func TestMetricsAfterRollout(t *testing.T) {
-	e := newEnv(t)
-	reg := newTestRegistry(t)
-	repo := reg.repo("team/metrics")
-	d1 := reg.push(t, "team/metrics", "v1", "env-prod")
-	_, err := e.kube.AppsV1().Deployments(e.ns).Create(e.ctx, newDeployment(e.ns, "metrics", "metrics", repo+":old", 1), metav1.CreateOptions{})
-	must(t, err)
+	e := e2eenv.New(t)
+	reg := e2eenv.NewRegistry(t)
+	repo := reg.Repo("team/metrics")
+	d1 := reg.MustPush(t, "team/metrics", "v1", "env-prod")
+	_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, e2eenv.NewDeployment(e.NS, "metrics", "metrics", repo+":old", 1), metav1.CreateOptions{})
+	e2eenv.Must(t, err)
 	capture := newMetricsCapture()
-	e.startController(reg.resolver(t), capture.use)
-	e.createCV(newCV(e.ns, "metrics", repo))
-	e.waitStatus("metrics", cvv1.StatusSuccess, d1, 60*time.Second)
+	e.StartController(reg.Resolver(t), capture.use)
+	e.CreateCV(e2eenv.NewCV(e.NS, "metrics", repo))
+	e.WaitStatus("metrics", cvv1.StatusSuccess, d1, 60*time.Second)
 
 	srv := httptest.NewServer(server.NewMux(capture.m.Registry, server.Readiness{}))
 	defer srv.Close()
 	resp, err := http.Get(srv.URL + "/metrics")
-	must(t, err)
+	e2eenv.Must(t, err)
 	defer resp.Body.Close()
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(resp.Body)
-	must(t, err)
+	e2eenv.Must(t, err)
 
 	if got := value(families, "cvmanager_rollouts_total", map[string]string{"outcome": "Success"}); got != 1 {
 		t.Errorf("cvmanager_rollouts_total{outcome=Success} = %v, want 1", got)

@@ -18,6 +18,7 @@ import (
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/controller"
 	"cvmanager.dev/cvmanager/pkg/notify"
+	"cvmanager.dev/cvmanager/test/e2eenv"
 )
 
 // receiver is a webhook endpoint that verifies signatures like a user's would.
@@ -56,35 +57,35 @@ func (r *receiver) kinds() []string {
 // TestNotificationsSignedAndSentOnce: a rollout sends Started and Succeeded
 // to a webhook, HMAC-signed; a controller restart sends nothing again.
 func TestNotificationsSignedAndSentOnce(t *testing.T) {
-	e := newEnv(t)
-	reg := newTestRegistry(t)
+	e := e2eenv.New(t)
+	reg := e2eenv.NewRegistry(t)
 	recv := &receiver{secret: []byte("hmac-key-0123456789")}
 	srv := httptest.NewServer(recv)
 	defer srv.Close()
-	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: "hook"},
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: e.NS, Name: "hook"},
 		Data: map[string][]byte{"url": []byte(srv.URL + "/hook?token=do-not-log"), "hmac": recv.secret}}
-	_, err := e.kube.CoreV1().Secrets(e.ns).Create(e.ctx, secret, metav1.CreateOptions{})
-	must(t, err)
+	_, err := e.Kube.CoreV1().Secrets(e.NS).Create(e.Ctx, secret, metav1.CreateOptions{})
+	e2eenv.Must(t, err)
 
-	repo := reg.repo("team/notify")
-	d1 := reg.push(t, "team/notify", "v1", "env-prod")
-	_, err = e.kube.AppsV1().Deployments(e.ns).Create(e.ctx, newDeployment(e.ns, "notify", "notify", repo+":old", 1), metav1.CreateOptions{})
-	must(t, err)
+	repo := reg.Repo("team/notify")
+	d1 := reg.MustPush(t, "team/notify", "v1", "env-prod")
+	_, err = e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, e2eenv.NewDeployment(e.NS, "notify", "notify", repo+":old", 1), metav1.CreateOptions{})
+	e2eenv.Must(t, err)
 	notifier := notify.New()
-	ctx, cancel := context.WithCancel(e.ctx)
+	ctx, cancel := context.WithCancel(e.Ctx)
 	defer cancel()
 	notifier.Run(ctx, 2)
 	withNotifier := func(o *controller.Options) { o.Notifier = notifier }
-	stop := e.startController(reg.resolver(t), withNotifier)
-	e.createCV(newCV(e.ns, "notify", repo, func(s *cvv1.ContainerVersionSpec) {
+	stop := e.StartController(reg.Resolver(t), withNotifier)
+	e.CreateCV(e2eenv.NewCV(e.NS, "notify", repo, func(s *cvv1.ContainerVersionSpec) {
 		s.Notifications = []cvv1.NotificationSpec{{Name: "ci", Type: "Webhook",
 			URLSecretRef: cvv1.SecretKeyRef{Name: "hook", Key: "url"}, HMACSecretRef: &cvv1.SecretKeyRef{Name: "hook", Key: "hmac"}}}
 	}))
-	e.waitStatus("notify", cvv1.StatusSuccess, d1, 60*time.Second)
-	e.eventually(10*time.Second, "two notifications", func() (bool, error) { return len(recv.kinds()) == 2, nil })
+	e.WaitStatus("notify", cvv1.StatusSuccess, d1, 60*time.Second)
+	e.Eventually(10*time.Second, "two notifications", func() (bool, error) { return len(recv.kinds()) == 2, nil })
 
 	stop()
-	e.startController(reg.resolver(t), withNotifier)
+	e.StartController(reg.Resolver(t), withNotifier)
 	time.Sleep(6 * time.Second) // a poll interval and more after the restart
 	if got := strings.Join(recv.kinds(), ","); got != "Started:v1,Succeeded:v1" {
 		t.Errorf("notifications = %s, want Started:v1,Succeeded:v1 exactly once", got)
@@ -92,7 +93,7 @@ func TestNotificationsSignedAndSentOnce(t *testing.T) {
 	if recv.bad != 0 {
 		t.Errorf("%d notifications with a bad signature", recv.bad)
 	}
-	if reasons := e.eventReasons("notify"); len(reasons) == 0 {
+	if reasons := e.EventReasons("notify"); len(reasons) == 0 {
 		t.Error("no events")
 	}
 }

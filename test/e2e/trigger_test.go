@@ -16,21 +16,22 @@ import (
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
 	"cvmanager.dev/cvmanager/pkg/metrics"
 	"cvmanager.dev/cvmanager/pkg/trigger"
+	"cvmanager.dev/cvmanager/test/e2eenv"
 )
 
 // TestTriggerRollsOutWithoutWaitingForThePoll: with a 10-minute poll
 // interval, only the trigger can start the rollout.
 func TestTriggerRollsOutWithoutWaitingForThePoll(t *testing.T) {
-	e := newEnv(t)
-	reg := newTestRegistry(t)
-	repo := reg.repo("team/push")
-	d1 := reg.push(t, "team/push", "v1", "env-prod")
-	_, err := e.kube.AppsV1().Deployments(e.ns).Create(e.ctx, newDeployment(e.ns, "push", "push", repo+":old", 1), metav1.CreateOptions{})
-	must(t, err)
+	e := e2eenv.New(t)
+	reg := e2eenv.NewRegistry(t)
+	repo := reg.Repo("team/push")
+	d1 := reg.MustPush(t, "team/push", "v1", "env-prod")
+	_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, e2eenv.NewDeployment(e.NS, "push", "push", repo+":old", 1), metav1.CreateOptions{})
+	e2eenv.Must(t, err)
 
-	ctrl := controller.New(kubernetes.NewForConfigOrDie(controllerConfig), versioned.NewForConfigOrDie(controllerConfig),
-		controller.Options{Namespace: e.ns, Resolver: reg.resolver(t), Metrics: metrics.New(), ProgressInterval: 500 * time.Millisecond})
-	ctx, cancel := context.WithCancel(e.ctx)
+	ctrl := controller.New(kubernetes.NewForConfigOrDie(e2eenv.ControllerConfig(t)), versioned.NewForConfigOrDie(e2eenv.ControllerConfig(t)),
+		controller.Options{Namespace: e.NS, Resolver: reg.Resolver(t), Metrics: metrics.New(), ProgressInterval: 500 * time.Millisecond})
+	ctx, cancel := context.WithCancel(e.Ctx)
 	defer cancel()
 	go func() { _ = ctrl.Run(ctx) }()
 	mux := http.NewServeMux()
@@ -39,28 +40,28 @@ func TestTriggerRollsOutWithoutWaitingForThePoll(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
-	e.createCV(newCV(e.ns, "push", repo, func(s *cvv1.ContainerVersionSpec) { s.PollIntervalSeconds = 600 }))
-	e.waitStatus("push", cvv1.StatusSuccess, d1, 60*time.Second)
+	e.CreateCV(e2eenv.NewCV(e.NS, "push", repo, func(s *cvv1.ContainerVersionSpec) { s.PollIntervalSeconds = 600 }))
+	e.WaitStatus("push", cvv1.StatusSuccess, d1, 60*time.Second)
 
-	d2 := reg.push(t, "team/push", "v2", "env-prod")
+	d2 := reg.MustPush(t, "team/push", "v2", "env-prod")
 	start := time.Now()
-	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/trigger", strings.NewReader(`{"namespace":"`+e.ns+`","name":"push"}`))
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/trigger", strings.NewReader(`{"namespace":"`+e.NS+`","name":"push"}`))
 	req.Header.Set("Authorization", "Bearer "+key)
 	resp, err := http.DefaultClient.Do(req)
-	must(t, err)
+	e2eenv.Must(t, err)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("trigger answered %d", resp.StatusCode)
 	}
-	e.eventually(5*time.Second, "deployment patched after the trigger", func() (bool, error) {
-		return e.deploymentImage("push") == pinned(repo, "v2", d2), nil
+	e.Eventually(5*time.Second, "deployment patched after the trigger", func() (bool, error) {
+		return e.DeploymentImage("push") == e2eenv.Pinned(repo, "v2", d2), nil
 	})
 	latency := time.Since(start)
 	// The 5 s bound proves the trigger, not the 600 s poll, did it; the
 	// latency itself is a benchmark figure, logged here.
 	t.Logf("trigger → Deployment patched in %s", latency.Round(time.Millisecond))
-	cv := e.waitStatus("push", cvv1.StatusSuccess, d2, 30*time.Second)
-	if records := e.history("push"); len(records) != 2 || records[0].Trigger != "trigger" {
+	cv := e.WaitStatus("push", cvv1.StatusSuccess, d2, 30*time.Second)
+	if records := e.History("push"); len(records) != 2 || records[0].Trigger != "trigger" {
 		t.Errorf("history should record the trigger: %+v (status %+v)", records, cv.Status)
 	}
 
@@ -68,7 +69,7 @@ func TestTriggerRollsOutWithoutWaitingForThePoll(t *testing.T) {
 	// alone but once timed out in a full run; it is left out of CI until the
 	// cause is found.)
 	t.Setenv("CVMANAGER_TRIGGER_KEY", "wrong-0123456789abcdef")
-	if _, err := runCLI("trigger", "--url", srv.URL, "-n", e.ns, "--cv", "push"); err == nil || !strings.Contains(err.Error(), "401") {
+	if _, err := runCLI("trigger", "--url", srv.URL, "-n", e.NS, "--cv", "push"); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Errorf("wrong key: %v", err)
 	}
 }
