@@ -90,6 +90,8 @@ type Controller struct {
 
 	kubeFactory kubeinformers.SharedInformerFactory
 	cvFactory   externalversions.SharedInformerFactory
+	jobFactory  kubeinformers.SharedInformerFactory
+	jobs        *rollout.Jobs
 	strategies  map[string]rollout.Strategy
 
 	mu      sync.Mutex
@@ -114,8 +116,11 @@ func New(kube kubernetes.Interface, cvClient versioned.Interface, opts Options) 
 	}
 	c.recorder = newRecorder(kube)
 	c.setupInformers()
-	simple := &rollout.Simple{Client: kube, Listers: c.workloads}
-	c.strategies = map[string]rollout.Strategy{cvv1.StrategySimple: simple}
+	c.setupJobs()
+	c.strategies = map[string]rollout.Strategy{
+		cvv1.StrategySimple:           &rollout.Simple{Client: kube, Listers: c.workloads, Jobs: c.jobs},
+		cvv1.StrategyServiceBlueGreen: &rollout.BlueGreen{Client: kube, Listers: c.workloads, Jobs: c.jobs},
+	}
 	return c
 }
 
@@ -232,8 +237,10 @@ func (c *Controller) Run(ctx context.Context) error {
 	defer c.queue.ShutDown()
 	c.kubeFactory.Start(ctx.Done())
 	c.cvFactory.Start(ctx.Done())
+	c.jobFactory.Start(ctx.Done())
 	defer c.kubeFactory.Shutdown()
 	defer c.cvFactory.Shutdown()
+	defer c.jobFactory.Shutdown()
 
 	klog.InfoS("Waiting for informer caches", "namespace", c.opts.Namespace)
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {

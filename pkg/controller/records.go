@@ -38,6 +38,7 @@ func (c *Controller) appendHistory(ctx context.Context, cv *cvv1.ContainerVersio
 		Outcome:         outcome,
 		Reason:          reason,
 		Trigger:         r.Trigger,
+		Jobs:            rollout.JobRecords(c.jobs.Lister, cv, r.Digest),
 		DurationSeconds: now.Sub(r.StartTime.Time).Seconds(),
 	}
 	if err := c.history.Append(ctx, cv, rec); err != nil {

@@ -150,7 +150,9 @@ func (c *Controller) startRollout(ctx context.Context, cv *cvv1.ContainerVersion
 	return c.advance(ctx, cv)
 }
 
-// advance moves the rollout recorded in status forward by one step.
+// advance moves the rollout recorded in status forward by one step: first
+// the verifications and migrations that must pass before any workload
+// changes, then the strategy.
 func (c *Controller) advance(ctx context.Context, cv *cvv1.ContainerVersion) error {
 	r := cv.Status.Rollout
 	strategy, ok := c.strategies[rollout.StrategyKind(cv)]
@@ -161,29 +163,48 @@ func (c *Controller) advance(ctx context.Context, cv *cvv1.ContainerVersion) err
 	if r.RollingBack {
 		// A restart interrupted a rollback: finish it, never re-patch the
 		// version that failed.
-		return c.fail(ctx, cv, strategy, failureFromConditions(cv))
+		return c.fail(ctx, cv, strategy, failureFromConditions(cv), true)
 	}
 	target, err := pinnedTarget(cv.Spec.ImageRepo, r.Version, r.Digest)
 	if err != nil {
 		return c.finishMisconfigured(ctx, cv, rollout.Progress{Reason: "InvalidDigest", Message: err.Error()})
 	}
-	p, err := strategy.Advance(ctx, cv, target)
+	p, err := c.prepare(ctx, cv, target)
 	if err != nil {
 		return err
 	}
-	elapsed := c.clock.Since(r.StartTime.Time)
+	if p.Phase == rollout.Failed {
+		return c.fail(ctx, cv, strategy, p, p.Revert)
+	}
+	if p.Phase == rollout.Succeeded {
+		if p, err = strategy.Advance(ctx, cv, target); err != nil {
+			return err
+		}
+	}
+	return c.judge(ctx, cv, strategy, p)
+}
+
+// judge acts on the progress of a rollout: finish it, fail it, or look
+// again after the progress interval.
+func (c *Controller) judge(ctx context.Context, cv *cvv1.ContainerVersion, strategy rollout.Strategy, p rollout.Progress) error {
+	elapsed := c.clock.Since(cv.Status.Rollout.StartTime.Time)
 	switch {
 	case p.Phase == rollout.Succeeded:
 		return c.succeed(ctx, cv, p)
 	case p.Phase == rollout.Failed && p.Misconfigured:
 		return c.finishMisconfigured(ctx, cv, p)
 	case p.Phase == rollout.Failed:
-		return c.fail(ctx, cv, strategy, p)
-	case elapsed >= timeout(cv):
-		p.Reason, p.Message = "Timeout", fmt.Sprintf("rollout not finished after %s: %s", timeout(cv), p.Message)
-		return c.fail(ctx, cv, strategy, p)
+		return c.fail(ctx, cv, strategy, p, c.rollbackEnabled(cv) || p.Revert)
+	case elapsed >= deadline(cv):
+		p.Reason, p.Message = "Timeout", fmt.Sprintf("rollout not finished after %s: %s", deadline(cv), p.Message)
+		return c.fail(ctx, cv, strategy, p, c.rollbackEnabled(cv))
 	}
-	c.queue.AddAfter(namespacedKey(cv), min(c.opts.ProgressInterval, timeout(cv)-elapsed))
+	if p.Step != "" {
+		if err := c.recordStep(ctx, cv, p.Step); err != nil {
+			return err
+		}
+	}
+	c.queue.AddAfter(namespacedKey(cv), min(c.opts.ProgressInterval, deadline(cv)-elapsed))
 	return nil
 }
 
@@ -213,13 +234,14 @@ func (c *Controller) succeed(ctx context.Context, cv *cvv1.ContainerVersion, p r
 	return nil
 }
 
-// fail ends a rollout whose version does not work: roll back when enabled,
-// and remember the digest so it is not retried until the tag moves on.
-func (c *Controller) fail(ctx context.Context, cv *cvv1.ContainerVersion, strategy rollout.Strategy, p rollout.Progress) error {
+// fail ends a rollout whose version does not work: roll back when revert
+// is asked and there is a different version to go back to, and remember the
+// digest so it is not retried until the tag moves on.
+func (c *Controller) fail(ctx context.Context, cv *cvv1.ContainerVersion, strategy rollout.Strategy, p rollout.Progress, revert bool) error {
 	r := cv.Status.Rollout
 	now := c.clock.Now()
 	outcome, note := "Failed", ""
-	if c.rollbackEnabled(cv) && cv.Status.SuccessDigest != "" && cv.Status.SuccessDigest != r.Digest {
+	if revert && cv.Status.SuccessDigest != "" && cv.Status.SuccessDigest != r.Digest {
 		if err := c.rollBack(ctx, cv, strategy, p); err != nil {
 			return err
 		}

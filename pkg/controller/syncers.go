@@ -103,13 +103,6 @@ func pollInterval(cv *cvv1.ContainerVersion) time.Duration {
 	return time.Duration(cv.Spec.PollIntervalSeconds) * time.Second
 }
 
-func timeout(cv *cvv1.ContainerVersion) time.Duration {
-	if cv.Spec.TimeoutSeconds <= 0 {
-		return 5 * time.Minute
-	}
-	return time.Duration(cv.Spec.TimeoutSeconds) * time.Second
-}
-
 func liveness(cv *cvv1.ContainerVersion) time.Duration {
 	if cv.Spec.LivenessSeconds <= 0 {
 		return 10 * time.Minute

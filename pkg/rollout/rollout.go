@@ -10,6 +10,7 @@ package rollout
 import (
 	"context"
 	"fmt"
+	"time"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 )
@@ -39,12 +40,18 @@ type Progress struct {
 	Reason string
 	// Message is for people: it names the workload and what is wrong.
 	Message string
+	// Step is the last step completed, shown in status.rollout.step so a
+	// person (and a restarted controller) sees how far a rollout got.
+	Step string
 	// Workloads are the keys ("Deployment/web") the rollout covers.
 	Workloads []string
 	// Misconfigured marks failures caused by the cluster's configuration
 	// (no matching workload, container absent): the version itself is not to
 	// blame, so it is not marked as failed and is tried again on a later poll.
 	Misconfigured bool
+	// Revert asks for a rollback whatever spec.rollback says: a failed
+	// migration whose onFailure is Rollback.
+	Revert bool
 }
 
 // Strategy rolls a target out and can put back a previous image.
@@ -67,4 +74,21 @@ func StrategyKind(cv *cvv1.ContainerVersion) string {
 
 func misconfigured(reason, format string, args ...any) Progress {
 	return Progress{Phase: Failed, Reason: reason, Message: fmt.Sprintf(format, args...), Misconfigured: true}
+}
+
+// Timeout bounds every wait of a rollout: spec.timeoutSeconds, 5 minutes
+// when unset.
+func Timeout(cv *cvv1.ContainerVersion) time.Duration {
+	if cv.Spec.TimeoutSeconds <= 0 {
+		return 5 * time.Minute
+	}
+	return time.Duration(cv.Spec.TimeoutSeconds) * time.Second
+}
+
+// stepTimeout is a job's own timeout, or the CV's.
+func stepTimeout(cv *cvv1.ContainerVersion, seconds int32) time.Duration {
+	if seconds > 0 {
+		return time.Duration(seconds) * time.Second
+	}
+	return Timeout(cv)
 }

@@ -12,11 +12,15 @@ import (
 	"cvmanager.dev/cvmanager/pkg/workload"
 )
 
+// StepWorkloadsReady: every workload runs the new version and is Ready.
+const StepWorkloadsReady = "WorkloadsReady"
+
 // Simple updates the container image of every selected workload in place and
 // lets each workload's own controller roll its pods.
 type Simple struct {
 	Client  kubernetes.Interface
 	Listers workload.Listers
+	Jobs    *Jobs
 }
 
 // Name implements Strategy.
@@ -37,7 +41,26 @@ func (s *Simple) Advance(ctx context.Context, cv *cvv1.ContainerVersion, target 
 			return Progress{}, fmt.Errorf("updating %s: %w", w.Key(), err)
 		}
 	}
-	return s.health(workloads, cv.Spec.Container.Name, target.Image)
+	p, err := s.health(workloads, cv.Spec.Container.Name, target.Image)
+	if err != nil || p.Phase != Succeeded || len(cv.Spec.Strategy.Verify) == 0 {
+		return p, err
+	}
+	return s.verify(ctx, cv, target, p)
+}
+
+// verify runs strategy.verify once every workload runs the new version; a
+// failure fails the rollout (and rolls back when enabled).
+func (s *Simple) verify(ctx context.Context, cv *cvv1.ContainerVersion, target Target, healthy Progress) (Progress, error) {
+	steps := s.Jobs.VerifySteps(cv, target, PhaseVerifyAfter, cv.Spec.Strategy.Verify)
+	p, err := s.Jobs.RunAll(ctx, cv, target, steps)
+	p.Workloads = healthy.Workloads
+	if p.Phase == InProgress {
+		p.Step = StepWorkloadsReady
+	}
+	if p.Phase == Succeeded {
+		p.Reason, p.Message = healthy.Reason, healthy.Message+"; verified"
+	}
+	return p, err
 }
 
 // Revert patches every selected workload back to previous.Image. Health is

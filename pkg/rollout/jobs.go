@@ -1,0 +1,252 @@
+package rollout
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/kubernetes"
+	batchlisters "k8s.io/client-go/listers/batch/v1"
+	"k8s.io/utils/ptr"
+
+	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/history"
+)
+
+// Labels on every Job cvmanager creates. The controller watches only Jobs
+// carrying LabelCV, so its cache holds its own Jobs and nothing else.
+const (
+	LabelCV     = "cvmanager.dev/cv"
+	LabelDigest = "cvmanager.dev/digest"
+	LabelPhase  = "cvmanager.dev/phase"
+)
+
+// Job phases, used in Job names and the phase label.
+const (
+	PhaseVerifyBefore = "verify"
+	PhaseMigrate      = "migrate"
+	PhaseVerifyAfter  = "postverify"
+)
+
+// Finished verification Jobs are deleted after an hour; migration Jobs are
+// kept a week, long enough to read their logs after an incident.
+const (
+	verifyTTL  = int32(3600)
+	migrateTTL = int32(7 * 24 * 3600)
+	logTail    = int64(20)
+)
+
+// JobResolver pins a verifier image given by repo and tag to its digest.
+type JobResolver func(ctx context.Context, repo, tag string) (digest string, err error)
+
+// Jobs creates and watches the Jobs of a rollout: verifications and
+// migrations. A Job's name is derived from the CV, the phase, the step name
+// and the digest under test, so the same step for the same version finds the
+// same Job after a restart instead of creating a second one.
+type Jobs struct {
+	Client  kubernetes.Interface
+	Lister  batchlisters.JobLister
+	Resolve JobResolver
+}
+
+// JobStep is one Job to run: where it comes from and how long it may take.
+type JobStep struct {
+	Phase   string
+	Name    string
+	Timeout time.Duration
+	TTL     int32
+	// RevertOnFailure asks for a rollback when this Job fails (a
+	// migration with onFailure: Rollback).
+	RevertOnFailure bool
+	// Build returns the Job's spec; it is called only when the Job does not
+	// exist yet.
+	Build func(ctx context.Context) (batchv1.JobSpec, error)
+}
+
+// RunAll runs steps one after the other and reports on the first that is
+// not finished. A failed step's Progress names the Job and carries the tail
+// of its pod's log.
+func (j *Jobs) RunAll(ctx context.Context, cv *cvv1.ContainerVersion, target Target, steps []JobStep) (Progress, error) {
+	for _, step := range steps {
+		p, err := j.run(ctx, cv, target, step)
+		if err != nil || p.Phase != Succeeded {
+			p.Revert = p.Phase == Failed && step.RevertOnFailure
+			return p, err
+		}
+	}
+	return Progress{Phase: Succeeded}, nil
+}
+
+func (j *Jobs) run(ctx context.Context, cv *cvv1.ContainerVersion, target Target, step JobStep) (Progress, error) {
+	name := JobName(cv.Name, step.Phase, step.Name, target.Digest)
+	job, err := j.Lister.Jobs(cv.Namespace).Get(name)
+	if apierrors.IsNotFound(err) {
+		return j.create(ctx, cv, target, step, name)
+	}
+	if err != nil {
+		return Progress{}, err
+	}
+	if stale(job, cv) {
+		// Left over from an earlier, failed attempt at this version (the
+		// user cleared the failure to retry): run it again.
+		return j.recreate(ctx, job)
+	}
+	return j.judge(ctx, job, step)
+}
+
+// stale is a failed Job created before the current rollout began.
+func stale(job *batchv1.Job, cv *cvv1.ContainerVersion) bool {
+	r := cv.Status.Rollout
+	failed, _ := jobFinished(job, batchv1.JobFailed)
+	return failed && r != nil && job.CreationTimestamp.Before(&r.StartTime)
+}
+
+func (j *Jobs) recreate(ctx context.Context, job *batchv1.Job) (Progress, error) {
+	err := j.Client.BatchV1().Jobs(job.Namespace).Delete(ctx, job.Name, metav1.DeleteOptions{
+		PropagationPolicy: ptr.To(metav1.DeletePropagationBackground),
+		Preconditions:     &metav1.Preconditions{UID: &job.UID},
+	})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return Progress{}, fmt.Errorf("deleting the failed Job %s of an earlier attempt: %w", job.Name, err)
+	}
+	return inProgress("JobRetrying", "removing the failed Job %s of an earlier attempt", job.Name), nil
+}
+
+func (j *Jobs) create(ctx context.Context, cv *cvv1.ContainerVersion, target Target, step JobStep, name string) (Progress, error) {
+	spec, err := step.Build(ctx)
+	if err != nil {
+		return Progress{Phase: Failed, Reason: "JobInvalid", Message: fmt.Sprintf("%s job %q: %v", step.Phase, step.Name, err)}, nil
+	}
+	spec.ActiveDeadlineSeconds = ptr.To(int64(step.Timeout.Seconds()))
+	spec.TTLSecondsAfterFinished = ptr.To(step.TTL)
+	spec.Suspend = nil
+	job := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: name, Namespace: cv.Namespace,
+			Labels: map[string]string{LabelCV: cv.Name, LabelDigest: shortDigest(target.Digest), LabelPhase: step.Phase},
+			Annotations: map[string]string{
+				"cvmanager.dev/version": target.Version, "cvmanager.dev/image": target.Image,
+			},
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(cv, cvv1.SchemeGroupVersion.WithKind("ContainerVersion"))},
+		},
+		Spec: spec,
+	}
+	_, err = j.Client.BatchV1().Jobs(cv.Namespace).Create(ctx, job, metav1.CreateOptions{FieldManager: "cvmanager"})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		if apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) {
+			return Progress{Phase: Failed, Reason: "JobInvalid", Message: fmt.Sprintf("%s job %q rejected: %v", step.Phase, step.Name, err)}, nil
+		}
+		return Progress{}, fmt.Errorf("creating Job %s: %w", name, err)
+	}
+	return inProgress("JobRunning", "%s job %s started", step.Phase, name), nil
+}
+
+// judge reads the Job's Complete/Failed condition: the Job controller
+// decides, after its own retries (backoffLimit), never the first failed pod.
+func (j *Jobs) judge(ctx context.Context, job *batchv1.Job, step JobStep) (Progress, error) {
+	if done, _ := jobFinished(job, batchv1.JobComplete); done {
+		return Progress{Phase: Succeeded, Reason: "JobComplete", Message: fmt.Sprintf("%s job %s complete", step.Phase, job.Name)}, nil
+	}
+	if failed, cond := jobFinished(job, batchv1.JobFailed); failed {
+		msg := fmt.Sprintf("%s job %s failed: %s %s", step.Phase, job.Name, cond.Reason, cond.Message)
+		if tail := j.logTail(ctx, job); tail != "" {
+			msg += "; log tail:\n" + tail
+		}
+		return Progress{Phase: Failed, Reason: jobFailedReason(step.Phase), Message: msg}, nil
+	}
+	return inProgress("JobRunning", "waiting for %s job %s", step.Phase, job.Name), nil
+}
+
+func jobFailedReason(phase string) string {
+	if phase == PhaseMigrate {
+		return "MigrationFailed"
+	}
+	return "VerificationFailed"
+}
+
+func jobFinished(job *batchv1.Job, condType batchv1.JobConditionType) (bool, batchv1.JobCondition) {
+	for _, c := range job.Status.Conditions {
+		if c.Type == condType && c.Status == corev1.ConditionTrue {
+			return true, c
+		}
+	}
+	return false, batchv1.JobCondition{}
+}
+
+// logTail is the end of the log of the Job's most recent pod, best effort:
+// a pod without a kubelet (or already gone) has no log to show.
+func (j *Jobs) logTail(ctx context.Context, job *batchv1.Job) string {
+	pods, err := j.Client.CoreV1().Pods(job.Namespace).List(ctx, metav1.ListOptions{
+		LabelSelector: labels.Set{"batch.kubernetes.io/job-name": job.Name}.String(),
+	})
+	if err != nil || len(pods.Items) == 0 {
+		return ""
+	}
+	pod := pods.Items[len(pods.Items)-1]
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	stream, err := j.Client.CoreV1().Pods(job.Namespace).GetLogs(pod.Name, &corev1.PodLogOptions{TailLines: ptr.To(logTail)}).Stream(ctx)
+	if err != nil {
+		return ""
+	}
+	defer func() { _ = stream.Close() }()
+	out, _ := io.ReadAll(io.LimitReader(stream, 4<<10))
+	return strings.TrimSpace(string(out))
+}
+
+// JobName is <cv>-<phase>-<step>-<digest prefix>, cut to the 63 characters
+// a Job name may have (its pods' labels carry it) while keeping the digest
+// part, which is what makes the name unique per version.
+func JobName(cv, phase, step, digest string) string {
+	suffix := "-" + shortDigest(digest)
+	base := fmt.Sprintf("%s-%s-%s", cv, phase, step)
+	if max := 63 - len(suffix); len(base) > max {
+		sum := sha256.Sum256([]byte(base))
+		base = strings.TrimRight(base[:max-7], "-.") + "-" + hex.EncodeToString(sum[:])[:6]
+	}
+	return base + suffix
+}
+
+func shortDigest(digest string) string {
+	hexPart := strings.TrimPrefix(digest, "sha256:")
+	if len(hexPart) > 12 {
+		hexPart = hexPart[:12]
+	}
+	return hexPart
+}
+
+// JobRecords lists the Jobs of a rollout for its history record.
+func JobRecords(lister batchlisters.JobLister, cv *cvv1.ContainerVersion, digest string) []history.JobRecord {
+	jobs, err := lister.Jobs(cv.Namespace).List(labels.SelectorFromSet(labels.Set{LabelCV: cv.Name, LabelDigest: shortDigest(digest)}))
+	if err != nil {
+		return nil
+	}
+	slices.SortFunc(jobs, func(a, b *batchv1.Job) int {
+		return a.CreationTimestamp.Compare(b.CreationTimestamp.Time)
+	})
+	var records []history.JobRecord
+	for _, job := range jobs {
+		rec := history.JobRecord{Name: job.Name, Outcome: "Running"}
+		if done, _ := jobFinished(job, batchv1.JobComplete); done {
+			rec.Outcome = "Success"
+		} else if failed, cond := jobFinished(job, batchv1.JobFailed); failed {
+			rec.Outcome, rec.Reason = "Failed", cond.Reason+": "+cond.Message
+		}
+		records = append(records, rec)
+	}
+	return records
+}
+
+func inProgress(reason, format string, args ...any) Progress {
+	return Progress{Phase: InProgress, Reason: reason, Message: fmt.Sprintf(format, args...)}
+}
