@@ -24,7 +24,7 @@ type RegistryFlags struct {
 func (r *RegistryFlags) AddFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&r.InsecureRegistries, "insecure-registry", nil, "registry host:port reached over plain HTTP (repeatable)")
 	fs.StringVar(&r.CAFile, "registry-ca-file", "", "PEM bundle of extra CAs for registries")
-	fs.StringVar(&r.ECREndpoint, "ecr-endpoint", "", "override the ECR API endpoint")
+	fs.StringVar(&r.ECREndpoint, "ecr-endpoint", "", "override the ECR API endpoint (VPC endpoint URL)")
 	fs.Float64Var(&r.QPS, "registry-qps", 5, "sustained requests per second per registry host")
 	fs.IntVar(&r.Burst, "registry-burst", 20, "burst of requests per registry host")
 }

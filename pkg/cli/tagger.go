@@ -5,23 +5,23 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"regexp"
-	"sort"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/spf13/cobra"
+
+	"cvmanager.dev/cvmanager/pkg/registry"
 )
 
-// taggerFlags are the original cvmanager's tagger flags plus --docker-config.
+// taggerFlags are the original cvmanager's tagger flags plus --docker-config
+// and the endpoint overrides.
 type taggerFlags struct {
 	repo, version, versionPattern string
 	tags                          []string
 	username, password            string
 	dockerConfig                  string
 	insecure                      bool
+	caFile                        string
+	ecrEndpoint, hubURL           string
 	output                        string
 }
 
@@ -38,46 +38,53 @@ func (f *taggerFlags) add(cmd *cobra.Command, withTags, withVersion bool) {
 		_ = cmd.MarkFlagRequired("tags")
 	}
 	fs.StringVar(&f.versionPattern, "version-pattern", "", "regular expression a --version must match (e.g. [0-9a-f]{40})")
-	fs.StringVar(&f.username, "username", "", "registry user (default: from the Docker config)")
+	fs.StringVar(&f.username, "username", "", "registry user (default: from the Docker config; ECR uses the AWS credential chain)")
 	fs.StringVar(&f.password, "password", "", "registry password or token")
 	fs.StringVar(&f.dockerConfig, "docker-config", "", "directory of a Docker config.json (default: $DOCKER_CONFIG or ~/.docker)")
 	fs.BoolVar(&f.insecure, "insecure", false, "reach the registry over plain HTTP (local registries)")
+	fs.StringVar(&f.caFile, "registry-ca-file", "", "PEM bundle of extra CAs for the registry")
+	fs.StringVar(&f.ecrEndpoint, "ecr-endpoint", "", "override the ECR API endpoint (VPC endpoint URL)")
+	fs.StringVar(&f.hubURL, "docker-hub-api", registry.DefaultHubURL, "Docker Hub API URL (tag removal on Docker Hub)")
 	fs.StringVarP(&f.output, "output", "o", "text", "output: text or json")
 }
 
-// options authenticate with --username/--password, else with the Docker
-// config (--docker-config, $DOCKER_CONFIG or ~/.docker), as `docker` would.
-func (f *taggerFlags) options(cmd *cobra.Command) []remote.Option {
-	opts := []remote.Option{remote.WithContext(cmd.Context())}
-	if f.username != "" {
-		return append(opts, remote.WithAuth(&authn.Basic{Username: f.username, Password: f.password}))
+// registry builds the router for one CLI call.
+func (f *taggerFlags) registry() (registry.Registry, error) {
+	transport, err := registryTransport(f.caFile)
+	if err != nil {
+		return nil, err
 	}
-	if f.dockerConfig != "" {
-		_ = os.Setenv("DOCKER_CONFIG", f.dockerConfig) // read by authn.DefaultKeychain
-	}
-	return append(opts, remote.WithAuthFromKeychain(authn.DefaultKeychain))
+	return registry.NewRouter(
+		registry.OCIOptions{Transport: transport, Insecure: f.insecure},
+		registry.ECROptions{Endpoint: f.ecrEndpoint},
+		registry.HubOptions{URL: f.hubURL},
+	), nil
 }
 
-func (f *taggerFlags) ref(tag string) (name.Tag, error) {
-	var opts []name.Option
-	if f.insecure {
-		opts = append(opts, name.Insecure)
+// target checks the flags and names the repository with its credentials:
+// --username/--password, else the Docker config (--docker-config,
+// $DOCKER_CONFIG or ~/.docker) as `docker` would read it.
+func (f *taggerFlags) target() (registry.Repo, error) {
+	if f.output != "text" && f.output != "json" {
+		return registry.Repo{}, fmt.Errorf("unknown output format %q: use text or json", f.output)
 	}
-	if strings.ContainsAny(f.repo, "@") || regexp.MustCompile(`:[^/]*$`).MatchString(f.repo) {
-		return name.Tag{}, fmt.Errorf("--repo %q must be a repository without tag or digest", f.repo)
+	if _, err := registry.ParseRepository(f.repo, f.insecure); err != nil {
+		return registry.Repo{}, fmt.Errorf("--repo: %w", err)
 	}
-	ref, err := name.NewTag(f.repo+":"+tag, opts...)
-	if err != nil {
-		return name.Tag{}, fmt.Errorf("invalid reference %s:%s: %w", f.repo, tag, err)
+	if err := f.checkVersion(); err != nil {
+		return registry.Repo{}, err
 	}
-	return ref, nil
+	if f.dockerConfig != "" {
+		_ = os.Setenv("DOCKER_CONFIG", f.dockerConfig) // read by go-containerregistry's default keychain
+	}
+	return registry.Repo{Name: f.repo, Auth: registry.Auth{Username: f.username, Password: f.password, DockerConfig: true}}, nil
 }
 
 func (f *taggerFlags) checkVersion() error {
-	if f.versionPattern == "" {
+	if f.versionPattern == "" || f.version == "" {
 		return nil
 	}
-	re, err := regexp.Compile("^(?:" + f.versionPattern + ")$")
+	re, err := registry.CompileVersionSyntax(f.versionPattern)
 	if err != nil {
 		return fmt.Errorf("--version-pattern: %w", err)
 	}
@@ -89,7 +96,18 @@ func (f *taggerFlags) checkVersion() error {
 
 // newTaggerCommand is `cr tags get|add|remove`, used by CI to move tags.
 func newTaggerCommand() *cobra.Command {
-	tags := &cobra.Command{Use: "tags", Short: "Get, add and remove image tags (used by CI)"}
+	tags := &cobra.Command{
+		Use:   "tags",
+		Short: "Get, add and remove image tags (used by CI)",
+		Long: `Get, add and remove image tags, as CI does to promote a build:
+
+  cvmanager cr tags add --repo registry.example.com/team/app --version 3f2a9c1 --tags env-prod
+
+Works with any OCI/Docker v2 registry, Amazon ECR (AWS credential chain) and
+Docker Hub. Adding a tag never pulls layers. Removing a single tag needs a
+registry API for it (ECR, Docker Hub); elsewhere it fails with a clear error.
+Exit code 0 on success, 1 on any error.`,
+	}
 	tags.AddCommand(newTagsGetCommand(), newTagsAddCommand(), newTagsRemoveCommand())
 	return tags
 }
@@ -97,101 +115,83 @@ func newTaggerCommand() *cobra.Command {
 func newTagsGetCommand() *cobra.Command {
 	f := &taggerFlags{}
 	cmd := &cobra.Command{
-		Use:   "get",
-		Short: "Show every tag on the image a version points to",
-		Args:  cobra.NoArgs,
+		Use:     "get",
+		Short:   "Show every tag on the image a version points to",
+		Example: "  cvmanager cr tags get --repo ghcr.io/team/app --version 3f2a9c1 -o json",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := f.checkVersion(); err != nil {
-				return err
-			}
-			tags, digest, err := tagsOf(cmd, f)
+			repo, err := f.target()
 			if err != nil {
 				return err
 			}
-			return f.print(cmd.OutOrStdout(), map[string]any{"repo": f.repo, "version": f.version, "digest": digest, "tags": tags},
-				fmt.Sprintf("%s:%s (%s): %s", f.repo, f.version, digest, strings.Join(tags, ", ")))
+			reg, err := f.registry()
+			if err != nil {
+				return err
+			}
+			img, err := reg.TagsOf(cmd.Context(), repo, f.version)
+			if err != nil {
+				return err
+			}
+			return f.print(cmd.OutOrStdout(), map[string]any{"repo": f.repo, "version": f.version, "digest": img.Digest, "tags": img.Tags},
+				fmt.Sprintf("%s:%s (%s): %s", f.repo, f.version, img.Digest, strings.Join(img.Tags, ", ")))
 		},
 	}
 	f.add(cmd, false, true)
 	return cmd
 }
 
-func tagsOf(cmd *cobra.Command, f *taggerFlags) ([]string, string, error) {
-	ref, err := f.ref(f.version)
-	if err != nil {
-		return nil, "", err
-	}
-	opts := f.options(cmd)
-	desc, err := remote.Head(ref, opts...)
-	if err != nil {
-		return nil, "", fmt.Errorf("%s:%s: %w", f.repo, f.version, err)
-	}
-	all, err := remote.List(ref.Context(), opts...)
-	if err != nil {
-		return nil, "", fmt.Errorf("listing tags of %s: %w", f.repo, err)
-	}
-	var tags []string
-	for _, tag := range all {
-		if d, err := remote.Head(ref.Context().Tag(tag), opts...); err == nil && d.Digest == desc.Digest {
-			tags = append(tags, tag)
-		}
-	}
-	sort.Strings(tags)
-	return tags, desc.Digest.String(), nil
-}
-
 func newTagsAddCommand() *cobra.Command {
 	f := &taggerFlags{}
 	cmd := &cobra.Command{
-		Use:   "add",
-		Short: "Add tags to the image a version points to (no layers are pulled)",
-		Args:  cobra.NoArgs,
+		Use:     "add",
+		Short:   "Add tags to the image a version points to (no layers are pulled)",
+		Example: "  cvmanager cr tags add --repo ghcr.io/team/app --version 3f2a9c1 --tags env-prod,env-stage",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := f.checkVersion(); err != nil {
-				return err
-			}
-			src, err := f.ref(f.version)
+			repo, err := f.target()
 			if err != nil {
 				return err
 			}
-			opts := f.options(cmd)
-			// The manifest's exact bytes and media type are pushed under each
-			// new tag: the same digest, nothing re-built or pulled.
-			desc, err := remote.Get(src, opts...)
+			reg, err := f.registry()
 			if err != nil {
-				return fmt.Errorf("%s:%s: %w", f.repo, f.version, err)
+				return err
 			}
-			for _, tag := range f.tags {
-				dst, err := f.ref(tag)
-				if err != nil {
-					return err
-				}
-				if err := remote.Tag(dst, desc, opts...); err != nil {
-					return fmt.Errorf("tagging %s:%s as %s: %w", f.repo, f.version, tag, err)
-				}
+			img, err := reg.AddTags(cmd.Context(), repo, f.version, f.tags)
+			if err != nil {
+				return err
 			}
-			return f.print(cmd.OutOrStdout(), map[string]any{"repo": f.repo, "version": f.version, "digest": desc.Digest.String(), "added": f.tags},
-				fmt.Sprintf("tagged %s:%s (%s) as %s", f.repo, f.version, desc.Digest, strings.Join(f.tags, ", ")))
+			return f.print(cmd.OutOrStdout(), map[string]any{"repo": f.repo, "version": f.version, "digest": img.Digest, "added": f.tags},
+				fmt.Sprintf("tagged %s:%s (%s) as %s", f.repo, f.version, img.Digest, strings.Join(f.tags, ", ")))
 		},
 	}
 	f.add(cmd, true, true)
 	return cmd
 }
 
-// newTagsRemoveCommand refuses on plain v2 registries: the protocol can only
-// delete a manifest, which would remove every tag on the image, not one.
 func newTagsRemoveCommand() *cobra.Command {
 	f := &taggerFlags{}
 	cmd := &cobra.Command{
 		Use:   "remove",
-		Short: "Remove tags (where the registry supports removing a single tag)",
-		Args:  cobra.NoArgs,
+		Short: "Remove tags (ECR, Docker Hub; never the image itself)",
+		Long: `Remove tags from a repository. The image stays (on ECR it goes when its last
+tag does). Plain v2 registries can only delete a whole manifest, which would
+take every tag on the image with it, so there the command refuses.`,
+		Example: "  cvmanager cr tags remove --repo 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app --tags env-prod",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if _, err := f.ref(f.tags[0]); err != nil {
+			repo, err := f.target()
+			if err != nil {
 				return err
 			}
-			return fmt.Errorf("removing tags %s from %s is not supported by this registry: the v2 API can only delete the manifest, which would remove every tag on the image",
-				strings.Join(f.tags, ","), f.repo)
+			reg, err := f.registry()
+			if err != nil {
+				return err
+			}
+			if err := reg.RemoveTags(cmd.Context(), repo, f.tags); err != nil {
+				return err
+			}
+			return f.print(cmd.OutOrStdout(), map[string]any{"repo": f.repo, "removed": f.tags},
+				fmt.Sprintf("removed %s from %s", strings.Join(f.tags, ", "), f.repo))
 		},
 	}
 	f.add(cmd, true, false)
@@ -199,13 +199,9 @@ func newTagsRemoveCommand() *cobra.Command {
 }
 
 func (f *taggerFlags) print(w io.Writer, v any, text string) error {
-	switch f.output {
-	case "json":
+	if f.output == "json" {
 		return json.NewEncoder(w).Encode(v)
-	case "text", "":
-		_, err := fmt.Fprintln(w, text)
-		return err
-	default:
-		return fmt.Errorf("unknown output format %q: use text or json", f.output)
 	}
+	_, err := fmt.Fprintln(w, text)
+	return err
 }

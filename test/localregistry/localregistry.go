@@ -1,6 +1,11 @@
 // Package localregistry runs a real CNCF Distribution registry in-process on
 // 127.0.0.1 with in-memory storage, and pushes random images to it. The
-// controller's end-to-end tests and `make demo` use it.
+// controller's end-to-end tests, the registry layer's tests and `make demo`
+// use it.
+//
+// Options protect it with Distribution's own access controllers: htpasswd
+// (Basic auth) or token (Bearer tokens from a token server started beside
+// it). Pushes authenticate with the configured user.
 package localregistry
 
 import (
@@ -9,6 +14,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,8 +23,8 @@ import (
 	"github.com/distribution/distribution/v3/configuration"
 	"github.com/distribution/distribution/v3/registry/handlers"
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/inmemory" // storage driver
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/sirupsen/logrus"
 )
@@ -26,34 +32,53 @@ import (
 // Registry is a running registry.
 type Registry struct {
 	// Host is "127.0.0.1:<port>", reached over plain HTTP.
-	Host     string
+	Host string
+	// Tokens is the token server when WithTokenAuth was given, else nil.
+	Tokens *TokenServer
+
 	server   *http.Server
+	dir      string
+	auth     authn.Authenticator
 	requests atomic.Int64
 	mu       sync.Mutex
 	byMethod map[string]int64
 }
 
 // Start serves a registry on addr ("127.0.0.1:0" picks a free port).
-func Start(addr string) (*Registry, error) {
+func Start(addr string, opts ...Option) (*Registry, error) {
+	var s settings
+	for _, o := range opts {
+		o(&s)
+	}
 	cfg := &configuration.Configuration{}
 	cfg.Storage = configuration.Storage{"inmemory": configuration.Parameters{}, "delete": configuration.Parameters{"enabled": true}}
 	cfg.HTTP.Secret = "local-registry"
-	logrus.SetOutput(io.Discard) // Distribution logs every request
-	app := handlers.NewApp(context.Background(), cfg)
-	ln, err := net.Listen("tcp", addr)
+	dir, err := os.MkdirTemp("", "localregistry-")
 	if err != nil {
 		return nil, err
 	}
-	r := &Registry{Host: ln.Addr().String(), byMethod: map[string]int64{}}
-	r.server = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if strings.HasPrefix(req.URL.Path, "/v2/") && req.URL.Path != "/v2/" {
-			r.requests.Add(1)
-			r.mu.Lock()
-			r.byMethod[req.Method+" "+kind(req.URL.Path)]++
-			r.mu.Unlock()
-		}
-		app.ServeHTTP(w, req)
-	})}
+	r := &Registry{dir: dir, byMethod: map[string]int64{}, auth: authn.Anonymous}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		r.cleanup()
+		return nil, err
+	}
+	r.Host = ln.Addr().String()
+	if r.Tokens, err = configureAuth(cfg, s, dir, r.URL()); err != nil {
+		_ = ln.Close()
+		r.cleanup()
+		return nil, err
+	}
+	if s.htpasswd || s.token {
+		r.auth = &authn.Basic{Username: s.username, Password: s.password}
+	}
+	logrus.SetOutput(io.Discard) // Distribution logs every request
+	mux := http.NewServeMux()
+	mux.Handle("/", r.counting(handlers.NewApp(context.Background(), cfg)))
+	if r.Tokens != nil {
+		mux.Handle("/token", r.Tokens)
+	}
+	r.server = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: mux}
 	go func() {
 		if err := r.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			logrus.StandardLogger().Out = io.Discard
@@ -62,8 +87,32 @@ func Start(addr string) (*Registry, error) {
 	return r, nil
 }
 
+// counting counts /v2/<name>/… requests by method and kind before serving.
+func (r *Registry) counting(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if strings.HasPrefix(req.URL.Path, "/v2/") && req.URL.Path != "/v2/" {
+			r.requests.Add(1)
+			r.mu.Lock()
+			r.byMethod[req.Method+" "+kind(req.URL.Path)]++
+			r.mu.Unlock()
+		}
+		next.ServeHTTP(w, req)
+	})
+}
+
 // Close stops the server.
-func (r *Registry) Close() error { return r.server.Close() }
+func (r *Registry) Close() error {
+	err := r.server.Close()
+	r.cleanup()
+	return err
+}
+
+func (r *Registry) cleanup() {
+	_ = os.RemoveAll(r.dir)
+}
+
+// URL is "http://127.0.0.1:<port>".
+func (r *Registry) URL() string { return "http://" + r.Host }
 
 // Repo is the full repository name of path on this registry.
 func (r *Registry) Repo(path string) string { return r.Host + "/" + path }
@@ -88,25 +137,10 @@ func kind(path string) string {
 	return "other"
 }
 
-// Push uploads a new random image (one small layer) under every tag and
-// returns its digest. Pushing a tag again moves it to new content.
-func (r *Registry) Push(path string, tags ...string) (string, error) {
-	img, err := random.Image(256, 1)
-	if err != nil {
-		return "", err
-	}
-	digest, err := img.Digest()
-	if err != nil {
-		return "", err
-	}
-	for _, tag := range tags {
-		ref, err := name.NewTag(r.Repo(path)+":"+tag, name.Insecure)
-		if err != nil {
-			return "", err
-		}
-		if err := remote.Write(ref, img); err != nil {
-			return "", err
-		}
-	}
-	return digest.String(), nil
+func (r *Registry) ref(path, tag string) (name.Tag, error) {
+	return name.NewTag(r.Repo(path)+":"+tag, name.Insecure)
+}
+
+func (r *Registry) remoteOptions() []remote.Option {
+	return []remote.Option{remote.WithAuth(r.auth)}
 }

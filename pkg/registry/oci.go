@@ -1,0 +1,294 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// OCIOptions configure the OCI/Docker v2 implementation.
+type OCIOptions struct {
+	// Transport carries every request (the controller passes its per-host
+	// guard); nil means go-containerregistry's default transport.
+	Transport http.RoundTripper
+	// InsecureHosts are registry hosts reached over plain HTTP.
+	InsecureHosts []string
+	// Insecure reaches every registry over plain HTTP (CLI --insecure).
+	Insecure bool
+	// NoRetries turns off go-containerregistry's own retries: in the
+	// controller the host guard backs off and the next poll retries, and a
+	// retry storm is exactly what a rate-limited registry must not see.
+	NoRetries bool
+	// TagPageSize is the n of tags/list requests (default 100, Quay's
+	// maximum); MaxTagPages bounds the pages followed (default 100).
+	TagPageSize, MaxTagPages int
+}
+
+// OCI implements Registry over the OCI/Docker v2 protocol.
+type OCI struct {
+	opts OCIOptions
+
+	mu sync.Mutex
+	// pullers and pushers keep one authenticated client per credential
+	// set, so bearer tokens are fetched once per scope and reused until the
+	// registry refuses them, not once per request.
+	pullers map[string]*remote.Puller
+	pushers map[string]*remote.Pusher
+	// listers are authenticated transports for tag listing, per repo and
+	// credential set.
+	listers map[string]http.RoundTripper
+	// versions remembers the version tag of each digest, so a poll that
+	// finds the digest unchanged costs one HEAD and no tag listing.
+	versions map[string]string
+}
+
+// NewOCI returns the OCI/Docker v2 implementation.
+func NewOCI(opts OCIOptions) *OCI {
+	if opts.TagPageSize <= 0 {
+		opts.TagPageSize = 100
+	}
+	if opts.MaxTagPages <= 0 {
+		opts.MaxTagPages = 100
+	}
+	return &OCI{opts: opts, pullers: map[string]*remote.Puller{}, pushers: map[string]*remote.Pusher{},
+		listers: map[string]http.RoundTripper{}, versions: map[string]string{}}
+}
+
+// repository parses a repository name, plain HTTP where configured.
+func (o *OCI) repository(repo string) (name.Repository, error) {
+	r, err := ParseRepository(repo, o.opts.Insecure)
+	if err != nil || o.opts.Insecure || !slices.Contains(o.opts.InsecureHosts, r.RegistryStr()) {
+		return r, err
+	}
+	return ParseRepository(repo, true)
+}
+
+func (o *OCI) tag(repo, tag string) (name.Tag, error) {
+	r, err := o.repository(repo)
+	if err != nil {
+		return name.Tag{}, err
+	}
+	t, err := name.NewTag(r.Name()+":"+tag, nameOptions(r)...)
+	if err != nil {
+		return name.Tag{}, fmt.Errorf("invalid tag %q for %s: %w", tag, repo, err)
+	}
+	return t, nil
+}
+
+func nameOptions(r name.Repository) []name.Option {
+	if r.Scheme() == "http" {
+		return []name.Option{name.Insecure}
+	}
+	return nil
+}
+
+func (o *OCI) remoteOptions(auth authn.Authenticator) []remote.Option {
+	opts := []remote.Option{remote.WithAuth(auth)}
+	if o.opts.Transport != nil {
+		opts = append(opts, remote.WithTransport(o.opts.Transport))
+	}
+	if o.opts.NoRetries {
+		opts = append(opts, remote.WithRetryPredicate(func(error) bool { return false }), remote.WithRetryStatusCodes())
+	}
+	return opts
+}
+
+// puller returns the shared client for the credentials repo.Auth selects.
+func (o *OCI) puller(reg name.Registry, a Auth) (*remote.Puller, error) {
+	auth, key, err := a.authenticator(reg)
+	if err != nil {
+		return nil, err
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if p, ok := o.pullers[key]; ok {
+		return p, nil
+	}
+	p, err := remote.NewPuller(o.remoteOptions(auth)...)
+	if err != nil {
+		return nil, err
+	}
+	o.pullers[key] = p
+	return p, nil
+}
+
+func (o *OCI) pusher(reg name.Registry, a Auth) (*remote.Pusher, error) {
+	auth, key, err := a.authenticator(reg)
+	if err != nil {
+		return nil, err
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if p, ok := o.pushers[key]; ok {
+		return p, nil
+	}
+	p, err := remote.NewPusher(o.remoteOptions(auth)...)
+	if err != nil {
+		return nil, err
+	}
+	o.pushers[key] = p
+	return p, nil
+}
+
+// head finds a tag's digest with HEAD, which Docker Hub does not count as a
+// pull. Only when the registry leaves Docker-Content-Digest out does it GET
+// the manifest and hash the body.
+func head(ctx context.Context, p *remote.Puller, ref name.Reference) (*v1.Descriptor, error) {
+	desc, err := p.Head(ctx, ref)
+	if err == nil || !strings.Contains(err.Error(), "did not include Docker-Content-Digest") {
+		return desc, err
+	}
+	full, err := p.Get(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	return &full.Descriptor, nil
+}
+
+// Resolve implements Registry.
+func (o *OCI) Resolve(ctx context.Context, req ResolveRequest) (Image, error) {
+	ref, err := o.tag(req.Name, req.Tag)
+	if err != nil {
+		return Image{}, err
+	}
+	p, err := o.puller(ref.Context().Registry, req.Auth)
+	if err != nil {
+		return Image{}, err
+	}
+	desc, err := head(ctx, p, ref)
+	if err != nil {
+		return Image{}, fmt.Errorf("%s:%s: %w", req.Name, req.Tag, err)
+	}
+	img := Image{Digest: desc.Digest.String(), MediaType: string(desc.MediaType)}
+	if req.VersionSyntax == nil || req.VersionSyntax.MatchString(req.Tag) {
+		img.Version = PickVersion(req.Tag, nil, req.VersionSyntax)
+		return img, nil
+	}
+	cacheKey := ref.Context().Name() + "@" + img.Digest + "|" + req.VersionSyntax.String()
+	o.mu.Lock()
+	version, known := o.versions[cacheKey]
+	o.mu.Unlock()
+	if known {
+		img.Version = version
+		return img, nil
+	}
+	if img.Version, err = o.findVersion(ctx, p, req, ref.Context(), desc.Digest); err != nil {
+		return Image{}, err
+	}
+	o.mu.Lock()
+	o.versions[cacheKey] = img.Version
+	o.mu.Unlock()
+	return img, nil
+}
+
+// findVersion lists the tags and HEADs those matching versionSyntax, in
+// order, until one has the digest; it runs once per new digest.
+func (o *OCI) findVersion(ctx context.Context, p *remote.Puller, req ResolveRequest, repo name.Repository, digest v1.Hash) (string, error) {
+	tags, err := o.ListTags(ctx, req.Repo)
+	if err != nil {
+		return "", err
+	}
+	sort.Strings(tags)
+	for _, tag := range tags {
+		if !req.VersionSyntax.MatchString(tag) {
+			continue
+		}
+		if d, err := head(ctx, p, repo.Tag(tag)); err == nil && d.Digest == digest {
+			return tag, nil
+		}
+	}
+	return "", nil
+}
+
+// TagsOf implements Registry. The v2 protocol has no "tags of a digest"
+// call, so it lists the tags and HEADs each one.
+func (o *OCI) TagsOf(ctx context.Context, repo Repo, tag string) (Image, error) {
+	ref, err := o.tag(repo.Name, tag)
+	if err != nil {
+		return Image{}, err
+	}
+	p, err := o.puller(ref.Context().Registry, repo.Auth)
+	if err != nil {
+		return Image{}, err
+	}
+	desc, err := head(ctx, p, ref)
+	if err != nil {
+		return Image{}, fmt.Errorf("%s:%s: %w", repo.Name, tag, err)
+	}
+	all, err := o.ListTags(ctx, repo)
+	if err != nil {
+		return Image{}, err
+	}
+	img := Image{Digest: desc.Digest.String(), MediaType: string(desc.MediaType)}
+	for _, t := range all {
+		if d, err := head(ctx, p, ref.Context().Tag(t)); err == nil && d.Digest == desc.Digest {
+			img.Tags = append(img.Tags, t)
+		}
+	}
+	sort.Strings(img.Tags)
+	return img, nil
+}
+
+// AddTags implements Registry: the manifest's exact bytes and media type are
+// PUT under each new tag, so the digest stays the same and no layer moves.
+func (o *OCI) AddTags(ctx context.Context, repo Repo, version string, tags []string) (Image, error) {
+	src, err := o.tag(repo.Name, version)
+	if err != nil {
+		return Image{}, err
+	}
+	p, err := o.puller(src.Context().Registry, repo.Auth)
+	if err != nil {
+		return Image{}, err
+	}
+	desc, err := p.Get(ctx, src)
+	if err != nil {
+		return Image{}, fmt.Errorf("%s:%s: %w", repo.Name, version, err)
+	}
+	manifest := rawManifest{bytes: desc.Manifest, desc: desc.Descriptor}
+	push, err := o.pusher(src.Context().Registry, repo.Auth)
+	if err != nil {
+		return Image{}, err
+	}
+	for _, tag := range tags {
+		dst, err := o.tag(repo.Name, tag)
+		if err != nil {
+			return Image{}, err
+		}
+		if err := push.Put(ctx, dst, manifest); err != nil {
+			return Image{}, fmt.Errorf("tagging %s:%s as %s: %w", repo.Name, version, tag, err)
+		}
+	}
+	return Image{Digest: desc.Digest.String(), MediaType: string(desc.MediaType), Version: version}, nil
+}
+
+// RemoveTags implements Registry. Plain v2 registries can delete a manifest,
+// which would take every tag on the image with it, so removing a single tag
+// is refused rather than risked.
+func (o *OCI) RemoveTags(_ context.Context, repo Repo, tags []string) error {
+	if _, err := o.repository(repo.Name); err != nil {
+		return err
+	}
+	return fmt.Errorf("removing tags %s from %s: %w (the v2 API can only delete the manifest, which would remove every tag on the image)",
+		strings.Join(tags, ","), repo.Name, ErrNotSupported)
+}
+
+// rawManifest hands go-containerregistry a manifest to PUT as it is.
+type rawManifest struct {
+	bytes []byte
+	desc  v1.Descriptor
+}
+
+func (m rawManifest) RawManifest() ([]byte, error)        { return m.bytes, nil }
+func (m rawManifest) MediaType() (types.MediaType, error) { return m.desc.MediaType, nil }
+func (m rawManifest) Digest() (v1.Hash, error)            { return m.desc.Digest, nil }
+func (m rawManifest) Size() (int64, error)                { return int64(len(m.bytes)), nil }

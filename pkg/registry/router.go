@@ -1,0 +1,60 @@
+package registry
+
+import "context"
+
+// Router is the Registry the product uses: it sends each call to the
+// implementation for the repository's host (ECR hosts to ECR, Docker Hub to
+// Hub, everything else to OCI).
+type Router struct {
+	OCI *OCI
+	ECR *ECR
+	Hub *Hub
+}
+
+// NewRouter builds the three implementations; the Hub shares the OCI client.
+func NewRouter(oci OCIOptions, ecr ECROptions, hub HubOptions) *Router {
+	o := NewOCI(oci)
+	return &Router{OCI: o, ECR: NewECR(ecr), Hub: NewHub(o, hub)}
+}
+
+// For returns the implementation serving repo. A name that does not parse
+// goes to OCI, which reports the parse error.
+func (r *Router) For(repo string) Registry {
+	parsed, err := ParseRepository(repo, false)
+	if err != nil {
+		return r.OCI
+	}
+	switch KindOf(parsed.RegistryStr()) {
+	case KindECR:
+		return r.ECR
+	case KindDockerHub:
+		return r.Hub
+	default:
+		return r.OCI
+	}
+}
+
+// Resolve implements Registry.
+func (r *Router) Resolve(ctx context.Context, req ResolveRequest) (Image, error) {
+	return r.For(req.Name).Resolve(ctx, req)
+}
+
+// ListTags implements Registry.
+func (r *Router) ListTags(ctx context.Context, repo Repo) ([]string, error) {
+	return r.For(repo.Name).ListTags(ctx, repo)
+}
+
+// TagsOf implements Registry.
+func (r *Router) TagsOf(ctx context.Context, repo Repo, tag string) (Image, error) {
+	return r.For(repo.Name).TagsOf(ctx, repo, tag)
+}
+
+// AddTags implements Registry.
+func (r *Router) AddTags(ctx context.Context, repo Repo, version string, tags []string) (Image, error) {
+	return r.For(repo.Name).AddTags(ctx, repo, version, tags)
+}
+
+// RemoveTags implements Registry.
+func (r *Router) RemoveTags(ctx context.Context, repo Repo, tags []string) error {
+	return r.For(repo.Name).RemoveTags(ctx, repo, tags)
+}

@@ -1,0 +1,172 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+)
+
+// ListTags implements Registry. It pages through tags/list itself because
+// registries disagree on the Link header: Quay sends it without angle
+// brackets and with an opaque token, Nexus drops the port. Pages are
+// bounded by MaxTagPages.
+func (o *OCI) ListTags(ctx context.Context, repo Repo) ([]string, error) {
+	r, err := o.repository(repo.Name)
+	if err != nil {
+		return nil, err
+	}
+	rt, err := o.listTransport(ctx, r, repo.Auth)
+	if err != nil {
+		return nil, fmt.Errorf("listing tags of %s: %w", repo.Name, err)
+	}
+	return listTags(ctx, rt, r, o.opts.TagPageSize, o.opts.MaxTagPages)
+}
+
+// listTags follows tags/list pages from the first, n tags at a time.
+func listTags(ctx context.Context, rt http.RoundTripper, r name.Repository, n, maxPages int) ([]string, error) {
+	next := &url.URL{Scheme: r.Scheme(), Host: r.RegistryStr(), Path: "/v2/" + r.RepositoryStr() + "/tags/list",
+		RawQuery: url.Values{"n": {strconv.Itoa(n)}}.Encode()}
+	var tags []string
+	for page := 0; next != nil; page++ {
+		if page == maxPages {
+			return nil, fmt.Errorf("listing tags of %s: more than %d pages of %d tags", r, maxPages, n)
+		}
+		pageTags, link, err := fetchTagPage(ctx, rt, next)
+		if err != nil {
+			return nil, fmt.Errorf("listing tags of %s: %w", r, err)
+		}
+		tags = append(tags, pageTags...)
+		if next, err = NextPage(link, next); err != nil {
+			return nil, fmt.Errorf("listing tags of %s: %w", r, err)
+		}
+	}
+	return tags, nil
+}
+
+func fetchTagPage(ctx context.Context, rt http.RoundTripper, u *url.URL) ([]string, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, "", err
+	}
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		return nil, "", err
+	}
+	defer resp.Body.Close()
+	if err := transport.CheckError(resp, http.StatusOK); err != nil {
+		return nil, "", err
+	}
+	var body struct {
+		Tags []string `json:"tags"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return nil, "", fmt.Errorf("decoding %s: %w", u.Redacted(), err)
+	}
+	return body.Tags, resp.Header.Get("Link"), nil
+}
+
+// NextPage reads the rel="next" target of a Link header, with or without
+// angle brackets, relative to the current page's URL. A link to another
+// host is refused (it would send credentials elsewhere); a link that only
+// drops the port, as Nexus sends, keeps the current host. nil means no
+// next page.
+func NextPage(link string, current *url.URL) (*url.URL, error) {
+	target, ok := nextTarget(link)
+	if !ok {
+		return nil, nil
+	}
+	u, err := url.Parse(target)
+	if err != nil {
+		return nil, fmt.Errorf("bad Link header %q: %w", link, err)
+	}
+	u = current.ResolveReference(u)
+	if u.Host != current.Host {
+		if u.Hostname() != current.Hostname() || u.Port() != "" {
+			return nil, fmt.Errorf("link to another host %q refused", u.Host)
+		}
+		u.Host = current.Host
+	}
+	u.Scheme = current.Scheme
+	if u.String() == current.String() {
+		return nil, fmt.Errorf("link %q points to the page just read", link)
+	}
+	return u, nil
+}
+
+// nextTarget finds the URL of the rel="next" entry of a Link header.
+func nextTarget(link string) (string, bool) {
+	for _, entry := range splitLinks(link) {
+		target, params, _ := strings.Cut(entry, ";")
+		if !isNextRel(params) {
+			continue
+		}
+		target = strings.TrimSpace(target)
+		target = strings.TrimSuffix(strings.TrimPrefix(target, "<"), ">")
+		return target, target != ""
+	}
+	return "", false
+}
+
+// splitLinks splits at commas outside angle brackets (URLs may hold commas).
+func splitLinks(link string) []string {
+	var entries []string
+	depth, start := 0, 0
+	for i, c := range link {
+		switch {
+		case c == '<':
+			depth++
+		case c == '>' && depth > 0:
+			depth--
+		case c == ',' && depth == 0:
+			entries = append(entries, link[start:i])
+			start = i + 1
+		}
+	}
+	return append(entries, link[start:])
+}
+
+func isNextRel(params string) bool {
+	for _, p := range strings.Split(params, ";") {
+		key, value, _ := strings.Cut(strings.TrimSpace(p), "=")
+		if strings.EqualFold(strings.TrimSpace(key), "rel") && strings.EqualFold(strings.Trim(strings.TrimSpace(value), `"`), "next") {
+			return true
+		}
+	}
+	return false
+}
+
+// listTransport returns an authenticated transport for tag listing of r,
+// made once per repository and credential set.
+func (o *OCI) listTransport(ctx context.Context, r name.Repository, a Auth) (http.RoundTripper, error) {
+	auth, key, err := a.authenticator(r.Registry)
+	if err != nil {
+		return nil, err
+	}
+	cacheKey := r.String() + "|" + r.Scheme() + "|" + key
+	o.mu.Lock()
+	rt, ok := o.listers[cacheKey]
+	o.mu.Unlock()
+	if ok {
+		return rt, nil
+	}
+	base := o.opts.Transport
+	if base == nil {
+		base = remote.DefaultTransport
+	}
+	rt, err = transport.NewWithContext(ctx, r.Registry, auth, base, []string{r.Scope(transport.PullScope)})
+	if err != nil {
+		return nil, err
+	}
+	o.mu.Lock()
+	o.listers[cacheKey] = rt
+	o.mu.Unlock()
+	return rt, nil
+}

@@ -1,0 +1,186 @@
+package localregistry
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/distribution/distribution/v3/configuration"
+	_ "github.com/distribution/distribution/v3/registry/auth/htpasswd" // access controller
+	_ "github.com/distribution/distribution/v3/registry/auth/token"    // access controller
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Option configures Start.
+type Option func(*settings)
+
+type settings struct {
+	htpasswd, token    bool
+	username, password string
+	tokenTTL           time.Duration
+}
+
+// WithHtpasswd protects the registry with Distribution's htpasswd access
+// controller: Basic auth with one user.
+func WithHtpasswd(username, password string) Option {
+	return func(s *settings) { s.htpasswd, s.username, s.password = true, username, password }
+}
+
+// WithTokenAuth protects the registry with Distribution's token access
+// controller and starts a small token server beside it, as Docker Hub, GHCR
+// and Harbor work: the registry answers 401 with a Bearer challenge, the
+// client fetches a JWT for the scope from the token server (Basic auth with
+// this user) and retries with it. ttl is the tokens' expires_in (0: 300 s).
+func WithTokenAuth(username, password string, ttl time.Duration) Option {
+	return func(s *settings) {
+		s.token, s.username, s.password, s.tokenTTL = true, username, password, ttl
+	}
+}
+
+// configureAuth writes the files the access controller reads into dir and
+// sets cfg.Auth; it returns the token server, if any, served by the
+// registry itself at baseURL + "/token": go-containerregistry refuses token
+// realms on loopback or private addresses other than the registry's own
+// host:port (an SSRF guard).
+func configureAuth(cfg *configuration.Configuration, s settings, dir, baseURL string) (*TokenServer, error) {
+	switch {
+	case s.htpasswd:
+		hash, err := bcrypt.GenerateFromPassword([]byte(s.password), bcrypt.MinCost)
+		if err != nil {
+			return nil, err
+		}
+		path := filepath.Join(dir, "htpasswd")
+		if err := os.WriteFile(path, []byte(s.username+":"+string(hash)+"\n"), 0o600); err != nil {
+			return nil, err
+		}
+		cfg.Auth = configuration.Auth{"htpasswd": configuration.Parameters{"realm": "localregistry", "path": path}}
+	case s.token:
+		ts, err := newTokenServer(baseURL, s.username, s.password, s.tokenTTL)
+		if err != nil {
+			return nil, err
+		}
+		path := filepath.Join(dir, "jwks.json")
+		if err := os.WriteFile(path, ts.jwks(), 0o600); err != nil {
+			return nil, err
+		}
+		cfg.Auth = configuration.Auth{"token": configuration.Parameters{
+			"realm": ts.URL + "/token", "service": tokenService, "issuer": tokenIssuer, "jwks": path,
+		}}
+		return ts, nil
+	}
+	return nil, nil
+}
+
+const (
+	tokenService = "localregistry"
+	tokenIssuer  = "localregistry-token-server"
+	tokenKeyID   = "localregistry-key"
+)
+
+// TokenServer issues Ed25519-signed JWTs granting what a scope asks for, to
+// one user (Basic auth); anonymous or wrong credentials get 401. The
+// registry serves it at /token.
+type TokenServer struct {
+	// URL is the registry's "http://127.0.0.1:<port>"; tokens are at URL/token.
+	URL      string
+	key      ed25519.PrivateKey
+	username string
+	password string
+	ttl      time.Duration
+
+	mu     sync.Mutex
+	issued map[string]int
+}
+
+func newTokenServer(baseURL, username, password string, ttl time.Duration) (*TokenServer, error) {
+	if ttl <= 0 {
+		ttl = 300 * time.Second
+	}
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	return &TokenServer{URL: baseURL, key: key, username: username, password: password, ttl: ttl, issued: map[string]int{}}, nil
+}
+
+// Issued counts tokens issued for a scope ("repository:team/app:pull");
+// Issued("") counts all.
+func (ts *TokenServer) Issued(scope string) int {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if scope != "" {
+		return ts.issued[scope]
+	}
+	total := 0
+	for _, n := range ts.issued {
+		total += n
+	}
+	return total
+}
+
+// ServeHTTP answers token requests.
+func (ts *TokenServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	user, pass, ok := r.BasicAuth()
+	if !ok || user != ts.username || pass != ts.password {
+		http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}`, http.StatusUnauthorized)
+		return
+	}
+	scopes := r.URL.Query()["scope"]
+	token, err := ts.sign(user, scopes)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	ts.mu.Lock()
+	ts.issued[strings.Join(scopes, " ")]++
+	ts.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"token": token, "access_token": token, "expires_in": int(ts.ttl.Seconds()), "issued_at": time.Now().UTC().Format(time.RFC3339),
+	})
+}
+
+// sign makes a JWT granting every action each scope names.
+func (ts *TokenServer) sign(subject string, scopes []string) (string, error) {
+	type access struct {
+		Type    string   `json:"type"`
+		Name    string   `json:"name"`
+		Actions []string `json:"actions"`
+	}
+	grants := []access{}
+	for _, scope := range scopes {
+		for _, one := range strings.Fields(scope) {
+			parts := strings.Split(one, ":")
+			if len(parts) < 3 {
+				continue
+			}
+			grants = append(grants, access{Type: parts[0], Name: strings.Join(parts[1:len(parts)-1], ":"), Actions: strings.Split(parts[len(parts)-1], ",")})
+		}
+	}
+	now := time.Now()
+	header, _ := json.Marshal(map[string]string{"alg": "EdDSA", "typ": "JWT", "kid": tokenKeyID})
+	claims, _ := json.Marshal(map[string]any{
+		"iss": tokenIssuer, "sub": subject, "aud": tokenService, "exp": now.Add(ts.ttl).Unix(), "nbf": now.Add(-time.Minute).Unix(),
+		"iat": now.Unix(), "jti": fmt.Sprintf("%d", now.UnixNano()), "access": grants,
+	})
+	enc := base64.RawURLEncoding
+	signingInput := enc.EncodeToString(header) + "." + enc.EncodeToString(claims)
+	return signingInput + "." + enc.EncodeToString(ed25519.Sign(ts.key, []byte(signingInput))), nil
+}
+
+// jwks is the key set the registry trusts: the server's public key.
+func (ts *TokenServer) jwks() []byte {
+	pub := ts.key.Public().(ed25519.PublicKey)
+	data, _ := json.Marshal(map[string]any{"keys": []map[string]string{{
+		"kty": "OKP", "crv": "Ed25519", "x": base64.RawURLEncoding.EncodeToString(pub), "kid": tokenKeyID, "use": "sig", "alg": "EdDSA",
+	}}})
+	return data
+}
