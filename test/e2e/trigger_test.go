@@ -16,6 +16,7 @@ import (
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
 	"cvmanager.dev/cvmanager/pkg/metrics"
 	"cvmanager.dev/cvmanager/pkg/trigger"
+	"cvmanager.dev/cvmanager/test/controlplane"
 	"cvmanager.dev/cvmanager/test/e2eenv"
 )
 
@@ -65,11 +66,17 @@ func TestTriggerRollsOutWithoutWaitingForThePoll(t *testing.T) {
 		t.Errorf("history should record the trigger: %+v (status %+v)", records, cv.Status)
 	}
 
-	// CI's view: the CLI with a wrong key is refused. (The --wait path passed
-	// alone but once timed out in a full run; it is left out of CI until the
-	// cause is found.)
+	// CI's view: the CLI with a wrong key is refused; with the right key and
+	// --wait it returns once the new version runs.
 	t.Setenv("CVMANAGER_TRIGGER_KEY", "wrong-0123456789abcdef")
 	if _, err := runCLI("trigger", "--url", srv.URL, "-n", e.NS, "--cv", "push"); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Errorf("wrong key: %v", err)
+	}
+	t.Setenv("CVMANAGER_TRIGGER_KEY", key)
+	d3 := reg.MustPush(t, "team/push", "v3", "env-prod")
+	out, err := runCLI("trigger", "--url", srv.URL, "--kubeconfig", controlplane.Shared().KubeconfigPath(),
+		"-n", e.NS, "--cv", "push", "--wait", "--timeout", "90s")
+	if err != nil || !strings.Contains(out, d3) {
+		t.Errorf("trigger --wait: %v\n%s", err, out)
 	}
 }
