@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -109,6 +110,41 @@ func watchSwitches(e *e2eenv.Env, app string, replicas int32) switchLog {
 	return log
 }
 
+// watchSteps records when each status.rollout.step of a CV is first seen;
+// the returned function lists them relative to a start time (the step
+// timings of a rollout).
+func watchSteps(e *e2eenv.Env, name string) func(start time.Time) string {
+	w, err := e.CVClient.CvmanagerV1alpha1().ContainerVersions(e.NS).Watch(e.Ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + name})
+	e2eenv.Must(e.T, err)
+	var mu sync.Mutex
+	var seen []string
+	at := map[string]time.Time{}
+	go func() {
+		for ev := range w.ResultChan() {
+			cv, ok := ev.Object.(*cvv1.ContainerVersion)
+			if !ok || cv.Status.Rollout == nil || cv.Status.Rollout.Step == "" {
+				continue
+			}
+			mu.Lock()
+			if _, dup := at[cv.Status.Rollout.Step]; !dup {
+				at[cv.Status.Rollout.Step] = time.Now()
+				seen = append(seen, cv.Status.Rollout.Step)
+			}
+			mu.Unlock()
+		}
+	}()
+	e.T.Cleanup(w.Stop)
+	return func(start time.Time) string {
+		mu.Lock()
+		defer mu.Unlock()
+		parts := make([]string, 0, len(seen))
+		for _, step := range seen {
+			parts = append(parts, fmt.Sprintf("%s %s", step, at[step].Sub(start).Round(time.Millisecond)))
+		}
+		return strings.Join(parts, ", ")
+	}
+}
+
 func checkSwitch(e *e2eenv.Env, app, color string, replicas int32) string {
 	d, err := e.Kube.AppsV1().Deployments(e.NS).Get(e.Ctx, app+"-"+color, metav1.GetOptions{})
 	if err != nil {
@@ -175,10 +211,11 @@ func TestBlueGreenSwitchesOnlyReadyVerifiedPods(t *testing.T) {
 	assertJobs(t, jobs, 1)
 	assertJobOutcome(t, jobs, "postverify-1", "Success")
 
+	steps := watchSteps(e, "web")
 	d2 := reg.MustPush(t, "team/bg", "v2", "env-prod")
 	start = time.Now()
 	e.WaitStatus("web", cvv1.StatusSuccess, d2, 90*time.Second)
-	t.Logf("second blue-green rollout took %s", time.Since(start).Round(time.Millisecond))
+	t.Logf("second blue-green rollout took %s; steps reached after the push: %s", time.Since(start).Round(time.Millisecond), steps(start))
 	if got := switches.next(t); got != "blue ready=2/2 verified=true" {
 		t.Errorf("at the switch back to blue: %s", got)
 	}
