@@ -80,10 +80,13 @@ func run(ctx context.Context, port int, exitAfter bool) error {
 	if err != nil {
 		return err
 	}
-	ctrl, addr, err := startController(ctx, cfg, reg, port)
+	ctrl, addr, stopController, err := startController(ctx, cfg, reg, port)
 	if err != nil {
 		return err
 	}
+	// Deferred last, so it runs first: the controller stops before the
+	// registry and the control plane it talks to go away.
+	defer stopController()
 	say("controller running under the cvmanager ServiceAccount; ready %s after start", time.Since(started).Round(100*time.Millisecond))
 	say("dashboard: http://%s/v1/cv/workloads?format=html&reload=true", addr)
 	return showRollouts(ctx, cp, reg, ctrl, exitAfter)
@@ -107,31 +110,37 @@ func install(ctx context.Context, cp *controlplane.ControlPlane) (*controlplaneC
 	return &controlplaneConfig{admin: cp.AdminClient(), sa: sa}, nil
 }
 
-func startController(ctx context.Context, cfg *controlplaneConfig, reg *localregistry.Registry, port int) (*controller.Controller, string, error) {
+// startController runs the controller and its HTTP server; stop cancels
+// both and waits for the controller to return.
+func startController(ctx context.Context, cfg *controlplaneConfig, reg *localregistry.Registry, port int) (ctrl *controller.Controller, addr string, stop func(), err error) {
 	m := metrics.New()
 	flags := &cli.RegistryFlags{InsecureRegistries: []string{reg.Host}}
 	resolver, err := flags.NewResolver(m)
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	kube := kubernetes.NewForConfigOrDie(cfg.sa)
-	ctrl := controller.New(kube, versioned.NewForConfigOrDie(cfg.sa), controller.Options{
+	ctrl = controller.New(kube, versioned.NewForConfigOrDie(cfg.sa), controller.Options{
 		Resolver: resolver, Metrics: m, ProgressInterval: 500 * time.Millisecond,
 	})
-	go func() { _ = ctrl.Run(ctx) }()
+	ctx, cancel := context.WithCancel(ctx)
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); _ = ctrl.Run(ctx) }()
+	stop = func() { cancel(); <-stopped }
 	mux := server.NewMux(m.Registry, server.Readiness{Synced: ctrl.HasSynced})
 	dashboard.ForController(ctrl.CVLister(), ctrl.WorkloadListers(), kube).Register(mux)
 	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 	if err != nil {
 		ln, err = net.Listen("tcp", "127.0.0.1:0") // the port is taken: any free one
 		if err != nil {
-			return nil, "", err
+			stop()
+			return nil, "", nil, err
 		}
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	go func() { <-ctx.Done(); _ = srv.Close() }()
-	return ctrl, ln.Addr().String(), nil
+	return ctrl, ln.Addr().String(), stop, nil
 }
 
 type controlplaneConfig struct {

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/authn"
-
 	"cvmanager.dev/cvmanager/test/ecrapi"
 	"cvmanager.dev/cvmanager/test/localregistry"
 	"cvmanager.dev/cvmanager/test/registrytest"
@@ -91,29 +89,10 @@ func TestTaggerErrorsAsANewUserSeesThem(t *testing.T) {
 }
 
 // startECRStandIn runs test/ecrapi (ECR's JSON 1.1 API, backed by an
-// in-process registry) and gives the AWS SDK's default chain static
-// credentials. Live ECR cannot be reached from the machines tests run on.
+// in-process registry). Live ECR cannot be reached from the machines tests
+// run on.
 func startECRStandIn(t *testing.T) (*localregistry.Registry, *ecrapi.Server) {
-	t.Helper()
-	dir := t.TempDir()
-	for k, v := range map[string]string{
-		"AWS_ACCESS_KEY_ID": "AKIDCVMANAGERTEST", "AWS_SECRET_ACCESS_KEY": "secret", "AWS_SESSION_TOKEN": "", "AWS_PROFILE": "",
-		"AWS_CONFIG_FILE": filepath.Join(dir, "config"), "AWS_SHARED_CREDENTIALS_FILE": filepath.Join(dir, "credentials"),
-		"AWS_EC2_METADATA_DISABLED": "true",
-	} {
-		t.Setenv(k, v)
-	}
-	reg, err := localregistry.Start("127.0.0.1:0", localregistry.WithHtpasswd("AWS", "ecr-password"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = reg.Close() })
-	api, err := ecrapi.Start(ecrapi.Options{Backend: reg.Host, BackendAuth: &authn.Basic{Username: "AWS", Password: "ecr-password"}, TokenPassword: "ecr-password"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = api.Close() })
-	return reg, api
+	return ecrapi.StartForTest(t, nil)
 }
 
 // TestTaggerOnECR: add, get and remove through the ECR API; get is one

@@ -1,14 +1,12 @@
 package registry
 
 import (
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/google/go-containerregistry/pkg/authn"
 
 	"cvmanager.dev/cvmanager/test/ecrapi"
 	"cvmanager.dev/cvmanager/test/localregistry"
@@ -50,29 +48,9 @@ type ecrEnv struct {
 // from the environment (the default chain's first link).
 func startECR(t *testing.T) *ecrEnv {
 	t.Helper()
-	setAWSEnvironment(t)
-	reg := startRegistry(t, localregistry.WithHtpasswd("AWS", "ecr-password"))
 	clock := &fakeClock{now: time.Now()}
-	api, err := ecrapi.Start(ecrapi.Options{Backend: reg.Host, BackendAuth: &authn.Basic{Username: "AWS", Password: "ecr-password"},
-		TokenPassword: "ecr-password", Now: clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = api.Close() })
+	reg, api := ecrapi.StartForTest(t, clock.Now)
 	return &ecrEnv{reg: reg, api: api, clock: clock, ecr: NewECR(ECROptions{Endpoint: api.URL, Now: clock.Now})}
-}
-
-// setAWSEnvironment gives the SDK's default chain static test credentials
-// and keeps it away from the user's files and the instance metadata service.
-func setAWSEnvironment(t *testing.T) {
-	dir := t.TempDir()
-	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDCVMANAGERTEST")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
-	t.Setenv("AWS_SESSION_TOKEN", "")
-	t.Setenv("AWS_PROFILE", "")
-	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 }
 
 func TestECRResolveIsOneDescribeImagesCall(t *testing.T) {

@@ -11,24 +11,12 @@ import (
 
 // startRegistry starts an in-process Distribution registry closed with t.
 func startRegistry(t *testing.T, opts ...localregistry.Option) *localregistry.Registry {
-	t.Helper()
-	reg, err := localregistry.Start("127.0.0.1:0", opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = reg.Close() })
-	return reg
+	return localregistry.StartForTest(t, opts...)
 }
 
 // startProxy puts a fault proxy in front of reg.
 func startProxy(t *testing.T, reg *localregistry.Registry) *faultproxy.Proxy {
-	t.Helper()
-	p, err := faultproxy.Start(reg.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Close() })
-	return p
+	return faultproxy.StartForTest(t, reg.URL())
 }
 
 func push(t *testing.T, reg *localregistry.Registry, path string, tags ...string) string {

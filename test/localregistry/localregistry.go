@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
 
 	"github.com/distribution/distribution/v3/configuration"
@@ -143,4 +144,15 @@ func (r *Registry) ref(path, tag string) (name.Tag, error) {
 
 func (r *Registry) remoteOptions() []remote.Option {
 	return []remote.Option{remote.WithAuth(r.auth)}
+}
+
+// StartForTest starts a registry on a free 127.0.0.1 port, closed with t.
+func StartForTest(t testing.TB, opts ...Option) *Registry {
+	t.Helper()
+	reg, err := Start("127.0.0.1:0", opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = reg.Close() })
+	return reg
 }

@@ -21,24 +21,10 @@ import (
 
 var shaSyntax = regexp.MustCompile(`^(?:[0-9a-f]{5,40})$`)
 
-func startRegistry(t *testing.T) *localregistry.Registry {
-	t.Helper()
-	reg, err := localregistry.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = reg.Close() })
-	return reg
-}
+func startRegistry(t *testing.T) *localregistry.Registry { return localregistry.StartForTest(t) }
 
 func startProxy(t *testing.T, reg *localregistry.Registry) *faultproxy.Proxy {
-	t.Helper()
-	p, err := faultproxy.Start(reg.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = p.Close() })
-	return p
+	return faultproxy.StartForTest(t, reg.URL())
 }
 
 func controllerResolver(t *testing.T, flags cli.RegistryFlags) syncer.ImageResolver {

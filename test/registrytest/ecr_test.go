@@ -2,12 +2,9 @@ package registrytest
 
 import (
 	"context"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/google/go-containerregistry/pkg/authn"
 
 	"cvmanager.dev/cvmanager/pkg/cli"
 	"cvmanager.dev/cvmanager/pkg/syncer"
@@ -23,26 +20,7 @@ const ecrRepo = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/app"
 // startECR runs the stand-in over a registry that accepts only ECR's token
 // user, and gives the SDK's default chain static credentials.
 func startECR(t *testing.T) (*localregistry.Registry, *ecrapi.Server) {
-	t.Helper()
-	dir := t.TempDir()
-	for k, v := range map[string]string{
-		"AWS_ACCESS_KEY_ID": "AKIDCVMANAGERTEST", "AWS_SECRET_ACCESS_KEY": "secret", "AWS_SESSION_TOKEN": "", "AWS_PROFILE": "",
-		"AWS_CONFIG_FILE": filepath.Join(dir, "config"), "AWS_SHARED_CREDENTIALS_FILE": filepath.Join(dir, "credentials"),
-		"AWS_EC2_METADATA_DISABLED": "true",
-	} {
-		t.Setenv(k, v)
-	}
-	reg, err := localregistry.Start("127.0.0.1:0", localregistry.WithHtpasswd("AWS", "ecr-password"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = reg.Close() })
-	api, err := ecrapi.Start(ecrapi.Options{Backend: reg.Host, BackendAuth: &authn.Basic{Username: "AWS", Password: "ecr-password"}, TokenPassword: "ecr-password"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = api.Close() })
-	return reg, api
+	return ecrapi.StartForTest(t, nil)
 }
 
 // TestControllerResolvesECRThroughTheAPIWithDedup: the controller's resolver
