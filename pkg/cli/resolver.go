@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/prometheus/client_golang/prometheus"
@@ -41,8 +42,14 @@ func newRegistryResolver(r *RegistryFlags, m *metrics.Metrics) (syncer.ImageReso
 	return syncer.NewSharedResolver(registryResolver{router}, nil), nil
 }
 
+// registryTimeout bounds the wait for a registry's response headers: a
+// registry that accepts connections and never answers must not hold a
+// worker for longer (the host guard then backs off from it).
+const registryTimeout = 15 * time.Second
+
 func registryTransport(caFile string) (http.RoundTripper, error) {
 	t := remote.DefaultTransport.(*http.Transport).Clone()
+	t.ResponseHeaderTimeout = registryTimeout
 	if caFile == "" {
 		return t, nil
 	}

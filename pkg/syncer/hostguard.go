@@ -21,7 +21,10 @@ import (
 //     exponentially up to MaxBackoff;
 //   - while a host is closed, requests to it fail at once without touching
 //     the network, so workers never wait on it and CVs on other hosts keep
-//     their schedule.
+//     their schedule;
+//   - at most MaxInFlight requests per host are outstanding: a registry that
+//     accepts connections but answers slowly can hold that many workers,
+//     never all of them.
 //
 // It also counts requests by host, method and code, times them, and reads
 // Docker Hub's ratelimit-limit / ratelimit-remaining headers into gauges.
@@ -31,6 +34,7 @@ type HostGuard struct {
 	burst      int
 	maxWait    time.Duration
 	maxBackoff time.Duration
+	inFlight   int
 	now        func() time.Time
 	metrics    *guardMetrics
 
@@ -43,6 +47,8 @@ type hostState struct {
 	closedTill time.Time
 	reason     string
 	backoff    time.Duration
+	// slots holds one token per outstanding request.
+	slots chan struct{}
 }
 
 // ErrHostClosed reports a host that is rate limited or backing off.
@@ -61,6 +67,10 @@ func (e *ErrHostClosed) Error() string {
 const (
 	DefaultHostQPS   = 5
 	DefaultHostBurst = 20
+	// MaxInFlight bounds concurrent requests to one host. Two keep a
+	// healthy registry busy (requests take milliseconds) while leaving the
+	// other workers free when one host hangs.
+	MaxInFlight = 2
 )
 
 // NewHostGuard wraps next. qps/burst bound each host (defaults when ≤ 0);
@@ -73,7 +83,7 @@ func NewHostGuard(next http.RoundTripper, qps float64, burst int, reg prometheus
 		burst = DefaultHostBurst
 	}
 	return &HostGuard{
-		next: next, qps: rate.Limit(qps), burst: burst, maxWait: 2 * time.Second, maxBackoff: 5 * time.Minute,
+		next: next, qps: rate.Limit(qps), burst: burst, maxWait: 2 * time.Second, maxBackoff: 5 * time.Minute, inFlight: MaxInFlight,
 		now: time.Now, metrics: newGuardMetrics(reg), hosts: map[string]*hostState{},
 	}
 }
@@ -89,6 +99,11 @@ func (g *HostGuard) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err := g.admit(endpoint); err != nil {
 		return nil, err
 	}
+	release, err := g.acquire(endpoint)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	start := g.now()
 	resp, err := g.next.RoundTrip(req)
 	g.metrics.observe(host, req.Method, resp, err, g.now().Sub(start))
@@ -117,10 +132,33 @@ func (g *HostGuard) admit(host string) error {
 	return nil
 }
 
+// acquire takes one of the host's in-flight slots, waiting at most maxWait:
+// a host whose slots stay full is slow, and its CVs fail this poll rather
+// than hold a worker. The slot is held until the response headers arrive
+// (the caller reads the body afterwards, outside the guard).
+func (g *HostGuard) acquire(host string) (release func(), err error) {
+	g.mu.Lock()
+	slots := g.state(host).slots
+	g.mu.Unlock()
+	select {
+	case slots <- struct{}{}:
+		return func() { <-slots }, nil
+	default:
+	}
+	timer := time.NewTimer(g.maxWait)
+	defer timer.Stop()
+	select {
+	case slots <- struct{}{}:
+		return func() { <-slots }, nil
+	case <-timer.C:
+		return nil, fmt.Errorf("registry %s is slow: %d requests in flight for over %s; this poll is skipped", host, cap(slots), g.maxWait)
+	}
+}
+
 func (g *HostGuard) state(host string) *hostState {
 	st, ok := g.hosts[host]
 	if !ok {
-		st = &hostState{limiter: rate.NewLimiter(g.qps, g.burst)}
+		st = &hostState{limiter: rate.NewLimiter(g.qps, g.burst), slots: make(chan struct{}, g.inFlight)}
 		g.hosts[host] = st
 	}
 	return st

@@ -138,3 +138,44 @@ func TestRetryAfter(t *testing.T) {
 		}
 	}
 }
+
+// TestHostGuardCapsRequestsInFlightPerHost: a registry that never answers
+// holds at most MaxInFlight requests; the next one is refused after maxWait
+// and another host is served throughout.
+func TestHostGuardCapsRequestsInFlightPerHost(t *testing.T) {
+	hang := make(chan struct{})
+	var arrived atomic.Int64
+	hanging := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived.Add(1)
+		<-hang
+	}))
+	defer hanging.Close()
+	defer close(hang)
+	healthy := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer healthy.Close()
+	guard := NewHostGuard(http.DefaultTransport, 1000, 1000, nil)
+	guard.maxWait = 100 * time.Millisecond
+	client := &http.Client{Transport: guard, Timeout: 3 * time.Second}
+
+	for i := 0; i < MaxInFlight; i++ {
+		go func() {
+			if resp, err := client.Get(hanging.URL); err == nil {
+				resp.Body.Close()
+			}
+		}()
+	}
+	for deadline := time.Now().Add(5 * time.Second); arrived.Load() < MaxInFlight && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, err := client.Get(hanging.URL); err == nil || !strings.Contains(err.Error(), "requests in flight") {
+		t.Errorf("request beyond the cap: want refused as slow, got %v", err)
+	}
+	if got := arrived.Load(); got != MaxInFlight {
+		t.Errorf("the hanging host saw %d requests, want %d", got, MaxInFlight)
+	}
+	resp, err := client.Get(healthy.URL)
+	if err != nil {
+		t.Fatalf("healthy host while the other hangs: %v", err)
+	}
+	resp.Body.Close()
+}
