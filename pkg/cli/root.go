@@ -30,6 +30,9 @@ rolls the workload out (by digest) whenever the tag moves.`,
 		newCVCommand(kube),
 		newReleaseCommand(kube),
 		newTriggerCommand(kube),
+		newPromoteCommand(kube),
+		newStatusCommand(kube),
+		newStateCommand(kube),
 		newVersionCommand(),
 	)
 	// Cobra adds `completion` itself; keep it visible in the tree.

@@ -50,6 +50,8 @@ type runOptions struct {
 	restrictions   []string
 	webhookSecret  string
 	registry       RegistryFlags
+	enablePprof    bool
+	stateExport    stateExportFlags
 }
 
 func newRunCommand(kube *KubeFlags) *cobra.Command {
@@ -82,7 +84,9 @@ func newRunCommand(kube *KubeFlags) *cobra.Command {
 	f.StringVar(&o.webhookSecret, "webhook-secret-file", "", "file holding the shared secret that enables /v1/webhooks/{dockerhub,distribution,ecr}")
 	f.StringArrayVar(&o.restrictions, "policy-version-restriction", nil,
 		"<namespace-regex>=<version-regex>: versions deployed in matching namespaces must match (repeatable; CVs cannot loosen it)")
+	f.BoolVar(&o.enablePprof, "enable-pprof", false, "serve Go profiles at /debug/pprof/ on the HTTP port (for performance work; off by default)")
 	o.registry.AddFlags(f)
+	o.stateExport.addFlags(f)
 	return cmd
 }
 
@@ -137,6 +141,9 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 	leader := &controller.LeaderState{}
 	mux := server.NewMux(m.Registry, server.Readiness{Synced: ctrl.HasSynced, Leader: leader.IsLeader})
 	dashboard.ForController(ctrl.CVLister(), ctrl.WorkloadListers(), kubeClient).Register(mux)
+	if o.enablePprof {
+		server.RegisterPprof(mux)
+	}
 	if o.triggerKeysDir != "" {
 		keys, err := trigger.LoadKeysDir(o.triggerKeysDir)
 		if err != nil {
@@ -147,11 +154,18 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 	if err := o.registerWebhooks(mux, ctrl); err != nil {
 		return err
 	}
+	exportLoop, err := o.stateExport.setup(ctx, mux, kubeClient, cvClient, o.namespace, leader.IsLeader)
+	if err != nil {
+		return err
+	}
 	addr := net.JoinHostPort(o.bindAddress, strconv.Itoa(o.port))
 	klog.InfoS("Starting cvmanager", "address", addr, "namespace", o.namespace, "leaderElection", o.leaderElect)
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return server.Serve(ctx, addr, mux) })
+	if exportLoop != nil {
+		g.Go(func() error { exportLoop(ctx); return nil })
+	}
 	g.Go(func() error {
 		le := controller.LeaderElection{
 			Enabled: o.leaderElect, Namespace: o.leaseNamespace, Name: o.leaseName,

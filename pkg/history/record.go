@@ -28,9 +28,19 @@ const (
 	TriggerWebhook = "webhook"
 	TriggerRelease = "release"
 	TriggerPromote = "promote"
+	// TriggerImport is a rollout of the last-known-good version restored
+	// by `cvmanager state import`.
+	TriggerImport = "import"
 )
 
-// Record is one finished rollout. Field names are the JSON schema of the
+// Actions say what a record is about; empty means a rollout, the only kind
+// older histories hold.
+const (
+	ActionPromote = "promote"
+)
+
+// Record is one finished rollout, or an action taken on the CV such as a
+// promotion's intent (see Action). Field names are the JSON schema of the
 // stored history, read by the dashboard and by people with kubectl, so they
 // only ever gain optional fields.
 type Record struct {
@@ -64,6 +74,13 @@ type Record struct {
 	Jobs []JobRecord `json:"jobs,omitempty"`
 	// DurationSeconds is how long the rollout took.
 	DurationSeconds float64 `json:"durationSeconds,omitempty"`
+	// Action is what the record is about: empty for a rollout, or one of
+	// the Action constants (e.g. a promotion's intent).
+	Action string `json:"action,omitempty"`
+	// Actor is who asked for the action: the Kubernetes user or --actor.
+	Actor string `json:"actor,omitempty"`
+	// From is where a promoted version came from, "namespace/cv".
+	From string `json:"from,omitempty"`
 }
 
 // JobRecord is a pre-rollout or verification job of a rollout, kept so a

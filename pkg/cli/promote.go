@@ -1,0 +1,218 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	authnv1 "k8s.io/api/authentication/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+
+	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
+	"cvmanager.dev/cvmanager/pkg/policy"
+	"cvmanager.dev/cvmanager/pkg/promote"
+	"cvmanager.dev/cvmanager/pkg/registry"
+)
+
+// promoteOptions are the flags of `cvmanager promote`.
+type promoteOptions struct {
+	from, to       string
+	service        serviceFlags
+	dryRun         bool
+	actor          string
+	allowDowngrade bool
+	restrictions   []string
+	registry       taggerFlags
+	output         string
+}
+
+func newPromoteCommand(kube *KubeFlags) *cobra.Command {
+	o := &promoteOptions{}
+	cmd := &cobra.Command{
+		Use:   "promote",
+		Short: "Move the version that last succeeded in one ContainerVersion to another's tag",
+		Long: `Promote tags the version that last succeeded in the source ContainerVersion
+(status.successVersion, checked by digest) with the tag the target watches, so
+the target's controller rolls it out with the target's own strategy and checks.
+
+It refuses a source that never succeeded, a digest that failed there, an image
+of another repository, and a version the target's policy, the controller's
+restrictions (--policy-version-restriction, as given to run) or the
+no-downgrade rule block. The intent (promote, from, actor) is recorded in the
+target's history. --dry-run checks everything and changes nothing.
+
+--from and --to take namespace/name, or a name in the kubeconfig's namespace;
+with --service they take environments instead: the CV labelled
+<--label>=<service> in that namespace (or with <--env-label>=<environment>).`,
+		Example: `  cvmanager promote --from staging/web --to prod/web --dry-run
+  cvmanager promote --service web --from staging --to prod --actor "$CI_USER" --insecure`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd.Context(), cmd.OutOrStdout(), kube) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.from, "from", "", "source ContainerVersion (namespace/name) or, with --service, environment (required)")
+	f.StringVar(&o.to, "to", "", "target ContainerVersion (namespace/name) or, with --service, environment (required)")
+	_ = cmd.MarkFlagRequired("from")
+	_ = cmd.MarkFlagRequired("to")
+	f.StringVar(&o.service.service, "service", "", "pick --from and --to by environment: the CVs of this service")
+	o.service.addLabelFlags(f)
+	f.BoolVar(&o.dryRun, "dry-run", false, "check and show the promotion without tagging or recording anything")
+	f.StringVar(&o.actor, "actor", "", "who promotes, for the history (default: the Kubernetes user)")
+	f.BoolVar(&o.allowDowngrade, "allow-downgrade", false, "promote a version older than the target's (the target still holds it until `cvmanager release`)")
+	f.StringArrayVar(&o.restrictions, "policy-version-restriction", nil, "<namespace-regex>=<version-regex> the controller enforces (repeatable)")
+	o.registry.addRegistryFlags(f)
+	f.StringVarP(&o.output, "output", "o", "text", "output: text or json")
+	return cmd
+}
+
+func (o *promoteOptions) run(ctx context.Context, out io.Writer, kube *KubeFlags) error {
+	if o.output != "text" && o.output != "json" {
+		return fmt.Errorf("unknown output format %q: use text or json", o.output)
+	}
+	kubeClient, cvClient, err := clients(kube)
+	if err != nil {
+		return err
+	}
+	p, err := o.promoter(kubeClient, cvClient)
+	if err != nil {
+		return err
+	}
+	from, err := o.service.resolve(ctx, cvClient, o.from, kube.Namespace())
+	if err != nil {
+		return fmt.Errorf("--from: %w", err)
+	}
+	to, err := o.service.resolve(ctx, cvClient, o.to, kube.Namespace())
+	if err != nil {
+		return fmt.Errorf("--to: %w", err)
+	}
+	plan, err := p.Plan(ctx, from, to)
+	if err != nil {
+		return err
+	}
+	if o.dryRun {
+		return printPromotion(out, o.output, plan, "", true)
+	}
+	actor := o.actor
+	if actor == "" {
+		actor = kubeUser(ctx, kubeClient)
+	}
+	if _, err := p.Execute(ctx, plan, actor); err != nil {
+		return err
+	}
+	return printPromotion(out, o.output, plan, actor, false)
+}
+
+func (o *promoteOptions) promoter(kubeClient kubernetes.Interface, cvClient versioned.Interface) (*promote.Promoter, error) {
+	var restrictions []policy.Restriction
+	for _, r := range o.restrictions {
+		parsed, err := policy.ParseRestriction(r)
+		if err != nil {
+			return nil, fmt.Errorf("--policy-version-restriction: %w", err)
+		}
+		restrictions = append(restrictions, parsed)
+	}
+	reg, err := o.registry.registry()
+	if err != nil {
+		return nil, err
+	}
+	if o.registry.dockerConfig != "" {
+		_ = os.Setenv("DOCKER_CONFIG", o.registry.dockerConfig) // read by go-containerregistry's default keychain
+	}
+	auth := registry.Auth{Username: o.registry.username, Password: o.registry.password, DockerConfig: true}
+	return &promote.Promoter{Kube: kubeClient, CVs: cvClient, Tagger: registryTagger{reg: reg, auth: auth},
+		Restrictions: restrictions, AllowDowngrade: o.allowDowngrade}, nil
+}
+
+// addRegistryFlags registers the registry connection flags of the tagger
+// (without --repo, --tags and --version, which promote derives).
+func (f *taggerFlags) addRegistryFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&f.username, "username", "", "registry user (default: from the Docker config; ECR uses the AWS credential chain)")
+	fs.StringVar(&f.password, "password", "", "registry password or token")
+	fs.StringVar(&f.dockerConfig, "docker-config", "", "directory of a Docker config.json (default: $DOCKER_CONFIG or ~/.docker)")
+	fs.BoolVar(&f.insecure, "insecure", false, "reach the registry over plain HTTP (local registries)")
+	fs.StringVar(&f.caFile, "registry-ca-file", "", "PEM bundle of extra CAs for the registry")
+	fs.StringVar(&f.ecrEndpoint, "ecr-endpoint", "", "override the ECR API endpoint (VPC endpoint URL)")
+	fs.StringVar(&f.hubURL, "docker-hub-api", registry.DefaultHubURL, "Docker Hub API URL")
+}
+
+// registryTagger adapts the registry layer to promote.Tagger. Registries
+// retag by tag, so it checks the version tag still names the digest the
+// source deployed before and after tagging.
+type registryTagger struct {
+	reg  registry.Registry
+	auth registry.Auth
+}
+
+// AddTags implements promote.Tagger.
+func (t registryTagger) AddTags(ctx context.Context, repo, version, digest string, tags []string) error {
+	r := registry.Repo{Name: repo, Auth: t.auth}
+	img, err := t.reg.TagsOf(ctx, r, version)
+	if err != nil {
+		return err
+	}
+	if img.Digest != digest {
+		return fmt.Errorf("%w: %s:%s now points to %s, not %s, which the source deployed (the tag was re-pushed)",
+			promote.ErrRefused, repo, version, img.Digest, digest)
+	}
+	tagged, err := t.reg.AddTags(ctx, r, version, tags)
+	if err != nil {
+		return err
+	}
+	if tagged.Digest != digest {
+		return fmt.Errorf("%s:%s moved to %s while it was being promoted; %s now points there: check and promote again",
+			repo, version, tagged.Digest, strings.Join(tags, ","))
+	}
+	return nil
+}
+
+// kubeUser is the user the cluster authenticates us as, for the history;
+// $USER@host when the cluster cannot tell (SelfSubjectReview is off).
+func kubeUser(ctx context.Context, kube kubernetes.Interface) string {
+	review, err := kube.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authnv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	if err == nil && review.Status.UserInfo.Username != "" {
+		return review.Status.UserInfo.Username
+	}
+	host, _ := os.Hostname()
+	return os.Getenv("USER") + "@" + host
+}
+
+func printPromotion(w io.Writer, output string, plan *promote.Plan, actor string, dryRun bool) error {
+	if output == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(struct {
+			*promote.Plan
+			DryRun bool   `json:"dryRun"`
+			Actor  string `json:"actor,omitempty"`
+		}{plan, dryRun, actor})
+	}
+	verb := "promoted"
+	if dryRun {
+		verb = "would promote"
+	}
+	fmt.Fprintf(w, "%s %s (%s) from %s to %s: %s:%s (target had %s)\n", verb, plan.Version, plan.Digest,
+		plan.From, plan.To, plan.Repo, plan.Tag, orDash(plan.TargetVersion))
+	for _, n := range plan.Notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
+	return nil
+}
+
+// splitKey parses "namespace/name", or a name in defaultNamespace.
+func splitKey(s, defaultNamespace string) (types.NamespacedName, error) {
+	ns, name, found := strings.Cut(s, "/")
+	if !found {
+		ns, name = defaultNamespace, s
+	}
+	if ns == "" || name == "" || strings.Contains(name, "/") {
+		return types.NamespacedName{}, fmt.Errorf("%q: want namespace/name", s)
+	}
+	return types.NamespacedName{Namespace: ns, Name: name}, nil
+}

@@ -1,0 +1,267 @@
+package state
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
+	"cvmanager.dev/cvmanager/pkg/history"
+)
+
+// DefaultConcurrency is how many objects or API writes run at once.
+const DefaultConcurrency = 16
+
+// listPageSize bounds each Kubernetes list call, so 1,500 CVs do not come
+// back as one huge response.
+const listPageSize = 500
+
+// Exporter writes a cluster's CVs and histories to a Backend.
+type Exporter struct {
+	Kube    kubernetes.Interface
+	CVs     versioned.Interface
+	Backend Backend
+	// ClusterID and Identity name the owner written in the manifest.
+	ClusterID string
+	Identity  string
+	// Interval is the continuous export interval (0 for a one-shot export);
+	// it tells importers how soon a silent exporter counts as gone.
+	Interval time.Duration
+	// Namespaces limits the export; empty exports every namespace. The path
+	// then holds exactly these namespaces: objects of others are removed.
+	Namespaces []string
+	// Force writes even when another cluster owns the path.
+	Force bool
+	// Concurrency bounds parallel object writes; DefaultConcurrency when 0.
+	Concurrency int
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// ExportResult says what an export did.
+type ExportResult struct {
+	CVs       int           `json:"cvs"`
+	Written   int           `json:"written"`
+	Unchanged int           `json:"unchanged"`
+	Deleted   int           `json:"deleted"`
+	Duration  time.Duration `json:"duration"`
+	Location  string        `json:"location"`
+}
+
+// Export writes every CV (one object each, skipping objects whose bytes are
+// unchanged since the last export), then the manifest, then removes the
+// objects of CVs that no longer exist. It refuses a path another cluster
+// owns unless Force.
+func (e *Exporter) Export(ctx context.Context) (ExportResult, error) {
+	start := e.now()
+	res := ExportResult{Location: e.Backend.String()}
+	prev, err := ReadManifest(ctx, e.Backend)
+	if err != nil {
+		return res, err
+	}
+	if !e.Force {
+		if err := CheckExport(prev, e.ClusterID); err != nil {
+			return res, fmt.Errorf("not exporting to %s: %w", e.Backend, err)
+		}
+	}
+	states, err := Collect(ctx, e.Kube, e.CVs, e.Namespaces)
+	if err != nil {
+		return res, err
+	}
+	refs, written, err := e.writeObjects(ctx, states, previousRefs(prev))
+	if err != nil {
+		return res, err
+	}
+	m := &Manifest{SchemaVersion: SchemaVersion, ClusterID: e.ClusterID, Time: e.now(), Namespaces: e.Namespaces, Objects: refs,
+		Owner: Owner{ClusterID: e.ClusterID, Identity: e.Identity, Heartbeat: e.now(), Interval: Duration(e.Interval), ClaimedBy: ClaimExport}}
+	if err := writeManifest(ctx, e.Backend, m); err != nil {
+		return res, err
+	}
+	stale := staleKeys(prev, refs)
+	if err := e.Backend.Delete(ctx, stale); err != nil {
+		return res, fmt.Errorf("removing objects of deleted CVs: %w", err)
+	}
+	res.CVs, res.Written, res.Unchanged, res.Deleted = len(refs), written, len(refs)-written, len(stale)
+	res.Duration = e.now().Sub(start)
+	return res, nil
+}
+
+func (e *Exporter) now() time.Time {
+	if e.Now != nil {
+		return e.Now()
+	}
+	return time.Now()
+}
+
+func previousRefs(m *Manifest) map[string]ObjectRef {
+	out := map[string]ObjectRef{}
+	if m != nil {
+		for _, r := range m.Objects {
+			out[r.Key] = r
+		}
+	}
+	return out
+}
+
+// staleKeys are the keys of the previous export that this one dropped.
+func staleKeys(prev *Manifest, refs []ObjectRef) []string {
+	if prev == nil {
+		return nil
+	}
+	current := map[string]bool{}
+	for _, r := range refs {
+		current[r.Key] = true
+	}
+	var stale []string
+	for _, r := range prev.Objects {
+		if !current[r.Key] {
+			stale = append(stale, r.Key)
+		}
+	}
+	return stale
+}
+
+// writeObjects puts every changed object in parallel and returns the refs
+// for the manifest, sorted by key, and how many objects were written.
+func (e *Exporter) writeObjects(ctx context.Context, states []CVState, prev map[string]ObjectRef) ([]ObjectRef, int, error) {
+	refs := make([]ObjectRef, len(states))
+	var mu sync.Mutex
+	written := 0
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(concurrency(e.Concurrency))
+	for i, s := range states {
+		g.Go(func() error {
+			data, sum, err := s.encode()
+			if err != nil {
+				return err
+			}
+			ref := ObjectRef{Namespace: s.Namespace, Name: s.Name, Key: s.Key(), SHA256: sum}
+			if old, ok := prev[ref.Key]; ok && old.SHA256 == sum {
+				refs[i] = old
+				return nil
+			}
+			if ref.Version, err = e.Backend.Put(ctx, ref.Key, data); err != nil {
+				return err
+			}
+			refs[i] = ref
+			mu.Lock()
+			written++
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, 0, err
+	}
+	return refs, written, nil
+}
+
+func concurrency(n int) int {
+	if n <= 0 {
+		return DefaultConcurrency
+	}
+	return n
+}
+
+// Collect reads every CV of the namespaces (all when none are given) and
+// its history, sorted by namespace and name.
+func Collect(ctx context.Context, kube kubernetes.Interface, cvClient versioned.Interface, namespaces []string) ([]CVState, error) {
+	if len(namespaces) == 0 {
+		namespaces = []string{metav1.NamespaceAll}
+	}
+	var states []CVState
+	for _, ns := range namespaces {
+		cvs, err := listCVs(ctx, cvClient, ns)
+		if err != nil {
+			return nil, err
+		}
+		histories, err := historiesOf(ctx, kube, ns, cvs)
+		if err != nil {
+			return nil, err
+		}
+		for i := range cvs {
+			cv := &cvs[i]
+			states = append(states, NewCVState(cv, histories[cv.Namespace+"/"+history.ConfigMapName(cv)]))
+		}
+	}
+	sort.Slice(states, func(i, j int) bool { return states[i].Key() < states[j].Key() })
+	return states, nil
+}
+
+func listCVs(ctx context.Context, client versioned.Interface, namespace string) ([]cvv1.ContainerVersion, error) {
+	var out []cvv1.ContainerVersion
+	opts := metav1.ListOptions{Limit: listPageSize}
+	for {
+		list, err := client.CvmanagerV1alpha1().ContainerVersions(namespace).List(ctx, opts)
+		if err != nil {
+			return nil, fmt.Errorf("listing ContainerVersions: %w", err)
+		}
+		out = append(out, list.Items...)
+		if list.Continue == "" {
+			return out, nil
+		}
+		opts.Continue = list.Continue
+	}
+}
+
+// historiesOf returns the history ConfigMaps by "namespace/name". It lists
+// them with one label selector; where RBAC forbids listing ConfigMaps (the
+// controller's shipped role only gets them) it reads each CV's by name.
+func historiesOf(ctx context.Context, kube kubernetes.Interface, namespace string, cvs []cvv1.ContainerVersion) (map[string]*corev1.ConfigMap, error) {
+	out := map[string]*corev1.ConfigMap{}
+	if len(cvs) == 0 {
+		return out, nil
+	}
+	opts := metav1.ListOptions{LabelSelector: history.Selector, Limit: listPageSize}
+	for {
+		list, err := kube.CoreV1().ConfigMaps(namespace).List(ctx, opts)
+		if apierrors.IsForbidden(err) {
+			return historiesByName(ctx, kube, cvs)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("listing history ConfigMaps: %w", err)
+		}
+		for i := range list.Items {
+			cm := &list.Items[i]
+			out[cm.Namespace+"/"+cm.Name] = cm
+		}
+		if list.Continue == "" {
+			return out, nil
+		}
+		opts.Continue = list.Continue
+	}
+}
+
+func historiesByName(ctx context.Context, kube kubernetes.Interface, cvs []cvv1.ContainerVersion) (map[string]*corev1.ConfigMap, error) {
+	out := map[string]*corev1.ConfigMap{}
+	var mu sync.Mutex
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(DefaultConcurrency)
+	for i := range cvs {
+		cv := &cvs[i]
+		g.Go(func() error {
+			name := history.ConfigMapName(cv)
+			cm, err := kube.CoreV1().ConfigMaps(cv.Namespace).Get(ctx, name, metav1.GetOptions{})
+			if apierrors.IsNotFound(err) {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("reading history %s/%s: %w", cv.Namespace, name, err)
+			}
+			mu.Lock()
+			out[cv.Namespace+"/"+name] = cm
+			mu.Unlock()
+			return nil
+		})
+	}
+	return out, g.Wait()
+}
