@@ -47,6 +47,19 @@ func (c *Controller) appendHistory(ctx context.Context, cv *cvv1.ContainerVersio
 	return nil
 }
 
+// promotionOf returns the promotion that moved the CV's tag to digest: the
+// newest history record, when it is a promotion to that digest that no
+// rollout has consumed yet (a rollout's record would be newer). One read
+// of the history ConfigMap, only when a new version is detected.
+func (c *Controller) promotionOf(ctx context.Context, cv *cvv1.ContainerVersion, digest string) (history.Record, bool) {
+	records, err := c.history.List(ctx, cv.Namespace, history.ConfigMapName(cv))
+	if err != nil || len(records) == 0 {
+		return history.Record{}, false
+	}
+	newest := records[0]
+	return newest, newest.Action == history.ActionPromote && newest.ToDigest == digest
+}
+
 func rolloutID(cv *cvv1.ContainerVersion, r *cvv1.RolloutStatus) string {
 	sum := sha256.Sum256([]byte(fmt.Sprintf("%s|%s|%d", cv.UID, r.Digest, r.StartTime.Unix())))
 	return hex.EncodeToString(sum[:8])

@@ -13,6 +13,7 @@ import (
 	"k8s.io/klog/v2"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/history"
 	"cvmanager.dev/cvmanager/pkg/notify"
 	"cvmanager.dev/cvmanager/pkg/rollout"
 	"cvmanager.dev/cvmanager/pkg/syncer"
@@ -98,6 +99,10 @@ func (c *Controller) poll(ctx context.Context, cv *cvv1.ContainerVersion, s *syn
 		}
 		if released(cv, version, img.Digest) {
 			trigger = "release"
+		}
+		if promotion, ok := c.promotionOf(ctx, cv, img.Digest); ok {
+			trigger = history.TriggerPromote
+			c.notify(ctx, cv, notify.Promoted, version, img.Digest, promotion.From, promotion.Reason)
 		}
 		return c.startRollout(ctx, cv, img, trigger)
 	default:

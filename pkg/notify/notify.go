@@ -28,6 +28,9 @@ const (
 	Failed     = "Failed"
 	RolledBack = "RolledBack"
 	Blocked    = "Blocked"
+	// Promoted is a rollout started by `cvmanager promote`: the target's tag
+	// was moved to a version that succeeded elsewhere.
+	Promoted = "Promoted"
 )
 
 // SignatureHeader carries "sha256=<hex HMAC of the body>", as receivers of

@@ -2,18 +2,71 @@ package release
 
 import (
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/cli"
+	"cvmanager.dev/cvmanager/pkg/controller"
 	"cvmanager.dev/cvmanager/pkg/history"
+	"cvmanager.dev/cvmanager/pkg/notify"
 	"cvmanager.dev/cvmanager/test/controlplane"
 	"cvmanager.dev/cvmanager/test/e2eenv"
 )
+
+// hook is a webhook receiver and the controller's notifier sending to it.
+type hook struct {
+	e      *e2eenv.Env
+	url    string
+	mu     sync.Mutex
+	events []string
+}
+
+func startHook(e *e2eenv.Env) *hook {
+	h := &hook{e: e}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev notify.Event
+		if json.NewDecoder(r.Body).Decode(&ev) == nil {
+			h.mu.Lock()
+			h.events = append(h.events, ev.Kind+":"+ev.Version+" from "+ev.From)
+			h.mu.Unlock()
+		}
+	}))
+	e.T.Cleanup(srv.Close)
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: e.NS, Name: "hook"}, Data: map[string][]byte{"url": []byte(srv.URL)}}
+	_, err := e.Kube.CoreV1().Secrets(e.NS).Create(e.Ctx, secret, metav1.CreateOptions{})
+	e2eenv.Must(e.T, err)
+	return h
+}
+
+// withNotifier gives the controller a running notifier.
+func (h *hook) withNotifier(o *controller.Options) {
+	n := notify.New()
+	n.Run(h.e.Ctx, 1)
+	o.Notifier = n
+}
+
+// subscribe sends the CV's events of the given kinds to the hook.
+func (h *hook) subscribe(kinds ...string) func(*cvv1.ContainerVersionSpec) {
+	return func(s *cvv1.ContainerVersionSpec) {
+		s.Notifications = []cvv1.NotificationSpec{{Name: "ops", Type: "Webhook", Events: kinds,
+			URLSecretRef: cvv1.SecretKeyRef{Name: "hook", Key: "url"}}}
+	}
+}
+
+func (h *hook) received() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.events)
+}
 
 // envCV is the CV of service web in environment env: tag env-<env>,
 // labelled with the service and the environment.
@@ -58,9 +111,10 @@ func TestPromote(t *testing.T) {
 	for _, n := range []string{"web-staging", "web-prod", "web-canary"} {
 		createDeployment(e, n, repo+":old")
 	}
-	e.StartController(reg.Resolver(t))
+	hook := startHook(e)
+	e.StartController(reg.Resolver(t), hook.withNotifier)
 	e.CreateCV(envCV(e, "web-staging", repo, "staging"))
-	e.CreateCV(envCV(e, "web-prod", repo, "prod"))
+	e.CreateCV(envCV(e, "web-prod", repo, "prod", hook.subscribe(notify.Promoted)))
 	e.CreateCV(envCV(e, "web-canary", repo, "canary"))
 	e.WaitStatus("web-staging", cvv1.StatusSuccess, d1, 60*time.Second)
 	e.WaitStatus("web-prod", cvv1.StatusSuccess, d1, 60*time.Second)
@@ -117,6 +171,13 @@ func TestPromote(t *testing.T) {
 		if promo == nil || promo.Actor != "ci-bot" || promo.From != e.NS+"/web-staging" || promo.ToDigest != d2 ||
 			promo.FromDigest != d1 || promo.Trigger != history.TriggerPromote {
 			t.Errorf("promotion record: %+v", promo)
+		}
+		if newest := e.History("web-prod")[0]; newest.Action != "" || newest.Trigger != history.TriggerPromote || newest.ToDigest != d2 {
+			t.Errorf("the rollout the promotion started should be recorded with trigger promote: %+v", newest)
+		}
+		e.Eventually(10*time.Second, "the Promoted notification", func() (bool, error) { return len(hook.received()) > 0, nil })
+		if got, want := strings.Join(hook.received(), ","), "Promoted:v2 from "+e.NS+"/web-staging"; got != want {
+			t.Errorf("notifications = %s, want %s once", got, want)
 		}
 	})
 
