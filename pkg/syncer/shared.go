@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"sync"
 	"time"
 )
@@ -11,10 +12,13 @@ import (
 // SharedResolver makes N CVs that watch the same repo:tag cost one registry
 // request per interval: a result younger than the caller's MaxAge is
 // reused, and concurrent callers for the same key wait for one request
-// instead of each sending their own.
+// instead of each sending their own. A caller joins a request in flight for
+// at most JoinWait: a slow registry then holds the one worker asking it,
+// not every worker whose CV shares the tag.
 type SharedResolver struct {
 	upstream ImageResolver
 	now      func() time.Time
+	joinWait time.Duration
 
 	mu      sync.Mutex
 	entries map[string]*sharedEntry
@@ -32,8 +36,12 @@ func NewSharedResolver(upstream ImageResolver, now func() time.Time) *SharedReso
 	if now == nil {
 		now = time.Now
 	}
-	return &SharedResolver{upstream: upstream, now: now, entries: map[string]*sharedEntry{}}
+	return &SharedResolver{upstream: upstream, now: now, joinWait: JoinWait, entries: map[string]*sharedEntry{}}
 }
+
+// JoinWait bounds how long a poll waits for another CV's request to the same
+// repo:tag.
+const JoinWait = 2 * time.Second
 
 // Resolve implements ImageResolver.
 func (s *SharedResolver) Resolve(ctx context.Context, req ResolveRequest) (ResolvedImage, error) {
@@ -42,7 +50,7 @@ func (s *SharedResolver) Resolve(ctx context.Context, req ResolveRequest) (Resol
 	e, ok := s.entries[key]
 	if ok && s.fresh(e, req.MaxAge) {
 		s.mu.Unlock()
-		return s.wait(ctx, e)
+		return s.wait(ctx, e, req)
 	}
 	e = &sharedEntry{done: make(chan struct{})}
 	s.entries[key] = e
@@ -73,10 +81,19 @@ func (s *SharedResolver) fresh(e *sharedEntry, maxAge time.Duration) bool {
 	}
 }
 
-func (s *SharedResolver) wait(ctx context.Context, e *sharedEntry) (ResolvedImage, error) {
+func (s *SharedResolver) wait(ctx context.Context, e *sharedEntry, req ResolveRequest) (ResolvedImage, error) {
 	select {
 	case <-e.done:
 		return e.image, e.err
+	default:
+	}
+	timer := time.NewTimer(s.joinWait)
+	defer timer.Stop()
+	select {
+	case <-e.done:
+		return e.image, e.err
+	case <-timer.C:
+		return ResolvedImage{}, fmt.Errorf("%s:%s: the registry has not answered another CV's request for %s; this poll is skipped", req.Repo, req.Tag, s.joinWait)
 	case <-ctx.Done():
 		return ResolvedImage{}, ctx.Err()
 	}

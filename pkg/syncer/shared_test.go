@@ -93,3 +93,42 @@ func TestSharedResolverForcesAndDoesNotCacheErrors(t *testing.T) {
 		t.Error("requests with different credentials shared a result")
 	}
 }
+
+// blockingResolver answers only when released, like a registry that hangs.
+type blockingResolver struct {
+	calls   atomic.Int64
+	release chan struct{}
+}
+
+func (b *blockingResolver) Resolve(ctx context.Context, req ResolveRequest) (ResolvedImage, error) {
+	b.calls.Add(1)
+	<-b.release
+	return ResolvedImage{Digest: "sha256:late"}, nil
+}
+
+// TestSharedResolverJoinsASlowRequestOnlyForJoinWait: while one poll waits
+// on a hanging registry, a second poll of the same ref gives up after
+// JoinWait (freeing its worker) without sending a request of its own.
+func TestSharedResolverJoinsASlowRequestOnlyForJoinWait(t *testing.T) {
+	upstream := &blockingResolver{release: make(chan struct{})}
+	shared := NewSharedResolver(upstream, nil)
+	shared.joinWait = 50 * time.Millisecond
+	req := ResolveRequest{Repo: "registry.example/app", Tag: "env-prod", MaxAge: time.Minute}
+	first := make(chan error, 1)
+	go func() { _, err := shared.Resolve(context.Background(), req); first <- err }()
+	for upstream.calls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	start := time.Now()
+	_, err := shared.Resolve(context.Background(), req)
+	if err == nil || time.Since(start) > 5*time.Second {
+		t.Fatalf("joining a hanging request: err %v after %s, want an error after about 50ms", err, time.Since(start))
+	}
+	close(upstream.release)
+	if err := <-first; err != nil {
+		t.Errorf("the first poll, once answered: %v", err)
+	}
+	if got := upstream.calls.Load(); got != 1 {
+		t.Errorf("upstream requests = %d, want 1", got)
+	}
+}
