@@ -283,3 +283,24 @@ func TestSecondControlPlane(t *testing.T) {
 		}
 	})
 }
+
+// TestNodeLeaseIsRenewed: kwok renews the fake node's Lease like a kubelet,
+// so the node lifecycle controller never marks the node's pods un-Ready in
+// the middle of a long test run.
+func TestNodeLeaseIsRenewed(t *testing.T) {
+	ctx := ctxFor(t)
+	leases := Shared().AdminClient().CoordinationV1().Leases("kube-node-lease")
+	var first time.Time
+	poll(t, ctx, "the node lease", func() bool {
+		l, err := leases.Get(ctx, NodeName, metav1.GetOptions{})
+		if err != nil || l.Spec.RenewTime == nil {
+			return false
+		}
+		first = l.Spec.RenewTime.Time
+		return true
+	})
+	poll(t, ctx, "the node lease renewed", func() bool {
+		l, err := leases.Get(ctx, NodeName, metav1.GetOptions{})
+		return err == nil && l.Spec.RenewTime != nil && l.Spec.RenewTime.After(first)
+	})
+}

@@ -21,9 +21,13 @@ func (c *ControlPlane) startNode(ctx context.Context) error {
 		return err
 	}
 	// --config is explicit and HOME private (minimalEnv), so a
-	// ~/.kwok/kwok.yaml on the machine changes nothing.
+	// ~/.kwok/kwok.yaml on the machine changes nothing. The node Lease is
+	// the heartbeat: without it the node's status heartbeat (every 10 min
+	// in the with-lease stage) comes later than the node lifecycle
+	// controller's grace period and every pod on the node turns un-Ready.
 	if _, err := c.launch("kwok",
 		"--kubeconfig="+c.KubeconfigPath(), "--config="+stages,
+		"--node-lease-duration-seconds=40",
 		"--manage-all-nodes=false",
 		"--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
 		"--node-ip=127.0.0.1", "--cidr=10.244.0.0/16"); err != nil {
