@@ -2,6 +2,8 @@ package registry
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -142,7 +144,9 @@ func (o *OCI) pusher(reg name.Registry, a Auth) (*remote.Pusher, error) {
 
 // head finds a tag's digest with HEAD, which Docker Hub does not count as a
 // pull. Only when the registry leaves Docker-Content-Digest out does it GET
-// the manifest and hash the body.
+// the manifest and hash the body, and then only a body that is a manifest:
+// the hash of a truncated or foreign body names no image, and rolling it out
+// would leave every pod in ImagePullBackOff.
 func head(ctx context.Context, p *remote.Puller, ref name.Reference) (*v1.Descriptor, error) {
 	desc, err := p.Head(ctx, ref)
 	if err == nil || !strings.Contains(err.Error(), "did not include Docker-Content-Digest") {
@@ -152,7 +156,33 @@ func head(ctx context.Context, p *remote.Puller, ref name.Reference) (*v1.Descri
 	if err != nil {
 		return nil, err
 	}
+	if err := checkManifest(full.Manifest); err != nil {
+		return nil, fmt.Errorf("the registry sent no digest header and a body that is not a manifest: %w", err)
+	}
 	return &full.Descriptor, nil
+}
+
+// checkManifest accepts a schema 2 image manifest (a config with a digest)
+// or an index (a manifests list); schema 1 is refused because its digest is
+// not the hash of the body.
+func checkManifest(body []byte) error {
+	var m struct {
+		SchemaVersion int              `json:"schemaVersion"`
+		Config        *v1.Descriptor   `json:"config"`
+		Manifests     *[]v1.Descriptor `json:"manifests"`
+	}
+	if err := json.Unmarshal(body, &m); err != nil {
+		return fmt.Errorf("invalid JSON: %w", err)
+	}
+	switch {
+	case m.SchemaVersion != 2:
+		return fmt.Errorf("schemaVersion %d, want 2", m.SchemaVersion)
+	case m.Manifests != nil:
+		return nil
+	case m.Config == nil || m.Config.Digest.Hex == "":
+		return errors.New("neither an image manifest with a config digest nor an index")
+	}
+	return nil
 }
 
 // Resolve implements Registry.

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/http"
 	"regexp"
 	"slices"
 	"strings"
@@ -104,6 +105,29 @@ func TestMissingDigestHeaderFallsBackToGet(t *testing.T) {
 	}
 	if proxy.Count("HEAD", "manifests") != 1 || proxy.Count("GET", "manifests") != 1 {
 		t.Errorf("want one HEAD then one GET, got %d HEAD %d GET", proxy.Count("HEAD", "manifests"), proxy.Count("GET", "manifests"))
+	}
+}
+
+// TestMalformedManifestWithoutDigestIsAnError: when the digest must come
+// from hashing a GET body, a body that is not a manifest is refused rather
+// than turned into a digest that names nothing.
+func TestMalformedManifestWithoutDigestIsAnError(t *testing.T) {
+	reg := startRegistry(t)
+	proxy := startProxy(t, reg)
+	push(t, reg, "team/app", "env-prod")
+	proxy.Inject(faultproxy.Match{Method: http.MethodHead, Kind: "manifests"}, faultproxy.NoDigest())
+	for _, body := range []string{
+		`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":`,
+		`{"schemaVersion":2,"layers":[]}`,
+		`{"schemaVersion":1,"name":"team/app","tag":"env-prod","fsLayers":[]}`,
+		`<html>maintenance</html>`,
+	} {
+		rule := proxy.Inject(faultproxy.Match{Method: http.MethodGet, Kind: "manifests"}, faultproxy.Fault{Status: http.StatusOK, Body: body})
+		img, err := insecureOCI().Resolve(testContext(t), ResolveRequest{Repo: Repo{Name: proxy.Repo("team/app")}, Tag: "env-prod"})
+		if err == nil || !strings.Contains(err.Error(), "not a manifest") {
+			t.Errorf("body %q: resolved to %q, err %v; want a not-a-manifest error", body, img.Digest, err)
+		}
+		rule.Remove()
 	}
 }
 
