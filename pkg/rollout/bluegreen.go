@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -69,11 +70,35 @@ func (b *BlueGreen) Advance(ctx context.Context, cv *cvv1.ContainerVersion, targ
 		progress, err := step(ctx, cv, p, target)
 		if err != nil || progress.Phase != Succeeded {
 			progress.Workloads = p.keys()
+			progress.Step = notBefore(recordedStep(cv), progress.Step)
 			return progress, err
 		}
 	}
 	return Progress{Phase: InProgress, Step: StepSwitched, Reason: StepSwitched, Workloads: p.keys(),
 		Message: fmt.Sprintf("Service %s switched to %s", p.live.Name, p.secondary.Key())}, nil
+}
+
+// blueGreenSteps in the order a rollout passes them.
+var blueGreenSteps = []string{StepSecondaryUpdated, StepSecondaryReady, StepVerified, StepScaledUp, StepSwitched}
+
+func recordedStep(cv *cvv1.ContainerVersion) string {
+	if cv.Status.Rollout == nil {
+		return ""
+	}
+	return cv.Status.Rollout.Step
+}
+
+// notBefore keeps the reported step from going backwards. Every call
+// re-derives the steps from the cluster, and scaling the secondary up
+// makes it un-Ready again for a while, so the derivation alone would show
+// SecondaryUpdated after SecondaryScaledUp. The message still tells what
+// is awaited; the step says how far the rollout has come.
+func notBefore(recorded, derived string) string {
+	r, d := slices.Index(blueGreenSteps, recorded), slices.Index(blueGreenSteps, derived)
+	if r > d && d >= 0 {
+		return recorded
+	}
+	return derived
 }
 
 func (p pair) keys() []string { return []string{p.primary.Key(), p.secondary.Key()} }

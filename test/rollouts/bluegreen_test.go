@@ -7,6 +7,7 @@ package rollouts
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -110,39 +111,67 @@ func watchSwitches(e *e2eenv.Env, app string, replicas int32) switchLog {
 	return log
 }
 
-// watchSteps records when each status.rollout.step of a CV is first seen;
-// the returned function lists them relative to a start time (the step
-// timings of a rollout).
-func watchSteps(e *e2eenv.Env, name string) func(start time.Time) string {
+// stepOrder is the order a blue-green rollout passes its steps in.
+var stepOrder = []string{"PreVerified", "Migrated", rollout.StepSecondaryUpdated, rollout.StepSecondaryReady,
+	rollout.StepVerified, rollout.StepScaledUp, rollout.StepSwitched}
+
+// stepLog is what watchSteps saw of status.rollout.step.
+type stepLog struct {
+	mu        sync.Mutex
+	seen      []string
+	at        map[string]time.Time
+	backwards []string
+}
+
+// watchSteps records when each status.rollout.step of a CV is first seen
+// and every move back to an earlier step, which status must never show.
+func watchSteps(e *e2eenv.Env, name string) *stepLog {
 	w, err := e.CVClient.CvmanagerV1alpha1().ContainerVersions(e.NS).Watch(e.Ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + name})
 	e2eenv.Must(e.T, err)
-	var mu sync.Mutex
-	var seen []string
-	at := map[string]time.Time{}
+	log := &stepLog{at: map[string]time.Time{}}
 	go func() {
+		last := ""
 		for ev := range w.ResultChan() {
 			cv, ok := ev.Object.(*cvv1.ContainerVersion)
 			if !ok || cv.Status.Rollout == nil || cv.Status.Rollout.Step == "" {
+				last = ""
 				continue
 			}
-			mu.Lock()
-			if _, dup := at[cv.Status.Rollout.Step]; !dup {
-				at[cv.Status.Rollout.Step] = time.Now()
-				seen = append(seen, cv.Status.Rollout.Step)
-			}
-			mu.Unlock()
+			log.record(last, cv.Status.Rollout.Step)
+			last = cv.Status.Rollout.Step
 		}
 	}()
 	e.T.Cleanup(w.Stop)
-	return func(start time.Time) string {
-		mu.Lock()
-		defer mu.Unlock()
-		parts := make([]string, 0, len(seen))
-		for _, step := range seen {
-			parts = append(parts, fmt.Sprintf("%s %s", step, at[step].Sub(start).Round(time.Millisecond)))
-		}
-		return strings.Join(parts, ", ")
+	return log
+}
+
+func (l *stepLog) record(last, step string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, dup := l.at[step]; !dup {
+		l.at[step] = time.Now()
+		l.seen = append(l.seen, step)
 	}
+	if slices.Index(stepOrder, step) < slices.Index(stepOrder, last) {
+		l.backwards = append(l.backwards, last+" → "+step)
+	}
+}
+
+// timings lists the steps relative to start (the step timings of a rollout).
+func (l *stepLog) timings(start time.Time) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	parts := make([]string, 0, len(l.seen))
+	for _, step := range l.seen {
+		parts = append(parts, fmt.Sprintf("%s %s", step, l.at[step].Sub(start).Round(time.Millisecond)))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (l *stepLog) movesBack() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.backwards)
 }
 
 func checkSwitch(e *e2eenv.Env, app, color string, replicas int32) string {
@@ -215,7 +244,10 @@ func TestBlueGreenSwitchesOnlyReadyVerifiedPods(t *testing.T) {
 	d2 := reg.MustPush(t, "team/bg", "v2", "env-prod")
 	start = time.Now()
 	e.WaitStatus("web", cvv1.StatusSuccess, d2, 90*time.Second)
-	t.Logf("second blue-green rollout took %s; steps reached after the push: %s", time.Since(start).Round(time.Millisecond), steps(start))
+	t.Logf("second blue-green rollout took %s; steps reached after the push: %s", time.Since(start).Round(time.Millisecond), steps.timings(start))
+	if back := steps.movesBack(); len(back) > 0 {
+		t.Errorf("status.rollout.step went backwards: %v", back)
+	}
 	if got := switches.next(t); got != "blue ready=2/2 verified=true" {
 		t.Errorf("at the switch back to blue: %s", got)
 	}
