@@ -36,6 +36,9 @@ func (s *Simple) Advance(ctx context.Context, cv *cvv1.ContainerVersion, target 
 	if p, ok := checkContainers(workloads, cv.Spec.Container.Name); !ok {
 		return p, nil
 	}
+	if p, ok := checkRepos(workloads, cv.Spec.Container.Name, cv.Spec.ImageRepo); !ok {
+		return p, nil
+	}
 	for _, w := range workloads {
 		if _, err := workload.PatchImage(ctx, s.Client, w, cv.Spec.Container.Name, target.Image); err != nil {
 			return Progress{}, fmt.Errorf("updating %s: %w", w.Key(), err)

@@ -178,7 +178,7 @@ func ParseDistribution(body []byte) ([]Push, error) {
 		if e.Action != "push" || e.Target.Tag == "" || e.Target.Repository == "" || e.Request.Host == "" {
 			continue
 		}
-		pushes = append(pushes, Push{Repo: e.Request.Host + "/" + e.Target.Repository, Tag: e.Target.Tag})
+		pushes = append(pushes, Push{Repo: NormalizeRepo(e.Request.Host + "/" + e.Target.Repository), Tag: e.Target.Tag})
 	}
 	return pushes, nil
 }

@@ -1,0 +1,92 @@
+package faults
+
+import (
+	"bytes"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
+
+	"cvmanager.dev/cvmanager/test/kubetest"
+)
+
+// TestChartEnforcesContainerSecurityContext renders the chart (defaults,
+// and with every optional mount on) and checks the controller pod cannot
+// run as root, write its root filesystem, gain privileges or keep any
+// capability. The values cannot loosen it: the same holds for every render.
+func TestChartEnforcesContainerSecurityContext(t *testing.T) {
+	renders := map[string][]string{
+		"defaults":   nil,
+		"all mounts": {"--set", "triggerKeysSecret=keys", "--set", "webhookSecret=hook", "--set", "registry.caConfigMap=ca"},
+	}
+	for name, args := range renders {
+		t.Run(name, func(t *testing.T) {
+			dep := renderDeployment(t, args...)
+			pod := dep.Spec.Template.Spec
+			if pod.SecurityContext == nil || pod.SecurityContext.RunAsNonRoot == nil || !*pod.SecurityContext.RunAsNonRoot {
+				t.Errorf("pod securityContext.runAsNonRoot is not true: %+v", pod.SecurityContext)
+			}
+			if pod.HostNetwork || pod.HostPID || pod.HostIPC {
+				t.Error("pod shares a host namespace")
+			}
+			for _, c := range append(append([]corev1.Container{}, pod.InitContainers...), pod.Containers...) {
+				assertLockedDown(t, c)
+			}
+		})
+	}
+}
+
+func assertLockedDown(t *testing.T, c corev1.Container) {
+	t.Helper()
+	sc := c.SecurityContext
+	if sc == nil {
+		t.Fatalf("container %s has no securityContext", c.Name)
+	}
+	checks := map[string]bool{
+		"readOnlyRootFilesystem: true":    sc.ReadOnlyRootFilesystem != nil && *sc.ReadOnlyRootFilesystem,
+		"allowPrivilegeEscalation: false": sc.AllowPrivilegeEscalation != nil && !*sc.AllowPrivilegeEscalation,
+		"capabilities.drop: [ALL]":        sc.Capabilities != nil && len(sc.Capabilities.Drop) == 1 && sc.Capabilities.Drop[0] == "ALL",
+		"no capabilities added":           sc.Capabilities == nil || len(sc.Capabilities.Add) == 0,
+		"not privileged":                  sc.Privileged == nil || !*sc.Privileged,
+		"not runAsUser 0":                 sc.RunAsUser == nil || *sc.RunAsUser != 0,
+	}
+	for what, ok := range checks {
+		if !ok {
+			t.Errorf("container %s: want %s, got %+v", c.Name, what, sc)
+		}
+	}
+}
+
+// renderDeployment runs `helm template` and returns the controller's
+// Deployment.
+func renderDeployment(t *testing.T, args ...string) *appsv1.Deployment {
+	t.Helper()
+	root := kubetest.RepoRoot()
+	bin, err := exec.Command(filepath.Join(root, "hack", "build-helm.sh")).Output()
+	if err != nil {
+		t.Fatalf("building helm: %v", err)
+	}
+	var out, stderr bytes.Buffer
+	cmd := exec.Command(strings.TrimSpace(string(bin)), append([]string{"template", "cvm", filepath.Join(root, "charts", "cvmanager")}, args...)...)
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("helm template: %v\n%s", err, stderr.String())
+	}
+	for _, doc := range strings.Split(out.String(), "\n---") {
+		var meta struct{ Kind string }
+		if yaml.Unmarshal([]byte(doc), &meta) != nil || meta.Kind != "Deployment" {
+			continue
+		}
+		dep := &appsv1.Deployment{}
+		if err := yaml.Unmarshal([]byte(doc), dep); err != nil {
+			t.Fatal(err)
+		}
+		return dep
+	}
+	t.Fatalf("no Deployment in the rendered chart:\n%s", out.String())
+	return nil
+}
