@@ -94,8 +94,9 @@ type Controller struct {
 	jobs        *rollout.Jobs
 	strategies  map[string]rollout.Strategy
 
-	mu      sync.Mutex
-	syncers map[string]*syncerState
+	mu       sync.Mutex
+	syncers  map[string]*syncerState
+	triggers triggerTimes
 }
 
 // New wires informers, queue and event recorder. Call Run to start.
@@ -165,16 +166,11 @@ func (c *Controller) setupInformers() {
 		UpdateFunc: func(_, obj any) { c.enqueue(obj) },
 		DeleteFunc: c.enqueue,
 	})
+	_ = cvInformer.Informer().AddIndexers(cache.Indexers{rolloutSelectorIndex: rolloutSelectorKeys})
 
 	apps, batch := c.kubeFactory.Apps().V1(), c.kubeFactory.Batch().V1()
 	pods := c.kubeFactory.Core().V1().Pods()
-	c.workloads = workload.Listers{
-		Deployments:  apps.Deployments().Lister(),
-		StatefulSets: apps.StatefulSets().Lister(),
-		DaemonSets:   apps.DaemonSets().Lister(),
-		CronJobs:     batch.CronJobs().Lister(),
-		Pods:         pods.Lister(),
-	}
+	c.workloads = indexedWorkloadListers(c.kubeFactory)
 	handler := cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.enqueueOwnersOf,
 		UpdateFunc: func(_, obj any) { c.enqueueOwnersOf(obj) },
@@ -210,17 +206,18 @@ func (c *Controller) enqueue(obj any) {
 
 // enqueueOwnersOf wakes the CVs whose rollout waits on a changed workload or
 // pod, so progress is noticed at once rather than at the next safety tick.
+//
+// It runs for every Pod and workload event in the cluster, so it must not
+// cost O(CVs): the rolloutSelectorIndex narrows the candidates to CVs with a
+// rollout under way whose selector could match one of the object's labels,
+// and only those selectors are parsed and matched.
 func (c *Controller) enqueueOwnersOf(obj any) {
 	m, ok := obj.(metav1.Object)
 	if !ok {
 		return
 	}
-	cvs, err := c.cvLister.ContainerVersions(m.GetNamespace()).List(labels.Everything())
-	if err != nil {
-		return
-	}
 	set := labels.Set(m.GetLabels())
-	for _, cv := range cvs {
+	for _, cv := range c.rolloutCandidates(m.GetNamespace(), set) {
 		if cv.Status.Rollout == nil || cv.Spec.Selector == nil {
 			continue
 		}
@@ -228,6 +225,59 @@ func (c *Controller) enqueueOwnersOf(obj any) {
 			c.queue.Add(namespacedKey(cv))
 		}
 	}
+}
+
+// rolloutSelectorIndex indexes the CVs with a rollout under way by
+// namespace and one label pair their selector requires (see
+// rolloutSelectorKeys). In steady state it is empty, so a workload event
+// costs a few map lookups however many CVs exist.
+const rolloutSelectorIndex = "rolloutSelector"
+
+// rolloutSelectorKeys indexes a CV with a rollout under way under
+// "<ns>/<key>=<value>" for the smallest key of its matchLabels (an object
+// the selector matches must carry that pair), or under "<ns>/*" when the
+// selector has only matchExpressions (a candidate for every object).
+func rolloutSelectorKeys(obj any) ([]string, error) {
+	cv, ok := obj.(*cvv1.ContainerVersion)
+	if !ok || cv.Status.Rollout == nil || cv.Spec.Selector == nil {
+		return nil, nil
+	}
+	first := ""
+	for k := range cv.Spec.Selector.MatchLabels {
+		if first == "" || k < first {
+			first = k
+		}
+	}
+	if first == "" {
+		return []string{cv.Namespace + "/*"}, nil
+	}
+	return []string{cv.Namespace + "/" + first + "=" + cv.Spec.Selector.MatchLabels[first]}, nil
+}
+
+// rolloutCandidates returns the CVs of namespace with a rollout under way
+// whose selector may match set: the index buckets of set's label pairs and
+// the match-expressions bucket. Without the index (never expected) it falls
+// back to every CV of the namespace.
+func (c *Controller) rolloutCandidates(namespace string, set labels.Set) []*cvv1.ContainerVersion {
+	indexer := c.cvFactory.Cvmanager().V1alpha1().ContainerVersions().Informer().GetIndexer()
+	var out []*cvv1.ContainerVersion
+	add := func(key string) error {
+		objs, err := indexer.ByIndex(rolloutSelectorIndex, key)
+		for _, o := range objs {
+			if cv, ok := o.(*cvv1.ContainerVersion); ok {
+				out = append(out, cv)
+			}
+		}
+		return err
+	}
+	if err := add(namespace + "/*"); err != nil {
+		cvs, _ := c.cvLister.ContainerVersions(namespace).List(labels.Everything())
+		return cvs
+	}
+	for k, v := range set {
+		_ = add(namespace + "/" + k + "=" + v)
+	}
+	return out
 }
 
 // Run starts the informers, waits for their caches and runs the workers
@@ -292,10 +342,12 @@ func (c *Controller) processNextItem(ctx context.Context) bool {
 }
 
 // TriggerPoll schedules an immediate poll of a CV that bypasses the shared
-// poller's cache. It is how push triggers and registry webhooks beat the
-// poll interval.
+// poller's cache: only a registry answer fetched after the trigger arrived
+// serves it (see triggerTimes). It is how push triggers and registry
+// webhooks beat the poll interval.
 func (c *Controller) TriggerPoll(namespace, name, trigger string) {
 	key := namespace + "/" + name
+	c.triggers.note(key, c.clock.Now())
 	c.syncerFor(key).force(trigger)
 	c.queue.Add(key)
 }

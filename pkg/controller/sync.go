@@ -74,13 +74,10 @@ func (c *Controller) poll(ctx context.Context, cv *cvv1.ContainerVersion, s *syn
 	}
 	maxAge := pollInterval(cv)
 	if s.forcedBy() != "" {
-		maxAge = 0
+		maxAge = c.triggers.maxAge(s.key, c.clock.Now())
 	}
 	start := c.clock.Now()
-	img, err := c.opts.Resolver.Resolve(ctx, syncer.ResolveRequest{
-		Repo: cv.Spec.ImageRepo, Tag: cv.Spec.Tag, VersionSyntax: versionSyntax,
-		MaxAge: maxAge, PullSecrets: c.pullSecrets(ctx, cv),
-	})
+	img, err := c.resolve(ctx, cv, versionSyntax, maxAge, s.forcedBy() != "")
 	now := c.clock.Now()
 	c.metrics.PollDuration.Observe(now.Sub(start).Seconds())
 	trigger := s.polled(now)
@@ -138,7 +135,7 @@ func (c *Controller) startRollout(ctx context.Context, cv *cvv1.ContainerVersion
 	from, fromDigest := cv.Status.SuccessVersion, cv.Status.SuccessDigest
 	cv.Status.Rollout = &cvv1.RolloutStatus{
 		Version: version, Digest: img.Digest, FromVersion: from, FromDigest: fromDigest,
-		Trigger: trigger, StartTime: metav1.Time{Time: now},
+		Trigger: trigger, StartTime: metav1.Time{Time: now}, Step: firstStep(cv),
 	}
 	cv.Status.CurrVersion, cv.Status.CurrDigest = version, img.Digest
 	setCurrStatus(cv, cvv1.StatusProgressing, now)

@@ -1,0 +1,54 @@
+package controller
+
+import (
+	"context"
+	"regexp"
+	"time"
+
+	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/syncer"
+)
+
+// resolve asks the registry where cv's tag points, in two steps.
+//
+// First the digest alone: one HEAD, shared by every CV on the repo:tag
+// whatever its versionSyntax. Only when that digest would start a rollout
+// is the version tag asked for too, which for a tag like env-prod means
+// listing the tags and HEADing the candidates. Most polls find the digest
+// unchanged and never need the version.
+//
+// Why: the registry layer remembers versions per digest in memory only, so
+// after a restart the first poll of every ref used to cost a tag list and
+// several HEADs. At 10,000 CVs over 1,000 refs that was about 3,500 requests,
+// more than one poll interval's worth of a 50/s per-host budget: the
+// restart's polls ran past the interval and held workers waiting for
+// budget, delaying triggered CVs queued behind them (docs/performance.md).
+//
+// A forced poll (trigger, webhook, release) expects a new digest, so it
+// asks for the version at once: the two-step request would cost it one
+// HEAD more, which a burst of triggers under a tight budget feels.
+func (c *Controller) resolve(ctx context.Context, cv *cvv1.ContainerVersion, syntax *regexp.Regexp, maxAge time.Duration, forced bool) (syncer.ResolvedImage, error) {
+	req := syncer.ResolveRequest{
+		Repo: cv.Spec.ImageRepo, Tag: cv.Spec.Tag, MaxAge: maxAge, PullSecrets: c.pullSecrets(ctx, cv),
+	}
+	if forced {
+		req.VersionSyntax = syntax
+		return c.opts.Resolver.Resolve(ctx, req)
+	}
+	start := c.clock.Now()
+	img, err := c.opts.Resolver.Resolve(ctx, req)
+	if err != nil || syntax == nil || syncer.Decide(&cv.Status, img.Digest) != syncer.StartRollout {
+		return img, err
+	}
+	// With the same maxAge the version answer is shared by the CVs of the
+	// ref too. If it predates the digest just seen, ask once more for an
+	// answer at least as new, so digest and version always come from one
+	// registry answer.
+	req.VersionSyntax = syntax
+	full, err := c.opts.Resolver.Resolve(ctx, req)
+	if err != nil || full.Digest == img.Digest {
+		return full, err
+	}
+	req.MaxAge = max(c.clock.Since(start), time.Nanosecond)
+	return c.opts.Resolver.Resolve(ctx, req)
+}

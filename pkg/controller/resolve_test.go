@@ -1,0 +1,90 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes/fake"
+	clocktesting "k8s.io/utils/clock/testing"
+
+	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/syncer"
+)
+
+// recordingResolver answers digest-only requests with digest (or err) and
+// version requests with the next of versioned (then digest), recording
+// which requests asked for a version.
+type recordingResolver struct {
+	digest    string
+	versioned []string
+	err       error
+	asked     []bool // per call: was a versionSyntax given
+}
+
+func (r *recordingResolver) Resolve(_ context.Context, req syncer.ResolveRequest) (syncer.ResolvedImage, error) {
+	r.asked = append(r.asked, req.VersionSyntax != nil)
+	if req.VersionSyntax != nil && req.MaxAge <= 0 {
+		return syncer.ResolvedImage{}, errors.New("the version request must accept the answer just fetched")
+	}
+	digest := r.digest
+	if req.VersionSyntax != nil && len(r.versioned) > 0 {
+		digest, r.versioned = r.versioned[0], r.versioned[1:]
+	}
+	return syncer.ResolvedImage{Digest: digest, Version: "v2"}, r.err
+}
+
+func TestResolveAsksForTheVersionOnlyForARollout(t *testing.T) {
+	syntax := regexp.MustCompile(`^v[0-9]+$`)
+	deployed := cvv1.ContainerVersionStatus{CurrDigest: "sha256:old", CurrStatus: cvv1.StatusSuccess}
+	for _, tc := range []struct {
+		name      string
+		digest    string
+		versioned []string
+		err       error
+		syntax    *regexp.Regexp
+		forced    bool
+		want      []bool
+	}{
+		{"digest unchanged: one request, no version", "sha256:old", nil, nil, syntax, false, []bool{false}},
+		{"digest moved: then the version", "sha256:new", nil, nil, syntax, false, []bool{false, true}},
+		{"version answer older than the digest: asked again", "sha256:new", []string{"sha256:old"}, nil, syntax, false, []bool{false, true, true}},
+		{"no versionSyntax: one request", "sha256:new", nil, nil, nil, false, []bool{false}},
+		{"registry error: no second request", "", nil, errors.New("down"), syntax, false, []bool{false}},
+		{"forced: the version at once", "sha256:new", nil, nil, syntax, true, []bool{true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &recordingResolver{digest: tc.digest, versioned: tc.versioned, err: tc.err}
+			c := &Controller{
+				opts:      Options{Resolver: r},
+				clock:     clocktesting.NewFakeClock(time.Unix(1000, 0)),
+				workloads: indexedWorkloadListers(informers.NewSharedInformerFactory(fake.NewClientset(), 0)),
+			}
+			cv := &cvv1.ContainerVersion{Spec: cvv1.ContainerVersionSpec{ImageRepo: "reg/app", Tag: "env-prod"}, Status: deployed}
+			_, _ = c.resolve(context.Background(), cv, tc.syntax, time.Minute, tc.forced)
+			if diff := cmp.Diff(tc.want, r.asked); diff != "" {
+				t.Errorf("requests asking for a version (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestTriggerTimesMaxAge(t *testing.T) {
+	var tt triggerTimes
+	t0 := time.Unix(1000, 0)
+	if got := tt.maxAge("ns/a", t0); got != 0 {
+		t.Errorf("no trigger: maxAge %s, want 0 (a request of its own)", got)
+	}
+	tt.note("ns/a", t0)
+	tt.note("ns/a", t0.Add(time.Second)) // the earlier pending trigger wins
+	if got := tt.maxAge("ns/a", t0.Add(3*time.Second)); got != 3*time.Second {
+		t.Errorf("maxAge %s, want 3s (answers fetched after the trigger arrived)", got)
+	}
+	if got := tt.maxAge("ns/a", t0.Add(4*time.Second)); got != 0 {
+		t.Errorf("consumed trigger: maxAge %s, want 0", got)
+	}
+}
