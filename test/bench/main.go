@@ -1,0 +1,149 @@
+// Command bench is `make bench`: cvmanager's performance suite. It starts
+// the local control plane (test/controlplane) and an in-process registry
+// (test/localregistry) behind a counting proxy, fills them with N
+// ContainerVersions over N/10 image refs, runs the real `cvmanager run`
+// binary as a separate process against them, and measures what issue #9
+// asks: registry requests per poll interval, detection latency by poll and
+// by trigger, a burst of tag moves, the controller's footprint, a restart,
+// and how all of it grows from 100 to 10,000 CVs.
+//
+// Figures are reported (markdown and JSON under bench/results), never
+// asserted: the machine is shared and numbers move with its load, which
+// the report records next to them.
+//
+//	go run ./test/bench -scales 100,1000,10000
+//
+// Every process the bench starts is recorded by PID and stopped on exit,
+// also on Ctrl-C.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"k8s.io/klog/v2"
+)
+
+// config holds the bench's flags.
+type config struct {
+	scales        []int
+	cvsPerRef     int
+	perNamespace  int
+	burst         int
+	pollInterval  time.Duration
+	latencyRefs   int
+	triggerRefs   int
+	sharingCVs    int
+	kubeQPS       int
+	kubeBurst     int
+	registryQPS   int
+	registryBurst int
+	workers       int
+	kcmQPS        int
+	kcmBurst      int
+	bin           string
+	out           string
+	label         string
+	profile       bool
+}
+
+func parseFlags() (*config, error) {
+	c := &config{}
+	scales := flag.String("scales", "100,1000,10000", "CV counts to measure, ascending; the population grows from one to the next")
+	flag.IntVar(&c.cvsPerRef, "cvs-per-ref", 10, "CVs following each repo:tag (10 gives 10,000 CVs over 1,000 refs)")
+	flag.IntVar(&c.perNamespace, "per-namespace", 1000, "CVs (and Deployments) per namespace")
+	flag.IntVar(&c.burst, "burst", 1000, "CVs whose tags move at once in the burst figure (capped at the scale)")
+	flag.DurationVar(&c.pollInterval, "poll-interval", time.Minute, "spec.pollIntervalSeconds of every CV")
+	flag.IntVar(&c.latencyRefs, "latency-refs", 50, "refs moved to measure detection latency by poll")
+	flag.IntVar(&c.triggerRefs, "trigger-refs", 20, "refs moved to measure detection latency by trigger")
+	flag.IntVar(&c.sharingCVs, "sharing-cvs", 1000, "CVs of the 50%-sharing economy check (0 skips it)")
+	flag.IntVar(&c.kubeQPS, "kube-api-qps", 200, "controller's --kube-api-qps")
+	flag.IntVar(&c.kubeBurst, "kube-api-burst", 400, "controller's --kube-api-burst")
+	flag.IntVar(&c.registryQPS, "registry-qps", 50, "controller's --registry-qps (per-host budget)")
+	flag.IntVar(&c.registryBurst, "registry-burst", 50, "controller's --registry-burst")
+	flag.IntVar(&c.workers, "concurrent-syncs", 16, "controller's --concurrent-syncs (syncs are API round trips, not CPU: 16 keep a burst moving)")
+	flag.IntVar(&c.kcmQPS, "kcm-api-qps", 300, "kube-controller-manager's --kube-api-qps (its default, 20, would bound rollouts, not cvmanager)")
+	flag.IntVar(&c.kcmBurst, "kcm-api-burst", 600, "kube-controller-manager's --kube-api-burst")
+	flag.StringVar(&c.bin, "cvmanager", "", "prebuilt cvmanager binary (default: go build ./cmd/cvmanager)")
+	flag.StringVar(&c.out, "out", "bench/results", "directory for the JSON, markdown and profiles")
+	flag.StringVar(&c.label, "label", "", "label for this run in the report (e.g. before-fix)")
+	flag.BoolVar(&c.profile, "profile", true, "fetch CPU and heap profiles at the largest scale")
+	flag.Parse()
+	for _, s := range strings.Split(*scales, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("-scales: %q is not a positive number", s)
+		}
+		if len(c.scales) > 0 && n < c.scales[len(c.scales)-1] {
+			return nil, errors.New("-scales must be ascending")
+		}
+		c.scales = append(c.scales, n)
+	}
+	return c, nil
+}
+
+func main() {
+	klog.SetOutput(os.Stderr)
+	cfg, err := parseFlags()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// say prints a progress line with the time since the bench started.
+func say(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "[%6.1fs] "+format+"\n", append([]any{time.Since(benchStart).Seconds()}, args...)...)
+}
+
+var benchStart = time.Now()
+
+// run measures every scale on one control plane, growing the population
+// between scales, and writes the report even when a later scale fails.
+func run(ctx context.Context, cfg *config) error {
+	env, err := startEnv(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer env.stop()
+	rep := newReport(cfg)
+	defer func() {
+		if err := rep.write(cfg.out); err != nil {
+			say("writing the report: %v", err)
+		}
+	}()
+	pop := newPopulation(env, cfg)
+	for _, n := range cfg.scales {
+		res, err := measureScale(ctx, env, pop, n)
+		if res != nil {
+			rep.Scales = append(rep.Scales, *res)
+		}
+		if err != nil {
+			rep.Errors = append(rep.Errors, fmt.Sprintf("scale %d: %v", n, err))
+			return err
+		}
+	}
+	if cfg.sharingCVs > 0 {
+		res, err := measureSharing(ctx, env, cfg)
+		rep.Sharing = res
+		if err != nil {
+			rep.Errors = append(rep.Errors, fmt.Sprintf("sharing: %v", err))
+			return err
+		}
+	}
+	return nil
+}

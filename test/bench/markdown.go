@@ -1,0 +1,102 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+)
+
+// markdown renders the report as the tables docs/performance.md quotes.
+func (r *report) markdown() string {
+	var b strings.Builder
+	m := r.Machine
+	fmt.Fprintf(&b, "# cvmanager benchmark %s %s\n\n", r.Started.Format("2006-01-02 15:04 UTC"), r.Label)
+	fmt.Fprintf(&b, "Machine: %s, %d CPUs (%s), %d GiB, kernel %s, %s. Run took %.0f s.\n\n",
+		m.Host, m.CPUs, m.CPUModel, m.MemoryGiB, m.Kernel, m.GoVersion, r.DurationSeconds)
+	s := r.Settings
+	fmt.Fprintf(&b, "Settings: poll interval %.0f s, %d CVs per ref, %d CVs per namespace, 0-replica Deployments, "+
+		"controller --kube-api-qps %d --kube-api-burst %d --registry-qps %d --registry-burst %d --concurrent-syncs %d.\n\n",
+		s.PollIntervalSeconds, s.CVsPerRef, s.PerNamespace, s.KubeAPIQPS, s.KubeAPIBurst, s.RegistryQPS, s.RegistryBurst, s.ConcurrentSyncs)
+	r.tableEconomy(&b)
+	r.tableLatency(&b)
+	r.tableBurst(&b)
+	r.tableFootprint(&b)
+	r.tableRestart(&b)
+	r.tableLoad(&b)
+	for _, e := range r.Errors {
+		fmt.Fprintf(&b, "**Error:** %s\n\n", e)
+	}
+	return b.String()
+}
+
+func (r *report) tableEconomy(b *strings.Builder) {
+	b.WriteString("## 1. Registry requests per poll interval (steady state)\n\n")
+	b.WriteString("| CVs | distinct refs (lower bound) | HEAD manifests | GET manifests | GET tags | CV status writes |\n|---:|---:|---:|---:|---:|---:|\n")
+	for _, sc := range r.Scales {
+		e := sc.Economy
+		fmt.Fprintf(b, "| %d | %d | %d | %d | %d | %.0f |\n", sc.CVs, e.DistinctRefs, e.Heads, e.ManifestGets, e.TagLists, e.StatusWrites)
+	}
+	if e := r.Sharing; e != nil {
+		fmt.Fprintf(b, "| %d (50%% share refs) | %d | %d | %d | %d | – |\n", e.CVs, e.DistinctRefs, e.Heads, e.ManifestGets, e.TagLists)
+	}
+	b.WriteString("\n")
+}
+
+func (r *report) tableLatency(b *strings.Builder) {
+	b.WriteString("## 2. Detection latency: tag moved → Deployment patched\n\n")
+	b.WriteString("| CVs | by poll p50 / p99 / max (ms), from the poll that saw it | samples (refs) | move → every CV patched (s) | by trigger p50 / p99 / max (ms) | samples (CVs) | poll errors during triggers |\n|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, sc := range r.Scales {
+		p, t := sc.PollLatency, sc.TriggerLatency
+		fmt.Fprintf(b, "| %d | %.0f / %.0f / %.0f | %d/%d | %.1f | %.0f / %.0f / %.0f | %d/%d | %.0f |\n", sc.CVs,
+			p.P50Ms, p.P99Ms, p.MaxMs, p.Samples, p.Expected, p.MoveToAllPatchedMaxSeconds,
+			t.P50Ms, t.P99Ms, t.MaxMs, t.Samples, t.Expected, t.PollErrors)
+	}
+	b.WriteString("\n")
+}
+
+func (r *report) tableBurst(b *strings.Builder) {
+	b.WriteString("## 3. Burst: tags of many CVs move at once, CI triggers each image\n\n")
+	b.WriteString("| CVs | burst CVs | patched | all patched within (s) | p50 patch (s) | rollouts finished | all finished within (s) | apiserver 429s | registry poll errors | control-plane backlog at start |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, sc := range r.Scales {
+		u := sc.Burst
+		fmt.Fprintf(b, "| %d | %d | %d | %.1f | %.1f | %d | %.1f | %.0f | %.0f | %d |\n", sc.CVs, u.CVs, u.Patched,
+			u.Patch.MaxMs/1000, u.Patch.P50Ms/1000, u.Finished, u.Finish.MaxMs/1000, u.Apiserver429, u.PollErrors, u.Backlog)
+	}
+	b.WriteString("\n")
+}
+
+func (r *report) tableFootprint(b *strings.Builder) {
+	b.WriteString("## 4. Footprint in steady state (one full poll interval)\n\n")
+	b.WriteString("| CVs | RSS (MiB) | peak RSS (MiB) | heap in use (MiB) | CPU (% of a core) | goroutines | peak RSS in burst (MiB) |\n|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, sc := range r.Scales {
+		f := sc.Footprint
+		fmt.Fprintf(b, "| %d | %.0f | %.0f | %.0f | %.1f | %.0f | %.0f |\n", sc.CVs, f.RSSMiB, f.PeakRSSMiB, f.HeapMiB, f.CPUPercentIdle, f.Goroutines, sc.Burst.PeakRSSMiB)
+	}
+	b.WriteString("\n")
+}
+
+func (r *report) tableRestart(b *strings.Builder) {
+	b.WriteString("## 5. Restart: a new controller process over existing CVs\n\n")
+	b.WriteString("| CVs | ready (s) | polls in first interval | every CV polled after (s; -1 = not within 3 intervals) | poll errors | peak registry req/s | mean req/s | budget (qps/burst) | workloads patched | rollouts |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, sc := range r.Scales {
+		x := sc.Restart
+		fmt.Fprintf(b, "| %d | %.1f | %.0f | %.0f | %.0f | %d | %.1f | %d/%d | %d | %.0f |\n", sc.CVs, x.ReadySeconds, x.PollsFirstInterval,
+			x.AllPolledSeconds, x.PollErrorsFirstInterval, x.PeakRequestsPerSecond, x.MeanRequestsPerSecond, x.BudgetQPS, x.BudgetBurst, x.WorkloadsPatched, x.RolloutsStarted)
+	}
+	b.WriteString("\n")
+}
+
+func (r *report) tableLoad(b *strings.Builder) {
+	b.WriteString("## 6. Cost curve and machine load\n\nThe tables above are the cost curve (one row per scale). Load average (1/5/15 min) around each scale:\n\n")
+	b.WriteString("| CVs | populate (s) | load before | load after | busiest processes at the end |\n|---:|---:|---|---|---|\n")
+	for _, sc := range r.Scales {
+		fmt.Fprintf(b, "| %d | %.0f | %s | %s | %s |\n", sc.CVs, sc.PopulateSeconds, sc.LoadBefore, sc.LoadAfter, strings.Join(sc.OtherProcesses, "; "))
+	}
+	b.WriteString("\n")
+	for _, sc := range r.Scales {
+		for _, p := range sc.Profiles {
+			if p != "" {
+				fmt.Fprintf(b, "Profile: `%s`\n\n", p)
+			}
+		}
+	}
+}

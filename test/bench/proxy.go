@@ -1,0 +1,126 @@
+package main
+
+import (
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+// countingProxy sits between the controller and the registry. The
+// registry's own counters say how many requests arrived; the proxy also
+// says when (per second, for the restart spread) and when each new digest
+// was first answered for a tag (the poll that saw a tag move).
+type countingProxy struct {
+	host   string
+	server *http.Server
+
+	mu        sync.Mutex
+	counts    map[string]int64 // "HEAD manifests", "GET manifests", "GET tags", ...
+	perSecond map[int64]int64  // unix second → requests
+	firstSeen map[string]time.Time
+}
+
+// startProxy forwards 127.0.0.1:<free> to the registry at target.
+func startProxy(target string) (*countingProxy, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	p := &countingProxy{host: ln.Addr().String(), counts: map[string]int64{},
+		perSecond: map[int64]int64{}, firstSeen: map[string]time.Time{}}
+	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: target})
+	rp.ModifyResponse = p.observe
+	p.server = &http.Server{Handler: p.count(rp), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := p.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			say("proxy: %v", err)
+		}
+	}()
+	return p, nil
+}
+
+func (p *countingProxy) close() { _ = p.server.Close() }
+
+func (p *countingProxy) count(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/v2/") && r.URL.Path != "/v2/" {
+			now := time.Now()
+			p.mu.Lock()
+			p.counts[r.Method+" "+pathKind(r.URL.Path)]++
+			p.perSecond[now.Unix()]++
+			p.mu.Unlock()
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// observe notes the first time a digest is served for a manifest tag.
+func (p *countingProxy) observe(resp *http.Response) error {
+	req := resp.Request
+	if resp.StatusCode != http.StatusOK || !strings.Contains(req.URL.Path, "/manifests/") {
+		return nil
+	}
+	digest := resp.Header.Get("Docker-Content-Digest")
+	if digest == "" {
+		return nil
+	}
+	key := strings.TrimPrefix(req.URL.Path, "/v2/") + "@" + digest
+	now := time.Now()
+	p.mu.Lock()
+	if _, ok := p.firstSeen[key]; !ok {
+		p.firstSeen[key] = now
+	}
+	p.mu.Unlock()
+	return nil
+}
+
+// seen returns when the proxy first served digest for repo:tag.
+func (p *countingProxy) seen(repoPath, tag, digest string) (time.Time, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t, ok := p.firstSeen[repoPath+"/manifests/"+tag+"@"+digest]
+	return t, ok
+}
+
+// snapshot copies the counters.
+func (p *countingProxy) snapshot() map[string]int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[string]int64, len(p.counts))
+	for k, v := range p.counts {
+		out[k] = v
+	}
+	return out
+}
+
+// maxPerSecond is the busiest second in [from, to), and the mean rate.
+func (p *countingProxy) maxPerSecond(from, to time.Time) (peak int64, mean float64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var total int64
+	for s := from.Unix(); s < to.Unix(); s++ {
+		n := p.perSecond[s]
+		total += n
+		peak = max(peak, n)
+	}
+	if secs := to.Sub(from).Seconds(); secs > 0 {
+		mean = float64(total) / secs
+	}
+	return peak, mean
+}
+
+func pathKind(path string) string {
+	for _, k := range []string{"/manifests/", "/tags/", "/blobs/"} {
+		if strings.Contains(path, k) {
+			return strings.Trim(k, "/")
+		}
+	}
+	return "other"
+}
+
+func delta(after, before map[string]int64, key string) int64 { return after[key] - before[key] }

@@ -1,0 +1,218 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// report is the JSON written under bench/results; the markdown is derived
+// from it.
+type report struct {
+	Label           string         `json:"label,omitempty"`
+	Started         time.Time      `json:"started"`
+	DurationSeconds float64        `json:"durationSeconds"`
+	Machine         machine        `json:"machine"`
+	Settings        settings       `json:"settings"`
+	Scales          []scaleResult  `json:"scales"`
+	Sharing         *economyResult `json:"sharing,omitempty"`
+	Errors          []string       `json:"errors,omitempty"`
+}
+
+type machine struct {
+	Host      string `json:"host"`
+	CPUs      int    `json:"cpus"`
+	CPUModel  string `json:"cpuModel"`
+	MemoryGiB int    `json:"memoryGiB"`
+	Kernel    string `json:"kernel"`
+	GoVersion string `json:"goVersion"`
+}
+
+type settings struct {
+	PollIntervalSeconds float64 `json:"pollIntervalSeconds"`
+	CVsPerRef           int     `json:"cvsPerRef"`
+	PerNamespace        int     `json:"perNamespace"`
+	KubeAPIQPS          int     `json:"kubeApiQps"`
+	KubeAPIBurst        int     `json:"kubeApiBurst"`
+	RegistryQPS         int     `json:"registryQps"`
+	RegistryBurst       int     `json:"registryBurst"`
+	ConcurrentSyncs     int     `json:"concurrentSyncs"`
+	Replicas            int     `json:"replicas"`
+}
+
+type scaleResult struct {
+	CVs             int             `json:"cvs"`
+	Refs            int             `json:"refs"`
+	Namespaces      int             `json:"namespaces"`
+	PopulateSeconds float64         `json:"populateSeconds"`
+	Restart         restartResult   `json:"restart"`
+	Economy         economyResult   `json:"economy"`
+	Footprint       footprintResult `json:"footprint"`
+	PollLatency     latencyResult   `json:"pollLatency"`
+	TriggerLatency  latencyResult   `json:"triggerLatency"`
+	Burst           burstResult     `json:"burst"`
+	LoadBefore      string          `json:"loadBefore"`
+	LoadAfter       string          `json:"loadAfter"`
+	OtherProcesses  []string        `json:"otherProcesses,omitempty"`
+	Profiles        []string        `json:"profiles,omitempty"`
+}
+
+type restartResult struct {
+	ReadySeconds            float64 `json:"readySeconds"`
+	PeakRequestsPerSecond   int64   `json:"peakRequestsPerSecond"`
+	MeanRequestsPerSecond   float64 `json:"meanRequestsPerSecond"`
+	BudgetQPS               int     `json:"budgetQps"`
+	BudgetBurst             int     `json:"budgetBurst"`
+	PollsFirstInterval      float64 `json:"pollsFirstInterval"`
+	PollErrorsFirstInterval float64 `json:"pollErrorsFirstInterval"`
+	AllPolledSeconds        float64 `json:"allPolledSeconds"`
+	WorkloadsPatched        int64   `json:"workloadsPatched"`
+	RolloutsStarted         float64 `json:"rolloutsFinishedByController"`
+}
+
+type economyResult struct {
+	CVs             int     `json:"cvs,omitempty"`
+	IntervalSeconds float64 `json:"intervalSeconds"`
+	DistinctRefs    int     `json:"distinctRefs"`
+	Heads           int64   `json:"heads"`
+	ManifestGets    int64   `json:"manifestGets"`
+	TagLists        int64   `json:"tagLists"`
+	StatusWrites    float64 `json:"cvStatusWrites"`
+}
+
+type footprintResult struct {
+	CPUPercentIdle float64 `json:"cpuPercentIdle"`
+	RSSMiB         float64 `json:"rssMiB"`
+	PeakRSSMiB     float64 `json:"peakRssMiB"`
+	HeapMiB        float64 `json:"heapInuseMiB"`
+	Goroutines     float64 `json:"goroutines"`
+}
+
+type latencyResult struct {
+	Samples                    int          `json:"samples"`
+	Expected                   int          `json:"expected"`
+	Complete                   bool         `json:"complete"`
+	P50Ms                      float64      `json:"p50Ms"`
+	P99Ms                      float64      `json:"p99Ms"`
+	MaxMs                      float64      `json:"maxMs"`
+	MoveToAllPatchedMaxSeconds float64      `json:"moveToAllPatchedMaxSeconds,omitempty"`
+	PollErrors                 float64      `json:"pollErrors"`
+	SettleSeconds              float64      `json:"settleSeconds"`
+	Queue                      *queueResult `json:"queue,omitempty"`
+}
+
+type burstResult struct {
+	CVs            int           `json:"cvs"`
+	Backlog        int           `json:"controlPlaneBacklog"`
+	TriggerSeconds float64       `json:"triggerSeconds"`
+	AllPatched     bool          `json:"allPatched"`
+	AllFinished    bool          `json:"allFinished"`
+	Patched        int           `json:"patched"`
+	Finished       int           `json:"finished"`
+	Patch          latencyResult `json:"patch"`
+	Finish         latencyResult `json:"finish"`
+	Apiserver429   float64       `json:"apiserver429"`
+	PollErrors     float64       `json:"pollErrors"`
+	PeakRSSMiB     float64       `json:"peakRssMiB"`
+	SettleSeconds  float64       `json:"settleSeconds"`
+	Queue          queueResult   `json:"queue"`
+}
+
+type queueResult struct {
+	Items      float64 `json:"items"`
+	MeanWaitMs float64 `json:"meanWaitMs"`
+	MeanWorkMs float64 `json:"meanWorkMs"`
+}
+
+func newReport(cfg *config) *report {
+	return &report{
+		Label: cfg.label, Started: time.Now().UTC(), Machine: readMachine(),
+		Settings: settings{
+			PollIntervalSeconds: cfg.pollInterval.Seconds(), CVsPerRef: cfg.cvsPerRef, PerNamespace: cfg.perNamespace,
+			KubeAPIQPS: cfg.kubeQPS, KubeAPIBurst: cfg.kubeBurst, RegistryQPS: cfg.registryQPS,
+			RegistryBurst: cfg.registryBurst, ConcurrentSyncs: cfg.workers,
+		},
+	}
+}
+
+// write saves <date>-<host>[-label].json and .md, and latest.md.
+func (r *report) write(dir string) error {
+	r.DurationSeconds = time.Since(r.Started).Seconds()
+	if err := ensureDir(dir); err != nil {
+		return err
+	}
+	base := r.Started.Format("2006-01-02T1504") + "-" + r.Machine.Host
+	if r.Label != "" {
+		base += "-" + r.Label
+	}
+	js, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	md := r.markdown()
+	for name, data := range map[string][]byte{base + ".json": js, base + ".md": []byte(md), "latest.md": []byte(md)} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			return err
+		}
+	}
+	fmt.Print(md)
+	say("report written to %s", filepath.Join(dir, base+".json"))
+	return nil
+}
+
+func ensureDir(dir string) error { return os.MkdirAll(dir, 0o755) }
+
+func readMachine() machine {
+	host, _ := os.Hostname()
+	m := machine{Host: host, CPUs: runtime.NumCPU(), GoVersion: runtime.Version()}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPUModel = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kib int
+		fmt.Sscanf(strings.SplitN(string(b), "\n", 2)[0], "MemTotal: %d kB", &kib)
+		m.MemoryGiB = (kib + (1 << 19)) >> 20
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	return m
+}
+
+// loadavg is /proc/loadavg's 1, 5 and 15 minute figures: the machine is
+// shared, so every figure is read next to its load.
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// busyProcesses names the processes using the most CPU, to tell the
+// bench's own load from other work on the machine.
+func busyProcesses() []string {
+	out, err := exec.Command("ps", "-eo", "pcpu,rss,comm", "--sort=-pcpu").Output()
+	if err != nil {
+		return nil
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) > 9 {
+		lines = lines[1:9]
+	}
+	for i := range lines {
+		lines[i] = strings.Join(strings.Fields(lines[i]), " ")
+	}
+	return lines
+}

@@ -1,0 +1,180 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"time"
+)
+
+// measureScale grows the population to n CVs, starts a fresh controller
+// (which is also the restart figure: the CVs were last polled by a previous
+// controller, or seeded as if they had been) and runs every scenario.
+func measureScale(ctx context.Context, e *env, pop *population, n int) (*scaleResult, error) {
+	cfg := e.cfg
+	res := &scaleResult{CVs: n, LoadBefore: loadavg()}
+	say("scale %d: creating CVs, Deployments and refs", n)
+	begin := time.Now()
+	if err := pop.growTo(ctx, n, func(i int) int { return i / cfg.cvsPerRef }); err != nil {
+		return res, err
+	}
+	res.PopulateSeconds = since(begin)
+	res.Refs, res.Namespaces = countDistinct(pop.members[:n])
+	say("scale %d: %d CVs over %d refs in %d namespaces created in %.0fs", n, n, res.Refs, res.Namespaces, res.PopulateSeconds)
+
+	proc, err := startController(e, fmt.Sprintf("cvmanager-%d", n))
+	if err != nil {
+		return res, err
+	}
+	defer proc.stop(cfg.out)
+	profile := cfg.profile && n == cfg.scales[len(cfg.scales)-1]
+	steps := []func() error{
+		func() error { return measureRestart(ctx, e, proc, res, profile) },
+		func() error { return measurePollLatency(ctx, e, pop, res) },
+		func() error { return measureTriggerLatency(ctx, e, pop, res) },
+		func() error { return measureBurst(ctx, e, pop, proc, res, profile) },
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return res, err
+		}
+	}
+	res.LoadAfter = loadavg()
+	res.OtherProcesses = busyProcesses()
+	return res, nil
+}
+
+// measureRestart covers figure 5 (time to ready, how the first interval's
+// polls spread, whether anything rolled out again) around the steady
+// interval of figures 1 and 4.
+func measureRestart(ctx context.Context, e *env, proc *ctrlProc, res *scaleResult, profile bool) error {
+	interval := e.cfg.pollInterval
+	changes := e.track.changes()
+	ready, err := proc.waitReady(ctx, 5*time.Minute)
+	if err != nil {
+		return err
+	}
+	readyAt := time.Now()
+	res.Restart.ReadySeconds = ready.Seconds()
+	say("scale %d: ready in %.1fs; watching one interval of restart polls", res.CVs, ready.Seconds())
+	if !sleepCtx(ctx, time.Until(readyAt.Add(interval))) {
+		return ctx.Err()
+	}
+	r := &res.Restart
+	r.PeakRequestsPerSecond, r.MeanRequestsPerSecond = e.proxy.maxPerSecond(readyAt, readyAt.Add(interval))
+	r.BudgetQPS, r.BudgetBurst = e.cfg.registryQPS, e.cfg.registryBurst
+	r.PollsFirstInterval = proc.metric("cvmanager_polls_total")
+	r.PollErrorsFirstInterval = proc.metric("cvmanager_polls_total", `result="error"`)
+	// The steady interval starts once every CV has been polled once: until
+	// then the restart's first polls would be counted as steady state.
+	allPolled := waitFor(ctx, 2*interval, func() bool { return proc.metric("cvmanager_polls_total") >= float64(res.CVs) })
+	r.AllPolledSeconds = since(readyAt)
+	if !allPolled {
+		r.AllPolledSeconds = -1
+	}
+	if err := measureSteady(ctx, e, proc, res, profile); err != nil {
+		return err
+	}
+	r.WorkloadsPatched = e.track.changes() - changes
+	r.RolloutsStarted = proc.metric("cvmanager_rollouts_total")
+	return nil
+}
+
+// measureSteady covers figures 1 and 4 over one poll interval: registry
+// requests, CV status writes, and the controller's RSS, CPU and goroutines.
+func measureSteady(ctx context.Context, e *env, proc *ctrlProc, res *scaleResult, profile bool) error {
+	interval := e.cfg.pollInterval
+	say("scale %d: measuring one steady interval (%s)", res.CVs, interval)
+	before, apiBefore := e.proxy.snapshot(), e.apiMetrics(ctx)
+	s0, err := proc.sample()
+	if err != nil {
+		return err
+	}
+	profiled := make(chan struct{})
+	if profile {
+		// The CPU profile covers half of the steady interval.
+		go func() {
+			defer close(profiled)
+			name := fmt.Sprintf("%d-cpu-steady.pb.gz", res.CVs)
+			seconds := max(int(interval.Seconds())/2, 1)
+			res.Profiles = append(res.Profiles, e.saveProfile(ctx, proc, fmt.Sprintf("/debug/pprof/profile?seconds=%d", seconds), name))
+		}()
+	} else {
+		close(profiled)
+	}
+	if !sleepCtx(ctx, interval) {
+		return ctx.Err()
+	}
+	<-profiled
+	s1, err := proc.sample()
+	if err != nil {
+		return err
+	}
+	after, apiAfter := e.proxy.snapshot(), e.apiMetrics(ctx)
+	res.Economy = economyResult{
+		IntervalSeconds: interval.Seconds(), DistinctRefs: res.Refs,
+		Heads: delta(after, before, "HEAD manifests"), ManifestGets: delta(after, before, "GET manifests"),
+		TagLists:     delta(after, before, "GET tags"),
+		StatusWrites: sumMetric(apiAfter, "apiserver_request_total", cvStatusUpdate...) - sumMetric(apiBefore, "apiserver_request_total", cvStatusUpdate...),
+	}
+	res.Footprint = footprintResult{
+		CPUPercentIdle: cpuPercent(s0, s1), RSSMiB: float64(s1.rssKiB) / 1024, PeakRSSMiB: float64(s1.hwmKiB) / 1024,
+		Goroutines: proc.metric("go_goroutines"), HeapMiB: proc.metric("go_memstats_heap_inuse_bytes") / (1 << 20),
+	}
+	if profile {
+		res.Profiles = append(res.Profiles, e.saveProfile(ctx, proc, "/debug/pprof/heap", fmt.Sprintf("%d-heap.pb.gz", res.CVs)))
+	}
+	return nil
+}
+
+// cvStatusUpdate selects the apiserver's count of CV status updates: in
+// steady state only cvmanager writes them (lastPolled, now and then).
+// (apiserver_request_total names an update by its HTTP method, PUT.)
+var cvStatusUpdate = []string{`resource="containerversions"`, `subresource="status"`, `verb="PUT"`}
+
+// apiMetrics reads the apiserver's /metrics as admin.
+func (e *env) apiMetrics(ctx context.Context) string {
+	b, err := e.kube.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		say("apiserver /metrics: %v", err)
+	}
+	return string(b)
+}
+
+// saveProfile fetches a pprof endpoint into the results' pprof folder and
+// returns the file name ("" on failure, which is reported, not fatal).
+func (e *env) saveProfile(ctx context.Context, proc *ctrlProc, endpoint, name string) string {
+	path := filepath.Join(e.cfg.out, "pprof", name)
+	if err := ensureDir(filepath.Dir(path)); err != nil {
+		say("profile %s: %v", name, err)
+		return ""
+	}
+	if err := proc.fetch(ctx, endpoint, path); err != nil {
+		say("profile %s: %v", name, err)
+		return ""
+	}
+	return path
+}
+
+func countDistinct(ms []member) (refs, namespaces int) {
+	r, ns := map[*ref]bool{}, map[string]bool{}
+	for _, m := range ms {
+		r[m.ref], ns[m.ns] = true, true
+	}
+	return len(r), len(ns)
+}
+
+func since(t time.Time) float64 { return time.Since(t).Seconds() }
+
+// sleepCtx sleeps d unless ctx ends first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
+	}
+}
