@@ -1,6 +1,10 @@
 package rollout
 
-import "testing"
+import (
+	"testing"
+
+	"cvmanager.dev/cvmanager/pkg/registry"
+)
 
 func TestRepoOfAndNormalize(t *testing.T) {
 	same := []struct{ image, repo string }{
@@ -11,7 +15,7 @@ func TestRepoOfAndNormalize(t *testing.T) {
 		{"Reg.io/Team/App", "reg.io/team/app"},
 	}
 	for _, tc := range same {
-		if got, want := normalizeRepo(repoOf(tc.image)), normalizeRepo(tc.repo); got != want {
+		if got, want := registry.NormalizeRepo(repoOf(tc.image)), registry.NormalizeRepo(tc.repo); got != want {
 			t.Errorf("%s: %s, want %s", tc.image, got, want)
 		}
 	}
@@ -21,11 +25,11 @@ func TestRepoOfAndNormalize(t *testing.T) {
 		{"localhost/app:v1", "app"},
 	}
 	for _, tc := range differ {
-		if normalizeRepo(repoOf(tc.image)) == normalizeRepo(tc.repo) {
+		if registry.NormalizeRepo(repoOf(tc.image)) == registry.NormalizeRepo(tc.repo) {
 			t.Errorf("%s taken for an image of %s", tc.image, tc.repo)
 		}
 	}
-	if hasRegistryHost("placeholder:v0") || !hasRegistryHost("localhost:5000/app") {
+	if registry.HasRegistryHost("placeholder:v0") || !registry.HasRegistryHost("localhost:5000/app") {
 		t.Error("hasRegistryHost")
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	cvlisters "cvmanager.dev/cvmanager/pkg/generated/listers/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/registry"
 )
 
 // FuzzDecodeTriggerRequest feeds arbitrary bodies to the trigger request
@@ -46,26 +47,6 @@ func btoi(b bool) int {
 		return 1
 	}
 	return 0
-}
-
-// FuzzNormalizeRepo: normalising twice changes nothing (webhook pushes and
-// CVs are compared after normalising both), and a name never loses its
-// last path element.
-func FuzzNormalizeRepo(f *testing.F) {
-	for _, seed := range []string{"nginx", "acme/web", "docker.io/nginx", "index.docker.io/acme/web", "registry-1.docker.io/library/x",
-		"reg.local:5000/team/api", "localhost/app", "", "/", "docker.io/", "index.docker.io", "index.docker.io/index.docker.io/x", "a//b"} {
-		f.Add(seed)
-	}
-	f.Fuzz(func(t *testing.T, repo string) {
-		once := NormalizeRepo(repo)
-		if twice := NormalizeRepo(once); twice != once {
-			t.Fatalf("NormalizeRepo not idempotent: %q -> %q -> %q", repo, once, twice)
-		}
-		last := repo[strings.LastIndex(repo, "/")+1:]
-		if !strings.HasSuffix(once, last) {
-			t.Fatalf("NormalizeRepo(%q) = %q lost %q", repo, once, last)
-		}
-	})
 }
 
 // FuzzWebhookAuth sends arbitrary tokens and bodies to every webhook
@@ -130,7 +111,7 @@ func FuzzParseWebhookPayloads(f *testing.F) {
 				if p.Repo == "" || p.Tag == "" {
 					t.Fatalf("%s: push without repository or tag: %+v", name, p)
 				}
-				if n := NormalizeRepo(p.Repo); n != p.Repo {
+				if n := registry.NormalizeRepo(p.Repo); n != p.Repo {
 					t.Fatalf("%s: push repository %q is not normalized (%q): no CV would ever match it", name, p.Repo, n)
 				}
 			}

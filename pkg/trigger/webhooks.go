@@ -14,6 +14,7 @@ import (
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	cvlisters "cvmanager.dev/cvmanager/pkg/generated/listers/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/registry"
 )
 
 // Push is one "this repository's tag changed" notice from a registry.
@@ -109,31 +110,13 @@ func (h *Webhooks) schedule(pushes []Push) []Triggered {
 }
 
 func follows(cv *cvv1.ContainerVersion, pushes []Push) bool {
-	repo := NormalizeRepo(cv.Spec.ImageRepo)
+	repo := registry.NormalizeRepo(cv.Spec.ImageRepo)
 	for _, p := range pushes {
 		if p.Repo == repo && p.Tag == cv.Spec.Tag {
 			return true
 		}
 	}
 	return false
-}
-
-// NormalizeRepo writes a repository the way registries report it: Docker
-// Hub names get docker.io and the library/ prefix for official images.
-func NormalizeRepo(repo string) string {
-	first, rest, found := strings.Cut(repo, "/")
-	isHost := found && (strings.ContainsAny(first, ".:") || first == "localhost")
-	switch {
-	case !found:
-		return "docker.io/library/" + repo
-	case !isHost:
-		return "docker.io/" + repo
-	case first == "index.docker.io" || first == "registry-1.docker.io":
-		return NormalizeRepo(rest)
-	case first == "docker.io" && !strings.Contains(rest, "/"):
-		return "docker.io/library/" + rest
-	}
-	return repo
 }
 
 // ParseDockerHub reads a Docker Hub repository webhook.
@@ -152,7 +135,7 @@ func ParseDockerHub(body []byte) ([]Push, error) {
 	if hook.Repository.RepoName == "" || hook.PushData.Tag == "" {
 		return nil, errors.New("Docker Hub webhook without repository.repo_name or push_data.tag")
 	}
-	return []Push{{Repo: NormalizeRepo(hook.Repository.RepoName), Tag: hook.PushData.Tag}}, nil
+	return []Push{{Repo: registry.NormalizeRepo(hook.Repository.RepoName), Tag: hook.PushData.Tag}}, nil
 }
 
 // ParseDistribution reads a CNCF Distribution notification envelope; only
@@ -178,7 +161,7 @@ func ParseDistribution(body []byte) ([]Push, error) {
 		if e.Action != "push" || e.Target.Tag == "" || e.Target.Repository == "" || e.Request.Host == "" {
 			continue
 		}
-		pushes = append(pushes, Push{Repo: NormalizeRepo(e.Request.Host + "/" + e.Target.Repository), Tag: e.Target.Tag})
+		pushes = append(pushes, Push{Repo: registry.NormalizeRepo(e.Request.Host + "/" + e.Target.Repository), Tag: e.Target.Tag})
 	}
 	return pushes, nil
 }

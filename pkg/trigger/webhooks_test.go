@@ -52,24 +52,6 @@ func TestParsers(t *testing.T) {
 	}
 }
 
-func TestNormalizeRepo(t *testing.T) {
-	cases := map[string]string{
-		"nginx":                          "docker.io/library/nginx",
-		"acme/web":                       "docker.io/acme/web",
-		"docker.io/nginx":                "docker.io/library/nginx",
-		"index.docker.io/acme/web":       "docker.io/acme/web",
-		"registry-1.docker.io/library/x": "docker.io/library/x",
-		"reg.local:5000/team/api":        "reg.local:5000/team/api",
-		"localhost/app":                  "localhost/app",
-		"ghcr.io/org/app":                "ghcr.io/org/app",
-	}
-	for in, want := range cases {
-		if got := NormalizeRepo(in); got != want {
-			t.Errorf("NormalizeRepo(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestWebhooksAuthAndMatching(t *testing.T) {
 	indexer := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})
 	for _, cv := range []*cvv1.ContainerVersion{
