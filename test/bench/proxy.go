@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"cvmanager.dev/cvmanager/test/faultproxy"
 )
 
 // countingProxy sits between the controller and the registry. The
@@ -51,7 +53,7 @@ func (p *countingProxy) count(next http.Handler) http.Handler {
 		if strings.HasPrefix(r.URL.Path, "/v2/") && r.URL.Path != "/v2/" {
 			now := time.Now()
 			p.mu.Lock()
-			p.counts[r.Method+" "+pathKind(r.URL.Path)]++
+			p.counts[r.Method+" "+faultproxy.Kind(r.URL.Path)]++
 			p.perSecond[now.Unix()]++
 			p.mu.Unlock()
 		}
@@ -112,15 +114,6 @@ func (p *countingProxy) maxPerSecond(from, to time.Time) (peak int64, mean float
 		mean = float64(total) / secs
 	}
 	return peak, mean
-}
-
-func pathKind(path string) string {
-	for _, k := range []string{"/manifests/", "/tags/", "/blobs/"} {
-		if strings.Contains(path, k) {
-			return strings.Trim(k, "/")
-		}
-	}
-	return "other"
 }
 
 func delta(after, before map[string]int64, key string) int64 { return after[key] - before[key] }

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"strings"
 	"testing"
 	"time"
@@ -9,7 +8,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
-	"cvmanager.dev/cvmanager/pkg/cli"
 	"cvmanager.dev/cvmanager/pkg/controller"
 	"cvmanager.dev/cvmanager/pkg/policy"
 	"cvmanager.dev/cvmanager/test/controlplane"
@@ -70,7 +68,7 @@ func TestAllowedVersionsBlocksAndManualReleaseWaits(t *testing.T) {
 	if cv.Status.AvailableVersion != "v1" || e.DeploymentImage("manual") != repo+":old" {
 		t.Fatalf("manual mode deployed or misreported: %+v", cv.Status)
 	}
-	out, err := runCLI("release", "--kubeconfig", controlplane.Shared().KubeconfigPath(), "-n", e.NS, "--cv", "manual", "--version", "v1")
+	out, err := e2eenv.RunCLI("release", "--kubeconfig", controlplane.Shared().KubeconfigPath(), "-n", e.NS, "--cv", "manual", "--version", "v1")
 	if err != nil {
 		t.Fatalf("cvmanager release: %v\n%s", err, out)
 	}
@@ -78,7 +76,7 @@ func TestAllowedVersionsBlocksAndManualReleaseWaits(t *testing.T) {
 	if records := e.History("manual"); len(records) != 1 || records[0].Trigger != "release" {
 		t.Errorf("history should show the release: %+v", records)
 	}
-	if _, err := runCLI("release", "--kubeconfig", controlplane.Shared().KubeconfigPath(), "-n", e.NS, "--cv", "manual"); err == nil ||
+	if _, err := e2eenv.RunCLI("release", "--kubeconfig", controlplane.Shared().KubeconfigPath(), "-n", e.NS, "--cv", "manual"); err == nil ||
 		!strings.Contains(err.Error(), "holds no version back") {
 		t.Errorf("releasing with nothing held: %v", err)
 	}
@@ -87,14 +85,4 @@ func TestAllowedVersionsBlocksAndManualReleaseWaits(t *testing.T) {
 	// though this CV's own policy would allow anything.
 	h := reg.MustPush(t, "team/manual", "v4-hotfix", "env-prod")
 	waitHeld(e, "manual", h, "RestrictedByController")
-}
-
-func runCLI(args ...string) (string, error) {
-	root := cli.NewRootCommand()
-	var out bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&out)
-	root.SetArgs(args)
-	err := root.Execute()
-	return out.String(), err
 }

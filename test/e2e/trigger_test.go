@@ -69,12 +69,12 @@ func TestTriggerRollsOutWithoutWaitingForThePoll(t *testing.T) {
 	// CI's view: the CLI with a wrong key is refused; with the right key and
 	// --wait it returns once the new version runs.
 	t.Setenv("CVMANAGER_TRIGGER_KEY", "wrong-0123456789abcdef")
-	if _, err := runCLI("trigger", "--url", srv.URL, "-n", e.NS, "--cv", "push"); err == nil || !strings.Contains(err.Error(), "401") {
+	if _, err := e2eenv.RunCLI("trigger", "--url", srv.URL, "-n", e.NS, "--cv", "push"); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Errorf("wrong key: %v", err)
 	}
 	t.Setenv("CVMANAGER_TRIGGER_KEY", key)
 	d3 := reg.MustPush(t, "team/push", "v3", "env-prod")
-	out, err := runCLI("trigger", "--url", srv.URL, "--kubeconfig", controlplane.Shared().KubeconfigPath(),
+	out, err := e2eenv.RunCLI("trigger", "--url", srv.URL, "--kubeconfig", controlplane.Shared().KubeconfigPath(),
 		"-n", e.NS, "--cv", "push", "--wait", "--timeout", "90s")
 	if err != nil || !strings.Contains(out, d3) {
 		t.Errorf("trigger --wait: %v\n%s", err, out)

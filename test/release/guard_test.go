@@ -31,12 +31,12 @@ func TestOwnerGuard(t *testing.T) {
 	e2eenv.Must(t, err)
 	importB := []string{"state", "import", "local", "--path", path, "--kubeconfig", b.Kubeconfig, "--namespace", e.NS, "--create-namespaces"}
 
-	out, err := runCLI(importB...)
+	out, err := e2eenv.RunCLI(importB...)
 	if err == nil || !strings.Contains(err.Error(), "exports here every 1m0s") || !strings.Contains(err.Error(), "--new-path") {
 		t.Fatalf("import from a path A still exports to: %v\n%s", err, out)
 	}
 
-	out, err = runCLI(append(importB, "--new-path", newPath, "--dry-run")...)
+	out, err = e2eenv.RunCLI(append(importB, "--new-path", newPath, "--dry-run")...)
 	if err != nil || strings.Count(out, state.ImportPlanned) != 3 {
 		t.Fatalf("dry run: %v\n%s", err, out)
 	}
@@ -47,7 +47,7 @@ func TestOwnerGuard(t *testing.T) {
 		t.Error("dry run created the namespace in B")
 	}
 
-	out, err = runCLI(append(importB, "--new-path", newPath)...)
+	out, err = e2eenv.RunCLI(append(importB, "--new-path", newPath)...)
 	if err != nil || !strings.Contains(out, "3 created") {
 		t.Fatalf("import into --new-path: %v\n%s", err, out)
 	}
@@ -62,12 +62,12 @@ func TestOwnerGuard(t *testing.T) {
 		t.Errorf("A's next export: %v", err)
 	}
 
-	out, err = runCLI("state", "export", "local", "--path", path, "--kubeconfig", b.Kubeconfig, "--namespace", e.NS)
+	out, err = e2eenv.RunCLI("state", "export", "local", "--path", path, "--kubeconfig", b.Kubeconfig, "--namespace", e.NS)
 	if err == nil || !strings.Contains(err.Error(), "owned by cluster "+a.ID) {
 		t.Fatalf("B exporting over A's path: %v\n%s", err, out)
 	}
 
-	out, err = runCLI(append(importB, "--force")...)
+	out, err = e2eenv.RunCLI(append(importB, "--force")...)
 	if err != nil || strings.Count(out, state.ImportExists) != 3 {
 		t.Fatalf("forced import: %v\n%s", err, out)
 	}
@@ -77,7 +77,7 @@ func TestOwnerGuard(t *testing.T) {
 	if _, err := exporterA.Export(e.Ctx); !errors.Is(err, state.ErrOwned) {
 		t.Errorf("A exporting after B took the path over: %v, want ErrOwned", err)
 	}
-	out, err = runCLI("state", "show", "local", "--path", path)
+	out, err = e2eenv.RunCLI("state", "show", "local", "--path", path)
 	if err != nil || !strings.Contains(out, "owner "+b.ID) {
 		t.Errorf("state show: %v\n%s", err, out)
 	}

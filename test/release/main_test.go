@@ -4,11 +4,9 @@
 package release
 
 import (
-	"bytes"
 	"os"
 	"testing"
 
-	"cvmanager.dev/cvmanager/pkg/cli"
 	"cvmanager.dev/cvmanager/test/controlplane"
 )
 
@@ -16,15 +14,4 @@ func TestMain(m *testing.M) {
 	code := controlplane.RunMain(m, controlplane.Options{})
 	stopSecond()
 	os.Exit(code)
-}
-
-// runCLI runs cvmanager as a user would, in-process.
-func runCLI(args ...string) (string, error) {
-	root := cli.NewRootCommand()
-	var out bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&out)
-	root.SetArgs(args)
-	err := root.Execute()
-	return out.String(), err
 }

@@ -88,7 +88,7 @@ func createDeployment(e *e2eenv.Env, name, image string) {
 // registryDigest is where repo:tag points, read with the product's tagger.
 func registryDigest(t *testing.T, repo, tag string) string {
 	t.Helper()
-	out, err := runCLI("cr", "tags", "get", "--repo", repo, "--version", tag, "--insecure", "-o", "json")
+	out, err := e2eenv.RunCLI("cr", "tags", "get", "--repo", repo, "--version", tag, "--insecure", "-o", "json")
 	if err != nil {
 		t.Fatalf("cr tags get %s:%s: %v\n%s", repo, tag, err, out)
 	}
@@ -121,7 +121,7 @@ func TestPromote(t *testing.T) {
 	e.WaitStatus("web-canary", cvv1.StatusFailed, bad, 60*time.Second)
 
 	t.Run("source never succeeded: refused", func(t *testing.T) {
-		out, err := runCLI("promote", "--kubeconfig", kubeconfig, "--insecure", "--from", e.NS+"/web-canary", "--to", e.NS+"/web-prod")
+		out, err := e2eenv.RunCLI("promote", "--kubeconfig", kubeconfig, "--insecure", "--from", e.NS+"/web-canary", "--to", e.NS+"/web-prod")
 		if err == nil || !strings.Contains(err.Error(), "no successful version") {
 			t.Fatalf("promote from a failed source: %v\n%s", err, out)
 		}
@@ -135,7 +135,7 @@ func TestPromote(t *testing.T) {
 	byEnv := []string{"promote", "--kubeconfig", kubeconfig, "--insecure", "--service", "web", "--env-label", "env", "--from", "staging", "--to", "prod"}
 
 	t.Run("dry run changes nothing", func(t *testing.T) {
-		out, err := runCLI(append(byEnv, "--dry-run")...)
+		out, err := e2eenv.RunCLI(append(byEnv, "--dry-run")...)
 		if err != nil || !strings.Contains(out, "would promote v2 ("+d2+")") {
 			t.Fatalf("dry run: %v\n%s", err, out)
 		}
@@ -150,7 +150,7 @@ func TestPromote(t *testing.T) {
 	})
 
 	t.Run("promotion rolls the target out", func(t *testing.T) {
-		out, err := runCLI(append(byEnv, "--actor", "ci-bot")...)
+		out, err := e2eenv.RunCLI(append(byEnv, "--actor", "ci-bot")...)
 		if err != nil {
 			t.Fatalf("promote: %v\n%s", err, out)
 		}
@@ -182,7 +182,7 @@ func TestPromote(t *testing.T) {
 	})
 
 	t.Run("status by service", func(t *testing.T) {
-		out, err := runCLI("status", "--kubeconfig", kubeconfig, "--service", "web", "--env-label", "env", "-o", "json")
+		out, err := e2eenv.RunCLI("status", "--kubeconfig", kubeconfig, "--service", "web", "--env-label", "env", "-o", "json")
 		if err != nil {
 			t.Fatalf("status: %v\n%s", err, out)
 		}
@@ -198,7 +198,7 @@ func TestPromote(t *testing.T) {
 		if len(got) != len(want) || got["canary"] != want["canary"] || got["prod"] != want["prod"] || got["staging"] != want["staging"] {
 			t.Errorf("status rows = %v, want %v", got, want)
 		}
-		text, err := runCLI("status", "--kubeconfig", kubeconfig, "--service", "web", "--env-label", "env")
+		text, err := e2eenv.RunCLI("status", "--kubeconfig", kubeconfig, "--service", "web", "--env-label", "env")
 		if err != nil || !strings.Contains(text, "ENVIRONMENT") {
 			t.Errorf("status table: %v\n%s", err, text)
 		}

@@ -37,7 +37,7 @@ func TestExportImport1500CVs(t *testing.T) {
 	timed := func(what string, args ...string) string {
 		t.Helper()
 		start := time.Now()
-		out, err := runCLI(args...)
+		out, err := e2eenv.RunCLI(args...)
 		if err != nil {
 			t.Fatalf("%s: %v\n%s", what, err, tail(out))
 		}

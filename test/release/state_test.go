@@ -51,7 +51,7 @@ func TestExportImportAcrossControlPlanes(t *testing.T) {
 	}
 
 	dir := filepath.Join(t.TempDir(), "state")
-	out, err := runCLI("state", "export", "local", "--path", dir, "--kubeconfig", a.Kubeconfig, "--namespace", e.NS)
+	out, err := e2eenv.RunCLI("state", "export", "local", "--path", dir, "--kubeconfig", a.Kubeconfig, "--namespace", e.NS)
 	if err != nil || !strings.Contains(out, "exported 2 ContainerVersions") {
 		t.Fatalf("export: %v\n%s", err, out)
 	}
@@ -59,7 +59,7 @@ func TestExportImportAcrossControlPlanes(t *testing.T) {
 	cart2 := reg.MustPush(t, "team/cart", "v2", "env-prod") // after the export: B must still start from v1
 
 	b.startController(t, e.NS, reg.Resolver(t))
-	out, err = runCLI("state", "import", "local", "--path", dir, "--kubeconfig", b.Kubeconfig, "--namespace", e.NS)
+	out, err = e2eenv.RunCLI("state", "import", "local", "--path", dir, "--kubeconfig", b.Kubeconfig, "--namespace", e.NS)
 	if err != nil || !strings.Contains(out, "2 created") {
 		t.Fatalf("import: %v\n%s", err, out)
 	}
