@@ -68,8 +68,10 @@ func newCRSyncStatusCommand(kube *KubeFlags) *cobra.Command {
 		Use:   "status",
 		Short: "Liveness check: succeed when the syncer polled recently",
 		Long: `Succeeds when status.lastPolled of the ContainerVersion is within --by.
-lastPolled is written at most twice per spec.livenessSeconds, so --by defaults
-to livenessSeconds; a shorter --by can fail on a healthy syncer.`,
+A standalone syncer writes lastPolled twice per spec.livenessSeconds, so --by
+defaults to livenessSeconds; a shorter --by can fail on a healthy syncer. CVs
+synced by ` + "`cvmanager run`" + ` have lastPolled written only every
+--last-polled-interval: probe the controller's /healthz instead.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if namespace == "" {

@@ -29,29 +29,30 @@ import (
 // runOptions are the flags of `cvmanager run`. Names follow the original
 // cvmanager where it had one (--port, --history, --rollback, --k8s-config).
 type runOptions struct {
-	namespace      string
-	cvSelector     string
-	workers        int
-	bindAddress    string
-	port           int
-	history        bool
-	rollback       bool
-	kubeQPS        float32
-	kubeBurst      int
-	leaderElect    bool
-	leaseNamespace string
-	leaseName      string
-	leaseDuration  time.Duration
-	renewDeadline  time.Duration
-	retryPeriod    time.Duration
-	progressEvery  time.Duration
-	triggerKeysDir string
-	triggerRate    float64
-	restrictions   []string
-	webhookSecret  string
-	registry       RegistryFlags
-	enablePprof    bool
-	stateExport    stateExportFlags
+	namespace       string
+	cvSelector      string
+	workers         int
+	bindAddress     string
+	port            int
+	history         bool
+	rollback        bool
+	kubeQPS         float32
+	kubeBurst       int
+	leaderElect     bool
+	leaseNamespace  string
+	leaseName       string
+	leaseDuration   time.Duration
+	renewDeadline   time.Duration
+	retryPeriod     time.Duration
+	progressEvery   time.Duration
+	lastPolledEvery time.Duration
+	triggerKeysDir  string
+	triggerRate     float64
+	restrictions    []string
+	webhookSecret   string
+	registry        RegistryFlags
+	enablePprof     bool
+	stateExport     stateExportFlags
 }
 
 func newRunCommand(kube *KubeFlags) *cobra.Command {
@@ -79,6 +80,8 @@ func newRunCommand(kube *KubeFlags) *cobra.Command {
 	f.DurationVar(&o.renewDeadline, "leader-elect-renew-deadline", 10*time.Second, "how long the leader retries renewing")
 	f.DurationVar(&o.retryPeriod, "leader-elect-retry-period", 2*time.Second, "how often candidates try to acquire the lease")
 	f.DurationVar(&o.progressEvery, "progress-interval", 2*time.Second, "re-examine unfinished rollouts at least this often")
+	f.DurationVar(&o.lastPolledEvery, "last-polled-interval", 15*time.Minute,
+		"least time between writes of a CV's status.lastPolled (0: twice per spec.livenessSeconds, as a standalone `cr sync` does)")
 	f.StringVar(&o.triggerKeysDir, "trigger-keys-dir", "", "directory of API keys (a mounted Secret) enabling POST /v1/trigger")
 	f.Float64Var(&o.triggerRate, "trigger-rate", 10, "trigger requests per second accepted, all keys together")
 	f.StringVar(&o.webhookSecret, "webhook-secret-file", "", "file holding the shared secret that enables /v1/webhooks/{dockerhub,distribution,ecr}")
@@ -136,7 +139,7 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 	ctrl := controller.New(kubeClient, cvClient, controller.Options{
 		Namespace: o.namespace, CVSelector: selector, Workers: o.workers, Resolver: resolver,
 		Metrics: m, ProgressInterval: o.progressEvery, DefaultHistory: o.history, DefaultRollback: o.rollback,
-		Restrictions: restrictions, Notifier: notifier,
+		Restrictions: restrictions, Notifier: notifier, LastPolledEvery: o.lastPolledEvery,
 	})
 	leader := &controller.LeaderState{}
 	mux := server.NewMux(m.Registry, server.Readiness{Synced: ctrl.HasSynced, Leader: leader.IsLeader})

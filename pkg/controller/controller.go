@@ -68,6 +68,12 @@ type Options struct {
 	Notifier *notify.Notifier
 	// Restrictions are controller-wide version rules no CV can loosen.
 	Restrictions []policy.Restriction
+	// LastPolledEvery is the least time between two writes of a CV's
+	// status.lastPolled after successful polls. 0, for the standalone syncer,
+	// writes twice per spec.livenessSeconds, which `cr sync status` checks;
+	// `cvmanager run` stretches it because those writes dominate its idle
+	// cost at scale and its own health shows in /healthz and metrics.
+	LastPolledEvery time.Duration
 	// DefaultHistory and DefaultRollback apply when a CV leaves them unset
 	// (the original's --history and --rollback flags).
 	DefaultHistory, DefaultRollback bool
@@ -157,7 +163,8 @@ func (c *Controller) setupInformers() {
 		kubeinformers.WithNamespace(c.opts.Namespace), strip)
 	c.cvFactory = externalversions.NewSharedInformerFactoryWithOptions(c.cvClient, 0,
 		externalversions.WithNamespace(c.opts.Namespace),
-		externalversions.WithTweakListOptions(c.scopeCVs))
+		externalversions.WithTweakListOptions(c.scopeCVs),
+		externalversions.WithTransform(stripManagedFields))
 
 	cvInformer := c.cvFactory.Cvmanager().V1alpha1().ContainerVersions()
 	c.cvLister = cvInformer.Lister()
@@ -354,7 +361,7 @@ func (c *Controller) TriggerPoll(namespace, name, trigger string) {
 
 // stripManagedFields drops metadata.managedFields from cached objects: the
 // controller never reads them and they are often the largest part of an
-// object, which matters with thousands of workloads in the cache.
+// object, which matters with thousands of workloads and CVs in the cache.
 func stripManagedFields(obj any) (any, error) {
 	if m, ok := obj.(metav1.Object); ok {
 		m.SetManagedFields(nil)

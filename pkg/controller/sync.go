@@ -50,20 +50,21 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		c.stopSyncer(key)
 		return nil
 	}
-	cv := cached.DeepCopy() // never mutate the informer's copy
-	if cv.Status.Rollout != nil {
-		return c.advance(ctx, cv)
+	if cached.Status.Rollout != nil {
+		return c.advance(ctx, cached.DeepCopy()) // never mutate the informer's copy
 	}
 	s := c.syncerFor(key)
-	if st := cv.Status; st.AvailableDigest != "" && released(cv, st.AvailableVersion, st.AvailableDigest) {
+	if st := cached.Status; st.AvailableDigest != "" && released(cached, st.AvailableVersion, st.AvailableDigest) {
 		s.force("release") // a held version was approved: act now, not at the next poll
 	}
-	due, wait := s.due(cv, c.clock.Now())
+	// Most syncs are a timer or an echo of the controller's own status
+	// write finding nothing due: they read the cached CV and copy nothing.
+	due, wait := s.due(cached, c.clock.Now())
 	if !due {
 		c.queue.AddAfter(key, wait)
 		return nil
 	}
-	return c.poll(ctx, cv, s)
+	return c.poll(ctx, cached.DeepCopy(), s)
 }
 
 // poll asks the registry where the tag points and acts on the answer.
@@ -117,7 +118,7 @@ func (c *Controller) recordPoll(ctx context.Context, cv *cvv1.ContainerVersion, 
 	}
 	degraded := findCondition(cv.Status.Conditions, cvv1.ConditionDegraded)
 	registryRecovered := degraded != nil && degraded.Reason == ReasonRegistryError
-	if !registryRecovered && !syncer.ShouldPersistLastPolled(persisted, now, pollInterval(cv), liveness(cv)) {
+	if !registryRecovered && !syncer.ShouldPersistLastPolled(persisted, now, pollInterval(cv), liveness(cv), c.opts.LastPolledEvery) {
 		return nil
 	}
 	cv.Status.LastPolled = &metav1.Time{Time: now}

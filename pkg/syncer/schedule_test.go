@@ -58,16 +58,21 @@ func TestShouldPersistLastPolled(t *testing.T) {
 		persisted time.Time
 		interval  time.Duration
 		liveness  time.Duration
+		atLeast   time.Duration
 		want      bool
 	}{
-		{"never persisted", time.Time{}, time.Minute, 10 * time.Minute, true},
-		{"persisted recently", now.Add(-time.Minute), time.Minute, 10 * time.Minute, false},
-		{"half the liveness window passed", now.Add(-5 * time.Minute), time.Minute, 10 * time.Minute, true},
-		{"interval longer than half liveness", now.Add(-6 * time.Minute), 10 * time.Minute, 10 * time.Minute, false},
+		{"never persisted", time.Time{}, time.Minute, 10 * time.Minute, 0, true},
+		{"never persisted, controller period", time.Time{}, time.Minute, 10 * time.Minute, 15 * time.Minute, true},
+		{"persisted recently", now.Add(-time.Minute), time.Minute, 10 * time.Minute, 0, false},
+		{"half the liveness window passed", now.Add(-5 * time.Minute), time.Minute, 10 * time.Minute, 0, true},
+		{"interval longer than half liveness", now.Add(-6 * time.Minute), 10 * time.Minute, 10 * time.Minute, 0, false},
+		{"controller period not yet passed", now.Add(-14 * time.Minute), time.Minute, 10 * time.Minute, 15 * time.Minute, false},
+		{"controller period passed", now.Add(-15 * time.Minute), time.Minute, 10 * time.Minute, 15 * time.Minute, true},
+		{"half liveness longer than the controller period", now.Add(-20 * time.Minute), time.Minute, time.Hour, 15 * time.Minute, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := ShouldPersistLastPolled(tc.persisted, now, tc.interval, tc.liveness); got != tc.want {
+			if got := ShouldPersistLastPolled(tc.persisted, now, tc.interval, tc.liveness, tc.atLeast); got != tc.want {
 				t.Errorf("got %v, want %v", got, tc.want)
 			}
 		})

@@ -40,6 +40,7 @@ func startController(e *env, name string, extra ...string) (*ctrlProc, error) {
 		"--registry-qps", strconv.Itoa(cfg.registryQPS), "--registry-burst", strconv.Itoa(cfg.registryBurst),
 		"--kube-api-qps", strconv.Itoa(cfg.kubeQPS), "--kube-api-burst", strconv.Itoa(cfg.kubeBurst),
 		"--concurrent-syncs", strconv.Itoa(cfg.workers),
+		"--last-polled-interval", cfg.lastPolled.String(),
 		"--trigger-keys-dir", e.keysDir, "--trigger-rate", "1000",
 		"--enable-pprof",
 	}, extra...)

@@ -166,6 +166,28 @@ func (e *env) settle(ctx context.Context, limit time.Duration) float64 {
 	return since(start)
 }
 
+// quiet waits until kube-controller-manager has caught up with the
+// Deployments just created (at most a few updates in 5 s), so the steady
+// interval measures cvmanager idle rather than the control plane still
+// writing statuses it watches. It returns the seconds waited.
+func (e *env) quiet(ctx context.Context, limit time.Duration) float64 {
+	start := time.Now()
+	last := e.track.events()
+	calm := func() bool {
+		if !sleepCtx(ctx, 5*time.Second) {
+			return true
+		}
+		now := e.track.events()
+		quiet := now-last <= 5
+		last = now
+		return quiet
+	}
+	if !waitFor(ctx, limit, calm) {
+		say("Deployments still changing after %s; going on", limit)
+	}
+	return since(start)
+}
+
 // waitFor polls cond every 100 ms until it holds, ctx ends or limit passes.
 func waitFor(ctx context.Context, limit time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(limit)

@@ -98,8 +98,10 @@ func patchedRange(t *tracker, xs []*expectation) (first, last time.Time) {
 }
 
 // measureTriggerLatency (figure 2b): tags move, then CI calls POST
-// /v1/trigger with the image and tag; latency is from sending the request
-// to each following Deployment patched.
+// /v1/trigger with the image and tag, one image every -trigger-gap; latency
+// is from sending the request to each following Deployment patched. The
+// gap keeps this a latency figure: a trigger train faster than the control
+// plane can write is the burst figure's subject (throughput).
 func measureTriggerLatency(ctx context.Context, e *env, pop *population, res *scaleResult) error {
 	settled := e.settle(ctx, settleLimit)
 	refs, byRef := pop.refsOf(res.CVs, e.cfg.triggerRefs, nil)
@@ -116,7 +118,7 @@ func measureTriggerLatency(ctx context.Context, e *env, pop *population, res *sc
 		if err := e.trigger(ctx, pop.env.proxy.host+"/"+mv.ref.path); err != nil {
 			return err
 		}
-		time.Sleep(100 * time.Millisecond) // separate calls, as CI pipelines make them
+		time.Sleep(e.cfg.triggerGap) // separate calls, as CI pipelines make them
 	}
 	xs := allExpects(ms)
 	complete := waitFor(ctx, 30*time.Second, func() bool { return e.track.allDone(xs, false) })

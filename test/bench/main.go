@@ -41,6 +41,8 @@ type config struct {
 	pollInterval  time.Duration
 	latencyRefs   int
 	triggerRefs   int
+	triggerGap    time.Duration
+	lastPolled    time.Duration
 	sharingCVs    int
 	kubeQPS       int
 	kubeBurst     int
@@ -64,6 +66,8 @@ func parseFlags() (*config, error) {
 	flag.DurationVar(&c.pollInterval, "poll-interval", time.Minute, "spec.pollIntervalSeconds of every CV")
 	flag.IntVar(&c.latencyRefs, "latency-refs", 50, "refs moved to measure detection latency by poll")
 	flag.IntVar(&c.triggerRefs, "trigger-refs", 20, "refs moved to measure detection latency by trigger")
+	flag.DurationVar(&c.triggerGap, "trigger-gap", time.Second, "time between two CI triggers in the latency figure (the burst figure measures throughput)")
+	flag.DurationVar(&c.lastPolled, "last-polled-interval", 15*time.Minute, "controller's --last-polled-interval; the population's lastPolled is spread over it, as steady state leaves it")
 	flag.IntVar(&c.sharingCVs, "sharing-cvs", 1000, "CVs of the 50%-sharing economy check (0 skips it)")
 	flag.IntVar(&c.kubeQPS, "kube-api-qps", 200, "controller's --kube-api-qps")
 	flag.IntVar(&c.kubeBurst, "kube-api-burst", 400, "controller's --kube-api-burst")

@@ -107,8 +107,9 @@ func (p *population) image(r *ref) string {
 
 // createMember creates a 0-replica Deployment already on the ref's image
 // and a CV whose status says so, as if an earlier controller had rolled it
-// out. lastPolled is spread over the past 5 minutes, as steady state
-// leaves it (written at most every livenessSeconds/2).
+// out. lastPolled is spread over the past --last-polled-interval, as
+// steady state leaves it, so the steady interval sees the steady rate of
+// lastPolled writes.
 func (p *population) createMember(ctx context.Context, m member) error {
 	labels := map[string]string{"app": m.cv}
 	d := &appsv1.Deployment{
@@ -131,7 +132,7 @@ func (p *population) createMember(ctx context.Context, m member) error {
 		return err
 	}
 	now := time.Now()
-	polled := now.Add(-time.Duration(rand.Int64N(int64(5 * time.Minute))))
+	polled := now.Add(-time.Duration(rand.Int64N(max(int64(p.cfg.lastPolled), 1))))
 	cv.Status = cvv1.ContainerVersionStatus{
 		CurrVersion: fmt.Sprintf("v%d", m.ref.version), CurrDigest: m.ref.digest, CurrStatus: cvv1.StatusSuccess,
 		CurrStatusTime: &metav1.Time{Time: now}, SuccessVersion: fmt.Sprintf("v%d", m.ref.version),

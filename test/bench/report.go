@@ -42,24 +42,29 @@ type settings struct {
 	RegistryQPS         int     `json:"registryQps"`
 	RegistryBurst       int     `json:"registryBurst"`
 	ConcurrentSyncs     int     `json:"concurrentSyncs"`
+	LastPolledSeconds   float64 `json:"lastPolledIntervalSeconds"`
+	TriggerGapMs        float64 `json:"triggerGapMs"`
 	Replicas            int     `json:"replicas"`
 }
 
 type scaleResult struct {
-	CVs             int             `json:"cvs"`
-	Refs            int             `json:"refs"`
-	Namespaces      int             `json:"namespaces"`
-	PopulateSeconds float64         `json:"populateSeconds"`
-	Restart         restartResult   `json:"restart"`
-	Economy         economyResult   `json:"economy"`
-	Footprint       footprintResult `json:"footprint"`
-	PollLatency     latencyResult   `json:"pollLatency"`
-	TriggerLatency  latencyResult   `json:"triggerLatency"`
-	Burst           burstResult     `json:"burst"`
-	LoadBefore      string          `json:"loadBefore"`
-	LoadAfter       string          `json:"loadAfter"`
-	OtherProcesses  []string        `json:"otherProcesses,omitempty"`
-	Profiles        []string        `json:"profiles,omitempty"`
+	CVs             int     `json:"cvs"`
+	Refs            int     `json:"refs"`
+	Namespaces      int     `json:"namespaces"`
+	PopulateSeconds float64 `json:"populateSeconds"`
+	// ControlPlaneSettleSeconds is the wait for kube-controller-manager to
+	// finish with the new Deployments before the controller starts.
+	ControlPlaneSettleSeconds float64         `json:"controlPlaneSettleSeconds"`
+	Restart                   restartResult   `json:"restart"`
+	Economy                   economyResult   `json:"economy"`
+	Footprint                 footprintResult `json:"footprint"`
+	PollLatency               latencyResult   `json:"pollLatency"`
+	TriggerLatency            latencyResult   `json:"triggerLatency"`
+	Burst                     burstResult     `json:"burst"`
+	LoadBefore                string          `json:"loadBefore"`
+	LoadAfter                 string          `json:"loadAfter"`
+	OtherProcesses            []string        `json:"otherProcesses,omitempty"`
+	Profiles                  []string        `json:"profiles,omitempty"`
 }
 
 type restartResult struct {
@@ -136,6 +141,7 @@ func newReport(cfg *config) *report {
 			PollIntervalSeconds: cfg.pollInterval.Seconds(), CVsPerRef: cfg.cvsPerRef, PerNamespace: cfg.perNamespace,
 			KubeAPIQPS: cfg.kubeQPS, KubeAPIBurst: cfg.kubeBurst, RegistryQPS: cfg.registryQPS,
 			RegistryBurst: cfg.registryBurst, ConcurrentSyncs: cfg.workers,
+			LastPolledSeconds: cfg.lastPolled.Seconds(), TriggerGapMs: float64(cfg.triggerGap.Milliseconds()),
 		},
 	}
 }

@@ -19,6 +19,7 @@ func measureScale(ctx context.Context, e *env, pop *population, n int) (*scaleRe
 		return res, err
 	}
 	res.PopulateSeconds = since(begin)
+	res.ControlPlaneSettleSeconds = e.quiet(ctx, 5*time.Minute)
 	res.Refs, res.Namespaces = countDistinct(pop.members[:n])
 	say("scale %d: %d CVs over %d refs in %d namespaces created in %.0fs", n, n, res.Refs, res.Namespaces, res.PopulateSeconds)
 

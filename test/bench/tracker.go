@@ -29,6 +29,7 @@ type tracker struct {
 	byDeploy     map[string]*expectation
 	byCV         map[string]*expectation
 	imageChanges int64
+	deployEvents int64 // every Deployment update, the control plane's own included
 }
 
 // expectation is one CV expected to roll out digest.
@@ -65,12 +66,13 @@ func (t *tracker) deploymentChanged(oldObj, newObj any) {
 	if !ok || !ok2 {
 		return
 	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.deployEvents++
 	image, oldImage := firstImage(d), firstImage(old)
 	if image == oldImage {
 		return
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	t.imageChanges++
 	if x := t.byDeploy[d.Namespace+"/"+d.Name]; x != nil && x.patched.IsZero() && strings.HasSuffix(image, "@"+x.digest) {
 		x.patched = now
@@ -121,6 +123,13 @@ func (t *tracker) changes() int64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.imageChanges
+}
+
+// events is the number of Deployment updates seen so far.
+func (t *tracker) events() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.deployEvents
 }
 
 // backlog counts Deployments the kube-controller-manager has not observed

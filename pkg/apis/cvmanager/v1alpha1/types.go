@@ -90,8 +90,8 @@ type ContainerVersionSpec struct {
 	// +kubebuilder:validation:Maximum=86400
 	PollIntervalSeconds int32 `json:"pollIntervalSeconds,omitempty"`
 
-	// LivenessSeconds is how long a syncer may go without a successful poll
-	// before `cvmanager cr sync status` reports it dead.
+	// LivenessSeconds is how long a standalone syncer (`cvmanager cr sync`)
+	// may go without a successful poll before `cr sync status` reports it dead.
 	// +optional
 	// +kubebuilder:default=600
 	// +kubebuilder:validation:Minimum=10
@@ -482,7 +482,10 @@ type ContainerVersionStatus struct {
 	// ObservedGeneration is the spec generation the status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
-	// LastPolled is when the registry was last asked successfully.
+	// LastPolled is when the registry was last asked successfully. A
+	// standalone syncer writes it twice per livenessSeconds; the controller
+	// at most every --last-polled-interval (15 min by default), to spare the
+	// apiserver.
 	// +optional
 	LastPolled *metav1.Time `json:"lastPolled,omitempty"`
 	// Conditions are Ready, Progressing, Degraded and ReleaseBlocked.
