@@ -3,7 +3,6 @@ package controller
 import (
 	"context"
 	"fmt"
-	"regexp"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -15,6 +14,7 @@ import (
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/history"
 	"cvmanager.dev/cvmanager/pkg/notify"
+	"cvmanager.dev/cvmanager/pkg/registry"
 	"cvmanager.dev/cvmanager/pkg/rollout"
 	"cvmanager.dev/cvmanager/pkg/syncer"
 	"cvmanager.dev/cvmanager/pkg/workload"
@@ -69,9 +69,9 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 
 // poll asks the registry where the tag points and acts on the answer.
 func (c *Controller) poll(ctx context.Context, cv *cvv1.ContainerVersion, s *syncerState) error {
-	versionSyntax, err := compileVersionSyntax(cv.Spec.VersionSyntax)
+	versionSyntax, err := registry.CompileVersionSyntax(cv.Spec.VersionSyntax)
 	if err != nil {
-		return c.reportMisconfigured(ctx, cv, "InvalidVersionSyntax", err.Error())
+		return c.reportMisconfigured(ctx, cv, "InvalidVersionSyntax", "spec.versionSyntax: "+err.Error())
 	}
 	maxAge := pollInterval(cv)
 	if s.forcedBy() != "" {
@@ -364,19 +364,6 @@ func versionName(cv *cvv1.ContainerVersion, img syncer.ResolvedImage) string {
 		return img.Version
 	}
 	return cv.Spec.Tag
-}
-
-// compileVersionSyntax anchors the expression at both ends, as the original
-// cvmanager documented it: "[0-9a-f]{5,40}" must not match part of a tag.
-func compileVersionSyntax(expr string) (*regexp.Regexp, error) {
-	if expr == "" {
-		expr = cvv1.DefaultVersionSyntax
-	}
-	re, err := regexp.Compile("^(?:" + expr + ")$")
-	if err != nil {
-		return nil, fmt.Errorf("spec.versionSyntax %q is not a valid regular expression: %v", expr, err)
-	}
-	return re, nil
 }
 
 func orNone(s string) string {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/Masterminds/semver/v3"
 
+	"cvmanager.dev/cvmanager/pkg/anchored"
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 )
 
@@ -54,7 +55,7 @@ func ParseRestriction(s string) (Restriction, error) {
 	if !ok || ns == "" || version == "" {
 		return Restriction{}, fmt.Errorf("version restriction %q: want <namespace-regex>=<version-regex>", s)
 	}
-	nsRe, err := regexp.Compile("^(?:" + ns + ")$")
+	nsRe, err := anchored.Compile(ns)
 	if err != nil {
 		return Restriction{}, fmt.Errorf("version restriction %q: namespace: %w", s, err)
 	}
@@ -90,7 +91,7 @@ func CheckAllowed(p *cvv1.PolicySpec, version string) Verdict {
 			return block("VersionNotAllowed", "version %s is outside allowedVersions %s", version, p.AllowedVersions)
 		}
 	}
-	re, err := regexp.Compile("^(?:" + p.AllowedVersions + ")$")
+	re, err := anchored.Compile(p.AllowedVersions)
 	if err != nil {
 		return block("InvalidPolicy", "policy.allowedVersions %q is neither a semver range nor a valid regular expression: %v", p.AllowedVersions, err)
 	}
@@ -166,7 +167,7 @@ func checkIncludingPrerelease(c *semver.Constraints, v *semver.Version) bool {
 }
 
 func selectRegex(p *cvv1.PolicySpec, tags []string) (string, bool, error) {
-	re, err := regexp.Compile("^(?:" + p.TagRegex + ")$")
+	re, err := anchored.Compile(p.TagRegex)
 	if err != nil {
 		return "", false, fmt.Errorf("policy.tagRegex %q: %v", p.TagRegex, err)
 	}

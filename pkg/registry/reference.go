@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"cvmanager.dev/cvmanager/pkg/anchored"
 	"github.com/google/go-containerregistry/pkg/name"
 )
 
@@ -85,7 +86,7 @@ func CompileVersionSyntax(expr string) (*regexp.Regexp, error) {
 	if expr == "" {
 		expr = DefaultVersionSyntax
 	}
-	re, err := regexp.Compile("^(?:" + expr + ")$")
+	re, err := anchored.Compile(expr)
 	if err != nil {
 		return nil, fmt.Errorf("invalid versionSyntax %q: %w", expr, err)
 	}

@@ -191,5 +191,5 @@ func ParseECREvent(body []byte) ([]Push, error) {
 		return nil, errors.New("ECR event without account, region or repository-name")
 	}
 	host := fmt.Sprintf("%s.dkr.ecr.%s.amazonaws.com", event.Account, event.Region)
-	return []Push{{Repo: host + "/" + d.Repository, Tag: d.Tag}}, nil
+	return []Push{{Repo: registry.NormalizeRepo(host + "/" + d.Repository), Tag: d.Tag}}, nil
 }

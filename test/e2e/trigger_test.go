@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -30,8 +31,9 @@ func TestTriggerRollsOutWithoutWaitingForThePoll(t *testing.T) {
 	_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, e2eenv.NewDeployment(e.NS, "push", "push", repo+":old", 1), metav1.CreateOptions{})
 	e2eenv.Must(t, err)
 
+	m := metrics.New()
 	ctrl := controller.New(kubernetes.NewForConfigOrDie(e2eenv.ControllerConfig(t)), versioned.NewForConfigOrDie(e2eenv.ControllerConfig(t)),
-		controller.Options{Namespace: e.NS, Resolver: reg.Resolver(t), Metrics: metrics.New(), ProgressInterval: 500 * time.Millisecond})
+		controller.Options{Namespace: e.NS, Resolver: reg.Resolver(t), Metrics: m, ProgressInterval: 500 * time.Millisecond})
 	ctx, cancel := context.WithCancel(e.Ctx)
 	defer cancel()
 	go func() { _ = ctrl.Run(ctx) }()
@@ -46,14 +48,8 @@ func TestTriggerRollsOutWithoutWaitingForThePoll(t *testing.T) {
 
 	d2 := reg.MustPush(t, "team/push", "v2", "env-prod")
 	start := time.Now()
-	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/trigger", strings.NewReader(`{"namespace":"`+e.NS+`","name":"push"}`))
-	req.Header.Set("Authorization", "Bearer "+key)
-	resp, err := http.DefaultClient.Do(req)
-	e2eenv.Must(t, err)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		t.Fatalf("trigger answered %d", resp.StatusCode)
-	}
+	body := `{"namespace":"` + e.NS + `","name":"push"}`
+	postTrigger(t, srv.URL, key, body)
 	e.Eventually(5*time.Second, "deployment patched after the trigger", func() (bool, error) {
 		return e.DeploymentImage("push") == e2eenv.Pinned(repo, "v2", d2), nil
 	})
@@ -64,6 +60,17 @@ func TestTriggerRollsOutWithoutWaitingForThePoll(t *testing.T) {
 	cv := e.WaitStatus("push", cvv1.StatusSuccess, d2, 30*time.Second)
 	if records := e.History("push"); len(records) != 2 || records[0].Trigger != "trigger" {
 		t.Errorf("history should record the trigger: %+v (status %+v)", records, cv.Status)
+	}
+
+	// A replayed trigger (same key, same body) is accepted but can only
+	// cause a poll: the registry still says v2, so nothing rolls out again.
+	unchanged := testutil.ToFloat64(m.PollsTotal.WithLabelValues("unchanged"))
+	postTrigger(t, srv.URL, key, body)
+	e.Eventually(5*time.Second, "the replayed trigger polled", func() (bool, error) {
+		return testutil.ToFloat64(m.PollsTotal.WithLabelValues("unchanged")) > unchanged, nil
+	})
+	if records := e.History("push"); len(records) != 2 || e.DeploymentImage("push") != e2eenv.Pinned(repo, "v2", d2) {
+		t.Errorf("a replayed trigger rolled out again: %d records, image %s", len(records), e.DeploymentImage("push"))
 	}
 
 	// CI's view: the CLI with a wrong key is refused; with the right key and
@@ -78,5 +85,18 @@ func TestTriggerRollsOutWithoutWaitingForThePoll(t *testing.T) {
 		"-n", e.NS, "--cv", "push", "--wait", "--timeout", "90s")
 	if err != nil || !strings.Contains(out, d3) {
 		t.Errorf("trigger --wait: %v\n%s", err, out)
+	}
+}
+
+// postTrigger sends a trigger request as CI does and expects 202.
+func postTrigger(t *testing.T, url, key, body string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url+"/v1/trigger", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	e2eenv.Must(t, err)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("trigger answered %d", resp.StatusCode)
 	}
 }
