@@ -71,7 +71,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 func (c *Controller) poll(ctx context.Context, cv *cvv1.ContainerVersion, s *syncerState) error {
 	versionSyntax, err := registry.CompileVersionSyntax(cv.Spec.VersionSyntax)
 	if err != nil {
-		return c.reportMisconfigured(ctx, cv, "InvalidVersionSyntax", "spec.versionSyntax: "+err.Error())
+		return c.reportMisconfigured(ctx, cv, "InvalidVersionSyntax", err.Error())
 	}
 	maxAge := pollInterval(cv)
 	if s.forcedBy() != "" {
