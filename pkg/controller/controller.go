@@ -177,7 +177,7 @@ func (c *Controller) setupInformers() {
 
 	apps, batch := c.kubeFactory.Apps().V1(), c.kubeFactory.Batch().V1()
 	pods := c.kubeFactory.Core().V1().Pods()
-	c.workloads = indexedWorkloadListers(c.kubeFactory)
+	c.workloads = workload.NewListers(c.kubeFactory)
 	handler := cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.enqueueOwnersOf,
 		UpdateFunc: func(_, obj any) { c.enqueueOwnersOf(obj) },

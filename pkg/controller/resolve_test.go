@@ -14,6 +14,7 @@ import (
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/syncer"
+	"cvmanager.dev/cvmanager/pkg/workload"
 )
 
 // recordingResolver answers digest-only requests with digest (or err) and
@@ -62,7 +63,7 @@ func TestResolveAsksForTheVersionOnlyForARollout(t *testing.T) {
 			c := &Controller{
 				opts:      Options{Resolver: r},
 				clock:     clocktesting.NewFakeClock(time.Unix(1000, 0)),
-				workloads: indexedWorkloadListers(informers.NewSharedInformerFactory(fake.NewClientset(), 0)),
+				workloads: workload.NewListers(informers.NewSharedInformerFactory(fake.NewClientset(), 0)),
 			}
 			cv := &cvv1.ContainerVersion{Spec: cvv1.ContainerVersionSpec{ImageRepo: "reg/app", Tag: "env-prod"}, Status: deployed}
 			_, _ = c.resolve(context.Background(), cv, tc.syntax, time.Minute, tc.forced)

@@ -16,11 +16,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
-	appslisters "k8s.io/client-go/listers/apps/v1"
-	batchlisters "k8s.io/client-go/listers/batch/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
 )
 
 // Kind names a workload kind.
@@ -65,46 +65,29 @@ func (w Workload) PodTemplate() *corev1.PodTemplateSpec {
 }
 
 // Listers read workloads and pods from shared informer caches, so a sync
-// costs no API calls.
+// costs no API calls. The workload caches carry LabelIndex (NewListers).
 type Listers struct {
-	Deployments  appslisters.DeploymentLister
-	StatefulSets appslisters.StatefulSetLister
-	DaemonSets   appslisters.DaemonSetLister
-	CronJobs     batchlisters.CronJobLister
-	Pods         corelisters.PodLister
+	Deployments, StatefulSets, DaemonSets, CronJobs cache.Indexer
+	Pods                                            corelisters.PodLister
 }
 
 // Select returns every workload of the four kinds in namespace matching
 // selector, sorted by kind then name.
 func (l Listers) Select(namespace string, selector labels.Selector) ([]Workload, error) {
 	var out []Workload
-	deployments, err := l.Deployments.Deployments(namespace).List(selector)
-	if err != nil {
-		return nil, err
-	}
-	for _, o := range deployments {
-		out = append(out, Workload{Deployment, o.DeepCopy()})
-	}
-	statefulSets, err := l.StatefulSets.StatefulSets(namespace).List(selector)
-	if err != nil {
-		return nil, err
-	}
-	for _, o := range statefulSets {
-		out = append(out, Workload{StatefulSet, o.DeepCopy()})
-	}
-	daemonSets, err := l.DaemonSets.DaemonSets(namespace).List(selector)
-	if err != nil {
-		return nil, err
-	}
-	for _, o := range daemonSets {
-		out = append(out, Workload{DaemonSet, o.DeepCopy()})
-	}
-	cronJobs, err := l.CronJobs.CronJobs(namespace).List(selector)
-	if err != nil {
-		return nil, err
-	}
-	for _, o := range cronJobs {
-		out = append(out, Workload{CronJob, o.DeepCopy()})
+	for _, k := range []struct {
+		kind    Kind
+		indexer cache.Indexer
+	}{{Deployment, l.Deployments}, {StatefulSet, l.StatefulSets}, {DaemonSet, l.DaemonSets}, {CronJob, l.CronJobs}} {
+		objs, err := selectFrom(k.indexer, namespace, selector)
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range objs {
+			if obj, ok := o.(runtime.Object); ok {
+				out = append(out, Workload{k.kind, obj.DeepCopyObject().(metav1.Object)})
+			}
+		}
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Key() < out[j].Key() })
 	return out, nil
