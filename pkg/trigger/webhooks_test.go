@@ -1,6 +1,7 @@
 package trigger
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -126,4 +127,27 @@ func FuzzParseWebhooks(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkScheduleAmong10000CVs measures what one push costs the webhook
+// handler when it has to find its CVs among 10,000 (it tests each).
+func BenchmarkScheduleAmong10000CVs(b *testing.B) {
+	indexer := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})
+	for i := range 10000 {
+		_ = indexer.Add(&cvv1.ContainerVersion{
+			ObjectMeta: metav1.ObjectMeta{Namespace: fmt.Sprintf("ns-%d", i/1000), Name: fmt.Sprintf("cv-%d", i)},
+			Spec:       cvv1.ContainerVersionSpec{ImageRepo: fmt.Sprintf("registry.example:5000/team/app-%d", i/10), Tag: "env-prod"},
+		})
+	}
+	poller := &recordingPoller{}
+	h, err := NewWebhooks("hook-secret-0123456789", cvlisters.NewContainerVersionLister(indexer), poller)
+	if err != nil {
+		b.Fatal(err)
+	}
+	push := []Push{{Repo: "registry.example:5000/team/app-7", Tag: "env-prod"}}
+	for b.Loop() {
+		if got := h.schedule(push); len(got) != 10 {
+			b.Fatalf("scheduled %d CVs, want 10", len(got))
+		}
+	}
 }

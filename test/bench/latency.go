@@ -37,6 +37,16 @@ func moveRefs(ctx context.Context, e *env, pop *population, refs []*ref, byRef m
 	return out, err
 }
 
+// settleAndMove waits for the previous scenario's rollouts, then moves n
+// refs of the first cvs CVs for a latency figure detected by how.
+func settleAndMove(ctx context.Context, e *env, pop *population, cvs, n int, how string) (float64, []*moved, error) {
+	settled := e.settle(ctx, settleLimit)
+	refs, byRef := pop.refsOf(cvs, n, nil)
+	say("scale %d: moving %d refs, detection by %s", cvs, len(refs), how)
+	ms, err := moveRefs(ctx, e, pop, refs, byRef)
+	return settled, ms, err
+}
+
 func allExpects(ms []*moved) []*expectation {
 	var xs []*expectation
 	for _, m := range ms {
@@ -53,10 +63,7 @@ func allExpects(ms []*moved) []*expectation {
 // every CV of the moved refs is patched is reported too (bounded by the
 // interval, by design).
 func measurePollLatency(ctx context.Context, e *env, pop *population, res *scaleResult) error {
-	settled := e.settle(ctx, settleLimit)
-	refs, byRef := pop.refsOf(res.CVs, e.cfg.latencyRefs, nil)
-	say("scale %d: moving %d refs, detection by poll", res.CVs, len(refs))
-	ms, err := moveRefs(ctx, e, pop, refs, byRef)
+	settled, ms, err := settleAndMove(ctx, e, pop, res.CVs, e.cfg.latencyRefs, "poll")
 	if err != nil {
 		return err
 	}
@@ -73,7 +80,7 @@ func measurePollLatency(ctx context.Context, e *env, pop *population, res *scale
 			all = append(all, last.Sub(mv.pushed))
 		}
 	}
-	res.PollLatency = summarize(samples, len(refs))
+	res.PollLatency = summarize(samples, len(ms))
 	res.PollLatency.Complete = complete
 	res.PollLatency.SettleSeconds = settled
 	res.PollLatency.MoveToAllPatchedMaxSeconds = maxDuration(all).Seconds()
@@ -103,10 +110,7 @@ func patchedRange(t *tracker, xs []*expectation) (first, last time.Time) {
 // gap keeps this a latency figure: a trigger train faster than the control
 // plane can write is the burst figure's subject (throughput).
 func measureTriggerLatency(ctx context.Context, e *env, pop *population, res *scaleResult) error {
-	settled := e.settle(ctx, settleLimit)
-	refs, byRef := pop.refsOf(res.CVs, e.cfg.triggerRefs, nil)
-	say("scale %d: moving %d refs, detection by trigger", res.CVs, len(refs))
-	ms, err := moveRefs(ctx, e, pop, refs, byRef)
+	settled, ms, err := settleAndMove(ctx, e, pop, res.CVs, e.cfg.triggerRefs, "trigger")
 	if err != nil {
 		return err
 	}
