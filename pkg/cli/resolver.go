@@ -53,19 +53,29 @@ func registryTransport(caFile string) (http.RoundTripper, error) {
 	if caFile == "" {
 		return t, nil
 	}
-	pem, err := os.ReadFile(caFile)
+	pool, err := certPool("--registry-ca-file", caFile)
 	if err != nil {
-		return nil, fmt.Errorf("--registry-ca-file: %w", err)
+		return nil, err
+	}
+	t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return t, nil
+}
+
+// certPool is the system's roots plus the PEM certificates in file, which
+// the flag named flag gave.
+func certPool(flag, file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", flag, err)
 	}
 	pool, err := x509.SystemCertPool()
 	if err != nil {
 		pool = x509.NewCertPool()
 	}
 	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("--registry-ca-file %s holds no PEM certificate", caFile)
+		return nil, fmt.Errorf("%s %s holds no PEM certificate", flag, file)
 	}
-	t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	return t, nil
+	return pool, nil
 }
 
 // registryResolver adapts the registry layer to the syncer's interface,

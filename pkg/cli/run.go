@@ -53,6 +53,8 @@ type runOptions struct {
 	registry        RegistryFlags
 	enablePprof     bool
 	stateExport     stateExportFlags
+	tls             server.TLSFiles
+	readAuth        bool
 }
 
 func newRunCommand(kube *KubeFlags) *cobra.Command {
@@ -88,6 +90,11 @@ func newRunCommand(kube *KubeFlags) *cobra.Command {
 	f.StringArrayVar(&o.restrictions, "policy-version-restriction", nil,
 		"<namespace-regex>=<version-regex>: versions deployed in matching namespaces must match (repeatable; CVs cannot loosen it)")
 	f.BoolVar(&o.enablePprof, "enable-pprof", false, "serve Go profiles at /debug/pprof/ on the HTTP port (for performance work; off by default)")
+	f.StringVar(&o.tls.CertFile, "tls-cert-file", "", "serve HTTPS with this PEM certificate (reloaded when the file changes); needs --tls-private-key-file")
+	f.StringVar(&o.tls.KeyFile, "tls-private-key-file", "", "PEM private key of --tls-cert-file")
+	f.BoolVar(&o.readAuth, "read-auth", false,
+		"require a Kubernetes bearer token allowed to read ContainerVersions for the dashboard, history and /v1/state "+
+			"(TokenReview + SubjectAccessReview; the ServiceAccount needs the system:auth-delegator ClusterRole)")
 	o.registry.AddFlags(f)
 	o.stateExport.addFlags(f)
 	return cmd
@@ -107,27 +114,16 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 	if err != nil {
 		return fmt.Errorf("--cv-selector: %w", err)
 	}
-	cfg, err := kube.RESTConfig()
+	restrictions, err := o.parseRestrictions()
 	if err != nil {
 		return err
 	}
-	cfg.QPS, cfg.Burst = o.kubeQPS, o.kubeBurst
-	cfg.UserAgent = "cvmanager"
-	kubeClient, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
+	if _, err := o.tls.Enabled(); err != nil {
 		return err
 	}
-	cvClient, err := versioned.NewForConfig(cfg)
+	kubeClient, cvClient, err := o.clients(kube)
 	if err != nil {
 		return err
-	}
-	var restrictions []policy.Restriction
-	for _, r := range o.restrictions {
-		parsed, err := policy.ParseRestriction(r)
-		if err != nil {
-			return fmt.Errorf("--policy-version-restriction: %w", err)
-		}
-		restrictions = append(restrictions, parsed)
 	}
 	m := metrics.New()
 	notifier := notify.New()
@@ -142,30 +138,76 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 		Restrictions: restrictions, Notifier: notifier, LastPolledEvery: o.lastPolledEvery,
 	})
 	leader := &controller.LeaderState{}
-	mux := server.NewMux(m.Registry, server.Readiness{Synced: ctrl.HasSynced, Leader: leader.IsLeader})
-	dashboard.ForController(ctrl.CVLister(), ctrl.WorkloadListers(), kubeClient).Register(mux)
-	if o.enablePprof {
-		server.RegisterPprof(mux)
-	}
-	if o.triggerKeysDir != "" {
-		keys, err := trigger.LoadKeysDir(o.triggerKeysDir)
-		if err != nil {
-			return err
-		}
-		trigger.New(keys, ctrl.CVLister(), ctrl, o.triggerRate).Register(mux)
-	}
-	if err := o.registerWebhooks(mux, ctrl); err != nil {
+	mux, err := o.httpRoutes(m, ctrl, leader)
+	if err != nil {
 		return err
 	}
 	exportLoop, err := o.stateExport.setup(ctx, mux, kubeClient, cvClient, o.namespace, leader.IsLeader)
 	if err != nil {
 		return err
 	}
-	addr := net.JoinHostPort(o.bindAddress, strconv.Itoa(o.port))
-	klog.InfoS("Starting cvmanager", "address", addr, "namespace", o.namespace, "leaderElection", o.leaderElect)
+	var handler http.Handler = mux
+	if o.readAuth {
+		handler = server.NewReadAuth(kubeClient).Wrap(mux)
+	}
+	return o.serveAndLead(ctx, handler, exportLoop, ctrl, leader)
+}
 
+func (o *runOptions) parseRestrictions() ([]policy.Restriction, error) {
+	var restrictions []policy.Restriction
+	for _, r := range o.restrictions {
+		parsed, err := policy.ParseRestriction(r)
+		if err != nil {
+			return nil, fmt.Errorf("--policy-version-restriction: %w", err)
+		}
+		restrictions = append(restrictions, parsed)
+	}
+	return restrictions, nil
+}
+
+// clients talk to the API with the tuned QPS/burst (docs/performance.md).
+func (o *runOptions) clients(kube *KubeFlags) (kubernetes.Interface, versioned.Interface, error) {
+	cfg, err := kube.RESTConfig()
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg.QPS, cfg.Burst = o.kubeQPS, o.kubeBurst
+	cfg.UserAgent = "cvmanager"
+	kubeClient, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	cvClient, err := versioned.NewForConfig(cfg)
+	return kubeClient, cvClient, err
+}
+
+// httpRoutes mounts probes, metrics, the dashboard and, when configured,
+// pprof, the trigger API and the registry webhooks.
+func (o *runOptions) httpRoutes(m *metrics.Metrics, ctrl *controller.Controller, leader *controller.LeaderState) (*http.ServeMux, error) {
+	mux := server.NewMux(m.Registry, server.Readiness{Synced: ctrl.HasSynced, Leader: leader.IsLeader})
+	dashboard.ForController(ctrl.CVLister(), ctrl.WorkloadListers(), ctrl.KubeClient()).Register(mux)
+	if o.enablePprof {
+		server.RegisterPprof(mux)
+	}
+	if o.triggerKeysDir != "" {
+		keys, err := trigger.LoadKeysDir(o.triggerKeysDir)
+		if err != nil {
+			return nil, err
+		}
+		trigger.New(keys, ctrl.CVLister(), ctrl, o.triggerRate).Register(mux)
+	}
+	return mux, o.registerWebhooks(mux, ctrl)
+}
+
+// serveAndLead runs the HTTP server, the export loop and the controller
+// (while it holds the lease) until one of them fails or ctx ends.
+func (o *runOptions) serveAndLead(ctx context.Context, handler http.Handler, exportLoop func(context.Context),
+	ctrl *controller.Controller, leader *controller.LeaderState) error {
+	addr := net.JoinHostPort(o.bindAddress, strconv.Itoa(o.port))
+	klog.InfoS("Starting cvmanager", "address", addr, "tls", o.tls.CertFile != "", "readAuth", o.readAuth,
+		"namespace", o.namespace, "leaderElection", o.leaderElect)
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return server.Serve(ctx, addr, mux) })
+	g.Go(func() error { return server.Serve(ctx, addr, handler, o.tls) })
 	if exportLoop != nil {
 		g.Go(func() error { exportLoop(ctx); return nil })
 	}
@@ -174,7 +216,7 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 			Enabled: o.leaderElect, Namespace: o.leaseNamespace, Name: o.leaseName,
 			LeaseDuration: o.leaseDuration, RenewDeadline: o.renewDeadline, RetryPeriod: o.retryPeriod,
 		}
-		err := controller.RunLeaderElected(ctx, kubeClient, le, leader, ctrl.Run)
+		err := controller.RunLeaderElected(ctx, ctrl.KubeClient(), le, leader, ctrl.Run)
 		if err == nil && ctx.Err() == nil {
 			return fmt.Errorf("lost the leader lease")
 		}

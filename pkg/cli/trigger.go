@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,9 +20,9 @@ import (
 
 // triggerOptions are the flags of `cvmanager trigger`.
 type triggerOptions struct {
-	url, keyFile, namespace, name string
-	wait                          bool
-	timeout                       time.Duration
+	url, keyFile, caFile, namespace, name string
+	wait                                  bool
+	timeout                               time.Duration
 }
 
 // newTriggerCommand calls POST /v1/trigger for CI, and with --wait follows
@@ -37,6 +38,7 @@ func newTriggerCommand(kube *KubeFlags) *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&o.url, "url", "", "controller base URL, e.g. http://cvmanager.cvmanager-system:8080 (required)")
 	f.StringVar(&o.keyFile, "key-file", "", "file holding the API key (default: $CVMANAGER_TRIGGER_KEY)")
+	f.StringVar(&o.caFile, "ca-file", "", "PEM CA that signed the controller's certificate, for an https --url with a private CA")
 	f.StringVarP(&o.namespace, "namespace", "n", "", "namespace of the ContainerVersion (default: the kubeconfig's)")
 	f.StringVar(&o.name, "cv", "", "name of the ContainerVersion (required)")
 	f.BoolVar(&o.wait, "wait", false, "wait for the rollout to end; exit non-zero when it fails")
@@ -92,7 +94,11 @@ func (o *triggerOptions) post(ctx context.Context, key string) error {
 	}
 	req.Header.Set("Authorization", "Bearer "+key)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	client, err := o.httpClient()
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return fmt.Errorf("cannot reach the controller at %s: %w", o.url, err)
 	}
@@ -102,6 +108,21 @@ func (o *triggerOptions) post(ctx context.Context, key string) error {
 		return fmt.Errorf("trigger of %s/%s refused: %s: %s", o.namespace, o.name, resp.Status, strings.TrimSpace(string(msg)))
 	}
 	return nil
+}
+
+func (o *triggerOptions) httpClient() (*http.Client, error) {
+	client := &http.Client{Timeout: 30 * time.Second}
+	if o.caFile == "" {
+		return client, nil
+	}
+	pool, err := certPool("--ca-file", o.caFile)
+	if err != nil {
+		return nil, err
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	client.Transport = transport
+	return client, nil
 }
 
 func (o *triggerOptions) getCV(ctx context.Context, kube *KubeFlags) (*cvv1.ContainerVersion, error) {

@@ -55,19 +55,7 @@ func TestHelmChartInstallsAndItsRBACSuffices(t *testing.T) {
 	if out, err := helm(t, "lint", chart, "--set", "replicas=0"); err == nil || !strings.Contains(out, "replicas") {
 		t.Errorf("schema accepted replicas=0: %s", out)
 	}
-	release := controlplane.NewNamespace(t)
-	rendered, err := helm(t, "template", "rel", chart, "--namespace", release, "--include-crds",
-		"--set", "registry.insecure={127.0.0.1:5000}", "--set", "defaults.history=true")
-	if err != nil {
-		t.Fatalf("helm template: %v\n%s", err, rendered)
-	}
-	file := filepath.Join(t.TempDir(), "chart.yaml")
-	e2eenv.Must(t, os.WriteFile(file, []byte(rendered), 0o600))
-	for _, args := range [][]string{{"apply", "--dry-run=server", "-f", file}, {"apply", "-f", file}} {
-		if out, err := controlplane.Shared().Kubectl(args...); err != nil {
-			t.Fatalf("kubectl %v: %v\n%s", args, err, out)
-		}
-	}
+	release := installChart(t, "rel", "--include-crds", "--set", "registry.insecure={127.0.0.1:5000}", "--set", "defaults.history=true")
 	assertSameRules(t, e, "rel-cvmanager")
 	deployDir := filepath.Join(kubetest.RepoRoot(), "deploy")
 	for _, args := range [][]string{{"apply", "--dry-run=server", "-R", "-f", deployDir}, {"apply", "-R", "-f", deployDir}} {
@@ -79,7 +67,7 @@ func TestHelmChartInstallsAndItsRBACSuffices(t *testing.T) {
 	reg := e2eenv.NewRegistry(t)
 	repo := reg.Repo("team/chart")
 	d1 := reg.MustPush(t, "team/chart", "v1", "env-prod")
-	_, err = e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, e2eenv.NewDeployment(e.NS, "chart", "chart", repo+":old", 1), metav1.CreateOptions{})
+	_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, e2eenv.NewDeployment(e.NS, "chart", "chart", repo+":old", 1), metav1.CreateOptions{})
 	e2eenv.Must(t, err)
 	sa, err := controlplane.Shared().ServiceAccountConfig(e.Ctx, release, "cvmanager")
 	e2eenv.Must(t, err)
@@ -97,6 +85,27 @@ func TestHelmChartInstallsAndItsRBACSuffices(t *testing.T) {
 	if got := len(e.History("chart")); got != 1 {
 		t.Errorf("history records under the chart's RBAC: %d", got)
 	}
+}
+
+// installChart renders the chart as release name into a new namespace with
+// the extra helm arguments, applies it (server-side dry run first, then for
+// real) and returns the namespace.
+func installChart(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	release := controlplane.NewNamespace(t)
+	chart := filepath.Join(kubetest.RepoRoot(), "charts", "cvmanager")
+	rendered, err := helm(t, append([]string{"template", name, chart, "--namespace", release}, args...)...)
+	if err != nil {
+		t.Fatalf("helm template: %v\n%s", err, rendered)
+	}
+	file := filepath.Join(t.TempDir(), "chart.yaml")
+	e2eenv.Must(t, os.WriteFile(file, []byte(rendered), 0o600))
+	for _, args := range [][]string{{"apply", "--dry-run=server", "-f", file}, {"apply", "-f", file}} {
+		if out, err := controlplane.Shared().Kubectl(args...); err != nil {
+			t.Fatalf("kubectl %v: %v\n%s", args, err, out)
+		}
+	}
+	return release
 }
 
 // assertSameRules compares the chart's ClusterRole with deploy/'s, so the

@@ -2,8 +2,11 @@ package e2e
 
 import (
 	"context"
+	"encoding/pem"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -80,8 +83,16 @@ func TestTriggerRollsOutWithoutWaitingForThePoll(t *testing.T) {
 		t.Errorf("wrong key: %v", err)
 	}
 	t.Setenv("CVMANAGER_TRIGGER_KEY", key)
+	// Over HTTPS with a private CA: refused until --ca-file trusts it.
+	tlsSrv := httptest.NewTLSServer(mux)
+	defer tlsSrv.Close()
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	e2eenv.Must(t, os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: tlsSrv.Certificate().Raw}), 0o600))
+	if _, err := e2eenv.RunCLI("trigger", "--url", tlsSrv.URL, "-n", e.NS, "--cv", "push"); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("untrusted certificate: %v", err)
+	}
 	d3 := reg.MustPush(t, "team/push", "v3", "env-prod")
-	out, err := e2eenv.RunCLI("trigger", "--url", srv.URL, "--kubeconfig", controlplane.Shared().KubeconfigPath(),
+	out, err := e2eenv.RunCLI("trigger", "--url", tlsSrv.URL, "--ca-file", caFile, "--kubeconfig", controlplane.Shared().KubeconfigPath(),
 		"-n", e.NS, "--cv", "push", "--wait", "--timeout", "90s")
 	if err != nil || !strings.Contains(out, d3) {
 		t.Errorf("trigger --wait: %v\n%s", err, out)

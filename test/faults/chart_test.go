@@ -21,7 +21,7 @@ import (
 func TestChartEnforcesContainerSecurityContext(t *testing.T) {
 	renders := map[string][]string{
 		"defaults":   nil,
-		"all mounts": {"--set", "triggerKeysSecret=keys", "--set", "webhookSecret=hook", "--set", "registry.caConfigMap=ca"},
+		"all mounts": {"--set", "triggerKeysSecret=keys", "--set", "webhookSecret=hook", "--set", "registry.caConfigMap=ca", "--set", "tls.secretName=tls"},
 	}
 	for name, args := range renders {
 		t.Run(name, func(t *testing.T) {

@@ -13,3 +13,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "cvmanager.serviceAccount" -}}
 {{- if .Values.serviceAccount.create }}{{ .Values.serviceAccount.name }}{{ else }}{{ .Values.serviceAccount.name | default "default" }}{{ end }}
 {{- end }}
+
+{{- define "cvmanager.scheme" -}}
+{{- if .Values.tls.secretName }}HTTPS{{ else }}HTTP{{ end }}
+{{- end }}
