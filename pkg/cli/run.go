@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -55,6 +54,7 @@ type runOptions struct {
 	stateExport     stateExportFlags
 	tls             server.TLSFiles
 	readAuth        bool
+	notify          notifyFlags
 }
 
 func newRunCommand(kube *KubeFlags) *cobra.Command {
@@ -97,6 +97,7 @@ func newRunCommand(kube *KubeFlags) *cobra.Command {
 			"(TokenReview + SubjectAccessReview; the ServiceAccount needs the system:auth-delegator ClusterRole)")
 	o.registry.AddFlags(f)
 	o.stateExport.addFlags(f)
+	o.notify.addFlags(f)
 	return cmd
 }
 
@@ -121,6 +122,10 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 	if _, err := o.tls.Enabled(); err != nil {
 		return err
 	}
+	defaultNotifications, err := o.notify.routes()
+	if err != nil {
+		return err
+	}
 	kubeClient, cvClient, err := o.clients(kube)
 	if err != nil {
 		return err
@@ -135,7 +140,8 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 	ctrl := controller.New(kubeClient, cvClient, controller.Options{
 		Namespace: o.namespace, CVSelector: selector, Workers: o.workers, Resolver: resolver,
 		Metrics: m, ProgressInterval: o.progressEvery, DefaultHistory: o.history, DefaultRollback: o.rollback,
-		Restrictions: restrictions, Notifier: notifier, LastPolledEvery: o.lastPolledEvery,
+		Restrictions: restrictions, Notifier: notifier, DefaultNotifications: defaultNotifications,
+		LastPolledEvery: o.lastPolledEvery,
 	})
 	leader := &controller.LeaderState{}
 	mux, err := o.httpRoutes(m, ctrl, leader)
@@ -229,11 +235,11 @@ func (o *runOptions) registerWebhooks(mux *http.ServeMux, ctrl *controller.Contr
 	if o.webhookSecret == "" {
 		return nil
 	}
-	secret, err := os.ReadFile(o.webhookSecret)
+	secret, err := readSecretFile("--webhook-secret-file", o.webhookSecret)
 	if err != nil {
-		return fmt.Errorf("--webhook-secret-file: %w", err)
+		return err
 	}
-	hooks, err := trigger.NewWebhooks(strings.TrimSpace(string(secret)), ctrl.CVLister(), ctrl)
+	hooks, err := trigger.NewWebhooks(secret, ctrl.CVLister(), ctrl)
 	if err != nil {
 		return err
 	}

@@ -64,8 +64,12 @@ type Options struct {
 	// ProgressInterval is how often an unfinished rollout is re-examined even
 	// without a workload event (a safety net; events usually come first).
 	ProgressInterval time.Duration
-	// Notifier delivers spec.notifications; nil disables them.
+	// Notifier delivers spec.notifications and DefaultNotifications; nil
+	// disables both.
 	Notifier *notify.Notifier
+	// DefaultNotifications receive the events of every CV, besides the CV's
+	// own receivers: a platform team's feed of all rollouts.
+	DefaultNotifications []notify.Route
 	// Restrictions are controller-wide version rules no CV can loosen.
 	Restrictions []policy.Restriction
 	// LastPolledEvery is the least time between two writes of a CV's

@@ -2,7 +2,6 @@ package controller
 
 import (
 	"context"
-	"slices"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
@@ -11,23 +10,28 @@ import (
 	"cvmanager.dev/cvmanager/pkg/notify"
 )
 
-// notify sends a rollout event to the CV's receivers. It runs where the
-// controller makes a durable status transition, so each event is sent once
-// per rollout, also across restarts (a resumed rollout finishes once).
+// notify sends a rollout event to the controller-wide receivers and the
+// CV's own. It runs where the controller makes a durable status transition,
+// so each event is sent once per rollout, also across restarts (a resumed
+// rollout finishes once).
 func (c *Controller) notify(ctx context.Context, cv *cvv1.ContainerVersion, kind, version, digest, from, message string) {
-	if c.opts.Notifier == nil || len(cv.Spec.Notifications) == 0 {
+	if c.opts.Notifier == nil || len(cv.Spec.Notifications) == 0 && len(c.opts.DefaultNotifications) == 0 {
 		return
 	}
 	event := notify.Event{
 		Kind: kind, Namespace: cv.Namespace, Name: cv.Name, Image: cv.Spec.ImageRepo,
 		Version: version, Digest: digest, From: from, Message: message, Time: c.clock.Now().UTC(),
 	}
+	for _, route := range c.opts.DefaultNotifications {
+		if route.Wants(kind) {
+			c.opts.Notifier.Enqueue(route.Receiver, event)
+		}
+	}
 	for _, n := range cv.Spec.Notifications {
-		if len(n.Events) > 0 && !slices.Contains(n.Events, kind) {
+		if !(notify.Route{Events: n.Events}).Wants(kind) {
 			continue
 		}
-		receiver, ok := c.receiver(ctx, cv.Namespace, n)
-		if ok {
+		if receiver, ok := c.receiver(ctx, cv.Namespace, n); ok {
 			c.opts.Notifier.Enqueue(receiver, event)
 		}
 	}

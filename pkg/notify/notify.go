@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
 
@@ -59,6 +60,20 @@ type Receiver struct {
 	URL    string
 	Secret []byte // HMAC key for Webhook receivers; may be empty
 }
+
+// Route is a receiver with the event kinds it wants (empty: all of them).
+type Route struct {
+	Receiver Receiver
+	Events   []string
+}
+
+// Wants reports whether the route takes events of kind.
+func (r Route) Wants(kind string) bool {
+	return len(r.Events) == 0 || slices.Contains(r.Events, kind)
+}
+
+// Kinds are all event kinds, in the order a rollout meets them.
+var Kinds = []string{Started, Succeeded, Failed, RolledBack, Blocked, Promoted}
 
 type delivery struct {
 	receiver Receiver

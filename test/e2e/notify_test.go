@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -54,14 +55,31 @@ func (r *receiver) kinds() []string {
 	return out
 }
 
+// sources lists "cv:kind:version", sorted.
+func (r *receiver) sources() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, e := range r.events {
+		out = append(out, e.Name+":"+e.Kind+":"+e.Version)
+	}
+	slices.Sort(out)
+	return strings.Join(out, ",")
+}
+
 // TestNotificationsSignedAndSentOnce: a rollout sends Started and Succeeded
-// to a webhook, HMAC-signed; a controller restart sends nothing again.
+// to the CV's webhook, HMAC-signed; a controller-wide receiver that wants
+// Succeeded only gets it from every CV, also one without receivers of its
+// own; a controller restart sends nothing again.
 func TestNotificationsSignedAndSentOnce(t *testing.T) {
 	e := e2eenv.New(t)
 	reg := e2eenv.NewRegistry(t)
 	recv := &receiver{secret: []byte("hmac-key-0123456789")}
 	srv := httptest.NewServer(recv)
 	defer srv.Close()
+	platform := &receiver{secret: []byte("platform-key-0123456789")}
+	platformSrv := httptest.NewServer(platform)
+	defer platformSrv.Close()
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: e.NS, Name: "hook"},
 		Data: map[string][]byte{"url": []byte(srv.URL + "/hook?token=do-not-log"), "hmac": recv.secret}}
 	_, err := e.Kube.CoreV1().Secrets(e.NS).Create(e.Ctx, secret, metav1.CreateOptions{})
@@ -69,20 +87,31 @@ func TestNotificationsSignedAndSentOnce(t *testing.T) {
 
 	repo := reg.Repo("team/notify")
 	d1 := reg.MustPush(t, "team/notify", "v1", "env-prod")
-	_, err = e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, e2eenv.NewDeployment(e.NS, "notify", "notify", repo+":old", 1), metav1.CreateOptions{})
-	e2eenv.Must(t, err)
+	for _, name := range []string{"notify", "plain"} {
+		_, err = e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, e2eenv.NewDeployment(e.NS, name, name, repo+":old", 1), metav1.CreateOptions{})
+		e2eenv.Must(t, err)
+	}
 	notifier := notify.New()
 	ctx, cancel := context.WithCancel(e.Ctx)
 	defer cancel()
 	notifier.Run(ctx, 2)
-	withNotifier := func(o *controller.Options) { o.Notifier = notifier }
+	withNotifier := func(o *controller.Options) {
+		o.Notifier = notifier
+		o.DefaultNotifications = []notify.Route{{
+			Receiver: notify.Receiver{Type: "Webhook", URL: platformSrv.URL, Secret: platform.secret}, Events: []string{notify.Succeeded},
+		}}
+	}
 	stop := e.StartController(reg.Resolver(t), withNotifier)
 	e.CreateCV(e2eenv.NewCV(e.NS, "notify", repo, func(s *cvv1.ContainerVersionSpec) {
 		s.Notifications = []cvv1.NotificationSpec{{Name: "ci", Type: "Webhook",
 			URLSecretRef: cvv1.SecretKeyRef{Name: "hook", Key: "url"}, HMACSecretRef: &cvv1.SecretKeyRef{Name: "hook", Key: "hmac"}}}
 	}))
+	e.CreateCV(e2eenv.NewCV(e.NS, "plain", repo))
 	e.WaitStatus("notify", cvv1.StatusSuccess, d1, 60*time.Second)
-	e.Eventually(10*time.Second, "two notifications", func() (bool, error) { return len(recv.kinds()) == 2, nil })
+	e.WaitStatus("plain", cvv1.StatusSuccess, d1, 60*time.Second)
+	e.Eventually(10*time.Second, "the CV's two notifications and the platform's two", func() (bool, error) {
+		return len(recv.kinds()) == 2 && len(platform.kinds()) == 2, nil
+	})
 
 	stop()
 	e.StartController(reg.Resolver(t), withNotifier)
@@ -90,8 +119,11 @@ func TestNotificationsSignedAndSentOnce(t *testing.T) {
 	if got := strings.Join(recv.kinds(), ","); got != "Started:v1,Succeeded:v1" {
 		t.Errorf("notifications = %s, want Started:v1,Succeeded:v1 exactly once", got)
 	}
-	if recv.bad != 0 {
-		t.Errorf("%d notifications with a bad signature", recv.bad)
+	if got := platform.sources(); got != "notify:Succeeded:v1,plain:Succeeded:v1" {
+		t.Errorf("controller-wide notifications = %s, want one Succeeded from each CV", got)
+	}
+	if recv.bad != 0 || platform.bad != 0 {
+		t.Errorf("%d and %d notifications with a bad signature", recv.bad, platform.bad)
 	}
 	if reasons := e.EventReasons("notify"); len(reasons) == 0 {
 		t.Error("no events")

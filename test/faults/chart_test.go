@@ -21,7 +21,8 @@ import (
 func TestChartEnforcesContainerSecurityContext(t *testing.T) {
 	renders := map[string][]string{
 		"defaults":   nil,
-		"all mounts": {"--set", "triggerKeysSecret=keys", "--set", "webhookSecret=hook", "--set", "registry.caConfigMap=ca", "--set", "tls.secretName=tls"},
+		"all mounts": {"--set", "triggerKeysSecret=keys", "--set", "webhookSecret=hook", "--set", "registry.caConfigMap=ca", "--set", "tls.secretName=tls",
+			"--set", "notifications.webhook.secretName=hook", "--set", "notifications.slack.secretName=slack"},
 	}
 	for name, args := range renders {
 		t.Run(name, func(t *testing.T) {
