@@ -20,7 +20,7 @@ import (
 // capability. The values cannot loosen it: the same holds for every render.
 func TestChartEnforcesContainerSecurityContext(t *testing.T) {
 	renders := map[string][]string{
-		"defaults":   nil,
+		"defaults": nil,
 		"all mounts": {"--set", "triggerKeysSecret=keys", "--set", "webhookSecret=hook", "--set", "registry.caConfigMap=ca", "--set", "tls.secretName=tls",
 			"--set", "notifications.webhook.secretName=hook", "--set", "notifications.slack.secretName=slack"},
 	}
