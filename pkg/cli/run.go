@@ -85,7 +85,7 @@ func newRunCommand(kube *KubeFlags) *cobra.Command {
 	f.DurationVar(&o.lastPolledEvery, "last-polled-interval", 15*time.Minute,
 		"least time between writes of a CV's status.lastPolled (0: twice per spec.livenessSeconds, as a standalone `cr sync` does)")
 	f.StringVar(&o.triggerKeysDir, "trigger-keys-dir", "", "directory of API keys (a mounted Secret) enabling POST /v1/trigger")
-	f.Float64Var(&o.triggerRate, "trigger-rate", 10, "trigger requests per second accepted, all keys together")
+	f.Float64Var(&o.triggerRate, "trigger-rate", 10, "requests per second accepted by the trigger API (all keys together) and, separately, by the registry webhooks")
 	f.StringVar(&o.webhookSecret, "webhook-secret-file", "", "file holding the shared secret that enables /v1/webhooks/{dockerhub,distribution,ecr}")
 	f.StringArrayVar(&o.restrictions, "policy-version-restriction", nil,
 		"<namespace-regex>=<version-regex>: versions deployed in matching namespaces must match (repeatable; CVs cannot loosen it)")
@@ -239,7 +239,7 @@ func (o *runOptions) registerWebhooks(mux *http.ServeMux, ctrl *controller.Contr
 	if err != nil {
 		return err
 	}
-	hooks, err := trigger.NewWebhooks(secret, ctrl.CVLister(), ctrl)
+	hooks, err := trigger.NewWebhooks(secret, ctrl.CVLister(), ctrl, o.triggerRate)
 	if err != nil {
 		return err
 	}

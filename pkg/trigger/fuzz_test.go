@@ -59,7 +59,7 @@ func FuzzWebhookAuth(f *testing.F) {
 		f.Add(seed[0], []byte(seed[1]), true)
 	}
 	indexer := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})
-	h, err := NewWebhooks(secret, cvlisters.NewContainerVersionLister(indexer), &recordingPoller{})
+	h, err := NewWebhooks(secret, cvlisters.NewContainerVersionLister(indexer), &recordingPoller{}, 1e6)
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -62,7 +62,7 @@ type hashedKey struct {
 // New builds the handler. requestsPerSecond bounds all trigger calls
 // together (a misbehaving CI loop must not hammer the registries).
 func New(keys []APIKey, cvs cvlisters.ContainerVersionLister, poller Poller, requestsPerSecond float64) *Handler {
-	h := &Handler{cvs: cvs, poller: poller, limiter: rate.NewLimiter(rate.Limit(requestsPerSecond), int(requestsPerSecond)+1)}
+	h := &Handler{cvs: cvs, poller: poller, limiter: newLimiter(requestsPerSecond)}
 	for _, k := range keys {
 		if k.Key == "" {
 			continue // an empty key would accept an empty Authorization header
@@ -70,6 +70,16 @@ func New(keys []APIKey, cvs cvlisters.ContainerVersionLister, poller Poller, req
 		h.keys = append(h.keys, hashedKey{name: k.Name, sum: sha256.Sum256([]byte(k.Key)), namespaces: k.Namespaces})
 	}
 	return h
+}
+
+// newLimiter allows requestsPerSecond with a burst of as many plus one.
+func newLimiter(requestsPerSecond float64) *rate.Limiter {
+	return rate.NewLimiter(rate.Limit(requestsPerSecond), int(requestsPerSecond)+1)
+}
+
+func tooMany(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "1")
+	httpError(w, http.StatusTooManyRequests, "too many requests, retry in a second")
 }
 
 // Register mounts the routes.
@@ -135,8 +145,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !h.limiter.Allow() {
-		w.Header().Set("Retry-After", "1")
-		httpError(w, http.StatusTooManyRequests, "too many trigger requests")
+		tooMany(w)
 		return
 	}
 	req, status, err := decode(w, r)

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strings"
 
+	"golang.org/x/time/rate"
+
 	"k8s.io/apimachinery/pkg/labels"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
@@ -28,17 +30,20 @@ type Push struct {
 // token (Distribution's endpoint headers, EventBridge API destinations) or
 // as ?token= in the URL configured at Docker Hub.
 type Webhooks struct {
-	secret [sha256.Size]byte
-	cvs    cvlisters.ContainerVersionLister
-	poller Poller
+	secret  [sha256.Size]byte
+	cvs     cvlisters.ContainerVersionLister
+	poller  Poller
+	limiter *rate.Limiter
 }
 
-// NewWebhooks builds the handler; secret must not be empty.
-func NewWebhooks(secret string, cvs cvlisters.ContainerVersionLister, poller Poller) (*Webhooks, error) {
+// NewWebhooks builds the handler; secret must be at least 16 characters.
+// requestsPerSecond bounds all webhook calls together: each one scans the
+// CVs, and registries retry a 429 later.
+func NewWebhooks(secret string, cvs cvlisters.ContainerVersionLister, poller Poller, requestsPerSecond float64) (*Webhooks, error) {
 	if len(secret) < 16 {
 		return nil, errors.New("webhook secret must be at least 16 characters")
 	}
-	return &Webhooks{secret: sha256.Sum256([]byte(secret)), cvs: cvs, poller: poller}, nil
+	return &Webhooks{secret: sha256.Sum256([]byte(secret)), cvs: cvs, poller: poller, limiter: newLimiter(requestsPerSecond)}, nil
 }
 
 // Register mounts /v1/webhooks/{dockerhub,distribution,ecr}.
@@ -52,6 +57,10 @@ func (h *Webhooks) handle(parse func([]byte) ([]Push, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !h.authenticated(r) {
 			httpError(w, http.StatusUnauthorized, "missing or invalid webhook secret")
+			return
+		}
+		if !h.limiter.Allow() {
+			tooMany(w)
 			return
 		}
 		body, err := readLimited(w, r)

@@ -63,7 +63,7 @@ func TestWebhooksAuthAndMatching(t *testing.T) {
 	}
 	poller := &recordingPoller{}
 	const secret = "hook-secret-0123456789"
-	h, err := NewWebhooks(secret, cvlisters.NewContainerVersionLister(indexer), poller)
+	h, err := NewWebhooks(secret, cvlisters.NewContainerVersionLister(indexer), poller, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestWebhooksAuthAndMatching(t *testing.T) {
 	if diff := cmp.Diff([]string{"a/web:webhook", "a/web:webhook"}, poller.got); diff != "" {
 		t.Errorf("polls (-want +got):\n%s", diff)
 	}
-	if _, err := NewWebhooks("short", nil, nil); err == nil {
+	if _, err := NewWebhooks("short", nil, nil, 1); err == nil {
 		t.Error("short secret accepted")
 	}
 }
@@ -140,7 +140,7 @@ func BenchmarkScheduleAmong10000CVs(b *testing.B) {
 		})
 	}
 	poller := &recordingPoller{}
-	h, err := NewWebhooks("hook-secret-0123456789", cvlisters.NewContainerVersionLister(indexer), poller)
+	h, err := NewWebhooks("hook-secret-0123456789", cvlisters.NewContainerVersionLister(indexer), poller, 1000)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -149,5 +149,52 @@ func BenchmarkScheduleAmong10000CVs(b *testing.B) {
 		if got := h.schedule(push); len(got) != 10 {
 			b.Fatalf("scheduled %d CVs, want 10", len(got))
 		}
+	}
+}
+
+// TestTriggerAndWebhooksAreRateLimited: past the budget an authenticated
+// caller gets 429 with Retry-After and nothing is polled; the budget is
+// spent only by authenticated calls, so strangers cannot exhaust it.
+func TestTriggerAndWebhooksAreRateLimited(t *testing.T) {
+	indexer := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+	_ = indexer.Add(&cvv1.ContainerVersion{ObjectMeta: metav1.ObjectMeta{Namespace: "a", Name: "web"},
+		Spec: cvv1.ContainerVersionSpec{ImageRepo: "acme/web", Tag: "env-prod"}})
+	lister := cvlisters.NewContainerVersionLister(indexer)
+	poller := &recordingPoller{}
+	const secret = "hook-secret-0123456789"
+	hooks, err := NewWebhooks(secret, lister, poller, 0.001) // a burst of one, then one per 1,000 s
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	hooks.Register(mux)
+	New([]APIKey{{Name: "ci", Key: goodKey}}, lister, poller, 0.001).Register(mux)
+	calls := []struct {
+		path, auth, body string
+		want             int
+	}{
+		{"/v1/trigger", "Bearer wrong-key-0123456789", `{"namespace":"a","name":"web"}`, http.StatusUnauthorized},
+		{"/v1/trigger", "Bearer " + goodKey, `{"namespace":"a","name":"web"}`, http.StatusAccepted},
+		{"/v1/trigger", "Bearer " + goodKey, `{"namespace":"a","name":"web"}`, http.StatusTooManyRequests},
+		{"/v1/webhooks/dockerhub", "", dockerHubHook, http.StatusUnauthorized},
+		{"/v1/webhooks/dockerhub", "Bearer " + secret, dockerHubHook, http.StatusAccepted},
+		{"/v1/webhooks/dockerhub", "Bearer " + secret, dockerHubHook, http.StatusTooManyRequests},
+	}
+	for i, c := range calls {
+		req := httptest.NewRequest(http.MethodPost, c.path, strings.NewReader(c.body))
+		if c.auth != "" {
+			req.Header.Set("Authorization", c.auth)
+		}
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, req)
+		if rec.Code != c.want {
+			t.Errorf("call %d to %s: %d, want %d (%s)", i, c.path, rec.Code, c.want, rec.Body)
+		}
+		if c.want == http.StatusTooManyRequests && rec.Header().Get("Retry-After") == "" {
+			t.Errorf("call %d: 429 without Retry-After", i)
+		}
+	}
+	if diff := cmp.Diff([]string{"a/web:trigger", "a/web:webhook"}, poller.got); diff != "" {
+		t.Errorf("polls (-want +got):\n%s", diff)
 	}
 }
