@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"cvmanager.dev/cvmanager/pkg/controller"
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
@@ -111,6 +112,12 @@ func clients(kube *KubeFlags) (kubernetes.Interface, versioned.Interface, error)
 	if err != nil {
 		return nil, nil, err
 	}
+	return newClients(cfg)
+}
+
+// newClients builds both clients from one config, named cvmanager in the
+// apiserver's audit log and metrics.
+func newClients(cfg *rest.Config) (kubernetes.Interface, versioned.Interface, error) {
 	cfg.UserAgent = "cvmanager"
 	kubeClient, err := kubernetes.NewForConfig(cfg)
 	if err != nil {

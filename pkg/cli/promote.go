@@ -110,13 +110,9 @@ func (o *promoteOptions) run(ctx context.Context, out io.Writer, kube *KubeFlags
 }
 
 func (o *promoteOptions) promoter(kubeClient kubernetes.Interface, cvClient versioned.Interface) (*promote.Promoter, error) {
-	var restrictions []policy.Restriction
-	for _, r := range o.restrictions {
-		parsed, err := policy.ParseRestriction(r)
-		if err != nil {
-			return nil, fmt.Errorf("--policy-version-restriction: %w", err)
-		}
-		restrictions = append(restrictions, parsed)
+	restrictions, err := policy.ParseRestrictions(o.restrictions)
+	if err != nil {
+		return nil, fmt.Errorf("--policy-version-restriction: %w", err)
 	}
 	reg, err := o.registry.registry()
 	if err != nil {

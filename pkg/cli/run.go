@@ -115,9 +115,9 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 	if err != nil {
 		return fmt.Errorf("--cv-selector: %w", err)
 	}
-	restrictions, err := o.parseRestrictions()
+	restrictions, err := policy.ParseRestrictions(o.restrictions)
 	if err != nil {
-		return err
+		return fmt.Errorf("--policy-version-restriction: %w", err)
 	}
 	if _, err := o.tls.Enabled(); err != nil {
 		return err
@@ -159,18 +159,6 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 	return o.serveAndLead(ctx, handler, exportLoop, ctrl, leader)
 }
 
-func (o *runOptions) parseRestrictions() ([]policy.Restriction, error) {
-	var restrictions []policy.Restriction
-	for _, r := range o.restrictions {
-		parsed, err := policy.ParseRestriction(r)
-		if err != nil {
-			return nil, fmt.Errorf("--policy-version-restriction: %w", err)
-		}
-		restrictions = append(restrictions, parsed)
-	}
-	return restrictions, nil
-}
-
 // clients talk to the API with the tuned QPS/burst (docs/performance.md).
 func (o *runOptions) clients(kube *KubeFlags) (kubernetes.Interface, versioned.Interface, error) {
 	cfg, err := kube.RESTConfig()
@@ -178,13 +166,7 @@ func (o *runOptions) clients(kube *KubeFlags) (kubernetes.Interface, versioned.I
 		return nil, nil, err
 	}
 	cfg.QPS, cfg.Burst = o.kubeQPS, o.kubeBurst
-	cfg.UserAgent = "cvmanager"
-	kubeClient, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, nil, err
-	}
-	cvClient, err := versioned.NewForConfig(cfg)
-	return kubeClient, cvClient, err
+	return newClients(cfg)
 }
 
 // httpRoutes mounts probes, metrics, the dashboard and, when configured,

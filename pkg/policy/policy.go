@@ -47,6 +47,19 @@ type Restriction struct {
 	Version   *regexp.Regexp
 }
 
+// ParseRestrictions parses each of specs with ParseRestriction.
+func ParseRestrictions(specs []string) ([]Restriction, error) {
+	var restrictions []Restriction
+	for _, spec := range specs {
+		r, err := ParseRestriction(spec)
+		if err != nil {
+			return nil, err
+		}
+		restrictions = append(restrictions, r)
+	}
+	return restrictions, nil
+}
+
 // ParseRestriction parses "prod=^master-". The namespace expression must
 // match the whole namespace name ("prod" does not match "preprod"); the
 // version expression is used as written, so "^master-" is a prefix rule.

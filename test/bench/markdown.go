@@ -44,45 +44,51 @@ func (r *report) tableEconomy(b *strings.Builder) {
 }
 
 func (r *report) tableLatency(b *strings.Builder) {
-	b.WriteString("## 2. Detection latency: tag moved → Deployment patched\n\n")
-	b.WriteString("| CVs | by poll p50 / p99 / max (ms), from the poll that saw it | samples (refs) | move → every CV patched (s) | by trigger p50 / p99 / max (ms) | samples (CVs) | poll errors during triggers |\n|---:|---:|---:|---:|---:|---:|---:|\n")
-	for _, sc := range r.Scales {
-		p, t := sc.PollLatency, sc.TriggerLatency
-		fmt.Fprintf(b, "| %d | %.0f / %.0f / %.0f | %d/%d | %.1f | %.0f / %.0f / %.0f | %d/%d | %.0f |\n", sc.CVs,
-			p.P50Ms, p.P99Ms, p.MaxMs, p.Samples, p.Expected, p.MoveToAllPatchedMaxSeconds,
-			t.P50Ms, t.P99Ms, t.MaxMs, t.Samples, t.Expected, t.PollErrors)
-	}
-	b.WriteString("\n")
+	r.table(b, "## 2. Detection latency: tag moved → Deployment patched",
+		"| CVs | by poll p50 / p99 / max (ms), from the poll that saw it | samples (refs) | move → every CV patched (s) | by trigger p50 / p99 / max (ms) | samples (CVs) | poll errors during triggers |\n|---:|---:|---:|---:|---:|---:|---:|",
+		func(sc scaleResult) string {
+			p, t := sc.PollLatency, sc.TriggerLatency
+			return fmt.Sprintf("| %d | %.0f / %.0f / %.0f | %d/%d | %.1f | %.0f / %.0f / %.0f | %d/%d | %.0f |", sc.CVs,
+				p.P50Ms, p.P99Ms, p.MaxMs, p.Samples, p.Expected, p.MoveToAllPatchedMaxSeconds,
+				t.P50Ms, t.P99Ms, t.MaxMs, t.Samples, t.Expected, t.PollErrors)
+		})
 }
 
 func (r *report) tableBurst(b *strings.Builder) {
-	b.WriteString("## 3. Burst: tags of many CVs move at once, CI triggers each image\n\n")
-	b.WriteString("| CVs | burst CVs | patched | all patched within (s) | p50 patch (s) | rollouts finished | all finished within (s) | apiserver 429s | registry poll errors | control-plane backlog at start |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-	for _, sc := range r.Scales {
-		u := sc.Burst
-		fmt.Fprintf(b, "| %d | %d | %d | %.1f | %.1f | %d | %.1f | %.0f | %.0f | %d |\n", sc.CVs, u.CVs, u.Patched,
-			u.Patch.MaxMs/1000, u.Patch.P50Ms/1000, u.Finished, u.Finish.MaxMs/1000, u.Apiserver429, u.PollErrors, u.Backlog)
-	}
-	b.WriteString("\n")
+	r.table(b, "## 3. Burst: tags of many CVs move at once, CI triggers each image",
+		"| CVs | burst CVs | patched | all patched within (s) | p50 patch (s) | rollouts finished | all finished within (s) | apiserver 429s | registry poll errors | control-plane backlog at start |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+		func(sc scaleResult) string {
+			u := sc.Burst
+			return fmt.Sprintf("| %d | %d | %d | %.1f | %.1f | %d | %.1f | %.0f | %.0f | %d |", sc.CVs, u.CVs, u.Patched,
+				u.Patch.MaxMs/1000, u.Patch.P50Ms/1000, u.Finished, u.Finish.MaxMs/1000, u.Apiserver429, u.PollErrors, u.Backlog)
+		})
 }
 
 func (r *report) tableFootprint(b *strings.Builder) {
-	b.WriteString("## 4. Footprint in steady state (one full poll interval)\n\n")
-	b.WriteString("| CVs | RSS (MiB) | peak RSS (MiB) | heap in use (MiB) | CPU (% of a core) | goroutines | peak RSS in burst (MiB) |\n|---:|---:|---:|---:|---:|---:|---:|\n")
-	for _, sc := range r.Scales {
-		f := sc.Footprint
-		fmt.Fprintf(b, "| %d | %.0f | %.0f | %.0f | %.1f | %.0f | %.0f |\n", sc.CVs, f.RSSMiB, f.PeakRSSMiB, f.HeapMiB, f.CPUPercentIdle, f.Goroutines, sc.Burst.PeakRSSMiB)
-	}
-	b.WriteString("\n")
+	r.table(b, "## 4. Footprint in steady state (one full poll interval)",
+		"| CVs | RSS (MiB) | peak RSS (MiB) | heap in use (MiB) | CPU (% of a core) | goroutines | peak RSS in burst (MiB) |\n|---:|---:|---:|---:|---:|---:|---:|",
+		func(sc scaleResult) string {
+			f := sc.Footprint
+			return fmt.Sprintf("| %d | %.0f | %.0f | %.0f | %.1f | %.0f | %.0f |", sc.CVs, f.RSSMiB, f.PeakRSSMiB, f.HeapMiB, f.CPUPercentIdle, f.Goroutines, sc.Burst.PeakRSSMiB)
+		})
 }
 
 func (r *report) tableRestart(b *strings.Builder) {
-	b.WriteString("## 5. Restart: a new controller process over existing CVs\n\n")
-	b.WriteString("| CVs | ready (s) | polls in first interval | every CV polled after (s; -1 = not within 3 intervals) | poll errors | peak registry req/s | mean req/s | budget (qps/burst) | workloads patched | rollouts |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	r.table(b, "## 5. Restart: a new controller process over existing CVs",
+		"| CVs | ready (s) | polls in first interval | every CV polled after (s; -1 = not within 3 intervals) | poll errors | peak registry req/s | mean req/s | budget (qps/burst) | workloads patched | rollouts |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+		func(sc scaleResult) string {
+			x := sc.Restart
+			return fmt.Sprintf("| %d | %.1f | %.0f | %.0f | %.0f | %d | %.1f | %d/%d | %d | %.0f |", sc.CVs, x.ReadySeconds, x.PollsFirstInterval,
+				x.AllPolledSeconds, x.PollErrorsFirstInterval, x.PeakRequestsPerSecond, x.MeanRequestsPerSecond, x.BudgetQPS, x.BudgetBurst, x.WorkloadsPatched, x.RolloutsStarted)
+		})
+}
+
+// table writes a section: heading, the header (with its alignment row),
+// one row per scale and a blank line.
+func (r *report) table(b *strings.Builder, heading, header string, row func(scaleResult) string) {
+	b.WriteString(heading + "\n\n" + header + "\n")
 	for _, sc := range r.Scales {
-		x := sc.Restart
-		fmt.Fprintf(b, "| %d | %.1f | %.0f | %.0f | %.0f | %d | %.1f | %d/%d | %d | %.0f |\n", sc.CVs, x.ReadySeconds, x.PollsFirstInterval,
-			x.AllPolledSeconds, x.PollErrorsFirstInterval, x.PeakRequestsPerSecond, x.MeanRequestsPerSecond, x.BudgetQPS, x.BudgetBurst, x.WorkloadsPatched, x.RolloutsStarted)
+		b.WriteString(row(sc) + "\n")
 	}
 	b.WriteString("\n")
 }

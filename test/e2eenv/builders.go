@@ -105,3 +105,44 @@ func NewCV(ns, name, repo string, edit ...func(*cvv1.ContainerVersionSpec)) *cvv
 func Pinned(repo, version, digest string) string {
 	return repo + ":" + version + "@" + digest
 }
+
+// ColorDeployment is one side of a blue-green pair: app-color, pods
+// labelled app=app and color=color, selected by the CV through app=app.
+func ColorDeployment(ns, app, color, image string, replicas int32) *appsv1.Deployment {
+	d := NewDeployment(ns, app+"-"+color, app, image, replicas)
+	d.Spec.Selector.MatchLabels["color"] = color
+	d.Spec.Template.Labels["color"] = color
+	return d
+}
+
+// BlueGreenServices are the live Service app and the verification Service
+// app-verify, both selecting the blue side.
+func BlueGreenServices(ns, app string) []*corev1.Service {
+	var services []*corev1.Service
+	for _, name := range []string{app, app + "-verify"} {
+		services = append(services, &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Spec: corev1.ServiceSpec{
+				Selector: map[string]string{"app": app, "color": "blue"},
+				Ports:    []corev1.ServicePort{{Port: 80}},
+			},
+		})
+	}
+	return services
+}
+
+// BlueGreen is a NewCV edit: the ServiceBlueGreen strategy over the
+// Services of BlueGreenServices, switching on label color, scaling the old
+// side down, verified by the verifier image.
+func BlueGreen(app, verifier string) func(*cvv1.ContainerVersionSpec) {
+	return func(s *cvv1.ContainerVersionSpec) {
+		s.Strategy = cvv1.StrategySpec{
+			Kind: cvv1.StrategyServiceBlueGreen,
+			BlueGreen: &cvv1.BlueGreenSpec{
+				ServiceName: app, VerificationServiceName: app + "-verify",
+				LabelNames: []string{"color"}, ScaleDown: true,
+			},
+			Verify: []cvv1.VerifySpec{{Kind: "Image", Image: verifier}},
+		}
+	}
+}

@@ -46,8 +46,7 @@ func TestAPIServerRestartMidRollout(t *testing.T) {
 	t.Logf("apiserver restarted in %s", time.Since(begin).Round(time.Millisecond))
 	f.WaitStatus(f.app, cvv1.StatusSuccess, d1, 90*time.Second)
 
-	d2 := f.push("v2")
-	f.WaitStatus(f.app, cvv1.StatusSuccess, d2, 60*time.Second)
+	f.rollOut("v2", 60*time.Second)
 	f.assertOnce(2, "Success", "Success")
 }
 
@@ -66,10 +65,8 @@ func TestWatchConnectionsDropped(t *testing.T) {
 	stop := proxy.cutEvery(1500 * time.Millisecond)
 	defer stop()
 
-	d1 := f.push("v1")
-	f.WaitStatus(f.app, cvv1.StatusSuccess, d1, 120*time.Second)
-	d2 := f.push("v2")
-	f.WaitStatus(f.app, cvv1.StatusSuccess, d2, 120*time.Second)
+	f.rollOut("v1", 120*time.Second)
+	f.rollOut("v2", 120*time.Second)
 	stop()
 	if proxy.cut.Load() == 0 {
 		t.Fatal("no connection was cut: the fault was not injected")
@@ -91,10 +88,8 @@ func TestCompetingWriterConflicts(t *testing.T) {
 	writes, stop := f.competingWriter()
 	defer stop()
 
-	d1 := f.push("v1")
-	f.WaitStatus(f.app, cvv1.StatusSuccess, d1, 90*time.Second)
-	d2 := f.push("v2")
-	f.WaitStatus(f.app, cvv1.StatusSuccess, d2, 90*time.Second)
+	f.rollOut("v1", 90*time.Second)
+	f.rollOut("v2", 90*time.Second)
 	stop()
 	if writes.Load() < 20 {
 		t.Fatalf("only %d competing writes: the fault was not injected", writes.Load())

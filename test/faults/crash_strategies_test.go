@@ -182,30 +182,21 @@ func newBlueGreenFixture(t *testing.T, app string) *fixture {
 	f := &fixture{Env: e2eenv.New(t), reg: e2eenv.NewRegistry(t), app: app}
 	f.repo = f.reg.Repo("team/" + app)
 	for color, replicas := range map[string]int32{"blue": 2, "green": 0} {
-		d := e2eenv.NewDeployment(f.NS, app+"-"+color, app, f.repo+":old", replicas)
-		d.Spec.Selector.MatchLabels["color"] = color
-		d.Spec.Template.Labels["color"] = color
+		d := e2eenv.ColorDeployment(f.NS, app, color, f.repo+":old", replicas)
 		d.Spec.MinReadySeconds = 3 // a window between patch and Ready
 		_, err := f.Kube.AppsV1().Deployments(f.NS).Create(f.Ctx, d, metav1.CreateOptions{})
 		e2eenv.Must(t, err)
 	}
-	for _, name := range []string{app, app + "-verify"} {
-		_, err := f.Kube.CoreV1().Services(f.NS).Create(f.Ctx, &corev1.Service{
-			ObjectMeta: metav1.ObjectMeta{Namespace: f.NS, Name: name},
-			Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": app, "color": "blue"}, Ports: []corev1.ServicePort{{Port: 80}}},
-		}, metav1.CreateOptions{})
+	for _, svc := range e2eenv.BlueGreenServices(f.NS, app) {
+		_, err := f.Kube.CoreV1().Services(f.NS).Create(f.Ctx, svc, metav1.CreateOptions{})
 		e2eenv.Must(t, err)
 	}
 	f.Eventually(60*time.Second, "blue Ready", func() (bool, error) {
 		d := f.deployment(app + "-blue")
 		return d.Status.ReadyReplicas == 2, nil
 	})
-	f.CreateCV(e2eenv.NewCV(f.NS, app, f.repo, func(s *cvv1.ContainerVersionSpec) {
-		s.Rollback.Enabled = true
-		s.Strategy = cvv1.StrategySpec{Kind: cvv1.StrategyServiceBlueGreen,
-			BlueGreen: &cvv1.BlueGreenSpec{ServiceName: app, VerificationServiceName: app + "-verify", LabelNames: []string{"color"}, ScaleDown: true},
-			Verify:    []cvv1.VerifySpec{{Kind: "Image", Image: "verifier:ok"}}}
-	}))
+	f.CreateCV(e2eenv.NewCV(f.NS, app, f.repo, e2eenv.BlueGreen(app, "verifier:ok"),
+		func(s *cvv1.ContainerVersionSpec) { s.Rollback.Enabled = true }))
 	t.Cleanup(f.dumpOnFailure)
 	return f
 }

@@ -75,9 +75,7 @@ var killPoints = []killPoint{{
 }, {
 	name: "rolling back, previous version not yet restored",
 	before: func(f *fixture) string {
-		d := f.push("v1")
-		f.WaitStatus(f.app, cvv1.StatusSuccess, d, 60*time.Second)
-		return d
+		return f.rollOut("v1", 60*time.Second)
 	},
 	// Refuses only the revert: any write putting the first version back.
 	freeze: &freezeSpec{group: "apps", resources: []string{"deployments"},

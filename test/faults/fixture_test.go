@@ -80,6 +80,15 @@ func (f *fixture) push(version string) string {
 	return f.reg.MustPush(f.T, "team/"+f.app, version, "env-prod")
 }
 
+// rollOut pushes version, waits until the CV reports it deployed and
+// returns its digest.
+func (f *fixture) rollOut(version string, timeout time.Duration) string {
+	f.T.Helper()
+	digest := f.push(version)
+	f.WaitStatus(f.app, cvv1.StatusSuccess, digest, timeout)
+	return digest
+}
+
 // createCV creates the app's CV with rollback and history on.
 func (f *fixture) createCV(edit ...func(*cvv1.ContainerVersionSpec)) {
 	edit = append([]func(*cvv1.ContainerVersionSpec){func(s *cvv1.ContainerVersionSpec) { s.Rollback.Enabled = true }}, edit...)

@@ -160,8 +160,7 @@ func TestRegistryFaults(t *testing.T) {
 
 	// The healthy CV keeps its schedule while every fault is active.
 	begin := time.Now()
-	d := f.push("v1")
-	f.WaitStatus(f.app, cvv1.StatusSuccess, d, 30*time.Second)
+	d := f.rollOut("v1", 30*time.Second)
 	latency := time.Since(begin)
 	t.Logf("healthy CV: push to Success in %s with %d faulty registries", latency.Round(time.Millisecond), len(registryFaults))
 	if latency > 5*time.Second+10*time.Second {

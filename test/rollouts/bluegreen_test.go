@@ -31,50 +31,24 @@ func TestMain(m *testing.M) {
 	os.Exit(controlplane.RunMain(m, controlplane.Options{}))
 }
 
-// colorDeployment is one side of a blue-green pair: pods labelled
-// app=<app>, color=<color>, selected by the CV through app=<app>.
-func colorDeployment(ns, app, color string, replicas int32) *appsv1.Deployment {
-	d := e2eenv.NewDeployment(ns, app+"-"+color, app, "placeholder:v0", replicas)
-	d.Spec.Selector.MatchLabels["color"] = color
-	d.Spec.Template.Labels["color"] = color
-	return d
-}
-
-func service(ns, name string, selector map[string]string) *corev1.Service {
-	return &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec:       corev1.ServiceSpec{Selector: selector, Ports: []corev1.ServicePort{{Port: 80}}},
-	}
-}
-
 // blueGreenFixture creates web-blue (live, 2 replicas), web-green, the live
 // Service web and the verification Service web-verify.
 func blueGreenFixture(e *e2eenv.Env, app string) {
 	e.T.Helper()
-	for _, d := range []*appsv1.Deployment{colorDeployment(e.NS, app, "blue", 2), colorDeployment(e.NS, app, "green", 0)} {
+	for _, d := range []*appsv1.Deployment{
+		e2eenv.ColorDeployment(e.NS, app, "blue", "placeholder:v0", 2), e2eenv.ColorDeployment(e.NS, app, "green", "placeholder:v0", 0),
+	} {
 		_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, d, metav1.CreateOptions{})
 		e2eenv.Must(e.T, err)
 	}
-	for _, s := range []*corev1.Service{
-		service(e.NS, app, map[string]string{"app": app, "color": "blue"}),
-		service(e.NS, app+"-verify", map[string]string{"app": app, "color": "blue"}),
-	} {
+	for _, s := range e2eenv.BlueGreenServices(e.NS, app) {
 		_, err := e.Kube.CoreV1().Services(e.NS).Create(e.Ctx, s, metav1.CreateOptions{})
 		e2eenv.Must(e.T, err)
 	}
 }
 
 func blueGreenCV(e *e2eenv.Env, app, repo, verifier string) *cvv1.ContainerVersion {
-	return e2eenv.NewCV(e.NS, app, repo, func(s *cvv1.ContainerVersionSpec) {
-		s.Strategy = cvv1.StrategySpec{
-			Kind: cvv1.StrategyServiceBlueGreen,
-			BlueGreen: &cvv1.BlueGreenSpec{
-				ServiceName: app, VerificationServiceName: app + "-verify",
-				LabelNames: []string{"color"}, ScaleDown: true,
-			},
-			Verify: []cvv1.VerifySpec{{Kind: "Image", Image: verifier}},
-		}
-	})
+	return e2eenv.NewCV(e.NS, app, repo, e2eenv.BlueGreen(app, verifier))
 }
 
 // selectorColor is the color a Service selects.

@@ -27,12 +27,10 @@ type misconfig struct {
 // lets a case break one thing.
 func pairWith(edit func(ds []*appsv1.Deployment, svcs []*corev1.Service) ([]*appsv1.Deployment, []*corev1.Service)) func(ns, app string) ([]*appsv1.Deployment, []*corev1.Service) {
 	return func(ns, app string) ([]*appsv1.Deployment, []*corev1.Service) {
-		ds := []*appsv1.Deployment{colorDeployment(ns, app, "blue", 1), colorDeployment(ns, app, "green", 1)}
-		svcs := []*corev1.Service{
-			service(ns, app, map[string]string{"app": app, "color": "blue"}),
-			service(ns, app+"-verify", map[string]string{"app": app, "color": "blue"}),
+		ds := []*appsv1.Deployment{
+			e2eenv.ColorDeployment(ns, app, "blue", "placeholder:v0", 1), e2eenv.ColorDeployment(ns, app, "green", "placeholder:v0", 1),
 		}
-		return edit(ds, svcs)
+		return edit(ds, e2eenv.BlueGreenServices(ns, app))
 	}
 }
 
@@ -43,7 +41,7 @@ var misconfigs = []misconfig{
 		})},
 	{name: "three-deploys", reason: "NotTwoDeployments", messageHas: "found 3 workload(s)",
 		objects: pairWith(func(ds []*appsv1.Deployment, s []*corev1.Service) ([]*appsv1.Deployment, []*corev1.Service) {
-			return append(ds, colorDeployment(ds[0].Namespace, "three-deploys", "red", 1)), s
+			return append(ds, e2eenv.ColorDeployment(ds[0].Namespace, "three-deploys", "red", "placeholder:v0", 1)), s
 		})},
 	{name: "no-service", reason: "ServiceNotFound", messageHas: "Service no-service not found",
 		objects: pairWith(func(ds []*appsv1.Deployment, s []*corev1.Service) ([]*appsv1.Deployment, []*corev1.Service) {
