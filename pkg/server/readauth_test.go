@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -135,5 +136,30 @@ func TestReadAuthCacheStaysBounded(t *testing.T) {
 	}
 	if n := len(auth.decisions); n > maxCachedDecisions {
 		t.Fatalf("%d cached decisions, bound is %d", n, maxCachedDecisions)
+	}
+}
+
+// TestReadAuthFailsClosedWhenTheAPIServerCannotBeAsked: a review error
+// answers 503, serves nothing and is not remembered.
+func TestReadAuthFailsClosedWhenTheAPIServerCannotBeAsked(t *testing.T) {
+	api := fake.NewClientset()
+	reviews := 0
+	api.PrependReactor("create", "tokenreviews", func(k8stesting.Action) (bool, runtime.Object, error) {
+		reviews++
+		return true, nil, errors.New("connection refused")
+	})
+	served := false
+	handler := NewReadAuth(api).Wrap(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { served = true }))
+	for range 2 {
+		req := httptest.NewRequest("GET", "/v1/cv/workloads?namespace=team", nil)
+		req.Header.Set("Authorization", "Bearer good")
+		rec := httptest.NewRecorder()
+		handler.ServeHTTP(rec, req)
+		if rec.Code != http.StatusServiceUnavailable {
+			t.Errorf("review error answered %d, want 503", rec.Code)
+		}
+	}
+	if served || reviews != 2 {
+		t.Errorf("served=%v after review errors, %d reviews (want 2: errors are not cached)", served, reviews)
 	}
 }
