@@ -1,5 +1,7 @@
 # syntax=docker/dockerfile:1
 # Multi-stage build of a static cvmanager binary into a distroless, non-root image.
+# Without a Docker engine, `make image` (hack/image) builds the same image for
+# linux/amd64 and linux/arm64; test/packaging checks that the two agree.
 ARG GO_VERSION=1.26
 FROM golang:${GO_VERSION} AS build
 WORKDIR /src

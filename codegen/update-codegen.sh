@@ -11,7 +11,14 @@ CONTROLLER_TOOLS_VERSION="${CONTROLLER_TOOLS_VERSION:-v0.19.0}"
 MODULE="cvmanager.dev/cvmanager"
 cd "$ROOT"
 
-CODEGEN_PKG="$(go list -m -f '{{.Dir}}' k8s.io/code-generator)"
+# `go list -m -f {{.Dir}}` prints nothing while the module is not in the module
+# cache yet (a fresh machine); `go mod download -json` fetches it first and then
+# names its directory, at the version go.mod pins.
+CODEGEN_PKG="$(go mod download -json k8s.io/code-generator | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",*$/\1/p')"
+if [[ -z "$CODEGEN_PKG" || ! -f "$CODEGEN_PKG/kube_codegen.sh" ]]; then
+  echo "cannot find kube_codegen.sh of k8s.io/code-generator (go mod download gave '$CODEGEN_PKG')" >&2
+  exit 1
+fi
 # shellcheck source=/dev/null
 source "${CODEGEN_PKG}/kube_codegen.sh"
 
