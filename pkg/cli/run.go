@@ -14,15 +14,18 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 
 	"cvmanager.dev/cvmanager/pkg/controller"
 	"cvmanager.dev/cvmanager/pkg/dashboard"
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
+	cvlisters "cvmanager.dev/cvmanager/pkg/generated/listers/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/metrics"
 	"cvmanager.dev/cvmanager/pkg/notify"
 	"cvmanager.dev/cvmanager/pkg/policy"
 	"cvmanager.dev/cvmanager/pkg/server"
 	"cvmanager.dev/cvmanager/pkg/trigger"
+	"cvmanager.dev/cvmanager/pkg/workload"
 )
 
 // runOptions are the flags of `cvmanager run`. Names follow the original
@@ -137,14 +140,19 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 	if err != nil {
 		return err
 	}
-	ctrl := controller.New(kubeClient, cvClient, controller.Options{
-		Namespace: o.namespace, CVSelector: selector, Workers: o.workers, Resolver: resolver,
-		Metrics: m, ProgressInterval: o.progressEvery, DefaultHistory: o.history, DefaultRollback: o.rollback,
-		Restrictions: restrictions, Notifier: notifier, DefaultNotifications: defaultNotifications,
-		LastPolledEvery: o.lastPolledEvery,
-	})
+	factories := controller.NewFactories(kubeClient, cvClient, controller.Scope{Namespace: o.namespace, CVSelector: selector})
+	ctrl := controller.New(kubeClient, cvClient, factories.Informers(), controller.NewRecorder(kubeClient), clock.RealClock{},
+		controller.Options{
+			Namespace: o.namespace, Workers: o.workers, Resolver: resolver,
+			Metrics: m, ProgressInterval: o.progressEvery, DefaultHistory: o.history, DefaultRollback: o.rollback,
+			Restrictions: restrictions, Notifier: notifier, DefaultNotifications: defaultNotifications,
+			LastPolledEvery: o.lastPolledEvery,
+		})
 	leader := &controller.LeaderState{}
-	mux, err := o.httpRoutes(m, ctrl, leader)
+	caches := readCaches{
+		cvs: factories.Informers().CVs.Lister(), workloads: workload.NewListers(factories.Kube), kube: kubeClient,
+	}
+	mux, err := o.httpRoutes(m, ctrl, leader, caches)
 	if err != nil {
 		return err
 	}
@@ -156,7 +164,11 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 	if o.readAuth {
 		handler = server.NewReadAuth(kubeClient).Wrap(mux)
 	}
-	return o.serveAndLead(ctx, handler, exportLoop, ctrl, leader)
+	// Every replica keeps its caches warm, leader or not, so each serves the
+	// dashboard, history and state reads and answers /readyz truthfully.
+	factories.Start(ctx.Done())
+	defer factories.Shutdown()
+	return o.serveAndLead(ctx, handler, exportLoop, ctrl, leader, kubeClient)
 }
 
 // clients talk to the API with the tuned QPS/burst (docs/performance.md).
@@ -169,11 +181,20 @@ func (o *runOptions) clients(kube *KubeFlags) (kubernetes.Interface, versioned.I
 	return newClients(cfg)
 }
 
+// readCaches are what the HTTP reads are served from: the informer caches
+// every replica keeps, and the client for the history ConfigMaps.
+type readCaches struct {
+	cvs       cvlisters.ContainerVersionLister
+	workloads workload.Listers
+	kube      kubernetes.Interface
+}
+
 // httpRoutes mounts probes, metrics, the dashboard and, when configured,
 // pprof, the trigger API and the registry webhooks.
-func (o *runOptions) httpRoutes(m *metrics.Metrics, ctrl *controller.Controller, leader *controller.LeaderState) (*http.ServeMux, error) {
+func (o *runOptions) httpRoutes(m *metrics.Metrics, ctrl *controller.Controller, leader *controller.LeaderState,
+	caches readCaches) (*http.ServeMux, error) {
 	mux := server.NewMux(m.Registry, server.Readiness{Synced: ctrl.HasSynced, Leader: leader.IsLeader})
-	dashboard.ForController(ctrl.CVLister(), ctrl.WorkloadListers(), ctrl.KubeClient()).Register(mux)
+	dashboard.ForController(caches.cvs, caches.workloads, caches.kube).Register(mux)
 	if o.enablePprof {
 		server.RegisterPprof(mux)
 	}
@@ -182,15 +203,15 @@ func (o *runOptions) httpRoutes(m *metrics.Metrics, ctrl *controller.Controller,
 		if err != nil {
 			return nil, err
 		}
-		trigger.New(keys, ctrl.CVLister(), ctrl, o.triggerRate).Register(mux)
+		trigger.New(keys, caches.cvs, ctrl, o.triggerRate).Register(mux)
 	}
-	return mux, o.registerWebhooks(mux, ctrl)
+	return mux, o.registerWebhooks(mux, ctrl, caches.cvs)
 }
 
 // serveAndLead runs the HTTP server, the export loop and the controller
 // (while it holds the lease) until one of them fails or ctx ends.
 func (o *runOptions) serveAndLead(ctx context.Context, handler http.Handler, exportLoop func(context.Context),
-	ctrl *controller.Controller, leader *controller.LeaderState) error {
+	ctrl *controller.Controller, leader *controller.LeaderState, kube kubernetes.Interface) error {
 	addr := net.JoinHostPort(o.bindAddress, strconv.Itoa(o.port))
 	klog.InfoS("Starting cvmanager", "address", addr, "tls", o.tls.CertFile != "", "readAuth", o.readAuth,
 		"namespace", o.namespace, "leaderElection", o.leaderElect)
@@ -204,7 +225,7 @@ func (o *runOptions) serveAndLead(ctx context.Context, handler http.Handler, exp
 			Enabled: o.leaderElect, Namespace: o.leaseNamespace, Name: o.leaseName,
 			LeaseDuration: o.leaseDuration, RenewDeadline: o.renewDeadline, RetryPeriod: o.retryPeriod,
 		}
-		err := controller.RunLeaderElected(ctx, ctrl.KubeClient(), le, leader, ctrl.Run)
+		err := controller.RunLeaderElected(ctx, kube, le, leader, ctrl.Run)
 		if err == nil && ctx.Err() == nil {
 			return fmt.Errorf("lost the leader lease")
 		}
@@ -213,7 +234,7 @@ func (o *runOptions) serveAndLead(ctx context.Context, handler http.Handler, exp
 	return g.Wait()
 }
 
-func (o *runOptions) registerWebhooks(mux *http.ServeMux, ctrl *controller.Controller) error {
+func (o *runOptions) registerWebhooks(mux *http.ServeMux, ctrl *controller.Controller, cvs cvlisters.ContainerVersionLister) error {
 	if o.webhookSecret == "" {
 		return nil
 	}
@@ -221,7 +242,7 @@ func (o *runOptions) registerWebhooks(mux *http.ServeMux, ctrl *controller.Contr
 	if err != nil {
 		return err
 	}
-	hooks, err := trigger.NewWebhooks(secret, ctrl.CVLister(), ctrl, o.triggerRate)
+	hooks, err := trigger.NewWebhooks(secret, cvs, ctrl, o.triggerRate)
 	if err != nil {
 		return err
 	}

@@ -16,11 +16,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
-	kubeinformers "k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
@@ -34,31 +32,24 @@ import (
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
 	cvscheme "cvmanager.dev/cvmanager/pkg/generated/clientset/versioned/scheme"
-	"cvmanager.dev/cvmanager/pkg/generated/informers/externalversions"
 	cvlisters "cvmanager.dev/cvmanager/pkg/generated/listers/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/history"
 	"cvmanager.dev/cvmanager/pkg/metrics"
 	"cvmanager.dev/cvmanager/pkg/notify"
 	"cvmanager.dev/cvmanager/pkg/policy"
+	"cvmanager.dev/cvmanager/pkg/registry/poller"
 	"cvmanager.dev/cvmanager/pkg/rollout"
-	"cvmanager.dev/cvmanager/pkg/syncer"
 	"cvmanager.dev/cvmanager/pkg/workload"
 )
 
 // Options configure a Controller.
 type Options struct {
-	// Namespace limits the controller to one namespace; "" watches all.
+	// Namespace is the namespace the informers watch ("" for all), for logs.
 	Namespace string
-	// CVSelector limits the controller to CVs with matching labels.
-	CVSelector labels.Selector
-	// Name limits the controller to one CV (with Namespace): `cr sync`.
-	Name string
 	// Workers is the number of concurrent syncs.
 	Workers int
 	// Resolver answers where a tag points (the registry layer's shared poller).
-	Resolver syncer.ImageResolver
-	// Clock is injected so tests can control time; nil means the real clock.
-	Clock clock.Clock
+	Resolver poller.ImageResolver
 	// Metrics receives the controller's series; nil creates a private registry.
 	Metrics *metrics.Metrics
 	// ProgressInterval is how often an unfinished rollout is re-examined even
@@ -94,44 +85,43 @@ type Controller struct {
 	recorder  record.EventRecorder
 	history   *history.Store
 	cvLister  cvlisters.ContainerVersionLister
+	cvIndexer cache.Indexer
 	workloads workload.Listers
 	secrets   *secretCache
 	synced    []cache.InformerSynced
 
-	kubeFactory kubeinformers.SharedInformerFactory
-	cvFactory   externalversions.SharedInformerFactory
-	jobFactory  kubeinformers.SharedInformerFactory
-	jobs        *rollout.Jobs
-	strategies  map[string]rollout.Strategy
+	lifecycle  *rollout.Lifecycle
+	strategies rollout.Factory
 
 	mu       sync.Mutex
 	syncers  map[string]*syncerState
 	triggers triggerTimes
 }
 
-// New wires informers, queue and event recorder. Call Run to start.
-func New(kube kubernetes.Interface, cvClient versioned.Interface, opts Options) *Controller {
+// New wires the controller to its informers (which the caller starts, after
+// New, and stops), its event recorder and its clock. Call Run to work.
+func New(kube kubernetes.Interface, cvClient versioned.Interface, inf Informers,
+	recorder record.EventRecorder, clk clock.Clock, opts Options) *Controller {
 	opts = withDefaults(opts)
 	c := &Controller{
 		opts:     opts,
 		kube:     kube,
 		cvClient: cvClient,
-		clock:    opts.Clock,
+		clock:    clk,
 		metrics:  opts.Metrics,
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "containerversions"}),
-		history: history.NewStore(kube),
-		secrets: newSecretCache(kube, opts.Clock),
-		syncers: map[string]*syncerState{},
+		recorder: recorder,
+		history:  history.NewStore(kube),
+		secrets:  newSecretCache(kube, clk),
+		syncers:  map[string]*syncerState{},
+		synced:   informerSynced(inf),
 	}
-	c.recorder = newRecorder(kube)
-	c.setupInformers()
-	c.setupJobs()
-	c.strategies = map[string]rollout.Strategy{
-		cvv1.StrategySimple:           &rollout.Simple{Client: kube, Listers: c.workloads, Jobs: c.jobs},
-		cvv1.StrategyServiceBlueGreen: &rollout.BlueGreen{Client: kube, Listers: c.workloads, Jobs: c.jobs},
-	}
+	c.watch(inf)
+	jobs := &rollout.Jobs{Client: kube, Lister: inf.Jobs.Lister(), Resolve: c.resolveVerifier}
+	c.lifecycle = &rollout.Lifecycle{Jobs: jobs}
+	c.strategies = rollout.NewFactory(kube, c.workloads, jobs)
 	return c
 }
 
@@ -139,70 +129,53 @@ func withDefaults(opts Options) Options {
 	if opts.Workers <= 0 {
 		opts.Workers = 4
 	}
-	if opts.Clock == nil {
-		opts.Clock = clock.RealClock{}
-	}
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.New()
 	}
 	if opts.ProgressInterval <= 0 {
 		opts.ProgressInterval = 2 * time.Second
 	}
-	if opts.CVSelector == nil {
-		opts.CVSelector = labels.Everything()
-	}
 	return opts
 }
 
-func newRecorder(kube kubernetes.Interface) record.EventRecorder {
+// NewRecorder is the event recorder `run` and `cr sync` give New: Events on
+// CVs from component cvmanager.
+func NewRecorder(kube kubernetes.Interface) record.EventRecorder {
 	utilruntime.Must(cvscheme.AddToScheme(scheme.Scheme))
 	broadcaster := record.NewBroadcaster()
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
 	return broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "cvmanager"})
 }
 
-func (c *Controller) setupInformers() {
-	strip := kubeinformers.WithTransform(stripManagedFields)
-	c.kubeFactory = kubeinformers.NewSharedInformerFactoryWithOptions(c.kube, 0,
-		kubeinformers.WithNamespace(c.opts.Namespace), strip)
-	c.cvFactory = externalversions.NewSharedInformerFactoryWithOptions(c.cvClient, 0,
-		externalversions.WithNamespace(c.opts.Namespace),
-		externalversions.WithTweakListOptions(c.scopeCVs),
-		externalversions.WithTransform(stripManagedFields))
-
-	cvInformer := c.cvFactory.Cvmanager().V1alpha1().ContainerVersions()
-	c.cvLister = cvInformer.Lister()
-	_, _ = cvInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+// watch registers the controller's event handlers and indexes.
+func (c *Controller) watch(inf Informers) {
+	cvInformer := inf.CVs.Informer()
+	c.cvLister = inf.CVs.Lister()
+	c.cvIndexer = cvInformer.GetIndexer()
+	_, _ = cvInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.enqueue,
 		UpdateFunc: func(_, obj any) { c.enqueue(obj) },
 		DeleteFunc: c.enqueue,
 	})
-	_ = cvInformer.Informer().AddIndexers(cache.Indexers{rolloutSelectorIndex: rolloutSelectorKeys})
+	_ = cvInformer.AddIndexers(cache.Indexers{rolloutSelectorIndex: rolloutSelectorKeys})
 
-	apps, batch := c.kubeFactory.Apps().V1(), c.kubeFactory.Batch().V1()
-	pods := c.kubeFactory.Core().V1().Pods()
-	c.workloads = workload.NewListers(c.kubeFactory)
+	apps, batch := inf.Workloads.Apps().V1(), inf.Workloads.Batch().V1()
+	c.workloads = workload.NewListers(inf.Workloads)
 	handler := cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.enqueueOwnersOf,
 		UpdateFunc: func(_, obj any) { c.enqueueOwnersOf(obj) },
 	}
-	c.synced = []cache.InformerSynced{cvInformer.Informer().HasSynced}
-	for _, inf := range []cache.SharedIndexInformer{
+	for _, i := range []cache.SharedIndexInformer{
 		apps.Deployments().Informer(), apps.StatefulSets().Informer(),
-		apps.DaemonSets().Informer(), batch.CronJobs().Informer(), pods.Informer(),
+		apps.DaemonSets().Informer(), batch.CronJobs().Informer(),
+		inf.Workloads.Core().V1().Pods().Informer(),
 	} {
-		_, _ = inf.AddEventHandler(handler)
-		c.synced = append(c.synced, inf.HasSynced)
+		_, _ = i.AddEventHandler(handler)
 	}
-}
-
-// scopeCVs narrows the CV watch to the label selector and, for a standalone
-// syncer, to one CV by name.
-func (c *Controller) scopeCVs(o *metav1.ListOptions) {
-	o.LabelSelector = c.opts.CVSelector.String()
-	if c.opts.Name != "" {
-		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", c.opts.Name).String()
-	}
+	_, _ = inf.Jobs.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    c.enqueueJobOwner,
+		UpdateFunc: func(_, obj any) { c.enqueueJobOwner(obj) },
+	})
 }
 
 // enqueue adds a CV's key.
@@ -270,7 +243,7 @@ func rolloutSelectorKeys(obj any) ([]string, error) {
 // the match-expressions bucket. Without the index (never expected) it falls
 // back to every CV of the namespace.
 func (c *Controller) rolloutCandidates(namespace string, set labels.Set) []*cvv1.ContainerVersion {
-	indexer := c.cvFactory.Cvmanager().V1alpha1().ContainerVersions().Informer().GetIndexer()
+	indexer := c.cvIndexer
 	var out []*cvv1.ContainerVersion
 	add := func(key string) error {
 		objs, err := indexer.ByIndex(rolloutSelectorIndex, key)
@@ -291,17 +264,11 @@ func (c *Controller) rolloutCandidates(namespace string, set labels.Set) []*cvv1
 	return out
 }
 
-// Run starts the informers, waits for their caches and runs the workers
-// until ctx is done. It returns after the workers have stopped.
+// Run waits for the informer caches (which the caller started) and runs
+// the workers until ctx is done. It returns after the workers have stopped.
 func (c *Controller) Run(ctx context.Context) error {
 	defer utilruntime.HandleCrash()
 	defer c.queue.ShutDown()
-	c.kubeFactory.Start(ctx.Done())
-	c.cvFactory.Start(ctx.Done())
-	c.jobFactory.Start(ctx.Done())
-	defer c.kubeFactory.Shutdown()
-	defer c.cvFactory.Shutdown()
-	defer c.jobFactory.Shutdown()
 
 	klog.InfoS("Waiting for informer caches", "namespace", c.opts.Namespace)
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
@@ -363,25 +330,6 @@ func (c *Controller) TriggerPoll(namespace, name, trigger string) {
 	c.queue.Add(key)
 }
 
-// stripManagedFields drops metadata.managedFields from cached objects: the
-// controller never reads them and they are often the largest part of an
-// object, which matters with thousands of workloads and CVs in the cache.
-func stripManagedFields(obj any) (any, error) {
-	if m, ok := obj.(metav1.Object); ok {
-		m.SetManagedFields(nil)
-	}
-	return obj, nil
-}
-
-// CVLister exposes the CV cache, so the dashboard reads without API calls.
-func (c *Controller) CVLister() cvlisters.ContainerVersionLister { return c.cvLister }
-
-// WorkloadListers exposes the workload caches for the same reason.
-func (c *Controller) WorkloadListers() workload.Listers { return c.workloads }
-
-// KubeClient is the client the controller writes with.
-func (c *Controller) KubeClient() kubernetes.Interface { return c.kube }
-
 // ClearFailed forgets the failed digest of a CV so its version is tried
 // again (the manual override after fixing what made it fail), then polls.
 func (c *Controller) ClearFailed(ctx context.Context, namespace, name string) error {
@@ -400,6 +348,6 @@ func (c *Controller) ClearFailed(ctx context.Context, namespace, name string) er
 	if err != nil {
 		return err
 	}
-	c.TriggerPoll(namespace, name, "clear-failed")
+	c.TriggerPoll(namespace, name, history.TriggerClearFailed)
 	return nil
 }

@@ -38,7 +38,7 @@ func (c *Controller) appendHistory(ctx context.Context, cv *cvv1.ContainerVersio
 		Outcome:         outcome,
 		Reason:          reason,
 		Trigger:         r.Trigger,
-		Jobs:            rollout.JobRecords(c.jobs.Lister, cv, r.Digest),
+		Jobs:            rollout.JobRecords(c.lifecycle.Jobs.Lister, cv, r.Digest),
 		DurationSeconds: now.Sub(r.StartTime.Time).Seconds(),
 	}
 	if err := c.history.Append(ctx, cv, rec); err != nil {

@@ -21,6 +21,7 @@ import (
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	cvlisters "cvmanager.dev/cvmanager/pkg/generated/listers/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/history"
 )
 
 // MaxBodyBytes bounds a trigger request; a real one is a few hundred bytes.
@@ -160,7 +161,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]Triggered, 0, len(targets))
 	for _, cv := range targets {
-		h.poller.TriggerPoll(cv.Namespace, cv.Name, "trigger")
+		h.poller.TriggerPoll(cv.Namespace, cv.Name, history.TriggerAPI)
 		out = append(out, Triggered{cv.Namespace, cv.Name, fmt.Sprintf("/v1/cv/workloads/%s?namespace=%s", cv.Name, cv.Namespace)})
 	}
 	w.Header().Set("Content-Type", "application/json")

@@ -16,7 +16,8 @@ import (
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	cvlisters "cvmanager.dev/cvmanager/pkg/generated/listers/cvmanager/v1alpha1"
-	"cvmanager.dev/cvmanager/pkg/registry"
+	"cvmanager.dev/cvmanager/pkg/history"
+	"cvmanager.dev/cvmanager/pkg/imageref"
 )
 
 // Push is one "this repository's tag changed" notice from a registry.
@@ -111,7 +112,7 @@ func (h *Webhooks) schedule(pushes []Push) []Triggered {
 	out := []Triggered{}
 	for _, cv := range cvs {
 		if follows(cv, pushes) {
-			h.poller.TriggerPoll(cv.Namespace, cv.Name, "webhook")
+			h.poller.TriggerPoll(cv.Namespace, cv.Name, history.TriggerWebhook)
 			out = append(out, Triggered{cv.Namespace, cv.Name, fmt.Sprintf("/v1/cv/workloads/%s?namespace=%s", cv.Name, cv.Namespace)})
 		}
 	}
@@ -119,7 +120,7 @@ func (h *Webhooks) schedule(pushes []Push) []Triggered {
 }
 
 func follows(cv *cvv1.ContainerVersion, pushes []Push) bool {
-	repo := registry.NormalizeRepo(cv.Spec.ImageRepo)
+	repo := imageref.NormalizeRepo(cv.Spec.ImageRepo)
 	for _, p := range pushes {
 		if p.Repo == repo && p.Tag == cv.Spec.Tag {
 			return true
@@ -144,7 +145,7 @@ func ParseDockerHub(body []byte) ([]Push, error) {
 	if hook.Repository.RepoName == "" || hook.PushData.Tag == "" {
 		return nil, errors.New("Docker Hub webhook without repository.repo_name or push_data.tag")
 	}
-	return []Push{{Repo: registry.NormalizeRepo(hook.Repository.RepoName), Tag: hook.PushData.Tag}}, nil
+	return []Push{{Repo: imageref.NormalizeRepo(hook.Repository.RepoName), Tag: hook.PushData.Tag}}, nil
 }
 
 // ParseDistribution reads a CNCF Distribution notification envelope; only
@@ -170,7 +171,7 @@ func ParseDistribution(body []byte) ([]Push, error) {
 		if e.Action != "push" || e.Target.Tag == "" || e.Target.Repository == "" || e.Request.Host == "" {
 			continue
 		}
-		pushes = append(pushes, Push{Repo: registry.NormalizeRepo(e.Request.Host + "/" + e.Target.Repository), Tag: e.Target.Tag})
+		pushes = append(pushes, Push{Repo: imageref.NormalizeRepo(e.Request.Host + "/" + e.Target.Repository), Tag: e.Target.Tag})
 	}
 	return pushes, nil
 }
@@ -200,5 +201,5 @@ func ParseECREvent(body []byte) ([]Push, error) {
 		return nil, errors.New("ECR event without account, region or repository-name")
 	}
 	host := fmt.Sprintf("%s.dkr.ecr.%s.amazonaws.com", event.Account, event.Region)
-	return []Push{{Repo: registry.NormalizeRepo(host + "/" + d.Repository), Tag: d.Tag}}, nil
+	return []Push{{Repo: imageref.NormalizeRepo(host + "/" + d.Repository), Tag: d.Tag}}, nil
 }

@@ -72,7 +72,7 @@ func TestHelmChartInstallsAndItsRBACSuffices(t *testing.T) {
 	sa, err := controlplane.Shared().ServiceAccountConfig(e.Ctx, release, "cvmanager")
 	e2eenv.Must(t, err)
 	kube := kubernetes.NewForConfigOrDie(sa)
-	ctrl := controller.New(kube, versioned.NewForConfigOrDie(sa), controller.Options{
+	ctrl := e2eenv.NewController(kube, versioned.NewForConfigOrDie(sa), controller.Options{
 		Namespace: e.NS, Resolver: reg.Resolver(t), Metrics: metrics.New(), ProgressInterval: 500 * time.Millisecond,
 	})
 	ctx, cancel := context.WithCancel(e.Ctx)

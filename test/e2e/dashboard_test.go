@@ -47,13 +47,13 @@ func TestDashboard(t *testing.T) {
 	e2eenv.Must(t, err)
 	e.CreateCV(e2eenv.NewCV(e.NS, "evil", reg.Repo("team/absent")))
 
-	ctrl := controller.New(kubernetes.NewForConfigOrDie(e2eenv.ControllerConfig(t)), versioned.NewForConfigOrDie(e2eenv.ControllerConfig(t)),
+	ctrl := e2eenv.NewController(kubernetes.NewForConfigOrDie(e2eenv.ControllerConfig(t)), versioned.NewForConfigOrDie(e2eenv.ControllerConfig(t)),
 		controller.Options{Resolver: reg.Resolver(t), Metrics: metrics.New(), ProgressInterval: 500 * time.Millisecond})
 	ctx, cancel := context.WithCancel(e.Ctx)
 	defer cancel()
 	go func() { _ = ctrl.Run(ctx) }()
 	mux := http.NewServeMux()
-	dashboard.ForController(ctrl.CVLister(), ctrl.WorkloadListers(), ctrl.KubeClient()).Register(mux)
+	dashboard.ForController(ctrl.CVLister(), ctrl.WorkloadListers(), ctrl.Kube).Register(mux)
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 

@@ -35,7 +35,7 @@ func TestTriggerRollsOutWithoutWaitingForThePoll(t *testing.T) {
 	e2eenv.Must(t, err)
 
 	m := metrics.New()
-	ctrl := controller.New(kubernetes.NewForConfigOrDie(e2eenv.ControllerConfig(t)), versioned.NewForConfigOrDie(e2eenv.ControllerConfig(t)),
+	ctrl := e2eenv.NewController(kubernetes.NewForConfigOrDie(e2eenv.ControllerConfig(t)), versioned.NewForConfigOrDie(e2eenv.ControllerConfig(t)),
 		controller.Options{Namespace: e.NS, Resolver: reg.Resolver(t), Metrics: m, ProgressInterval: 500 * time.Millisecond})
 	ctx, cancel := context.WithCancel(e.Ctx)
 	defer cancel()
