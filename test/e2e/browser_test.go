@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"cvmanager.dev/cvmanager/test/gen"
+
 	"github.com/chromedp/chromedp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -66,13 +68,13 @@ func TestDashboardInChromium(t *testing.T) {
 	repo := reg.Repo("team/ui")
 	d1 := reg.MustPush(t, "team/ui", "v1", "env-prod")
 	for _, name := range []string{"zeta", "alpha"} {
-		_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, e2eenv.NewDeployment(e.NS, name, name, repo+":old", 1), metav1.CreateOptions{})
+		_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, gen.NewDeployment(e.NS, name, name, repo+":old", 1), metav1.CreateOptions{})
 		e2eenv.Must(t, err)
-		e.CreateCV(e2eenv.NewCV(e.NS, name, repo))
+		e.CreateCV(gen.NewCV(e.NS, name, repo))
 	}
-	_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, e2eenv.NewDeployment(e.NS, "evil", "evil", xssImage, 1), metav1.CreateOptions{})
+	_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, gen.NewDeployment(e.NS, "evil", "evil", xssImage, 1), metav1.CreateOptions{})
 	e2eenv.Must(t, err)
-	e.CreateCV(e2eenv.NewCV(e.NS, "evil", reg.Repo("team/absent")))
+	e.CreateCV(gen.NewCV(e.NS, "evil", reg.Repo("team/absent")))
 
 	ctrl := e2eenv.NewController(kubernetes.NewForConfigOrDie(e2eenv.ControllerConfig(t)), versioned.NewForConfigOrDie(e2eenv.ControllerConfig(t)),
 		controller.Options{Namespace: e.NS, Resolver: reg.Resolver(t), Metrics: metrics.New(), ProgressInterval: 500 * time.Millisecond})

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"cvmanager.dev/cvmanager/test/gen"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -88,7 +90,7 @@ func TestNotificationsSignedAndSentOnce(t *testing.T) {
 	repo := reg.Repo("team/notify")
 	d1 := reg.MustPush(t, "team/notify", "v1", "env-prod")
 	for _, name := range []string{"notify", "plain"} {
-		_, err = e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, e2eenv.NewDeployment(e.NS, name, name, repo+":old", 1), metav1.CreateOptions{})
+		_, err = e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, gen.NewDeployment(e.NS, name, name, repo+":old", 1), metav1.CreateOptions{})
 		e2eenv.Must(t, err)
 	}
 	notifier := notify.New()
@@ -102,11 +104,11 @@ func TestNotificationsSignedAndSentOnce(t *testing.T) {
 		}}
 	}
 	stop := e.StartController(reg.Resolver(t), withNotifier)
-	e.CreateCV(e2eenv.NewCV(e.NS, "notify", repo, func(s *cvv1.ContainerVersionSpec) {
+	e.CreateCV(gen.NewCV(e.NS, "notify", repo, func(s *cvv1.ContainerVersionSpec) {
 		s.Notifications = []cvv1.NotificationSpec{{Name: "ci", Type: "Webhook",
 			URLSecretRef: cvv1.SecretKeyRef{Name: "hook", Key: "url"}, HMACSecretRef: &cvv1.SecretKeyRef{Name: "hook", Key: "hmac"}}}
 	}))
-	e.CreateCV(e2eenv.NewCV(e.NS, "plain", repo))
+	e.CreateCV(gen.NewCV(e.NS, "plain", repo))
 	e.WaitStatus("notify", cvv1.StatusSuccess, d1, 60*time.Second)
 	e.WaitStatus("plain", cvv1.StatusSuccess, d1, 60*time.Second)
 	e.Eventually(10*time.Second, "the CV's two notifications and the platform's two", func() (bool, error) {

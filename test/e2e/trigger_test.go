@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"cvmanager.dev/cvmanager/test/gen"
+
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -31,7 +33,7 @@ func TestTriggerRollsOutWithoutWaitingForThePoll(t *testing.T) {
 	reg := e2eenv.NewRegistry(t)
 	repo := reg.Repo("team/push")
 	d1 := reg.MustPush(t, "team/push", "v1", "env-prod")
-	_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, e2eenv.NewDeployment(e.NS, "push", "push", repo+":old", 1), metav1.CreateOptions{})
+	_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, gen.NewDeployment(e.NS, "push", "push", repo+":old", 1), metav1.CreateOptions{})
 	e2eenv.Must(t, err)
 
 	m := metrics.New()
@@ -46,7 +48,7 @@ func TestTriggerRollsOutWithoutWaitingForThePoll(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
-	e.CreateCV(e2eenv.NewCV(e.NS, "push", repo, func(s *cvv1.ContainerVersionSpec) { s.PollIntervalSeconds = 600 }))
+	e.CreateCV(gen.NewCV(e.NS, "push", repo, func(s *cvv1.ContainerVersionSpec) { s.PollIntervalSeconds = 600 }))
 	e.WaitStatus("push", cvv1.StatusSuccess, d1, 60*time.Second)
 
 	d2 := reg.MustPush(t, "team/push", "v2", "env-prod")
@@ -54,7 +56,7 @@ func TestTriggerRollsOutWithoutWaitingForThePoll(t *testing.T) {
 	body := `{"namespace":"` + e.NS + `","name":"push"}`
 	postTrigger(t, srv.URL, key, body)
 	e.Eventually(5*time.Second, "deployment patched after the trigger", func() (bool, error) {
-		return e.DeploymentImage("push") == e2eenv.Pinned(repo, "v2", d2), nil
+		return e.DeploymentImage("push") == gen.Pinned(repo, "v2", d2), nil
 	})
 	latency := time.Since(start)
 	// The 5 s bound proves the trigger, not the 600 s poll, did it; the
@@ -72,7 +74,7 @@ func TestTriggerRollsOutWithoutWaitingForThePoll(t *testing.T) {
 	e.Eventually(5*time.Second, "the replayed trigger polled", func() (bool, error) {
 		return testutil.ToFloat64(m.PollsTotal.WithLabelValues("unchanged")) > unchanged, nil
 	})
-	if records := e.History("push"); len(records) != 2 || e.DeploymentImage("push") != e2eenv.Pinned(repo, "v2", d2) {
+	if records := e.History("push"); len(records) != 2 || e.DeploymentImage("push") != gen.Pinned(repo, "v2", d2) {
 		t.Errorf("a replayed trigger rolled out again: %d records, image %s", len(records), e.DeploymentImage("push"))
 	}
 

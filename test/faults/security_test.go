@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"cvmanager.dev/cvmanager/test/gen"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
@@ -134,12 +136,12 @@ func TestPlantedSecretsNeverLeak(t *testing.T) {
 	f.createPullSecret("registry-creds", private.Host)
 	privateRepo := private.Host + "/team/leaks"
 	f.setImage(privateRepo + ":old")
-	f.CreateCV(e2eenv.NewCV(f.NS, "leaks", privateRepo, func(s *cvv1.ContainerVersionSpec) {
+	f.CreateCV(gen.NewCV(f.NS, "leaks", privateRepo, func(s *cvv1.ContainerVersionSpec) {
 		s.ImagePullSecrets = []cvv1.LocalObjectReference{{Name: "registry-creds"}}
 	}))
 	// The same private repository without credentials: a registry error
 	// whose message and Event must not carry anything secret either.
-	f.CreateCV(e2eenv.NewCV(f.NS, "nocreds", privateRepo))
+	f.CreateCV(gen.NewCV(f.NS, "nocreds", privateRepo))
 	p := f.securedController("--insecure-registry", private.Host)
 	d1 := f.push("v1")
 	f.WaitStatus("leaks", cvv1.StatusSuccess, d1, 60*time.Second)

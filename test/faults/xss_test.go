@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"cvmanager.dev/cvmanager/test/gen"
+
 	"github.com/chromedp/chromedp"
 
 	"cvmanager.dev/cvmanager/pkg/history"
@@ -38,7 +40,7 @@ var (
 func TestDashboardShowsHostileInputAsTextInChromium(t *testing.T) {
 	f := newFixture(t, "evil")
 	f.setImage(hostileImage)
-	f.CreateCV(e2eenv.NewCV(f.NS, "evil", f.reg.Repo("team/absent"))) // never resolves: the image stays
+	f.CreateCV(gen.NewCV(f.NS, "evil", f.reg.Repo("team/absent"))) // never resolves: the image stays
 	cv := f.GetCV("evil")
 	e2eenv.Must(t, history.NewStore(f.Kube).Append(f.Ctx, cv, withTime(hostileRecord)))
 	p := f.startController("dashboard")

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"cvmanager.dev/cvmanager/test/gen"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -28,9 +30,9 @@ type misconfig struct {
 func pairWith(edit func(ds []*appsv1.Deployment, svcs []*corev1.Service) ([]*appsv1.Deployment, []*corev1.Service)) func(ns, app string) ([]*appsv1.Deployment, []*corev1.Service) {
 	return func(ns, app string) ([]*appsv1.Deployment, []*corev1.Service) {
 		ds := []*appsv1.Deployment{
-			e2eenv.ColorDeployment(ns, app, "blue", "placeholder:v0", 1), e2eenv.ColorDeployment(ns, app, "green", "placeholder:v0", 1),
+			gen.ColorDeployment(ns, app, "blue", "placeholder:v0", 1), gen.ColorDeployment(ns, app, "green", "placeholder:v0", 1),
 		}
-		return edit(ds, e2eenv.BlueGreenServices(ns, app))
+		return edit(ds, gen.BlueGreenServices(ns, app))
 	}
 }
 
@@ -41,7 +43,7 @@ var misconfigs = []misconfig{
 		})},
 	{name: "three-deploys", reason: "NotTwoDeployments", messageHas: "found 3 workload(s)",
 		objects: pairWith(func(ds []*appsv1.Deployment, s []*corev1.Service) ([]*appsv1.Deployment, []*corev1.Service) {
-			return append(ds, e2eenv.ColorDeployment(ds[0].Namespace, "three-deploys", "red", "placeholder:v0", 1)), s
+			return append(ds, gen.ColorDeployment(ds[0].Namespace, "three-deploys", "red", "placeholder:v0", 1)), s
 		})},
 	{name: "no-service", reason: "ServiceNotFound", messageHas: "Service no-service not found",
 		objects: pairWith(func(ds []*appsv1.Deployment, s []*corev1.Service) ([]*appsv1.Deployment, []*corev1.Service) {

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"cvmanager.dev/cvmanager/test/gen"
+
 	"github.com/google/go-cmp/cmp"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -62,9 +64,9 @@ func setup(t *testing.T) env {
 }
 
 // createCV creates a CV so the history's owner reference has a real UID.
-func (e env) createCV(t *testing.T, name string, opts ...kubetest.CVOption) *cvv1.ContainerVersion {
+func (e env) createCV(t *testing.T, name string, opts ...gen.CVOption) *cvv1.ContainerVersion {
 	t.Helper()
-	cv, err := e.cvs.CvmanagerV1alpha1().ContainerVersions(e.ns).Create(e.ctx, kubetest.NewCV(e.ns, name, opts...), metav1.CreateOptions{})
+	cv, err := e.cvs.CvmanagerV1alpha1().ContainerVersions(e.ns).Create(e.ctx, gen.CV(e.ns, name, opts...), metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +199,7 @@ func TestAppendSequences(t *testing.T) {
 	e := setup(t)
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cv := e.createCV(t, fmt.Sprintf("cv%d", i), kubetest.WithSpec(func(s *cvv1.ContainerVersionSpec) {
+			cv := e.createCV(t, fmt.Sprintf("cv%d", i), gen.WithSpec(func(s *cvv1.ContainerVersionSpec) {
 				s.History = cvv1.HistorySpec{Enabled: true, Limit: tt.limit}
 			}))
 			for _, id := range tt.ids {
