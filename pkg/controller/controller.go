@@ -24,7 +24,6 @@ import (
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
-	"k8s.io/client-go/util/retry"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
@@ -93,9 +92,10 @@ type Controller struct {
 	lifecycle  *rollout.Lifecycle
 	strategies rollout.Factory
 
-	mu       sync.Mutex
-	syncers  map[string]*syncerState
-	triggers triggerTimes
+	mu          sync.Mutex
+	syncers     map[string]*syncerState
+	triggers    triggerTimes
+	corrections corrections
 }
 
 // New wires the controller to its informers (which the caller starts, after
@@ -157,20 +157,31 @@ func (c *Controller) watch(inf Informers) {
 		UpdateFunc: func(_, obj any) { c.enqueue(obj) },
 		DeleteFunc: c.enqueue,
 	})
-	_ = cvInformer.AddIndexers(cache.Indexers{rolloutSelectorIndex: rolloutSelectorKeys})
+	_ = cvInformer.AddIndexers(cache.Indexers{rolloutSelectorIndex: rolloutSelectorKeys, selectorIndex: selectorKeys})
 
 	apps, batch := inf.Workloads.Apps().V1(), inf.Workloads.Batch().V1()
 	c.workloads = workload.NewListers(inf.Workloads)
-	handler := cache.ResourceEventHandlerFuncs{
+	_, _ = inf.Workloads.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.enqueueOwnersOf,
 		UpdateFunc: func(_, obj any) { c.enqueueOwnersOf(obj) },
+	})
+	// Workload events also wake the CVs at rest that select the workload
+	// when what they compare changed (labels, images, annotations): that is
+	// how drift and late joiners are seen, without a registry request.
+	workloads := cache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) { c.enqueueOwnersOf(obj); c.enqueueSelecting(obj) },
+		UpdateFunc: func(old, obj any) {
+			c.enqueueOwnersOf(obj)
+			if workloadChanged(old, obj) {
+				c.enqueueSelecting(obj)
+			}
+		},
 	}
 	for _, i := range []cache.SharedIndexInformer{
 		apps.Deployments().Informer(), apps.StatefulSets().Informer(),
 		apps.DaemonSets().Informer(), batch.CronJobs().Informer(),
-		inf.Workloads.Core().V1().Pods().Informer(),
 	} {
-		_, _ = i.AddEventHandler(handler)
+		_, _ = i.AddEventHandler(workloads)
 	}
 	_, _ = inf.Jobs.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.enqueueJobOwner,
@@ -226,6 +237,12 @@ func rolloutSelectorKeys(obj any) ([]string, error) {
 	if !ok || cv.Status.Rollout == nil || cv.Spec.Selector == nil {
 		return nil, nil
 	}
+	return selectorKey(cv), nil
+}
+
+// selectorKey is "<ns>/<key>=<value>" for the smallest key of the CV's
+// matchLabels, or "<ns>/*" when it has only matchExpressions.
+func selectorKey(cv *cvv1.ContainerVersion) []string {
 	first := ""
 	for k := range cv.Spec.Selector.MatchLabels {
 		if first == "" || k < first {
@@ -233,20 +250,25 @@ func rolloutSelectorKeys(obj any) ([]string, error) {
 		}
 	}
 	if first == "" {
-		return []string{cv.Namespace + "/*"}, nil
+		return []string{cv.Namespace + "/*"}
 	}
-	return []string{cv.Namespace + "/" + first + "=" + cv.Spec.Selector.MatchLabels[first]}, nil
+	return []string{cv.Namespace + "/" + first + "=" + cv.Spec.Selector.MatchLabels[first]}
 }
 
 // rolloutCandidates returns the CVs of namespace with a rollout under way
-// whose selector may match set: the index buckets of set's label pairs and
-// the match-expressions bucket. Without the index (never expected) it falls
-// back to every CV of the namespace.
+// whose selector may match set.
 func (c *Controller) rolloutCandidates(namespace string, set labels.Set) []*cvv1.ContainerVersion {
-	indexer := c.cvIndexer
+	return c.candidates(rolloutSelectorIndex, namespace, set)
+}
+
+// candidates returns the CVs of namespace in index whose selector may match
+// set: the index buckets of set's label pairs and the match-expressions
+// bucket. Without the index (never expected) it falls back to every CV of
+// the namespace.
+func (c *Controller) candidates(index, namespace string, set labels.Set) []*cvv1.ContainerVersion {
 	var out []*cvv1.ContainerVersion
 	add := func(key string) error {
-		objs, err := indexer.ByIndex(rolloutSelectorIndex, key)
+		objs, err := c.cvIndexer.ByIndex(index, key)
 		for _, o := range objs {
 			if cv, ok := o.(*cvv1.ContainerVersion); ok {
 				out = append(out, cv)
@@ -319,35 +341,11 @@ func (c *Controller) processNextItem(ctx context.Context) bool {
 	return true
 }
 
-// TriggerPoll schedules an immediate poll of a CV that bypasses the shared
-// poller's cache: only a registry answer fetched after the trigger arrived
-// serves it (see triggerTimes). It is how push triggers and registry
-// webhooks beat the poll interval.
-func (c *Controller) TriggerPoll(namespace, name, trigger string) {
-	key := namespace + "/" + name
-	c.triggers.note(key, c.clock.Now())
-	c.syncerFor(key).force(trigger)
-	c.queue.Add(key)
-}
-
-// ClearFailed forgets the failed digest of a CV so its version is tried
-// again (the manual override after fixing what made it fail), then polls.
-func (c *Controller) ClearFailed(ctx context.Context, namespace, name string) error {
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		cv, err := c.cvClient.CvmanagerV1alpha1().ContainerVersions(namespace).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		if cv.Status.FailedDigest == "" {
-			return nil
-		}
-		cv.Status.FailedDigest = ""
-		_, err = c.cvClient.CvmanagerV1alpha1().ContainerVersions(namespace).UpdateStatus(ctx, cv, metav1.UpdateOptions{})
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	c.TriggerPoll(namespace, name, history.TriggerClearFailed)
-	return nil
+// forcePoll schedules an immediate poll of a CV that bypasses the shared
+// poller's cache: only a registry answer fetched after the request arrived
+// serves it (see triggerTimes). Requests reach it through the CV (see
+// Requests), so whichever replica accepted them, the leader acts.
+func (c *Controller) forcePoll(s *syncerState, trigger string) {
+	c.triggers.note(s.key, c.clock.Now())
+	s.force(trigger)
 }

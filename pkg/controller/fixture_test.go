@@ -21,6 +21,7 @@ import (
 	"cvmanager.dev/cvmanager/pkg/history"
 	"cvmanager.dev/cvmanager/pkg/registry/poller"
 	"cvmanager.dev/cvmanager/pkg/rollout"
+	"cvmanager.dev/cvmanager/pkg/workload"
 	"cvmanager.dev/cvmanager/test/gen"
 )
 
@@ -188,6 +189,41 @@ func neverPolled() cvv1.ContainerVersionStatus {
 	return s
 }
 
+// polled is deployed() just after a poll: no poll is due.
+func polled() cvv1.ContainerVersionStatus {
+	s := deployed()
+	s.LastPolled = &metav1.Time{Time: t0.Add(-time.Second)}
+	return s
+}
+
+// restoring is a drift restore of v1 under way.
+func restoring() cvv1.ContainerVersionStatus {
+	s := deployed()
+	s.CurrStatus = cvv1.StatusProgressing
+	s.Rollout = &cvv1.RolloutStatus{Version: "v1", Digest: digest1, FromVersion: "v1", FromDigest: digest1,
+		Trigger: history.TriggerDrift, StartTime: metav1.Time{Time: t0.Add(-time.Second)}, Step: rollout.StepMigrated}
+	return s
+}
+
+// requested records a request annotation on cv, as Requests does.
+func requested(cv *cvv1.ContainerVersion, key, value string) *cvv1.ContainerVersion {
+	cv.Annotations = map[string]string{key: value}
+	return cv
+}
+
+// annotated notes on d that cvmanager wrote image into container app.
+func annotated(d *appsv1.Deployment, image string) *appsv1.Deployment {
+	d.Annotations = map[string]string{workload.AnnotationImagePrefix + "app": image}
+	return d
+}
+
+func driftReason(st cvv1.ContainerVersionStatus) string {
+	if c := findCondition(st.Conditions, cvv1.ConditionDrifted); c != nil && c.Status == metav1.ConditionTrue {
+		return c.Reason
+	}
+	return ""
+}
+
 // rollingOut is the status of a CV rolling v2 out from v1.
 func rollingOut(started time.Time) cvv1.ContainerVersionStatus {
 	st := deployed()
@@ -208,6 +244,8 @@ func TestSyncTransitions(t *testing.T) {
 		wantKube  []string
 		wantPhase string // CurrStatus written last
 		wantRoll  bool   // a rollout is still recorded
+		wantTrig  string // trigger of the recorded rollout
+		wantDrift string // reason of a Drifted=True condition
 		wantFail  string // FailedDigest written
 		wantHist  []string
 		wantEvent []string
@@ -274,6 +312,82 @@ func TestSyncTransitions(t *testing.T) {
 		wantPhase: cvv1.StatusFailed, wantFail: digest2,
 		wantHist:  []string{history.OutcomeRolledBack + " " + history.TriggerPoll},
 		wantEvent: []string{ReasonRolloutFailed, ReasonRolledBack},
+	}, {
+		name:     "drift: a changed image is restored through the strategy",
+		cv:       webCV(polled()),
+		workload: annotated(webDeployment(repo+":v0", true), v1),
+		wantCV:   []string{"update containerversions/status web"},
+		wantKube: []string{"patch deployments web"},
+		// Rollout recorded from v1 to v1 with trigger drift.
+		wantPhase: cvv1.StatusProgressing, wantRoll: true, wantTrig: history.TriggerDrift,
+		wantEvent: []string{ReasonDriftDetected, ReasonRolloutStarted},
+	}, {
+		name:      "drift: restored drift is recorded in history with trigger drift",
+		cv:        webCV(func() cvv1.ContainerVersionStatus { s := restoring(); return s }()),
+		workload:  annotated(webDeployment(v1, true), v1),
+		wantCV:    []string{"update containerversions/status web"},
+		wantKube:  []string{"get configmaps web.history", "create configmaps web.history"},
+		wantPhase: cvv1.StatusSuccess,
+		wantHist:  []string{history.OutcomeSuccess + " " + history.TriggerDrift},
+		wantEvent: []string{ReasonDriftRestored, ReasonRolloutSucceeded},
+	}, {
+		name: "drift: driftPolicy Report sets Drifted and touches nothing",
+		cv: webCV(polled(), func(s *cvv1.ContainerVersionSpec) {
+			s.DriftPolicy = cvv1.DriftReport
+		}),
+		workload:  annotated(webDeployment(repo+":v0", true), v1),
+		wantCV:    []string{"update containerversions/status web"},
+		wantPhase: cvv1.StatusSuccess, wantDrift: ReasonDriftDetected,
+		wantEvent: []string{ReasonDriftDetected},
+	}, {
+		name:      "join: a workload cvmanager never wrote gets the deployed digest",
+		cv:        webCV(polled()),
+		workload:  webDeployment(repo+":v0", true),
+		wantCV:    []string{"update containerversions/status web"},
+		wantKube:  []string{"patch deployments web"},
+		wantPhase: cvv1.StatusProgressing, wantRoll: true, wantTrig: history.TriggerJoin,
+		wantEvent: []string{ReasonWorkloadJoined, ReasonRolloutStarted},
+	}, {
+		name: "leave: a workload that no longer matches is left alone",
+		cv:   webCV(polled()),
+		workload: func() *appsv1.Deployment {
+			d := annotated(webDeployment(repo+":v0", true), v1)
+			d.Labels = map[string]string{"app": "other"}
+			return d
+		}(),
+	}, {
+		name:      "request: a trigger recorded by any replica polls at once and is acknowledged",
+		resolved:  poller.ResolvedImage{Digest: digest2, Version: "v2"},
+		cv:        requested(webCV(polled()), AnnotationPollRequest, history.TriggerAPI+"/1-a"),
+		workload:  annotated(webDeployment(v1, true), v1),
+		wantCV:    []string{"update containerversions/status web", "patch containerversions web"},
+		wantKube:  []string{"get configmaps web.history", "patch deployments web"},
+		wantPhase: cvv1.StatusProgressing, wantRoll: true, wantTrig: history.TriggerAPI,
+		wantEvent: []string{ReasonRolloutStarted},
+	}, {
+		name:     "request: clear-failed forgets the failed digest, polls and is acknowledged",
+		resolved: poller.ResolvedImage{Digest: digest2, Version: "v2"},
+		cv: requested(webCV(func() cvv1.ContainerVersionStatus {
+			s := polled()
+			s.FailedDigest = digest2
+			return s
+		}()), AnnotationClearFailed, "1-b"),
+		workload: annotated(webDeployment(v1, true), v1),
+		wantCV: []string{"update containerversions/status web", "update containerversions/status web",
+			"patch containerversions web"},
+		wantKube:  []string{"get configmaps web.history", "patch deployments web"},
+		wantPhase: cvv1.StatusProgressing, wantRoll: true, wantTrig: history.TriggerClearFailed,
+		wantEvent: []string{ReasonRolloutStarted},
+	}, {
+		name:     "request: a trigger finding the tag unchanged starts nothing and is acknowledged",
+		resolved: poller.ResolvedImage{Digest: digest1, Version: "v1"},
+		cv:       requested(webCV(polled()), AnnotationPollRequest, history.TriggerWebhook+"/1-c"),
+		workload: annotated(webDeployment(v1, true), v1),
+		wantCV:   []string{"patch containerversions web"},
+	}, {
+		name:     "drift: nothing to do when every workload runs the deployed image",
+		cv:       webCV(polled()),
+		workload: annotated(webDeployment(v1, true), v1),
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, tc.resolved, tc.cv, tc.workload)
@@ -295,6 +409,12 @@ func TestSyncTransitions(t *testing.T) {
 				t.Errorf("status: currStatus %q rollout %v failedDigest %q; want %q %v %q",
 					st.CurrStatus, st.Rollout != nil, st.FailedDigest, tc.wantPhase, tc.wantRoll, tc.wantFail)
 			}
+			if st.Rollout != nil && st.Rollout.Trigger != tc.wantTrig && tc.wantTrig != "" {
+				t.Errorf("rollout trigger %q, want %q", st.Rollout.Trigger, tc.wantTrig)
+			}
+			if got := driftReason(st); got != tc.wantDrift {
+				t.Errorf("Drifted reason %q, want %q", got, tc.wantDrift)
+			}
 			var hist []string
 			if len(tc.wantHist) > 0 {
 				for _, r := range f.history() {
@@ -305,5 +425,95 @@ func TestSyncTransitions(t *testing.T) {
 				t.Errorf("history (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestDriftFightStopsAndNamesTheOtherWriter: after FightCorrections
+// corrections within FightWindow the next drift is not corrected; the
+// Drifted condition names the other field manager, and later syncs keep
+// reporting instead of restoring.
+func TestDriftFightStopsAndNamesTheOtherWriter(t *testing.T) {
+	d := annotated(webDeployment(repo+":v0", true), pinned("v1", digest1))
+	d.ManagedFields = []metav1.ManagedFieldsEntry{
+		{Manager: "cvmanager", Operation: metav1.ManagedFieldsOperationUpdate, Time: &metav1.Time{Time: t0.Add(-time.Minute)}},
+		{Manager: "argocd-controller", Operation: metav1.ManagedFieldsOperationApply, Time: &metav1.Time{Time: t0.Add(-time.Second)}},
+		{Manager: "kube-controller-manager", Operation: metav1.ManagedFieldsOperationUpdate, Subresource: "status", Time: &metav1.Time{Time: t0}},
+	}
+	f := newFixture(t, poller.ResolvedImage{}, webCV(polled()), d)
+	for i := 0; i < FightCorrections; i++ {
+		f.c.corrections.note(ns+"/web", t0.Add(-time.Duration(i)*time.Minute))
+	}
+	f.sync("web")
+	if diff := cmp.Diff([]string{"update containerversions/status web"}, actions(f.cvs)); diff != "" {
+		t.Errorf("CV actions (-want +got):\n%s", diff)
+	}
+	if got := actions(f.kube); len(got) != 0 {
+		t.Errorf("a fight must not touch the workload: %v", got)
+	}
+	st := f.lastStatus()
+	cond := findCondition(st.Conditions, cvv1.ConditionDrifted)
+	if cond == nil || cond.Reason != ReasonDriftFight || !strings.Contains(cond.Message, `"argocd-controller"`) {
+		t.Fatalf("Drifted condition %+v, want DriftFight naming argocd-controller", cond)
+	}
+	if diff := cmp.Diff([]string{ReasonDriftFight}, f.events()); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+	if st.Rollout != nil {
+		t.Errorf("a fight started a rollout: %+v", st.Rollout)
+	}
+}
+
+func TestCorrectionsCountWithinTheWindow(t *testing.T) {
+	var c corrections
+	for i := 0; i < FightCorrections; i++ {
+		if c.note("ns/a", t0.Add(time.Duration(i)*time.Minute)) {
+			t.Fatalf("correction %d already a fight", i+1)
+		}
+	}
+	if !c.note("ns/a", t0.Add(5*time.Minute)) {
+		t.Error("correction after FightCorrections within the window: want a fight")
+	}
+	if c.note("ns/a", t0.Add(FightWindow+3*time.Minute)) {
+		t.Error("corrections older than the window still counted")
+	}
+}
+
+// TestRequestsAreRecordedAndAcknowledgedOnce: any replica records a
+// request on the CV; the leader's acknowledgement removes only the value
+// it acted on, so a newer request written meanwhile is not lost.
+func TestRequestsAreRecordedAndAcknowledgedOnce(t *testing.T) {
+	f := newFixture(t, poller.ResolvedImage{}, webCV(polled()), webDeployment(pinned("v1", digest1), true))
+	ctx := context.Background()
+	get := func() *cvv1.ContainerVersion {
+		cv, err := f.cvs.CvmanagerV1alpha1().ContainerVersions(ns).Get(ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cv
+	}
+	requests := NewRequests(f.cvs, f.clock)
+	if err := requests.TriggerPoll(ctx, ns, "web", history.TriggerAPI); err != nil {
+		t.Fatal(err)
+	}
+	trigger, key, acted := pendingRequest(get())
+	if trigger != history.TriggerAPI || key != AnnotationPollRequest {
+		t.Fatalf("pending request %q %q, want %q %q", trigger, key, history.TriggerAPI, AnnotationPollRequest)
+	}
+	f.clock.Step(time.Millisecond)
+	if err := requests.TriggerPoll(ctx, ns, "web", history.TriggerWebhook); err != nil { // arrives while the leader acts
+		t.Fatal(err)
+	}
+	if err := f.c.acknowledge(ctx, get(), key, acted); err != nil {
+		t.Fatal(err)
+	}
+	if trigger, _, _ := pendingRequest(get()); trigger != history.TriggerWebhook {
+		t.Fatalf("the newer request was lost: pending %q", trigger)
+	}
+	_, _, newer := pendingRequest(get())
+	if err := f.c.acknowledge(ctx, get(), key, newer); err != nil {
+		t.Fatal(err)
+	}
+	if _, key, _ := pendingRequest(get()); key != "" {
+		t.Errorf("acknowledged request still pending: %s", key)
 	}
 }

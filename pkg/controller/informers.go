@@ -1,6 +1,7 @@
 package controller
 
 import (
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
@@ -45,11 +46,10 @@ type Factories struct {
 	Jobs kubeinformers.SharedInformerFactory
 }
 
-// NewFactories builds the factories for scope. Cached objects have their
-// managedFields stripped: they are often the largest part of an object and
-// only the drift fight detection needs them, which reads them with a GET.
+// NewFactories builds the factories for scope. Cached objects keep no
+// managed field sets: they are often the largest part of an object.
 func NewFactories(kube kubernetes.Interface, cvClient versioned.Interface, scope Scope) *Factories {
-	strip := kubeinformers.WithTransform(stripManagedFields)
+	strip := kubeinformers.WithTransform(summarizeManagedFields)
 	selector := scope.CVSelector
 	if selector == nil {
 		selector = labels.Everything()
@@ -70,7 +70,7 @@ func NewFactories(kube kubernetes.Interface, cvClient versioned.Interface, scope
 		// Only the Jobs cvmanager created (they carry the CV label), so the
 		// cache does not hold every Job of the cluster.
 		Jobs: kubeinformers.NewSharedInformerFactoryWithOptions(kube, 0,
-			kubeinformers.WithNamespace(scope.Namespace), strip,
+			kubeinformers.WithNamespace(scope.Namespace), kubeinformers.WithTransform(stripManagedFields),
 			kubeinformers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = rollout.LabelCV })),
 	}
 }
@@ -96,6 +96,26 @@ func (f *Factories) Shutdown() {
 	f.Kube.Shutdown()
 	f.CVs.Shutdown()
 	f.Jobs.Shutdown()
+}
+
+// summarizeManagedFields keeps of a workload's managedFields who wrote it
+// and when (manager, operation, subresource, time), which names the other
+// writer in a drift fight, and drops the field sets, often the largest part
+// of an object. Pods and Jobs keep nothing (see stripManagedFields).
+func summarizeManagedFields(obj any) (any, error) {
+	if _, ok := obj.(*corev1.Pod); ok {
+		return stripManagedFields(obj)
+	}
+	m, ok := obj.(metav1.Object)
+	if !ok {
+		return obj, nil
+	}
+	entries := m.GetManagedFields()
+	for i := range entries {
+		entries[i].FieldsV1 = nil
+	}
+	m.SetManagedFields(entries)
+	return obj, nil
 }
 
 // stripManagedFields drops metadata.managedFields from cached objects: the

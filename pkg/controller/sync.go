@@ -54,7 +54,16 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if cached.Status.Rollout != nil {
 		return c.advance(ctx, cached.DeepCopy()) // never mutate the informer's copy
 	}
+	trigger, reqKey, reqValue := pendingRequest(cached)
+	if reqKey == "" {
+		if acted, err := c.reconcileWorkloads(ctx, cached); acted || err != nil {
+			return err
+		}
+	}
 	s := c.syncerFor(key)
+	if reqKey != "" {
+		c.forcePoll(s, trigger)
+	}
 	if st := cached.Status; st.AvailableDigest != "" && released(cached, st.AvailableVersion, st.AvailableDigest) {
 		s.force(history.TriggerRelease) // a held version was approved: act now, not at the next poll
 	}
@@ -65,7 +74,16 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		c.queue.AddAfter(key, wait)
 		return nil
 	}
-	return c.poll(ctx, cached.DeepCopy(), s)
+	cv := cached.DeepCopy()
+	if reqKey == AnnotationClearFailed {
+		if err := c.clearFailedDigest(ctx, cv); err != nil {
+			return err
+		}
+	}
+	if err := c.poll(ctx, cv, s); err != nil || reqKey == "" {
+		return err
+	}
+	return c.acknowledge(ctx, cached, reqKey, reqValue)
 }
 
 // poll asks the registry where the tag points and acts on the answer.
@@ -230,8 +248,14 @@ func (c *Controller) succeed(ctx context.Context, cv *cvv1.ContainerVersion, p r
 	setCondition(cv, cvv1.ConditionReady, metav1.ConditionTrue, "RolloutComplete", p.Message, now)
 	setCondition(cv, cvv1.ConditionProgressing, metav1.ConditionFalse, "RolloutComplete", p.Message, now)
 	setCondition(cv, cvv1.ConditionDegraded, metav1.ConditionFalse, "RolloutComplete", "", now)
+	if cond := findCondition(cv.Status.Conditions, cvv1.ConditionDrifted); cond != nil && cond.Status == metav1.ConditionTrue {
+		setCondition(cv, cvv1.ConditionDrifted, metav1.ConditionFalse, ReasonNoDrift, p.Message, now)
+	}
 	if err := c.updateStatus(ctx, cv); err != nil {
 		return err
+	}
+	if r.Trigger == history.TriggerDrift {
+		c.recorder.Eventf(cv, corev1.EventTypeNormal, ReasonDriftRestored, "Restored %s (%s): %s", r.Version, r.Digest, p.Message)
 	}
 	c.observeRollout(history.OutcomeSuccess, r, now)
 	c.recorder.Eventf(cv, corev1.EventTypeNormal, ReasonRolloutSucceeded, "Rolled out %s (%s): %s", r.Version, r.Digest, p.Message)

@@ -1,6 +1,7 @@
 package trigger
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -79,7 +80,12 @@ func (h *Webhooks) handle(parse func([]byte) ([]Push, error)) http.HandlerFunc {
 			httpError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		triggered := h.schedule(pushes)
+		triggered, err := h.schedule(r.Context(), pushes)
+		if err != nil {
+			// The registry retries a failed delivery: nothing is lost.
+			httpError(w, http.StatusServiceUnavailable, err.Error())
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusAccepted)
 		_ = json.NewEncoder(w).Encode(map[string]any{"triggered": triggered})
@@ -104,19 +110,21 @@ func readLimited(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 
 // schedule polls every CV following a pushed repo:tag. Only a poll is
 // scheduled: the digest still comes from the registry.
-func (h *Webhooks) schedule(pushes []Push) []Triggered {
+func (h *Webhooks) schedule(ctx context.Context, pushes []Push) ([]Triggered, error) {
 	cvs, err := h.cvs.List(labels.Everything())
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	out := []Triggered{}
 	for _, cv := range cvs {
 		if follows(cv, pushes) {
-			h.poller.TriggerPoll(cv.Namespace, cv.Name, history.TriggerWebhook)
+			if err := h.poller.TriggerPoll(ctx, cv.Namespace, cv.Name, history.TriggerWebhook); err != nil {
+				return nil, fmt.Errorf("recording the trigger of %s/%s: %w", cv.Namespace, cv.Name, err)
+			}
 			out = append(out, Triggered{cv.Namespace, cv.Name, fmt.Sprintf("/v1/cv/workloads/%s?namespace=%s", cv.Name, cv.Namespace)})
 		}
 	}
-	return out
+	return out, nil
 }
 
 func follows(cv *cvv1.ContainerVersion, pushes []Push) bool {

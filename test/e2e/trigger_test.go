@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/clock"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/controller"
@@ -44,7 +45,8 @@ func TestTriggerRollsOutWithoutWaitingForThePoll(t *testing.T) {
 	go func() { _ = ctrl.Run(ctx) }()
 	mux := http.NewServeMux()
 	const key = "ci-key-0123456789abcdef"
-	trigger.New([]trigger.APIKey{{Name: "ci", Key: key}}, ctrl.CVLister(), ctrl, 100).Register(mux)
+	requests := controller.NewRequests(versioned.NewForConfigOrDie(e2eenv.ControllerConfig(t)), clock.RealClock{})
+	trigger.New([]trigger.APIKey{{Name: "ci", Key: key}}, ctrl.CVLister(), requests, 100).Register(mux)
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
