@@ -17,14 +17,14 @@ import (
 
 // Row is one managed workload.
 type Row struct {
-	Namespace   string    `json:"namespace"`
-	Name        string    `json:"name"`
-	Kind        string    `json:"kind"`
-	Container   string    `json:"container"`
-	CV          string    `json:"cv"`
-	Tag         string    `json:"tag"`
-	Version     string    `json:"version"`
-	Digest      string    `json:"digest"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Kind      string `json:"kind"`
+	Container string `json:"container"`
+	CV        string `json:"cv"`
+	Tag       string `json:"tag"`
+	Version   string `json:"version"`
+	Digest    string `json:"digest"`
 	// Image is what the workload's container actually runs, read from the
 	// workload itself, never from the CV.
 	Image string `json:"image"`
