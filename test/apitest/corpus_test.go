@@ -5,13 +5,12 @@ import (
 	"strings"
 	"testing"
 
-	"cvmanager.dev/cvmanager/test/gen"
-
 	batchv1 "k8s.io/api/batch/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/test/gen"
 )
 
 type spec = cvv1.ContainerVersionSpec

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"cvmanager.dev/cvmanager/test/gen"
-
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -23,6 +21,7 @@ import (
 	"cvmanager.dev/cvmanager/pkg/metrics"
 	"cvmanager.dev/cvmanager/test/controlplane"
 	"cvmanager.dev/cvmanager/test/e2eenv"
+	"cvmanager.dev/cvmanager/test/gen"
 )
 
 // hostile is user input that must reach the page as text, never as markup.

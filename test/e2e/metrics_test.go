@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"cvmanager.dev/cvmanager/test/gen"
-
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -16,6 +14,7 @@ import (
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/server"
 	"cvmanager.dev/cvmanager/test/e2eenv"
+	"cvmanager.dev/cvmanager/test/gen"
 )
 
 // TestMetricsAfterRollout scrapes /metrics after one rollout and parses it

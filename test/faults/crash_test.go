@@ -5,11 +5,10 @@ import (
 	"testing"
 	"time"
 
-	"cvmanager.dev/cvmanager/test/gen"
-
 	appsv1 "k8s.io/api/apps/v1"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/test/gen"
 )
 
 // killPoint is a named step of a rollout at which the controller is killed

@@ -12,14 +12,13 @@ import (
 	"testing"
 	"time"
 
-	"cvmanager.dev/cvmanager/test/gen"
-
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/test/e2eenv"
+	"cvmanager.dev/cvmanager/test/gen"
 )
 
 // Planted secrets: each must never appear anywhere a person or another

@@ -10,12 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"cvmanager.dev/cvmanager/test/gen"
-
 	"github.com/chromedp/chromedp"
 
 	"cvmanager.dev/cvmanager/pkg/history"
 	"cvmanager.dev/cvmanager/test/e2eenv"
+	"cvmanager.dev/cvmanager/test/gen"
 )
 
 // Hostile strings, each of which would set window.__xss if a page ever
