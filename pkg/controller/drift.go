@@ -19,6 +19,7 @@ import (
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/history"
 	"cvmanager.dev/cvmanager/pkg/registry/poller"
+	"cvmanager.dev/cvmanager/pkg/rollout"
 	"cvmanager.dev/cvmanager/pkg/workload"
 )
 
@@ -127,6 +128,11 @@ func (c *Controller) reconcileWorkloads(ctx context.Context, cached *cvv1.Contai
 	st := cached.Status
 	if st.CurrStatus != cvv1.StatusSuccess || st.SuccessDigest == "" || st.CurrDigest != st.SuccessDigest {
 		return false, nil // nothing deployed yet, or the last version failed without rollback
+	}
+	if rollout.StrategyKind(cached) != cvv1.StrategySimple {
+		// Blue-green keeps the idle colour on the previous version on
+		// purpose: a difference there is not drift (see docs/drift.md).
+		return false, nil
 	}
 	target, err := pinnedTarget(cached.Spec.ImageRepo, st.SuccessVersion, st.SuccessDigest)
 	if err != nil {
