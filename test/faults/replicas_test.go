@@ -47,6 +47,7 @@ func roundRobin(t *testing.T, replicas ...*proc) *httptest.Server {
 func TestEveryReplicaAnswers(t *testing.T) {
 	started := time.Now()
 	f := newFixture(t, "replicas")
+	d0 := f.push("v0") // before the first poll: the next one is an hour away
 	f.createCV(func(s *cvv1.ContainerVersionSpec) {
 		s.PollIntervalSeconds = 3600 // only the triggers move it
 		s.History.Limit = 100
@@ -65,7 +66,7 @@ func TestEveryReplicaAnswers(t *testing.T) {
 	b.waitReady(f)
 	leader := f.waitLeader(lease, map[int]*proc{a.pid: a, b.pid: b}, nil)
 	svc := roundRobin(t, a, b)
-	f.rollOut("v0", 60*time.Second)
+	f.WaitStatus(f.app, cvv1.StatusSuccess, d0, 60*time.Second)
 
 	loads := time.Now()
 	for i := 0; i < 200; i++ {
