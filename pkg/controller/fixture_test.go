@@ -8,8 +8,10 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	kubefake "k8s.io/client-go/kubernetes/fake"
 	core "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
@@ -515,5 +517,21 @@ func TestRequestsAreRecordedAndAcknowledgedOnce(t *testing.T) {
 	}
 	if _, key, _ := pendingRequest(get()); key != "" {
 		t.Errorf("acknowledged request still pending: %s", key)
+	}
+}
+
+// TestCheckLeaseNamesWhyTheLeaseCannotBeTaken: a missing namespace (or a
+// forbidden one) is reported at once instead of retried forever.
+func TestCheckLeaseNamesWhyTheLeaseCannotBeTaken(t *testing.T) {
+	kube := kubefake.NewClientset()
+	le := LeaderElection{Enabled: true, Namespace: "absent", Name: "cvmanager"}
+	if err := CheckLease(context.Background(), kube, le); err != nil {
+		t.Fatalf("a Lease that can be created: %v", err)
+	}
+	kube.PrependReactor("create", "leases", func(core.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewNotFound(schema.GroupResource{Resource: "namespaces"}, "absent")
+	})
+	if err := CheckLease(context.Background(), kube, le); !apierrors.IsNotFound(err) {
+		t.Errorf("missing namespace: got %v, want NotFound", err)
 	}
 }
