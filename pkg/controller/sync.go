@@ -157,6 +157,11 @@ func (c *Controller) startRollout(ctx context.Context, cv *cvv1.ContainerVersion
 		Version: version, Digest: img.Digest, FromVersion: from, FromDigest: fromDigest,
 		Trigger: trigger, StartTime: metav1.Time{Time: now}, Step: rollout.FirstStep(cv),
 	}
+	if trigger == history.TriggerDrift || trigger == history.TriggerJoin {
+		// The deployed digest passed its verifications and migrations when
+		// it first rolled out: restoring it runs only the strategy.
+		cv.Status.Rollout.Step = rollout.StepMigrated
+	}
 	cv.Status.CurrVersion, cv.Status.CurrDigest = version, img.Digest
 	setCurrStatus(cv, cvv1.StatusProgressing, now)
 	cv.Status.LastPolled = &metav1.Time{Time: now}
