@@ -62,12 +62,14 @@ func TestDriftIsRestored(t *testing.T) {
 		recs := e.History("web")
 		return len(recs) == 2 && recs[0].Trigger == history.TriggerDrift && recs[0].Outcome == history.OutcomeSuccess, nil
 	})
+	recorded := time.Since(drifted)
 	reasons := e.EventReasons("web")
 	if reasons[controller.ReasonDriftDetected] < 1 || reasons[controller.ReasonDriftRestored] < 1 {
 		t.Errorf("events: %v", reasons)
 	}
 	e2eenv.AssertCondition(t, cv, cvv1.ConditionReady, metav1.ConditionTrue)
-	t.Logf("MEASURE drift → restored (workload runs the deployed digest again): %s", restored.Round(time.Millisecond))
+	t.Logf("MEASURE drift → restored (workload runs the deployed digest again): %s; → restore recorded healthy in history: %s",
+		restored.Round(time.Millisecond), recorded.Round(time.Millisecond))
 }
 
 // TestDriftIsReported: with driftPolicy Report the workload is left on
@@ -103,6 +105,7 @@ func TestLateJoinerIsRolledOut(t *testing.T) {
 		recs := e.History("web")
 		return len(recs) == 2 && recs[0].Trigger == history.TriggerJoin && recs[0].Outcome == history.OutcomeSuccess, nil
 	})
+	finished := time.Since(joined)
 
 	// Labelled later.
 	_, err = e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, gen.NewDeployment(e.NS, "web-relabel", "other", repo+":old", 1), metav1.CreateOptions{})
@@ -125,7 +128,8 @@ func TestLateJoinerIsRolledOut(t *testing.T) {
 	if got := e.DeploymentImage("web-late"); got != repo+":mine" {
 		t.Errorf("a workload that left the selector was changed to %s", got)
 	}
-	t.Logf("MEASURE join → rolled out (created after the rollout): %s", rolledOut.Round(time.Millisecond))
+	t.Logf("MEASURE join → rolled out (created after the rollout): %s; → rollout recorded healthy in history: %s",
+		rolledOut.Round(time.Millisecond), finished.Round(time.Millisecond))
 }
 
 // TestDriftFightIsDetected: another writer that re-sets the old image
