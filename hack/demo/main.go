@@ -24,16 +24,18 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
-	"cvmanager.dev/cvmanager/pkg/cli"
 	"cvmanager.dev/cvmanager/pkg/controller"
 	"cvmanager.dev/cvmanager/pkg/dashboard"
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
 	"cvmanager.dev/cvmanager/pkg/history"
 	"cvmanager.dev/cvmanager/pkg/metrics"
+	"cvmanager.dev/cvmanager/pkg/registry/poller"
 	"cvmanager.dev/cvmanager/pkg/server"
+	"cvmanager.dev/cvmanager/pkg/workload"
 	"cvmanager.dev/cvmanager/test/controlplane"
 	"cvmanager.dev/cvmanager/test/kubetest"
 	"cvmanager.dev/cvmanager/test/localregistry"
@@ -114,21 +116,22 @@ func install(ctx context.Context, cp *controlplane.ControlPlane) (*controlplaneC
 // both and waits for the controller to return.
 func startController(ctx context.Context, cfg *controlplaneConfig, reg *localregistry.Registry, port int) (ctrl *controller.Controller, addr string, stop func(), err error) {
 	m := metrics.New()
-	flags := &cli.RegistryFlags{InsecureRegistries: []string{reg.Host}}
-	resolver, err := flags.NewResolver(m)
+	resolver, err := poller.New(poller.Options{InsecureRegistries: []string{reg.Host}}, m.Registry)
 	if err != nil {
 		return nil, "", nil, err
 	}
 	kube := kubernetes.NewForConfigOrDie(cfg.sa)
-	ctrl = controller.New(kube, versioned.NewForConfigOrDie(cfg.sa), controller.Options{
-		Resolver: resolver, Metrics: m, ProgressInterval: 500 * time.Millisecond,
-	})
+	cvClient := versioned.NewForConfigOrDie(cfg.sa)
+	factories := controller.NewFactories(kube, cvClient, controller.Scope{})
+	ctrl = controller.New(kube, cvClient, factories.Informers(), controller.NewRecorder(kube), clock.RealClock{},
+		controller.Options{Resolver: resolver, Metrics: m, ProgressInterval: 500 * time.Millisecond})
 	ctx, cancel := context.WithCancel(ctx)
 	stopped := make(chan struct{})
-	go func() { defer close(stopped); _ = ctrl.Run(ctx) }()
+	factories.Start(ctx.Done())
+	go func() { defer close(stopped); _ = ctrl.Run(ctx); factories.Shutdown() }()
 	stop = func() { cancel(); <-stopped }
 	mux := server.NewMux(m.Registry, server.Readiness{Synced: ctrl.HasSynced})
-	dashboard.ForController(ctrl.CVLister(), ctrl.WorkloadListers(), kube).Register(mux)
+	dashboard.ForController(factories.Informers().CVs.Lister(), workload.NewListers(factories.Kube), kube).Register(mux)
 	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 	if err != nil {
 		ln, err = net.Listen("tcp", "127.0.0.1:0") // the port is taken: any free one

@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
 
 	"cvmanager.dev/cvmanager/pkg/controller"
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
@@ -54,9 +55,11 @@ func runOneSyncer(ctx context.Context, kube *KubeFlags, registry *RegistryFlags,
 	if err != nil {
 		return err
 	}
-	ctrl := controller.New(kubeClient, cvClient, controller.Options{
-		Namespace: namespace, Name: name, Workers: 1, Resolver: resolver, Metrics: m,
-	})
+	factories := controller.NewFactories(kubeClient, cvClient, controller.Scope{Namespace: namespace, Name: name})
+	ctrl := controller.New(kubeClient, cvClient, factories.Informers(), controller.NewRecorder(kubeClient), clock.RealClock{},
+		controller.Options{Namespace: namespace, Workers: 1, Resolver: resolver, Metrics: m})
+	factories.Start(ctx.Done())
+	defer factories.Shutdown()
 	return ctrl.Run(ctx)
 }
 

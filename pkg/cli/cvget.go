@@ -70,14 +70,18 @@ func printRows(w io.Writer, rows []dashboard.Row, output string) error {
 
 func printTable(w io.Writer, rows []dashboard.Row) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAMESPACE\tWORKLOAD\tCV\tTAG\tVERSION\tPODS\tSTATUS\tUPDATED")
+	fmt.Fprintln(tw, "NAMESPACE\tWORKLOAD\tCV\tTAG\tVERSION\tPODS\tSTATUS\tUPDATED\tRUNNING")
 	for _, r := range rows {
 		updated := "-"
 		if !r.LastUpdated.IsZero() {
 			updated = time.Since(r.LastUpdated).Round(time.Second).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s/%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\n", r.Namespace, r.Kind, r.Name, r.CV, r.Tag,
-			orDash(r.Version), r.Available, r.Desired, orDash(r.Status), updated)
+		running := orDash(r.Image)
+		if r.Drifted {
+			running = "* " + running // the workload does not run the CV's version
+		}
+		fmt.Fprintf(tw, "%s\t%s/%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\n", r.Namespace, r.Kind, r.Name, r.CV, r.Tag,
+			orDash(r.Version), r.Available, r.Desired, orDash(r.Status), updated, running)
 	}
 	return tw.Flush()
 }

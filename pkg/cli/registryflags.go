@@ -4,21 +4,11 @@ import (
 	"github.com/spf13/pflag"
 
 	"cvmanager.dev/cvmanager/pkg/metrics"
-	"cvmanager.dev/cvmanager/pkg/syncer"
+	"cvmanager.dev/cvmanager/pkg/registry/poller"
 )
 
-// RegistryFlags configure how the controller talks to registries.
-type RegistryFlags struct {
-	// InsecureRegistries are hosts reached over plain HTTP (local registries).
-	InsecureRegistries []string
-	// CAFile adds a CA bundle for registries with private certificates.
-	CAFile string
-	// ECREndpoint overrides the ECR API endpoint (VPC endpoints, tests).
-	ECREndpoint string
-	// QPS and Burst bound requests per registry host.
-	QPS   float64
-	Burst int
-}
+// RegistryFlags are the command-line face of poller.Options.
+type RegistryFlags struct{ poller.Options }
 
 // AddFlags registers the registry flags.
 func (r *RegistryFlags) AddFlags(fs *pflag.FlagSet) {
@@ -30,6 +20,6 @@ func (r *RegistryFlags) AddFlags(fs *pflag.FlagSet) {
 }
 
 // NewResolver builds the shared, deduplicating poller over the registry layer.
-func (r *RegistryFlags) NewResolver(m *metrics.Metrics) (syncer.ImageResolver, error) {
-	return newRegistryResolver(r, m)
+func (r *RegistryFlags) NewResolver(m *metrics.Metrics) (poller.ImageResolver, error) {
+	return poller.New(r.Options, m.Registry)
 }

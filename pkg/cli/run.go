@@ -14,15 +14,18 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 
 	"cvmanager.dev/cvmanager/pkg/controller"
 	"cvmanager.dev/cvmanager/pkg/dashboard"
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
+	cvlisters "cvmanager.dev/cvmanager/pkg/generated/listers/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/metrics"
 	"cvmanager.dev/cvmanager/pkg/notify"
 	"cvmanager.dev/cvmanager/pkg/policy"
 	"cvmanager.dev/cvmanager/pkg/server"
 	"cvmanager.dev/cvmanager/pkg/trigger"
+	"cvmanager.dev/cvmanager/pkg/workload"
 )
 
 // runOptions are the flags of `cvmanager run`. Names follow the original
@@ -76,7 +79,8 @@ func newRunCommand(kube *KubeFlags) *cobra.Command {
 	f.Float32Var(&o.kubeQPS, "kube-api-qps", 50, "sustained queries per second to the Kubernetes API")
 	f.IntVar(&o.kubeBurst, "kube-api-burst", 100, "burst of queries to the Kubernetes API")
 	f.BoolVar(&o.leaderElect, "leader-elect", true, "elect a leader with a Lease so only one replica acts")
-	f.StringVar(&o.leaseNamespace, "leader-elect-namespace", defaultLeaseNamespace(), "namespace of the leader Lease")
+	f.StringVar(&o.leaseNamespace, "leader-elect-namespace", "",
+		"namespace of the leader Lease (default: $POD_NAMESPACE in a pod, else the kubeconfig context's namespace)")
 	f.StringVar(&o.leaseName, "leader-elect-name", "cvmanager", "name of the leader Lease")
 	f.DurationVar(&o.leaseDuration, "leader-elect-lease-duration", 15*time.Second, "how long a lease lasts without renewal")
 	f.DurationVar(&o.renewDeadline, "leader-elect-renew-deadline", 10*time.Second, "how long the leader retries renewing")
@@ -101,13 +105,19 @@ func newRunCommand(kube *KubeFlags) *cobra.Command {
 	return cmd
 }
 
-// defaultLeaseNamespace is the pod's namespace in a cluster (downward API
-// POD_NAMESPACE), else cvmanager-system.
-func defaultLeaseNamespace() string {
-	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
-		return ns
+// resolveLeaseNamespace is --leader-elect-namespace, else the pod's namespace
+// (downward API POD_NAMESPACE), else the kubeconfig context's namespace
+// (in a pod without POD_NAMESPACE, the service account's). It returns
+// where the answer came from, for the log: a namespace that does not exist
+// used to be retried forever.
+func (o *runOptions) resolveLeaseNamespace(kube *KubeFlags) (namespace, source string) {
+	if o.leaseNamespace != "" {
+		return o.leaseNamespace, "--leader-elect-namespace"
 	}
-	return "cvmanager-system"
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return ns, "POD_NAMESPACE"
+	}
+	return kube.Namespace(), "the kubeconfig context"
 }
 
 func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
@@ -137,14 +147,20 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 	if err != nil {
 		return err
 	}
-	ctrl := controller.New(kubeClient, cvClient, controller.Options{
-		Namespace: o.namespace, CVSelector: selector, Workers: o.workers, Resolver: resolver,
-		Metrics: m, ProgressInterval: o.progressEvery, DefaultHistory: o.history, DefaultRollback: o.rollback,
-		Restrictions: restrictions, Notifier: notifier, DefaultNotifications: defaultNotifications,
-		LastPolledEvery: o.lastPolledEvery,
-	})
+	factories := controller.NewFactories(kubeClient, cvClient, controller.Scope{Namespace: o.namespace, CVSelector: selector})
+	ctrl := controller.New(kubeClient, cvClient, factories.Informers(), controller.NewRecorder(kubeClient), clock.RealClock{},
+		controller.Options{
+			Namespace: o.namespace, Workers: o.workers, Resolver: resolver,
+			Metrics: m, ProgressInterval: o.progressEvery, DefaultHistory: o.history, DefaultRollback: o.rollback,
+			Restrictions: restrictions, Notifier: notifier, DefaultNotifications: defaultNotifications,
+			LastPolledEvery: o.lastPolledEvery,
+		})
 	leader := &controller.LeaderState{}
-	mux, err := o.httpRoutes(m, ctrl, leader)
+	caches := readCaches{
+		cvs: factories.Informers().CVs.Lister(), workloads: workload.NewListers(factories.Kube), kube: kubeClient,
+		requests: controller.NewRequests(cvClient, clock.RealClock{}),
+	}
+	mux, err := o.httpRoutes(m, ctrl, leader, caches)
 	if err != nil {
 		return err
 	}
@@ -156,7 +172,25 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 	if o.readAuth {
 		handler = server.NewReadAuth(kubeClient).Wrap(mux)
 	}
-	return o.serveAndLead(ctx, handler, exportLoop, ctrl, leader)
+	// Every replica keeps its caches warm, leader or not, so each serves the
+	// dashboard, history and state reads and answers /readyz truthfully.
+	factories.Start(ctx.Done())
+	defer factories.Shutdown()
+	le := controller.LeaderElection{
+		Enabled: o.leaderElect, Name: o.leaseName,
+		LeaseDuration: o.leaseDuration, RenewDeadline: o.renewDeadline, RetryPeriod: o.retryPeriod,
+	}
+	if o.leaderElect {
+		var source string
+		le.Namespace, source = o.resolveLeaseNamespace(kube)
+		klog.InfoS("Leader election Lease", "namespace", le.Namespace, "name", le.Name, "namespaceFrom", source)
+		if err := controller.CheckLease(ctx, kubeClient, le); err != nil {
+			return fmt.Errorf("cannot take the leader Lease %s/%s (set --leader-elect-namespace to an existing namespace "+
+				"where cvmanager may create Leases, --leader-elect-name, or --leader-elect=false for a single replica): %w",
+				le.Namespace, le.Name, err)
+		}
+	}
+	return o.serveAndLead(ctx, handler, exportLoop, ctrl, leader, kubeClient, le)
 }
 
 // clients talk to the API with the tuned QPS/burst (docs/performance.md).
@@ -169,11 +203,23 @@ func (o *runOptions) clients(kube *KubeFlags) (kubernetes.Interface, versioned.I
 	return newClients(cfg)
 }
 
+// readCaches are what the HTTP reads are served from: the informer caches
+// every replica keeps, and the client for the history ConfigMaps.
+type readCaches struct {
+	cvs       cvlisters.ContainerVersionLister
+	workloads workload.Listers
+	kube      kubernetes.Interface
+	// requests hand triggers to the leader through the CVs, so any
+	// replica accepts them.
+	requests *controller.Requests
+}
+
 // httpRoutes mounts probes, metrics, the dashboard and, when configured,
 // pprof, the trigger API and the registry webhooks.
-func (o *runOptions) httpRoutes(m *metrics.Metrics, ctrl *controller.Controller, leader *controller.LeaderState) (*http.ServeMux, error) {
+func (o *runOptions) httpRoutes(m *metrics.Metrics, ctrl *controller.Controller, leader *controller.LeaderState,
+	caches readCaches) (*http.ServeMux, error) {
 	mux := server.NewMux(m.Registry, server.Readiness{Synced: ctrl.HasSynced, Leader: leader.IsLeader})
-	dashboard.ForController(ctrl.CVLister(), ctrl.WorkloadListers(), ctrl.KubeClient()).Register(mux)
+	dashboard.ForController(caches.cvs, caches.workloads, caches.kube).Register(mux)
 	if o.enablePprof {
 		server.RegisterPprof(mux)
 	}
@@ -182,15 +228,15 @@ func (o *runOptions) httpRoutes(m *metrics.Metrics, ctrl *controller.Controller,
 		if err != nil {
 			return nil, err
 		}
-		trigger.New(keys, ctrl.CVLister(), ctrl, o.triggerRate).Register(mux)
+		trigger.New(keys, caches.cvs, caches.requests, o.triggerRate).Register(mux)
 	}
-	return mux, o.registerWebhooks(mux, ctrl)
+	return mux, o.registerWebhooks(mux, caches)
 }
 
 // serveAndLead runs the HTTP server, the export loop and the controller
 // (while it holds the lease) until one of them fails or ctx ends.
 func (o *runOptions) serveAndLead(ctx context.Context, handler http.Handler, exportLoop func(context.Context),
-	ctrl *controller.Controller, leader *controller.LeaderState) error {
+	ctrl *controller.Controller, leader *controller.LeaderState, kube kubernetes.Interface, le controller.LeaderElection) error {
 	addr := net.JoinHostPort(o.bindAddress, strconv.Itoa(o.port))
 	klog.InfoS("Starting cvmanager", "address", addr, "tls", o.tls.CertFile != "", "readAuth", o.readAuth,
 		"namespace", o.namespace, "leaderElection", o.leaderElect)
@@ -200,11 +246,7 @@ func (o *runOptions) serveAndLead(ctx context.Context, handler http.Handler, exp
 		g.Go(func() error { exportLoop(ctx); return nil })
 	}
 	g.Go(func() error {
-		le := controller.LeaderElection{
-			Enabled: o.leaderElect, Namespace: o.leaseNamespace, Name: o.leaseName,
-			LeaseDuration: o.leaseDuration, RenewDeadline: o.renewDeadline, RetryPeriod: o.retryPeriod,
-		}
-		err := controller.RunLeaderElected(ctx, ctrl.KubeClient(), le, leader, ctrl.Run)
+		err := controller.RunLeaderElected(ctx, kube, le, leader, ctrl.Run)
 		if err == nil && ctx.Err() == nil {
 			return fmt.Errorf("lost the leader lease")
 		}
@@ -213,7 +255,7 @@ func (o *runOptions) serveAndLead(ctx context.Context, handler http.Handler, exp
 	return g.Wait()
 }
 
-func (o *runOptions) registerWebhooks(mux *http.ServeMux, ctrl *controller.Controller) error {
+func (o *runOptions) registerWebhooks(mux *http.ServeMux, caches readCaches) error {
 	if o.webhookSecret == "" {
 		return nil
 	}
@@ -221,7 +263,7 @@ func (o *runOptions) registerWebhooks(mux *http.ServeMux, ctrl *controller.Contr
 	if err != nil {
 		return err
 	}
-	hooks, err := trigger.NewWebhooks(secret, ctrl.CVLister(), ctrl, o.triggerRate)
+	hooks, err := trigger.NewWebhooks(secret, caches.cvs, caches.requests, o.triggerRate)
 	if err != nil {
 		return err
 	}

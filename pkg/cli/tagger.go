@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"cvmanager.dev/cvmanager/pkg/registry"
+	"cvmanager.dev/cvmanager/pkg/registry/poller"
 )
 
 // taggerFlags are the original cvmanager's tagger flags plus --docker-config
@@ -50,7 +51,7 @@ func (f *taggerFlags) add(cmd *cobra.Command, withTags, withVersion bool) {
 
 // registry builds the router for one CLI call.
 func (f *taggerFlags) registry() (registry.Registry, error) {
-	transport, err := registryTransport(f.caFile)
+	transport, err := poller.Transport(f.caFile)
 	if err != nil {
 		return nil, err
 	}

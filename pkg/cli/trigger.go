@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/registry/poller"
 	"cvmanager.dev/cvmanager/pkg/trigger"
 )
 
@@ -115,7 +116,7 @@ func (o *triggerOptions) httpClient() (*http.Client, error) {
 	if o.caFile == "" {
 		return client, nil
 	}
-	pool, err := certPool("--ca-file", o.caFile)
+	pool, err := poller.CertPool("--ca-file", o.caFile)
 	if err != nil {
 		return nil, err
 	}

@@ -16,17 +16,14 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
-	kubeinformers "k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
-	"k8s.io/client-go/util/retry"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
@@ -34,31 +31,24 @@ import (
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
 	cvscheme "cvmanager.dev/cvmanager/pkg/generated/clientset/versioned/scheme"
-	"cvmanager.dev/cvmanager/pkg/generated/informers/externalversions"
 	cvlisters "cvmanager.dev/cvmanager/pkg/generated/listers/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/history"
 	"cvmanager.dev/cvmanager/pkg/metrics"
 	"cvmanager.dev/cvmanager/pkg/notify"
 	"cvmanager.dev/cvmanager/pkg/policy"
+	"cvmanager.dev/cvmanager/pkg/registry/poller"
 	"cvmanager.dev/cvmanager/pkg/rollout"
-	"cvmanager.dev/cvmanager/pkg/syncer"
 	"cvmanager.dev/cvmanager/pkg/workload"
 )
 
 // Options configure a Controller.
 type Options struct {
-	// Namespace limits the controller to one namespace; "" watches all.
+	// Namespace is the namespace the informers watch ("" for all), for logs.
 	Namespace string
-	// CVSelector limits the controller to CVs with matching labels.
-	CVSelector labels.Selector
-	// Name limits the controller to one CV (with Namespace): `cr sync`.
-	Name string
 	// Workers is the number of concurrent syncs.
 	Workers int
 	// Resolver answers where a tag points (the registry layer's shared poller).
-	Resolver syncer.ImageResolver
-	// Clock is injected so tests can control time; nil means the real clock.
-	Clock clock.Clock
+	Resolver poller.ImageResolver
 	// Metrics receives the controller's series; nil creates a private registry.
 	Metrics *metrics.Metrics
 	// ProgressInterval is how often an unfinished rollout is re-examined even
@@ -94,44 +84,44 @@ type Controller struct {
 	recorder  record.EventRecorder
 	history   *history.Store
 	cvLister  cvlisters.ContainerVersionLister
+	cvIndexer cache.Indexer
 	workloads workload.Listers
 	secrets   *secretCache
 	synced    []cache.InformerSynced
 
-	kubeFactory kubeinformers.SharedInformerFactory
-	cvFactory   externalversions.SharedInformerFactory
-	jobFactory  kubeinformers.SharedInformerFactory
-	jobs        *rollout.Jobs
-	strategies  map[string]rollout.Strategy
+	lifecycle  *rollout.Lifecycle
+	strategies rollout.Factory
 
-	mu       sync.Mutex
-	syncers  map[string]*syncerState
-	triggers triggerTimes
+	mu          sync.Mutex
+	syncers     map[string]*syncerState
+	triggers    triggerTimes
+	corrections corrections
 }
 
-// New wires informers, queue and event recorder. Call Run to start.
-func New(kube kubernetes.Interface, cvClient versioned.Interface, opts Options) *Controller {
+// New wires the controller to its informers (which the caller starts, after
+// New, and stops), its event recorder and its clock. Call Run to work.
+func New(kube kubernetes.Interface, cvClient versioned.Interface, inf Informers,
+	recorder record.EventRecorder, clk clock.Clock, opts Options) *Controller {
 	opts = withDefaults(opts)
 	c := &Controller{
 		opts:     opts,
 		kube:     kube,
 		cvClient: cvClient,
-		clock:    opts.Clock,
+		clock:    clk,
 		metrics:  opts.Metrics,
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "containerversions"}),
-		history: history.NewStore(kube),
-		secrets: newSecretCache(kube, opts.Clock),
-		syncers: map[string]*syncerState{},
+		recorder: recorder,
+		history:  history.NewStore(kube),
+		secrets:  newSecretCache(kube, clk),
+		syncers:  map[string]*syncerState{},
+		synced:   informerSynced(inf),
 	}
-	c.recorder = newRecorder(kube)
-	c.setupInformers()
-	c.setupJobs()
-	c.strategies = map[string]rollout.Strategy{
-		cvv1.StrategySimple:           &rollout.Simple{Client: kube, Listers: c.workloads, Jobs: c.jobs},
-		cvv1.StrategyServiceBlueGreen: &rollout.BlueGreen{Client: kube, Listers: c.workloads, Jobs: c.jobs},
-	}
+	c.watch(inf)
+	jobs := &rollout.Jobs{Client: kube, Lister: inf.Jobs.Lister(), Resolve: c.resolveVerifier}
+	c.lifecycle = &rollout.Lifecycle{Jobs: jobs}
+	c.strategies = rollout.NewFactory(kube, c.workloads, jobs)
 	return c
 }
 
@@ -139,70 +129,64 @@ func withDefaults(opts Options) Options {
 	if opts.Workers <= 0 {
 		opts.Workers = 4
 	}
-	if opts.Clock == nil {
-		opts.Clock = clock.RealClock{}
-	}
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.New()
 	}
 	if opts.ProgressInterval <= 0 {
 		opts.ProgressInterval = 2 * time.Second
 	}
-	if opts.CVSelector == nil {
-		opts.CVSelector = labels.Everything()
-	}
 	return opts
 }
 
-func newRecorder(kube kubernetes.Interface) record.EventRecorder {
+// NewRecorder is the event recorder `run` and `cr sync` give New: Events on
+// CVs from component cvmanager.
+func NewRecorder(kube kubernetes.Interface) record.EventRecorder {
 	utilruntime.Must(cvscheme.AddToScheme(scheme.Scheme))
 	broadcaster := record.NewBroadcaster()
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
 	return broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "cvmanager"})
 }
 
-func (c *Controller) setupInformers() {
-	strip := kubeinformers.WithTransform(stripManagedFields)
-	c.kubeFactory = kubeinformers.NewSharedInformerFactoryWithOptions(c.kube, 0,
-		kubeinformers.WithNamespace(c.opts.Namespace), strip)
-	c.cvFactory = externalversions.NewSharedInformerFactoryWithOptions(c.cvClient, 0,
-		externalversions.WithNamespace(c.opts.Namespace),
-		externalversions.WithTweakListOptions(c.scopeCVs),
-		externalversions.WithTransform(stripManagedFields))
-
-	cvInformer := c.cvFactory.Cvmanager().V1alpha1().ContainerVersions()
-	c.cvLister = cvInformer.Lister()
-	_, _ = cvInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+// watch registers the controller's event handlers and indexes.
+func (c *Controller) watch(inf Informers) {
+	cvInformer := inf.CVs.Informer()
+	c.cvLister = inf.CVs.Lister()
+	c.cvIndexer = cvInformer.GetIndexer()
+	_, _ = cvInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.enqueue,
 		UpdateFunc: func(_, obj any) { c.enqueue(obj) },
 		DeleteFunc: c.enqueue,
 	})
-	_ = cvInformer.Informer().AddIndexers(cache.Indexers{rolloutSelectorIndex: rolloutSelectorKeys})
+	_ = cvInformer.AddIndexers(cache.Indexers{rolloutSelectorIndex: rolloutSelectorKeys, selectorIndex: selectorKeys})
 
-	apps, batch := c.kubeFactory.Apps().V1(), c.kubeFactory.Batch().V1()
-	pods := c.kubeFactory.Core().V1().Pods()
-	c.workloads = workload.NewListers(c.kubeFactory)
-	handler := cache.ResourceEventHandlerFuncs{
+	apps, batch := inf.Workloads.Apps().V1(), inf.Workloads.Batch().V1()
+	c.workloads = workload.NewListers(inf.Workloads)
+	_, _ = inf.Workloads.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    c.enqueueOwnersOf,
 		UpdateFunc: func(_, obj any) { c.enqueueOwnersOf(obj) },
+	})
+	// Workload events also wake the CVs at rest that select the workload
+	// when what they compare changed (labels, images, annotations): that is
+	// how drift and late joiners are seen, without a registry request.
+	workloads := cache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) { c.enqueueOwnersOf(obj); c.enqueueSelecting(obj) },
+		UpdateFunc: func(old, obj any) {
+			c.enqueueOwnersOf(obj)
+			if workloadChanged(old, obj) {
+				c.enqueueSelecting(obj)
+			}
+		},
 	}
-	c.synced = []cache.InformerSynced{cvInformer.Informer().HasSynced}
-	for _, inf := range []cache.SharedIndexInformer{
+	for _, i := range []cache.SharedIndexInformer{
 		apps.Deployments().Informer(), apps.StatefulSets().Informer(),
-		apps.DaemonSets().Informer(), batch.CronJobs().Informer(), pods.Informer(),
+		apps.DaemonSets().Informer(), batch.CronJobs().Informer(),
 	} {
-		_, _ = inf.AddEventHandler(handler)
-		c.synced = append(c.synced, inf.HasSynced)
+		_, _ = i.AddEventHandler(workloads)
 	}
-}
-
-// scopeCVs narrows the CV watch to the label selector and, for a standalone
-// syncer, to one CV by name.
-func (c *Controller) scopeCVs(o *metav1.ListOptions) {
-	o.LabelSelector = c.opts.CVSelector.String()
-	if c.opts.Name != "" {
-		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", c.opts.Name).String()
-	}
+	_, _ = inf.Jobs.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    c.enqueueJobOwner,
+		UpdateFunc: func(_, obj any) { c.enqueueJobOwner(obj) },
+	})
 }
 
 // enqueue adds a CV's key.
@@ -253,6 +237,12 @@ func rolloutSelectorKeys(obj any) ([]string, error) {
 	if !ok || cv.Status.Rollout == nil || cv.Spec.Selector == nil {
 		return nil, nil
 	}
+	return selectorKey(cv), nil
+}
+
+// selectorKey is "<ns>/<key>=<value>" for the smallest key of the CV's
+// matchLabels, or "<ns>/*" when it has only matchExpressions.
+func selectorKey(cv *cvv1.ContainerVersion) []string {
 	first := ""
 	for k := range cv.Spec.Selector.MatchLabels {
 		if first == "" || k < first {
@@ -260,20 +250,25 @@ func rolloutSelectorKeys(obj any) ([]string, error) {
 		}
 	}
 	if first == "" {
-		return []string{cv.Namespace + "/*"}, nil
+		return []string{cv.Namespace + "/*"}
 	}
-	return []string{cv.Namespace + "/" + first + "=" + cv.Spec.Selector.MatchLabels[first]}, nil
+	return []string{cv.Namespace + "/" + first + "=" + cv.Spec.Selector.MatchLabels[first]}
 }
 
 // rolloutCandidates returns the CVs of namespace with a rollout under way
-// whose selector may match set: the index buckets of set's label pairs and
-// the match-expressions bucket. Without the index (never expected) it falls
-// back to every CV of the namespace.
+// whose selector may match set.
 func (c *Controller) rolloutCandidates(namespace string, set labels.Set) []*cvv1.ContainerVersion {
-	indexer := c.cvFactory.Cvmanager().V1alpha1().ContainerVersions().Informer().GetIndexer()
+	return c.candidates(rolloutSelectorIndex, namespace, set)
+}
+
+// candidates returns the CVs of namespace in index whose selector may match
+// set: the index buckets of set's label pairs and the match-expressions
+// bucket. Without the index (never expected) it falls back to every CV of
+// the namespace.
+func (c *Controller) candidates(index, namespace string, set labels.Set) []*cvv1.ContainerVersion {
 	var out []*cvv1.ContainerVersion
 	add := func(key string) error {
-		objs, err := indexer.ByIndex(rolloutSelectorIndex, key)
+		objs, err := c.cvIndexer.ByIndex(index, key)
 		for _, o := range objs {
 			if cv, ok := o.(*cvv1.ContainerVersion); ok {
 				out = append(out, cv)
@@ -291,17 +286,11 @@ func (c *Controller) rolloutCandidates(namespace string, set labels.Set) []*cvv1
 	return out
 }
 
-// Run starts the informers, waits for their caches and runs the workers
-// until ctx is done. It returns after the workers have stopped.
+// Run waits for the informer caches (which the caller started) and runs
+// the workers until ctx is done. It returns after the workers have stopped.
 func (c *Controller) Run(ctx context.Context) error {
 	defer utilruntime.HandleCrash()
 	defer c.queue.ShutDown()
-	c.kubeFactory.Start(ctx.Done())
-	c.cvFactory.Start(ctx.Done())
-	c.jobFactory.Start(ctx.Done())
-	defer c.kubeFactory.Shutdown()
-	defer c.cvFactory.Shutdown()
-	defer c.jobFactory.Shutdown()
 
 	klog.InfoS("Waiting for informer caches", "namespace", c.opts.Namespace)
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
@@ -352,54 +341,11 @@ func (c *Controller) processNextItem(ctx context.Context) bool {
 	return true
 }
 
-// TriggerPoll schedules an immediate poll of a CV that bypasses the shared
-// poller's cache: only a registry answer fetched after the trigger arrived
-// serves it (see triggerTimes). It is how push triggers and registry
-// webhooks beat the poll interval.
-func (c *Controller) TriggerPoll(namespace, name, trigger string) {
-	key := namespace + "/" + name
-	c.triggers.note(key, c.clock.Now())
-	c.syncerFor(key).force(trigger)
-	c.queue.Add(key)
-}
-
-// stripManagedFields drops metadata.managedFields from cached objects: the
-// controller never reads them and they are often the largest part of an
-// object, which matters with thousands of workloads and CVs in the cache.
-func stripManagedFields(obj any) (any, error) {
-	if m, ok := obj.(metav1.Object); ok {
-		m.SetManagedFields(nil)
-	}
-	return obj, nil
-}
-
-// CVLister exposes the CV cache, so the dashboard reads without API calls.
-func (c *Controller) CVLister() cvlisters.ContainerVersionLister { return c.cvLister }
-
-// WorkloadListers exposes the workload caches for the same reason.
-func (c *Controller) WorkloadListers() workload.Listers { return c.workloads }
-
-// KubeClient is the client the controller writes with.
-func (c *Controller) KubeClient() kubernetes.Interface { return c.kube }
-
-// ClearFailed forgets the failed digest of a CV so its version is tried
-// again (the manual override after fixing what made it fail), then polls.
-func (c *Controller) ClearFailed(ctx context.Context, namespace, name string) error {
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		cv, err := c.cvClient.CvmanagerV1alpha1().ContainerVersions(namespace).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		if cv.Status.FailedDigest == "" {
-			return nil
-		}
-		cv.Status.FailedDigest = ""
-		_, err = c.cvClient.CvmanagerV1alpha1().ContainerVersions(namespace).UpdateStatus(ctx, cv, metav1.UpdateOptions{})
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	c.TriggerPoll(namespace, name, "clear-failed")
-	return nil
+// forcePoll schedules an immediate poll of a CV that bypasses the shared
+// poller's cache: only a registry answer fetched after the request arrived
+// serves it (see triggerTimes). Requests reach it through the CV (see
+// Requests), so whichever replica accepted them, the leader acts.
+func (c *Controller) forcePoll(s *syncerState, trigger string) {
+	c.triggers.note(s.key, c.clock.Now())
+	s.force(trigger)
 }

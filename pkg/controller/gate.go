@@ -9,7 +9,7 @@ import (
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/notify"
 	"cvmanager.dev/cvmanager/pkg/policy"
-	"cvmanager.dev/cvmanager/pkg/syncer"
+	"cvmanager.dev/cvmanager/pkg/registry/poller"
 )
 
 // AnnotationRelease approves a held version: `cvmanager release` sets it to
@@ -55,7 +55,7 @@ func released(cv *cvv1.ContainerVersion, version, digest string) bool {
 
 // hold records a version the policy keeps back: shown as available, with a
 // ReleaseBlocked condition and one Event per held digest.
-func (c *Controller) hold(ctx context.Context, cv *cvv1.ContainerVersion, img syncer.ResolvedImage, version string, v policy.Verdict) error {
+func (c *Controller) hold(ctx context.Context, cv *cvv1.ContainerVersion, img poller.ResolvedImage, version string, v policy.Verdict) error {
 	if cv.Status.AvailableDigest == img.Digest && conditionIs(cv, cvv1.ConditionReleaseBlocked, v.Reason) {
 		return nil // already reported
 	}

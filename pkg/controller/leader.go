@@ -7,6 +7,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/leaderelection"
@@ -69,6 +72,19 @@ func RunLeaderElected(ctx context.Context, kube kubernetes.Interface, le LeaderE
 		},
 	})
 	return runErr
+}
+
+// CheckLease fails when the Lease of le cannot be taken: its namespace does
+// not exist, or Leases there cannot be created or read. It asks with a
+// dry-run create, so nothing is written.
+func CheckLease(ctx context.Context, kube kubernetes.Interface, le LeaderElection) error {
+	leases := kube.CoordinationV1().Leases(le.Namespace)
+	lease := &coordinationv1.Lease{ObjectMeta: metav1ObjectMeta(le.Namespace, le.Name)}
+	_, err := leases.Create(ctx, lease, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	if apierrors.IsAlreadyExists(err) {
+		_, err = leases.Get(ctx, le.Name, metav1.GetOptions{})
+	}
+	return err
 }
 
 func metav1ObjectMeta(namespace, name string) metav1.ObjectMeta {

@@ -28,7 +28,7 @@ func (c *Controller) appendHistory(ctx context.Context, cv *cvv1.ContainerVersio
 	r := cv.Status.Rollout
 	now := c.clock.Now()
 	rec := history.Record{
-		ID:          rolloutID(cv, r),
+		ID:          rolloutID(cv, r, c.workloadGenerations(cv)),
 		Time:        now,
 		Workload:    strings.Join(p.Workloads, ","),
 		Container:   cv.Spec.Container.Name,
@@ -38,7 +38,7 @@ func (c *Controller) appendHistory(ctx context.Context, cv *cvv1.ContainerVersio
 		Outcome:         outcome,
 		Reason:          reason,
 		Trigger:         r.Trigger,
-		Jobs:            rollout.JobRecords(c.jobs.Lister, cv, r.Digest),
+		Jobs:            rollout.JobRecords(c.lifecycle.Jobs.Lister, cv, r.Digest),
 		DurationSeconds: now.Sub(r.StartTime.Time).Seconds(),
 	}
 	if err := c.history.Append(ctx, cv, rec); err != nil {
@@ -60,9 +60,37 @@ func (c *Controller) promotionOf(ctx context.Context, cv *cvv1.ContainerVersion,
 	return newest, newest.Action == history.ActionPromote && newest.ToDigest == digest
 }
 
-func rolloutID(cv *cvv1.ContainerVersion, r *cvv1.RolloutStatus) string {
-	sum := sha256.Sum256([]byte(fmt.Sprintf("%s|%s|%d", cv.UID, r.Digest, r.StartTime.Unix())))
+// rolloutID derives from what status keeps of the rollout (start time to
+// the second), so a redone finish finds the record it already wrote.
+// Restores and joins redeploy the same digest, possibly within the second
+// of the previous rollout: their ID also carries the trigger and the
+// generations of the selected workloads, which each such rollout bumps by
+// its patch and a redone finish does not.
+func rolloutID(cv *cvv1.ContainerVersion, r *cvv1.RolloutStatus, generations string) string {
+	key := fmt.Sprintf("%s|%s|%d", cv.UID, r.Digest, r.StartTime.Unix())
+	if r.Trigger == history.TriggerDrift || r.Trigger == history.TriggerJoin {
+		key += "|" + r.Trigger + "|" + generations
+	}
+	sum := sha256.Sum256([]byte(key))
 	return hex.EncodeToString(sum[:8])
+}
+
+// workloadGenerations lists "Kind/name=generation" of the CV's selected
+// workloads, from the cache.
+func (c *Controller) workloadGenerations(cv *cvv1.ContainerVersion) string {
+	sel, err := metav1.LabelSelectorAsSelector(cv.Spec.Selector)
+	if err != nil {
+		return ""
+	}
+	workloads, err := c.workloads.Select(cv.Namespace, sel)
+	if err != nil {
+		return ""
+	}
+	parts := make([]string, len(workloads))
+	for i, w := range workloads {
+		parts[i] = fmt.Sprintf("%s=%d", w.Key(), w.Object.GetGeneration())
+	}
+	return strings.Join(parts, ",")
 }
 
 // syncConfigKey keeps spec.config's ConfigMap key equal to the deployed

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/registry/poller"
 	"cvmanager.dev/cvmanager/pkg/syncer"
 )
 
@@ -27,8 +28,8 @@ import (
 // A forced poll (trigger, webhook, release) expects a new digest, so it
 // asks for the version at once: the two-step request would cost it one
 // HEAD more, which a burst of triggers under a tight budget feels.
-func (c *Controller) resolve(ctx context.Context, cv *cvv1.ContainerVersion, syntax *regexp.Regexp, maxAge time.Duration, forced bool) (syncer.ResolvedImage, error) {
-	req := syncer.ResolveRequest{
+func (c *Controller) resolve(ctx context.Context, cv *cvv1.ContainerVersion, syntax *regexp.Regexp, maxAge time.Duration, forced bool) (poller.ResolvedImage, error) {
+	req := poller.ResolveRequest{
 		Repo: cv.Spec.ImageRepo, Tag: cv.Spec.Tag, MaxAge: maxAge, PullSecrets: c.pullSecrets(ctx, cv),
 	}
 	if forced {

@@ -13,7 +13,7 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
-	"cvmanager.dev/cvmanager/pkg/syncer"
+	"cvmanager.dev/cvmanager/pkg/registry/poller"
 	"cvmanager.dev/cvmanager/pkg/workload"
 )
 
@@ -27,16 +27,16 @@ type recordingResolver struct {
 	asked     []bool // per call: was a versionSyntax given
 }
 
-func (r *recordingResolver) Resolve(_ context.Context, req syncer.ResolveRequest) (syncer.ResolvedImage, error) {
+func (r *recordingResolver) Resolve(_ context.Context, req poller.ResolveRequest) (poller.ResolvedImage, error) {
 	r.asked = append(r.asked, req.VersionSyntax != nil)
 	if req.VersionSyntax != nil && req.MaxAge <= 0 {
-		return syncer.ResolvedImage{}, errors.New("the version request must accept the answer just fetched")
+		return poller.ResolvedImage{}, errors.New("the version request must accept the answer just fetched")
 	}
 	digest := r.digest
 	if req.VersionSyntax != nil && len(r.versioned) > 0 {
 		digest, r.versioned = r.versioned[0], r.versioned[1:]
 	}
-	return syncer.ResolvedImage{Digest: digest, Version: "v2"}, r.err
+	return poller.ResolvedImage{Digest: digest, Version: "v2"}, r.err
 }
 
 func TestResolveAsksForTheVersionOnlyForARollout(t *testing.T) {

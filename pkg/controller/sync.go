@@ -15,6 +15,7 @@ import (
 	"cvmanager.dev/cvmanager/pkg/history"
 	"cvmanager.dev/cvmanager/pkg/notify"
 	"cvmanager.dev/cvmanager/pkg/registry"
+	"cvmanager.dev/cvmanager/pkg/registry/poller"
 	"cvmanager.dev/cvmanager/pkg/rollout"
 	"cvmanager.dev/cvmanager/pkg/syncer"
 	"cvmanager.dev/cvmanager/pkg/workload"
@@ -53,9 +54,18 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if cached.Status.Rollout != nil {
 		return c.advance(ctx, cached.DeepCopy()) // never mutate the informer's copy
 	}
+	trigger, reqKey, reqValue := pendingRequest(cached)
+	if reqKey == "" {
+		if acted, err := c.reconcileWorkloads(ctx, cached); acted || err != nil {
+			return err
+		}
+	}
 	s := c.syncerFor(key)
+	if reqKey != "" {
+		c.forcePoll(s, trigger)
+	}
 	if st := cached.Status; st.AvailableDigest != "" && released(cached, st.AvailableVersion, st.AvailableDigest) {
-		s.force("release") // a held version was approved: act now, not at the next poll
+		s.force(history.TriggerRelease) // a held version was approved: act now, not at the next poll
 	}
 	// Most syncs are a timer or an echo of the controller's own status
 	// write finding nothing due: they read the cached CV and copy nothing.
@@ -64,7 +74,16 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		c.queue.AddAfter(key, wait)
 		return nil
 	}
-	return c.poll(ctx, cached.DeepCopy(), s)
+	cv := cached.DeepCopy()
+	if reqKey == AnnotationClearFailed {
+		if err := c.clearFailedDigest(ctx, cv); err != nil {
+			return err
+		}
+	}
+	if err := c.poll(ctx, cv, s); err != nil || reqKey == "" {
+		return err
+	}
+	return c.acknowledge(ctx, cached, reqKey, reqValue)
 }
 
 // poll asks the registry where the tag points and acts on the answer.
@@ -96,7 +115,7 @@ func (c *Controller) poll(ctx context.Context, cv *cvv1.ContainerVersion, s *syn
 			return c.hold(ctx, cv, img, version, verdict)
 		}
 		if released(cv, version, img.Digest) {
-			trigger = "release"
+			trigger = history.TriggerRelease
 		}
 		if promotion, ok := c.promotionOf(ctx, cv, img.Digest); ok {
 			trigger = history.TriggerPromote
@@ -130,13 +149,18 @@ func (c *Controller) recordPoll(ctx context.Context, cv *cvv1.ContainerVersion, 
 
 // startRollout makes the intent durable in status before touching any
 // workload, so a controller restarted at any point resumes this rollout.
-func (c *Controller) startRollout(ctx context.Context, cv *cvv1.ContainerVersion, img syncer.ResolvedImage, trigger string) error {
+func (c *Controller) startRollout(ctx context.Context, cv *cvv1.ContainerVersion, img poller.ResolvedImage, trigger string) error {
 	now := c.clock.Now()
 	version := versionName(cv, img)
 	from, fromDigest := cv.Status.SuccessVersion, cv.Status.SuccessDigest
 	cv.Status.Rollout = &cvv1.RolloutStatus{
 		Version: version, Digest: img.Digest, FromVersion: from, FromDigest: fromDigest,
-		Trigger: trigger, StartTime: metav1.Time{Time: now}, Step: firstStep(cv),
+		Trigger: trigger, StartTime: metav1.Time{Time: now}, Step: rollout.FirstStep(cv),
+	}
+	if trigger == history.TriggerDrift || trigger == history.TriggerJoin {
+		// The deployed digest passed its verifications and migrations when
+		// it first rolled out: restoring it runs only the strategy.
+		cv.Status.Rollout.Step = rollout.StepMigrated
 	}
 	cv.Status.CurrVersion, cv.Status.CurrDigest = version, img.Digest
 	setCurrStatus(cv, cvv1.StatusProgressing, now)
@@ -158,7 +182,7 @@ func (c *Controller) startRollout(ctx context.Context, cv *cvv1.ContainerVersion
 // changes, then the strategy.
 func (c *Controller) advance(ctx context.Context, cv *cvv1.ContainerVersion) error {
 	r := cv.Status.Rollout
-	strategy, ok := c.strategies[rollout.StrategyKind(cv)]
+	strategy, ok := c.strategies.For(cv)
 	if !ok {
 		return c.finishMisconfigured(ctx, cv, rollout.Progress{Reason: "StrategyNotSupported",
 			Message: fmt.Sprintf("strategy %q is not supported by this controller version", rollout.StrategyKind(cv))})
@@ -172,7 +196,9 @@ func (c *Controller) advance(ctx context.Context, cv *cvv1.ContainerVersion) err
 	if err != nil {
 		return c.finishMisconfigured(ctx, cv, rollout.Progress{Reason: "InvalidDigest", Message: err.Error()})
 	}
-	p, err := c.prepare(ctx, cv, target)
+	p, err := c.lifecycle.Prepare(ctx, cv, target, func(ctx context.Context, step string) error {
+		return c.recordStep(ctx, cv, step)
+	})
 	if err != nil {
 		return err
 	}
@@ -198,8 +224,8 @@ func (c *Controller) judge(ctx context.Context, cv *cvv1.ContainerVersion, strat
 		return c.finishMisconfigured(ctx, cv, p)
 	case p.Phase == rollout.Failed:
 		return c.fail(ctx, cv, strategy, p, c.rollbackEnabled(cv) || p.Revert)
-	case elapsed >= deadline(cv):
-		p.Reason, p.Message = "Timeout", fmt.Sprintf("rollout not finished after %s: %s", deadline(cv), p.Message)
+	case elapsed >= rollout.Deadline(cv):
+		p.Reason, p.Message = "Timeout", fmt.Sprintf("rollout not finished after %s: %s", rollout.Deadline(cv), p.Message)
 		return c.fail(ctx, cv, strategy, p, c.rollbackEnabled(cv))
 	}
 	if p.Step != "" {
@@ -207,14 +233,14 @@ func (c *Controller) judge(ctx context.Context, cv *cvv1.ContainerVersion, strat
 			return err
 		}
 	}
-	c.queue.AddAfter(namespacedKey(cv), min(c.opts.ProgressInterval, deadline(cv)-elapsed))
+	c.queue.AddAfter(namespacedKey(cv), min(c.opts.ProgressInterval, rollout.Deadline(cv)-elapsed))
 	return nil
 }
 
 func (c *Controller) succeed(ctx context.Context, cv *cvv1.ContainerVersion, p rollout.Progress) error {
 	r := cv.Status.Rollout
 	now := c.clock.Now()
-	if err := c.appendHistory(ctx, cv, p, "Success", ""); err != nil {
+	if err := c.appendHistory(ctx, cv, p, history.OutcomeSuccess, ""); err != nil {
 		return err
 	}
 	if err := c.syncConfigKey(ctx, cv, r.Version); err != nil {
@@ -227,10 +253,16 @@ func (c *Controller) succeed(ctx context.Context, cv *cvv1.ContainerVersion, p r
 	setCondition(cv, cvv1.ConditionReady, metav1.ConditionTrue, "RolloutComplete", p.Message, now)
 	setCondition(cv, cvv1.ConditionProgressing, metav1.ConditionFalse, "RolloutComplete", p.Message, now)
 	setCondition(cv, cvv1.ConditionDegraded, metav1.ConditionFalse, "RolloutComplete", "", now)
+	if cond := findCondition(cv.Status.Conditions, cvv1.ConditionDrifted); cond != nil && cond.Status == metav1.ConditionTrue {
+		setCondition(cv, cvv1.ConditionDrifted, metav1.ConditionFalse, ReasonNoDrift, p.Message, now)
+	}
 	if err := c.updateStatus(ctx, cv); err != nil {
 		return err
 	}
-	c.observeRollout("Success", r, now)
+	if r.Trigger == history.TriggerDrift {
+		c.recorder.Eventf(cv, corev1.EventTypeNormal, ReasonDriftRestored, "Restored %s (%s): %s", r.Version, r.Digest, p.Message)
+	}
+	c.observeRollout(history.OutcomeSuccess, r, now)
 	c.recorder.Eventf(cv, corev1.EventTypeNormal, ReasonRolloutSucceeded, "Rolled out %s (%s): %s", r.Version, r.Digest, p.Message)
 	c.notify(ctx, cv, notify.Succeeded, r.Version, r.Digest, r.FromVersion, p.Message)
 	klog.InfoS("Rollout succeeded", "cv", klog.KObj(cv), "version", r.Version, "digest", r.Digest)
@@ -243,12 +275,12 @@ func (c *Controller) succeed(ctx context.Context, cv *cvv1.ContainerVersion, p r
 func (c *Controller) fail(ctx context.Context, cv *cvv1.ContainerVersion, strategy rollout.Strategy, p rollout.Progress, revert bool) error {
 	r := cv.Status.Rollout
 	now := c.clock.Now()
-	outcome, note := "Failed", ""
+	outcome, note := history.OutcomeFailed, ""
 	if revert && cv.Status.SuccessDigest != "" && cv.Status.SuccessDigest != r.Digest {
 		if err := c.rollBack(ctx, cv, strategy, p); err != nil {
 			return err
 		}
-		outcome, note = "RolledBack", fmt.Sprintf("; rolled back to %s", cv.Status.SuccessVersion)
+		outcome, note = history.OutcomeRolledBack, fmt.Sprintf("; rolled back to %s", cv.Status.SuccessVersion)
 	}
 	if err := c.appendHistory(ctx, cv, p, outcome, p.Reason+": "+p.Message); err != nil {
 		return err
@@ -266,7 +298,7 @@ func (c *Controller) fail(ctx context.Context, cv *cvv1.ContainerVersion, strate
 	c.observeRollout(outcome, r, now)
 	c.recorder.Eventf(cv, corev1.EventTypeWarning, ReasonRolloutFailed, "Rollout of %s (%s) failed: %s", r.Version, r.Digest, message)
 	kind := notify.Failed
-	if outcome == "RolledBack" {
+	if outcome == history.OutcomeRolledBack {
 		kind = notify.RolledBack
 		c.recorder.Eventf(cv, corev1.EventTypeWarning, ReasonRolledBack, "Rolled back to %s (%s)", cv.Status.SuccessVersion, cv.Status.SuccessDigest)
 	}
@@ -359,7 +391,7 @@ func pinnedTarget(repo, version, digest string) (rollout.Target, error) {
 // versionName is the version tag the registry found, or, when no tag on the
 // image matches versionSyntax, the watched tag itself: the digest pin keeps
 // the rollout exact either way.
-func versionName(cv *cvv1.ContainerVersion, img syncer.ResolvedImage) string {
+func versionName(cv *cvv1.ContainerVersion, img poller.ResolvedImage) string {
 	if img.Version != "" {
 		return img.Version
 	}

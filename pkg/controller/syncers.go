@@ -5,6 +5,7 @@ import (
 	"time"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/history"
 	"cvmanager.dev/cvmanager/pkg/syncer"
 )
 
@@ -89,7 +90,7 @@ func (s *syncerState) polled(now time.Time) string {
 	s.forced = ""
 	s.mu.Unlock()
 	if trigger == "" {
-		trigger = "poll"
+		trigger = history.TriggerPoll
 	}
 	s.lastPoll = now
 	s.next = now.Add(s.interval)

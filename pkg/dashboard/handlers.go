@@ -11,6 +11,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/utils/clock"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/history"
@@ -34,17 +35,17 @@ type Handler struct {
 	Source  Source
 	History HistoryReader
 	CVs     CVGetter
-	// Now is injectable so golden files have stable relative times.
-	Now   func() time.Time
+	// Clock is injectable so golden files have stable relative times.
+	Clock clock.Clock
 	pages *template.Template
 }
 
 // NewHandler parses the embedded templates. html/template escapes every
 // value: image tags, labels and messages are user input.
 func NewHandler(src Source, hist HistoryReader, cvs CVGetter) *Handler {
-	h := &Handler{Source: src, History: hist, CVs: cvs, Now: time.Now}
+	h := &Handler{Source: src, History: hist, CVs: cvs, Clock: clock.RealClock{}}
 	h.pages = template.Must(template.New("").Funcs(template.FuncMap{
-		"ago":         func(t time.Time) string { return ago(h.Now(), t) },
+		"ago":         func(t time.Time) string { return ago(h.Clock.Now(), t) },
 		"statusClass": func(s string) string { return "status-" + strings.ToLower(s) },
 		"short":       shortDigest,
 	}).ParseFS(templateFS, "templates/*.html"))

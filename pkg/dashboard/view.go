@@ -17,15 +17,20 @@ import (
 
 // Row is one managed workload.
 type Row struct {
-	Namespace   string    `json:"namespace"`
-	Name        string    `json:"name"`
-	Kind        string    `json:"kind"`
-	Container   string    `json:"container"`
-	CV          string    `json:"cv"`
-	Tag         string    `json:"tag"`
-	Version     string    `json:"version"`
-	Digest      string    `json:"digest"`
-	Image       string    `json:"image"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Kind      string `json:"kind"`
+	Container string `json:"container"`
+	CV        string `json:"cv"`
+	Tag       string `json:"tag"`
+	Version   string `json:"version"`
+	Digest    string `json:"digest"`
+	// Image is what the workload's container actually runs, read from the
+	// workload itself, never from the CV.
+	Image string `json:"image"`
+	// Drifted marks a workload that does not run the CV's current digest
+	// (drift, a joiner not yet rolled out, or a rollout under way).
+	Drifted     bool      `json:"drifted,omitempty"`
 	Available   int32     `json:"available"`
 	Desired     int32     `json:"desired"`
 	Status      string    `json:"status"`
@@ -74,6 +79,7 @@ func rowFor(cv *cvv1.ContainerVersion, w workload.Workload) Row {
 		CV: cv.Name, Tag: cv.Spec.Tag, Version: cv.Status.CurrVersion, Digest: workload.DigestOf(image),
 		Image: image, Available: available, Desired: desired, Status: cv.Status.CurrStatus,
 	}
+	r.Drifted = cv.Status.CurrDigest != "" && r.Digest != cv.Status.CurrDigest
 	if cv.Status.CurrStatusTime != nil {
 		r.LastUpdated = cv.Status.CurrStatusTime.Time
 	}

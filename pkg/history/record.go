@@ -31,6 +31,14 @@ const (
 	// TriggerImport is a rollout of the last-known-good version restored
 	// by `cvmanager state import`.
 	TriggerImport = "import"
+	// TriggerClearFailed is a poll asked for by clearing a failed digest.
+	TriggerClearFailed = "clear-failed"
+	// TriggerDrift is a rollout that restores the deployed digest on a
+	// workload someone changed behind the controller's back.
+	TriggerDrift = "drift"
+	// TriggerJoin is a rollout that brings a workload that started to
+	// match the selector to the deployed digest.
+	TriggerJoin = "join"
 )
 
 // Actions say what a record is about; empty means a rollout, the only kind

@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/clock"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
@@ -48,7 +49,8 @@ type Promoter struct {
 	// AllowDowngrade promotes a version older than the target's; the
 	// target's controller then still holds it until `cvmanager release`.
 	AllowDowngrade bool
-	Now            func() time.Time
+	// Clock stamps the promotion's record; nil means the real clock.
+	Clock clock.Clock
 }
 
 // Plan is a checked promotion: what would be tagged where.
@@ -176,8 +178,8 @@ func (p *Promoter) Execute(ctx context.Context, plan *Plan, actor string) (histo
 // record is the history entry of a promotion's intent.
 func (p *Promoter) record(plan *Plan, actor string) history.Record {
 	now := time.Now()
-	if p.Now != nil {
-		now = p.Now()
+	if p.Clock != nil {
+		now = p.Clock.Now()
 	}
 	dst := plan.target
 	sum := sha256.Sum256([]byte(strings.Join([]string{string(dst.UID), plan.Digest, plan.From.String(), now.UTC().Format(time.RFC3339Nano)}, "|")))

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	ecrtypes "github.com/aws/aws-sdk-go-v2/service/ecr/types"
+	"k8s.io/utils/clock"
 )
 
 // ECROptions configure the ECR implementation.
@@ -31,8 +32,8 @@ type ECROptions struct {
 	// default chain (environment, shared config, IRSA web identity,
 	// instance role).
 	LoadConfig func(ctx context.Context, region string) (aws.Config, error)
-	// Now is the clock for token expiry; nil means time.Now.
-	Now func() time.Time
+	// Clock is the clock for token expiry; nil means the real clock.
+	Clock clock.Clock
 	// TokenRefreshAhead renews a registry auth token this long before it
 	// expires (default 1 h of its 12 h), so a request never carries a token
 	// about to lapse.
@@ -59,8 +60,8 @@ func NewECR(opts ECROptions) *ECR {
 			return config.LoadDefaultConfig(ctx, config.WithRegion(region))
 		}
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
 	}
 	if opts.TokenRefreshAhead <= 0 {
 		opts.TokenRefreshAhead = time.Hour

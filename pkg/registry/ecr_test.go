@@ -2,9 +2,10 @@ package registry
 
 import (
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -18,29 +19,11 @@ import (
 
 const ecrRepo = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/app"
 
-// fakeClock is a settable clock shared by the client and the endpoint.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 type ecrEnv struct {
 	reg   *localregistry.Registry
 	api   *ecrapi.Server
 	ecr   *ECR
-	clock *fakeClock
+	clock *clocktesting.FakeClock
 }
 
 // startECR runs a registry that only accepts ECR's token user ("AWS"), the
@@ -48,9 +31,9 @@ type ecrEnv struct {
 // from the environment (the default chain's first link).
 func startECR(t *testing.T) *ecrEnv {
 	t.Helper()
-	clock := &fakeClock{now: time.Now()}
-	reg, api := ecrapi.StartForTest(t, clock.Now)
-	return &ecrEnv{reg: reg, api: api, clock: clock, ecr: NewECR(ECROptions{Endpoint: api.URL, Now: clock.Now})}
+	clock := clocktesting.NewFakeClock(time.Now())
+	reg, api := ecrapi.StartForTest(t, clock)
+	return &ecrEnv{reg: reg, api: api, clock: clock, ecr: NewECR(ECROptions{Endpoint: api.URL, Clock: clock})}
 }
 
 func TestECRResolveIsOneDescribeImagesCall(t *testing.T) {
@@ -184,12 +167,12 @@ func TestECRTokenIsCachedAndRefreshedAhead(t *testing.T) {
 	}
 	list()
 	list()
-	env.clock.Add(10 * time.Hour)
+	env.clock.Step(10 * time.Hour)
 	list()
 	if n := env.api.Calls("GetAuthorizationToken"); n != 1 {
 		t.Errorf("%d token calls within 10 h, want 1", n)
 	}
-	env.clock.Add(90 * time.Minute) // 11.5 h: inside the last hour
+	env.clock.Step(90 * time.Minute) // 11.5 h: inside the last hour
 	list()
 	if n := env.api.Calls("GetAuthorizationToken"); n != 2 {
 		t.Errorf("%d token calls after 11.5 h, want 2 (refreshed ahead of expiry)", n)

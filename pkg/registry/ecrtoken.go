@@ -46,7 +46,7 @@ func (e *ECR) token(ctx context.Context, loc ECRLocation) (ecrToken, error) {
 	key := loc.Account + "/" + loc.Region
 	e.tokenMu.Lock()
 	defer e.tokenMu.Unlock()
-	if t, ok := e.tokens[key]; ok && e.opts.Now().Before(t.expires.Add(-e.opts.TokenRefreshAhead)) {
+	if t, ok := e.tokens[key]; ok && e.opts.Clock.Now().Before(t.expires.Add(-e.opts.TokenRefreshAhead)) {
 		return t, nil
 	}
 	c, err := e.client(ctx, loc.Region)

@@ -6,8 +6,9 @@ import (
 	"slices"
 	"strings"
 
-	"cvmanager.dev/cvmanager/pkg/anchored"
 	"github.com/google/go-containerregistry/pkg/name"
+
+	"cvmanager.dev/cvmanager/pkg/anchored"
 )
 
 // Kind is the family of API a registry host speaks beyond plain v2.

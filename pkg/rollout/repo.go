@@ -3,7 +3,7 @@ package rollout
 import (
 	"strings"
 
-	"cvmanager.dev/cvmanager/pkg/registry"
+	"cvmanager.dev/cvmanager/pkg/imageref"
 	"cvmanager.dev/cvmanager/pkg/workload"
 )
 
@@ -13,13 +13,13 @@ import (
 // a different application. A short name without a registry host (a
 // placeholder such as "app:v0") is adopted, as the original kcd did.
 func checkRepos(workloads []workload.Workload, container, imageRepo string) (Progress, bool) {
-	want := registry.NormalizeRepo(imageRepo)
+	want := imageref.NormalizeRepo(imageRepo)
 	for _, w := range workloads {
 		image, found := workload.ContainerImage(w, container)
-		if !found || !registry.HasRegistryHost(image) {
+		if !found || !imageref.HasRegistryHost(image) {
 			continue
 		}
-		if got := registry.NormalizeRepo(repoOf(image)); got != want {
+		if got := imageref.NormalizeRepo(repoOf(image)); got != want {
 			return misconfigured("RepoMismatch",
 				"container %q in %s runs %s, not an image of spec.imageRepo %s; nothing was changed",
 				container, w.Key(), image, imageRepo), false

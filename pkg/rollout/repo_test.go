@@ -3,7 +3,7 @@ package rollout
 import (
 	"testing"
 
-	"cvmanager.dev/cvmanager/pkg/registry"
+	"cvmanager.dev/cvmanager/pkg/imageref"
 )
 
 func TestRepoOfAndNormalize(t *testing.T) {
@@ -15,7 +15,7 @@ func TestRepoOfAndNormalize(t *testing.T) {
 		{"Reg.io/Team/App", "reg.io/team/app"},
 	}
 	for _, tc := range same {
-		if got, want := registry.NormalizeRepo(repoOf(tc.image)), registry.NormalizeRepo(tc.repo); got != want {
+		if got, want := imageref.NormalizeRepo(repoOf(tc.image)), imageref.NormalizeRepo(tc.repo); got != want {
 			t.Errorf("%s: %s, want %s", tc.image, got, want)
 		}
 	}
@@ -25,11 +25,11 @@ func TestRepoOfAndNormalize(t *testing.T) {
 		{"localhost/app:v1", "app"},
 	}
 	for _, tc := range differ {
-		if registry.NormalizeRepo(repoOf(tc.image)) == registry.NormalizeRepo(tc.repo) {
+		if imageref.NormalizeRepo(repoOf(tc.image)) == imageref.NormalizeRepo(tc.repo) {
 			t.Errorf("%s taken for an image of %s", tc.image, tc.repo)
 		}
 	}
-	if registry.HasRegistryHost("placeholder:v0") || !registry.HasRegistryHost("localhost:5000/app") {
+	if imageref.HasRegistryHost("placeholder:v0") || !imageref.HasRegistryHost("localhost:5000/app") {
 		t.Error("hasRegistryHost")
 	}
 }

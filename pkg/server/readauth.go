@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 )
@@ -34,7 +35,8 @@ type ReadAuth struct {
 	// TTL bounds how long a decision is reused: an auto-refreshing dashboard
 	// costs two reviews per TTL, and a revoked token works at most this long.
 	TTL time.Duration
-	Now func() time.Time
+	// Clock is injectable so tests move time; NewReadAuth uses the real clock.
+	Clock clock.Clock
 
 	mu        sync.Mutex
 	decisions map[decisionKey]decision
@@ -56,7 +58,7 @@ type decision struct {
 
 // NewReadAuth returns a ReadAuth that caches decisions for 30 seconds.
 func NewReadAuth(kube kubernetes.Interface) *ReadAuth {
-	return &ReadAuth{Kube: kube, TTL: 30 * time.Second, Now: time.Now}
+	return &ReadAuth{Kube: kube, TTL: 30 * time.Second, Clock: clock.RealClock{}}
 }
 
 // Wrap returns next behind the check.
@@ -175,7 +177,7 @@ func (a *ReadAuth) cached(key decisionKey) (decision, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	d, ok := a.decisions[key]
-	if !ok || !a.Now().Before(d.expires) {
+	if !ok || !a.Clock.Now().Before(d.expires) {
 		return decision{}, false
 	}
 	return d, true
@@ -184,7 +186,7 @@ func (a *ReadAuth) cached(key decisionKey) (decision, bool) {
 func (a *ReadAuth) remember(key decisionKey, d decision) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	now := a.Now()
+	now := a.Clock.Now()
 	if a.decisions == nil {
 		a.decisions = map[decisionKey]decision{}
 	}

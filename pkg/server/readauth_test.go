@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	clocktesting "k8s.io/utils/clock/testing"
+
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -74,8 +76,8 @@ func newReviewer() *reviewer {
 
 func TestReadAuthAnswersAndCachesDecisions(t *testing.T) {
 	api := newReviewer()
-	now := time.Unix(1_000_000, 0)
-	auth := &ReadAuth{Kube: api, TTL: 30 * time.Second, Now: func() time.Time { return now }}
+	clk := clocktesting.NewFakeClock(time.Unix(1_000_000, 0))
+	auth := &ReadAuth{Kube: api, TTL: 30 * time.Second, Clock: clk}
 	handler := auth.Wrap(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("rows")) }))
 	status := func(target, header string) int {
 		req := httptest.NewRequest("GET", target, nil)
@@ -112,13 +114,13 @@ func TestReadAuthAnswersAndCachesDecisions(t *testing.T) {
 		t.Errorf("reviews: %d token, %d access; want 4 and 3 (one per distinct token and question)", tokenReviews, accessReviews)
 	}
 
-	now = now.Add(29 * time.Second)
+	clk.Step(29 * time.Second)
 	status("/v1/cv/workloads?namespace=team", "Bearer good")
 	status("/v1/cv/workloads?namespace=team", "Bearer bad")
 	if api.tokenReviews != tokenReviews || api.accessReviews != accessReviews {
 		t.Errorf("decisions within the TTL were reviewed again")
 	}
-	now = now.Add(2 * time.Second)
+	clk.Step(2 * time.Second)
 	status("/v1/cv/workloads?namespace=team", "Bearer good")
 	if api.tokenReviews != tokenReviews+1 || api.accessReviews != accessReviews+1 {
 		t.Errorf("an expired decision was reused")
@@ -126,12 +128,12 @@ func TestReadAuthAnswersAndCachesDecisions(t *testing.T) {
 }
 
 func TestReadAuthCacheStaysBounded(t *testing.T) {
-	now := time.Unix(1_000_000, 0)
-	auth := &ReadAuth{Kube: newReviewer(), TTL: time.Minute, Now: func() time.Time { return now }}
+	clk := clocktesting.NewFakeClock(time.Unix(1_000_000, 0))
+	auth := &ReadAuth{Kube: newReviewer(), TTL: time.Minute, Clock: clk}
 	for i := range maxCachedDecisions * 3 {
 		auth.remember(decisionKey{attrs: authorizationv1.ResourceAttributes{Name: string(rune(i))}}, decision{})
 		if i%maxCachedDecisions == 0 {
-			now = now.Add(2 * time.Minute)
+			clk.Step(2 * time.Minute)
 		}
 	}
 	if n := len(auth.decisions); n > maxCachedDecisions {

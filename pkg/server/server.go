@@ -41,15 +41,17 @@ func NewMux(gatherer prometheus.Gatherer, ready Readiness) *http.ServeMux {
 	return mux
 }
 
-// readyz answers 200 once the caches are synced. A standby replica (not the
-// leader) is ready too: it serves reads and takes over on failover; the
-// leader state is in the body for operators.
+// readyz answers 200 once the caches are synced, and 503 before. Every
+// replica keeps its caches warm, leader or not, and serves the reads from
+// them, so a standby is ready exactly when its caches are: the Service then
+// sends it only requests it answers correctly. The leader state is in the
+// body for operators.
 func readyz(ready Readiness) http.HandlerFunc {
 	return func(w http.ResponseWriter, _ *http.Request) {
 		synced := ready.Synced == nil || ready.Synced()
 		leader := ready.Leader != nil && ready.Leader()
 		w.Header().Set("Content-Type", "application/json")
-		if !synced && leader {
+		if !synced {
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
 		_ = json.NewEncoder(w).Encode(map[string]bool{"informersSynced": synced, "leader": leader})

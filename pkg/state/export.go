@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/clock"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
@@ -43,8 +44,8 @@ type Exporter struct {
 	Force bool
 	// Concurrency bounds parallel object writes; DefaultConcurrency when 0.
 	Concurrency int
-	// Now is the clock; time.Now when nil.
-	Now func() time.Time
+	// Clock is the clock; the real one when nil.
+	Clock clock.Clock
 }
 
 // ExportResult says what an export did.
@@ -96,8 +97,8 @@ func (e *Exporter) Export(ctx context.Context) (ExportResult, error) {
 }
 
 func (e *Exporter) now() time.Time {
-	if e.Now != nil {
-		return e.Now()
+	if e.Clock != nil {
+		return e.Clock.Now()
 	}
 	return time.Now()
 }

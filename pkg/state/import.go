@@ -15,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/clock"
 
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
 )
@@ -42,7 +43,8 @@ type Importer struct {
 	CreateNamespaces bool
 	// Concurrency bounds parallel reads and API writes.
 	Concurrency int
-	Now         func() time.Time
+	// Clock is the clock; the real one when nil.
+	Clock clock.Clock
 }
 
 // Import outcomes of one CV.
@@ -118,8 +120,8 @@ func (im *Importer) Import(ctx context.Context) (ImportResult, error) {
 }
 
 func (im *Importer) now() time.Time {
-	if im.Now != nil {
-		return im.Now()
+	if im.Clock != nil {
+		return im.Clock.Now()
 	}
 	return time.Now()
 }

@@ -9,7 +9,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	cvlisters "cvmanager.dev/cvmanager/pkg/generated/listers/cvmanager/v1alpha1"
-	"cvmanager.dev/cvmanager/pkg/registry"
+	"cvmanager.dev/cvmanager/pkg/imageref"
 )
 
 // FuzzDecodeTriggerRequest feeds arbitrary bodies to the trigger request
@@ -111,7 +111,7 @@ func FuzzParseWebhookPayloads(f *testing.F) {
 				if p.Repo == "" || p.Tag == "" {
 					t.Fatalf("%s: push without repository or tag: %+v", name, p)
 				}
-				if n := registry.NormalizeRepo(p.Repo); n != p.Repo {
+				if n := imageref.NormalizeRepo(p.Repo); n != p.Repo {
 					t.Fatalf("%s: push repository %q is not normalized (%q): no CV would ever match it", name, p.Repo, n)
 				}
 			}

@@ -21,6 +21,7 @@ import (
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	cvlisters "cvmanager.dev/cvmanager/pkg/generated/listers/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/history"
 )
 
 // MaxBodyBytes bounds a trigger request; a real one is a few hundred bytes.
@@ -35,9 +36,11 @@ type APIKey struct {
 	Namespaces []string
 }
 
-// Poller schedules an immediate poll of a CV (the controller).
+// Poller records a request for an immediate poll of a CV, which the
+// leading controller acts on (controller.Requests): an error means the
+// request was not recorded.
 type Poller interface {
-	TriggerPoll(namespace, name, trigger string)
+	TriggerPoll(ctx context.Context, namespace, name, trigger string) error
 }
 
 // FailureClearer forgets a CV's failed version (the controller).
@@ -160,7 +163,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]Triggered, 0, len(targets))
 	for _, cv := range targets {
-		h.poller.TriggerPoll(cv.Namespace, cv.Name, "trigger")
+		if err := h.poller.TriggerPoll(r.Context(), cv.Namespace, cv.Name, history.TriggerAPI); err != nil {
+			httpError(w, http.StatusServiceUnavailable, fmt.Sprintf("recording the trigger of %s/%s: %v", cv.Namespace, cv.Name, err))
+			return
+		}
 		out = append(out, Triggered{cv.Namespace, cv.Name, fmt.Sprintf("/v1/cv/workloads/%s?namespace=%s", cv.Name, cv.Namespace)})
 	}
 	w.Header().Set("Content-Type", "application/json")

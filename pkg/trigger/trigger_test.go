@@ -26,10 +26,11 @@ type recordingPoller struct {
 	got []string
 }
 
-func (p *recordingPoller) TriggerPoll(namespace, name, trigger string) {
+func (p *recordingPoller) TriggerPoll(_ context.Context, namespace, name, trigger string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.got = append(p.got, namespace+"/"+name+":"+trigger)
+	return nil
 }
 
 func newTestHandler(t *testing.T) (*httptest.Server, *recordingPoller) {

@@ -1,6 +1,7 @@
 package trigger
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -16,7 +17,8 @@ import (
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	cvlisters "cvmanager.dev/cvmanager/pkg/generated/listers/cvmanager/v1alpha1"
-	"cvmanager.dev/cvmanager/pkg/registry"
+	"cvmanager.dev/cvmanager/pkg/history"
+	"cvmanager.dev/cvmanager/pkg/imageref"
 )
 
 // Push is one "this repository's tag changed" notice from a registry.
@@ -78,7 +80,12 @@ func (h *Webhooks) handle(parse func([]byte) ([]Push, error)) http.HandlerFunc {
 			httpError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		triggered := h.schedule(pushes)
+		triggered, err := h.schedule(r.Context(), pushes)
+		if err != nil {
+			// The registry retries a failed delivery: nothing is lost.
+			httpError(w, http.StatusServiceUnavailable, err.Error())
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusAccepted)
 		_ = json.NewEncoder(w).Encode(map[string]any{"triggered": triggered})
@@ -103,23 +110,25 @@ func readLimited(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 
 // schedule polls every CV following a pushed repo:tag. Only a poll is
 // scheduled: the digest still comes from the registry.
-func (h *Webhooks) schedule(pushes []Push) []Triggered {
+func (h *Webhooks) schedule(ctx context.Context, pushes []Push) ([]Triggered, error) {
 	cvs, err := h.cvs.List(labels.Everything())
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	out := []Triggered{}
 	for _, cv := range cvs {
 		if follows(cv, pushes) {
-			h.poller.TriggerPoll(cv.Namespace, cv.Name, "webhook")
+			if err := h.poller.TriggerPoll(ctx, cv.Namespace, cv.Name, history.TriggerWebhook); err != nil {
+				return nil, fmt.Errorf("recording the trigger of %s/%s: %w", cv.Namespace, cv.Name, err)
+			}
 			out = append(out, Triggered{cv.Namespace, cv.Name, fmt.Sprintf("/v1/cv/workloads/%s?namespace=%s", cv.Name, cv.Namespace)})
 		}
 	}
-	return out
+	return out, nil
 }
 
 func follows(cv *cvv1.ContainerVersion, pushes []Push) bool {
-	repo := registry.NormalizeRepo(cv.Spec.ImageRepo)
+	repo := imageref.NormalizeRepo(cv.Spec.ImageRepo)
 	for _, p := range pushes {
 		if p.Repo == repo && p.Tag == cv.Spec.Tag {
 			return true
@@ -144,7 +153,7 @@ func ParseDockerHub(body []byte) ([]Push, error) {
 	if hook.Repository.RepoName == "" || hook.PushData.Tag == "" {
 		return nil, errors.New("Docker Hub webhook without repository.repo_name or push_data.tag")
 	}
-	return []Push{{Repo: registry.NormalizeRepo(hook.Repository.RepoName), Tag: hook.PushData.Tag}}, nil
+	return []Push{{Repo: imageref.NormalizeRepo(hook.Repository.RepoName), Tag: hook.PushData.Tag}}, nil
 }
 
 // ParseDistribution reads a CNCF Distribution notification envelope; only
@@ -170,7 +179,7 @@ func ParseDistribution(body []byte) ([]Push, error) {
 		if e.Action != "push" || e.Target.Tag == "" || e.Target.Repository == "" || e.Request.Host == "" {
 			continue
 		}
-		pushes = append(pushes, Push{Repo: registry.NormalizeRepo(e.Request.Host + "/" + e.Target.Repository), Tag: e.Target.Tag})
+		pushes = append(pushes, Push{Repo: imageref.NormalizeRepo(e.Request.Host + "/" + e.Target.Repository), Tag: e.Target.Tag})
 	}
 	return pushes, nil
 }
@@ -200,5 +209,5 @@ func ParseECREvent(body []byte) ([]Push, error) {
 		return nil, errors.New("ECR event without account, region or repository-name")
 	}
 	host := fmt.Sprintf("%s.dkr.ecr.%s.amazonaws.com", event.Account, event.Region)
-	return []Push{{Repo: registry.NormalizeRepo(host + "/" + d.Repository), Tag: d.Tag}}, nil
+	return []Push{{Repo: imageref.NormalizeRepo(host + "/" + d.Repository), Tag: d.Tag}}, nil
 }

@@ -1,6 +1,7 @@
 package trigger
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -146,7 +147,7 @@ func BenchmarkScheduleAmong10000CVs(b *testing.B) {
 	}
 	push := []Push{{Repo: "registry.example:5000/team/app-7", Tag: "env-prod"}}
 	for b.Loop() {
-		if got := h.schedule(push); len(got) != 10 {
+		if got, _ := h.schedule(context.Background(), push); len(got) != 10 {
 			b.Fatalf("scheduled %d CVs, want 10", len(got))
 		}
 	}

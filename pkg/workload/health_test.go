@@ -132,12 +132,12 @@ func TestContainerImageAndPatch(t *testing.T) {
 		t.Error("found an absent container")
 	}
 	patch, err := imagePatch(w, "migrate", "m:2")
-	if err != nil || string(patch) != `{"spec":{"template":{"spec":{"initContainers":[{"image":"m:2","name":"migrate"}]}}}}` {
+	if err != nil || string(patch) != `{"metadata":{"annotations":{"image.cvmanager.dev/migrate":"m:2"}},"spec":{"template":{"spec":{"initContainers":[{"image":"m:2","name":"migrate"}]}}}}` {
 		t.Errorf("init container patch: %s %v", patch, err)
 	}
 	cron := Workload{CronJob, &batchv1.CronJob{Spec: batchv1.CronJobSpec{JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: template("a:1")}}}}}
 	patch, _ = imagePatch(cron, "app", "a:2")
-	if string(patch) != `{"spec":{"jobTemplate":{"spec":{"template":{"spec":{"containers":[{"image":"a:2","name":"app"}]}}}}}}` {
+	if string(patch) != `{"metadata":{"annotations":{"image.cvmanager.dev/app":"a:2"}},"spec":{"jobTemplate":{"spec":{"template":{"spec":{"containers":[{"image":"a:2","name":"app"}]}}}}}}` {
 		t.Errorf("cronjob patch: %s", patch)
 	}
 }

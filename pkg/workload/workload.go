@@ -163,7 +163,21 @@ func PatchImage(ctx context.Context, client kubernetes.Interface, w Workload, co
 	return err == nil, err
 }
 
-// imagePatch builds {"spec":{"template":{"spec":{"containers":[{"name":…,"image":…}]}}}}
+// AnnotationImagePrefix prefixes the annotation, one per container, in
+// which the controller notes on the workload the image it last wrote there
+// (image.cvmanager.dev/<container>). A workload whose image differs from the
+// deployed one is "drifted" when it carries the note (someone changed what
+// cvmanager wrote) and a "joiner" when it does not (it never ran an image
+// cvmanager wrote: created or labelled after the last rollout).
+const AnnotationImagePrefix = "image.cvmanager.dev/"
+
+// WrittenImage is the image the controller last wrote into container of w,
+// or "" when it never did.
+func WrittenImage(w Workload, container string) string {
+	return w.Object.GetAnnotations()[AnnotationImagePrefix+container]
+}
+
+// imagePatch builds {"metadata":{"annotations":{…}},"spec":{"template":{"spec":{"containers":[{"name":…,"image":…}]}}}}
 // (nested under jobTemplate for CronJobs; initContainers when that is where
 // the container lives).
 func imagePatch(w Workload, container, image string) ([]byte, error) {
@@ -183,5 +197,8 @@ func imagePatch(w Workload, container, image string) ([]byte, error) {
 	if w.Kind == CronJob {
 		template = map[string]any{"jobTemplate": map[string]any{"spec": template}}
 	}
-	return json.Marshal(map[string]any{"spec": template})
+	return json.Marshal(map[string]any{
+		"metadata": map[string]any{"annotations": map[string]string{AnnotationImagePrefix + container: image}},
+		"spec":     template,
+	})
 }

@@ -22,6 +22,7 @@ import (
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
 	"cvmanager.dev/cvmanager/pkg/generated/informers/externalversions"
 	"cvmanager.dev/cvmanager/test/controlplane"
+	"cvmanager.dev/cvmanager/test/gen"
 	"cvmanager.dev/cvmanager/test/kubetest"
 )
 
@@ -68,7 +69,7 @@ func TestCRDIsEstablishedWithPrinterColumns(t *testing.T) {
 
 func TestValidCVRoundTripsWithDefaults(t *testing.T) {
 	ctx, client, ns := setup(t)
-	created, err := client.CvmanagerV1alpha1().ContainerVersions(ns).Create(ctx, kubetest.NewCV(ns, "web"), metav1.CreateOptions{})
+	created, err := client.CvmanagerV1alpha1().ContainerVersions(ns).Create(ctx, gen.CV(ns, "web"), metav1.CreateOptions{})
 	if err != nil {
 		t.Fatalf("valid CV rejected: %v", err)
 	}
@@ -76,7 +77,7 @@ func TestValidCVRoundTripsWithDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := kubetest.NewCV(ns, "web").Spec
+	want := gen.CV(ns, "web").Spec
 	want.VersionSyntax = cvv1.DefaultVersionSyntax
 	want.PollIntervalSeconds = 60
 	want.LivenessSeconds = 600
@@ -102,7 +103,7 @@ func TestInformerSeesCVs(t *testing.T) {
 	if !cache.WaitForCacheSync(ctx.Done(), informer.Informer().HasSynced) {
 		t.Fatal("informer did not sync")
 	}
-	if _, err := client.CvmanagerV1alpha1().ContainerVersions(ns).Create(ctx, kubetest.NewCV(ns, "api"), metav1.CreateOptions{}); err != nil {
+	if _, err := client.CvmanagerV1alpha1().ContainerVersions(ns).Create(ctx, gen.CV(ns, "api"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
@@ -117,7 +118,7 @@ func TestInformerSeesCVs(t *testing.T) {
 func TestStatusOnlyThroughSubresource(t *testing.T) {
 	ctx, client, ns := setup(t)
 	cvs := client.CvmanagerV1alpha1().ContainerVersions(ns)
-	cv, err := cvs.Create(ctx, kubetest.NewCV(ns, "status"), metav1.CreateOptions{})
+	cv, err := cvs.Create(ctx, gen.CV(ns, "status"), metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +186,7 @@ func TestInvalidCVsAreRejectedWithClearMessages(t *testing.T) {
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			cv := kubetest.NewCV(ns, fmt.Sprintf("bad-%d", i), kubetest.WithSpec(tc.edit))
+			cv := gen.CV(ns, fmt.Sprintf("bad-%d", i), gen.WithSpec(tc.edit))
 			_, err := client.CvmanagerV1alpha1().ContainerVersions(ns).Create(ctx, cv, metav1.CreateOptions{})
 			if err == nil {
 				t.Fatalf("invalid CV accepted")
@@ -202,7 +203,7 @@ func TestInvalidCVsAreRejectedWithClearMessages(t *testing.T) {
 
 func TestKubectlShowsPrinterColumns(t *testing.T) {
 	ctx, client, ns := setup(t)
-	if _, err := client.CvmanagerV1alpha1().ContainerVersions(ns).Create(ctx, kubetest.NewCV(ns, "cols"), metav1.CreateOptions{}); err != nil {
+	if _, err := client.CvmanagerV1alpha1().ContainerVersions(ns).Create(ctx, gen.CV(ns, "cols"), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	out, err := controlplane.Shared().Kubectl("get", "cv", "-n", ns)

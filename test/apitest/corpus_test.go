@@ -10,7 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
-	"cvmanager.dev/cvmanager/test/kubetest"
+	"cvmanager.dev/cvmanager/test/gen"
 )
 
 type spec = cvv1.ContainerVersionSpec
@@ -175,7 +175,7 @@ func TestInvalidCVCorpusIsRejectedAtAdmission(t *testing.T) {
 	ctx, client, ns := setup(t)
 	for i, tc := range corpus {
 		t.Run(tc.field+": "+tc.why, func(t *testing.T) {
-			cv := kubetest.NewCV(ns, fmt.Sprintf("corpus-%d", i), kubetest.WithSpec(tc.edit))
+			cv := gen.CV(ns, fmt.Sprintf("corpus-%d", i), gen.WithSpec(tc.edit))
 			_, err := client.CvmanagerV1alpha1().ContainerVersions(ns).Create(ctx, cv, metav1.CreateOptions{})
 			if err == nil {
 				t.Fatalf("accepted a CV whose %s %s", tc.field, tc.why)

@@ -21,6 +21,7 @@ import (
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
 	"cvmanager.dev/cvmanager/pkg/metrics"
 	"cvmanager.dev/cvmanager/test/e2eenv"
+	"cvmanager.dev/cvmanager/test/gen"
 	"cvmanager.dev/cvmanager/test/kubetest"
 )
 
@@ -66,21 +67,21 @@ func TestDashboardInChromium(t *testing.T) {
 	repo := reg.Repo("team/ui")
 	d1 := reg.MustPush(t, "team/ui", "v1", "env-prod")
 	for _, name := range []string{"zeta", "alpha"} {
-		_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, e2eenv.NewDeployment(e.NS, name, name, repo+":old", 1), metav1.CreateOptions{})
+		_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, gen.NewDeployment(e.NS, name, name, repo+":old", 1), metav1.CreateOptions{})
 		e2eenv.Must(t, err)
-		e.CreateCV(e2eenv.NewCV(e.NS, name, repo))
+		e.CreateCV(gen.NewCV(e.NS, name, repo))
 	}
-	_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, e2eenv.NewDeployment(e.NS, "evil", "evil", xssImage, 1), metav1.CreateOptions{})
+	_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, gen.NewDeployment(e.NS, "evil", "evil", xssImage, 1), metav1.CreateOptions{})
 	e2eenv.Must(t, err)
-	e.CreateCV(e2eenv.NewCV(e.NS, "evil", reg.Repo("team/absent")))
+	e.CreateCV(gen.NewCV(e.NS, "evil", reg.Repo("team/absent")))
 
-	ctrl := controller.New(kubernetes.NewForConfigOrDie(e2eenv.ControllerConfig(t)), versioned.NewForConfigOrDie(e2eenv.ControllerConfig(t)),
+	ctrl := e2eenv.NewController(kubernetes.NewForConfigOrDie(e2eenv.ControllerConfig(t)), versioned.NewForConfigOrDie(e2eenv.ControllerConfig(t)),
 		controller.Options{Namespace: e.NS, Resolver: reg.Resolver(t), Metrics: metrics.New(), ProgressInterval: 500 * time.Millisecond})
 	ctx, cancel := context.WithCancel(e.Ctx)
 	defer cancel()
 	go func() { _ = ctrl.Run(ctx) }()
 	mux := http.NewServeMux()
-	dashboard.ForController(ctrl.CVLister(), ctrl.WorkloadListers(), ctrl.KubeClient()).Register(mux)
+	dashboard.ForController(ctrl.CVLister(), ctrl.WorkloadListers(), ctrl.Kube).Register(mux)
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	e.WaitStatus("zeta", cvv1.StatusSuccess, d1, 60*time.Second)

@@ -22,6 +22,7 @@ import (
 	"cvmanager.dev/cvmanager/pkg/metrics"
 	"cvmanager.dev/cvmanager/test/controlplane"
 	"cvmanager.dev/cvmanager/test/e2eenv"
+	"cvmanager.dev/cvmanager/test/gen"
 	"cvmanager.dev/cvmanager/test/kubetest"
 )
 
@@ -67,12 +68,12 @@ func TestHelmChartInstallsAndItsRBACSuffices(t *testing.T) {
 	reg := e2eenv.NewRegistry(t)
 	repo := reg.Repo("team/chart")
 	d1 := reg.MustPush(t, "team/chart", "v1", "env-prod")
-	_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, e2eenv.NewDeployment(e.NS, "chart", "chart", repo+":old", 1), metav1.CreateOptions{})
+	_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, gen.NewDeployment(e.NS, "chart", "chart", repo+":old", 1), metav1.CreateOptions{})
 	e2eenv.Must(t, err)
 	sa, err := controlplane.Shared().ServiceAccountConfig(e.Ctx, release, "cvmanager")
 	e2eenv.Must(t, err)
 	kube := kubernetes.NewForConfigOrDie(sa)
-	ctrl := controller.New(kube, versioned.NewForConfigOrDie(sa), controller.Options{
+	ctrl := e2eenv.NewController(kube, versioned.NewForConfigOrDie(sa), controller.Options{
 		Namespace: e.NS, Resolver: reg.Resolver(t), Metrics: metrics.New(), ProgressInterval: 500 * time.Millisecond,
 	})
 	ctx, cancel := context.WithCancel(e.Ctx)
@@ -80,7 +81,7 @@ func TestHelmChartInstallsAndItsRBACSuffices(t *testing.T) {
 	le := controller.LeaderElection{Enabled: true, Namespace: release, Name: "rel-cvmanager",
 		LeaseDuration: 3 * time.Second, RenewDeadline: 2 * time.Second, RetryPeriod: 250 * time.Millisecond}
 	go func() { _ = controller.RunLeaderElected(ctx, kube, le, &controller.LeaderState{}, ctrl.Run) }()
-	e.CreateCV(e2eenv.NewCV(e.NS, "chart", repo))
+	e.CreateCV(gen.NewCV(e.NS, "chart", repo))
 	e.WaitStatus("chart", cvv1.StatusSuccess, d1, 60*time.Second)
 	if got := len(e.History("chart")); got != 1 {
 		t.Errorf("history records under the chart's RBAC: %d", got)

@@ -13,6 +13,7 @@ import (
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/controller"
 	"cvmanager.dev/cvmanager/test/e2eenv"
+	"cvmanager.dev/cvmanager/test/gen"
 )
 
 // TestRolloutOfEveryWorkloadKind: a tag move patches Deployment, StatefulSet,
@@ -25,19 +26,19 @@ func TestRolloutOfEveryWorkloadKind(t *testing.T) {
 	repo := reg.Repo("team/web")
 	d1 := reg.MustPush(t, "team/web", "v1", "env-prod")
 
-	_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, e2eenv.NewDeployment(e.NS, "web-deploy", "web", repo+":old", 2), metav1.CreateOptions{})
+	_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, gen.NewDeployment(e.NS, "web-deploy", "web", repo+":old", 2), metav1.CreateOptions{})
 	e2eenv.Must(t, err)
-	_, err = e.Kube.AppsV1().StatefulSets(e.NS).Create(e.Ctx, e2eenv.NewStatefulSet(e.NS, "web-sts", "web", repo+":old"), metav1.CreateOptions{})
+	_, err = e.Kube.AppsV1().StatefulSets(e.NS).Create(e.Ctx, gen.NewStatefulSet(e.NS, "web-sts", "web", repo+":old"), metav1.CreateOptions{})
 	e2eenv.Must(t, err)
-	_, err = e.Kube.AppsV1().DaemonSets(e.NS).Create(e.Ctx, e2eenv.NewDaemonSet(e.NS, "web-ds", "web", repo+":old"), metav1.CreateOptions{})
+	_, err = e.Kube.AppsV1().DaemonSets(e.NS).Create(e.Ctx, gen.NewDaemonSet(e.NS, "web-ds", "web", repo+":old"), metav1.CreateOptions{})
 	e2eenv.Must(t, err)
-	_, err = e.Kube.BatchV1().CronJobs(e.NS).Create(e.Ctx, e2eenv.NewCronJob(e.NS, "web-cron", "web", repo+":old"), metav1.CreateOptions{})
+	_, err = e.Kube.BatchV1().CronJobs(e.NS).Create(e.Ctx, gen.NewCronJob(e.NS, "web-cron", "web", repo+":old"), metav1.CreateOptions{})
 	e2eenv.Must(t, err)
 
 	e.StartController(reg.Resolver(t))
-	e.CreateCV(e2eenv.NewCV(e.NS, "web", repo))
+	e.CreateCV(gen.NewCV(e.NS, "web", repo))
 	cv := e.WaitStatus("web", cvv1.StatusSuccess, d1, 60*time.Second)
-	want := e2eenv.Pinned(repo, "v1", d1)
+	want := gen.Pinned(repo, "v1", d1)
 	assertAllKindsRun(e, want)
 	if cv.Status.SuccessVersion != "v1" || cv.Status.SuccessDigest != d1 {
 		t.Errorf("success fields: %q %q", cv.Status.SuccessVersion, cv.Status.SuccessDigest)
@@ -48,12 +49,12 @@ func TestRolloutOfEveryWorkloadKind(t *testing.T) {
 	moved := time.Now()
 	d2 := reg.MustPush(t, "team/web", "v2", "env-prod")
 	e.Eventually(30*time.Second, "deployment patched to v2", func() (bool, error) {
-		return e.DeploymentImage("web-deploy") == e2eenv.Pinned(repo, "v2", d2), nil
+		return e.DeploymentImage("web-deploy") == gen.Pinned(repo, "v2", d2), nil
 	})
 	patched := time.Since(moved)
 	e.WaitStatus("web", cvv1.StatusSuccess, d2, 60*time.Second)
 	t.Logf("tag move → Deployment patched in %s (poll interval 5 s), → rollout finished in %s", patched.Round(time.Millisecond), time.Since(moved).Round(time.Millisecond))
-	assertAllKindsRun(e, e2eenv.Pinned(repo, "v2", d2))
+	assertAllKindsRun(e, gen.Pinned(repo, "v2", d2))
 
 	// Re-push env-prod and v2 with new content: same names, new digest.
 	d3 := reg.MustPush(t, "team/web", "v2", "env-prod")
@@ -61,7 +62,7 @@ func TestRolloutOfEveryWorkloadKind(t *testing.T) {
 		t.Fatal("registry returned the same digest for new content")
 	}
 	e.WaitStatus("web", cvv1.StatusSuccess, d3, 60*time.Second)
-	assertAllKindsRun(e, e2eenv.Pinned(repo, "v2", d3))
+	assertAllKindsRun(e, gen.Pinned(repo, "v2", d3))
 
 	records := e.History("web")
 	if len(records) != 3 {
@@ -113,10 +114,10 @@ func TestFailedRolloutRollsBackAndIsNotRetried(t *testing.T) {
 	reg := e2eenv.NewRegistry(t)
 	repo := reg.Repo("team/api")
 	d1 := reg.MustPush(t, "team/api", "v1", "env-prod")
-	_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, e2eenv.NewDeployment(e.NS, "api", "api", repo+":old", 2), metav1.CreateOptions{})
+	_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, gen.NewDeployment(e.NS, "api", "api", repo+":old", 2), metav1.CreateOptions{})
 	e2eenv.Must(t, err)
 	e.StartController(reg.Resolver(t))
-	e.CreateCV(e2eenv.NewCV(e.NS, "api", repo, func(s *cvv1.ContainerVersionSpec) {
+	e.CreateCV(gen.NewCV(e.NS, "api", repo, func(s *cvv1.ContainerVersionSpec) {
 		s.TimeoutSeconds = 8
 		s.Rollback.Enabled = true
 	}))
@@ -129,7 +130,7 @@ func TestFailedRolloutRollsBackAndIsNotRetried(t *testing.T) {
 		t.Errorf("failedDigest = %q, want %q", cv.Status.FailedDigest, bad)
 	}
 	e2eenv.AssertCondition(t, cv, cvv1.ConditionDegraded, metav1.ConditionTrue)
-	if got := e.DeploymentImage("api"); got != e2eenv.Pinned(repo, "v1", d1) {
+	if got := e.DeploymentImage("api"); got != gen.Pinned(repo, "v1", d1) {
 		t.Fatalf("not rolled back: image %s", got)
 	}
 
@@ -166,16 +167,16 @@ func TestRestartMidRolloutFinishesOnce(t *testing.T) {
 	reg := e2eenv.NewRegistry(t)
 	repo := reg.Repo("team/slow")
 	d1 := reg.MustPush(t, "team/slow", "v1", "env-prod")
-	dep := e2eenv.NewDeployment(e.NS, "slow", "slow", repo+":old", 2)
+	dep := gen.NewDeployment(e.NS, "slow", "slow", repo+":old", 2)
 	dep.Spec.MinReadySeconds = 4 // keeps the rollout open long enough to interrupt
 	_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, dep, metav1.CreateOptions{})
 	e2eenv.Must(t, err)
 	gen0 := e.DeploymentGeneration("slow")
 
 	stop := e.StartController(reg.Resolver(t))
-	e.CreateCV(e2eenv.NewCV(e.NS, "slow", repo))
+	e.CreateCV(gen.NewCV(e.NS, "slow", repo))
 	e.Eventually(20*time.Second, "deployment patched", func() (bool, error) {
-		return e.DeploymentImage("slow") == e2eenv.Pinned(repo, "v1", d1), nil
+		return e.DeploymentImage("slow") == gen.Pinned(repo, "v1", d1), nil
 	})
 	stop()
 	if cv := e.GetCV("slow"); cv.Status.Rollout == nil {
@@ -199,11 +200,11 @@ func TestDeletedCVStopsPollingAndHistoryIsCollected(t *testing.T) {
 	reg := e2eenv.NewRegistry(t)
 	repo := reg.Repo("team/gone")
 	d1 := reg.MustPush(t, "team/gone", "v1", "env-prod")
-	_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, e2eenv.NewDeployment(e.NS, "gone", "gone", repo+":old", 1), metav1.CreateOptions{})
+	_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, gen.NewDeployment(e.NS, "gone", "gone", repo+":old", 1), metav1.CreateOptions{})
 	e2eenv.Must(t, err)
 	m := newMetricsCapture()
 	e.StartController(reg.Resolver(t), m.use)
-	e.CreateCV(e2eenv.NewCV(e.NS, "gone", repo))
+	e.CreateCV(gen.NewCV(e.NS, "gone", repo))
 	e.WaitStatus("gone", cvv1.StatusSuccess, d1, 60*time.Second)
 	if len(e.History("gone")) != 1 {
 		t.Fatal("no history record")
@@ -229,14 +230,14 @@ func TestLeaderElectionHandsOver(t *testing.T) {
 	reg := e2eenv.NewRegistry(t)
 	repo := reg.Repo("team/ha")
 	d1 := reg.MustPush(t, "team/ha", "v1", "env-prod")
-	_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, e2eenv.NewDeployment(e.NS, "ha", "ha", repo+":old", 1), metav1.CreateOptions{})
+	_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, gen.NewDeployment(e.NS, "ha", "ha", repo+":old", 1), metav1.CreateOptions{})
 	e2eenv.Must(t, err)
 
 	le := controller.LeaderElection{Enabled: true, Namespace: "cvmanager-system", Name: "lease-" + e.NS,
 		LeaseDuration: 3 * time.Second, RenewDeadline: 2 * time.Second, RetryPeriod: 250 * time.Millisecond}
 	a := e.StartElected(reg, le, "a")
 	b := e.StartElected(reg, le, "b")
-	e.CreateCV(e2eenv.NewCV(e.NS, "ha", repo))
+	e.CreateCV(gen.NewCV(e.NS, "ha", repo))
 	e.WaitStatus("ha", cvv1.StatusSuccess, d1, 60*time.Second)
 	if a.State.IsLeader() == b.State.IsLeader() {
 		t.Fatalf("leaders: a=%v b=%v; want exactly one", a.State.IsLeader(), b.State.IsLeader())

@@ -21,6 +21,7 @@ import (
 	"cvmanager.dev/cvmanager/pkg/metrics"
 	"cvmanager.dev/cvmanager/test/controlplane"
 	"cvmanager.dev/cvmanager/test/e2eenv"
+	"cvmanager.dev/cvmanager/test/gen"
 )
 
 // hostile is user input that must reach the page as text, never as markup.
@@ -36,24 +37,24 @@ func TestDashboard(t *testing.T) {
 	repo := reg.Repo("team/dash")
 	d1 := reg.MustPush(t, "team/dash", "v1", "env-prod")
 	for _, ns := range []string{e.NS, other} {
-		_, err := e.Kube.AppsV1().Deployments(ns).Create(e.Ctx, e2eenv.NewDeployment(ns, "web", "web", repo+":old", 1), metav1.CreateOptions{})
+		_, err := e.Kube.AppsV1().Deployments(ns).Create(e.Ctx, gen.NewDeployment(ns, "web", "web", repo+":old", 1), metav1.CreateOptions{})
 		e2eenv.Must(t, err)
-		_, err = e.CVClient.CvmanagerV1alpha1().ContainerVersions(ns).Create(e.Ctx, e2eenv.NewCV(ns, "web", repo), metav1.CreateOptions{})
+		_, err = e.CVClient.CvmanagerV1alpha1().ContainerVersions(ns).Create(e.Ctx, gen.NewCV(ns, "web", repo), metav1.CreateOptions{})
 		e2eenv.Must(t, err)
 	}
 	// A workload whose image is hostile text, under a CV whose repo does not
 	// exist: nothing is patched, and the row shows the image and the error.
-	_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, e2eenv.NewDeployment(e.NS, "evil", "evil", "evil@"+hostile, 1), metav1.CreateOptions{})
+	_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, gen.NewDeployment(e.NS, "evil", "evil", "evil@"+hostile, 1), metav1.CreateOptions{})
 	e2eenv.Must(t, err)
-	e.CreateCV(e2eenv.NewCV(e.NS, "evil", reg.Repo("team/absent")))
+	e.CreateCV(gen.NewCV(e.NS, "evil", reg.Repo("team/absent")))
 
-	ctrl := controller.New(kubernetes.NewForConfigOrDie(e2eenv.ControllerConfig(t)), versioned.NewForConfigOrDie(e2eenv.ControllerConfig(t)),
+	ctrl := e2eenv.NewController(kubernetes.NewForConfigOrDie(e2eenv.ControllerConfig(t)), versioned.NewForConfigOrDie(e2eenv.ControllerConfig(t)),
 		controller.Options{Resolver: reg.Resolver(t), Metrics: metrics.New(), ProgressInterval: 500 * time.Millisecond})
 	ctx, cancel := context.WithCancel(e.Ctx)
 	defer cancel()
 	go func() { _ = ctrl.Run(ctx) }()
 	mux := http.NewServeMux()
-	dashboard.ForController(ctrl.CVLister(), ctrl.WorkloadListers(), ctrl.KubeClient()).Register(mux)
+	dashboard.ForController(ctrl.CVLister(), ctrl.WorkloadListers(), ctrl.Kube).Register(mux)
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 

@@ -9,6 +9,7 @@ import (
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/test/e2eenv"
+	"cvmanager.dev/cvmanager/test/gen"
 )
 
 // TestSharedRefCostsOneHeadPerInterval: 20 CVs following one repo:tag, in
@@ -23,9 +24,9 @@ func TestSharedRefCostsOneHeadPerInterval(t *testing.T) {
 	const cvs = 20
 	for i := 0; i < cvs; i++ {
 		name := fmt.Sprintf("s%02d", i)
-		_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, e2eenv.NewDeployment(e.NS, name, name, repo+":old", 0), metav1.CreateOptions{})
+		_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, gen.NewDeployment(e.NS, name, name, repo+":old", 0), metav1.CreateOptions{})
 		e2eenv.Must(t, err)
-		e.CreateCV(e2eenv.NewCV(e.NS, name, repo))
+		e.CreateCV(gen.NewCV(e.NS, name, repo))
 	}
 	for i := 0; i < cvs; i++ {
 		e.WaitStatus(fmt.Sprintf("s%02d", i), cvv1.StatusSuccess, d1, 60*time.Second)

@@ -14,6 +14,7 @@ import (
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/server"
 	"cvmanager.dev/cvmanager/test/e2eenv"
+	"cvmanager.dev/cvmanager/test/gen"
 )
 
 // TestMetricsAfterRollout scrapes /metrics after one rollout and parses it
@@ -23,11 +24,11 @@ func TestMetricsAfterRollout(t *testing.T) {
 	reg := e2eenv.NewRegistry(t)
 	repo := reg.Repo("team/metrics")
 	d1 := reg.MustPush(t, "team/metrics", "v1", "env-prod")
-	_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, e2eenv.NewDeployment(e.NS, "metrics", "metrics", repo+":old", 1), metav1.CreateOptions{})
+	_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, gen.NewDeployment(e.NS, "metrics", "metrics", repo+":old", 1), metav1.CreateOptions{})
 	e2eenv.Must(t, err)
 	capture := newMetricsCapture()
 	e.StartController(reg.Resolver(t), capture.use)
-	e.CreateCV(e2eenv.NewCV(e.NS, "metrics", repo))
+	e.CreateCV(gen.NewCV(e.NS, "metrics", repo))
 	e.WaitStatus("metrics", cvv1.StatusSuccess, d1, 60*time.Second)
 
 	srv := httptest.NewServer(server.NewMux(capture.m.Registry, server.Readiness{}))

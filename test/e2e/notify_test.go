@@ -20,6 +20,7 @@ import (
 	"cvmanager.dev/cvmanager/pkg/controller"
 	"cvmanager.dev/cvmanager/pkg/notify"
 	"cvmanager.dev/cvmanager/test/e2eenv"
+	"cvmanager.dev/cvmanager/test/gen"
 )
 
 // receiver is a webhook endpoint that verifies signatures like a user's would.
@@ -88,7 +89,7 @@ func TestNotificationsSignedAndSentOnce(t *testing.T) {
 	repo := reg.Repo("team/notify")
 	d1 := reg.MustPush(t, "team/notify", "v1", "env-prod")
 	for _, name := range []string{"notify", "plain"} {
-		_, err = e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, e2eenv.NewDeployment(e.NS, name, name, repo+":old", 1), metav1.CreateOptions{})
+		_, err = e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, gen.NewDeployment(e.NS, name, name, repo+":old", 1), metav1.CreateOptions{})
 		e2eenv.Must(t, err)
 	}
 	notifier := notify.New()
@@ -102,11 +103,11 @@ func TestNotificationsSignedAndSentOnce(t *testing.T) {
 		}}
 	}
 	stop := e.StartController(reg.Resolver(t), withNotifier)
-	e.CreateCV(e2eenv.NewCV(e.NS, "notify", repo, func(s *cvv1.ContainerVersionSpec) {
+	e.CreateCV(gen.NewCV(e.NS, "notify", repo, func(s *cvv1.ContainerVersionSpec) {
 		s.Notifications = []cvv1.NotificationSpec{{Name: "ci", Type: "Webhook",
 			URLSecretRef: cvv1.SecretKeyRef{Name: "hook", Key: "url"}, HMACSecretRef: &cvv1.SecretKeyRef{Name: "hook", Key: "hmac"}}}
 	}))
-	e.CreateCV(e2eenv.NewCV(e.NS, "plain", repo))
+	e.CreateCV(gen.NewCV(e.NS, "plain", repo))
 	e.WaitStatus("notify", cvv1.StatusSuccess, d1, 60*time.Second)
 	e.WaitStatus("plain", cvv1.StatusSuccess, d1, 60*time.Second)
 	e.Eventually(10*time.Second, "the CV's two notifications and the platform's two", func() (bool, error) {

@@ -12,6 +12,7 @@ import (
 	"cvmanager.dev/cvmanager/pkg/policy"
 	"cvmanager.dev/cvmanager/test/controlplane"
 	"cvmanager.dev/cvmanager/test/e2eenv"
+	"cvmanager.dev/cvmanager/test/gen"
 )
 
 // waitHeld waits until the CV holds digest back with the given reason.
@@ -39,15 +40,15 @@ func TestAllowedVersionsBlocksAndManualReleaseWaits(t *testing.T) {
 	// allowedVersions
 	repo := reg.Repo("team/allowed")
 	d1 := reg.MustPush(t, "team/allowed", "v1", "env-prod")
-	_, err = e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, e2eenv.NewDeployment(e.NS, "allowed", "allowed", repo+":old", 1), metav1.CreateOptions{})
+	_, err = e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, gen.NewDeployment(e.NS, "allowed", "allowed", repo+":old", 1), metav1.CreateOptions{})
 	e2eenv.Must(t, err)
-	e.CreateCV(e2eenv.NewCV(e.NS, "allowed", repo, func(s *cvv1.ContainerVersionSpec) {
+	e.CreateCV(gen.NewCV(e.NS, "allowed", repo, func(s *cvv1.ContainerVersionSpec) {
 		s.Policy = &cvv1.PolicySpec{AllowedVersions: "v[0-9]+"}
 	}))
 	e.WaitStatus("allowed", cvv1.StatusSuccess, d1, 60*time.Second)
 	beta := reg.MustPush(t, "team/allowed", "v2-beta", "env-prod")
 	waitHeld(e, "allowed", beta, "VersionNotAllowed")
-	if got := e.DeploymentImage("allowed"); got != e2eenv.Pinned(repo, "v1", d1) {
+	if got := e.DeploymentImage("allowed"); got != gen.Pinned(repo, "v1", d1) {
 		t.Errorf("blocked version deployed: %s", got)
 	}
 	if e.EventReasons("allowed")[controller.ReasonReleaseBlocked] == 0 {
@@ -59,9 +60,9 @@ func TestAllowedVersionsBlocksAndManualReleaseWaits(t *testing.T) {
 	// Manual release mode, released with the CLI as a user would.
 	repo = reg.Repo("team/manual")
 	m1 := reg.MustPush(t, "team/manual", "v1", "env-prod")
-	_, err = e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, e2eenv.NewDeployment(e.NS, "manual", "manual", repo+":old", 1), metav1.CreateOptions{})
+	_, err = e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, gen.NewDeployment(e.NS, "manual", "manual", repo+":old", 1), metav1.CreateOptions{})
 	e2eenv.Must(t, err)
-	e.CreateCV(e2eenv.NewCV(e.NS, "manual", repo, func(s *cvv1.ContainerVersionSpec) {
+	e.CreateCV(gen.NewCV(e.NS, "manual", repo, func(s *cvv1.ContainerVersionSpec) {
 		s.Policy = &cvv1.PolicySpec{ReleaseMode: "Manual"}
 	}))
 	cv := waitHeld(e, "manual", m1, "AwaitingRelease")

@@ -20,6 +20,7 @@ import (
 	"cvmanager.dev/cvmanager/pkg/cli"
 	"cvmanager.dev/cvmanager/test/controlplane"
 	"cvmanager.dev/cvmanager/test/e2eenv"
+	"cvmanager.dev/cvmanager/test/gen"
 	"cvmanager.dev/cvmanager/test/testcerts"
 )
 
@@ -32,9 +33,9 @@ func TestReadAuthWithClusterIdentitiesOverTLS(t *testing.T) {
 	e := e2eenv.New(t)
 	other := controlplane.NewNamespace(t)
 	release := installChart(t, "rel-read-auth", "--set", "readAuth.enabled=true", "--set", "tls.secretName=cvmanager-tls")
-	_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, e2eenv.NewDeployment(e.NS, "web", "web", "127.0.0.1:1/team/web:v0", 0), metav1.CreateOptions{})
+	_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, gen.NewDeployment(e.NS, "web", "web", "127.0.0.1:1/team/web:v0", 0), metav1.CreateOptions{})
 	e2eenv.Must(t, err)
-	e.CreateCV(e2eenv.NewCV(e.NS, "web", "127.0.0.1:1/team/web"))
+	e.CreateCV(gen.NewCV(e.NS, "web", "127.0.0.1:1/team/web"))
 	viewer := serviceAccountToken(t, e, "viewer")
 	stranger := serviceAccountToken(t, e, "stranger")
 	grantCVReads(t, e, "viewer")

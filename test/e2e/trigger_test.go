@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/clock"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/controller"
@@ -22,6 +23,7 @@ import (
 	"cvmanager.dev/cvmanager/pkg/trigger"
 	"cvmanager.dev/cvmanager/test/controlplane"
 	"cvmanager.dev/cvmanager/test/e2eenv"
+	"cvmanager.dev/cvmanager/test/gen"
 )
 
 // TestTriggerRollsOutWithoutWaitingForThePoll: with a 10-minute poll
@@ -31,22 +33,23 @@ func TestTriggerRollsOutWithoutWaitingForThePoll(t *testing.T) {
 	reg := e2eenv.NewRegistry(t)
 	repo := reg.Repo("team/push")
 	d1 := reg.MustPush(t, "team/push", "v1", "env-prod")
-	_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, e2eenv.NewDeployment(e.NS, "push", "push", repo+":old", 1), metav1.CreateOptions{})
+	_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, gen.NewDeployment(e.NS, "push", "push", repo+":old", 1), metav1.CreateOptions{})
 	e2eenv.Must(t, err)
 
 	m := metrics.New()
-	ctrl := controller.New(kubernetes.NewForConfigOrDie(e2eenv.ControllerConfig(t)), versioned.NewForConfigOrDie(e2eenv.ControllerConfig(t)),
+	ctrl := e2eenv.NewController(kubernetes.NewForConfigOrDie(e2eenv.ControllerConfig(t)), versioned.NewForConfigOrDie(e2eenv.ControllerConfig(t)),
 		controller.Options{Namespace: e.NS, Resolver: reg.Resolver(t), Metrics: m, ProgressInterval: 500 * time.Millisecond})
 	ctx, cancel := context.WithCancel(e.Ctx)
 	defer cancel()
 	go func() { _ = ctrl.Run(ctx) }()
 	mux := http.NewServeMux()
 	const key = "ci-key-0123456789abcdef"
-	trigger.New([]trigger.APIKey{{Name: "ci", Key: key}}, ctrl.CVLister(), ctrl, 100).Register(mux)
+	requests := controller.NewRequests(versioned.NewForConfigOrDie(e2eenv.ControllerConfig(t)), clock.RealClock{})
+	trigger.New([]trigger.APIKey{{Name: "ci", Key: key}}, ctrl.CVLister(), requests, 100).Register(mux)
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
-	e.CreateCV(e2eenv.NewCV(e.NS, "push", repo, func(s *cvv1.ContainerVersionSpec) { s.PollIntervalSeconds = 600 }))
+	e.CreateCV(gen.NewCV(e.NS, "push", repo, func(s *cvv1.ContainerVersionSpec) { s.PollIntervalSeconds = 600 }))
 	e.WaitStatus("push", cvv1.StatusSuccess, d1, 60*time.Second)
 
 	d2 := reg.MustPush(t, "team/push", "v2", "env-prod")
@@ -54,7 +57,7 @@ func TestTriggerRollsOutWithoutWaitingForThePoll(t *testing.T) {
 	body := `{"namespace":"` + e.NS + `","name":"push"}`
 	postTrigger(t, srv.URL, key, body)
 	e.Eventually(5*time.Second, "deployment patched after the trigger", func() (bool, error) {
-		return e.DeploymentImage("push") == e2eenv.Pinned(repo, "v2", d2), nil
+		return e.DeploymentImage("push") == gen.Pinned(repo, "v2", d2), nil
 	})
 	latency := time.Since(start)
 	// The 5 s bound proves the trigger, not the 600 s poll, did it; the
@@ -72,7 +75,7 @@ func TestTriggerRollsOutWithoutWaitingForThePoll(t *testing.T) {
 	e.Eventually(5*time.Second, "the replayed trigger polled", func() (bool, error) {
 		return testutil.ToFloat64(m.PollsTotal.WithLabelValues("unchanged")) > unchanged, nil
 	})
-	if records := e.History("push"); len(records) != 2 || e.DeploymentImage("push") != e2eenv.Pinned(repo, "v2", d2) {
+	if records := e.History("push"); len(records) != 2 || e.DeploymentImage("push") != gen.Pinned(repo, "v2", d2) {
 		t.Errorf("a replayed trigger rolled out again: %d records, image %s", len(records), e.DeploymentImage("push"))
 	}
 

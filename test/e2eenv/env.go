@@ -23,7 +23,7 @@ import (
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
 	"cvmanager.dev/cvmanager/pkg/history"
 	"cvmanager.dev/cvmanager/pkg/metrics"
-	"cvmanager.dev/cvmanager/pkg/syncer"
+	"cvmanager.dev/cvmanager/pkg/registry/poller"
 	"cvmanager.dev/cvmanager/test/controlplane"
 	"cvmanager.dev/cvmanager/test/kubetest"
 )
@@ -86,7 +86,7 @@ func New(t *testing.T) *Env {
 
 // Options are the controller options tests start from: the test's
 // namespace and a short progress interval.
-func (e *Env) Options(resolver syncer.ImageResolver) controller.Options {
+func (e *Env) Options(resolver poller.ImageResolver) controller.Options {
 	return controller.Options{
 		Namespace: e.NS, Resolver: resolver, Metrics: metrics.New(), ProgressInterval: ProgressInterval,
 	}
@@ -94,13 +94,13 @@ func (e *Env) Options(resolver syncer.ImageResolver) controller.Options {
 
 // StartController runs a controller for the test's namespace under the
 // shipped RBAC and returns a function that stops it and waits for it.
-func (e *Env) StartController(resolver syncer.ImageResolver, edit ...func(*controller.Options)) (stop func()) {
+func (e *Env) StartController(resolver poller.ImageResolver, edit ...func(*controller.Options)) (stop func()) {
 	opts := e.Options(resolver)
 	for _, f := range edit {
 		f(&opts)
 	}
 	cfg := ControllerConfig(e.T)
-	ctrl := controller.New(kubernetes.NewForConfigOrDie(cfg), versioned.NewForConfigOrDie(cfg), opts)
+	ctrl := NewController(kubernetes.NewForConfigOrDie(cfg), versioned.NewForConfigOrDie(cfg), opts)
 	ctx, cancel := context.WithCancel(e.Ctx)
 	done := make(chan error, 1)
 	go func() { done <- ctrl.Run(ctx) }()

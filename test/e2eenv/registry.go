@@ -7,11 +7,10 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 
-	"cvmanager.dev/cvmanager/pkg/cli"
 	"cvmanager.dev/cvmanager/pkg/controller"
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
 	"cvmanager.dev/cvmanager/pkg/metrics"
-	"cvmanager.dev/cvmanager/pkg/syncer"
+	"cvmanager.dev/cvmanager/pkg/registry/poller"
 	"cvmanager.dev/cvmanager/test/localregistry"
 )
 
@@ -37,10 +36,9 @@ func (r *Registry) MustPush(t testing.TB, path string, tags ...string) string {
 }
 
 // Resolver is the product's own resolver, built as `cvmanager run` builds it.
-func (r *Registry) Resolver(t testing.TB) syncer.ImageResolver {
+func (r *Registry) Resolver(t testing.TB) poller.ImageResolver {
 	t.Helper()
-	flags := &cli.RegistryFlags{InsecureRegistries: []string{r.Host}}
-	res, err := flags.NewResolver(metrics.New())
+	res, err := poller.New(poller.Options{InsecureRegistries: []string{r.Host}}, metrics.New().Registry)
 	Must(t, err)
 	return res
 }
@@ -57,7 +55,7 @@ func (e *Env) StartElected(reg *Registry, le controller.LeaderElection, identity
 	le.Identity = identity
 	cfg := ControllerConfig(e.T)
 	kube := kubernetes.NewForConfigOrDie(cfg)
-	ctrl := controller.New(kube, versioned.NewForConfigOrDie(cfg), e.Options(reg.Resolver(e.T)))
+	ctrl := NewController(kube, versioned.NewForConfigOrDie(cfg), e.Options(reg.Resolver(e.T)))
 	ctx, cancel := context.WithCancel(e.Ctx)
 	state := &controller.LeaderState{}
 	done := make(chan struct{})

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	"k8s.io/utils/clock"
 )
 
 // targetPrefix is ECR's JSON 1.1 service name in X-Amz-Target.
@@ -48,8 +49,8 @@ type Options struct {
 	ProxyEndpoint string
 	// TokenTTL is the tokens' validity; 0 means ECR's 12 h.
 	TokenTTL time.Duration
-	// Now is the clock for token expiry; nil means time.Now.
-	Now func() time.Time
+	// Clock is the clock for token expiry; nil means the real clock.
+	Clock clock.Clock
 }
 
 // Server is a running ECR API stand-in on 127.0.0.1.
@@ -75,8 +76,8 @@ func Start(opts Options) (*Server, error) {
 	if opts.TokenTTL == 0 {
 		opts.TokenTTL = 12 * time.Hour
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
 	}
 	if opts.BackendAuth == nil {
 		opts.BackendAuth = authn.Anonymous
@@ -205,7 +206,7 @@ func writeError(w http.ResponseWriter, err error) {
 
 func (s *Server) getAuthorizationToken() any {
 	token := base64.StdEncoding.EncodeToString([]byte("AWS:" + s.opts.TokenPassword))
-	expires := s.opts.Now().Add(s.opts.TokenTTL)
+	expires := s.opts.Clock.Now().Add(s.opts.TokenTTL)
 	return map[string]any{"authorizationData": []map[string]any{{
 		"authorizationToken": token, "expiresAt": float64(expires.Unix()), "proxyEndpoint": s.opts.ProxyEndpoint,
 	}}}

@@ -3,9 +3,9 @@ package ecrapi
 import (
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	"k8s.io/utils/clock"
 
 	"cvmanager.dev/cvmanager/test/localregistry"
 )
@@ -16,14 +16,14 @@ const backendPassword = "ecr-password"
 
 // StartForTest runs a registry that accepts only ECR's token user and this
 // endpoint in front of it, both closed with t, after pointing the AWS SDK's
-// default credential chain at static test credentials. now may be nil (the
+// default credential chain at static test credentials. clk may be nil (the
 // real clock); a fake clock lets token-expiry tests move time.
-func StartForTest(t testing.TB, now func() time.Time) (*localregistry.Registry, *Server) {
+func StartForTest(t testing.TB, clk clock.Clock) (*localregistry.Registry, *Server) {
 	t.Helper()
 	SetAWSEnvironment(t)
 	reg := localregistry.StartForTest(t, localregistry.WithHtpasswd("AWS", backendPassword))
 	api, err := Start(Options{Backend: reg.Host, BackendAuth: &authn.Basic{Username: "AWS", Password: backendPassword},
-		TokenPassword: backendPassword, Now: now})
+		TokenPassword: backendPassword, Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -57,7 +57,7 @@ func (s *Server) detail(repository string, id imageID) (imageDetail, error) {
 		return imageDetail{}, err
 	}
 	return imageDetail{RegistryID: s.registryID(), RepositoryName: repository, ImageDigest: desc.Digest.String(), ImageTags: tags,
-		ImageSizeInBytes: desc.Size, ImagePushedAt: float64(s.opts.Now().Unix()), ImageManifestMediaType: string(desc.MediaType)}, nil
+		ImageSizeInBytes: desc.Size, ImagePushedAt: float64(s.opts.Clock.Now().Unix()), ImageManifestMediaType: string(desc.MediaType)}, nil
 }
 
 func (s *Server) describeAll(in describeImagesInput) (any, error) {

@@ -17,6 +17,7 @@ import (
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/rollout"
 	"cvmanager.dev/cvmanager/test/e2eenv"
+	"cvmanager.dev/cvmanager/test/gen"
 )
 
 // strategyKillPoint is a named step of a blue-green or migration rollout:
@@ -154,7 +155,7 @@ func (f *fixture) killAndResume(kp strategyKillPoint) {
 		unfreeze = f.freeze(f.app, fs.group, fs.resources, fs.allow)
 	}
 	digest := f.push("v1")
-	f.pinned = e2eenv.Pinned(f.repo, "v1", digest)
+	f.pinned = gen.Pinned(f.repo, "v1", digest)
 	f.Eventually(60*time.Second, "kill point: "+kp.name, func() (bool, error) {
 		cv := f.cv()
 		return kp.reached(f, cv), fmt.Errorf("status %q rollout %+v", cv.Status.CurrStatus, cv.Status.Rollout)
@@ -182,12 +183,12 @@ func newBlueGreenFixture(t *testing.T, app string) *fixture {
 	f := &fixture{Env: e2eenv.New(t), reg: e2eenv.NewRegistry(t), app: app}
 	f.repo = f.reg.Repo("team/" + app)
 	for color, replicas := range map[string]int32{"blue": 2, "green": 0} {
-		d := e2eenv.ColorDeployment(f.NS, app, color, f.repo+":old", replicas)
+		d := gen.ColorDeployment(f.NS, app, color, f.repo+":old", replicas)
 		d.Spec.MinReadySeconds = 3 // a window between patch and Ready
 		_, err := f.Kube.AppsV1().Deployments(f.NS).Create(f.Ctx, d, metav1.CreateOptions{})
 		e2eenv.Must(t, err)
 	}
-	for _, svc := range e2eenv.BlueGreenServices(f.NS, app) {
+	for _, svc := range gen.BlueGreenServices(f.NS, app) {
 		_, err := f.Kube.CoreV1().Services(f.NS).Create(f.Ctx, svc, metav1.CreateOptions{})
 		e2eenv.Must(t, err)
 	}
@@ -195,7 +196,7 @@ func newBlueGreenFixture(t *testing.T, app string) *fixture {
 		d := f.deployment(app + "-blue")
 		return d.Status.ReadyReplicas == 2, nil
 	})
-	f.CreateCV(e2eenv.NewCV(f.NS, app, f.repo, e2eenv.BlueGreen(app, "verifier:ok"),
+	f.CreateCV(gen.NewCV(f.NS, app, f.repo, gen.BlueGreen(app, "verifier:ok"),
 		func(s *cvv1.ContainerVersionSpec) { s.Rollback.Enabled = true }))
 	t.Cleanup(f.dumpOnFailure)
 	return f

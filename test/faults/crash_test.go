@@ -8,7 +8,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
-	"cvmanager.dev/cvmanager/test/e2eenv"
+	"cvmanager.dev/cvmanager/test/gen"
 )
 
 // killPoint is a named step of a rollout at which the controller is killed
@@ -133,9 +133,9 @@ func runKillPoint(t *testing.T, app string, kp killPoint) {
 	f.startController("restarted")
 	// currDigest names the version rolled out last, even a failed one.
 	cv := f.WaitStatus(app, kp.wantStatus, pushed, 90*time.Second)
-	wantImage := e2eenv.Pinned(f.repo, kp.version, pushed)
+	wantImage := gen.Pinned(f.repo, kp.version, pushed)
 	if kp.rollsBack {
-		wantImage = e2eenv.Pinned(f.repo, "v1", before)
+		wantImage = gen.Pinned(f.repo, "v1", before)
 	}
 	if got := f.DeploymentImage(app); got != wantImage {
 		t.Errorf("workload runs %s, want %s", got, wantImage)

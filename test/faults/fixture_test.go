@@ -17,6 +17,7 @@ import (
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/test/controlplane"
 	"cvmanager.dev/cvmanager/test/e2eenv"
+	"cvmanager.dev/cvmanager/test/gen"
 )
 
 // controllerUser is the identity every controller process runs as: the
@@ -43,7 +44,7 @@ func newFixture(t *testing.T, app string, editDeployment ...func(*appsv1.Deploym
 	t.Helper()
 	f := &fixture{Env: e2eenv.New(t), reg: e2eenv.NewRegistry(t), app: app}
 	f.repo = f.reg.Repo("team/" + app)
-	dep := e2eenv.NewDeployment(f.NS, app, app, f.repo+":old", 2)
+	dep := gen.NewDeployment(f.NS, app, app, f.repo+":old", 2)
 	for _, edit := range editDeployment {
 		edit(dep)
 	}
@@ -92,7 +93,7 @@ func (f *fixture) rollOut(version string, timeout time.Duration) string {
 // createCV creates the app's CV with rollback and history on.
 func (f *fixture) createCV(edit ...func(*cvv1.ContainerVersionSpec)) {
 	edit = append([]func(*cvv1.ContainerVersionSpec){func(s *cvv1.ContainerVersionSpec) { s.Rollback.Enabled = true }}, edit...)
-	f.CreateCV(e2eenv.NewCV(f.NS, f.app, f.repo, edit...))
+	f.CreateCV(gen.NewCV(f.NS, f.app, f.repo, edit...))
 }
 
 // startController runs the real binary for the test's namespace without

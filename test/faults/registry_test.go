@@ -16,6 +16,7 @@ import (
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/test/e2eenv"
 	"cvmanager.dev/cvmanager/test/faultproxy"
+	"cvmanager.dev/cvmanager/test/gen"
 	"cvmanager.dev/cvmanager/test/localregistry"
 )
 
@@ -185,11 +186,11 @@ func TestRegistryFaults(t *testing.T) {
 	e2eenv.Must(t, err)
 	f.WaitStatus("flap", cvv1.StatusSuccess, flapV2, 60*time.Second)
 
-	valid := map[string][]string{"steady": {f.repo + ":old", e2eenv.Pinned(f.repo, "v1", d)},
-		"flap": {f.reg.Repo("team/flap") + ":old", e2eenv.Pinned(f.reg.Repo("team/flap"), "v1", flapV1), e2eenv.Pinned(f.reg.Repo("team/flap"), "v2", flapV2)}}
+	valid := map[string][]string{"steady": {f.repo + ":old", gen.Pinned(f.repo, "v1", d)},
+		"flap": {f.reg.Repo("team/flap") + ":old", gen.Pinned(f.reg.Repo("team/flap"), "v1", flapV1), gen.Pinned(f.reg.Repo("team/flap"), "v2", flapV2)}}
 	for _, rf := range registryFaults {
 		repo := proxies[rf.name].Repo("team/" + rf.name)
-		valid[rf.name] = []string{repo + ":old", e2eenv.Pinned(repo, "v1", f.digests[rf.name])}
+		valid[rf.name] = []string{repo + ":old", gen.Pinned(repo, "v1", f.digests[rf.name])}
 	}
 	for name, seen := range images.all() {
 		for _, image := range seen {
@@ -224,9 +225,9 @@ func (f *fixture) createFaultCase(rf registryFault, p *faultproxy.Proxy, tokenRe
 // createSimpleCase creates a 1-replica Deployment name on repo:old and a CV
 // following repo.
 func (f *fixture) createSimpleCase(name, repo string, edit func(*cvv1.ContainerVersionSpec)) {
-	_, err := f.Kube.AppsV1().Deployments(f.NS).Create(f.Ctx, e2eenv.NewDeployment(f.NS, name, name, repo+":old", 1), metav1.CreateOptions{})
+	_, err := f.Kube.AppsV1().Deployments(f.NS).Create(f.Ctx, gen.NewDeployment(f.NS, name, name, repo+":old", 1), metav1.CreateOptions{})
 	e2eenv.Must(f.T, err)
-	f.CreateCV(e2eenv.NewCV(f.NS, name, repo, func(s *cvv1.ContainerVersionSpec) {
+	f.CreateCV(gen.NewCV(f.NS, name, repo, func(s *cvv1.ContainerVersionSpec) {
 		if edit != nil {
 			edit(s)
 		}

@@ -14,6 +14,7 @@ import (
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/test/e2eenv"
+	"cvmanager.dev/cvmanager/test/gen"
 )
 
 // wrongAtRunTime is a CV that passes admission but cannot work in this
@@ -100,10 +101,10 @@ func (f *fixture) createCase(tc wrongAtRunTime, env *runtimeEnv) int64 {
 	if image == "" {
 		image = f.repo + ":old"
 	}
-	_, err := f.Kube.AppsV1().Deployments(f.NS).Create(f.Ctx, e2eenv.NewDeployment(f.NS, tc.name, tc.name, image, 1), metav1.CreateOptions{})
+	_, err := f.Kube.AppsV1().Deployments(f.NS).Create(f.Ctx, gen.NewDeployment(f.NS, tc.name, tc.name, image, 1), metav1.CreateOptions{})
 	e2eenv.Must(f.T, err)
 	f.reg.MustPush(f.T, "team/"+tc.name, "v1", "env-prod")
-	f.CreateCV(e2eenv.NewCV(f.NS, tc.name, f.reg.Repo("team/"+tc.name), func(s *cvv1.ContainerVersionSpec) {
+	f.CreateCV(gen.NewCV(f.NS, tc.name, f.reg.Repo("team/"+tc.name), func(s *cvv1.ContainerVersionSpec) {
 		if tc.edit != nil {
 			tc.edit(s, env)
 		}

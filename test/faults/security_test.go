@@ -18,6 +18,7 @@ import (
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/test/e2eenv"
+	"cvmanager.dev/cvmanager/test/gen"
 )
 
 // Planted secrets: each must never appear anywhere a person or another
@@ -134,12 +135,12 @@ func TestPlantedSecretsNeverLeak(t *testing.T) {
 	f.createPullSecret("registry-creds", private.Host)
 	privateRepo := private.Host + "/team/leaks"
 	f.setImage(privateRepo + ":old")
-	f.CreateCV(e2eenv.NewCV(f.NS, "leaks", privateRepo, func(s *cvv1.ContainerVersionSpec) {
+	f.CreateCV(gen.NewCV(f.NS, "leaks", privateRepo, func(s *cvv1.ContainerVersionSpec) {
 		s.ImagePullSecrets = []cvv1.LocalObjectReference{{Name: "registry-creds"}}
 	}))
 	// The same private repository without credentials: a registry error
 	// whose message and Event must not carry anything secret either.
-	f.CreateCV(e2eenv.NewCV(f.NS, "nocreds", privateRepo))
+	f.CreateCV(gen.NewCV(f.NS, "nocreds", privateRepo))
 	p := f.securedController("--insecure-registry", private.Host)
 	d1 := f.push("v1")
 	f.WaitStatus("leaks", cvv1.StatusSuccess, d1, 60*time.Second)

@@ -14,6 +14,7 @@ import (
 
 	"cvmanager.dev/cvmanager/pkg/history"
 	"cvmanager.dev/cvmanager/test/e2eenv"
+	"cvmanager.dev/cvmanager/test/gen"
 )
 
 // Hostile strings, each of which would set window.__xss if a page ever
@@ -38,7 +39,7 @@ var (
 func TestDashboardShowsHostileInputAsTextInChromium(t *testing.T) {
 	f := newFixture(t, "evil")
 	f.setImage(hostileImage)
-	f.CreateCV(e2eenv.NewCV(f.NS, "evil", f.reg.Repo("team/absent"))) // never resolves: the image stays
+	f.CreateCV(gen.NewCV(f.NS, "evil", f.reg.Repo("team/absent"))) // never resolves: the image stays
 	cv := f.GetCV("evil")
 	e2eenv.Must(t, history.NewStore(f.Kube).Append(f.Ctx, cv, withTime(hostileRecord)))
 	p := f.startController("dashboard")

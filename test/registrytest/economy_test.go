@@ -8,9 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"cvmanager.dev/cvmanager/pkg/cli"
 	"cvmanager.dev/cvmanager/pkg/metrics"
-	"cvmanager.dev/cvmanager/pkg/syncer"
+	"cvmanager.dev/cvmanager/pkg/registry/poller"
 	"cvmanager.dev/cvmanager/test/faultproxy"
 	"cvmanager.dev/cvmanager/test/localregistry"
 )
@@ -27,9 +26,9 @@ func startProxy(t *testing.T, reg *localregistry.Registry) *faultproxy.Proxy {
 	return faultproxy.StartForTest(t, reg.URL())
 }
 
-func controllerResolver(t *testing.T, flags cli.RegistryFlags) syncer.ImageResolver {
+func controllerResolver(t *testing.T, opts poller.Options) poller.ImageResolver {
 	t.Helper()
-	r, err := flags.NewResolver(metrics.New())
+	r, err := poller.New(opts, metrics.New().Registry)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +41,7 @@ func controllerResolver(t *testing.T, flags cli.RegistryFlags) syncer.ImageResol
 func TestThousandPollersOverFiftyRefsCostFiftyRequestsPerInterval(t *testing.T) {
 	reg := startRegistry(t)
 	proxy := startProxy(t, reg)
-	var refs []syncer.ResolveRequest
+	var refs []poller.ResolveRequest
 	for r := 0; r < 10; r++ {
 		for tag := 0; tag < 5; tag++ {
 			path := fmt.Sprintf("team/app%d", r)
@@ -50,11 +49,11 @@ func TestThousandPollersOverFiftyRefsCostFiftyRequestsPerInterval(t *testing.T) 
 			if _, err := reg.Push(path, version, fmt.Sprintf("env-%d", tag)); err != nil {
 				t.Fatal(err)
 			}
-			refs = append(refs, syncer.ResolveRequest{Repo: proxy.Repo(path), Tag: fmt.Sprintf("env-%d", tag), VersionSyntax: shaSyntax})
+			refs = append(refs, poller.ResolveRequest{Repo: proxy.Repo(path), Tag: fmt.Sprintf("env-%d", tag), VersionSyntax: shaSyntax})
 		}
 	}
 	// A budget that fits 50 refs at once: the point here is the dedup.
-	resolver := controllerResolver(t, cli.RegistryFlags{InsecureRegistries: []string{proxy.Host}, QPS: 500, Burst: 500})
+	resolver := controllerResolver(t, poller.Options{InsecureRegistries: []string{proxy.Host}, QPS: 500, Burst: 500})
 	const interval = 700 * time.Millisecond
 	pollAll := func() {
 		var wg sync.WaitGroup
@@ -95,15 +94,15 @@ func TestRetryAfterClosesOnlyTheLimitedHost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resolver := controllerResolver(t, cli.RegistryFlags{InsecureRegistries: []string{limited.Host, healthy.Host}})
+	resolver := controllerResolver(t, poller.Options{InsecureRegistries: []string{limited.Host, healthy.Host}})
 	limited.Inject(faultproxy.Match{Method: "HEAD", Kind: "manifests", Times: 1}, faultproxy.TooManyRequests("5"))
 	var healthyFailures, limitedAnswers int
 	deadline := time.Now().Add(6500 * time.Millisecond)
 	for time.Now().Before(deadline) {
-		if img, err := resolver.Resolve(context.Background(), syncer.ResolveRequest{Repo: healthy.Repo("team/app"), Tag: "env-prod"}); err != nil || img.Digest != d {
+		if img, err := resolver.Resolve(context.Background(), poller.ResolveRequest{Repo: healthy.Repo("team/app"), Tag: "env-prod"}); err != nil || img.Digest != d {
 			healthyFailures++
 		}
-		if img, err := resolver.Resolve(context.Background(), syncer.ResolveRequest{Repo: limited.Repo("team/app"), Tag: "env-prod"}); err == nil && img.Digest == d {
+		if img, err := resolver.Resolve(context.Background(), poller.ResolveRequest{Repo: limited.Repo("team/app"), Tag: "env-prod"}); err == nil && img.Digest == d {
 			limitedAnswers++
 		}
 		time.Sleep(200 * time.Millisecond)

@@ -6,8 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"cvmanager.dev/cvmanager/pkg/cli"
-	"cvmanager.dev/cvmanager/pkg/syncer"
+	"cvmanager.dev/cvmanager/pkg/registry/poller"
 	"cvmanager.dev/cvmanager/test/ecrapi"
 	"cvmanager.dev/cvmanager/test/localregistry"
 )
@@ -31,13 +30,13 @@ func TestControllerResolvesECRThroughTheAPIWithDedup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resolver := controllerResolver(t, cli.RegistryFlags{ECREndpoint: api.URL})
+	resolver := controllerResolver(t, poller.Options{ECREndpoint: api.URL})
 	var wg sync.WaitGroup
 	for i := 0; i < 20; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			img, err := resolver.Resolve(context.Background(), syncer.ResolveRequest{Repo: ecrRepo, Tag: "env-prod", VersionSyntax: shaSyntax, MaxAge: time.Minute})
+			img, err := resolver.Resolve(context.Background(), poller.ResolveRequest{Repo: ecrRepo, Tag: "env-prod", VersionSyntax: shaSyntax, MaxAge: time.Minute})
 			if err != nil || img.Digest != d || img.Version != "aaaaaaa" {
 				t.Errorf("%+v %v", img, err)
 			}

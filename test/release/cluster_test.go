@@ -16,8 +16,8 @@ import (
 	"cvmanager.dev/cvmanager/pkg/controller"
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
 	"cvmanager.dev/cvmanager/pkg/metrics"
+	"cvmanager.dev/cvmanager/pkg/registry/poller"
 	"cvmanager.dev/cvmanager/pkg/state"
-	"cvmanager.dev/cvmanager/pkg/syncer"
 	"cvmanager.dev/cvmanager/test/controlplane"
 	"cvmanager.dev/cvmanager/test/e2eenv"
 	"cvmanager.dev/cvmanager/test/kubetest"
@@ -91,9 +91,9 @@ func (c *Cluster) ensureNamespace(t *testing.T, ns string) {
 }
 
 // startController runs the product's controller on the cluster for ns.
-func (c *Cluster) startController(t *testing.T, ns string, resolver syncer.ImageResolver) {
+func (c *Cluster) startController(t *testing.T, ns string, resolver poller.ImageResolver) {
 	t.Helper()
-	ctrl := controller.New(c.Kube, c.CVs, controller.Options{Namespace: ns, Resolver: resolver,
+	ctrl := e2eenv.NewController(c.Kube, c.CVs, controller.Options{Namespace: ns, Resolver: resolver,
 		Metrics: metrics.New(), ProgressInterval: e2eenv.ProgressInterval})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

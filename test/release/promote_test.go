@@ -20,6 +20,7 @@ import (
 	"cvmanager.dev/cvmanager/pkg/notify"
 	"cvmanager.dev/cvmanager/test/controlplane"
 	"cvmanager.dev/cvmanager/test/e2eenv"
+	"cvmanager.dev/cvmanager/test/gen"
 )
 
 // hook is a webhook receiver and the controller's notifier sending to it.
@@ -71,7 +72,7 @@ func (h *hook) received() []string {
 // envCV is the CV of service web in environment env: tag env-<env>,
 // labelled with the service and the environment.
 func envCV(e *e2eenv.Env, name, repo, env string, edit ...func(*cvv1.ContainerVersionSpec)) *cvv1.ContainerVersion {
-	cv := e2eenv.NewCV(e.NS, name, repo, append([]func(*cvv1.ContainerVersionSpec){func(s *cvv1.ContainerVersionSpec) {
+	cv := gen.NewCV(e.NS, name, repo, append([]func(*cvv1.ContainerVersionSpec){func(s *cvv1.ContainerVersionSpec) {
 		s.Tag = "env-" + env
 		s.TimeoutSeconds = 8
 	}}, edit...)...)
@@ -81,7 +82,7 @@ func envCV(e *e2eenv.Env, name, repo, env string, edit ...func(*cvv1.ContainerVe
 
 func createDeployment(e *e2eenv.Env, name, image string) {
 	e.T.Helper()
-	_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, e2eenv.NewDeployment(e.NS, name, name, image, 1), metav1.CreateOptions{})
+	_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, gen.NewDeployment(e.NS, name, name, image, 1), metav1.CreateOptions{})
 	e2eenv.Must(e.T, err)
 }
 
@@ -159,7 +160,7 @@ func TestPromote(t *testing.T) {
 			t.Fatalf("env-prod points to %s, want %s", got, d2)
 		}
 		e.WaitStatus("web-prod", cvv1.StatusSuccess, d2, 60*time.Second)
-		if got := e.DeploymentImage("web-prod"); got != e2eenv.Pinned(repo, "v2", d2) {
+		if got := e.DeploymentImage("web-prod"); got != gen.Pinned(repo, "v2", d2) {
 			t.Errorf("web-prod runs %s", got)
 		}
 		var promo *history.Record

@@ -15,6 +15,7 @@ import (
 	"cvmanager.dev/cvmanager/pkg/history"
 	"cvmanager.dev/cvmanager/pkg/state"
 	"cvmanager.dev/cvmanager/test/e2eenv"
+	"cvmanager.dev/cvmanager/test/gen"
 )
 
 func findRecord(records []history.Record, match func(history.Record) bool) *history.Record {
@@ -43,10 +44,10 @@ func TestExportImportAcrossControlPlanes(t *testing.T) {
 	for _, name := range []string{"cart", "pay"} {
 		repo := reg.Repo("team/" + name)
 		for _, c := range []*Cluster{a, b} {
-			_, err := c.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, e2eenv.NewDeployment(e.NS, name, name, repo+":old", 2), metav1.CreateOptions{})
+			_, err := c.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, gen.NewDeployment(e.NS, name, name, repo+":old", 2), metav1.CreateOptions{})
 			e2eenv.Must(t, err)
 		}
-		e.CreateCV(e2eenv.NewCV(e.NS, name, repo))
+		e.CreateCV(gen.NewCV(e.NS, name, repo))
 		e.WaitStatus(name, cvv1.StatusSuccess, digests[name], 60*time.Second)
 	}
 
@@ -66,7 +67,7 @@ func TestExportImportAcrossControlPlanes(t *testing.T) {
 	t.Log(strings.TrimSpace(out))
 
 	b.waitCV(t, e.NS, "pay", cvv1.StatusSuccess, digests["pay"], 60*time.Second)
-	if ia, ib := a.deploymentImage(t, e.NS, "pay"), b.deploymentImage(t, e.NS, "pay"); ia != ib || ib != e2eenv.Pinned(reg.Repo("team/pay"), "v1", digests["pay"]) {
+	if ia, ib := a.deploymentImage(t, e.NS, "pay"), b.deploymentImage(t, e.NS, "pay"); ia != ib || ib != gen.Pinned(reg.Repo("team/pay"), "v1", digests["pay"]) {
 		t.Errorf("pay runs %s in A and %s in B", ia, ib)
 	}
 	b.waitCV(t, e.NS, "cart", cvv1.StatusSuccess, cart2, 60*time.Second)
@@ -90,7 +91,7 @@ func seedCVs(t *testing.T, e *e2eenv.Env, n int) {
 	start := time.Now()
 	err := parallel(e.Ctx, n, 32, func(ctx context.Context, i int) error {
 		name := cvName(i)
-		cv := e2eenv.NewCV(e.NS, name, "registry.example.com/team/"+name)
+		cv := gen.NewCV(e.NS, name, "registry.example.com/team/"+name)
 		created, err := e.CVClient.CvmanagerV1alpha1().ContainerVersions(e.NS).Create(ctx, cv, metav1.CreateOptions{})
 		if err != nil {
 			return err

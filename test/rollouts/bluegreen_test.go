@@ -25,6 +25,7 @@ import (
 	"cvmanager.dev/cvmanager/pkg/rollout"
 	"cvmanager.dev/cvmanager/test/controlplane"
 	"cvmanager.dev/cvmanager/test/e2eenv"
+	"cvmanager.dev/cvmanager/test/gen"
 )
 
 func TestMain(m *testing.M) {
@@ -36,19 +37,19 @@ func TestMain(m *testing.M) {
 func blueGreenFixture(e *e2eenv.Env, app string) {
 	e.T.Helper()
 	for _, d := range []*appsv1.Deployment{
-		e2eenv.ColorDeployment(e.NS, app, "blue", "placeholder:v0", 2), e2eenv.ColorDeployment(e.NS, app, "green", "placeholder:v0", 0),
+		gen.ColorDeployment(e.NS, app, "blue", "placeholder:v0", 2), gen.ColorDeployment(e.NS, app, "green", "placeholder:v0", 0),
 	} {
 		_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, d, metav1.CreateOptions{})
 		e2eenv.Must(e.T, err)
 	}
-	for _, s := range e2eenv.BlueGreenServices(e.NS, app) {
+	for _, s := range gen.BlueGreenServices(e.NS, app) {
 		_, err := e.Kube.CoreV1().Services(e.NS).Create(e.Ctx, s, metav1.CreateOptions{})
 		e2eenv.Must(e.T, err)
 	}
 }
 
 func blueGreenCV(e *e2eenv.Env, app, repo, verifier string) *cvv1.ContainerVersion {
-	return e2eenv.NewCV(e.NS, app, repo, e2eenv.BlueGreen(app, verifier))
+	return gen.NewCV(e.NS, app, repo, gen.BlueGreen(app, verifier))
 }
 
 // selectorColor is the color a Service selects.
@@ -205,7 +206,7 @@ func TestBlueGreenSwitchesOnlyReadyVerifiedPods(t *testing.T) {
 	if got := switches.next(t); got != "green ready=2/2 verified=true" {
 		t.Errorf("at the switch to green: %s", got)
 	}
-	assertSide(e, "web-green", e2eenv.Pinned(repo, "v1", d1), 2)
+	assertSide(e, "web-green", gen.Pinned(repo, "v1", d1), 2)
 	assertSide(e, "web-blue", "placeholder:v0", 0)
 	if color := selectorColor(e, "web-verify"); color != "green" {
 		t.Errorf("verification Service selects %s, want green", color)
@@ -225,8 +226,8 @@ func TestBlueGreenSwitchesOnlyReadyVerifiedPods(t *testing.T) {
 	if got := switches.next(t); got != "blue ready=2/2 verified=true" {
 		t.Errorf("at the switch back to blue: %s", got)
 	}
-	assertSide(e, "web-blue", e2eenv.Pinned(repo, "v2", d2), 2)
-	assertSide(e, "web-green", e2eenv.Pinned(repo, "v1", d1), 0)
+	assertSide(e, "web-blue", gen.Pinned(repo, "v2", d2), 2)
+	assertSide(e, "web-green", gen.Pinned(repo, "v1", d1), 0)
 	if cv.Status.Rollout != nil {
 		t.Errorf("rollout left in status: %+v", cv.Status.Rollout)
 	}
@@ -253,8 +254,8 @@ func TestBlueGreenFailedVerificationKeepsLiveTraffic(t *testing.T) {
 	if color := selectorColor(e, "shop"); color != "green" {
 		t.Errorf("live Service moved to %s on a failed verification", color)
 	}
-	assertSide(e, "shop-green", e2eenv.Pinned(repo, "v1", d1), 2)
-	assertSide(e, "shop-blue", e2eenv.Pinned(repo, "v1", d1), 0)
+	assertSide(e, "shop-green", gen.Pinned(repo, "v1", d1), 2)
+	assertSide(e, "shop-blue", gen.Pinned(repo, "v1", d1), 0)
 	rec := e.History("shop")[0]
 	if rec.Outcome != "RolledBack" || !strings.Contains(rec.Reason, "VerificationFailed") || !strings.Contains(rec.Reason, "live Service shop untouched") {
 		t.Errorf("history record: outcome %s reason %q", rec.Outcome, rec.Reason)

@@ -15,13 +15,14 @@ import (
 	"cvmanager.dev/cvmanager/pkg/history"
 	"cvmanager.dev/cvmanager/pkg/rollout"
 	"cvmanager.dev/cvmanager/test/e2eenv"
+	"cvmanager.dev/cvmanager/test/gen"
 )
 
 // migrationCV runs one migration Job (the new image, as "app") and one
 // verification before any workload changes. A version whose tag contains
 // "failjob" makes the migration's pod fail (the kwok marker).
 func migrationCV(e *e2eenv.Env, name, repo, onFailure string) *cvv1.ContainerVersion {
-	return e2eenv.NewCV(e.NS, name, repo, func(s *cvv1.ContainerVersionSpec) {
+	return gen.NewCV(e.NS, name, repo, func(s *cvv1.ContainerVersionSpec) {
 		s.Container.Verify = []cvv1.VerifySpec{{Kind: "Image", Image: "preflight:ok"}}
 		s.PreRollout = &cvv1.PreRolloutSpec{Jobs: []cvv1.PreRolloutJob{{
 			Name: "schema", OnFailure: onFailure,
@@ -38,7 +39,7 @@ func migrationCV(e *e2eenv.Env, name, repo, onFailure string) *cvv1.ContainerVer
 
 func createDeployment(e *e2eenv.Env, name string) {
 	e.T.Helper()
-	_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, e2eenv.NewDeployment(e.NS, name, name, "placeholder:v0", 1), metav1.CreateOptions{})
+	_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, gen.NewDeployment(e.NS, name, name, "placeholder:v0", 1), metav1.CreateOptions{})
 	e2eenv.Must(e.T, err)
 }
 
@@ -64,7 +65,7 @@ func TestFailedMigrationWithAbortChangesNoWorkload(t *testing.T) {
 
 	d2 := reg.MustPush(t, "team/db", "v2-failjob", "env-prod")
 	e.WaitStatus("db", cvv1.StatusFailed, d2, 60*time.Second)
-	if got := e.DeploymentImage("db"); got != e2eenv.Pinned(repo, "v1", d1) {
+	if got := e.DeploymentImage("db"); got != gen.Pinned(repo, "v1", d1) {
 		t.Errorf("Deployment runs %s after an aborted migration", got)
 	}
 	if g := e.DeploymentGeneration("db"); g != generation {
@@ -95,10 +96,10 @@ func TestFailedMigrationWithRollbackRestoresPreviousDigest(t *testing.T) {
 	stop()
 
 	d2 := reg.MustPush(t, "team/billing", "v2-failjob", "env-prod")
-	patchImage(e, "billing", e2eenv.Pinned(repo, "v2-failjob", d2)) // a partial update by hand
+	patchImage(e, "billing", gen.Pinned(repo, "v2-failjob", d2)) // a partial update by hand
 	e.StartController(reg.Resolver(t))
 	e.WaitStatus("billing", cvv1.StatusFailed, d2, 60*time.Second)
-	if got := e.DeploymentImage("billing"); got != e2eenv.Pinned(repo, "v1", d1) {
+	if got := e.DeploymentImage("billing"); got != gen.Pinned(repo, "v1", d1) {
 		t.Errorf("Deployment runs %s, want the previous digest back", got)
 	}
 	if rec := e.History("billing")[0]; rec.Outcome != "RolledBack" {
@@ -132,7 +133,7 @@ func TestRestartDuringMigrationCreatesTheJobOnce(t *testing.T) {
 	if len(jobs) != 1 || jobs[0].UID != first.UID {
 		t.Errorf("migration Jobs after restart: %d (first UID %s)", len(jobs), first.UID)
 	}
-	if got := e.DeploymentImage("orders"); got != e2eenv.Pinned(repo, "v1", d1) {
+	if got := e.DeploymentImage("orders"); got != gen.Pinned(repo, "v1", d1) {
 		t.Errorf("Deployment runs %s", got)
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/test/e2eenv"
+	"cvmanager.dev/cvmanager/test/gen"
 )
 
 // misconfig is a blue-green setup that is wrong in one way.
@@ -28,9 +29,9 @@ type misconfig struct {
 func pairWith(edit func(ds []*appsv1.Deployment, svcs []*corev1.Service) ([]*appsv1.Deployment, []*corev1.Service)) func(ns, app string) ([]*appsv1.Deployment, []*corev1.Service) {
 	return func(ns, app string) ([]*appsv1.Deployment, []*corev1.Service) {
 		ds := []*appsv1.Deployment{
-			e2eenv.ColorDeployment(ns, app, "blue", "placeholder:v0", 1), e2eenv.ColorDeployment(ns, app, "green", "placeholder:v0", 1),
+			gen.ColorDeployment(ns, app, "blue", "placeholder:v0", 1), gen.ColorDeployment(ns, app, "green", "placeholder:v0", 1),
 		}
-		return edit(ds, e2eenv.BlueGreenServices(ns, app))
+		return edit(ds, gen.BlueGreenServices(ns, app))
 	}
 }
 
@@ -41,7 +42,7 @@ var misconfigs = []misconfig{
 		})},
 	{name: "three-deploys", reason: "NotTwoDeployments", messageHas: "found 3 workload(s)",
 		objects: pairWith(func(ds []*appsv1.Deployment, s []*corev1.Service) ([]*appsv1.Deployment, []*corev1.Service) {
-			return append(ds, e2eenv.ColorDeployment(ds[0].Namespace, "three-deploys", "red", "placeholder:v0", 1)), s
+			return append(ds, gen.ColorDeployment(ds[0].Namespace, "three-deploys", "red", "placeholder:v0", 1)), s
 		})},
 	{name: "no-service", reason: "ServiceNotFound", messageHas: "Service no-service not found",
 		objects: pairWith(func(ds []*appsv1.Deployment, s []*corev1.Service) ([]*appsv1.Deployment, []*corev1.Service) {

@@ -20,6 +20,7 @@ import (
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
 	"cvmanager.dev/cvmanager/pkg/history"
 	"cvmanager.dev/cvmanager/test/controlplane"
+	"cvmanager.dev/cvmanager/test/gen"
 	"cvmanager.dev/cvmanager/test/kubetest"
 )
 
@@ -62,9 +63,9 @@ func setup(t *testing.T) env {
 }
 
 // createCV creates a CV so the history's owner reference has a real UID.
-func (e env) createCV(t *testing.T, name string, opts ...kubetest.CVOption) *cvv1.ContainerVersion {
+func (e env) createCV(t *testing.T, name string, opts ...gen.CVOption) *cvv1.ContainerVersion {
 	t.Helper()
-	cv, err := e.cvs.CvmanagerV1alpha1().ContainerVersions(e.ns).Create(e.ctx, kubetest.NewCV(e.ns, name, opts...), metav1.CreateOptions{})
+	cv, err := e.cvs.CvmanagerV1alpha1().ContainerVersions(e.ns).Create(e.ctx, gen.CV(e.ns, name, opts...), metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +198,7 @@ func TestAppendSequences(t *testing.T) {
 	e := setup(t)
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cv := e.createCV(t, fmt.Sprintf("cv%d", i), kubetest.WithSpec(func(s *cvv1.ContainerVersionSpec) {
+			cv := e.createCV(t, fmt.Sprintf("cv%d", i), gen.WithSpec(func(s *cvv1.ContainerVersionSpec) {
 				s.History = cvv1.HistorySpec{Enabled: true, Limit: tt.limit}
 			}))
 			for _, id := range tt.ids {

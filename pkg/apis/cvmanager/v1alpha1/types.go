@@ -28,6 +28,20 @@ const (
 	ConditionDegraded = "Degraded"
 	// ConditionReleaseBlocked is True when a new version exists but policy holds it back.
 	ConditionReleaseBlocked = "ReleaseBlocked"
+	// ConditionDrifted is True when a selected workload runs another image
+	// than the deployed digest and the controller does not (or no longer)
+	// restore it: driftPolicy Report, or a fight with another writer.
+	ConditionDrifted = "Drifted"
+)
+
+// Drift policies (spec.driftPolicy).
+const (
+	// DriftRestore rolls a drifted workload back to the deployed digest
+	// through the CV's strategy, with health checks and a history record.
+	DriftRestore = "Restore"
+	// DriftReport leaves the workload alone and reports it with the
+	// Drifted condition and an Event.
+	DriftReport = "Report"
 )
 
 // DefaultVersionSyntax picks a git SHA (short or full) among an image's tags.
@@ -155,6 +169,17 @@ type ContainerVersionSpec struct {
 	// Suspend stops polling and rollouts without deleting the CV.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
+
+	// DriftPolicy says what happens when a selected workload is found
+	// running another image than the deployed digest (kubectl set image,
+	// rollout undo, a GitOps tool re-applying an older manifest): Restore
+	// (the default) rolls it back to the deployed digest through the
+	// strategy; Report only sets the Drifted condition. Workloads that
+	// start to match the selector are brought to the deployed digest in
+	// both cases.
+	// +optional
+	// +kubebuilder:validation:Enum=Restore;Report
+	DriftPolicy string `json:"driftPolicy,omitempty"`
 }
 
 // LocalObjectReference names an object in the CV's namespace.

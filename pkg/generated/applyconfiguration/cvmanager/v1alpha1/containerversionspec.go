@@ -42,6 +42,7 @@ type ContainerVersionSpecApplyConfiguration struct {
 	Notifications       []NotificationSpecApplyConfiguration     `json:"notifications,omitempty"`
 	ImagePullSecrets    []LocalObjectReferenceApplyConfiguration `json:"imagePullSecrets,omitempty"`
 	Suspend             *bool                                    `json:"suspend,omitempty"`
+	DriftPolicy         *string                                  `json:"driftPolicy,omitempty"`
 }
 
 // ContainerVersionSpecApplyConfiguration constructs a declarative configuration of the ContainerVersionSpec type for use with
@@ -193,5 +194,13 @@ func (b *ContainerVersionSpecApplyConfiguration) WithImagePullSecrets(values ...
 // If called multiple times, the Suspend field is set to the value of the last call.
 func (b *ContainerVersionSpecApplyConfiguration) WithSuspend(value bool) *ContainerVersionSpecApplyConfiguration {
 	b.Suspend = &value
+	return b
+}
+
+// WithDriftPolicy sets the DriftPolicy field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the DriftPolicy field is set to the value of the last call.
+func (b *ContainerVersionSpecApplyConfiguration) WithDriftPolicy(value string) *ContainerVersionSpecApplyConfiguration {
+	b.DriftPolicy = &value
 	return b
 }

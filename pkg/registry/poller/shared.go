@@ -1,4 +1,4 @@
-package syncer
+package poller
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"k8s.io/utils/clock"
 )
 
 // SharedResolver makes N CVs that watch the same repo:tag cost one registry
@@ -17,7 +19,7 @@ import (
 // not every worker whose CV shares the tag.
 type SharedResolver struct {
 	upstream ImageResolver
-	now      func() time.Time
+	clock    clock.Clock
 	joinWait time.Duration
 
 	mu      sync.Mutex
@@ -31,12 +33,13 @@ type sharedEntry struct {
 	fetched time.Time
 }
 
-// NewSharedResolver wraps upstream; now is injectable for tests.
-func NewSharedResolver(upstream ImageResolver, now func() time.Time) *SharedResolver {
-	if now == nil {
-		now = time.Now
+// NewSharedResolver wraps upstream; clk is injectable for tests (nil is the
+// real clock).
+func NewSharedResolver(upstream ImageResolver, clk clock.Clock) *SharedResolver {
+	if clk == nil {
+		clk = clock.RealClock{}
 	}
-	return &SharedResolver{upstream: upstream, now: now, joinWait: JoinWait, entries: map[string]*sharedEntry{}}
+	return &SharedResolver{upstream: upstream, clock: clk, joinWait: JoinWait, entries: map[string]*sharedEntry{}}
 }
 
 // JoinWait bounds how long a poll waits for another CV's request to the same
@@ -57,7 +60,7 @@ func (s *SharedResolver) Resolve(ctx context.Context, req ResolveRequest) (Resol
 	s.mu.Unlock()
 
 	e.image, e.err = s.upstream.Resolve(ctx, req)
-	e.fetched = s.now()
+	e.fetched = s.clock.Now()
 	if e.err != nil {
 		// An error is shared with callers already waiting, never cached.
 		s.mu.Lock()
@@ -75,7 +78,7 @@ func (s *SharedResolver) Resolve(ctx context.Context, req ResolveRequest) (Resol
 func (s *SharedResolver) fresh(e *sharedEntry, maxAge time.Duration) bool {
 	select {
 	case <-e.done:
-		return maxAge > 0 && s.now().Sub(e.fetched) < maxAge
+		return maxAge > 0 && s.clock.Now().Sub(e.fetched) < maxAge
 	default:
 		return true
 	}
@@ -107,7 +110,7 @@ func (s *SharedResolver) Forget(maxAge time.Duration) {
 	for key, e := range s.entries {
 		select {
 		case <-e.done:
-			if s.now().Sub(e.fetched) >= maxAge {
+			if s.clock.Now().Sub(e.fetched) >= maxAge {
 				delete(s.entries, key)
 			}
 		default:

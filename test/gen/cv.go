@@ -1,4 +1,4 @@
-package kubetest
+package gen
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -9,9 +9,9 @@ import (
 // CVOption changes a test ContainerVersion.
 type CVOption func(*cvv1.ContainerVersion)
 
-// NewCV builds a minimal valid ContainerVersion selecting app=<name> and
+// CV builds a minimal valid ContainerVersion selecting app=<name> and
 // updating container "app"; options adjust it for each test case.
-func NewCV(namespace, name string, opts ...CVOption) *cvv1.ContainerVersion {
+func CV(namespace, name string, opts ...CVOption) *cvv1.ContainerVersion {
 	cv := &cvv1.ContainerVersion{
 		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
 		Spec: cvv1.ContainerVersionSpec{

@@ -1,4 +1,4 @@
-package syncer
+package poller
 
 import (
 	"fmt"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
+	"k8s.io/utils/clock"
 )
 
 // HostGuard is an http.RoundTripper that keeps cvmanager a polite registry
@@ -35,7 +36,7 @@ type HostGuard struct {
 	maxWait    time.Duration
 	maxBackoff time.Duration
 	inFlight   int
-	now        func() time.Time
+	clock      clock.Clock
 	metrics    *guardMetrics
 
 	mu    sync.Mutex
@@ -84,7 +85,7 @@ func NewHostGuard(next http.RoundTripper, qps float64, burst int, reg prometheus
 	}
 	return &HostGuard{
 		next: next, qps: rate.Limit(qps), burst: burst, maxWait: 2 * time.Second, maxBackoff: 5 * time.Minute, inFlight: MaxInFlight,
-		now: time.Now, metrics: newGuardMetrics(reg), hosts: map[string]*hostState{},
+		clock: clock.RealClock{}, metrics: newGuardMetrics(reg), hosts: map[string]*hostState{},
 	}
 }
 
@@ -104,9 +105,9 @@ func (g *HostGuard) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	defer release()
-	start := g.now()
+	start := g.clock.Now()
 	resp, err := g.next.RoundTrip(req)
-	g.metrics.observe(host, req.Method, resp, err, g.now().Sub(start))
+	g.metrics.observe(host, req.Method, resp, err, g.clock.Now().Sub(start))
 	g.record(endpoint, resp, err)
 	return resp, err
 }
@@ -116,7 +117,7 @@ func (g *HostGuard) RoundTrip(req *http.Request) (*http.Response, error) {
 func (g *HostGuard) admit(host string) error {
 	g.mu.Lock()
 	st := g.state(host)
-	if now := g.now(); now.Before(st.closedTill) {
+	if now := g.clock.Now(); now.Before(st.closedTill) {
 		err := &ErrHostClosed{Host: host, Until: st.closedTill, Reason: st.reason}
 		g.mu.Unlock()
 		return err
@@ -126,7 +127,7 @@ func (g *HostGuard) admit(host string) error {
 	delay := reservation.Delay()
 	if delay > g.maxWait {
 		reservation.Cancel()
-		return &ErrHostClosed{Host: host, Until: g.now().Add(delay), Reason: "request budget exhausted"}
+		return &ErrHostClosed{Host: host, Until: g.clock.Now().Add(delay), Reason: "request budget exhausted"}
 	}
 	time.Sleep(delay)
 	return nil
@@ -169,7 +170,7 @@ func (g *HostGuard) record(host string, resp *http.Response, err error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	st := g.state(host)
-	now := g.now()
+	now := g.clock.Now()
 	switch {
 	case err == nil && resp.StatusCode == http.StatusTooManyRequests:
 		until := now.Add(retryAfter(resp.Header.Get("Retry-After"), now, time.Minute))

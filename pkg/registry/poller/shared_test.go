@@ -1,4 +1,4 @@
-package syncer
+package poller
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	clocktesting "k8s.io/utils/clock/testing"
 )
 
 // countingResolver answers after a short delay and counts its calls; it
@@ -28,9 +30,7 @@ func (c *countingResolver) Resolve(ctx context.Context, req ResolveRequest) (Res
 
 func TestSharedResolverOneRequestPerRefPerInterval(t *testing.T) {
 	upstream := &countingResolver{}
-	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
-	var mu sync.Mutex
-	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	clock := clocktesting.NewFakeClock(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC))
 	shared := NewSharedResolver(upstream, clock)
 
 	poll := func() {
@@ -56,9 +56,7 @@ func TestSharedResolverOneRequestPerRefPerInterval(t *testing.T) {
 	if got := upstream.calls.Load(); got != 50 {
 		t.Fatalf("within the interval: %d upstream requests, want still 50", got)
 	}
-	mu.Lock()
-	now = now.Add(time.Minute)
-	mu.Unlock()
+	clock.Step(time.Minute)
 	poll()
 	if got := upstream.calls.Load(); got != 100 {
 		t.Fatalf("next interval: %d upstream requests, want 100", got)

@@ -1,26 +1,18 @@
-package syncer
+package poller
 
 import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	clocktesting "k8s.io/utils/clock/testing"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
-
-// guardClock is a settable clock shared by the guard and the test.
-type guardClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *guardClock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *guardClock) Add(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
 
 func TestHostGuardHonoursRetryAfterPerHost(t *testing.T) {
 	var limitedHits, healthyHits atomic.Int64
@@ -37,10 +29,10 @@ func TestHostGuardHonoursRetryAfterPerHost(t *testing.T) {
 	}))
 	defer healthy.Close()
 
-	clock := &guardClock{now: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
+	clock := clocktesting.NewFakeClock(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC))
 	reg := prometheus.NewRegistry()
 	guard := NewHostGuard(http.DefaultTransport, 1000, 1000, reg)
-	guard.now = clock.Now
+	guard.clock = clock
 	client := &http.Client{Transport: guard}
 
 	resp, err := client.Get(limited.URL + "/v2/")
@@ -49,7 +41,7 @@ func TestHostGuardHonoursRetryAfterPerHost(t *testing.T) {
 	}
 	resp.Body.Close()
 	for _, elapsed := range []time.Duration{0, time.Second, 4900 * time.Millisecond} {
-		clock.now = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC).Add(elapsed)
+		clock.SetTime(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC).Add(elapsed))
 		if _, err := client.Get(limited.URL + "/v2/"); err == nil || !strings.Contains(err.Error(), "rate limited (429)") || !strings.Contains(err.Error(), "registry http://127.0.0.1") {
 			t.Errorf("at +%s: want the host closed, got %v", elapsed, err)
 		}
@@ -63,7 +55,7 @@ func TestHostGuardHonoursRetryAfterPerHost(t *testing.T) {
 	if got := limitedHits.Load(); got != 1 {
 		t.Errorf("limited host saw %d requests before Retry-After passed, want 1", got)
 	}
-	clock.Add(200 * time.Millisecond) // now 5.1 s after the 429
+	clock.Step(200 * time.Millisecond) // now 5.1 s after the 429
 	if resp, err := client.Get(limited.URL + "/v2/"); err != nil {
 		t.Errorf("after Retry-After: %v", err)
 	} else {
@@ -88,9 +80,9 @@ func TestHostGuardBacksOffOn5xx(t *testing.T) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}))
 	defer failing.Close()
-	clock := &guardClock{now: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)}
+	clock := clocktesting.NewFakeClock(time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC))
 	guard := NewHostGuard(http.DefaultTransport, 1000, 1000, nil)
-	guard.now = clock.Now
+	guard.clock = clock
 	client := &http.Client{Transport: guard}
 	wantGaps := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second}
 	for _, gap := range wantGaps {
@@ -99,11 +91,11 @@ func TestHostGuardBacksOffOn5xx(t *testing.T) {
 			t.Fatalf("request should reach the host: %v", err)
 		}
 		resp.Body.Close()
-		clock.Add(gap - 10*time.Millisecond)
+		clock.Step(gap - 10*time.Millisecond)
 		if _, err := client.Get(failing.URL); err == nil {
 			t.Fatalf("host reopened before %s of back-off", gap)
 		}
-		clock.Add(20 * time.Millisecond)
+		clock.Step(20 * time.Millisecond)
 	}
 	if hits.Load() != 3 {
 		t.Errorf("hits = %d, want 3", hits.Load())

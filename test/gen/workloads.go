@@ -1,4 +1,4 @@
-package e2eenv
+package gen
 
 import (
 	appsv1 "k8s.io/api/apps/v1"
@@ -8,7 +8,6 @@ import (
 	"k8s.io/utils/ptr"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
-	"cvmanager.dev/cvmanager/test/kubetest"
 )
 
 // PodSpec is one container named "app" that stops at once.
@@ -87,7 +86,7 @@ func NewCronJob(ns, name, app, image string) *batchv1.CronJob {
 // NewCV is a CV following tag env-prod of repo, polling every 5 s, selecting
 // workloads labelled app=name, with history on.
 func NewCV(ns, name, repo string, edit ...func(*cvv1.ContainerVersionSpec)) *cvv1.ContainerVersion {
-	cv := kubetest.NewCV(ns, name)
+	cv := CV(ns, name)
 	cv.Spec.ImageRepo = repo
 	cv.Spec.Tag = "env-prod"
 	cv.Spec.PollIntervalSeconds = 5

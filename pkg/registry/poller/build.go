@@ -1,4 +1,4 @@
-package cli
+package poller
 
 import (
 	"context"
@@ -12,34 +12,42 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"cvmanager.dev/cvmanager/pkg/metrics"
 	"cvmanager.dev/cvmanager/pkg/registry"
-	"cvmanager.dev/cvmanager/pkg/syncer"
 )
 
-// newRegistryResolver builds the resolver `run` and `cr sync` use.
+// Options configure how the controller talks to registries.
+type Options struct {
+	// InsecureRegistries are hosts reached over plain HTTP (local registries).
+	InsecureRegistries []string
+	// CAFile adds a CA bundle for registries with private certificates.
+	CAFile string
+	// ECREndpoint overrides the ECR API endpoint (VPC endpoints, tests).
+	ECREndpoint string
+	// QPS and Burst bound requests per registry host.
+	QPS   float64
+	Burst int
+}
+
+// New builds the resolver `run`, `cr sync`, the tests and the demo use.
 //
 // Requests go through a per-host guard (rate budget, Retry-After, back-off)
 // to the registry layer, which routes ECR hosts to the ECR API and the rest
 // to the v2 protocol (HEAD for digests, tag listing only for a new digest).
 // The shared resolver on top makes N CVs on one repo:tag cost one request
 // per interval.
-func newRegistryResolver(r *RegistryFlags, m *metrics.Metrics) (syncer.ImageResolver, error) {
-	base, err := registryTransport(r.CAFile)
+// Metrics register on reg when it is not nil.
+func New(r Options, reg prometheus.Registerer) (ImageResolver, error) {
+	base, err := Transport(r.CAFile)
 	if err != nil {
 		return nil, err
 	}
-	var reg prometheus.Registerer
-	if m != nil {
-		reg = m.Registry
-	}
-	guard := syncer.NewHostGuard(base, r.QPS, r.Burst, reg)
+	guard := NewHostGuard(base, r.QPS, r.Burst, reg)
 	router := registry.NewRouter(
 		registry.OCIOptions{Transport: guard, InsecureHosts: r.InsecureRegistries, NoRetries: true},
 		registry.ECROptions{Endpoint: r.ECREndpoint, HTTPClient: &http.Client{Transport: guard}, Transport: guard},
 		registry.HubOptions{},
 	)
-	return syncer.NewSharedResolver(registryResolver{router}, nil), nil
+	return NewSharedResolver(registryResolver{router}, nil), nil
 }
 
 // registryTimeout bounds the wait for a registry's response headers: a
@@ -47,13 +55,15 @@ func newRegistryResolver(r *RegistryFlags, m *metrics.Metrics) (syncer.ImageReso
 // worker for longer (the host guard then backs off from it).
 const registryTimeout = 15 * time.Second
 
-func registryTransport(caFile string) (http.RoundTripper, error) {
+// Transport is the HTTP transport to registries: bounded header wait and,
+// when caFile is set, its CAs trusted besides the system roots.
+func Transport(caFile string) (http.RoundTripper, error) {
 	t := remote.DefaultTransport.(*http.Transport).Clone()
 	t.ResponseHeaderTimeout = registryTimeout
 	if caFile == "" {
 		return t, nil
 	}
-	pool, err := certPool("--registry-ca-file", caFile)
+	pool, err := CertPool("--registry-ca-file", caFile)
 	if err != nil {
 		return nil, err
 	}
@@ -61,9 +71,9 @@ func registryTransport(caFile string) (http.RoundTripper, error) {
 	return t, nil
 }
 
-// certPool is the system's roots plus the PEM certificates in file, which
+// CertPool is the system's roots plus the PEM certificates in file, which
 // the flag named flag gave.
-func certPool(flag, file string) (*x509.CertPool, error) {
+func CertPool(flag, file string) (*x509.CertPool, error) {
 	pem, err := os.ReadFile(file)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", flag, err)
@@ -82,14 +92,14 @@ func certPool(flag, file string) (*x509.CertPool, error) {
 // passing the CV's pull secrets as credentials.
 type registryResolver struct{ reg registry.Registry }
 
-// Resolve implements syncer.ImageResolver.
-func (a registryResolver) Resolve(ctx context.Context, req syncer.ResolveRequest) (syncer.ResolvedImage, error) {
+// Resolve implements ImageResolver.
+func (a registryResolver) Resolve(ctx context.Context, req ResolveRequest) (ResolvedImage, error) {
 	img, err := a.reg.Resolve(ctx, registry.ResolveRequest{
 		Repo: registry.Repo{Name: req.Repo, Auth: registry.Auth{PullSecrets: req.PullSecrets}},
 		Tag:  req.Tag, VersionSyntax: req.VersionSyntax,
 	})
 	if err != nil {
-		return syncer.ResolvedImage{}, err
+		return ResolvedImage{}, err
 	}
-	return syncer.ResolvedImage{Digest: img.Digest, Version: img.Version}, nil
+	return ResolvedImage{Digest: img.Digest, Version: img.Version}, nil
 }

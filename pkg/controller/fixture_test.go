@@ -1,0 +1,537 @@
+package controller
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	kubefake "k8s.io/client-go/kubernetes/fake"
+	core "k8s.io/client-go/testing"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	clocktesting "k8s.io/utils/clock/testing"
+
+	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	cvfake "cvmanager.dev/cvmanager/pkg/generated/clientset/versioned/fake"
+	"cvmanager.dev/cvmanager/pkg/history"
+	"cvmanager.dev/cvmanager/pkg/registry/poller"
+	"cvmanager.dev/cvmanager/pkg/rollout"
+	"cvmanager.dev/cvmanager/pkg/workload"
+	"cvmanager.dev/cvmanager/test/gen"
+)
+
+// The fixture follows kubernetes/sample-controller: fake clientsets seeded
+// with objects, informers filled from them, one sync of a key, and then the
+// API actions and the status written are compared with what is expected.
+
+const (
+	ns      = "team"
+	repo    = "reg.example/team/app"
+	digest1 = "sha256:1111111111111111111111111111111111111111111111111111111111111111"
+	digest2 = "sha256:2222222222222222222222222222222222222222222222222222222222222222"
+)
+
+var t0 = time.Date(2026, 11, 29, 8, 0, 0, 0, time.UTC)
+
+// fixedResolver answers every resolve with one image.
+type fixedResolver struct{ img poller.ResolvedImage }
+
+func (r fixedResolver) Resolve(context.Context, poller.ResolveRequest) (poller.ResolvedImage, error) {
+	return r.img, nil
+}
+
+type fixture struct {
+	t        *testing.T
+	kube     *kubefake.Clientset
+	cvs      *cvfake.Clientset
+	clock    *clocktesting.FakeClock
+	recorder *record.FakeRecorder
+	c        *Controller
+}
+
+// newFixture seeds the clientsets, builds the controller as `run` does and
+// waits for its caches; the actions of that set-up are forgotten.
+func newFixture(t *testing.T, resolved poller.ResolvedImage, cv *cvv1.ContainerVersion, objs ...runtime.Object) *fixture {
+	t.Helper()
+	f := &fixture{
+		t:        t,
+		kube:     kubefake.NewClientset(objs...),
+		cvs:      cvfake.NewSimpleClientset(cv),
+		clock:    clocktesting.NewFakeClock(t0),
+		recorder: record.NewFakeRecorder(20),
+	}
+	factories := NewFactories(f.kube, f.cvs, Scope{Namespace: ns})
+	f.c = New(f.kube, f.cvs, factories.Informers(), f.recorder, f.clock, Options{
+		Namespace: ns, Resolver: fixedResolver{resolved}, DefaultHistory: true,
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	factories.Start(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), f.c.synced...) {
+		t.Fatal("caches did not sync")
+	}
+	f.kube.ClearActions()
+	f.cvs.ClearActions()
+	return f
+}
+
+// sync runs one sync of the CV's key.
+func (f *fixture) sync(name string) {
+	f.t.Helper()
+	if err := f.c.sync(context.Background(), ns+"/"+name); err != nil {
+		f.t.Fatalf("sync: %v", err)
+	}
+}
+
+// actions lists the writes made, as "verb resource[/subresource] name".
+func actions(c interface{ Actions() []core.Action }) []string {
+	var out []string
+	for _, a := range c.Actions() {
+		if a.GetVerb() == "list" || a.GetVerb() == "watch" {
+			continue
+		}
+		res := a.GetResource().Resource
+		if a.GetSubresource() != "" {
+			res += "/" + a.GetSubresource()
+		}
+		name := ""
+		switch a := a.(type) {
+		case core.GetAction:
+			name = a.GetName()
+		case core.PatchAction:
+			name = a.GetName()
+		case core.UpdateAction:
+			name = a.GetObject().(metav1.Object).GetName()
+		case core.CreateAction:
+			name = a.GetObject().(metav1.Object).GetName()
+		}
+		out = append(out, strings.TrimSpace(a.GetVerb()+" "+res+" "+name))
+	}
+	return out
+}
+
+// lastStatus is the status of the newest update of the CV.
+func (f *fixture) lastStatus() cvv1.ContainerVersionStatus {
+	f.t.Helper()
+	as := f.cvs.Actions()
+	for i := len(as) - 1; i >= 0; i-- {
+		if u, ok := as[i].(core.UpdateAction); ok && as[i].GetSubresource() == "status" {
+			return u.GetObject().(*cvv1.ContainerVersion).Status
+		}
+	}
+	f.t.Fatal("no status written")
+	return cvv1.ContainerVersionStatus{}
+}
+
+func (f *fixture) history() []history.Record {
+	f.t.Helper()
+	cv, err := f.cvs.CvmanagerV1alpha1().ContainerVersions(ns).Get(context.Background(), "web", metav1.GetOptions{})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	recs, err := history.NewStore(f.kube).List(context.Background(), ns, history.ConfigMapName(cv))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return recs
+}
+
+func (f *fixture) events() []string {
+	var out []string
+	for {
+		select {
+		case e := <-f.recorder.Events:
+			out = append(out, strings.SplitN(e, " ", 3)[1])
+		default:
+			return out
+		}
+	}
+}
+
+// webCV selects app=web and follows repo:env-prod.
+func webCV(status cvv1.ContainerVersionStatus, edit ...func(*cvv1.ContainerVersionSpec)) *cvv1.ContainerVersion {
+	cv := gen.NewCV(ns, "web", repo, edit...)
+	cv.UID = "uid-web"
+	cv.Status = status
+	return cv
+}
+
+// webDeployment runs image; ready says whether its status shows every
+// replica updated and available.
+func webDeployment(image string, ready bool) *appsv1.Deployment {
+	d := gen.NewDeployment(ns, "web", "web", image, 2)
+	d.Generation = 1
+	if ready {
+		d.Status = appsv1.DeploymentStatus{ObservedGeneration: 1, Replicas: 2, UpdatedReplicas: 2, ReadyReplicas: 2, AvailableReplicas: 2}
+	}
+	return d
+}
+
+func pinned(version, digest string) string { return gen.Pinned(repo, version, digest) }
+
+// deployed is the status of a CV whose v1 rolled out.
+func deployed() cvv1.ContainerVersionStatus {
+	return cvv1.ContainerVersionStatus{
+		CurrVersion: "v1", CurrDigest: digest1, CurrStatus: cvv1.StatusSuccess,
+		SuccessVersion: "v1", SuccessDigest: digest1, LastPolled: &metav1.Time{Time: t0.Add(-time.Hour)},
+	}
+}
+
+// neverPolled is deployed() before this controller's first poll.
+func neverPolled() cvv1.ContainerVersionStatus {
+	s := deployed()
+	s.LastPolled = nil
+	return s
+}
+
+// polled is deployed() just after a poll: no poll is due.
+func polled() cvv1.ContainerVersionStatus {
+	s := deployed()
+	s.LastPolled = &metav1.Time{Time: t0.Add(-time.Second)}
+	return s
+}
+
+// restoring is a drift restore of v1 under way.
+func restoring() cvv1.ContainerVersionStatus {
+	s := deployed()
+	s.CurrStatus = cvv1.StatusProgressing
+	s.Rollout = &cvv1.RolloutStatus{Version: "v1", Digest: digest1, FromVersion: "v1", FromDigest: digest1,
+		Trigger: history.TriggerDrift, StartTime: metav1.Time{Time: t0.Add(-time.Second)}, Step: rollout.StepMigrated}
+	return s
+}
+
+// requested records a request annotation on cv, as Requests does.
+func requested(cv *cvv1.ContainerVersion, key, value string) *cvv1.ContainerVersion {
+	cv.Annotations = map[string]string{key: value}
+	return cv
+}
+
+// annotated notes on d that cvmanager wrote image into container app.
+func annotated(d *appsv1.Deployment, image string) *appsv1.Deployment {
+	d.Annotations = map[string]string{workload.AnnotationImagePrefix + "app": image}
+	return d
+}
+
+func driftReason(st cvv1.ContainerVersionStatus) string {
+	if c := findCondition(st.Conditions, cvv1.ConditionDrifted); c != nil && c.Status == metav1.ConditionTrue {
+		return c.Reason
+	}
+	return ""
+}
+
+// rollingOut is the status of a CV rolling v2 out from v1.
+func rollingOut(started time.Time) cvv1.ContainerVersionStatus {
+	st := deployed()
+	st.CurrVersion, st.CurrDigest, st.CurrStatus = "v2", digest2, cvv1.StatusProgressing
+	st.Rollout = &cvv1.RolloutStatus{Version: "v2", Digest: digest2, FromVersion: "v1", FromDigest: digest1,
+		Trigger: history.TriggerPoll, StartTime: metav1.Time{Time: started}, Step: rollout.StepMigrated}
+	return st
+}
+
+func TestSyncTransitions(t *testing.T) {
+	v1, v2 := pinned("v1", digest1), pinned("v2", digest2)
+	for _, tc := range []struct {
+		name      string
+		resolved  poller.ResolvedImage
+		cv        *cvv1.ContainerVersion
+		workload  *appsv1.Deployment
+		wantCV    []string
+		wantKube  []string
+		wantPhase string // CurrStatus written last
+		wantRoll  bool   // a rollout is still recorded
+		wantTrig  string // trigger of the recorded rollout
+		wantDrift string // reason of a Drifted=True condition
+		wantFail  string // FailedDigest written
+		wantHist  []string
+		wantEvent []string
+	}{{
+		name:     "sync: a moved tag starts a rollout and patches the workload",
+		resolved: poller.ResolvedImage{Digest: digest2, Version: "v2"},
+		cv:       webCV(neverPolled()),
+		workload: webDeployment(v1, true),
+		// One status write (the intent), the history read for a
+		// promotion, the patch; the cache still shows v1, so the health
+		// check waits.
+		wantCV:    []string{"update containerversions/status web"},
+		wantKube:  []string{"get configmaps web.history", "patch deployments web"},
+		wantPhase: cvv1.StatusProgressing, wantRoll: true,
+		wantEvent: []string{ReasonRolloutStarted},
+	}, {
+		name:      "sync: an unchanged tag records the poll only",
+		resolved:  poller.ResolvedImage{Digest: digest1, Version: "v1"},
+		cv:        webCV(neverPolled()),
+		workload:  webDeployment(v1, true),
+		wantCV:    []string{"update containerversions/status web"},
+		wantPhase: cvv1.StatusSuccess,
+	}, {
+		name:     "sync: a poll not yet due does nothing",
+		resolved: poller.ResolvedImage{Digest: digest2, Version: "v2"},
+		cv: webCV(func() cvv1.ContainerVersionStatus {
+			s := deployed()
+			s.LastPolled = &metav1.Time{Time: t0.Add(-time.Second)}
+			return s
+		}()),
+		workload: webDeployment(v1, true),
+	}, {
+		name:      "advance: workloads not ready yet wait, nothing written",
+		cv:        webCV(rollingOut(t0.Add(-10 * time.Second))),
+		workload:  webDeployment(v2, false),
+		wantPhase: "",
+	}, {
+		name:      "judge: ready workloads finish the rollout",
+		cv:        webCV(rollingOut(t0.Add(-10 * time.Second))),
+		workload:  webDeployment(v2, true),
+		wantCV:    []string{"update containerversions/status web"},
+		wantKube:  []string{"get configmaps web.history", "create configmaps web.history"},
+		wantPhase: cvv1.StatusSuccess,
+		wantHist:  []string{history.OutcomeSuccess + " " + history.TriggerPoll},
+		wantEvent: []string{ReasonRolloutSucceeded},
+	}, {
+		name:      "fail: a timed-out rollout without rollback marks the digest failed",
+		cv:        webCV(rollingOut(t0.Add(-10 * time.Minute))),
+		workload:  webDeployment(v2, false),
+		wantCV:    []string{"update containerversions/status web"},
+		wantKube:  []string{"get configmaps web.history", "create configmaps web.history"},
+		wantPhase: cvv1.StatusFailed, wantFail: digest2,
+		wantHist:  []string{history.OutcomeFailed + " " + history.TriggerPoll},
+		wantEvent: []string{ReasonRolloutFailed},
+	}, {
+		name: "rollback: a timed-out rollout with rollback puts v1 back",
+		cv: webCV(rollingOut(t0.Add(-10*time.Minute)), func(s *cvv1.ContainerVersionSpec) {
+			s.Rollback.Enabled = true
+		}),
+		workload: webDeployment(v2, false),
+		// The intent to roll back is written first, then the revert patch.
+		wantCV:    []string{"update containerversions/status web", "update containerversions/status web"},
+		wantKube:  []string{"patch deployments web", "get configmaps web.history", "create configmaps web.history"},
+		wantPhase: cvv1.StatusFailed, wantFail: digest2,
+		wantHist:  []string{history.OutcomeRolledBack + " " + history.TriggerPoll},
+		wantEvent: []string{ReasonRolloutFailed, ReasonRolledBack},
+	}, {
+		name:     "drift: a changed image is restored through the strategy",
+		cv:       webCV(polled()),
+		workload: annotated(webDeployment(repo+":v0", true), v1),
+		wantCV:   []string{"update containerversions/status web"},
+		wantKube: []string{"patch deployments web"},
+		// Rollout recorded from v1 to v1 with trigger drift.
+		wantPhase: cvv1.StatusProgressing, wantRoll: true, wantTrig: history.TriggerDrift,
+		wantEvent: []string{ReasonDriftDetected, ReasonRolloutStarted},
+	}, {
+		name:      "drift: restored drift is recorded in history with trigger drift",
+		cv:        webCV(func() cvv1.ContainerVersionStatus { s := restoring(); return s }()),
+		workload:  annotated(webDeployment(v1, true), v1),
+		wantCV:    []string{"update containerversions/status web"},
+		wantKube:  []string{"get configmaps web.history", "create configmaps web.history"},
+		wantPhase: cvv1.StatusSuccess,
+		wantHist:  []string{history.OutcomeSuccess + " " + history.TriggerDrift},
+		wantEvent: []string{ReasonDriftRestored, ReasonRolloutSucceeded},
+	}, {
+		name: "drift: driftPolicy Report sets Drifted and touches nothing",
+		cv: webCV(polled(), func(s *cvv1.ContainerVersionSpec) {
+			s.DriftPolicy = cvv1.DriftReport
+		}),
+		workload:  annotated(webDeployment(repo+":v0", true), v1),
+		wantCV:    []string{"update containerversions/status web"},
+		wantPhase: cvv1.StatusSuccess, wantDrift: ReasonDriftDetected,
+		wantEvent: []string{ReasonDriftDetected},
+	}, {
+		name:      "join: a workload cvmanager never wrote gets the deployed digest",
+		cv:        webCV(polled()),
+		workload:  webDeployment(repo+":v0", true),
+		wantCV:    []string{"update containerversions/status web"},
+		wantKube:  []string{"patch deployments web"},
+		wantPhase: cvv1.StatusProgressing, wantRoll: true, wantTrig: history.TriggerJoin,
+		wantEvent: []string{ReasonWorkloadJoined, ReasonRolloutStarted},
+	}, {
+		name: "leave: a workload that no longer matches is left alone",
+		cv:   webCV(polled()),
+		workload: func() *appsv1.Deployment {
+			d := annotated(webDeployment(repo+":v0", true), v1)
+			d.Labels = map[string]string{"app": "other"}
+			return d
+		}(),
+	}, {
+		name:      "request: a trigger recorded by any replica polls at once and is acknowledged",
+		resolved:  poller.ResolvedImage{Digest: digest2, Version: "v2"},
+		cv:        requested(webCV(polled()), AnnotationPollRequest, history.TriggerAPI+"/1-a"),
+		workload:  annotated(webDeployment(v1, true), v1),
+		wantCV:    []string{"update containerversions/status web", "patch containerversions web"},
+		wantKube:  []string{"get configmaps web.history", "patch deployments web"},
+		wantPhase: cvv1.StatusProgressing, wantRoll: true, wantTrig: history.TriggerAPI,
+		wantEvent: []string{ReasonRolloutStarted},
+	}, {
+		name:     "request: clear-failed forgets the failed digest, polls and is acknowledged",
+		resolved: poller.ResolvedImage{Digest: digest2, Version: "v2"},
+		cv: requested(webCV(func() cvv1.ContainerVersionStatus {
+			s := polled()
+			s.FailedDigest = digest2
+			return s
+		}()), AnnotationClearFailed, "1-b"),
+		workload: annotated(webDeployment(v1, true), v1),
+		wantCV: []string{"update containerversions/status web", "update containerversions/status web",
+			"patch containerversions web"},
+		wantKube:  []string{"get configmaps web.history", "patch deployments web"},
+		wantPhase: cvv1.StatusProgressing, wantRoll: true, wantTrig: history.TriggerClearFailed,
+		wantEvent: []string{ReasonRolloutStarted},
+	}, {
+		name:     "request: a trigger finding the tag unchanged starts nothing and is acknowledged",
+		resolved: poller.ResolvedImage{Digest: digest1, Version: "v1"},
+		cv:       requested(webCV(polled()), AnnotationPollRequest, history.TriggerWebhook+"/1-c"),
+		workload: annotated(webDeployment(v1, true), v1),
+		wantCV:   []string{"patch containerversions web"},
+	}, {
+		name:     "drift: nothing to do when every workload runs the deployed image",
+		cv:       webCV(polled()),
+		workload: annotated(webDeployment(v1, true), v1),
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, tc.resolved, tc.cv, tc.workload)
+			f.sync("web")
+			if diff := cmp.Diff(tc.wantCV, actions(f.cvs)); diff != "" {
+				t.Errorf("CV actions (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.wantKube, actions(f.kube)); diff != "" {
+				t.Errorf("kube actions (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.wantEvent, f.events()); diff != "" {
+				t.Errorf("events (-want +got):\n%s", diff)
+			}
+			if tc.wantPhase == "" {
+				return
+			}
+			st := f.lastStatus()
+			if st.CurrStatus != tc.wantPhase || (st.Rollout != nil) != tc.wantRoll || st.FailedDigest != tc.wantFail {
+				t.Errorf("status: currStatus %q rollout %v failedDigest %q; want %q %v %q",
+					st.CurrStatus, st.Rollout != nil, st.FailedDigest, tc.wantPhase, tc.wantRoll, tc.wantFail)
+			}
+			if st.Rollout != nil && st.Rollout.Trigger != tc.wantTrig && tc.wantTrig != "" {
+				t.Errorf("rollout trigger %q, want %q", st.Rollout.Trigger, tc.wantTrig)
+			}
+			if got := driftReason(st); got != tc.wantDrift {
+				t.Errorf("Drifted reason %q, want %q", got, tc.wantDrift)
+			}
+			var hist []string
+			if len(tc.wantHist) > 0 {
+				for _, r := range f.history() {
+					hist = append(hist, r.Outcome+" "+r.Trigger)
+				}
+			}
+			if diff := cmp.Diff(tc.wantHist, hist); diff != "" {
+				t.Errorf("history (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestDriftFightStopsAndNamesTheOtherWriter: after FightCorrections
+// corrections within FightWindow the next drift is not corrected; the
+// Drifted condition names the other field manager, and later syncs keep
+// reporting instead of restoring.
+func TestDriftFightStopsAndNamesTheOtherWriter(t *testing.T) {
+	d := annotated(webDeployment(repo+":v0", true), pinned("v1", digest1))
+	d.ManagedFields = []metav1.ManagedFieldsEntry{
+		{Manager: "cvmanager", Operation: metav1.ManagedFieldsOperationUpdate, Time: &metav1.Time{Time: t0.Add(-time.Minute)}},
+		{Manager: "argocd-controller", Operation: metav1.ManagedFieldsOperationApply, Time: &metav1.Time{Time: t0.Add(-time.Second)}},
+		{Manager: "kube-controller-manager", Operation: metav1.ManagedFieldsOperationUpdate, Subresource: "status", Time: &metav1.Time{Time: t0}},
+	}
+	f := newFixture(t, poller.ResolvedImage{}, webCV(polled()), d)
+	for i := 0; i < FightCorrections; i++ {
+		f.c.corrections.note(ns+"/web", t0.Add(-time.Duration(i)*time.Minute))
+	}
+	f.sync("web")
+	if diff := cmp.Diff([]string{"update containerversions/status web"}, actions(f.cvs)); diff != "" {
+		t.Errorf("CV actions (-want +got):\n%s", diff)
+	}
+	if got := actions(f.kube); len(got) != 0 {
+		t.Errorf("a fight must not touch the workload: %v", got)
+	}
+	st := f.lastStatus()
+	cond := findCondition(st.Conditions, cvv1.ConditionDrifted)
+	if cond == nil || cond.Reason != ReasonDriftFight || !strings.Contains(cond.Message, `"argocd-controller"`) {
+		t.Fatalf("Drifted condition %+v, want DriftFight naming argocd-controller", cond)
+	}
+	if diff := cmp.Diff([]string{ReasonDriftFight}, f.events()); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+	if st.Rollout != nil {
+		t.Errorf("a fight started a rollout: %+v", st.Rollout)
+	}
+}
+
+func TestCorrectionsCountWithinTheWindow(t *testing.T) {
+	var c corrections
+	for i := 0; i < FightCorrections; i++ {
+		if c.note("ns/a", t0.Add(time.Duration(i)*time.Minute)) {
+			t.Fatalf("correction %d already a fight", i+1)
+		}
+	}
+	if !c.note("ns/a", t0.Add(5*time.Minute)) {
+		t.Error("correction after FightCorrections within the window: want a fight")
+	}
+	if c.note("ns/a", t0.Add(FightWindow+3*time.Minute)) {
+		t.Error("corrections older than the window still counted")
+	}
+}
+
+// TestRequestsAreRecordedAndAcknowledgedOnce: any replica records a
+// request on the CV; the leader's acknowledgement removes only the value
+// it acted on, so a newer request written meanwhile is not lost.
+func TestRequestsAreRecordedAndAcknowledgedOnce(t *testing.T) {
+	f := newFixture(t, poller.ResolvedImage{}, webCV(polled()), webDeployment(pinned("v1", digest1), true))
+	ctx := context.Background()
+	get := func() *cvv1.ContainerVersion {
+		cv, err := f.cvs.CvmanagerV1alpha1().ContainerVersions(ns).Get(ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cv
+	}
+	requests := NewRequests(f.cvs, f.clock)
+	if err := requests.TriggerPoll(ctx, ns, "web", history.TriggerAPI); err != nil {
+		t.Fatal(err)
+	}
+	trigger, key, acted := pendingRequest(get())
+	if trigger != history.TriggerAPI || key != AnnotationPollRequest {
+		t.Fatalf("pending request %q %q, want %q %q", trigger, key, history.TriggerAPI, AnnotationPollRequest)
+	}
+	f.clock.Step(time.Millisecond)
+	if err := requests.TriggerPoll(ctx, ns, "web", history.TriggerWebhook); err != nil { // arrives while the leader acts
+		t.Fatal(err)
+	}
+	if err := f.c.acknowledge(ctx, get(), key, acted); err != nil {
+		t.Fatal(err)
+	}
+	if trigger, _, _ := pendingRequest(get()); trigger != history.TriggerWebhook {
+		t.Fatalf("the newer request was lost: pending %q", trigger)
+	}
+	_, _, newer := pendingRequest(get())
+	if err := f.c.acknowledge(ctx, get(), key, newer); err != nil {
+		t.Fatal(err)
+	}
+	if _, key, _ := pendingRequest(get()); key != "" {
+		t.Errorf("acknowledged request still pending: %s", key)
+	}
+}
+
+// TestCheckLeaseNamesWhyTheLeaseCannotBeTaken: a missing namespace (or a
+// forbidden one) is reported at once instead of retried forever.
+func TestCheckLeaseNamesWhyTheLeaseCannotBeTaken(t *testing.T) {
+	kube := kubefake.NewClientset()
+	le := LeaderElection{Enabled: true, Namespace: "absent", Name: "cvmanager"}
+	if err := CheckLease(context.Background(), kube, le); err != nil {
+		t.Fatalf("a Lease that can be created: %v", err)
+	}
+	kube.PrependReactor("create", "leases", func(core.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewNotFound(schema.GroupResource{Resource: "namespaces"}, "absent")
+	})
+	if err := CheckLease(context.Background(), kube, le); !apierrors.IsNotFound(err) {
+		t.Errorf("missing namespace: got %v, want NotFound", err)
+	}
+}
