@@ -161,7 +161,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
 	out := make([]Triggered, 0, len(targets))
 	for _, cv := range targets {
 		h.poller.TriggerPoll(cv.Namespace, cv.Name, "trigger")
-		out = append(out, Triggered{cv.Namespace, cv.Name, fmt.Sprintf("/v1/cv/workloads/%s?namespace=%s", cv.Name, cv.Namespace)})
+		out = append(out, Triggered{cv.Namespace, cv.Name, fmt.Sprintf("/v1/cv/containerversions/%s/history?namespace=%s", cv.Name, cv.Namespace)})
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusAccepted)

@@ -112,7 +112,7 @@ func (h *Webhooks) schedule(pushes []Push) []Triggered {
 	for _, cv := range cvs {
 		if follows(cv, pushes) {
 			h.poller.TriggerPoll(cv.Namespace, cv.Name, "webhook")
-			out = append(out, Triggered{cv.Namespace, cv.Name, fmt.Sprintf("/v1/cv/workloads/%s?namespace=%s", cv.Name, cv.Namespace)})
+			out = append(out, Triggered{cv.Namespace, cv.Name, fmt.Sprintf("/v1/cv/containerversions/%s/history?namespace=%s", cv.Name, cv.Namespace)})
 		}
 	}
 	return out
