@@ -74,7 +74,7 @@ func perWorkloadRecords(cv *cvv1.ContainerVersion, rec history.Record, workloads
 			kind, name = "", key
 		}
 		one := rec
-		one.ID, one.Workload, one.Kind = rec.ID+"-"+shortHash(key), key, kind
+		one.ID, one.Rollout, one.Workload, one.Kind = rec.ID+"-"+shortHash(key), rec.ID, key, kind
 		out = append(out, workloadRecord{configMap: history.WorkloadConfigMapName(name), record: one})
 	}
 	return out

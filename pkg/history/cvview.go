@@ -3,6 +3,7 @@ package history
 import (
 	"context"
 	"sort"
+	"strings"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 )
@@ -16,8 +17,10 @@ type Lister interface {
 // CV's own history (ConfigMapName: promotions, and every rollout recorded by
 // versions that wrote there) and the histories of the workloads it selects,
 // where rollouts are recorded now. Records another CV wrote into a shared
-// workload history are left out; the result is newest first, each record
-// once. It costs one read per ConfigMap.
+// workload history are left out, and the per-workload records of one
+// rollout are shown as one record naming all its workloads, as the CV's
+// history always did. The result is newest first; it costs one read per
+// ConfigMap.
 func CVHistory(ctx context.Context, l Lister, cv *cvv1.ContainerVersion, workloadNames []string) ([]Record, error) {
 	own := ConfigMapName(cv)
 	names := []string{own}
@@ -43,6 +46,7 @@ func CVHistory(ctx context.Context, l Lister, cv *cvv1.ContainerVersion, workloa
 			out = append(out, rec)
 		}
 	}
+	out = groupRollouts(out)
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.After(out[j].Time) })
 	return out, nil
 }
@@ -54,4 +58,40 @@ func belongsTo(rec Record, cvName string, ownHistory bool) bool {
 		return rec.CV == cvName
 	}
 	return ownHistory
+}
+
+// groupRollouts folds the per-workload records sharing a Rollout into one
+// record with the rollout's ID, the workloads as a sorted comma list and
+// the kind when all share one. The latest time stands for the rollout.
+func groupRollouts(records []Record) []Record {
+	var out []Record
+	at := map[string]int{}
+	for _, rec := range records {
+		if rec.Rollout == "" {
+			out = append(out, rec)
+			continue
+		}
+		i, ok := at[rec.Rollout]
+		if !ok {
+			at[rec.Rollout] = len(out)
+			rec.ID = rec.Rollout
+			out = append(out, rec)
+			continue
+		}
+		g := &out[i]
+		g.Workload = joinSorted(g.Workload, rec.Workload)
+		if g.Kind != rec.Kind {
+			g.Kind = ""
+		}
+		if rec.Time.After(g.Time) {
+			g.Time = rec.Time
+		}
+	}
+	return out
+}
+
+func joinSorted(list, key string) string {
+	keys := append(strings.Split(list, ","), key)
+	sort.Strings(keys)
+	return strings.Join(keys, ",")
 }

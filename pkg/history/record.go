@@ -86,6 +86,10 @@ type Record struct {
 	// CVs over time; records written before this field existed lack it and
 	// belong to the CV whose history ConfigMap holds them.
 	CV string `json:"cv,omitempty"`
+	// Rollout identifies the rollout a per-workload record belongs to:
+	// the records one rollout writes into the histories of its workloads
+	// share it, and the CV's history shows them as one record.
+	Rollout string `json:"rollout,omitempty"`
 }
 
 // JobRecord is a pre-rollout or verification job of a rollout, kept so a
