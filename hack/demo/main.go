@@ -45,7 +45,7 @@ const (
 )
 
 func main() {
-	port := flag.Int("port", 8080, "dashboard port on 127.0.0.1 (0 picks a free one)")
+	port := flag.Int("port", 8081, "dashboard port on 127.0.0.1 (0 picks a free one)")
 	exitAfter := flag.Bool("exit", false, "exit after the second rollout instead of waiting for Ctrl-C")
 	flag.Parse()
 	klog.SetOutput(os.Stderr)

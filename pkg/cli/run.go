@@ -70,7 +70,7 @@ func newRunCommand(kube *KubeFlags) *cobra.Command {
 	f.StringVar(&o.cvSelector, "cv-selector", "", "manage only ContainerVersions with these labels (label selector)")
 	f.IntVar(&o.workers, "concurrent-syncs", 4, "ContainerVersions synced in parallel")
 	f.StringVar(&o.bindAddress, "bind-address", "127.0.0.1", "address of the HTTP server (use 0.0.0.0 in a pod)")
-	f.IntVar(&o.port, "port", 8080, "port of the HTTP server (metrics, probes, dashboard)")
+	f.IntVar(&o.port, "port", 8081, "port of the HTTP server (metrics, probes, dashboard)")
 	f.BoolVar(&o.history, "history", false, "record history for every CV, even without spec.history.enabled")
 	f.BoolVar(&o.rollback, "rollback", false, "roll back failed rollouts for every CV, even without spec.rollback.enabled")
 	f.Float32Var(&o.kubeQPS, "kube-api-qps", 50, "sustained queries per second to the Kubernetes API")
