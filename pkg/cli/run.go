@@ -55,6 +55,9 @@ type runOptions struct {
 	tls             server.TLSFiles
 	readAuth        bool
 	notify          notifyFlags
+	configMapKey    string
+	// flagChanged says whether a flag was given on the command line.
+	flagChanged func(name string) bool
 }
 
 func newRunCommand(kube *KubeFlags) *cobra.Command {
@@ -63,7 +66,10 @@ func newRunCommand(kube *KubeFlags) *cobra.Command {
 		Use:   "run",
 		Short: "Run the controller: watch ContainerVersions and roll workloads out",
 		Args:  cobra.NoArgs,
-		RunE:  func(cmd *cobra.Command, _ []string) error { return o.run(cmd.Context(), kube) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.flagChanged = func(name string) bool { return cmd.Flags().Changed(name) }
+			return o.run(cmd.Context(), kube)
+		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.namespace, "namespace", "", "watch only this namespace (default: all namespaces)")
@@ -95,6 +101,9 @@ func newRunCommand(kube *KubeFlags) *cobra.Command {
 	f.BoolVar(&o.readAuth, "read-auth", false,
 		"require a Kubernetes bearer token allowed to read ContainerVersions for the dashboard, history and /v1/state "+
 			"(TokenReview + SubjectAccessReview; the ServiceAccount needs the system:auth-delegator ClusterRole)")
+	f.StringVar(&o.configMapKey, "configmap-key", DefaultSettingsConfigMap,
+		"namespace/name of a ConfigMap with controller settings (keys: history, rollback, policy-version-restriction), "+
+			"reloaded when it changes; flags given on the command line win; \"\" disables it. The default may be missing")
 	o.registry.AddFlags(f)
 	o.stateExport.addFlags(f)
 	o.notify.addFlags(f)
@@ -143,6 +152,9 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 		Restrictions: restrictions, Notifier: notifier, DefaultNotifications: defaultNotifications,
 		LastPolledEvery: o.lastPolledEvery,
 	})
+	if err := o.watchSettings(ctx, kubeClient, ctrl, restrictions); err != nil {
+		return err
+	}
 	leader := &controller.LeaderState{}
 	mux, err := o.httpRoutes(m, ctrl, leader)
 	if err != nil {
@@ -157,6 +169,34 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 		handler = server.NewReadAuth(kubeClient).Wrap(mux)
 	}
 	return o.serveAndLead(ctx, handler, exportLoop, ctrl, leader)
+}
+
+// watchSettings applies the --configmap-key ConfigMap before the controller
+// starts and keeps applying it as it changes.
+func (o *runOptions) watchSettings(ctx context.Context, kube kubernetes.Interface, ctrl *controller.Controller, restrictions []policy.Restriction) error {
+	if o.configMapKey == "" {
+		return nil
+	}
+	namespace, name, err := parseConfigMapKey(o.configMapKey)
+	if err != nil {
+		return err
+	}
+	changed := o.flagChanged
+	if changed == nil {
+		changed = func(string) bool { return false }
+	}
+	w := &settingsWatcher{
+		source: settingsSource{
+			flags:       controller.Settings{DefaultHistory: o.history, DefaultRollback: o.rollback, Restrictions: restrictions},
+			flagChanged: changed,
+		},
+		namespace: namespace, name: name, apply: ctrl.UpdateSettings, recorder: newSettingsRecorder(ctx, kube),
+	}
+	if err := w.load(ctx, kube, o.configMapKey != DefaultSettingsConfigMap); err != nil {
+		return err
+	}
+	go w.run(ctx, kube)
+	return nil
 }
 
 // clients talk to the API with the tuned QPS/burst (docs/performance.md).

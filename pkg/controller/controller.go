@@ -12,6 +12,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -107,6 +108,10 @@ type Controller struct {
 	mu       sync.Mutex
 	syncers  map[string]*syncerState
 	triggers triggerTimes
+
+	// liveSettings, when set by UpdateSettings, replace the defaults of
+	// opts (see settings).
+	liveSettings atomic.Pointer[Settings]
 }
 
 // New wires informers, queue and event recorder. Call Run to start.

@@ -25,7 +25,7 @@ import (
 // holds, so a controller that dies after these writes and redoes the finish
 // does not record the rollout twice.
 func (c *Controller) appendHistory(ctx context.Context, cv *cvv1.ContainerVersion, p rollout.Progress, outcome, reason string) error {
-	if !cv.Spec.History.Enabled && !c.opts.DefaultHistory {
+	if !cv.Spec.History.Enabled && !c.settings().DefaultHistory {
 		return nil
 	}
 	r := cv.Status.Rollout
