@@ -37,8 +37,8 @@ func TestMigrateGolden(t *testing.T) {
 func TestMigrateRefusesAmbiguousSelectors(t *testing.T) {
 	cases := map[string]string{
 		"kind: ContainerVersion\nspec:\n  selector:\n    app: web\n    matchLabels: {a: b}\n": "mixes matchLabels",
-		"kind: ContainerVersion\nspec:\n  selector:\n    replicas: 3\n":                      "a label value must be a string",
-		"kind: ContainerVersion\nspec: [\n":                                                  "document 1",
+		"kind: ContainerVersion\nspec:\n  selector:\n    replicas: 3\n":                       "a label value must be a string",
+		"kind: ContainerVersion\nspec: [\n":                                                   "document 1",
 	}
 	for in, want := range cases {
 		if _, err := MigrateManifests([]byte(in)); err == nil || !strings.Contains(err.Error(), want) {
