@@ -177,7 +177,7 @@ func showRollouts(ctx context.Context, cp *controlplane.ControlPlane, reg *local
 	if err := watchRollout(ctx, admin, cvs, d2); err != nil {
 		return err
 	}
-	records, err := history.NewStore(admin).List(ctx, namespace, app+".history")
+	records, err := history.NewStore(admin).List(ctx, namespace, history.WorkloadConfigMapName(app))
 	if err != nil {
 		return err
 	}
