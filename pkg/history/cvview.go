@@ -90,8 +90,17 @@ func groupRollouts(records []Record) []Record {
 	return out
 }
 
-func joinSorted(list, key string) string {
-	keys := append(strings.Split(list, ","), key)
+// joinSorted adds the workload keys of more to the comma list, each once,
+// sorted: a grouped record may meet a copy of itself (an imported history).
+func joinSorted(list, more string) string {
+	seen := map[string]bool{}
+	var keys []string
+	for _, k := range append(strings.Split(list, ","), strings.Split(more, ",")...) {
+		if k != "" && !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
+		}
+	}
 	sort.Strings(keys)
 	return strings.Join(keys, ",")
 }

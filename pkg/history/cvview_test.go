@@ -28,6 +28,9 @@ func TestCVHistory(t *testing.T) {
 	// Another CV once managed web-canary.
 	must(t, s.AppendTo(ctx, other, WorkloadConfigMapName("web-canary"), Record{ID: "o1", CV: "other", Time: at(3), Workload: "Deployment/web-canary", ToVersion: "x"}))
 	must(t, s.Append(ctx, web, Record{ID: "p3", CV: "web", Time: at(4), Action: ActionPromote, ToVersion: "v3", Outcome: OutcomePromoted}))
+	// A state import wrote the grouped record back into the CV's history.
+	must(t, s.Append(ctx, web, Record{ID: "r2", Rollout: "r2", CV: "web", Time: at(2),
+		Workload: "Deployment/web,Deployment/web-canary", Kind: "Deployment", ToVersion: "v2", Outcome: OutcomeSuccess}))
 
 	got, err := CVHistory(ctx, s, web, []string{"web", "web-canary", "web"})
 	must(t, err)
