@@ -102,8 +102,9 @@ func TestOriginalManifestCommandLineAndURLs(t *testing.T) {
 	port := freePort(t)
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
 	p := start(t, "run", "--k8s-config", kubeconfig(t, false), "--configmap-key=kube-system/cvmanager",
-		"--namespace", e.NS, "--port", strconv.Itoa(port), "--insecure-registry", reg.Host, "--leader-elect=false")
+		"--history", "--rollback", "--namespace", e.NS, "--port", strconv.Itoa(port), "--insecure-registry", reg.Host, "--leader-elect=false")
 	p.waitHTTP(e, base+"/readyz")
+	p.waitHTTP(e, base+"/alive")
 
 	var rows []map[string]any
 	e.Eventually(60*time.Second, "the row shows the rollout", func() (bool, error) {
