@@ -107,12 +107,13 @@ func TestOriginalManifestCommandLineAndURLs(t *testing.T) {
 	p.waitHTTP(e, base+"/alive")
 
 	var rows []map[string]any
-	e.Eventually(60*time.Second, "the row shows the rollout", func() (bool, error) {
+	e.Eventually(60*time.Second, "the row shows the finished rollout", func() (bool, error) {
 		rows = nil
 		if err := getJSON(base+"/v1/cv/workloads?namespace="+e.NS, &rows); err != nil {
 			return false, err
 		}
-		return len(rows) == 1 && rows[0]["Version"] == "1a2b3c4" && rows[0]["AvailablePods"] == float64(1), fmt.Errorf("rows %v", rows)
+		return len(rows) == 1 && rows[0]["Version"] == "1a2b3c4" && rows[0]["Status"] == "Success" &&
+			rows[0]["AvailablePods"] == float64(1), fmt.Errorf("rows %v", rows)
 	})
 	row := rows[0]
 	want := map[string]any{"Namespace": e.NS, "Name": "frontend", "Type": "Deployment", "Container": "app",
