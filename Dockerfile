@@ -23,6 +23,6 @@ LABEL org.opencontainers.image.title="cvmanager" \
       org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=build /out/cvmanager /usr/local/bin/cvmanager
 USER 65532:65532
-EXPOSE 8080
+EXPOSE 8081
 ENTRYPOINT ["/usr/local/bin/cvmanager"]
-CMD ["run", "--bind-address=0.0.0.0", "--port=8080"]
+CMD ["run", "--bind-address=0.0.0.0", "--port=8081"]

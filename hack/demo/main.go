@@ -47,7 +47,7 @@ const (
 )
 
 func main() {
-	port := flag.Int("port", 8080, "dashboard port on 127.0.0.1 (0 picks a free one)")
+	port := flag.Int("port", 8081, "dashboard port on 127.0.0.1 (0 picks a free one)")
 	exitAfter := flag.Bool("exit", false, "exit after the second rollout instead of waiting for Ctrl-C")
 	flag.Parse()
 	klog.SetOutput(os.Stderr)
@@ -180,7 +180,7 @@ func showRollouts(ctx context.Context, cp *controlplane.ControlPlane, reg *local
 	if err := watchRollout(ctx, admin, cvs, d2); err != nil {
 		return err
 	}
-	records, err := history.NewStore(admin).List(ctx, namespace, app+".history")
+	records, err := history.NewStore(admin).List(ctx, namespace, history.WorkloadConfigMapName(app))
 	if err != nil {
 		return err
 	}

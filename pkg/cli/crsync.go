@@ -14,6 +14,7 @@ import (
 	"cvmanager.dev/cvmanager/pkg/controller"
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
 	"cvmanager.dev/cvmanager/pkg/metrics"
+	"cvmanager.dev/cvmanager/pkg/registry"
 )
 
 // newCRSyncCommand runs the syncer of one CV outside the controller: out of
@@ -21,25 +22,37 @@ import (
 // credentials). The in-cluster controller should exclude that CV with
 // --cv-selector so the two do not both act on it.
 func newCRSyncCommand(kube *KubeFlags) *cobra.Command {
-	var namespace, name string
+	var namespace, name, provider string
 	var registry RegistryFlags
 	cmd := &cobra.Command{
 		Use:   "sync",
 		Short: "Run the syncer of one ContainerVersion standalone",
-		Args:  cobra.NoArgs,
+		Long: `Runs the syncer of one ContainerVersion: polls its tag and rolls its
+workloads out, as ` + "`cvmanager run`" + ` does for every CV.
+
+--provider is the original cvmanager's flag. cvmanager chooses the registry
+API from the repository's host, so the flag is optional; when given it is
+checked against spec.imageRepo: ecr needs an ECR host
+(<account>.dkr.ecr.<region>.amazonaws.com), dockerhub any other (Docker Hub
+or another Docker/OCI v2 registry, served by the same client).`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runOneSyncer(cmd.Context(), kube, &registry, namespace, name)
+			if err := validProvider(provider); err != nil {
+				return err
+			}
+			return runOneSyncer(cmd.Context(), kube, &registry, namespace, name, provider)
 		},
 	}
 	cmd.Flags().StringVarP(&namespace, "namespace", "n", "", "namespace of the ContainerVersion (default: the kubeconfig's)")
 	cmd.Flags().StringVar(&name, "cv", "", "name of the ContainerVersion (required)")
+	cmd.Flags().StringVar(&provider, "provider", "", "registry provider, as in the original: ecr or dockerhub (default: chosen from spec.imageRepo's host, which it must match)")
 	_ = cmd.MarkFlagRequired("cv")
 	registry.AddFlags(cmd.Flags())
 	cmd.AddCommand(newCRSyncStatusCommand(kube))
 	return cmd
 }
 
-func runOneSyncer(ctx context.Context, kube *KubeFlags, registry *RegistryFlags, namespace, name string) error {
+func runOneSyncer(ctx context.Context, kube *KubeFlags, registry *RegistryFlags, namespace, name, provider string) error {
 	if namespace == "" {
 		namespace = kube.Namespace()
 	}
@@ -47,7 +60,11 @@ func runOneSyncer(ctx context.Context, kube *KubeFlags, registry *RegistryFlags,
 	if err != nil {
 		return err
 	}
-	if _, err := cvClient.CvmanagerV1alpha1().ContainerVersions(namespace).Get(ctx, name, metav1.GetOptions{}); err != nil {
+	cv, err := cvClient.CvmanagerV1alpha1().ContainerVersions(namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("ContainerVersion %s/%s: %w", namespace, name, err)
+	}
+	if err := checkProvider(provider, cv.Spec.ImageRepo); err != nil {
 		return fmt.Errorf("ContainerVersion %s/%s: %w", namespace, name, err)
 	}
 	m := metrics.New()
@@ -128,4 +145,43 @@ func newClients(cfg *rest.Config) (kubernetes.Interface, versioned.Interface, er
 	}
 	cvClient, err := versioned.NewForConfig(cfg)
 	return kubeClient, cvClient, err
+}
+
+// The original cvmanager's --provider values.
+const (
+	providerECR       = "ecr"
+	providerDockerHub = "dockerhub"
+)
+
+func validProvider(provider string) error {
+	switch provider {
+	case "", providerECR, providerDockerHub:
+		return nil
+	}
+	return fmt.Errorf("--provider %q: use ecr or dockerhub, or leave it out to choose from the repository's host", provider)
+}
+
+// checkProvider says whether --provider fits the repository's host: ecr
+// needs an ECR host, dockerhub any host served by the v2 client. A
+// mismatch is an error naming both, since the original would have polled
+// the wrong API.
+func checkProvider(provider, repo string) error {
+	if provider == "" {
+		return nil
+	}
+	parsed, err := registry.ParseRepository(repo, false)
+	if err != nil {
+		return fmt.Errorf("--provider %s: spec.imageRepo: %w", provider, err)
+	}
+	host := parsed.RegistryStr()
+	isECR := registry.KindOf(host) == registry.KindECR
+	switch {
+	case provider == providerECR && !isECR:
+		return fmt.Errorf("--provider ecr does not match spec.imageRepo %q: its host %s is not an ECR registry "+
+			"(<account>.dkr.ecr.<region>.amazonaws.com); use --provider dockerhub or leave --provider out", repo, host)
+	case provider == providerDockerHub && isECR:
+		return fmt.Errorf("--provider dockerhub does not match spec.imageRepo %q: its host %s is an ECR registry; "+
+			"use --provider ecr or leave --provider out", repo, host)
+	}
+	return nil
 }

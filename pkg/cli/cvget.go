@@ -73,15 +73,15 @@ func printTable(w io.Writer, rows []dashboard.Row) error {
 	fmt.Fprintln(tw, "NAMESPACE\tWORKLOAD\tCV\tTAG\tVERSION\tPODS\tSTATUS\tUPDATED\tRUNNING")
 	for _, r := range rows {
 		updated := "-"
-		if !r.LastUpdated.IsZero() {
-			updated = time.Since(r.LastUpdated).Round(time.Second).String()
+		if !r.LastUpdate.IsZero() {
+			updated = time.Since(r.LastUpdate).Round(time.Second).String()
 		}
 		running := orDash(r.Image)
 		if r.Drifted {
 			running = "* " + running // the workload does not run the CV's version
 		}
-		fmt.Fprintf(tw, "%s\t%s/%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\n", r.Namespace, r.Kind, r.Name, r.CV, r.Tag,
-			orDash(r.Version), r.Available, r.Desired, orDash(r.Status), updated, running)
+		fmt.Fprintf(tw, "%s\t%s/%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\n", r.Namespace, r.Type, r.Name, r.CV, r.Tag,
+			orDash(r.Version), r.AvailablePods, r.DesiredPods, orDash(r.Status), updated, running)
 	}
 	return tw.Flush()
 }

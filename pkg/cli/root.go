@@ -33,6 +33,7 @@ rolls the workload out (by digest) whenever the tag moves.`,
 		newPromoteCommand(kube),
 		newStatusCommand(kube),
 		newStateCommand(kube),
+		newMigrateCommand(),
 		newVersionCommand(),
 	)
 	// Cobra adds `completion` itself; keep it visible in the tree.

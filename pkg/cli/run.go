@@ -58,6 +58,9 @@ type runOptions struct {
 	tls             server.TLSFiles
 	readAuth        bool
 	notify          notifyFlags
+	configMapKey    string
+	// flagChanged says whether a flag was given on the command line.
+	flagChanged func(name string) bool
 }
 
 func newRunCommand(kube *KubeFlags) *cobra.Command {
@@ -66,14 +69,17 @@ func newRunCommand(kube *KubeFlags) *cobra.Command {
 		Use:   "run",
 		Short: "Run the controller: watch ContainerVersions and roll workloads out",
 		Args:  cobra.NoArgs,
-		RunE:  func(cmd *cobra.Command, _ []string) error { return o.run(cmd.Context(), kube) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.flagChanged = func(name string) bool { return cmd.Flags().Changed(name) }
+			return o.run(cmd.Context(), kube)
+		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.namespace, "namespace", "", "watch only this namespace (default: all namespaces)")
 	f.StringVar(&o.cvSelector, "cv-selector", "", "manage only ContainerVersions with these labels (label selector)")
 	f.IntVar(&o.workers, "concurrent-syncs", 4, "ContainerVersions synced in parallel")
 	f.StringVar(&o.bindAddress, "bind-address", "127.0.0.1", "address of the HTTP server (use 0.0.0.0 in a pod)")
-	f.IntVar(&o.port, "port", 8080, "port of the HTTP server (metrics, probes, dashboard)")
+	f.IntVar(&o.port, "port", 8081, "port of the HTTP server (metrics, probes, dashboard)")
 	f.BoolVar(&o.history, "history", false, "record history for every CV, even without spec.history.enabled")
 	f.BoolVar(&o.rollback, "rollback", false, "roll back failed rollouts for every CV, even without spec.rollback.enabled")
 	f.Float32Var(&o.kubeQPS, "kube-api-qps", 50, "sustained queries per second to the Kubernetes API")
@@ -99,6 +105,9 @@ func newRunCommand(kube *KubeFlags) *cobra.Command {
 	f.BoolVar(&o.readAuth, "read-auth", false,
 		"require a Kubernetes bearer token allowed to read ContainerVersions for the dashboard, history and /v1/state "+
 			"(TokenReview + SubjectAccessReview; the ServiceAccount needs the system:auth-delegator ClusterRole)")
+	f.StringVar(&o.configMapKey, "configmap-key", DefaultSettingsConfigMap,
+		"namespace/name of a ConfigMap with controller settings (keys: history, rollback, policy-version-restriction), "+
+			"reloaded when it changes; flags given on the command line win; \"\" disables it. The default may be missing")
 	o.registry.AddFlags(f)
 	o.stateExport.addFlags(f)
 	o.notify.addFlags(f)
@@ -155,6 +164,9 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 			Restrictions: restrictions, Notifier: notifier, DefaultNotifications: defaultNotifications,
 			LastPolledEvery: o.lastPolledEvery,
 		})
+	if err := o.watchSettings(ctx, kubeClient, ctrl, restrictions); err != nil {
+		return err
+	}
 	leader := &controller.LeaderState{}
 	caches := readCaches{
 		cvs: factories.Informers().CVs.Lister(), workloads: workload.NewListers(factories.Kube), kube: kubeClient,
@@ -191,6 +203,34 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 		}
 	}
 	return o.serveAndLead(ctx, handler, exportLoop, ctrl, leader, kubeClient, le)
+}
+
+// watchSettings applies the --configmap-key ConfigMap before the controller
+// starts and keeps applying it as it changes.
+func (o *runOptions) watchSettings(ctx context.Context, kube kubernetes.Interface, ctrl *controller.Controller, restrictions []policy.Restriction) error {
+	if o.configMapKey == "" {
+		return nil
+	}
+	namespace, name, err := parseConfigMapKey(o.configMapKey)
+	if err != nil {
+		return err
+	}
+	changed := o.flagChanged
+	if changed == nil {
+		changed = func(string) bool { return false }
+	}
+	w := &settingsWatcher{
+		source: settingsSource{
+			flags:       controller.Settings{DefaultHistory: o.history, DefaultRollback: o.rollback, Restrictions: restrictions},
+			flagChanged: changed,
+		},
+		namespace: namespace, name: name, apply: ctrl.UpdateSettings, recorder: newSettingsRecorder(ctx, kube),
+	}
+	if err := w.load(ctx, kube, o.configMapKey != DefaultSettingsConfigMap); err != nil {
+		return err
+	}
+	go w.run(ctx, kube)
+	return nil
 }
 
 // clients talk to the API with the tuned QPS/burst (docs/performance.md).

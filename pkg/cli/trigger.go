@@ -37,7 +37,7 @@ func newTriggerCommand(kube *KubeFlags) *cobra.Command {
 		RunE:  func(cmd *cobra.Command, _ []string) error { return o.run(cmd.Context(), cmd.OutOrStdout(), kube) },
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.url, "url", "", "controller base URL, e.g. http://cvmanager.cvmanager-system:8080 (required)")
+	f.StringVar(&o.url, "url", "", "controller base URL, e.g. http://cvmanager.cvmanager-system:8081 (required)")
 	f.StringVar(&o.keyFile, "key-file", "", "file holding the API key (default: $CVMANAGER_TRIGGER_KEY)")
 	f.StringVar(&o.caFile, "ca-file", "", "PEM CA that signed the controller's certificate, for an https --url with a private CA")
 	f.StringVarP(&o.namespace, "namespace", "n", "", "namespace of the ContainerVersion (default: the kubeconfig's)")

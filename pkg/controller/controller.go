@@ -12,6 +12,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -96,6 +97,10 @@ type Controller struct {
 	syncers     map[string]*syncerState
 	triggers    triggerTimes
 	corrections corrections
+
+	// liveSettings, when set by UpdateSettings, replace the defaults of
+	// opts (see settings).
+	liveSettings atomic.Pointer[Settings]
 }
 
 // New wires the controller to its informers (which the caller starts, after

@@ -26,7 +26,9 @@ const ReasonReleaseBlocked = "ReleaseBlocked"
 func (c *Controller) gate(cv *cvv1.ContainerVersion, version, digest string) policy.Verdict {
 	explicit := released(cv, version, digest)
 	checks := []func() policy.Verdict{
-		func() policy.Verdict { return policy.CheckRestrictions(c.opts.Restrictions, cv.Namespace, version) },
+		func() policy.Verdict {
+			return policy.CheckRestrictions(c.settings().Restrictions, cv.Namespace, version)
+		},
 		func() policy.Verdict { return policy.CheckAllowed(cv.Spec.Policy, version) },
 	}
 	if !explicit {

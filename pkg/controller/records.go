@@ -17,12 +17,15 @@ import (
 	"cvmanager.dev/cvmanager/pkg/rollout"
 )
 
-// appendHistory records a finished rollout. The record ID derives from the
-// CV and the rollout's start, and the store ignores an ID it already holds,
-// so a controller that dies after this write and redoes the finish does not
-// record the rollout twice.
+// appendHistory records a finished rollout, as the original cvmanager did,
+// once in the history of each workload it changed ("<workload>.history",
+// see history.WorkloadConfigMapName); a rollout that covered no workload is
+// recorded in the CV's own history. Record IDs derive from the CV, the
+// rollout's start and the workload, and the store ignores an ID it already
+// holds, so a controller that dies after these writes and redoes the finish
+// does not record the rollout twice.
 func (c *Controller) appendHistory(ctx context.Context, cv *cvv1.ContainerVersion, p rollout.Progress, outcome, reason string) error {
-	if !cv.Spec.History.Enabled && !c.opts.DefaultHistory {
+	if !cv.Spec.History.Enabled && !c.settings().DefaultHistory {
 		return nil
 	}
 	r := cv.Status.Rollout
@@ -30,7 +33,7 @@ func (c *Controller) appendHistory(ctx context.Context, cv *cvv1.ContainerVersio
 	rec := history.Record{
 		ID:          rolloutID(cv, r, c.workloadGenerations(cv)),
 		Time:        now,
-		Workload:    strings.Join(p.Workloads, ","),
+		CV:          cv.Name,
 		Container:   cv.Spec.Container.Name,
 		FromVersion: r.FromVersion, FromDigest: r.FromDigest,
 		ToVersion: r.Version, ToDigest: r.Digest,
@@ -41,23 +44,74 @@ func (c *Controller) appendHistory(ctx context.Context, cv *cvv1.ContainerVersio
 		Jobs:            rollout.JobRecords(c.lifecycle.Jobs.Lister, cv, r.Digest),
 		DurationSeconds: now.Sub(r.StartTime.Time).Seconds(),
 	}
-	if err := c.history.Append(ctx, cv, rec); err != nil {
-		return fmt.Errorf("recording history of %s: %w", namespacedKey(cv), err)
+	for _, w := range perWorkloadRecords(cv, rec, p.Workloads) {
+		if err := c.history.AppendTo(ctx, cv, w.configMap, w.record); err != nil {
+			return fmt.Errorf("recording history of %s: %w", namespacedKey(cv), err)
+		}
 	}
 	return nil
 }
 
+// workloadRecord is one workload's record of a rollout and the history
+// ConfigMap it goes to.
+type workloadRecord struct {
+	configMap string
+	record    history.Record
+}
+
+// perWorkloadRecords splits a rollout's record into one per workload key
+// ("Deployment/web"). The ID gains the workload key, so a Deployment and a
+// StatefulSet of one name, which share "<name>.history", keep a record each.
+// A rollout that covered no workload keeps one record, in the CV's history.
+func perWorkloadRecords(cv *cvv1.ContainerVersion, rec history.Record, workloads []string) []workloadRecord {
+	if len(workloads) == 0 {
+		return []workloadRecord{{configMap: history.ConfigMapName(cv), record: rec}}
+	}
+	out := make([]workloadRecord, 0, len(workloads))
+	for _, key := range workloads {
+		kind, name, found := strings.Cut(key, "/")
+		if !found {
+			kind, name = "", key
+		}
+		one := rec
+		one.ID, one.Rollout, one.Workload, one.Kind = rec.ID+"-"+shortHash(key), rec.ID, key, kind
+		out = append(out, workloadRecord{configMap: history.WorkloadConfigMapName(name), record: one})
+	}
+	return out
+}
+
+func shortHash(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:4])
+}
+
 // promotionOf returns the promotion that moved the CV's tag to digest: the
-// newest history record, when it is a promotion to that digest that no
-// rollout has consumed yet (a rollout's record would be newer). One read
-// of the history ConfigMap, only when a new version is detected.
+// newest record of the CV's history, when it is a promotion to that digest
+// that no rollout has consumed yet (a rollout's record would be newer).
+// Promotions are in the CV's own history and rollouts in its workloads'
+// (history.CVHistory), so this reads those ConfigMaps, only when a new
+// version is detected.
 func (c *Controller) promotionOf(ctx context.Context, cv *cvv1.ContainerVersion, digest string) (history.Record, bool) {
-	records, err := c.history.List(ctx, cv.Namespace, history.ConfigMapName(cv))
+	records, err := history.CVHistory(ctx, c.history, cv, c.selectedNames(cv))
 	if err != nil || len(records) == 0 {
 		return history.Record{}, false
 	}
 	newest := records[0]
 	return newest, newest.Action == history.ActionPromote && newest.ToDigest == digest
+}
+
+// selectedNames are the names of the workloads cv selects, from the cache.
+func (c *Controller) selectedNames(cv *cvv1.ContainerVersion) []string {
+	selector, err := metav1.LabelSelectorAsSelector(cv.Spec.Selector)
+	if err != nil {
+		return nil
+	}
+	workloads, _ := c.workloads.Select(cv.Namespace, selector)
+	names := make([]string, 0, len(workloads))
+	for _, w := range workloads {
+		names = append(names, w.Name())
+	}
+	return names
 }
 
 // rolloutID derives from what status keeps of the rollout (start time to

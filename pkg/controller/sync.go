@@ -377,7 +377,7 @@ func (c *Controller) observeRollout(outcome string, r *cvv1.RolloutStatus, now t
 }
 
 func (c *Controller) rollbackEnabled(cv *cvv1.ContainerVersion) bool {
-	return cv.Spec.Rollback.Enabled || c.opts.DefaultRollback
+	return cv.Spec.Rollback.Enabled || c.settings().DefaultRollback
 }
 
 func pinnedTarget(repo, version, digest string) (rollout.Target, error) {

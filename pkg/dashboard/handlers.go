@@ -1,29 +1,30 @@
 package dashboard
 
 import (
-	"context"
 	"embed"
 	"encoding/json"
+	"fmt"
 	"html/template"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/utils/clock"
+	"k8s.io/apimachinery/pkg/labels"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/history"
+	"cvmanager.dev/cvmanager/pkg/workload"
 )
 
 //go:embed templates/*.html
 var templateFS embed.FS
 
-// HistoryReader reads a CV's history records.
-type HistoryReader interface {
-	List(ctx context.Context, namespace, configMapName string) ([]history.Record, error)
-}
+// HistoryReader reads history ConfigMaps (history.Store).
+type HistoryReader = history.Lister
 
 // CVGetter finds one CV, for the history page.
 type CVGetter interface {
@@ -52,10 +53,24 @@ func NewHandler(src Source, hist HistoryReader, cvs CVGetter) *Handler {
 	return h
 }
 
-// Register mounts the routes on mux.
+// Register mounts the routes on mux. The first two are the original
+// cvmanager's URLs: the rows, and one workload's history by the workload's
+// name. A CV's history, which spans its workloads, has a path of its own
+// so a CV name is never taken for a workload's.
 func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/cv/workloads", h.workloads)
-	mux.HandleFunc("GET /v1/cv/workloads/{name}", h.history)
+	mux.HandleFunc("GET /v1/cv/workloads/{name}", h.workloadHistory)
+	mux.HandleFunc("GET /v1/cv/containerversions/{name}/history", h.cvHistory)
+}
+
+// CVHistoryPath is the URL of a CV's history page.
+func CVHistoryPath(namespace, name string) string {
+	return "/v1/cv/containerversions/" + url.PathEscape(name) + "/history?namespace=" + url.QueryEscape(namespace)
+}
+
+// WorkloadHistoryPath is the original's URL of a workload's history.
+func WorkloadHistoryPath(namespace, name string) string {
+	return "/v1/cv/workloads/" + url.PathEscape(name) + "?namespace=" + url.QueryEscape(namespace)
 }
 
 func (h *Handler) workloads(w http.ResponseWriter, r *http.Request) {
@@ -77,10 +92,39 @@ func (h *Handler) workloads(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, rows)
 }
 
-func (h *Handler) history(w http.ResponseWriter, r *http.Request) {
+// workloadHistory answers the original's history URL: the records of
+// "<workload>.history" in the namespace, which also holds what earlier
+// versions recorded for a CV of that name.
+func (h *Handler) workloadHistory(w http.ResponseWriter, r *http.Request) {
 	name, namespace := r.PathValue("name"), r.URL.Query().Get("namespace")
 	if namespace == "" {
 		http.Error(w, "the namespace query parameter is required: /v1/cv/workloads/"+name+"?namespace=<ns>", http.StatusBadRequest)
+		return
+	}
+	records, err := h.History.List(r.Context(), namespace, history.WorkloadConfigMapName(name))
+	if err != nil {
+		http.Error(w, "reading history: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	rows, err := h.rowsNamed(namespace, name)
+	if err != nil {
+		http.Error(w, "listing workloads: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	if len(records) == 0 && len(rows) == 0 {
+		http.Error(w, fmt.Sprintf("no managed workload %s/%s and no history %s; the history of a ContainerVersion is at %s",
+			namespace, name, history.WorkloadConfigMapName(name), CVHistoryPath(namespace, "<cv>")), http.StatusNotFound)
+		return
+	}
+	h.answerHistory(w, r, historyPage{Title: "workload " + namespace + "/" + name, Namespace: namespace, Rows: rows}, records)
+}
+
+// cvHistory answers a CV's history: its own history ConfigMap and its
+// records in the histories of the workloads it selects.
+func (h *Handler) cvHistory(w http.ResponseWriter, r *http.Request) {
+	name, namespace := r.PathValue("name"), r.URL.Query().Get("namespace")
+	if namespace == "" {
+		http.Error(w, "the namespace query parameter is required: "+CVHistoryPath("<ns>", name), http.StatusBadRequest)
 		return
 	}
 	cv, err := h.CVs.Get(namespace, name)
@@ -92,19 +136,72 @@ func (h *Handler) history(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
-	records, err := h.History.List(r.Context(), namespace, history.ConfigMapName(cv))
-	if err != nil && !apierrors.IsNotFound(err) {
+	rows, err := Rows(singleCV{cv: cv, src: h.Source}, namespace)
+	if err != nil {
+		http.Error(w, "listing workloads: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	names := make([]string, 0, len(rows))
+	for _, row := range rows {
+		names = append(names, row.Name)
+	}
+	records, err := history.CVHistory(r.Context(), h.History, cv, names)
+	if err != nil {
 		http.Error(w, "reading history: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
+	h.answerHistory(w, r, historyPage{Title: "ContainerVersion " + namespace + "/" + name, Namespace: namespace, CV: cv, Rows: rows}, records)
+}
+
+// historyPage is what the history template shows above the records.
+type historyPage struct {
+	Title     string
+	Namespace string
+	CV        *cvv1.ContainerVersion
+	Rows      []Row
+	Records   []history.Record
+}
+
+func (h *Handler) answerHistory(w http.ResponseWriter, r *http.Request, page historyPage, records []history.Record) {
 	if records == nil {
 		records = []history.Record{}
 	}
 	if wantsHTML(r) {
-		h.render(w, "history.html", map[string]any{"CV": cv, "Records": records})
+		page.Records = records
+		h.render(w, "history.html", page)
 		return
 	}
 	writeJSON(w, records)
+}
+
+// rowsNamed are the managed workloads of namespace called name (a
+// Deployment and a StatefulSet may share a name).
+func (h *Handler) rowsNamed(namespace, name string) ([]Row, error) {
+	all, err := Rows(h.Source, namespace)
+	if err != nil {
+		return nil, err
+	}
+	var out []Row
+	for _, row := range all {
+		if row.Name == name {
+			out = append(out, row)
+		}
+	}
+	return out, nil
+}
+
+// singleCV is a Source narrowed to one CV, for that CV's rows.
+type singleCV struct {
+	cv  *cvv1.ContainerVersion
+	src Source
+}
+
+func (s singleCV) ContainerVersions(string) ([]*cvv1.ContainerVersion, error) {
+	return []*cvv1.ContainerVersion{s.cv}, nil
+}
+
+func (s singleCV) Workloads(namespace string, selector labels.Selector) ([]workload.Workload, error) {
+	return s.src.Workloads(namespace, selector)
 }
 
 // wantsHTML honours ?format= first, then Accept; JSON is the default.

@@ -1,6 +1,8 @@
 // Package dashboard serves the workloads view: /v1/cv/workloads (JSON or
-// HTML) lists every managed workload and /v1/cv/workloads/{name} a CV's
-// history. The same rows back `cvmanager cv get`.
+// HTML) lists every managed workload in the original cvmanager's row format,
+// /v1/cv/workloads/{name} a workload's history (the original's URL) and
+// /v1/cv/containerversions/{name}/history a ContainerVersion's. The same
+// rows back `cvmanager cv get`.
 package dashboard
 
 import (
@@ -15,27 +17,40 @@ import (
 	"cvmanager.dev/cvmanager/pkg/workload"
 )
 
-// Row is one managed workload.
+// Row is one managed workload. Its JSON keys are the original cvmanager's
+// row format, which its users' scripts read (`jq '.[].Version'`): the eight
+// keys Namespace, Name, Type, Container, Version, AvailablePods, CV and Tag
+// are spelled exactly as there, and the fields added since (Digest, Image,
+// Status, DesiredPods, LastUpdate, LastError) follow the same style. Keys
+// are only ever added, never renamed (docs/http.md).
 type Row struct {
-	Namespace string `json:"namespace"`
-	Name      string `json:"name"`
-	Kind      string `json:"kind"`
-	Container string `json:"container"`
-	CV        string `json:"cv"`
-	Tag       string `json:"tag"`
-	Version   string `json:"version"`
-	Digest    string `json:"digest"`
+	Namespace string `json:"Namespace"`
+	Name      string `json:"Name"`
+	// Type is the workload kind: Deployment, StatefulSet, DaemonSet or CronJob.
+	Type      string `json:"Type"`
+	Container string `json:"Container"`
+	// Version is the version the CV reports (status.currVersion).
+	Version string `json:"Version"`
+	// AvailablePods are the workload's available (StatefulSet: ready) pods.
+	AvailablePods int32  `json:"AvailablePods"`
+	CV            string `json:"CV"`
+	Tag           string `json:"Tag"`
+	// Digest is the digest the workload's image is pinned to.
+	Digest string `json:"Digest"`
 	// Image is what the workload's container actually runs, read from the
 	// workload itself, never from the CV.
-	Image string `json:"image"`
+	Image string `json:"Image"`
 	// Drifted marks a workload that does not run the CV's current digest
 	// (drift, a joiner not yet rolled out, or a rollout under way).
-	Drifted     bool      `json:"drifted,omitempty"`
-	Available   int32     `json:"available"`
-	Desired     int32     `json:"desired"`
-	Status      string    `json:"status"`
-	LastUpdated time.Time `json:"lastUpdated,omitempty"`
-	LastError   string    `json:"lastError,omitempty"`
+	Drifted bool `json:"Drifted,omitempty"`
+	// Status is the CV's status.currStatus.
+	Status string `json:"Status"`
+	// DesiredPods is the workload's desired replica count.
+	DesiredPods int32 `json:"DesiredPods"`
+	// LastUpdate is when Status last changed; absent when never.
+	LastUpdate time.Time `json:"LastUpdate,omitzero"`
+	// LastError is the Degraded condition's message while it is True.
+	LastError string `json:"LastError,omitempty"`
 }
 
 // Source lists CVs and workloads; informer listers back the server, API
@@ -75,13 +90,13 @@ func rowFor(cv *cvv1.ContainerVersion, w workload.Workload) Row {
 	image, _ := workload.ContainerImage(w, cv.Spec.Container.Name)
 	available, desired := replicaCounts(w)
 	r := Row{
-		Namespace: cv.Namespace, Name: w.Name(), Kind: string(w.Kind), Container: cv.Spec.Container.Name,
+		Namespace: cv.Namespace, Name: w.Name(), Type: string(w.Kind), Container: cv.Spec.Container.Name,
 		CV: cv.Name, Tag: cv.Spec.Tag, Version: cv.Status.CurrVersion, Digest: workload.DigestOf(image),
-		Image: image, Available: available, Desired: desired, Status: cv.Status.CurrStatus,
+		Image: image, AvailablePods: available, DesiredPods: desired, Status: cv.Status.CurrStatus,
 	}
 	r.Drifted = cv.Status.CurrDigest != "" && r.Digest != cv.Status.CurrDigest
 	if cv.Status.CurrStatusTime != nil {
-		r.LastUpdated = cv.Status.CurrStatusTime.Time
+		r.LastUpdate = cv.Status.CurrStatusTime.Time
 	}
 	for _, c := range cv.Status.Conditions {
 		if c.Type == cvv1.ConditionDegraded && c.Status == metav1.ConditionTrue {
@@ -120,7 +135,7 @@ func rank(status string) int {
 }
 
 // SortRows orders rows Progressing → Failed → Success → unknown, then by
-// namespace, name and kind.
+// namespace, name and type.
 func SortRows(rows []Row) {
 	sort.SliceStable(rows, func(i, j int) bool {
 		a, b := rows[i], rows[j]
@@ -133,6 +148,6 @@ func SortRows(rows []Row) {
 		if a.Name != b.Name {
 			return a.Name < b.Name
 		}
-		return a.Kind < b.Kind
+		return a.Type < b.Type
 	})
 }

@@ -4,8 +4,13 @@
 //
 // # Storage format
 //
-// One ConfigMap per history, named "<name>.history" (see ConfigMapName) in the
-// CV's namespace, where name is spec.history.name or the CV's name:
+// As in the original cvmanager, a rollout is recorded in the history of each
+// workload it changed: ConfigMap "<workload>.history" (WorkloadConfigMapName)
+// in the workload's namespace, one record per workload, naming the CV (CV)
+// and the rollout (Rollout). The CV's own history "<name>.history"
+// (ConfigMapName, name being spec.history.name or the CV's name) holds its
+// promotions and the rollouts earlier versions recorded there; CVHistory
+// merges the two into the CV's view. Either ConfigMap looks like this:
 //
 //	metadata:
 //	  name: web.history

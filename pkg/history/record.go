@@ -89,6 +89,15 @@ type Record struct {
 	Actor string `json:"actor,omitempty"`
 	// From is where a promoted version came from, "namespace/cv".
 	From string `json:"from,omitempty"`
+	// CV names the ContainerVersion (in the ConfigMap's namespace) that
+	// wrote the record. A workload's history may hold records of several
+	// CVs over time; records written before this field existed lack it and
+	// belong to the CV whose history ConfigMap holds them.
+	CV string `json:"cv,omitempty"`
+	// Rollout identifies the rollout a per-workload record belongs to:
+	// the records one rollout writes into the histories of its workloads
+	// share it, and the CV's history shows them as one record.
+	Rollout string `json:"rollout,omitempty"`
 }
 
 // JobRecord is a pre-rollout or verification job of a rollout, kept so a
@@ -115,15 +124,30 @@ const Suffix = ".history"
 // maxNameLen is the longest valid ConfigMap name (a DNS subdomain).
 const maxNameLen = 253
 
-// ConfigMapName is the name of the CV's history ConfigMap: spec.history.name
-// (or the CV's name) plus ".history". A CV name too long to take the suffix
-// is shortened and made unique with a hash, because a name the apiserver
-// rejects would silently disable the history.
+// ConfigMapName is the name of the CV's own history ConfigMap:
+// spec.history.name (or the CV's name) plus ".history". It holds the CV's
+// promotions and the rollouts recorded by earlier versions, which wrote
+// every rollout there; rollouts are now recorded per workload (see
+// WorkloadConfigMapName) and CVHistory merges both.
 func ConfigMapName(cv *cvv1.ContainerVersion) string {
 	base := cv.Spec.History.Name
 	if base == "" {
 		base = cv.Name
 	}
+	return boundedName(base)
+}
+
+// WorkloadConfigMapName is the name of a workload's history ConfigMap,
+// "<workload>.history" in the workload's namespace, as in the original
+// cvmanager: every rollout that changed the workload is recorded there.
+func WorkloadConfigMapName(workloadName string) string {
+	return boundedName(workloadName)
+}
+
+// boundedName is base plus Suffix. A base too long to take the suffix is
+// shortened and made unique with a hash, because a name the apiserver
+// rejects would silently disable the history.
+func boundedName(base string) string {
 	if len(base)+len(Suffix) <= maxNameLen {
 		return base + Suffix
 	}

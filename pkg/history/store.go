@@ -66,8 +66,14 @@ func NewStore(client kubernetes.Interface) *Store {
 // writes, re-reading each time, so no concurrent record is lost. It does not
 // look at spec.history.enabled: deciding whether to record is the caller's.
 func (s *Store) Append(ctx context.Context, cv *cvv1.ContainerVersion, rec Record) error {
+	return s.AppendTo(ctx, cv, ConfigMapName(cv), rec)
+}
+
+// AppendTo is Append to the history ConfigMap name in cv's namespace, e.g.
+// a workload's history (WorkloadConfigMapName). The ConfigMap is owned by
+// cv like the CV's own history.
+func (s *Store) AppendTo(ctx context.Context, cv *cvv1.ContainerVersion, name string, rec Record) error {
 	rec = normalize(rec)
-	name := ConfigMapName(cv)
 	done := false
 	err := retry.OnError(s.backoff, retriable, func() error {
 		err := s.appendOnce(ctx, cv, name, rec)

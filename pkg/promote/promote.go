@@ -187,7 +187,7 @@ func (p *Promoter) record(plan *Plan, actor string) history.Record {
 		ID: "promote-" + hex.EncodeToString(sum[:8]), Time: now, Action: history.ActionPromote, Actor: actor,
 		From: plan.From.String(), Container: dst.Spec.Container.Name, Strategy: strategyOf(dst),
 		FromVersion: plan.TargetVersion, FromDigest: plan.TargetDigest, ToVersion: plan.Version, ToDigest: plan.Digest,
-		Outcome: history.OutcomePromoted, Trigger: history.TriggerPromote,
+		Outcome: history.OutcomePromoted, Trigger: history.TriggerPromote, CV: dst.Name,
 		Reason: fmt.Sprintf("%s@%s tagged %s by %s", plan.Repo, plan.Digest, plan.Tag, actor),
 	}
 }

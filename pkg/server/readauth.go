@@ -87,8 +87,9 @@ func (a *ReadAuth) Wrap(next http.Handler) http.Handler {
 }
 
 // readAccess says what a request needs: list ContainerVersions in the
-// namespace it asks about ("" = every namespace), or get the one CV whose
-// history it shows.
+// namespace it asks about ("" = every namespace), which is also what a
+// workload's history page needs (it shows what the namespace's CVs did to
+// one of its workloads), or get the one CV whose history it shows.
 func readAccess(r *http.Request) (authorizationv1.ResourceAttributes, bool) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead || !strings.HasPrefix(r.URL.Path, protectedReadPrefix) {
 		return authorizationv1.ResourceAttributes{}, false
@@ -97,12 +98,27 @@ func readAccess(r *http.Request) (authorizationv1.ResourceAttributes, bool) {
 		Group: cvv1.GroupName, Resource: "containerversions", Verb: "list",
 		Namespace: r.URL.Query().Get("namespace"),
 	}
-	if name, ok := strings.CutPrefix(r.URL.Path, "/v1/cv/workloads/"); ok && name != "" && !strings.Contains(name, "/") {
-		attrs.Verb, attrs.Name = "get", name
-	} else if r.URL.Path != "/v1/cv/workloads" {
+	switch {
+	case r.URL.Path == "/v1/cv/workloads":
+	case isOneSegment(strings.CutPrefix(r.URL.Path, "/v1/cv/workloads/")):
+	case isCVHistory(r.URL.Path):
+		attrs.Verb, attrs.Name = "get", strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, cvHistoryPrefix), "/history")
+	default:
 		attrs.Namespace = "" // /v1/state and anything new: every namespace
 	}
 	return attrs, true
+}
+
+const cvHistoryPrefix = "/v1/cv/containerversions/"
+
+func isOneSegment(rest string, found bool) bool {
+	return found && rest != "" && !strings.Contains(rest, "/")
+}
+
+// isCVHistory matches /v1/cv/containerversions/{name}/history.
+func isCVHistory(path string) bool {
+	name, ok := strings.CutSuffix(strings.TrimPrefix(path, cvHistoryPrefix), "/history")
+	return strings.HasPrefix(path, cvHistoryPrefix) && ok && name != "" && !strings.Contains(name, "/")
 }
 
 func bearerToken(r *http.Request) string {

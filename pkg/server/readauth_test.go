@@ -25,7 +25,10 @@ func TestReadAccessMapsEachReadToTheCVPermissionItNeeds(t *testing.T) {
 		{"GET", "/v1/cv/workloads", true, "list", "", ""},
 		{"GET", "/v1/cv/workloads?namespace=prod&format=html", true, "list", "prod", ""},
 		{"HEAD", "/v1/cv/workloads?namespace=prod", true, "list", "prod", ""},
-		{"GET", "/v1/cv/workloads/web?namespace=prod", true, "get", "prod", "web"},
+		{"GET", "/v1/cv/workloads/web?namespace=prod", true, "list", "prod", ""}, // a workload's history
+		{"GET", "/v1/cv/containerversions/web/history?namespace=prod", true, "get", "prod", "web"},
+		{"GET", "/v1/cv/containerversions/web/other?namespace=prod", true, "list", "", ""},
+		{"GET", "/v1/cv/containerversions/a/b/history?namespace=prod", true, "list", "", ""},
 		{"GET", "/v1/state", true, "list", "", ""},
 		{"GET", "/v1/state?namespace=prod", true, "list", "", ""}, // the state holds every namespace
 		{"GET", "/v1/cv/workloads/web/extra?namespace=prod", true, "list", "", ""},

@@ -2,8 +2,10 @@ package state
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -191,11 +193,46 @@ func Collect(ctx context.Context, kube kubernetes.Interface, cvClient versioned.
 		}
 		for i := range cvs {
 			cv := &cvs[i]
-			states = append(states, NewCVState(cv, histories[cv.Namespace+"/"+history.ConfigMapName(cv)]))
+			states = append(states, NewCVState(cv, cvHistoryOf(ctx, cv, histories)))
 		}
 	}
 	sort.Slice(states, func(i, j int) bool { return states[i].Key() < states[j].Key() })
 	return states, nil
+}
+
+// cvHistoryOf is the CV's whole history as one ConfigMap: its own history
+// and its records in the workload histories listed beside it (rollouts are
+// recorded per workload), merged as the CV's history page shows them.
+// Where only the CV's own ConfigMap could be read, that is what it holds.
+func cvHistoryOf(ctx context.Context, cv *cvv1.ContainerVersion, histories map[string]*corev1.ConfigMap) *corev1.ConfigMap {
+	own := histories[cv.Namespace+"/"+history.ConfigMapName(cv)]
+	var workloads []string
+	for key := range histories {
+		if ns, name, _ := strings.Cut(key, "/"); ns == cv.Namespace {
+			workloads = append(workloads, strings.TrimSuffix(name, history.Suffix))
+		}
+	}
+	sort.Strings(workloads)
+	records, err := history.CVHistory(ctx, configMapLister(histories), cv, workloads)
+	if err != nil || len(records) == 0 {
+		return own
+	}
+	data, err := history.Encode(records)
+	if err != nil {
+		return own
+	}
+	return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: cv.Namespace, Name: history.ConfigMapName(cv)}, Data: data}
+}
+
+// configMapLister reads histories from ConfigMaps already listed.
+type configMapLister map[string]*corev1.ConfigMap
+
+func (l configMapLister) List(_ context.Context, namespace, name string) ([]history.Record, error) {
+	records, err := history.Decode(l[namespace+"/"+name])
+	if errors.Is(err, history.ErrCorrupt) {
+		return nil, nil // exported empty rather than failing the export
+	}
+	return records, err
 }
 
 func listCVs(ctx context.Context, client versioned.Interface, namespace string) ([]cvv1.ContainerVersion, error) {

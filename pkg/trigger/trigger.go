@@ -167,7 +167,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) {
 			httpError(w, http.StatusServiceUnavailable, fmt.Sprintf("recording the trigger of %s/%s: %v", cv.Namespace, cv.Name, err))
 			return
 		}
-		out = append(out, Triggered{cv.Namespace, cv.Name, fmt.Sprintf("/v1/cv/workloads/%s?namespace=%s", cv.Name, cv.Namespace)})
+		out = append(out, Triggered{cv.Namespace, cv.Name, fmt.Sprintf("/v1/cv/containerversions/%s/history?namespace=%s", cv.Name, cv.Namespace)})
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusAccepted)

@@ -121,7 +121,7 @@ func (h *Webhooks) schedule(ctx context.Context, pushes []Push) ([]Triggered, er
 			if err := h.poller.TriggerPoll(ctx, cv.Namespace, cv.Name, history.TriggerWebhook); err != nil {
 				return nil, fmt.Errorf("recording the trigger of %s/%s: %w", cv.Namespace, cv.Name, err)
 			}
-			out = append(out, Triggered{cv.Namespace, cv.Name, fmt.Sprintf("/v1/cv/workloads/%s?namespace=%s", cv.Name, cv.Namespace)})
+			out = append(out, Triggered{cv.Namespace, cv.Name, fmt.Sprintf("/v1/cv/containerversions/%s/history?namespace=%s", cv.Name, cv.Namespace)})
 		}
 	}
 	return out, nil

@@ -123,7 +123,7 @@ func TestDashboardInChromium(t *testing.T) {
 	step("history", chromedp.Click(`tr[data-name=alpha] a.history`, chromedp.ByQuery),
 		chromedp.WaitVisible("#history", chromedp.ByQuery),
 		chromedp.Text("h1", &title, chromedp.ByQuery))
-	if title != "History of "+e.NS+"/alpha" {
+	if title != "History of workload "+e.NS+"/alpha" {
 		t.Errorf("history page title %q", title)
 	}
 	saveArtifact(t, "dashboard.png", shot)

@@ -101,11 +101,20 @@ func TestDashboard(t *testing.T) {
 	if len(records) != 1 || records[0].ToDigest != d1 {
 		t.Errorf("history: %+v", records)
 	}
-	if h := get(t, srv.URL+"/v1/cv/workloads/web?namespace="+e.NS+"&format=html", "", http.StatusOK); !strings.Contains(h, "History of "+e.NS+"/web") {
-		t.Errorf("history page: %.300s", h)
+	if h := get(t, srv.URL+"/v1/cv/workloads/web?namespace="+e.NS+"&format=html", "", http.StatusOK); !strings.Contains(h, "History of workload "+e.NS+"/web") {
+		t.Errorf("workload history page: %.300s", h)
+	}
+	records = nil
+	getJSON(t, srv.URL+"/v1/cv/containerversions/web/history?namespace="+e.NS, &records)
+	if len(records) != 1 || records[0].ToDigest != d1 || records[0].Workload != "Deployment/web" {
+		t.Errorf("CV history: %+v", records)
+	}
+	if h := get(t, srv.URL+"/v1/cv/containerversions/web/history?namespace="+e.NS+"&format=html", "", http.StatusOK); !strings.Contains(h, "History of ContainerVersion "+e.NS+"/web") {
+		t.Errorf("CV history page: %.300s", h)
 	}
 	get(t, srv.URL+"/v1/cv/workloads/web", "", http.StatusBadRequest)
 	get(t, srv.URL+"/v1/cv/workloads/nope?namespace="+e.NS, "", http.StatusNotFound)
+	get(t, srv.URL+"/v1/cv/containerversions/nope/history?namespace="+e.NS, "", http.StatusNotFound)
 }
 
 func countNamespace(rows []dashboard.Row, ns string) int {

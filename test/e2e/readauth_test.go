@@ -56,7 +56,7 @@ func TestReadAuthWithClusterIdentitiesOverTLS(t *testing.T) {
 		{"nobody", "", "/v1/cv/workloads?namespace=" + e.NS, http.StatusUnauthorized, "bearer token is required"},
 		{"a forged token", "not-a-token", "/v1/cv/workloads?namespace=" + e.NS, http.StatusUnauthorized, "did not accept"},
 		{"the viewer's token with one more character", viewer + "x", "/v1/cv/workloads?namespace=" + e.NS, http.StatusUnauthorized, "did not accept"},
-		{"the viewer", viewer, "/v1/cv/workloads?namespace=" + e.NS, http.StatusOK, `"cv": "web"`},
+		{"the viewer", viewer, "/v1/cv/workloads?namespace=" + e.NS, http.StatusOK, `"CV": "web"`},
 		{"the viewer", viewer, "/v1/cv/workloads/web?namespace=" + e.NS, http.StatusOK, "[]"},
 		{"the viewer", viewer, "/v1/cv/workloads?namespace=" + other, http.StatusForbidden, "may not list containerversions.cvmanager.dev in namespace " + other},
 		{"the viewer", viewer, "/v1/cv/workloads", http.StatusForbidden, "in every namespace"},

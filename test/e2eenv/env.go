@@ -20,6 +20,7 @@ import (
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/controller"
+	"cvmanager.dev/cvmanager/pkg/dashboard"
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
 	"cvmanager.dev/cvmanager/pkg/history"
 	"cvmanager.dev/cvmanager/pkg/metrics"
@@ -208,10 +209,29 @@ func (e *Env) EventReasons(cvName string) map[string]int {
 	return reasons
 }
 
-// History reads a CV's history records, newest first.
+// History reads a CV's history records, newest first, as the CV history
+// page shows them: its own history and its records in the histories of the
+// workloads it selects (one record per workload and rollout).
 func (e *Env) History(cvName string) []history.Record {
 	e.T.Helper()
-	records, err := history.NewStore(e.Kube).List(e.Ctx, e.NS, cvName+".history")
+	cv := e.GetCV(cvName)
+	selector, err := metav1.LabelSelectorAsSelector(cv.Spec.Selector)
+	Must(e.T, err)
+	workloads, err := dashboard.APISource{Ctx: e.Ctx, Kube: e.Kube, CVClient: e.CVClient}.Workloads(e.NS, selector)
+	Must(e.T, err)
+	names := make([]string, 0, len(workloads))
+	for _, w := range workloads {
+		names = append(names, w.Name())
+	}
+	records, err := history.CVHistory(e.Ctx, history.NewStore(e.Kube), cv, names)
+	Must(e.T, err)
+	return records
+}
+
+// WorkloadHistory reads the records of a workload's "<name>.history".
+func (e *Env) WorkloadHistory(workloadName string) []history.Record {
+	e.T.Helper()
+	records, err := history.NewStore(e.Kube).List(e.Ctx, e.NS, history.WorkloadConfigMapName(workloadName))
 	Must(e.T, err)
 	return records
 }

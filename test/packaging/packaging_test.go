@@ -38,7 +38,7 @@ func TestDockerfileRules(t *testing.T) {
 		{"a distroless non-root runtime", `(?m)^FROM gcr\.io/distroless/static\S*:nonroot$`},
 		{"a static build", `CGO_ENABLED=0 go build -trimpath`},
 		{"a numeric non-root USER", `(?m)^USER 65532:65532$`},
-		{"the controller's port exposed", `(?m)^EXPOSE 8080$`},
+		{"the controller's port exposed", `(?m)^EXPOSE 8081$`},
 		{"OCI labels", `org\.opencontainers\.image\.title=`},
 		{"an exec-form entrypoint", `(?m)^ENTRYPOINT \["/usr/local/bin/cvmanager"\]$`},
 		{"listening on all interfaces inside the container", `--bind-address=0\.0\.0\.0`},

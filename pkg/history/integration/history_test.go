@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -212,4 +213,53 @@ func TestAppendSequences(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestWorkloadHistoryAtTheObjectLimit: a workload's history kept at its
+// byte bound stays a ConfigMap the apiserver accepts (under 1 MiB with its
+// metadata) while records far larger than usual keep arriving; the newest
+// are kept, the oldest dropped, and the record count stays steady.
+func TestWorkloadHistoryAtTheObjectLimit(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	cv := e.createCV(t, "big", gen.WithSpec(func(s *cvv1.ContainerVersionSpec) { s.History = cvv1.HistorySpec{Enabled: true, Limit: 1000} }))
+	name := history.WorkloadConfigMapName("web")
+	big := func(i int) history.Record {
+		r := record(strconv.Itoa(i), i)
+		r.CV, r.Outcome = cv.Name, history.OutcomeFailed
+		r.Reason = fmt.Sprintf("%d: %s", i, strings.Repeat("x", history.MaxReasonBytes)) // truncated to the maximum
+		return r
+	}
+	var counts []int
+	const appends = 140 // ≈ 1.15 MiB of records in all
+	for i := 0; i < appends; i++ {
+		if err := e.store.AppendTo(e.ctx, cv, name, big(i)); err != nil {
+			t.Fatalf("append %d: %v", i, err)
+		}
+		if i >= appends-3 {
+			records, err := e.store.List(e.ctx, e.ns, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			counts = append(counts, len(records))
+			if records[0].ID != strconv.Itoa(i) {
+				t.Errorf("after append %d the newest record is %s", i, records[0].ID)
+			}
+		}
+	}
+	cm, err := e.kube.CoreV1().ConfigMaps(e.ns).Get(e.ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := 0
+	for k, v := range cm.Data {
+		size += len(k) + len(v)
+	}
+	if size > history.DefaultByteBudget || size < history.DefaultByteBudget-2*history.MaxReasonBytes {
+		t.Errorf("history holds %d bytes of data, want just under the budget %d", size, history.DefaultByteBudget)
+	}
+	if counts[0] != counts[1] || counts[1] != counts[2] || counts[2] >= appends {
+		t.Errorf("record counts of the last appends %v: want steady and below %d", counts, appends)
+	}
+	t.Logf("history at its limit: %d records, %d bytes of data (limit 1 MiB = %d)", counts[2], size, 1<<20)
 }

@@ -119,9 +119,12 @@ type ContainerVersionSpec struct {
 	// +kubebuilder:validation:Maximum=86400
 	TimeoutSeconds int32 `json:"timeoutSeconds,omitempty"`
 
-	// Selector chooses the workloads in the CV's namespace to roll out.
+	// Selector chooses the workloads in the CV's namespace to roll out. The
+	// original cvmanager's plain map form (selector: {app: web}) cannot be
+	// described beside a label selector in a structural schema; `cvmanager
+	// migrate` rewrites it as matchLabels and the admission error names it.
 	// +required
-	// +kubebuilder:validation:XValidation:rule="(has(self.matchLabels) && size(self.matchLabels) > 0) || (has(self.matchExpressions) && size(self.matchExpressions) > 0)",message="selector must not be empty: an empty selector would match every workload in the namespace"
+	// +kubebuilder:validation:XValidation:rule="(has(self.matchLabels) && size(self.matchLabels) > 0) || (has(self.matchExpressions) && size(self.matchExpressions) > 0)",message="selector must not be empty: an empty selector would match every workload in the namespace. The original cvmanager's plain label map (selector: {app: web}) is not a label selector here and is dropped: write it under selector.matchLabels, or rewrite old manifests with 'cvmanager migrate -f FILE'"
 	Selector *metav1.LabelSelector `json:"selector"`
 
 	// Container names the container whose image is updated.
