@@ -80,8 +80,8 @@ func imageConfig(version, commit string, created v1.Time) v1.Config {
 	return v1.Config{
 		User:         fmt.Sprintf("%d:%d", nonRoot, nonRoot),
 		Entrypoint:   []string{"/" + binaryPath},
-		Cmd:          []string{"run", "--bind-address=0.0.0.0", "--port=8080"},
-		ExposedPorts: map[string]struct{}{"8080/tcp": {}},
+		Cmd:          []string{"run", "--bind-address=0.0.0.0", "--port=8081"},
+		ExposedPorts: map[string]struct{}{"8081/tcp": {}},
 		WorkingDir:   "/home/nonroot",
 		Env:          []string{"PATH=/usr/local/bin:/usr/bin:/bin", "SSL_CERT_FILE=/" + caPath},
 		Labels: map[string]string{
