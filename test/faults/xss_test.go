@@ -54,6 +54,8 @@ func TestDashboardShowsHostileInputAsTextInChromium(t *testing.T) {
 		{"workloads", "/v1/cv/workloads?format=html&namespace=" + f.NS, []string{`"><script>window.__xss=1</script><svg/onload=window.__xss=2>`}},
 		{"history", "/v1/cv/workloads/evil?format=html&namespace=" + f.NS,
 			[]string{hostileRecord.Workload, hostileRecord.Reason, hostileRecord.ToVersion, hostileRecord.FromVersion, hostileRecord.Trigger}},
+		{"CV history", "/v1/cv/containerversions/evil/history?format=html&namespace=" + f.NS,
+			[]string{hostileRecord.Workload, hostileRecord.Reason, hostileRecord.ToVersion, hostileRecord.FromVersion, hostileRecord.Trigger}},
 		{"reflected namespace", "/v1/cv/workloads?format=html&namespace=" + url.QueryEscape(hostileNamespace), []string{hostileNamespace}},
 	}
 	for _, pg := range pages {
