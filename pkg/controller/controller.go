@@ -32,6 +32,7 @@ import (
 	"k8s.io/utils/clock"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/authz"
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
 	cvscheme "cvmanager.dev/cvmanager/pkg/generated/clientset/versioned/scheme"
 	"cvmanager.dev/cvmanager/pkg/generated/informers/externalversions"
@@ -78,6 +79,10 @@ type Options struct {
 	// `cvmanager run` stretches it because those writes dominate its idle
 	// cost at scale and its own health shows in /healthz and metrics.
 	LastPolledEvery time.Duration
+	// Authorization bounds what a CV makes the controller do by its
+	// author's rights (pkg/authz). Nil checks nothing, as before: library
+	// use and in-process tests; `cvmanager run` always sets it.
+	Authorization *authz.Settings
 	// DefaultHistory and DefaultRollback apply when a CV leaves them unset
 	// (the original's --history and --rollback flags).
 	DefaultHistory, DefaultRollback bool
@@ -103,6 +108,7 @@ type Controller struct {
 	jobFactory  kubeinformers.SharedInformerFactory
 	jobs        *rollout.Jobs
 	strategies  map[string]rollout.Strategy
+	authz       *authz.Authorizer
 
 	mu       sync.Mutex
 	syncers  map[string]*syncerState
@@ -128,6 +134,7 @@ func New(kube kubernetes.Interface, cvClient versioned.Interface, opts Options) 
 	c.recorder = newRecorder(kube)
 	c.setupInformers()
 	c.setupJobs()
+	c.setupAuthz() // issue 19 hook
 	c.strategies = map[string]rollout.Strategy{
 		cvv1.StrategySimple:           &rollout.Simple{Client: kube, Listers: c.workloads, Jobs: c.jobs},
 		cvv1.StrategyServiceBlueGreen: &rollout.BlueGreen{Client: kube, Listers: c.workloads, Jobs: c.jobs},
