@@ -124,12 +124,12 @@ func TestRolloutRefusalsNameWhatIsMissing(t *testing.T) {
 		wantPolicy:  `Jobs may not run as ServiceAccount "powerful" on this controller (--job-service-accounts=default)`,
 		wantMissing: nil,
 	}, {
-		name: "template Job: its ServiceAccount must be allowed and impersonable",
+		name:     "template Job: its ServiceAccount must be allowed and impersonable",
 		settings: Settings{JobServiceAccounts: []string{"default", "migrator"}},
 		cv: cv("bob", func(s *cvv1.ContainerVersionSpec) {
 			s.PreRollout = &cvv1.PreRolloutSpec{Jobs: []cvv1.PreRolloutJob{{Name: "m", TemplateJobName: "migrate-tmpl"}}}
 		}),
-		rules: []string{"bob create jobs.batch *", "bob get jobs.batch migrate-tmpl"},
+		rules:       []string{"bob create jobs.batch *", "bob get jobs.batch migrate-tmpl"},
 		wantMissing: []string{"impersonate serviceaccounts/migrator in namespace team-a"},
 	}, {
 		name:        "a workload the author may not patch",
@@ -142,7 +142,7 @@ func TestRolloutRefusalsNameWhatIsMissing(t *testing.T) {
 			s.Strategy = cvv1.StrategySpec{Kind: cvv1.StrategyServiceBlueGreen, BlueGreen: &cvv1.BlueGreenSpec{ServiceName: "live", VerificationServiceName: "check"}}
 			s.Config = &cvv1.ConfigSpec{Name: "version", Key: "v"}
 		}),
-		rules: []string{"bob patch services live"},
+		rules:       []string{"bob patch services live"},
 		wantMissing: []string{"patch services/check in namespace team-a", "update configmaps/version in namespace team-a"},
 	}, {
 		name:       "no author, created after the cutoff",

@@ -19,6 +19,7 @@ import (
 	"cvmanager.dev/cvmanager/pkg/dashboard"
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
 	"cvmanager.dev/cvmanager/pkg/metrics"
+	"cvmanager.dev/cvmanager/pkg/multins"
 	"cvmanager.dev/cvmanager/pkg/notify"
 	"cvmanager.dev/cvmanager/pkg/policy"
 	"cvmanager.dev/cvmanager/pkg/server"
@@ -28,7 +29,8 @@ import (
 // runOptions are the flags of `cvmanager run`. Names follow the original
 // cvmanager where it had one (--port, --history, --rollback, --k8s-config).
 type runOptions struct {
-	namespace       string
+	namespaces      []string
+	authz           authzFlags
 	cvSelector      string
 	workers         int
 	bindAddress     string
@@ -66,7 +68,8 @@ func newRunCommand(kube *KubeFlags) *cobra.Command {
 		RunE:  func(cmd *cobra.Command, _ []string) error { return o.run(cmd.Context(), kube) },
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.namespace, "namespace", "", "watch only this namespace (default: all namespaces)")
+	f.StringSliceVar(&o.namespaces, "namespace", nil,
+		"watch only these namespaces, comma-separated (default: all namespaces); with RBAC granted only there (the chart's watchNamespaces)")
 	f.StringVar(&o.cvSelector, "cv-selector", "", "manage only ContainerVersions with these labels (label selector)")
 	f.IntVar(&o.workers, "concurrent-syncs", 4, "ContainerVersions synced in parallel")
 	f.StringVar(&o.bindAddress, "bind-address", "127.0.0.1", "address of the HTTP server (use 0.0.0.0 in a pod)")
@@ -96,6 +99,7 @@ func newRunCommand(kube *KubeFlags) *cobra.Command {
 		"require a Kubernetes bearer token allowed to read ContainerVersions for the dashboard, history and /v1/state "+
 			"(TokenReview + SubjectAccessReview; the ServiceAccount needs the system:auth-delegator ClusterRole)")
 	o.registry.AddFlags(f)
+	o.authz.addFlags(f)
 	o.stateExport.addFlags(f)
 	o.notify.addFlags(f)
 	return cmd
@@ -126,6 +130,10 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 	if err != nil {
 		return err
 	}
+	authorization, err := o.authz.settings()
+	if err != nil {
+		return err
+	}
 	kubeClient, cvClient, err := o.clients(kube)
 	if err != nil {
 		return err
@@ -137,18 +145,21 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 	if err != nil {
 		return err
 	}
-	ctrl := controller.New(kubeClient, cvClient, controller.Options{
-		Namespace: o.namespace, CVSelector: selector, Workers: o.workers, Resolver: resolver,
-		Metrics: m, ProgressInterval: o.progressEvery, DefaultHistory: o.history, DefaultRollback: o.rollback,
-		Restrictions: restrictions, Notifier: notifier, DefaultNotifications: defaultNotifications,
-		LastPolledEvery: o.lastPolledEvery,
+	// One controller per watched namespace (issue 19: namespaced install).
+	ctrl := multins.New(o.namespaces, func(namespace string) *controller.Controller {
+		return controller.New(kubeClient, cvClient, controller.Options{
+			Namespace: namespace, CVSelector: selector, Workers: o.workers, Resolver: resolver,
+			Metrics: m, ProgressInterval: o.progressEvery, DefaultHistory: o.history, DefaultRollback: o.rollback,
+			Restrictions: restrictions, Notifier: notifier, DefaultNotifications: defaultNotifications,
+			LastPolledEvery: o.lastPolledEvery, Authorization: authorization,
+		})
 	})
 	leader := &controller.LeaderState{}
 	mux, err := o.httpRoutes(m, ctrl, leader)
 	if err != nil {
 		return err
 	}
-	exportLoop, err := o.stateExport.setup(ctx, mux, kubeClient, cvClient, o.namespace, leader.IsLeader)
+	exportLoop, err := o.stateExport.setup(ctx, mux, kubeClient, cvClient, o.namespaces, leader.IsLeader)
 	if err != nil {
 		return err
 	}
@@ -171,7 +182,7 @@ func (o *runOptions) clients(kube *KubeFlags) (kubernetes.Interface, versioned.I
 
 // httpRoutes mounts probes, metrics, the dashboard and, when configured,
 // pprof, the trigger API and the registry webhooks.
-func (o *runOptions) httpRoutes(m *metrics.Metrics, ctrl *controller.Controller, leader *controller.LeaderState) (*http.ServeMux, error) {
+func (o *runOptions) httpRoutes(m *metrics.Metrics, ctrl *multins.Group, leader *controller.LeaderState) (*http.ServeMux, error) {
 	mux := server.NewMux(m.Registry, server.Readiness{Synced: ctrl.HasSynced, Leader: leader.IsLeader})
 	dashboard.ForController(ctrl.CVLister(), ctrl.WorkloadListers(), ctrl.KubeClient()).Register(mux)
 	if o.enablePprof {
@@ -190,10 +201,10 @@ func (o *runOptions) httpRoutes(m *metrics.Metrics, ctrl *controller.Controller,
 // serveAndLead runs the HTTP server, the export loop and the controller
 // (while it holds the lease) until one of them fails or ctx ends.
 func (o *runOptions) serveAndLead(ctx context.Context, handler http.Handler, exportLoop func(context.Context),
-	ctrl *controller.Controller, leader *controller.LeaderState) error {
+	ctrl *multins.Group, leader *controller.LeaderState) error {
 	addr := net.JoinHostPort(o.bindAddress, strconv.Itoa(o.port))
 	klog.InfoS("Starting cvmanager", "address", addr, "tls", o.tls.CertFile != "", "readAuth", o.readAuth,
-		"namespace", o.namespace, "leaderElection", o.leaderElect)
+		"namespaces", o.namespaces, "leaderElection", o.leaderElect)
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return server.Serve(ctx, addr, handler, o.tls) })
 	if exportLoop != nil {
@@ -213,7 +224,7 @@ func (o *runOptions) serveAndLead(ctx context.Context, handler http.Handler, exp
 	return g.Wait()
 }
 
-func (o *runOptions) registerWebhooks(mux *http.ServeMux, ctrl *controller.Controller) error {
+func (o *runOptions) registerWebhooks(mux *http.ServeMux, ctrl *multins.Group) error {
 	if o.webhookSecret == "" {
 		return nil
 	}
