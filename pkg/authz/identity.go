@@ -1,9 +1,15 @@
 package authz
 
 import (
+	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 )
@@ -74,4 +80,16 @@ func Stamp(cv *cvv1.ContainerVersion, id Identity) {
 // has changed it since (any later change of the spec must carry an author).
 func grandfathered(cv *cvv1.ContainerVersion, cutoff time.Time) bool {
 	return !cutoff.IsZero() && cv.CreationTimestamp.Time.Before(cutoff)
+}
+
+// WhoAmI asks the API server who the client is (SelfSubjectReview, the
+// API behind `kubectl auth whoami`): the identity the admission policy will
+// compare the author annotations with.
+func WhoAmI(ctx context.Context, kube kubernetes.Interface) (Identity, error) {
+	review, err := kube.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	if err != nil {
+		return Identity{}, fmt.Errorf("asking the API server who you are (SelfSubjectReview): %w", err)
+	}
+	u := review.Status.UserInfo
+	return Identity{User: u.Username, Groups: u.Groups}, nil
 }

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"cvmanager.dev/cvmanager/pkg/authz"
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
 )
 
@@ -43,6 +44,11 @@ type Importer struct {
 	// Concurrency bounds parallel reads and API writes.
 	Concurrency int
 	Now         func() time.Time
+	// Author, when set (`state import` sets it to whoever runs it), is
+	// recorded as the author of every CV created: cvmanager acts for a CV
+	// only within its author's rights (pkg/authz), and an identity of the
+	// exporting cluster means nothing here.
+	Author authz.Identity
 }
 
 // Import outcomes of one CV.
