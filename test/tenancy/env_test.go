@@ -98,7 +98,8 @@ var modes = []mode{{name: "ClusterRole"}, {name: "watchNamespaces", namespaced: 
 func installChart(e *e2eenv.Env, m mode) *rest.Config {
 	e.T.Helper()
 	release := controlplane.NewNamespace(e.T)
-	args := []string{"template", "t", filepath.Join(kubetest.RepoRoot(), "charts", "cvmanager"), "--namespace", release,
+	name := "t" + release[len(release)-6:] // unique: ClusterRoles are cluster-wide
+	args := []string{"template", name, filepath.Join(kubetest.RepoRoot(), "charts", "cvmanager"), "--namespace", release,
 		"--set", "authorPolicy.enabled=false", "--set", "leaderElection.enabled=false"}
 	if m.namespaced {
 		args = append(args, "--set", "watchNamespaces={"+e.NS+"}")
