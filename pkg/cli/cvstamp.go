@@ -19,6 +19,7 @@ import (
 // answer to "who am I", so `kubectl apply` passes:
 //
 //	cvmanager cv stamp -f cv.yaml | kubectl apply -f -
+//	kubectl get cv -A -o yaml | cvmanager cv stamp | kubectl apply -f -   # vouch for existing CVs
 //
 // Other objects in the stream pass through unchanged.
 func newCVStampCommand(kube *KubeFlags) *cobra.Command {
@@ -78,17 +79,13 @@ func stampManifests(in io.Reader, out io.Writer, id authz.Identity) error {
 		if err := yaml.Unmarshal([]byte(doc), &obj.Object); err != nil {
 			return fmt.Errorf("reading manifest: %w", err)
 		}
-		if obj.GetKind() == "ContainerVersion" {
-			ann := obj.GetAnnotations()
-			if ann == nil {
-				ann = map[string]string{}
+		stampObject(obj.Object, id)
+		if items, ok := obj.Object["items"].([]any); ok && obj.IsList() { // kubectl get -o yaml
+			for _, item := range items {
+				if m, ok := item.(map[string]any); ok {
+					stampObject(m, id)
+				}
 			}
-			ann[authz.AnnotationAuthor] = id.User
-			delete(ann, authz.AnnotationGroups)
-			if len(id.Groups) > 0 {
-				ann[authz.AnnotationGroups] = strings.Join(id.Groups, ",")
-			}
-			obj.SetAnnotations(ann)
 		}
 		text, err := yaml.Marshal(obj.Object)
 		if err != nil {
@@ -98,4 +95,22 @@ func stampManifests(in io.Reader, out io.Writer, id authz.Identity) error {
 	}
 	_, err = io.WriteString(out, strings.Join(docs, "---\n"))
 	return err
+}
+
+// stampObject sets the author annotations of a ContainerVersion.
+func stampObject(object map[string]any, id authz.Identity) {
+	obj := &unstructured.Unstructured{Object: object}
+	if obj.GetKind() != "ContainerVersion" {
+		return
+	}
+	ann := obj.GetAnnotations()
+	if ann == nil {
+		ann = map[string]string{}
+	}
+	ann[authz.AnnotationAuthor] = id.User
+	delete(ann, authz.AnnotationGroups)
+	if len(id.Groups) > 0 {
+		ann[authz.AnnotationGroups] = strings.Join(id.Groups, ",")
+	}
+	obj.SetAnnotations(ann)
 }

@@ -51,3 +51,23 @@ metadata:
 		t.Errorf("a ConfigMap was stamped:\n%s", docs[1])
 	}
 }
+
+func TestStampManifestsStampsTheItemsOfAList(t *testing.T) {
+	in := `apiVersion: v1
+kind: List
+items:
+- apiVersion: cvmanager.dev/v1alpha1
+  kind: ContainerVersion
+  metadata: {name: a, namespace: x}
+- apiVersion: cvmanager.dev/v1alpha1
+  kind: ContainerVersion
+  metadata: {name: b, namespace: y}
+`
+	var out bytes.Buffer
+	if err := stampManifests(strings.NewReader(in), &out, authz.Identity{User: "admin", Groups: []string{"system:masters"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Count(out.String(), "cvmanager.dev/author-groups: system:masters"); got != 2 {
+		t.Errorf("%d items stamped, want 2:\n%s", got, out.String())
+	}
+}
