@@ -107,7 +107,8 @@ func (c *Controller) authorized(ctx context.Context, cv *cvv1.ContainerVersion, 
 // so granting the rights is enough for the next poll to roll it out.
 func (c *Controller) refuse(ctx context.Context, cv *cvv1.ContainerVersion, message, version, digest string) error {
 	cond := findCondition(cv.Status.Conditions, ConditionAuthorized)
-	if cv.Status.Rollout == nil && cv.Status.AvailableDigest == digest && cond != nil &&
+	sameVersion := digest == "" || cv.Status.AvailableDigest == digest
+	if cv.Status.Rollout == nil && sameVersion && cond != nil &&
 		cond.Status == metav1.ConditionFalse && cond.Message == truncate(message, 1024) {
 		return nil // already reported
 	}
