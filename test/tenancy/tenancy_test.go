@@ -34,7 +34,7 @@ func TestTenantBorrowsNoRights(t *testing.T) {
 			repo := reg.Repo("team/web")
 			reg.MustPush(t, "team/web", "v1", "env-prod")
 			controllerCfg := installChart(e, m)
-			arrange(e, repo)
+			arrange(e, repo, reg.Repo("team/app"))
 			_, tenantCVs := account(e, "tenant", cvRights)
 			_, deployerCVs := account(e, "deployer", selfService...)
 			tenant, deployer := serviceAccountUser(e.NS, "tenant"), serviceAccountUser(e.NS, "deployer")
@@ -111,11 +111,11 @@ var selfService = []rbacv1.PolicyRule{
 // Deployment web it may not patch, the Secret regcred it may not read, the
 // ServiceAccount powerful, a suspended template Job running as powerful;
 // and the deployer's Deployment app.
-func arrange(e *e2eenv.Env, repo string) {
+func arrange(e *e2eenv.Env, repo, appRepo string) {
 	e.T.Helper()
 	_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, e2eenv.NewDeployment(e.NS, "web", "web", repo+":old", 1), metav1.CreateOptions{})
 	e2eenv.Must(e.T, err)
-	_, err = e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, e2eenv.NewDeployment(e.NS, "app", "app", "old/app:old", 1), metav1.CreateOptions{})
+	_, err = e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, e2eenv.NewDeployment(e.NS, "app", "app", appRepo+":old", 1), metav1.CreateOptions{})
 	e2eenv.Must(e.T, err)
 	_, err = e.Kube.CoreV1().ServiceAccounts(e.NS).Create(e.Ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "powerful"}}, metav1.CreateOptions{})
 	e2eenv.Must(e.T, err)
