@@ -38,6 +38,10 @@ type Checker struct {
 	answers map[string]answer
 
 	reviews, hits atomic.Int64
+
+	// Observe, when set, is told each answer: "allowed" or "denied" (a
+	// review was sent) or "cached" (metrics).
+	Observe func(answer string)
 }
 
 type answer struct {
@@ -85,11 +89,17 @@ func (c *Checker) Allowed(ctx context.Context, id Identity, p Permission) (bool,
 	c.mu.Unlock()
 	if ok && now.Before(a.expires) {
 		c.hits.Add(1)
+		c.observe("cached")
 		return a.allowed, nil
 	}
 	allowed, err := c.review(ctx, id, p)
 	if err != nil {
 		return false, err
+	}
+	if allowed {
+		c.observe("allowed")
+	} else {
+		c.observe("denied")
 	}
 	ttl := c.denyTTL
 	if allowed {
@@ -131,4 +141,10 @@ func (c *Checker) store(key string, a answer, now time.Time) {
 		}
 	}
 	c.answers[key] = a
+}
+
+func (c *Checker) observe(answer string) {
+	if c.Observe != nil {
+		c.Observe(answer)
+	}
 }

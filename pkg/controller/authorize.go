@@ -36,6 +36,7 @@ func (c *Controller) setupAuthz() {
 			return c.kube.BatchV1().Jobs(ns).Get(ctx, name, metav1.GetOptions{})
 		},
 	}
+	c.authz.Checker.Observe = func(answer string) { c.metrics.AuthzChecks.WithLabelValues(answer).Inc() }
 	c.jobs.Admit = c.authz.Job
 }
 
@@ -126,6 +127,7 @@ func (c *Controller) refuse(ctx context.Context, cv *cvv1.ContainerVersion, mess
 	if err := c.updateStatus(ctx, cv); err != nil {
 		return err
 	}
+	c.metrics.AuthzRefusals.Inc()
 	klog.InfoS("Refused: the author lacks rights", "cv", klog.KObj(cv), "message", message)
 	c.recorder.Event(cv, corev1.EventTypeWarning, ReasonForbidden, message)
 	return nil

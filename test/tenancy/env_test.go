@@ -3,7 +3,9 @@ package tenancy
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -149,6 +151,7 @@ func helm(t *testing.T, args ...string) string {
 // proc is one `cvmanager run` started by a test, stopped by its PID.
 type proc struct {
 	pid  int
+	port int
 	log  string
 	done chan struct{}
 }
@@ -163,7 +166,7 @@ func startController(e *e2eenv.Env, cfg *rest.Config, reg *e2eenv.Registry, extr
 	e2eenv.Must(e.T, err)
 	port := ln.Addr().(*net.TCPAddr).Port
 	_ = ln.Close()
-	p := &proc{log: filepath.Join(dir, "cvmanager.log"), done: make(chan struct{})}
+	p := &proc{port: port, log: filepath.Join(dir, "cvmanager.log"), done: make(chan struct{})}
 	out, err := os.Create(p.log)
 	e2eenv.Must(e.T, err)
 	defer out.Close()
@@ -274,4 +277,21 @@ func waitRefused(e *e2eenv.Env, name string, want ...string) string {
 		})
 	}
 	return msg
+}
+
+// authzMetrics are the process's cvmanager_authz_* series, for the log.
+func (p *proc) authzMetrics() string {
+	resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(p.port) + "/metrics")
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	var lines []string
+	for _, l := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(l, "cvmanager_authz_") {
+			lines = append(lines, l)
+		}
+	}
+	return strings.Join(lines, "; ")
 }

@@ -66,7 +66,7 @@ func TestTenantBorrowsNoRights(t *testing.T) {
 			d1 := reg.MustPush(t, "team/app", "v1", "env-prod")
 			createAs(e, deployerCVs, deployer, app)
 
-			startController(e, controllerCfg, reg)
+			p := startController(e, controllerCfg, reg)
 			ns := "in namespace " + e.NS
 			waitRefused(e, "inline", "author "+tenant.User+" may not", "inline template", "create jobs.batch "+ns,
 				"impersonate serviceaccounts/powerful "+ns, `Jobs may not run as ServiceAccount "powerful"`, "patch deployments.apps/web "+ns,
@@ -92,7 +92,7 @@ func TestTenantBorrowsNoRights(t *testing.T) {
 					t.Errorf("tenant CV %s rolled out: %+v", name, got.Status)
 				}
 			}
-			t.Logf("mode %s: %s", m.name, time.Since(start).Round(100*time.Millisecond))
+			t.Logf("mode %s: %s; %s", m.name, time.Since(start).Round(100*time.Millisecond), p.authzMetrics())
 		})
 	}
 }
