@@ -21,9 +21,9 @@ func newCRCommand(kube *KubeFlags) *cobra.Command {
 func newCVCommand(kube *KubeFlags) *cobra.Command {
 	cv := &cobra.Command{
 		Use:   "cv",
-		Short: "Inspect ContainerVersions",
+		Short: "Inspect ContainerVersions and stamp their author",
 	}
-	cv.AddCommand(newCVGetCommand(kube))
+	cv.AddCommand(newCVGetCommand(kube), newCVStampCommand(kube))
 	return cv
 }
 

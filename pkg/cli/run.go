@@ -21,6 +21,7 @@ import (
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
 	cvlisters "cvmanager.dev/cvmanager/pkg/generated/listers/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/metrics"
+	"cvmanager.dev/cvmanager/pkg/multins"
 	"cvmanager.dev/cvmanager/pkg/notify"
 	"cvmanager.dev/cvmanager/pkg/policy"
 	"cvmanager.dev/cvmanager/pkg/server"
@@ -31,7 +32,8 @@ import (
 // runOptions are the flags of `cvmanager run`. Names follow the original
 // cvmanager where it had one (--port, --history, --rollback, --k8s-config).
 type runOptions struct {
-	namespace       string
+	namespaces      []string
+	authz           authzFlags
 	cvSelector      string
 	workers         int
 	bindAddress     string
@@ -75,7 +77,8 @@ func newRunCommand(kube *KubeFlags) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.namespace, "namespace", "", "watch only this namespace (default: all namespaces)")
+	f.StringSliceVar(&o.namespaces, "namespace", nil,
+		"watch only these namespaces, comma-separated (default: all namespaces); with RBAC granted only there (the chart's watchNamespaces)")
 	f.StringVar(&o.cvSelector, "cv-selector", "", "manage only ContainerVersions with these labels (label selector)")
 	f.IntVar(&o.workers, "concurrent-syncs", 4, "ContainerVersions synced in parallel")
 	f.StringVar(&o.bindAddress, "bind-address", "127.0.0.1", "address of the HTTP server (use 0.0.0.0 in a pod)")
@@ -109,6 +112,7 @@ func newRunCommand(kube *KubeFlags) *cobra.Command {
 		"namespace/name of a ConfigMap with controller settings (keys: history, rollback, policy-version-restriction), "+
 			"reloaded when it changes; flags given on the command line win; \"\" disables it. The default may be missing")
 	o.registry.AddFlags(f)
+	o.authz.addFlags(f)
 	o.stateExport.addFlags(f)
 	o.notify.addFlags(f)
 	return cmd
@@ -145,6 +149,10 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 	if err != nil {
 		return err
 	}
+	authorization, err := o.authz.settings()
+	if err != nil {
+		return err
+	}
 	kubeClient, cvClient, err := o.clients(kube)
 	if err != nil {
 		return err
@@ -156,27 +164,31 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 	if err != nil {
 		return err
 	}
-	factories := controller.NewFactories(kubeClient, cvClient, controller.Scope{Namespace: o.namespace, CVSelector: selector})
-	ctrl := controller.New(kubeClient, cvClient, factories.Informers(), controller.NewRecorder(kubeClient), clock.RealClock{},
-		controller.Options{
-			Namespace: o.namespace, Workers: o.workers, Resolver: resolver,
-			Metrics: m, ProgressInterval: o.progressEvery, DefaultHistory: o.history, DefaultRollback: o.rollback,
-			Restrictions: restrictions, Notifier: notifier, DefaultNotifications: defaultNotifications,
-			LastPolledEvery: o.lastPolledEvery,
-		})
+	// One controller per watched namespace (the namespaced install), each
+	// with its own informers; every replica starts them, leader or not.
+	ctrl := multins.New(o.namespaces, func(namespace string) multins.Member {
+		factories := controller.NewFactories(kubeClient, cvClient, controller.Scope{Namespace: namespace, CVSelector: selector})
+		return multins.Member{Factories: factories, Controller: controller.New(kubeClient, cvClient, factories.Informers(),
+			controller.NewRecorder(kubeClient), clock.RealClock{}, controller.Options{
+				Namespace: namespace, Workers: o.workers, Resolver: resolver,
+				Metrics: m, ProgressInterval: o.progressEvery, DefaultHistory: o.history, DefaultRollback: o.rollback,
+				Restrictions: restrictions, Notifier: notifier, DefaultNotifications: defaultNotifications,
+				LastPolledEvery: o.lastPolledEvery, Authorization: authorization,
+			})}
+	})
 	if err := o.watchSettings(ctx, kubeClient, ctrl, restrictions); err != nil {
 		return err
 	}
 	leader := &controller.LeaderState{}
 	caches := readCaches{
-		cvs: factories.Informers().CVs.Lister(), workloads: workload.NewListers(factories.Kube), kube: kubeClient,
+		cvs: ctrl.CVLister(), workloads: ctrl.WorkloadListers(), kube: kubeClient,
 		requests: controller.NewRequests(cvClient, clock.RealClock{}),
 	}
 	mux, err := o.httpRoutes(m, ctrl, leader, caches)
 	if err != nil {
 		return err
 	}
-	exportLoop, err := o.stateExport.setup(ctx, mux, kubeClient, cvClient, o.namespace, leader.IsLeader)
+	exportLoop, err := o.stateExport.setup(ctx, mux, kubeClient, cvClient, o.namespaces, leader.IsLeader)
 	if err != nil {
 		return err
 	}
@@ -186,8 +198,8 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 	}
 	// Every replica keeps its caches warm, leader or not, so each serves the
 	// dashboard, history and state reads and answers /readyz truthfully.
-	factories.Start(ctx.Done())
-	defer factories.Shutdown()
+	ctrl.Start(ctx.Done())
+	defer ctrl.Shutdown()
 	le := controller.LeaderElection{
 		Enabled: o.leaderElect, Name: o.leaseName,
 		LeaseDuration: o.leaseDuration, RenewDeadline: o.renewDeadline, RetryPeriod: o.retryPeriod,
@@ -207,7 +219,7 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 
 // watchSettings applies the --configmap-key ConfigMap before the controller
 // starts and keeps applying it as it changes.
-func (o *runOptions) watchSettings(ctx context.Context, kube kubernetes.Interface, ctrl *controller.Controller, restrictions []policy.Restriction) error {
+func (o *runOptions) watchSettings(ctx context.Context, kube kubernetes.Interface, ctrl *multins.Group, restrictions []policy.Restriction) error {
 	if o.configMapKey == "" {
 		return nil
 	}
@@ -256,7 +268,7 @@ type readCaches struct {
 
 // httpRoutes mounts probes, metrics, the dashboard and, when configured,
 // pprof, the trigger API and the registry webhooks.
-func (o *runOptions) httpRoutes(m *metrics.Metrics, ctrl *controller.Controller, leader *controller.LeaderState,
+func (o *runOptions) httpRoutes(m *metrics.Metrics, ctrl *multins.Group, leader *controller.LeaderState,
 	caches readCaches) (*http.ServeMux, error) {
 	mux := server.NewMux(m.Registry, server.Readiness{Synced: ctrl.HasSynced, Leader: leader.IsLeader})
 	dashboard.ForController(caches.cvs, caches.workloads, caches.kube).Register(mux)
@@ -276,10 +288,10 @@ func (o *runOptions) httpRoutes(m *metrics.Metrics, ctrl *controller.Controller,
 // serveAndLead runs the HTTP server, the export loop and the controller
 // (while it holds the lease) until one of them fails or ctx ends.
 func (o *runOptions) serveAndLead(ctx context.Context, handler http.Handler, exportLoop func(context.Context),
-	ctrl *controller.Controller, leader *controller.LeaderState, kube kubernetes.Interface, le controller.LeaderElection) error {
+	ctrl *multins.Group, leader *controller.LeaderState, kube kubernetes.Interface, le controller.LeaderElection) error {
 	addr := net.JoinHostPort(o.bindAddress, strconv.Itoa(o.port))
 	klog.InfoS("Starting cvmanager", "address", addr, "tls", o.tls.CertFile != "", "readAuth", o.readAuth,
-		"namespace", o.namespace, "leaderElection", o.leaderElect)
+		"namespaces", o.namespaces, "leaderElection", o.leaderElect)
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return server.Serve(ctx, addr, handler, o.tls) })
 	if exportLoop != nil {

@@ -34,7 +34,7 @@ func (s *stateExportFlags) addFlags(fs *pflag.FlagSet) {
 // setup registers /v1/state when a backend is configured and returns the
 // export loop to run when --export-interval is set (nil otherwise).
 func (s *stateExportFlags) setup(ctx context.Context, mux *http.ServeMux, kube kubernetes.Interface, cvs versioned.Interface,
-	namespace string, isLeader func() bool) (func(context.Context), error) {
+	namespaces []string, isLeader func() bool) (func(context.Context), error) {
 	if s.kind == "" {
 		if s.interval > 0 {
 			return nil, fmt.Errorf("--export-interval needs --state-backend local|s3 and --state-path")
@@ -56,8 +56,6 @@ func (s *stateExportFlags) setup(ctx context.Context, mux *http.ServeMux, kube k
 		}
 	}
 	e := &state.Exporter{Kube: kube, CVs: cvs, Backend: b, ClusterID: id, Identity: s.identity, Interval: s.interval}
-	if namespace != "" {
-		e.Namespaces = []string{namespace}
-	}
+	e.Namespaces = namespaces
 	return func(ctx context.Context) { state.RunLoop(ctx, e, s.interval, isLeader) }, nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/kubernetes"
 
+	"cvmanager.dev/cvmanager/pkg/authz"
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
 	"cvmanager.dev/cvmanager/pkg/state"
 )
@@ -236,8 +237,12 @@ func (o *stateOptions) importer(ctx context.Context, kube *KubeFlags, kind, newP
 	if err != nil {
 		return nil, err
 	}
+	author, err := authz.WhoAmI(ctx, kubeClient)
+	if err != nil {
+		return nil, err
+	}
 	return &state.Importer{Kube: kubeClient, CVs: cvClient, Source: src, NewPath: dst, ClusterID: id,
-		Identity: o.identity, Namespaces: o.namespaces, Force: o.force, Concurrency: o.concurrency}, nil
+		Identity: o.identity, Namespaces: o.namespaces, Force: o.force, Concurrency: o.concurrency, Author: author}, nil
 }
 
 func importSummary(res state.ImportResult) string {

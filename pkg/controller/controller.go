@@ -30,6 +30,7 @@ import (
 	"k8s.io/utils/clock"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/authz"
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
 	cvscheme "cvmanager.dev/cvmanager/pkg/generated/clientset/versioned/scheme"
 	cvlisters "cvmanager.dev/cvmanager/pkg/generated/listers/cvmanager/v1alpha1"
@@ -69,6 +70,10 @@ type Options struct {
 	// `cvmanager run` stretches it because those writes dominate its idle
 	// cost at scale and its own health shows in /healthz and metrics.
 	LastPolledEvery time.Duration
+	// Authorization bounds what a CV makes the controller do by its
+	// author's rights (pkg/authz). Nil checks nothing, as before: library
+	// use and in-process tests; `cvmanager run` always sets it.
+	Authorization *authz.Settings
 	// DefaultHistory and DefaultRollback apply when a CV leaves them unset
 	// (the original's --history and --rollback flags).
 	DefaultHistory, DefaultRollback bool
@@ -92,6 +97,7 @@ type Controller struct {
 
 	lifecycle  *rollout.Lifecycle
 	strategies rollout.Factory
+	authz      *authz.Authorizer
 
 	mu          sync.Mutex
 	syncers     map[string]*syncerState
@@ -127,6 +133,7 @@ func New(kube kubernetes.Interface, cvClient versioned.Interface, inf Informers,
 	jobs := &rollout.Jobs{Client: kube, Lister: inf.Jobs.Lister(), Resolve: c.resolveVerifier}
 	c.lifecycle = &rollout.Lifecycle{Jobs: jobs}
 	c.strategies = rollout.NewFactory(kube, c.workloads, jobs)
+	c.setupAuthz(jobs)
 	return c
 }
 

@@ -58,22 +58,11 @@ func (s *secretCache) get(ctx context.Context, namespace, name string) []byte {
 }
 
 // pullSecrets collects the registry credentials for a CV: the secrets it
-// names and the imagePullSecrets of the workloads it selects.
+// names and the imagePullSecrets of the workloads it selects, those its
+// author may read (authorize.go).
 func (c *Controller) pullSecrets(ctx context.Context, cv *cvv1.ContainerVersion) [][]byte {
-	names := map[string]bool{}
-	for _, ref := range cv.Spec.ImagePullSecrets {
-		names[ref.Name] = true
-	}
-	if sel, err := metav1.LabelSelectorAsSelector(cv.Spec.Selector); err == nil {
-		workloads, _ := c.workloads.Select(cv.Namespace, sel)
-		for _, w := range workloads {
-			for _, ref := range w.PodTemplate().Spec.ImagePullSecrets {
-				names[ref.Name] = true
-			}
-		}
-	}
 	var out [][]byte
-	for name := range names {
+	for _, name := range c.readableSecrets(ctx, cv, c.pullSecretNames(cv)) { // issue 19 hook
 		if data := c.secrets.get(ctx, cv.Namespace, name); len(data) > 0 {
 			out = append(out, data)
 		}

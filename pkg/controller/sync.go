@@ -96,6 +96,11 @@ func (c *Controller) poll(ctx context.Context, cv *cvv1.ContainerVersion, s *syn
 	if s.forcedBy() != "" {
 		maxAge = c.triggers.maxAge(s.key, c.clock.Now())
 	}
+	if ok, err := c.authorizePoll(ctx, cv); !ok { // issue 19 hook: pull Secrets
+		s.polled(c.clock.Now()) // a refused poll waits for the next one
+		c.queue.AddAfter(s.key, s.interval)
+		return err
+	}
 	start := c.clock.Now()
 	img, err := c.resolve(ctx, cv, versionSyntax, maxAge, s.forcedBy() != "")
 	now := c.clock.Now()
@@ -116,6 +121,9 @@ func (c *Controller) poll(ctx context.Context, cv *cvv1.ContainerVersion, s *syn
 		}
 		if released(cv, version, img.Digest) {
 			trigger = history.TriggerRelease
+		}
+		if ok, err := c.authorizeRollout(ctx, cv, version, img.Digest); !ok { // issue 19 hook
+			return err
 		}
 		if promotion, ok := c.promotionOf(ctx, cv, img.Digest); ok {
 			trigger = history.TriggerPromote
@@ -195,6 +203,9 @@ func (c *Controller) advance(ctx context.Context, cv *cvv1.ContainerVersion) err
 	target, err := pinnedTarget(cv.Spec.ImageRepo, r.Version, r.Digest)
 	if err != nil {
 		return c.finishMisconfigured(ctx, cv, rollout.Progress{Reason: "InvalidDigest", Message: err.Error()})
+	}
+	if ok, err := c.authorizeRollout(ctx, cv, r.Version, r.Digest); !ok { // issue 19 hook
+		return err
 	}
 	p, err := c.lifecycle.Prepare(ctx, cv, target, func(ctx context.Context, step string) error {
 		return c.recordStep(ctx, cv, step)

@@ -9,6 +9,8 @@
 //	syncers                                 ContainerVersions with a live syncer
 //	polls_total{result}                     registry polls: unchanged, changed, error
 //	poll_duration_seconds                   time to resolve a tag (after dedup)
+//	authz_checks_total{answer}              author permission checks: allowed, denied (a review sent), cached
+//	authz_refusals_total                    ContainerVersions refused for their author's rights (per report)
 //	workqueue_*                             client-go workqueue metrics (depth, adds, latency, ...)
 //	registry_*                              registered by pkg/registry on the same registry
 package metrics
@@ -29,6 +31,8 @@ type Metrics struct {
 	Syncers         prometheus.Gauge
 	PollsTotal      *prometheus.CounterVec
 	PollDuration    prometheus.Histogram
+	AuthzChecks     *prometheus.CounterVec
+	AuthzRefusals   prometheus.Counter
 }
 
 // New creates the collectors on a fresh registry, with Go and process
@@ -54,8 +58,15 @@ func New() *Metrics {
 			Name: "cvmanager_poll_duration_seconds", Help: "Time to resolve a tag, after request dedup.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 8),
 		}),
+		AuthzChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cvmanager_authz_checks_total",
+			Help: "Checks of a ContainerVersion author's permissions: allowed or denied by a review sent, or answered from the cache.",
+		}, []string{"answer"}),
+		AuthzRefusals: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cvmanager_authz_refusals_total", Help: "Refusals reported because a ContainerVersion's author lacks permissions.",
+		}),
 	}
-	m.Registry.MustRegister(m.RolloutsTotal, m.RolloutDuration, m.Syncers, m.PollsTotal, m.PollDuration,
+	m.Registry.MustRegister(m.RolloutsTotal, m.RolloutDuration, m.Syncers, m.PollsTotal, m.PollDuration, m.AuthzChecks, m.AuthzRefusals,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	workqueueOnce.Do(func() { workqueue.SetProvider(wqProvider) })
 	m.Registry.MustRegister(wqProvider.collectors()...)

@@ -20,6 +20,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/authz"
 	"cvmanager.dev/cvmanager/pkg/history"
 )
 
@@ -57,6 +58,11 @@ type Jobs struct {
 	Client  kubernetes.Interface
 	Lister  batchlisters.JobLister
 	Resolve JobResolver
+	// Admit, when set, may refuse a Job just before it is created, on the
+	// spec actually built (pkg/authz: the CV author's rights). A refusal
+	// (*authz.Refusal) fails the step as misconfigured; any other error is
+	// retried.
+	Admit func(ctx context.Context, cv *cvv1.ContainerVersion, spec *batchv1.JobSpec) error
 }
 
 // JobStep is one Job to run: where it comes from and how long it may take.
@@ -126,6 +132,14 @@ func (j *Jobs) create(ctx context.Context, cv *cvv1.ContainerVersion, target Tar
 	spec, err := step.Build(ctx)
 	if err != nil {
 		return Progress{Phase: Failed, Reason: "JobInvalid", Message: fmt.Sprintf("%s job %q: %v", step.Phase, step.Name, err)}, nil
+	}
+	if j.Admit != nil { // issue 19 hook
+		if err := j.Admit(ctx, cv, &spec); err != nil {
+			if _, refused := authz.AsRefusal(err); !refused {
+				return Progress{}, err
+			}
+			return misconfigured(authz.ReasonForbidden, "%s job %q: %v", step.Phase, step.Name, err), nil
+		}
 	}
 	spec.ActiveDeadlineSeconds = ptr.To(int64(step.Timeout.Seconds()))
 	spec.TTLSecondsAfterFinished = ptr.To(step.TTL)

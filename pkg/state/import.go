@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
 
+	"cvmanager.dev/cvmanager/pkg/authz"
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
 )
 
@@ -45,6 +46,11 @@ type Importer struct {
 	Concurrency int
 	// Clock is the clock; the real one when nil.
 	Clock clock.Clock
+	// Author, when set (`state import` sets it to whoever runs it), is
+	// recorded as the author of every CV created: cvmanager acts for a CV
+	// only within its author's rights (pkg/authz), and an identity of the
+	// exporting cluster means nothing here.
+	Author authz.Identity
 }
 
 // Import outcomes of one CV.

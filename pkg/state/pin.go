@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/authz"
 	"cvmanager.dev/cvmanager/pkg/history"
 )
 
@@ -28,6 +29,11 @@ func (im *Importer) createCV(ctx context.Context, s CVState) (*cvv1.ContainerVer
 		ObjectMeta: metav1.ObjectMeta{Namespace: s.Namespace, Name: s.Name,
 			Labels: maps.Clone(s.Labels), Annotations: maps.Clone(s.Annotations)},
 		Spec: *s.Spec.DeepCopy(),
+	}
+	if im.Author.User != "" {
+		// The recorded author is an identity of the exporting cluster; the
+		// importer vouches for the CV here (the admission policy insists).
+		authz.Stamp(cv, im.Author)
 	}
 	cvs := im.CVs.CvmanagerV1alpha1().ContainerVersions(s.Namespace)
 	created, err := cvs.Create(ctx, cv, metav1.CreateOptions{})

@@ -14,6 +14,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/authz"
 )
 
 // ref is one repo:tag many CVs may follow. The tag followed is always
@@ -38,6 +39,10 @@ type population struct {
 	prefix  string
 	refs    []*ref
 	members []member
+	// author is the admin, recorded on every CV (cvmanager acts for a CV
+	// only within its author's rights; an admin may do everything).
+	author     authz.Identity
+	authorOnce sync.Once
 }
 
 func newPopulation(e *env, cfg *config) *population {
@@ -127,7 +132,10 @@ func (p *population) createMember(ctx context.Context, m member) error {
 	if _, err := p.env.kube.AppsV1().Deployments(m.ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
 		return err
 	}
-	cv, err := p.env.cvs.CvmanagerV1alpha1().ContainerVersions(m.ns).Create(ctx, p.newCV(m, labels), metav1.CreateOptions{})
+	p.authorOnce.Do(func() { p.author, _ = authz.WhoAmI(ctx, p.env.kube) })
+	newCV := p.newCV(m, labels)
+	authz.Stamp(newCV, p.author)
+	cv, err := p.env.cvs.CvmanagerV1alpha1().ContainerVersions(m.ns).Create(ctx, newCV, metav1.CreateOptions{})
 	if err != nil {
 		return err
 	}

@@ -59,11 +59,13 @@ func TestHelmChartInstallsAndItsRBACSuffices(t *testing.T) {
 	release := installChart(t, "rel", "--include-crds", "--set", "registry.insecure={127.0.0.1:5000}", "--set", "defaults.history=true")
 	assertSameRules(t, e, "rel-cvmanager")
 	deployDir := filepath.Join(kubetest.RepoRoot(), "deploy")
-	for _, args := range [][]string{{"apply", "--dry-run=server", "-R", "-f", deployDir}, {"apply", "-R", "-f", deployDir}} {
+	crds := filepath.Join(deployDir, "crds")
+	for _, args := range [][]string{{"apply", "--dry-run=server", "-f", deployDir, "-f", crds}, {"apply", "-f", deployDir, "-f", crds}} {
 		if out, err := controlplane.Shared().Kubectl(args...); err != nil {
 			t.Fatalf("kubectl %v: %v\n%s", args, err, out)
 		}
 	}
+	applyExamples(t)
 
 	reg := e2eenv.NewRegistry(t)
 	repo := reg.Repo("team/chart")
@@ -135,4 +137,31 @@ func assertSameRules(t *testing.T, e *e2eenv.Env, chartRole string) {
 		return
 	}
 	t.Fatal("no ClusterRole in deploy/10-rbac.yaml")
+}
+
+// applyExamples applies deploy/examples the documented way: through
+// `cvmanager cv stamp`, which records the user as each CV's author, as the
+// author admission policy (now installed) requires. Unstamped, they are
+// refused.
+func applyExamples(t *testing.T) {
+	t.Helper()
+	examples, err := filepath.Glob(filepath.Join(kubetest.RepoRoot(), "deploy", "examples", "*.yaml"))
+	e2eenv.Must(t, err)
+	if out, err := controlplane.Shared().Kubectl("apply", "--dry-run=server", "-f", examples[0]); err == nil ||
+		!strings.Contains(string(out), "cvmanager.dev/author") {
+		t.Errorf("an unstamped example passed the author policy: %v\n%s", err, out)
+	}
+	for _, example := range examples {
+		stamped, err := e2eenv.RunCLI("cv", "stamp", "-f", example, "--kubeconfig", controlplane.Shared().KubeconfigPath())
+		if err != nil {
+			t.Fatalf("cvmanager cv stamp -f %s: %v\n%s", example, err, stamped)
+		}
+		file := filepath.Join(t.TempDir(), filepath.Base(example))
+		e2eenv.Must(t, os.WriteFile(file, []byte(stamped), 0o600))
+		for _, args := range [][]string{{"apply", "--dry-run=server", "-f", file}, {"apply", "-f", file}} {
+			if out, err := controlplane.Shared().Kubectl(args...); err != nil {
+				t.Fatalf("kubectl %v (%s stamped): %v\n%s", args, example, err, out)
+			}
+		}
+	}
 }

@@ -39,7 +39,9 @@ func TestDashboard(t *testing.T) {
 	for _, ns := range []string{e.NS, other} {
 		_, err := e.Kube.AppsV1().Deployments(ns).Create(e.Ctx, gen.NewDeployment(ns, "web", "web", repo+":old", 1), metav1.CreateOptions{})
 		e2eenv.Must(t, err)
-		_, err = e.CVClient.CvmanagerV1alpha1().ContainerVersions(ns).Create(e.Ctx, gen.NewCV(ns, "web", repo), metav1.CreateOptions{})
+		cv := gen.NewCV(ns, "web", repo)
+		e.Stamp(cv)
+		_, err = e.CVClient.CvmanagerV1alpha1().ContainerVersions(ns).Create(e.Ctx, cv, metav1.CreateOptions{})
 		e2eenv.Must(t, err)
 	}
 	// A workload whose image is hostile text, under a CV whose repo does not

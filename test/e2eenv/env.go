@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/authz"
 	"cvmanager.dev/cvmanager/pkg/controller"
 	"cvmanager.dev/cvmanager/pkg/dashboard"
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
@@ -143,9 +144,11 @@ func Must(t testing.TB, err error) {
 	}
 }
 
-// CreateCV creates cv in the test's namespace.
+// CreateCV creates cv in the test's namespace, stamped with the admin's
+// identity as its author unless it names one (Stamp).
 func (e *Env) CreateCV(cv *cvv1.ContainerVersion) {
 	e.T.Helper()
+	e.Stamp(cv)
 	if _, err := e.CVClient.CvmanagerV1alpha1().ContainerVersions(e.NS).Create(e.Ctx, cv, metav1.CreateOptions{}); err != nil {
 		e.T.Fatalf("creating CV: %v", err)
 	}
@@ -258,4 +261,24 @@ func ConditionIs(cv *cvv1.ContainerVersion, condType, reason string) bool {
 		}
 	}
 	return false
+}
+
+var (
+	adminOnce sync.Once
+	adminID   authz.Identity
+	adminErr  error
+)
+
+// Stamp records the test's admin as cv's author, as `cvmanager cv stamp`
+// would: the author annotations the shipped admission policy requires and
+// the controller's author checks read (an admin may do everything). A CV
+// that already names an author is left alone.
+func (e *Env) Stamp(cv *cvv1.ContainerVersion) {
+	e.T.Helper()
+	if _, ok := authz.AuthorOf(cv); ok {
+		return
+	}
+	adminOnce.Do(func() { adminID, adminErr = authz.WhoAmI(context.Background(), e.Kube) })
+	Must(e.T, adminErr)
+	authz.Stamp(cv, adminID)
 }

@@ -117,6 +117,7 @@ func TestKillDuringMigrationNeverRunsItTwice(t *testing.T) {
 	for i, kp := range migrationKillPoints {
 		t.Run(kp.name, func(t *testing.T) {
 			f := newFixture(t, fmt.Sprintf("migr%d", i), slow)
+			f.args = []string{"--allow-inline-job-templates"} // off by default (docs/security.md)
 			f.createCV(withMigration)
 			f.killAndResume(kp)
 			if got := f.DeploymentImage(f.app); got != f.pinned {

@@ -36,6 +36,8 @@ type fixture struct {
 	pinned string
 	// digests are the digests each fault case pushed (registry test).
 	digests map[string]string
+	// args are added to every controller the fixture starts.
+	args []string
 }
 
 // newFixture creates a Deployment app running an old image and a registry
@@ -99,7 +101,8 @@ func (f *fixture) createCV(edit ...func(*cvv1.ContainerVersionSpec)) {
 // startController runs the real binary for the test's namespace without
 // leader election (a crashed leader's lease would only add waiting).
 func (f *fixture) startController(name string, extra ...string) *proc {
-	args := append([]string{"--namespace", f.NS, "--leader-elect=false", "--insecure-registry", f.reg.Host}, extra...)
+	args := append([]string{"--namespace", f.NS, "--leader-elect=false", "--insecure-registry", f.reg.Host}, f.args...)
+	args = append(args, extra...)
 	return startProc(f.T, name, e2eenv.ControllerConfig(f.T), args...)
 }
 
