@@ -238,7 +238,8 @@ func (o *runOptions) watchSettings(ctx context.Context, kube kubernetes.Interfac
 		},
 		namespace: namespace, name: name, apply: ctrl.UpdateSettings, recorder: newSettingsRecorder(ctx, kube),
 	}
-	if err := w.load(ctx, kube, o.configMapKey != DefaultSettingsConfigMap); err != nil {
+	watch, err := w.load(ctx, kube, o.configMapKey != DefaultSettingsConfigMap)
+	if err != nil || !watch {
 		return err
 	}
 	go w.run(ctx, kube)

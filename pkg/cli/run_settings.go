@@ -160,18 +160,26 @@ func (w *settingsWatcher) onChange(cm *corev1.ConfigMap) {
 // load reads the ConfigMap once and applies it, before the controller
 // starts, so the first sync already uses it. A missing ConfigMap is an
 // error only when required (a --configmap-key other than the default).
-func (w *settingsWatcher) load(ctx context.Context, kube kubernetes.Interface, required bool) error {
+//
+// watch is false when the default ConfigMap may not be read at all: a
+// namespaced install has no rights in kube-system, and there the flags'
+// values apply as if the ConfigMap were missing.
+func (w *settingsWatcher) load(ctx context.Context, kube kubernetes.Interface, required bool) (watch bool, err error) {
 	cm, err := kube.CoreV1().ConfigMaps(w.namespace).Get(ctx, w.name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err) && !required:
 		klog.InfoS("No settings ConfigMap; the flags' values apply", "configMap", w.namespace+"/"+w.name)
 		w.last = "<deleted>"
-		return nil
+		return true, nil
+	case apierrors.IsForbidden(err) && !required:
+		klog.InfoS("The default settings ConfigMap may not be read by this install (namespaced RBAC); the flags' values apply. "+
+			"Name one it may read with --configmap-key, or pass --configmap-key= to skip it", "configMap", w.namespace+"/"+w.name)
+		return false, nil
 	case err != nil:
-		return fmt.Errorf("--configmap-key %s/%s: %w", w.namespace, w.name, err)
+		return false, fmt.Errorf("--configmap-key %s/%s: %w", w.namespace, w.name, err)
 	}
 	w.onChange(cm)
-	return nil
+	return true, nil
 }
 
 // run watches the ConfigMap until ctx ends.

@@ -1,12 +1,17 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
 
 	"cvmanager.dev/cvmanager/pkg/controller"
@@ -75,5 +80,23 @@ func TestParseConfigMapKey(t *testing.T) {
 		if _, _, err := parseConfigMapKey(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+}
+
+// A namespaced install may not read kube-system: the default settings
+// ConfigMap is then skipped (nothing to watch), while one named on the
+// command line must be readable.
+func TestSettingsLoadWhenForbidden(t *testing.T) {
+	kube := fake.NewClientset()
+	kube.PrependReactor("get", "configmaps", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(corev1.Resource("configmaps"), "cvmanager", fmt.Errorf("namespaced RBAC"))
+	})
+	w := &settingsWatcher{namespace: "kube-system", name: "cvmanager", apply: func(controller.Settings) { t.Error("settings applied") }}
+	watch, err := w.load(context.Background(), kube, false)
+	if err != nil || watch {
+		t.Errorf("default ConfigMap forbidden: watch %v, err %v; want no watch and no error", watch, err)
+	}
+	if _, err := w.load(context.Background(), kube, true); err == nil || !strings.Contains(err.Error(), "--configmap-key kube-system/cvmanager") {
+		t.Errorf("named ConfigMap forbidden: err %v, want an error naming the flag", err)
 	}
 }

@@ -49,7 +49,7 @@ func TestNamespacedInstallWatchesOnlyItsNamespaces(t *testing.T) {
 
 	a.createCV(func(s *cvv1.ContainerVersionSpec) { s.Container.Verify = []cvv1.VerifySpec{{Image: "verifier:ok"}} })
 	b.createCV()
-	p := startProc(t, "namespaced", cfg, "--namespace", a.NS+","+b.NS, "--leader-elect=false",
+	p := startProc(t, "namespaced", cfg, "--namespace", a.NS+","+b.NS, "--leader-elect=false", "--configmap-key=",
 		"--insecure-registry", a.reg.Host, "--insecure-registry", b.reg.Host)
 	p.waitReady(a)
 	a.rollOut("v1", 60*time.Second)
