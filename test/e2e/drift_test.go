@@ -63,10 +63,10 @@ func TestDriftIsRestored(t *testing.T) {
 		return len(recs) == 2 && recs[0].Trigger == history.TriggerDrift && recs[0].Outcome == history.OutcomeSuccess, nil
 	})
 	recorded := time.Since(drifted)
-	reasons := e.EventReasons("web")
-	if reasons[controller.ReasonDriftDetected] < 1 || reasons[controller.ReasonDriftRestored] < 1 {
-		t.Errorf("events: %v", reasons)
-	}
+	e.Eventually(10*time.Second, "DriftDetected and DriftRestored Events", func() (bool, error) {
+		reasons := e.EventReasons("web")
+		return reasons[controller.ReasonDriftDetected] >= 1 && reasons[controller.ReasonDriftRestored] >= 1, fmt.Errorf("events %v", reasons)
+	})
 	e2eenv.AssertCondition(t, cv, cvv1.ConditionReady, metav1.ConditionTrue)
 	t.Logf("MEASURE drift → restored (workload runs the deployed digest again): %s; → restore recorded healthy in history: %s",
 		restored.Round(time.Millisecond), recorded.Round(time.Millisecond))

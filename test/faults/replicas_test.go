@@ -1,6 +1,7 @@
 package faults
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -47,6 +48,9 @@ func roundRobin(t *testing.T, replicas ...*proc) *httptest.Server {
 func TestEveryReplicaAnswers(t *testing.T) {
 	started := time.Now()
 	f := newFixture(t, "replicas")
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	f.Ctx = ctx        // 50 rollouts take longer than a fixture's default 3 minutes
 	d0 := f.push("v0") // before the first poll: the next one is an hour away
 	f.createCV(func(s *cvv1.ContainerVersionSpec) {
 		s.PollIntervalSeconds = 3600 // only the triggers move it
@@ -59,7 +63,11 @@ func TestEveryReplicaAnswers(t *testing.T) {
 	args := []string{"--namespace", f.NS, "--insecure-registry", f.reg.Host, "--leader-elect=true",
 		"--leader-elect-namespace", "cvmanager-system", "--leader-elect-name", lease,
 		"--leader-elect-lease-duration", leaseDuration.String(), "--leader-elect-renew-deadline", renewDeadline.String(),
-		"--leader-elect-retry-period", retryPeriod.String(), "--trigger-keys-dir", keys}
+		"--leader-elect-retry-period", retryPeriod.String(), "--trigger-keys-dir", keys,
+		// Each new version is found among all the versions pushed so far
+		// (one HEAD per candidate tag): the default 5/s budget per host
+		// would make the test about the registry budget, not the replicas.
+		"--registry-qps", "200", "--registry-burst", "400"}
 	a := startProc(t, "replica-a", e2eenv.ControllerConfig(t), args...)
 	b := startProc(t, "replica-b", e2eenv.ControllerConfig(t), args...)
 	a.waitReady(f)
