@@ -3,64 +3,20 @@ package faults
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"k8s.io/client-go/rest"
 
+	"cvmanager.dev/cvmanager/test/binproc"
 	"cvmanager.dev/cvmanager/test/controlplane"
-	"cvmanager.dev/cvmanager/test/kubetest"
 )
-
-var (
-	buildOnce sync.Once
-	binPath   string
-	binDir    string
-	buildErr  error
-)
-
-// binary builds ./cmd/cvmanager once per test run: the suite runs the real
-// binary, so a crash is a real process death and the flags are the real ones.
-// CVMANAGER_FAULTS_BINARY names a binary built beforehand instead (for
-// repeated local runs).
-func binary(t testing.TB) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		if prebuilt := os.Getenv("CVMANAGER_FAULTS_BINARY"); prebuilt != "" {
-			binPath = prebuilt
-			return
-		}
-		binDir, buildErr = os.MkdirTemp("", "cvmanager-faults-bin-")
-		if buildErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "cvmanager")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/cvmanager")
-		cmd.Dir = kubetest.RepoRoot()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/cvmanager: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
-
-func removeBinary() {
-	if binDir != "" {
-		_ = os.RemoveAll(binDir)
-	}
-}
 
 // proc is one `cvmanager run` process started by a test.
 type proc struct {
@@ -84,7 +40,7 @@ func startProc(t testing.TB, name string, cfg *rest.Config, args ...string) *pro
 	if err := controlplane.Shared().WriteKubeconfig(recorded(t, cfg), kubeconfig); err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
+	port := binproc.FreePort(t)
 	p := &proc{t: t, name: name, port: port, stderr: filepath.Join(dir, name+".log"), done: make(chan struct{})}
 	out, err := os.Create(p.stderr)
 	if err != nil {
@@ -93,12 +49,12 @@ func startProc(t testing.TB, name string, cfg *rest.Config, args ...string) *pro
 	defer out.Close()
 	full := append([]string{"run", "--kubeconfig", kubeconfig, "--bind-address", "127.0.0.1",
 		"--port", strconv.Itoa(port), "--progress-interval", "500ms"}, args...)
-	p.cmd = exec.Command(binary(t), full...)
+	p.cmd = exec.Command(binproc.Binary(t), full...)
 	p.cmd.Stdout, p.cmd.Stderr = out, out // stdin nil = /dev/null
 	// Pdeathsig: the controller dies with the test binary even when the test
 	// is killed before its cleanup runs.
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := startLocked(p.cmd); err != nil {
+	if err := binproc.StartLocked(p.cmd); err != nil {
 		t.Fatalf("starting %s: %v", name, err)
 	}
 	p.pid = p.cmd.Process.Pid
@@ -111,35 +67,6 @@ func startProc(t testing.TB, name string, cfg *rest.Config, args ...string) *pro
 		}
 	})
 	return p
-}
-
-// startLocked starts cmd from one OS thread that never exits: Pdeathsig
-// fires when the forking thread dies, and Go retires idle threads.
-var starts = make(chan func())
-
-func init() {
-	go func() {
-		runtime.LockOSThread()
-		for f := range starts {
-			f()
-		}
-	}()
-}
-
-func startLocked(cmd *exec.Cmd) error {
-	errc := make(chan error)
-	starts <- func() { errc <- cmd.Start() }
-	return <-errc
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // kill9 kills the process with SIGKILL, as a node failure or OOM kill

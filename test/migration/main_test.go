@@ -8,11 +8,12 @@ import (
 	"os"
 	"testing"
 
+	"cvmanager.dev/cvmanager/test/binproc"
 	"cvmanager.dev/cvmanager/test/controlplane"
 )
 
 func TestMain(m *testing.M) {
 	code := controlplane.RunMain(m, controlplane.Options{})
-	removeBinary()
+	binproc.RemoveBinary()
 	os.Exit(code)
 }

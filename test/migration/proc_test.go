@@ -9,56 +9,18 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"k8s.io/client-go/rest"
 
+	"cvmanager.dev/cvmanager/test/binproc"
 	"cvmanager.dev/cvmanager/test/controlplane"
 	"cvmanager.dev/cvmanager/test/e2eenv"
-	"cvmanager.dev/cvmanager/test/kubetest"
 )
-
-var (
-	buildOnce sync.Once
-	binDir    string
-	binPath   string
-	buildErr  error
-)
-
-// binary builds ./cmd/cvmanager once, as a user builds it.
-func binary(t testing.TB) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "cvmanager-migration-bin-")
-		if buildErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "cvmanager")
-		start := time.Now()
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/cvmanager")
-		cmd.Dir = kubetest.RepoRoot()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/cvmanager: %v\n%s", err, out)
-		}
-		t.Logf("built %s in %s", binPath, time.Since(start).Round(time.Millisecond))
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
-
-func removeBinary() {
-	if binDir != "" {
-		_ = os.RemoveAll(binDir)
-	}
-}
 
 // kubeconfig writes cfg (the controller's ServiceAccount unless admin) as
 // a kubeconfig file, the --k8s-config a user passes.
@@ -79,7 +41,7 @@ func cli(t *testing.T, stdin string, args ...string) (string, int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary(t), args...)
+	cmd := exec.CommandContext(ctx, binproc.Binary(t), args...)
 	cmd.Stdin = strings.NewReader(stdin)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -119,10 +81,10 @@ func start(t *testing.T, args ...string) *proc {
 	out, err := os.Create(p.log)
 	e2eenv.Must(t, err)
 	defer out.Close()
-	p.cmd = exec.Command(binary(t), args...)
+	p.cmd = exec.Command(binproc.Binary(t), args...)
 	p.cmd.Stdout, p.cmd.Stderr = out, out // stdin nil = /dev/null
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	e2eenv.Must(t, startLocked(p.cmd))
+	e2eenv.Must(t, binproc.StartLocked(p.cmd))
 	p.pid = p.cmd.Process.Pid
 	t.Logf("started pid %d: cvmanager %s", p.pid, strings.Join(args, " "))
 	go func() { _ = p.cmd.Wait(); close(p.done) }()
@@ -177,33 +139,6 @@ func (p *proc) waitHTTP(e *e2eenv.Env, url string) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK, fmt.Errorf("status %d", resp.StatusCode)
 	})
-}
-
-// starts runs cmd.Start on one locked OS thread: Pdeathsig fires when the
-// thread that forked dies, and Go retires idle threads.
-var starts = make(chan func())
-
-func init() {
-	go func() {
-		runtime.LockOSThread()
-		for f := range starts {
-			f()
-		}
-	}()
-}
-
-func startLocked(cmd *exec.Cmd) error {
-	errc := make(chan error)
-	starts <- func() { errc <- cmd.Start() }
-	return <-errc
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	e2eenv.Must(t, err)
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // portFree says whether 127.0.0.1:port can be listened on now.

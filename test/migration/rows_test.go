@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"cvmanager.dev/cvmanager/pkg/history"
+	"cvmanager.dev/cvmanager/test/binproc"
 	"cvmanager.dev/cvmanager/test/e2eenv"
 	"cvmanager.dev/cvmanager/test/gen"
 )
@@ -106,7 +107,7 @@ func TestOriginalManifestCommandLineAndURLs(t *testing.T) {
 
 	// The original's command line (plus what a test needs: its namespace,
 	// a free port, the local registry and one replica).
-	port := freePort(t)
+	port := binproc.FreePort(t)
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
 	p := start(t, "run", "--k8s-config", kubeconfig(t, false), "--configmap-key=kube-system/cvmanager",
 		"--history", "--rollback", "--namespace", e.NS, "--port", strconv.Itoa(port), "--insecure-registry", reg.Host, "--leader-elect=false")
@@ -192,7 +193,7 @@ func TestSettingsConfigMap(t *testing.T) {
 	// The CV leaves history off: only the ConfigMap's default records it.
 	e.CreateCV(gen.NewCV(e.NS, "api", repo, func(s *cvv1Spec) { s.History.Enabled = false }))
 	p := start(t, "run", "--k8s-config", kubeconfig(t, false), "--configmap-key", key, "--namespace", e.NS,
-		"--port", strconv.Itoa(freePort(t)), "--insecure-registry", reg.Host, "--leader-elect=false")
+		"--port", strconv.Itoa(binproc.FreePort(t)), "--insecure-registry", reg.Host, "--leader-elect=false")
 	e.Eventually(60*time.Second, "v1 recorded through the ConfigMap's history default", func() (bool, error) {
 		return len(e.WorkloadHistory("api")) == 1, nil
 	})

@@ -25,6 +25,7 @@ import (
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/authz"
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
+	"cvmanager.dev/cvmanager/test/binproc"
 	"cvmanager.dev/cvmanager/test/controlplane"
 	"cvmanager.dev/cvmanager/test/e2eenv"
 	"cvmanager.dev/cvmanager/test/gen"
@@ -32,39 +33,9 @@ import (
 )
 
 var (
-	buildOnce sync.Once
-	binDir    string
-	binPath   string
-	buildErr  error
 	policyErr error
 	policyOne sync.Once
 )
-
-// binary builds ./cmd/cvmanager once per run.
-func binary(t testing.TB) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		if binDir, buildErr = os.MkdirTemp("", "cvmanager-tenancy-bin-"); buildErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "cvmanager")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/cvmanager")
-		cmd.Dir = kubetest.RepoRoot()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
-
-func removeBinary() {
-	if binDir != "" {
-		_ = os.RemoveAll(binDir)
-	}
-}
 
 // installAuthorPolicy applies deploy/05-author-policy.yaml and waits until
 // it refuses a CV without an author (policies take effect asynchronously).
@@ -173,7 +144,7 @@ func startController(e *e2eenv.Env, cfg *rest.Config, reg *e2eenv.Registry, extr
 	defer out.Close()
 	args := append([]string{"run", "--kubeconfig", kubeconfig, "--bind-address", "127.0.0.1", "--port", strconv.Itoa(port),
 		"--namespace", e.NS, "--leader-elect=false", "--progress-interval", "500ms", "--insecure-registry", reg.Host}, extra...)
-	cmd := exec.Command(binary(e.T), args...)
+	cmd := exec.Command(binproc.Binary(e.T), args...)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	e2eenv.Must(e.T, cmd.Start())
