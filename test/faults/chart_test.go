@@ -1,17 +1,12 @@
 package faults
 
 import (
-	"bytes"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
-
-	"cvmanager.dev/cvmanager/test/kubetest"
 )
 
 // TestChartEnforcesContainerSecurityContext renders the chart (defaults,
@@ -66,18 +61,8 @@ func assertLockedDown(t *testing.T, c corev1.Container) {
 // Deployment.
 func renderDeployment(t *testing.T, args ...string) *appsv1.Deployment {
 	t.Helper()
-	root := kubetest.RepoRoot()
-	bin, err := exec.Command(filepath.Join(root, "hack", "build-helm.sh")).Output()
-	if err != nil {
-		t.Fatalf("building helm: %v", err)
-	}
-	var out, stderr bytes.Buffer
-	cmd := exec.Command(strings.TrimSpace(string(bin)), append([]string{"template", "cvm", filepath.Join(root, "charts", "cvmanager")}, args...)...)
-	cmd.Stdout, cmd.Stderr = &out, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("helm template: %v\n%s", err, stderr.String())
-	}
-	for _, doc := range strings.Split(out.String(), "\n---") {
+	rendered := renderChart(t, "cvm", args...)
+	for _, doc := range strings.Split(rendered, "\n---") {
 		var meta struct{ Kind string }
 		if yaml.Unmarshal([]byte(doc), &meta) != nil || meta.Kind != "Deployment" {
 			continue
@@ -88,6 +73,6 @@ func renderDeployment(t *testing.T, args ...string) *appsv1.Deployment {
 		}
 		return dep
 	}
-	t.Fatalf("no Deployment in the rendered chart:\n%s", out.String())
+	t.Fatalf("no Deployment in the rendered chart:\n%s", rendered)
 	return nil
 }

@@ -29,7 +29,7 @@ func TestNamespacedInstallWatchesOnlyItsNamespaces(t *testing.T) {
 	a := newFixture(t, "nsa")
 	b := newFixture(t, "nsb")
 	release := controlplane.NewNamespace(t)
-	rendered := renderChart(t, "--namespace", release, "--set", "leaderElection.enabled=false", "--set", "authorPolicy.enabled=false",
+	rendered := renderChart(t, "ns", "--namespace", release, "--set", "leaderElection.enabled=false", "--set", "authorPolicy.enabled=false",
 		"--set", "watchNamespaces={"+a.NS+","+b.NS+"}")
 	roles := chartRoles(t, rendered)
 	if len(roles) != 2 || roles[0].Namespace == roles[1].Namespace {
@@ -59,8 +59,8 @@ func TestNamespacedInstallWatchesOnlyItsNamespaces(t *testing.T) {
 	}
 }
 
-// renderChart runs `helm template` on the chart with args.
-func renderChart(t *testing.T, args ...string) string {
+// renderChart runs `helm template` on the chart as release name with args.
+func renderChart(t *testing.T, name string, args ...string) string {
 	t.Helper()
 	root := kubetest.RepoRoot()
 	bin, err := exec.Command(filepath.Join(root, "hack", "build-helm.sh")).Output()
@@ -68,7 +68,7 @@ func renderChart(t *testing.T, args ...string) string {
 		t.Fatalf("building helm: %v", err)
 	}
 	var out, stderr bytes.Buffer
-	cmd := exec.Command(strings.TrimSpace(string(bin)), append([]string{"template", "ns", filepath.Join(root, "charts", "cvmanager")}, args...)...)
+	cmd := exec.Command(strings.TrimSpace(string(bin)), append([]string{"template", name, filepath.Join(root, "charts", "cvmanager")}, args...)...)
 	cmd.Stdout, cmd.Stderr = &out, &stderr
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("helm template: %v\n%s", err, stderr.String())
