@@ -15,6 +15,7 @@ import (
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/history"
 	"cvmanager.dev/cvmanager/pkg/rollout"
+	"cvmanager.dev/cvmanager/pkg/workload"
 )
 
 // appendHistory records a finished rollout, as the original cvmanager did,
@@ -44,7 +45,15 @@ func (c *Controller) appendHistory(ctx context.Context, cv *cvv1.ContainerVersio
 		Jobs:            rollout.JobRecords(c.lifecycle.Jobs.Lister, cv, r.Digest),
 		DurationSeconds: now.Sub(r.StartTime.Time).Seconds(),
 	}
-	for _, w := range perWorkloadRecords(cv, rec, p.Workloads) {
+	workloads := p.Workloads
+	if len(workloads) == 0 {
+		// A finish redone after a conflict or a crash changes nothing (the
+		// first attempt already moved the workloads), so it reports none:
+		// its record goes where the first attempt's went, to the selected
+		// workloads, and meets its own ID there.
+		workloads = c.selectedKeys(cv)
+	}
+	for _, w := range perWorkloadRecords(cv, rec, workloads) {
 		if err := c.history.AppendTo(ctx, cv, w.configMap, w.record); err != nil {
 			return fmt.Errorf("recording history of %s: %w", namespacedKey(cv), err)
 		}
@@ -102,16 +111,25 @@ func (c *Controller) promotionOf(ctx context.Context, cv *cvv1.ContainerVersion,
 
 // selectedNames are the names of the workloads cv selects, from the cache.
 func (c *Controller) selectedNames(cv *cvv1.ContainerVersion) []string {
+	return c.selected(cv, workload.Workload.Name)
+}
+
+// selectedKeys are the keys ("Deployment/web") of the workloads cv selects.
+func (c *Controller) selectedKeys(cv *cvv1.ContainerVersion) []string {
+	return c.selected(cv, workload.Workload.Key)
+}
+
+func (c *Controller) selected(cv *cvv1.ContainerVersion, id func(workload.Workload) string) []string {
 	selector, err := metav1.LabelSelectorAsSelector(cv.Spec.Selector)
 	if err != nil {
 		return nil
 	}
 	workloads, _ := c.workloads.Select(cv.Namespace, selector)
-	names := make([]string, 0, len(workloads))
+	out := make([]string, 0, len(workloads))
 	for _, w := range workloads {
-		names = append(names, w.Name())
+		out = append(out, id(w))
 	}
-	return names
+	return out
 }
 
 // rolloutID derives from what status keeps of the rollout (start time to

@@ -67,20 +67,27 @@ func groupRollouts(records []Record) []Record {
 	var out []Record
 	at := map[string]int{}
 	for _, rec := range records {
-		if rec.Rollout == "" {
-			out = append(out, rec)
-			continue
+		// A record written for the whole rollout (no workload) carries the
+		// rollout's ID itself: it meets its per-workload copies.
+		key := rec.Rollout
+		if key == "" {
+			key = rec.ID
 		}
-		i, ok := at[rec.Rollout]
+		i, ok := at[key]
 		if !ok {
-			at[rec.Rollout] = len(out)
-			rec.ID = rec.Rollout
+			at[key] = len(out)
+			rec.ID = key
 			out = append(out, rec)
 			continue
 		}
 		g := &out[i]
+		wasEmpty := g.Workload == ""
 		g.Workload = joinSorted(g.Workload, rec.Workload)
-		if g.Kind != rec.Kind {
+		switch {
+		case rec.Workload == "":
+		case wasEmpty:
+			g.Kind = rec.Kind
+		case g.Kind != rec.Kind:
 			g.Kind = ""
 		}
 		if rec.Time.After(g.Time) {

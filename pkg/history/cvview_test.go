@@ -54,6 +54,26 @@ func TestCVHistory(t *testing.T) {
 	}
 }
 
+// TestCVHistoryFoldsAWholeRolloutRecord: a record for the whole rollout
+// (no workload; written by a finish that was redone and reported no
+// workload) carries the rollout's ID and is one rollout with the
+// per-workload records that name that ID.
+func TestCVHistoryFoldsAWholeRolloutRecord(t *testing.T) {
+	ctx := context.Background()
+	s := NewStore(fake.NewClientset())
+	api := newCV("api") // its history and its Deployment's share api.history
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	must(t, s.AppendTo(ctx, api, WorkloadConfigMapName("api"), Record{ID: "r1-d", Rollout: "r1", CV: "api", Time: at,
+		Workload: "Deployment/api", Kind: "Deployment", ToVersion: "v2", Outcome: OutcomeRolledBack}))
+	must(t, s.Append(ctx, api, Record{ID: "r1", CV: "api", Time: at.Add(time.Second), ToVersion: "v2", Outcome: OutcomeRolledBack}))
+
+	got, err := CVHistory(ctx, s, api, []string{"api"})
+	must(t, err)
+	if len(got) != 1 || got[0].ID != "r1" || got[0].Workload != "Deployment/api" || got[0].Kind != "Deployment" {
+		t.Errorf("want one record r1 for Deployment/api, got %+v", got)
+	}
+}
+
 func TestWorkloadConfigMapName(t *testing.T) {
 	if got := WorkloadConfigMapName("api"); got != "api.history" {
 		t.Errorf("WorkloadConfigMapName(api) = %q", got)

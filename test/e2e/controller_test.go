@@ -153,6 +153,10 @@ func TestFailedRolloutRollsBackAndIsNotRetried(t *testing.T) {
 	}
 	if strings.Join(outcomes, ",") != "Success:v3,RolledBack:v2-unready,Success:v1" {
 		t.Errorf("history outcomes: %v", outcomes)
+		for _, r := range records {
+			t.Logf("record %s rollout %q trigger %s workload %q %s→%s %s at %s", r.ID, r.Rollout, r.Trigger, r.Workload,
+				r.FromVersion, r.ToVersion, r.Outcome, r.Time.Format(time.RFC3339Nano))
+		}
 	}
 	if reasons := e.EventReasons("api"); reasons[controller.ReasonRolledBack] == 0 || reasons[controller.ReasonRolloutFailed] == 0 {
 		t.Errorf("events: %v", reasons)
