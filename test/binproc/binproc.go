@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -93,4 +94,21 @@ func FreePort(t testing.TB) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// Stop ends the process pid, whose exit closes done: SIGTERM, then SIGKILL
+// after 5 s. It returns once the process has exited.
+func Stop(pid int, done <-chan struct{}) {
+	select {
+	case <-done:
+		return
+	default:
+	}
+	_ = syscall.Kill(pid, syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		<-done
+	}
 }

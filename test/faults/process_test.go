@@ -86,18 +86,7 @@ func (p *proc) kill9() {
 
 // stop ends the process gracefully (SIGTERM, then SIGKILL after 5 s).
 func (p *proc) stop() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = syscall.Kill(p.pid, syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(5 * time.Second):
-		_ = syscall.Kill(p.pid, syscall.SIGKILL)
-		<-p.done
-	}
+	binproc.Stop(p.pid, p.done)
 }
 
 func (p *proc) exited() bool {

@@ -113,16 +113,7 @@ func (p *proc) exited() bool {
 
 // stop sends SIGTERM to this process only, SIGKILL after 5 s.
 func (p *proc) stop() {
-	if p.exited() {
-		return
-	}
-	_ = syscall.Kill(p.pid, syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(5 * time.Second):
-		_ = syscall.Kill(p.pid, syscall.SIGKILL)
-		<-p.done
-	}
+	binproc.Stop(p.pid, p.done)
 }
 
 // waitHTTP waits until url answers 200.

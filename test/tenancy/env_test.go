@@ -165,18 +165,7 @@ func startController(e *e2eenv.Env, cfg *rest.Config, reg *e2eenv.Registry, extr
 
 // stop ends the process (SIGTERM, SIGKILL after 5 s) and waits for it.
 func (p *proc) stop() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = syscall.Kill(p.pid, syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(5 * time.Second):
-		_ = syscall.Kill(p.pid, syscall.SIGKILL)
-		<-p.done
-	}
+	binproc.Stop(p.pid, p.done)
 }
 
 // account creates ServiceAccount name in the test's namespace with a Role
