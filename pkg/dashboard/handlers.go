@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"html/template"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -22,6 +23,16 @@ import (
 
 //go:embed templates/*.html
 var templateFS embed.FS
+
+//go:embed assets
+var assetFS embed.FS
+
+// ContentSecurityPolicy is sent with every page: nothing but our own
+// stylesheet and script loads, no inline script or style runs, and JSON
+// is fetched from this origin only. Pages never embed user input in a
+// script, so a hostile name stays text even if escaping ever failed.
+const ContentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; " +
+	"connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
 // HistoryReader reads history ConfigMaps (history.Store).
 type HistoryReader = history.Lister
@@ -49,6 +60,8 @@ func NewHandler(src Source, hist HistoryReader, cvs CVGetter) *Handler {
 		"ago":         func(t time.Time) string { return ago(h.Clock.Now(), t) },
 		"statusClass": func(s string) string { return "status-" + strings.ToLower(s) },
 		"short":       shortDigest,
+		"lower":       strings.ToLower,
+		"since":       func(t time.Time) string { return since(h.Clock.Now(), t) },
 	}).ParseFS(templateFS, "templates/*.html"))
 	return h
 }
@@ -61,6 +74,18 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/cv/workloads", h.workloads)
 	mux.HandleFunc("GET /v1/cv/workloads/{name}", h.workloadHistory)
 	mux.HandleFunc("GET /v1/cv/containerversions/{name}/history", h.cvHistory)
+	mux.Handle("GET /ui/", http.StripPrefix("/ui/", assets()))
+}
+
+// assets serves the dashboard's stylesheet and script from the binary,
+// outside /v1/ so they need no token: they hold no data.
+func assets() http.Handler {
+	files := http.FileServerFS(mustSub(assetFS, "assets"))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		files.ServeHTTP(w, r)
+	})
 }
 
 // CVHistoryPath is the URL of a CV's history page.
@@ -74,22 +99,80 @@ func WorkloadHistoryPath(namespace, name string) string {
 }
 
 func (h *Handler) workloads(w http.ResponseWriter, r *http.Request) {
-	namespace := r.URL.Query().Get("namespace")
-	rows, err := Rows(h.Source, namespace)
+	f := ParseFilter(r.URL.Query())
+	all, err := Rows(h.Source, f.Namespace)
 	if err != nil {
 		http.Error(w, "listing workloads: "+err.Error(), http.StatusInternalServerError)
 		return
 	}
+	rows, counts := f.Apply(all)
 	if rows == nil {
 		rows = []Row{}
 	}
 	if wantsHTML(r) {
-		h.render(w, "workloads.html", map[string]any{
-			"Rows": rows, "Namespace": namespace, "Reload": r.URL.Query().Get("reload") == "true",
+		h.render(w, "workloads.html", workloadsPage{
+			Rows: rows, Total: len(all), Filter: f, Counts: countLinks(f, counts), Headers: headers(f),
+			States: States, Reload: r.URL.Query().Get("reload") == "true",
 		})
 		return
 	}
 	writeJSON(w, rows)
+}
+
+// workloadsPage is what the workloads template shows.
+type workloadsPage struct {
+	Rows    []Row
+	Total   int
+	Filter  Filter
+	Counts  []countLink
+	Headers []header
+	States  []string
+	Reload  bool
+}
+
+// countLink is one state's count at the top of the page, a link that
+// filters by the state (or clears the filter when it is the current one).
+type countLink struct {
+	State  string
+	Count  int
+	Query  string
+	Active bool
+}
+
+func countLinks(f Filter, counts map[string]int) []countLink {
+	var out []countLink
+	for _, s := range States {
+		if s == StatePending && counts[s] == 0 {
+			continue // only shown when there is something to show
+		}
+		next := f.With(s)
+		if f.State == s {
+			next = f.With("")
+		}
+		out = append(out, countLink{State: s, Count: counts[s], Query: next.Query(), Active: f.State == s})
+	}
+	return out
+}
+
+// header is a sortable column heading; its link sorts by the column.
+type header struct {
+	Key, Label, Query, Sort string
+}
+
+var columns = []struct{ key, label string }{
+	{"state", "State"}, {"namespace", "Namespace"}, {"name", "Workload"}, {"cv", "ContainerVersion"},
+	{"tag", "Tag"}, {"version", "Version"}, {"pods", "Pods"}, {"updated", "Updated"},
+}
+
+func headers(f Filter) []header {
+	out := make([]header, len(columns))
+	for i, c := range columns {
+		out[i] = header{Key: c.key, Label: c.label, Query: f.SortedBy(c.key).Query()}
+		if f.Sort == c.key {
+			out[i].Sort = map[bool]string{false: "ascending", true: "descending"}[f.Desc]
+		}
+	}
+	return out
 }
 
 // workloadHistory answers the original's history URL: the records of
@@ -222,7 +305,9 @@ func (h *Handler) render(w http.ResponseWriter, page string, data any) {
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'")
+	w.Header().Set("Content-Security-Policy", ContentSecurityPolicy)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Referrer-Policy", "same-origin")
 	_, _ = w.Write([]byte(b.String()))
 }
 
@@ -248,6 +333,22 @@ func ago(now, t time.Time) string {
 	default:
 		return pluralize(int(d/(24*time.Hour)), "day") + " ago"
 	}
+}
+
+// since is how long ago t was, as a short duration ("3m12s").
+func since(now, t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return now.Sub(t).Round(time.Second).String()
+}
+
+func mustSub(fsys embed.FS, dir string) fs.FS {
+	sub, err := fs.Sub(fsys, dir)
+	if err != nil {
+		panic(err)
+	}
+	return sub
 }
 
 func pluralize(n int, unit string) string {

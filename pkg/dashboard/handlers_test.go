@@ -104,7 +104,7 @@ func TestRowsSpeakTheOriginalFormat(t *testing.T) {
 		"Namespace": "shop", "Name": "frontend", "Type": "Deployment", "Container": "app", "Version": "1a2b3c4",
 		"AvailablePods": float64(2), "CV": "web", "Tag": "env-prod",
 		"Digest": "sha256:abc", "Image": "reg/web:1a2b3c4@sha256:abc", "Status": "Success", "DesiredPods": float64(3),
-		"LastUpdate": "2026-01-02T03:04:05Z",
+		"LastUpdate": "2026-01-02T03:04:05Z", "State": "Success",
 	}
 	if diff := cmp.Diff(want, rows[0]); diff != "" {
 		t.Errorf("row (-want +got):\n%s", diff)

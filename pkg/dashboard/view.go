@@ -7,6 +7,7 @@ package dashboard
 
 import (
 	"sort"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -51,7 +52,50 @@ type Row struct {
 	LastUpdate time.Time `json:"LastUpdate,omitzero"`
 	// LastError is the Degraded condition's message while it is True.
 	LastError string `json:"LastError,omitempty"`
+	// State is the one word the dashboard counts and filters by:
+	// Progressing, Failed, Held, Drifted, Success or Pending (StateOf).
+	State string `json:"State,omitempty"`
+	// Reason is the Degraded condition's reason while it is True, the
+	// machine-readable half of LastError.
+	Reason string `json:"Reason,omitempty"`
+	// Step is the last completed step of the rollout in progress.
+	Step string `json:"Step,omitempty"`
+	// RolloutStart is when the rollout in progress began.
+	RolloutStart time.Time `json:"RolloutStart,omitzero"`
+	// AvailableVersion is a version detected but held back (Manual release
+	// mode or a policy); ReleaseCommand is the command that deploys it.
+	AvailableVersion string `json:"AvailableVersion,omitempty"`
+	ReleaseCommand   string `json:"ReleaseCommand,omitempty"`
+	// Signer is who signed the running image, when signatures are verified.
+	Signer string `json:"Signer,omitempty"`
+	// Provenance describes where the running image came from, when known.
+	Provenance *Provenance `json:"Provenance,omitempty"`
 }
+
+// Provenance is the source of an image as its build metadata tells it
+// (OCI annotations or an attestation); every field is optional.
+type Provenance struct {
+	Revision string    `json:"Revision,omitempty"`
+	Source   string    `json:"Source,omitempty"`
+	Created  time.Time `json:"Created,omitzero"`
+	Authors  string    `json:"Authors,omitempty"`
+	URL      string    `json:"URL,omitempty"`
+	CILink   string    `json:"CILink,omitempty"`
+}
+
+// States a row can be in, in the order the dashboard counts them: what
+// needs attention first.
+const (
+	StateProgressing = "Progressing"
+	StateFailed      = "Failed"
+	StateHeld        = "Held"
+	StateDrifted     = "Drifted"
+	StateSuccess     = "Success"
+	StatePending     = "Pending"
+)
+
+// States lists the row states in display order.
+var States = []string{StateProgressing, StateFailed, StateHeld, StateDrifted, StateSuccess, StatePending}
 
 // Source lists CVs and workloads; informer listers back the server, API
 // calls back the CLI.
@@ -100,10 +144,69 @@ func rowFor(cv *cvv1.ContainerVersion, w workload.Workload) Row {
 	}
 	for _, c := range cv.Status.Conditions {
 		if c.Type == cvv1.ConditionDegraded && c.Status == metav1.ConditionTrue {
-			r.LastError = c.Message
+			r.LastError, r.Reason = c.Message, c.Reason
 		}
 	}
+	if ro := cv.Status.Rollout; ro != nil {
+		r.Step, r.RolloutStart = ro.Step, ro.StartTime.Time
+	}
+	if held(cv) {
+		r.AvailableVersion = cv.Status.AvailableVersion
+		r.ReleaseCommand = ReleaseCommand(cv)
+	}
+	r.State = StateOf(r)
 	return r
+}
+
+// held says whether the CV holds a detected version back.
+func held(cv *cvv1.ContainerVersion) bool {
+	if cv.Status.AvailableDigest == "" {
+		return false
+	}
+	for _, c := range cv.Status.Conditions {
+		if c.Type == cvv1.ConditionReleaseBlocked {
+			return c.Status == metav1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// ReleaseCommand is the exact command that deploys the version cv holds
+// back; --version guards against releasing something newer by mistake.
+func ReleaseCommand(cv *cvv1.ContainerVersion) string {
+	v := cv.Status.AvailableVersion
+	if v == "" {
+		v = cv.Status.AvailableDigest
+	}
+	return "cvmanager release -n " + shellQuote(cv.Namespace) + " --cv " + shellQuote(cv.Name) + " --version " + shellQuote(v)
+}
+
+// shellQuote leaves plain words alone and single-quotes anything else, so
+// the command can be pasted as is.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:/@+=") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// StateOf folds status, a held version and drift into one state, the
+// most urgent first: a rollout under way, a failure, a held version,
+// drift, then success.
+func StateOf(r Row) string {
+	switch {
+	case r.Status == cvv1.StatusProgressing:
+		return StateProgressing
+	case r.Status == cvv1.StatusFailed:
+		return StateFailed
+	case r.ReleaseCommand != "":
+		return StateHeld
+	case r.Drifted:
+		return StateDrifted
+	case r.Status == cvv1.StatusSuccess:
+		return StateSuccess
+	}
+	return StatePending
 }
 
 func replicaCounts(w workload.Workload) (available, desired int32) {
