@@ -29,7 +29,7 @@ import (
 const xssImage = `evil@<img/src=x/onerror=window.__xss=1>`
 
 // browser starts Debian's headless Chromium (installed by `make test`).
-func browser(t *testing.T) context.Context {
+func browser(t testing.TB) context.Context {
 	t.Helper()
 	path, err := exec.LookPath("chromium")
 	if err != nil {

@@ -12,6 +12,7 @@
   var body = table.tBodies[0];
   var rows = null; // every row of the namespace, from the JSON view
   var view = readURL();
+  var fresh = true; // the rows in the page are the server's, just rendered
 
   function readURL() {
     var q = new URLSearchParams(location.search);
@@ -139,12 +140,25 @@
         return view.desc ? -c : c;
       });
     }
-    var frag = document.createDocumentFragment();
-    kept.forEach(function (r) { frag.append(rowFor(r)); });
-    body.replaceChildren(frag);
+    if (!sameRows(kept)) {
+      var frag = document.createDocumentFragment();
+      kept.forEach(function (r) { frag.append(rowFor(r)); });
+      body.replaceChildren(frag);
+    }
+    fresh = false;
     renderChrome(counts, kept.length);
     history.replaceState(null, "", query(view));
     performance.mark("cv-rows-rendered");
+  }
+
+  // sameRows: on the first load the server has just rendered this very
+  // view; rebuilding a thousand identical rows would only cost time.
+  function sameRows(kept) {
+    if (!fresh || kept.length !== body.rows.length) { return false; }
+    return kept.every(function (r, i) {
+      var d = body.rows[i].dataset;
+      return d.namespace === r.Namespace && d.name === r.Name && d.state === r.State;
+    });
   }
 
   function renderChrome(counts, shown) {
