@@ -272,7 +272,11 @@ type readCaches struct {
 func (o *runOptions) httpRoutes(m *metrics.Metrics, ctrl *multins.Group, leader *controller.LeaderState,
 	caches readCaches) (*http.ServeMux, error) {
 	mux := server.NewMux(m.Registry, server.Readiness{Synced: ctrl.HasSynced, Leader: leader.IsLeader})
-	dashboard.ForController(caches.cvs, caches.workloads, caches.kube).Register(mux)
+	dash := dashboard.ForController(caches.cvs, caches.workloads, caches.kube)
+	dash.Register(mux)
+	if err := m.Registry.Register(dash.DORACollector()); err != nil {
+		return nil, err
+	}
 	if o.enablePprof {
 		server.RegisterPprof(mux)
 	}

@@ -49,19 +49,24 @@ type Handler struct {
 	CVs     CVGetter
 	// Clock is injectable so golden files have stable relative times.
 	Clock clock.Clock
-	pages *template.Template
+	pages   *template.Template
+	records *recordCache
 }
 
 // NewHandler parses the embedded templates. html/template escapes every
 // value: image tags, labels and messages are user input.
 func NewHandler(src Source, hist HistoryReader, cvs CVGetter) *Handler {
 	h := &Handler{Source: src, History: hist, CVs: cvs, Clock: clock.RealClock{}}
+	h.records = &recordCache{now: func() time.Time { return h.Clock.Now() }, ttl: RecordCacheTTL}
 	h.pages = template.Must(template.New("").Funcs(template.FuncMap{
 		"ago":         func(t time.Time) string { return ago(h.Clock.Now(), t) },
 		"statusClass": func(s string) string { return "status-" + strings.ToLower(s) },
 		"short":       shortDigest,
 		"lower":       strings.ToLower,
 		"since":       func(t time.Time) string { return since(h.Clock.Now(), t) },
+		"duration":    duration,
+		"percent":     percent,
+		"add":         func(a, b int) int { return a + b },
 	}).ParseFS(templateFS, "templates/*.html"))
 	return h
 }
@@ -74,6 +79,8 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/cv/workloads", h.workloads)
 	mux.HandleFunc("GET /v1/cv/workloads/{name}", h.workloadHistory)
 	mux.HandleFunc("GET /v1/cv/containerversions/{name}/history", h.cvHistory)
+	mux.HandleFunc("GET /v1/cv/metrics", h.metricsPage)
+	mux.HandleFunc("GET /v1/cv/activity", h.activity)
 	mux.Handle("GET /ui/", http.StripPrefix("/ui/", assets()))
 }
 

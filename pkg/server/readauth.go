@@ -99,7 +99,8 @@ func readAccess(r *http.Request) (authorizationv1.ResourceAttributes, bool) {
 		Namespace: r.URL.Query().Get("namespace"),
 	}
 	switch {
-	case r.URL.Path == "/v1/cv/workloads":
+	case r.URL.Path == "/v1/cv/workloads", r.URL.Path == "/v1/cv/activity", r.URL.Path == "/v1/cv/metrics":
+		// These views honour ?namespace= and show nothing outside it.
 	case isOneSegment(strings.CutPrefix(r.URL.Path, "/v1/cv/workloads/")):
 	case isCVHistory(r.URL.Path):
 		attrs.Verb, attrs.Name = "get", strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, cvHistoryPrefix), "/history")

@@ -29,6 +29,10 @@ func TestReadAccessMapsEachReadToTheCVPermissionItNeeds(t *testing.T) {
 		{"GET", "/v1/cv/containerversions/web/history?namespace=prod", true, "get", "prod", "web"},
 		{"GET", "/v1/cv/containerversions/web/other?namespace=prod", true, "list", "", ""},
 		{"GET", "/v1/cv/containerversions/a/b/history?namespace=prod", true, "list", "", ""},
+		{"GET", "/v1/cv/activity?namespace=prod&window=7d", true, "list", "prod", ""},
+		{"GET", "/v1/cv/metrics?namespace=prod", true, "list", "prod", ""},
+		{"GET", "/v1/cv/metrics", true, "list", "", ""},
+		{"GET", "/ui/dashboard.js", false, "", "", ""}, // static, holds no data
 		{"GET", "/v1/state", true, "list", "", ""},
 		{"GET", "/v1/state?namespace=prod", true, "list", "", ""}, // the state holds every namespace
 		{"GET", "/v1/cv/workloads/web/extra?namespace=prod", true, "list", "", ""},
