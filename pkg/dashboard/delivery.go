@@ -31,9 +31,9 @@ func parseWindow(r *http.Request, def string) (string, time.Duration, error) {
 // Delivery is the DORA report served at /v1/cv/metrics: per namespace and
 // per ContainerVersion, over a window ending now.
 type Delivery struct {
-	Window            string          `json:"window"`
-	From              time.Time       `json:"from"`
-	To                time.Time       `json:"to"`
+	Window            string    `json:"window"`
+	From              time.Time `json:"from"`
+	To                time.Time `json:"to"`
 	Namespaces        []DORARow `json:"namespaces"`
 	ContainerVersions []DORARow `json:"containerVersions"`
 }

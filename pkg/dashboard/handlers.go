@@ -48,7 +48,7 @@ type Handler struct {
 	History HistoryReader
 	CVs     CVGetter
 	// Clock is injectable so golden files have stable relative times.
-	Clock clock.Clock
+	Clock   clock.Clock
 	pages   *template.Template
 	records *recordCache
 }
