@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"net"
 	"net/http"
 	"os"
@@ -274,8 +275,10 @@ func (o *runOptions) httpRoutes(m *metrics.Metrics, ctrl *multins.Group, leader 
 	mux := server.NewMux(m.Registry, server.Readiness{Synced: ctrl.HasSynced, Leader: leader.IsLeader})
 	dash := dashboard.ForController(caches.cvs, caches.workloads, caches.kube)
 	dash.Register(mux)
-	if err := m.Registry.Register(dash.DORACollector()); err != nil {
-		return nil, err
+	for _, c := range []prometheus.Collector{dash.DORACollector(), dash.CVStateCollector(), m.LeaderGauge(leader.IsLeader)} {
+		if err := m.Registry.Register(c); err != nil {
+			return nil, err
+		}
 	}
 	if o.enablePprof {
 		server.RegisterPprof(mux)

@@ -11,6 +11,13 @@
 //	poll_duration_seconds                   time to resolve a tag (after dedup)
 //	authz_checks_total{answer}              author permission checks: allowed, denied (a review sent), cached
 //	authz_refusals_total                    ContainerVersions refused for their author's rights (per report)
+//	leader                                  1 while this replica holds the leader lease (LeaderGauge, registered by run)
+//	containerversion_status{namespace,name,status}        1 for each CV's currStatus (pkg/dashboard, on scrape)
+//	containerversion_condition{namespace,name,type,reason} 1 per True condition of a CV (pkg/dashboard)
+//	containerversion_rollout_deadline_timestamp_seconds{namespace,name}  when the rollout in progress times out
+//	dora_{deployments,failures,deployments_per_day,lead_time_seconds,change_failure_ratio,time_to_restore_seconds}{namespace,cv}
+//	                                        DORA delivery figures of the last 7 days per CV (pkg/dashboard, pkg/dora)
+//	dora_namespace_*{namespace}             the same figures pooled per namespace
 //	workqueue_*                             client-go workqueue metrics (depth, adds, latency, ...)
 //	registry_*                              registered by pkg/registry on the same registry
 package metrics
@@ -74,3 +81,17 @@ func New() *Metrics {
 }
 
 var workqueueOnce sync.Once
+
+// LeaderGauge is cvmanager_leader: 1 while this replica holds the leader
+// lease. Summed over replicas it should be 1; 0 for long means no replica
+// acts (the "leader lost" alert).
+func (m *Metrics) LeaderGauge(isLeader func() bool) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "cvmanager_leader", Help: "1 while this replica holds the leader lease, else 0.",
+	}, func() float64 {
+		if isLeader() {
+			return 1
+		}
+		return 0
+	})
+}
