@@ -78,7 +78,9 @@ func monitoringPack(t *testing.T, rendered string) (map[string]string, []byte) {
 			Kind     string
 			Metadata struct{ Labels map[string]string }
 			Spec     struct {
-				Groups []struct{ Rules []struct{ Alert, Expr string } }
+				Groups []struct {
+					Rules []struct{ Alert, Expr string }
+				}
 			}
 			Data map[string]string
 		}
