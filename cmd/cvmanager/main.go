@@ -15,7 +15,12 @@ func main() {
 	// SIGINT and SIGTERM cancel the context so long-running commands
 	// (run, cr sync) stop their informers and servers gracefully.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := cli.NewRootCommand().ExecuteContext(ctx)
+	root := cli.NewRootCommand()
+	if cli.IsPlugin(os.Args[0]) {
+		// Installed as kubectl-cv: `kubectl cv get` runs `cvmanager cv get`.
+		root = cli.NewPluginCommand()
+	}
+	err := root.ExecuteContext(ctx)
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "Error:", err)

@@ -21,9 +21,9 @@ func newCRCommand(kube *KubeFlags) *cobra.Command {
 func newCVCommand(kube *KubeFlags) *cobra.Command {
 	cv := &cobra.Command{
 		Use:   "cv",
-		Short: "Inspect ContainerVersions and stamp their author",
+		Short: "Inspect ContainerVersions, release held versions, stamp their author (also kubectl cv)",
 	}
-	cv.AddCommand(newCVGetCommand(kube), newCVStampCommand(kube))
+	cv.AddCommand(newCVGetCommand(kube), newCVHistoryCommand(kube), newReleaseCommand(kube), newCVStampCommand(kube))
 	return cv
 }
 

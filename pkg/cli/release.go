@@ -16,10 +16,19 @@ import (
 func newReleaseCommand(kube *KubeFlags) *cobra.Command {
 	var namespace, name, version string
 	cmd := &cobra.Command{
-		Use:   "release",
+		Use:   "release [CV] [--cv CV]",
 		Short: "Deploy the version a ContainerVersion holds back (Manual release mode, downgrades)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 && name != "" && args[0] != name {
+				return fmt.Errorf("two ContainerVersions named: %s and --cv %s", args[0], name)
+			}
+			if len(args) == 1 {
+				name = args[0]
+			}
+			if name == "" {
+				return fmt.Errorf("name the ContainerVersion: release <cv> or --cv <cv>")
+			}
 			if namespace == "" {
 				namespace = kube.Namespace()
 			}
@@ -49,8 +58,7 @@ func newReleaseCommand(kube *KubeFlags) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&namespace, "namespace", "n", "", "namespace of the ContainerVersion (default: the kubeconfig's)")
-	cmd.Flags().StringVar(&name, "cv", "", "name of the ContainerVersion (required)")
+	cmd.Flags().StringVar(&name, "cv", "", "name of the ContainerVersion (or give it as the argument)")
 	cmd.Flags().StringVar(&version, "version", "", "the held version or digest to release (guards against releasing something else)")
-	_ = cmd.MarkFlagRequired("cv")
 	return cmd
 }

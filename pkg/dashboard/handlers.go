@@ -280,6 +280,9 @@ func (h *Handler) rowsNamed(namespace, name string) ([]Row, error) {
 	return out, nil
 }
 
+// OneCV narrows src to one CV, for the rows of that CV alone.
+func OneCV(cv *cvv1.ContainerVersion, src Source) Source { return singleCV{cv: cv, src: src} }
+
 // singleCV is a Source narrowed to one CV, for that CV's rows.
 type singleCV struct {
 	cv  *cvv1.ContainerVersion

@@ -5,11 +5,14 @@ import (
 	"strings"
 	"testing"
 
+	"cvmanager.dev/cvmanager/test/binproc"
 	"cvmanager.dev/cvmanager/test/controlplane"
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(controlplane.RunMain(m, controlplane.Options{}))
+	code := controlplane.RunMain(m, controlplane.Options{})
+	binproc.RemoveBinary() // built by TestKubectlPlugin
+	os.Exit(code)
 }
 
 func hasPrefixAny(s string, prefixes ...string) bool {
