@@ -47,7 +47,8 @@ func browser(t testing.TB) context.Context {
 	}
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(alloc)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 30*time.Second)
+	// Generous: the states test waits for a 10 s refresh on a loaded machine.
+	ctx, cancelTimeout := context.WithTimeout(ctx, 120*time.Second)
 	t.Cleanup(func() {
 		cancelTimeout()
 		cancelCtx()
