@@ -177,4 +177,9 @@ func TestDeliveryMetrics(t *testing.T) {
 	if code, page := fetch(t, base+"/v1/cv/metrics?format=html&namespace=shop"); code != http.StatusOK || !strings.Contains(page, "<td>33%</td>") {
 		t.Errorf("metrics page %d:\n%s", code, page)
 	}
+	// The workloads page sums the namespace up: 3 deployments, 1 failed, 25%.
+	_, page := fetch(t, base+"/v1/cv/workloads?format=html&namespace=shop")
+	if !strings.Contains(page, `id="delivery"`) || !strings.Contains(page, "<td>3 (1 failed)</td>") || !strings.Contains(page, "<td>25%</td>") {
+		t.Errorf("workloads page lacks the namespace's delivery figures:\n%s", page)
+	}
 }

@@ -119,7 +119,7 @@ func (h *Handler) workloads(w http.ResponseWriter, r *http.Request) {
 	if wantsHTML(r) {
 		h.render(w, "workloads.html", workloadsPage{
 			Rows: rows, Total: len(all), Filter: f, Counts: countLinks(f, counts), Headers: headers(f),
-			States: States, Reload: r.URL.Query().Get("reload") == "true",
+			States: States, Reload: r.URL.Query().Get("reload") == "true", Delivery: h.deliverySummary(r, f.Namespace),
 		})
 		return
 	}
@@ -135,6 +135,19 @@ type workloadsPage struct {
 	Headers []header
 	States  []string
 	Reload  bool
+	// Delivery are the namespaces' DORA figures of the last 7 days; nil
+	// when the histories could not be read (the rows still show).
+	Delivery []DORARow
+}
+
+// deliverySummary is the per-namespace DORA figures for the workloads
+// page, best effort: a history that cannot be read must not hide the rows.
+func (h *Handler) deliverySummary(r *http.Request, namespace string) []DORARow {
+	rep, err := h.delivery(r.Context(), namespace, DORAWindow, Windows[DORAWindow])
+	if err != nil {
+		return nil
+	}
+	return rep.Namespaces
 }
 
 // countLink is one state's count at the top of the page, a link that
