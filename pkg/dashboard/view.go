@@ -1,8 +1,13 @@
 // Package dashboard serves the workloads view: /v1/cv/workloads (JSON or
 // HTML) lists every managed workload in the original cvmanager's row format,
 // /v1/cv/workloads/{name} a workload's history (the original's URL) and
-// /v1/cv/containerversions/{name}/history a ContainerVersion's. The same
-// rows back `cvmanager cv get`.
+// /v1/cv/containerversions/{name}/history a ContainerVersion's,
+// /v1/cv/activity the rollouts of a window with a timeline and
+// /v1/cv/metrics the delivery (DORA) figures; /ui/ serves the pages'
+// stylesheet and script. The same rows back `cvmanager cv get`. Series
+// served on /metrics: cvmanager_containerversion_{status,condition,
+// rollout_deadline_timestamp_seconds} (CVStateCollector) and
+// cvmanager_dora_* / cvmanager_dora_namespace_* (DORACollector).
 package dashboard
 
 import (
