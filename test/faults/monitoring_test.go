@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/VictoriaMetrics/metricsql"
+	"github.com/prometheus/prometheus/promql/parser"
 	"sigs.k8s.io/yaml"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
@@ -137,23 +137,16 @@ func dashboardExprs(t *testing.T, data []byte) map[string]string {
 // metricNames parses a PromQL expression and lists the metrics it selects.
 // Grafana's $__rate_interval is replaced by a duration first.
 func metricNames(expr string) ([]string, error) {
-	e, err := metricsql.Parse(strings.ReplaceAll(expr, "$__rate_interval", "5m"))
+	e, err := parser.ParseExpr(strings.ReplaceAll(expr, "$__rate_interval", "5m"))
 	if err != nil {
 		return nil, err
 	}
 	var names []string
-	metricsql.VisitAll(e, func(x metricsql.Expr) {
-		me, ok := x.(*metricsql.MetricExpr)
-		if !ok {
-			return
+	parser.Inspect(e, func(node parser.Node, _ []parser.Node) error {
+		if vs, ok := node.(*parser.VectorSelector); ok {
+			names = append(names, vs.Name)
 		}
-		for _, filters := range me.LabelFilterss {
-			for _, f := range filters {
-				if f.Label == "__name__" {
-					names = append(names, f.Value)
-				}
-			}
-		}
+		return nil
 	})
 	return names, nil
 }
