@@ -24,6 +24,7 @@ func (r *report) markdown() string {
 	r.tableFootprint(&b)
 	r.tableRestart(&b)
 	r.tableLoad(&b)
+	r.tablePods(&b)
 	for _, e := range r.Errors {
 		fmt.Fprintf(&b, "**Error:** %s\n\n", e)
 	}
@@ -108,4 +109,27 @@ func (r *report) tableLoad(b *strings.Builder) {
 			}
 		}
 	}
+}
+
+func (r *report) tablePods(b *strings.Builder) {
+	p := r.Pods
+	if p == nil {
+		return
+	}
+	fmt.Fprintf(b, "## 7. Footprint with pods no CV selects (%d CVs, fresh controller, %.0f s windows)\n\n", p.CVs, p.WindowSeconds)
+	b.WriteString("| unrelated pods | running | RSS at window end (MiB) | peak RSS in window (MiB) | heap in use (MiB) | CPU (% of a core) | vs. no pods |\n|---:|---:|---:|---:|---:|---:|---:|\n")
+	var base float64
+	row := func(label string, s podStep) {
+		if base == 0 {
+			base = s.RSSMiB
+		}
+		fmt.Fprintf(b, "| %s | %d | %.0f | %.0f | %.0f | %.1f | %+.0f%% |\n", label, s.Running, s.RSSMiB, s.PeakRSSMiB, s.HeapMiB, s.CPUPercent, 100*(s.RSSMiB/base-1))
+	}
+	for _, s := range p.Steps {
+		row(fmt.Sprintf("%d", s.Pods), s)
+	}
+	if s := p.Restarted; s != nil {
+		row(fmt.Sprintf("%d, controller restarted (ready in %.1f s)", s.Pods, s.ReadySeconds), *s)
+	}
+	b.WriteString("\n")
 }

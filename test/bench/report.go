@@ -21,6 +21,7 @@ type report struct {
 	Settings        settings       `json:"settings"`
 	Scales          []scaleResult  `json:"scales"`
 	Sharing         *economyResult `json:"sharing,omitempty"`
+	Pods            *podsResult    `json:"unrelatedPods,omitempty"`
 	Errors          []string       `json:"errors,omitempty"`
 }
 

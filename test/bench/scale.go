@@ -29,14 +29,20 @@ func measureScale(ctx context.Context, e *env, pop *population, n int) (*scaleRe
 	}
 	defer proc.stop(cfg.out)
 	profile := cfg.profile && n == cfg.scales[len(cfg.scales)-1]
-	steps := []func() error{
-		func() error { return measureRestart(ctx, e, proc, res, profile) },
-		func() error { return measurePollLatency(ctx, e, pop, res) },
-		func() error { return measureTriggerLatency(ctx, e, pop, res) },
-		func() error { return measureBurst(ctx, e, pop, proc, res, profile) },
+	steps := []struct {
+		name string
+		run  func() error
+	}{
+		{"restart", func() error { return measureRestart(ctx, e, proc, res, profile) }},
+		{"latency", func() error { return measurePollLatency(ctx, e, pop, res) }},
+		{"trigger", func() error { return measureTriggerLatency(ctx, e, pop, res) }},
+		{"burst", func() error { return measureBurst(ctx, e, pop, proc, res, profile) }},
 	}
 	for _, step := range steps {
-		if err := step(); err != nil {
+		if cfg.skip[step.name] {
+			continue
+		}
+		if err := step.run(); err != nil {
 			return res, err
 		}
 	}
