@@ -13,6 +13,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/test/e2eenv"
@@ -30,11 +32,15 @@ import (
 // empty scrape.
 func TestEveryServedMetricIsDocumented(t *testing.T) {
 	f := newFixture(t, "metricsdoc")
-	p := faultproxy.StartForTest(t, f.reg.Host)
+	p := faultproxy.StartForTest(t, f.reg.URL())
 	p.Inject(faultproxy.Match{}, faultproxy.Fault{Header: http.Header{
 		"ratelimit-limit": {"100;w=21600"}, "ratelimit-remaining": {"99;w=21600"}}})
+	repo := p.Repo("team/" + f.app)
+	patch := `{"spec":{"template":{"spec":{"containers":[{"name":"app","image":"` + repo + `:old"}]}}}}`
+	_, err := f.Kube.AppsV1().Deployments(f.NS).Patch(f.Ctx, f.app, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{})
+	e2eenv.Must(t, err)
 	digest := f.push("v1")
-	f.CreateCV(gen.NewCV(f.NS, f.app, p.Repo("team/"+f.app)))
+	f.CreateCV(gen.NewCV(f.NS, f.app, repo))
 	proc := f.startController("metricsdoc", "--insecure-registry", p.Host)
 	proc.waitReady(f)
 	f.WaitStatus(f.app, cvv1.StatusSuccess, digest, 90*time.Second)
