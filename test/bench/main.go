@@ -33,30 +33,31 @@ import (
 
 // config holds the bench's flags.
 type config struct {
-	scales        []int
-	cvsPerRef     int
-	perNamespace  int
-	burst         int
-	pollInterval  time.Duration
-	latencyRefs   int
-	triggerRefs   int
-	triggerGap    time.Duration
-	lastPolled    time.Duration
-	sharingCVs    int
-	kubeQPS       int
-	kubeBurst     int
-	registryQPS   int
-	registryBurst int
-	workers       int
-	kcmQPS        int
-	kcmBurst      int
-	bin           string
-	out           string
-	label         string
-	profile       bool
-	unrelatedPods []int
-	podsWindow    time.Duration
-	skip          map[string]bool
+	scales         []int
+	cvsPerRef      int
+	perNamespace   int
+	burst          int
+	pollInterval   time.Duration
+	latencyRefs    int
+	latencySamples int
+	triggerRefs    int
+	triggerGap     time.Duration
+	lastPolled     time.Duration
+	sharingCVs     int
+	kubeQPS        int
+	kubeBurst      int
+	registryQPS    int
+	registryBurst  int
+	workers        int
+	kcmQPS         int
+	kcmBurst       int
+	bin            string
+	out            string
+	label          string
+	profile        bool
+	unrelatedPods  []int
+	podsWindow     time.Duration
+	skip           map[string]bool
 }
 
 func parseFlags() (*config, error) {
@@ -66,8 +67,9 @@ func parseFlags() (*config, error) {
 	flag.IntVar(&c.perNamespace, "per-namespace", 1000, "CVs (and Deployments) per namespace")
 	flag.IntVar(&c.burst, "burst", 1000, "CVs whose tags move at once in the burst figure (capped at the scale)")
 	flag.DurationVar(&c.pollInterval, "poll-interval", time.Minute, "spec.pollIntervalSeconds of every CV")
-	flag.IntVar(&c.latencyRefs, "latency-refs", 50, "refs moved to measure detection latency by poll")
-	flag.IntVar(&c.triggerRefs, "trigger-refs", 20, "refs moved to measure detection latency by trigger")
+	flag.IntVar(&c.latencyRefs, "latency-refs", 50, "refs moved per round to measure detection latency by poll")
+	flag.IntVar(&c.triggerRefs, "trigger-refs", 20, "refs pushed and triggered per round to measure detection latency by trigger")
+	flag.IntVar(&c.latencySamples, "latency-samples", 200, "CVs measured per latency figure at least (rounds repeat, at most 10)")
 	flag.DurationVar(&c.triggerGap, "trigger-gap", time.Second, "time between two CI triggers in the latency figure (the burst figure measures throughput)")
 	flag.DurationVar(&c.lastPolled, "last-polled-interval", 15*time.Minute, "controller's --last-polled-interval; the population's lastPolled is spread over it, as steady state leaves it")
 	flag.IntVar(&c.sharingCVs, "sharing-cvs", 1000, "CVs of the 50%-sharing economy check (0 skips it)")
