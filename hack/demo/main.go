@@ -35,7 +35,6 @@ import (
 	"cvmanager.dev/cvmanager/pkg/metrics"
 	"cvmanager.dev/cvmanager/pkg/registry/poller"
 	"cvmanager.dev/cvmanager/pkg/server"
-	"cvmanager.dev/cvmanager/pkg/workload"
 	"cvmanager.dev/cvmanager/test/controlplane"
 	"cvmanager.dev/cvmanager/test/kubetest"
 	"cvmanager.dev/cvmanager/test/localregistry"
@@ -131,7 +130,7 @@ func startController(ctx context.Context, cfg *controlplaneConfig, reg *localreg
 	go func() { defer close(stopped); _ = ctrl.Run(ctx); factories.Shutdown() }()
 	stop = func() { cancel(); <-stopped }
 	mux := server.NewMux(m.Registry, server.Readiness{Synced: ctrl.HasSynced})
-	dashboard.ForController(factories.Informers().CVs.Lister(), workload.NewListers(factories.Kube), kube).Register(mux)
+	dashboard.ForController(factories.Informers().CVs.Lister(), factories.WorkloadListers(), kube).Register(mux)
 	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 	if err != nil {
 		ln, err = net.Listen("tcp", "127.0.0.1:0") // the port is taken: any free one

@@ -172,11 +172,10 @@ func (c *Controller) watch(inf Informers) {
 	_ = cvInformer.AddIndexers(cache.Indexers{rolloutSelectorIndex: rolloutSelectorKeys, selectorIndex: selectorKeys})
 
 	apps, batch := inf.Workloads.Apps().V1(), inf.Workloads.Batch().V1()
-	c.workloads = workload.NewListers(inf.Workloads)
-	_, _ = inf.Workloads.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.enqueueOwnersOf,
-		UpdateFunc: func(_, obj any) { c.enqueueOwnersOf(obj) },
-	})
+	// No Pods informer: pods are listed while a rollout needs them, and a
+	// rollout under way is re-examined every ProgressInterval besides on
+	// workload events, which is when a stuck pod is seen.
+	c.workloads = workload.NewListers(inf.Workloads, workload.LivePods(c.kube))
 	// Workload events also wake the CVs at rest that select the workload
 	// when what they compare changed (labels, images, annotations): that is
 	// how drift and late joiners are seen, without a registry request.
@@ -211,10 +210,10 @@ func (c *Controller) enqueue(obj any) {
 	c.queue.Add(key)
 }
 
-// enqueueOwnersOf wakes the CVs whose rollout waits on a changed workload or
-// pod, so progress is noticed at once rather than at the next safety tick.
+// enqueueOwnersOf wakes the CVs whose rollout waits on a changed workload,
+// so progress is noticed at once rather than at the next safety tick.
 //
-// It runs for every Pod and workload event in the cluster, so it must not
+// It runs for every workload event in the watched namespaces, so it must not
 // cost O(CVs): the rolloutSelectorIndex narrows the candidates to CVs with a
 // rollout under way whose selector could match one of the object's labels,
 // and only those selectors are parsed and matched.

@@ -1,7 +1,6 @@
 package controller
 
 import (
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
@@ -14,6 +13,7 @@ import (
 	"cvmanager.dev/cvmanager/pkg/generated/informers/externalversions"
 	cvinformers "cvmanager.dev/cvmanager/pkg/generated/informers/externalversions/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/rollout"
+	"cvmanager.dev/cvmanager/pkg/workload"
 )
 
 // Informers are the caches the controller reads and watches. The caller
@@ -22,7 +22,9 @@ import (
 type Informers struct {
 	// CVs is the ContainerVersion informer.
 	CVs cvinformers.ContainerVersionInformer
-	// Workloads gives Deployments, StatefulSets, DaemonSets, CronJobs and Pods.
+	// Workloads gives Deployments, StatefulSets, DaemonSets and CronJobs,
+	// slimmed (slimWorkload). It holds no Pods: they are listed while a
+	// rollout needs them (workload.PodLister).
 	Workloads kubeinformers.SharedInformerFactory
 	// Jobs holds only the Jobs cvmanager created (verifications, migrations).
 	Jobs batchinformers.JobInformer
@@ -44,12 +46,15 @@ type Factories struct {
 	Kube kubeinformers.SharedInformerFactory
 	CVs  externalversions.SharedInformerFactory
 	Jobs kubeinformers.SharedInformerFactory
+	// client lists pods while a rollout needs them (WorkloadListers).
+	client kubernetes.Interface
 }
 
-// NewFactories builds the factories for scope. Cached objects keep no
-// managed field sets: they are often the largest part of an object.
+// NewFactories builds the factories for scope. Cached objects keep only
+// what decisions read (slimWorkload, slimMeta), so the caches do not grow
+// with fields nobody reads.
 func NewFactories(kube kubernetes.Interface, cvClient versioned.Interface, scope Scope) *Factories {
-	strip := kubeinformers.WithTransform(summarizeManagedFields)
+	strip := kubeinformers.WithTransform(slimWorkload)
 	selector := scope.CVSelector
 	if selector == nil {
 		selector = labels.Everything()
@@ -61,16 +66,17 @@ func NewFactories(kube kubernetes.Interface, cvClient versioned.Interface, scope
 		}
 	}
 	return &Factories{
+		client: kube,
 		Kube: kubeinformers.NewSharedInformerFactoryWithOptions(kube, 0,
 			kubeinformers.WithNamespace(scope.Namespace), strip),
 		CVs: externalversions.NewSharedInformerFactoryWithOptions(cvClient, 0,
 			externalversions.WithNamespace(scope.Namespace),
 			externalversions.WithTweakListOptions(scopeCVs),
-			externalversions.WithTransform(stripManagedFields)),
+			externalversions.WithTransform(slimMeta)),
 		// Only the Jobs cvmanager created (they carry the CV label), so the
 		// cache does not hold every Job of the cluster.
 		Jobs: kubeinformers.NewSharedInformerFactoryWithOptions(kube, 0,
-			kubeinformers.WithNamespace(scope.Namespace), kubeinformers.WithTransform(stripManagedFields),
+			kubeinformers.WithNamespace(scope.Namespace), kubeinformers.WithTransform(slimMeta),
 			kubeinformers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = rollout.LabelCV })),
 	}
 }
@@ -82,6 +88,12 @@ func (f *Factories) Informers() Informers {
 		Workloads: f.Kube,
 		Jobs:      f.Jobs.Batch().V1().Jobs(),
 	}
+}
+
+// WorkloadListers reads the workloads of f's caches and lists pods from
+// the apiserver (workload.LivePods).
+func (f *Factories) WorkloadListers() workload.Listers {
+	return workload.NewListers(f.Kube, workload.LivePods(f.client))
 }
 
 // Start starts every informer requested so far; call it after New.
@@ -98,36 +110,6 @@ func (f *Factories) Shutdown() {
 	f.Jobs.Shutdown()
 }
 
-// summarizeManagedFields keeps of a workload's managedFields who wrote it
-// and when (manager, operation, subresource, time), which names the other
-// writer in a drift fight, and drops the field sets, often the largest part
-// of an object. Pods and Jobs keep nothing (see stripManagedFields).
-func summarizeManagedFields(obj any) (any, error) {
-	if _, ok := obj.(*corev1.Pod); ok {
-		return stripManagedFields(obj)
-	}
-	m, ok := obj.(metav1.Object)
-	if !ok {
-		return obj, nil
-	}
-	entries := m.GetManagedFields()
-	for i := range entries {
-		entries[i].FieldsV1 = nil
-	}
-	m.SetManagedFields(entries)
-	return obj, nil
-}
-
-// stripManagedFields drops metadata.managedFields from cached objects: the
-// controller never reads them from the cache and they are often the largest
-// part of an object, which matters with thousands of workloads and CVs.
-func stripManagedFields(obj any) (any, error) {
-	if m, ok := obj.(metav1.Object); ok {
-		m.SetManagedFields(nil)
-	}
-	return obj, nil
-}
-
 // informerSynced lists the HasSynced of every informer in inf the
 // controller uses.
 func informerSynced(inf Informers) []cache.InformerSynced {
@@ -136,6 +118,5 @@ func informerSynced(inf Informers) []cache.InformerSynced {
 		inf.CVs.Informer().HasSynced, inf.Jobs.Informer().HasSynced,
 		apps.Deployments().Informer().HasSynced, apps.StatefulSets().Informer().HasSynced,
 		apps.DaemonSets().Informer().HasSynced, batch.CronJobs().Informer().HasSynced,
-		inf.Workloads.Core().V1().Pods().Informer().HasSynced,
 	}
 }

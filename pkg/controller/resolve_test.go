@@ -63,7 +63,7 @@ func TestResolveAsksForTheVersionOnlyForARollout(t *testing.T) {
 			c := &Controller{
 				opts:      Options{Resolver: r},
 				clock:     clocktesting.NewFakeClock(time.Unix(1000, 0)),
-				workloads: workload.NewListers(informers.NewSharedInformerFactory(fake.NewClientset(), 0)),
+				workloads: workload.NewListers(informers.NewSharedInformerFactory(fake.NewClientset(), 0), nil),
 			}
 			cv := &cvv1.ContainerVersion{Spec: cvv1.ContainerVersionSpec{ImageRepo: "reg/app", Tag: "env-prod"}, Status: deployed}
 			_, _ = c.resolve(context.Background(), cv, tc.syntax, time.Minute, tc.forced)

@@ -19,7 +19,13 @@
 //	                                        DORA delivery figures of the last 7 days per CV (pkg/dashboard, pkg/dora)
 //	dora_namespace_*{namespace}             the same figures pooled per namespace
 //	workqueue_*                             client-go workqueue metrics (depth, adds, latency, ...)
-//	registry_*                              registered by pkg/registry on the same registry
+//	registry_requests_total{host,method,code}    registered by pkg/registry/poller on the same registry
+//	registry_request_duration_seconds{host,method}
+//	registry_ratelimit_limit{host}          ratelimit-limit a registry reports (Docker Hub)
+//	registry_ratelimit_remaining{host}      ratelimit-remaining a registry reports
+//
+// docs/metrics.md is the user's list; test/faults checks it against a
+// real scrape.
 package metrics
 
 import (

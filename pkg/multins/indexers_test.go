@@ -5,7 +5,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
@@ -15,17 +14,14 @@ import (
 )
 
 // listersFor builds the listers of one namespace's informers, holding the
-// given Deployments (all labelled app=web) and a pod per Deployment.
+// given Deployments (all labelled app=web).
 func listersFor(t *testing.T, ns string, names ...string) workload.Listers {
 	t.Helper()
 	f := informers.NewSharedInformerFactoryWithOptions(fake.NewClientset(), 0, informers.WithNamespace(ns))
-	l := workload.NewListers(f)
+	l := workload.NewListers(f, nil)
 	for _, n := range names {
 		meta := metav1.ObjectMeta{Namespace: ns, Name: n, Labels: map[string]string{"app": "web"}}
 		if err := l.Deployments.Add(&appsv1.Deployment{ObjectMeta: meta}); err != nil {
-			t.Fatal(err)
-		}
-		if err := f.Core().V1().Pods().Informer().GetIndexer().Add(&corev1.Pod{ObjectMeta: meta}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -39,7 +35,6 @@ func TestCombinedListersReadEveryNamespaceAndOnlyTheOneAsked(t *testing.T) {
 		StatefulSets: indexers{a.StatefulSets, b.StatefulSets},
 		DaemonSets:   indexers{a.DaemonSets, b.DaemonSets},
 		CronJobs:     indexers{a.CronJobs, b.CronJobs},
-		Pods:         podLister{a.Pods, b.Pods},
 	}
 	keys := func(ns string, sel labels.Selector) []string {
 		ws, err := l.Select(ns, sel)
@@ -64,10 +59,6 @@ func TestCombinedListersReadEveryNamespaceAndOnlyTheOneAsked(t *testing.T) {
 	}
 	if _, ok, _ := l.Deployments.GetByKey("b/web"); !ok {
 		t.Error("GetByKey b/web not found")
-	}
-	pods, err := l.Pods.Pods("a").List(labels.Everything())
-	if err != nil || len(pods) != 2 {
-		t.Errorf("pods of a: %d, %v; want 2", len(pods), err)
 	}
 	if err := l.Deployments.Add(&appsv1.Deployment{}); err == nil {
 		t.Error("the combined indexer accepted a write")

@@ -16,9 +16,7 @@ import (
 	"sort"
 
 	"golang.org/x/sync/errgroup"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
@@ -128,17 +126,19 @@ func (g *Group) CVLister() cvlisters.ContainerVersionLister {
 	return cvLister{g}
 }
 
-// WorkloadListers read the workloads and pods of every watched namespace.
+// WorkloadListers read the workloads of every watched namespace. Pods are
+// listed from the apiserver in the workload's own namespace, which every
+// member may do, so one member's pod lister serves all.
 func (g *Group) WorkloadListers() workload.Listers {
 	if len(g.nss) == 1 {
-		return workload.NewListers(g.byNS[g.nss[0]].Factories.Kube)
+		return g.byNS[g.nss[0]].Factories.WorkloadListers()
 	}
 	var deps, sts, dss, cjs indexers
-	pods := podLister{}
+	var pods workload.PodLister
 	for _, m := range g.members() {
-		l := workload.NewListers(m.Factories.Kube)
+		l := m.Factories.WorkloadListers()
 		deps, sts, dss, cjs = append(deps, l.Deployments), append(sts, l.StatefulSets), append(dss, l.DaemonSets), append(cjs, l.CronJobs)
-		pods = append(pods, l.Pods)
+		pods = l.Pods
 	}
 	return workload.Listers{Deployments: deps, StatefulSets: sts, DaemonSets: dss, CronJobs: cjs, Pods: pods}
 }
@@ -162,52 +162,4 @@ func (l cvLister) ContainerVersions(namespace string) cvlisters.ContainerVersion
 		return cvListerOf(m).ContainerVersions(namespace)
 	}
 	return cvlisters.NewContainerVersionLister(cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})).ContainerVersions(namespace)
-}
-
-type podLister []corelisters.PodLister
-
-func (p podLister) List(sel labels.Selector) ([]*corev1.Pod, error) {
-	var out []*corev1.Pod
-	for _, l := range p {
-		pods, err := l.List(sel)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, pods...)
-	}
-	return out, nil
-}
-
-// Pods asks every member: each holds only its own namespace's pods.
-func (p podLister) Pods(namespace string) corelisters.PodNamespaceLister {
-	return podNamespaceLister{p, namespace}
-}
-
-type podNamespaceLister struct {
-	p  podLister
-	ns string
-}
-
-func (n podNamespaceLister) List(sel labels.Selector) ([]*corev1.Pod, error) {
-	var out []*corev1.Pod
-	for _, l := range n.p {
-		pods, err := l.Pods(n.ns).List(sel)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, pods...)
-	}
-	return out, nil
-}
-
-func (n podNamespaceLister) Get(name string) (*corev1.Pod, error) {
-	var last error
-	for _, l := range n.p {
-		pod, err := l.Pods(n.ns).Get(name)
-		if err == nil {
-			return pod, nil
-		}
-		last = err
-	}
-	return nil, last
 }

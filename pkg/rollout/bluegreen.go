@@ -124,12 +124,11 @@ func (b *BlueGreen) updateSecondary(ctx context.Context, cv *cvv1.ContainerVersi
 
 // awaitSecondary waits until every pod of the secondary runs the target
 // and is Ready.
-func (b *BlueGreen) awaitSecondary(_ context.Context, cv *cvv1.ContainerVersion, p pair, target Target) (Progress, error) {
-	pods, err := b.Listers.PodsOf(p.secondary)
+func (b *BlueGreen) awaitSecondary(ctx context.Context, cv *cvv1.ContainerVersion, p pair, target Target) (Progress, error) {
+	h, err := b.Listers.Health(ctx, p.secondary, cv.Spec.Container.Name, target.Image)
 	if err != nil {
 		return Progress{}, err
 	}
-	h := workload.Evaluate(p.secondary, pods, cv.Spec.Container.Name, target.Image)
 	switch {
 	case h.Failed:
 		return Progress{Phase: Failed, Reason: h.Reason,

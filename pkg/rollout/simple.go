@@ -44,7 +44,7 @@ func (s *Simple) Advance(ctx context.Context, cv *cvv1.ContainerVersion, target 
 			return Progress{}, fmt.Errorf("updating %s: %w", w.Key(), err)
 		}
 	}
-	p, err := s.health(workloads, cv.Spec.Container.Name, target.Image)
+	p, err := s.health(ctx, workloads, cv.Spec.Container.Name, target.Image)
 	if err != nil || p.Phase != Succeeded || len(cv.Spec.Strategy.Verify) == 0 {
 		return p, err
 	}
@@ -118,16 +118,15 @@ func checkContainers(workloads []workload.Workload, container string) (Progress,
 	return Progress{}, true
 }
 
-func (s *Simple) health(workloads []workload.Workload, container, image string) (Progress, error) {
+func (s *Simple) health(ctx context.Context, workloads []workload.Workload, container, image string) (Progress, error) {
 	p := Progress{Phase: Succeeded, Reason: "RolloutComplete"}
 	var waiting []string
 	for _, w := range workloads {
 		p.Workloads = append(p.Workloads, w.Key())
-		pods, err := s.Listers.PodsOf(w)
+		h, err := s.Listers.Health(ctx, w, container, image)
 		if err != nil {
 			return Progress{}, err
 		}
-		h := workload.Evaluate(w, pods, container, image)
 		switch {
 		case h.Failed:
 			return Progress{Phase: Failed, Reason: h.Reason, Message: h.Message, Workloads: p.Workloads}, nil

@@ -34,8 +34,9 @@ func LabelPairKeys(obj any) ([]string, error) {
 }
 
 // NewListers adds LabelIndex to the four workload informers of f and
-// returns Listers reading their caches. It must run before f starts.
-func NewListers(f informers.SharedInformerFactory) Listers {
+// returns Listers reading their caches and pods through pods (nil: no pod
+// checks, for read-only views). It must run before f starts.
+func NewListers(f informers.SharedInformerFactory, pods PodLister) Listers {
 	apps, batch := f.Apps().V1(), f.Batch().V1()
 	indexed := func(inf cache.SharedIndexInformer) cache.Indexer {
 		_ = inf.AddIndexers(cache.Indexers{LabelIndex: LabelPairKeys})
@@ -46,7 +47,7 @@ func NewListers(f informers.SharedInformerFactory) Listers {
 		StatefulSets: indexed(apps.StatefulSets().Informer()),
 		DaemonSets:   indexed(apps.DaemonSets().Informer()),
 		CronJobs:     indexed(batch.CronJobs().Informer()),
-		Pods:         f.Core().V1().Pods().Lister(),
+		Pods:         pods,
 	}
 }
 

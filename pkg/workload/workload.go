@@ -19,7 +19,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
-	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 )
 
@@ -64,11 +63,12 @@ func (w Workload) PodTemplate() *corev1.PodTemplateSpec {
 	return &corev1.PodTemplateSpec{}
 }
 
-// Listers read workloads and pods from shared informer caches, so a sync
-// costs no API calls. The workload caches carry LabelIndex (NewListers).
+// Listers read workloads from shared informer caches, so a sync costs no
+// API calls, and pods from the apiserver while a rollout needs them (see
+// PodLister). The workload caches carry LabelIndex (NewListers).
 type Listers struct {
 	Deployments, StatefulSets, DaemonSets, CronJobs cache.Indexer
-	Pods                                            corelisters.PodLister
+	Pods                                            PodLister
 }
 
 // Select returns every workload of the four kinds in namespace matching
@@ -95,7 +95,7 @@ func (l Listers) Select(namespace string, selector labels.Selector) ([]Workload,
 
 // PodsOf returns the pods selected by the workload's own selector. CronJobs
 // have none worth judging: their Jobs run on a schedule.
-func (l Listers) PodsOf(w Workload) ([]*corev1.Pod, error) {
+func (l Listers) PodsOf(ctx context.Context, w Workload) ([]*corev1.Pod, error) {
 	var sel *metav1.LabelSelector
 	switch o := w.Object.(type) {
 	case *appsv1.Deployment:
@@ -111,7 +111,10 @@ func (l Listers) PodsOf(w Workload) ([]*corev1.Pod, error) {
 	if err != nil {
 		return nil, err
 	}
-	return l.Pods.Pods(w.Namespace()).List(selector)
+	if l.Pods == nil {
+		return nil, nil
+	}
+	return l.Pods.List(ctx, w.Namespace(), selector)
 }
 
 // ContainerImage returns the image of the named container, looking at init

@@ -19,7 +19,8 @@ func measureBurst(ctx context.Context, e *env, pop *population, proc *ctrlProc, 
 	r.SettleSeconds = e.settle(ctx, settleLimit)
 	r.Backlog = e.track.backlog()
 	say("scale %d: burst of %d refs (%d CVs); control-plane backlog %d Deployments", res.CVs, len(refs), b, r.Backlog)
-	api0, errors0 := e.apiMetrics(ctx), proc.metric("cvmanager_polls_total", `result="error"`)
+	api0, errors0 := e.apiMetrics(ctx), e.proxy.errors()
+	window := watchRSS(ctx, proc)
 	queue0, _ := proc.get("/metrics")
 	ms, err := moveRefs(ctx, e, pop, refs, byRef)
 	if err != nil {
@@ -65,16 +66,11 @@ func measureBurst(ctx context.Context, e *env, pop *population, proc *ctrlProc, 
 	r.Finish = summarize(finished, len(xs))
 	api1 := e.apiMetrics(ctx)
 	r.Apiserver429 = sumMetric(api1, "apiserver_request_total", `code="429"`) - sumMetric(api0, "apiserver_request_total", `code="429"`)
-	r.PollErrors = proc.metric("cvmanager_polls_total", `result="error"`) - errors0
-	r.PeakRSSMiB = float64(mustSample(proc).hwmKiB) / 1024
+	r.PollErrors = e.proxy.errors() - errors0
+	r.PeakRSSMiB = window.close(proc).PeakRSSMiB
 	say("scale %d: burst patched %d/%d (max %.1fs), finished %d/%d (max %.1fs)", res.CVs,
 		r.Patched, r.CVs, r.Patch.MaxMs/1000, r.Finished, r.CVs, r.Finish.MaxMs/1000)
 	return nil
-}
-
-func mustSample(p *ctrlProc) procSample {
-	s, _ := p.sample()
-	return s
 }
 
 // measureSharing (figure 1, second layout): half the CVs follow a ref of

@@ -158,7 +158,6 @@ type procSample struct {
 	at      time.Time
 	cpuTick uint64 // utime + stime, in clock ticks
 	rssKiB  int64
-	hwmKiB  int64
 }
 
 // sample reads /proc/<pid>/stat and /proc/<pid>/status.
@@ -182,9 +181,6 @@ func (p *ctrlProc) sample() (procSample, error) {
 		f := strings.Fields(line)
 		if len(f) >= 2 && f[0] == "VmRSS:" {
 			s.rssKiB, _ = strconv.ParseInt(f[1], 10, 64)
-		}
-		if len(f) >= 2 && f[0] == "VmHWM:" {
-			s.hwmKiB, _ = strconv.ParseInt(f[1], 10, 64)
 		}
 	}
 	return s, nil

@@ -19,7 +19,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -34,27 +33,31 @@ import (
 
 // config holds the bench's flags.
 type config struct {
-	scales        []int
-	cvsPerRef     int
-	perNamespace  int
-	burst         int
-	pollInterval  time.Duration
-	latencyRefs   int
-	triggerRefs   int
-	triggerGap    time.Duration
-	lastPolled    time.Duration
-	sharingCVs    int
-	kubeQPS       int
-	kubeBurst     int
-	registryQPS   int
-	registryBurst int
-	workers       int
-	kcmQPS        int
-	kcmBurst      int
-	bin           string
-	out           string
-	label         string
-	profile       bool
+	scales         []int
+	cvsPerRef      int
+	perNamespace   int
+	burst          int
+	pollInterval   time.Duration
+	latencyRefs    int
+	latencySamples int
+	triggerRefs    int
+	triggerGap     time.Duration
+	lastPolled     time.Duration
+	sharingCVs     int
+	kubeQPS        int
+	kubeBurst      int
+	registryQPS    int
+	registryBurst  int
+	workers        int
+	kcmQPS         int
+	kcmBurst       int
+	bin            string
+	out            string
+	label          string
+	profile        bool
+	unrelatedPods  []int
+	podsWindow     time.Duration
+	skip           map[string]bool
 }
 
 func parseFlags() (*config, error) {
@@ -64,8 +67,9 @@ func parseFlags() (*config, error) {
 	flag.IntVar(&c.perNamespace, "per-namespace", 1000, "CVs (and Deployments) per namespace")
 	flag.IntVar(&c.burst, "burst", 1000, "CVs whose tags move at once in the burst figure (capped at the scale)")
 	flag.DurationVar(&c.pollInterval, "poll-interval", time.Minute, "spec.pollIntervalSeconds of every CV")
-	flag.IntVar(&c.latencyRefs, "latency-refs", 50, "refs moved to measure detection latency by poll")
-	flag.IntVar(&c.triggerRefs, "trigger-refs", 20, "refs moved to measure detection latency by trigger")
+	flag.IntVar(&c.latencyRefs, "latency-refs", 50, "refs moved per round to measure detection latency by poll")
+	flag.IntVar(&c.triggerRefs, "trigger-refs", 20, "refs pushed and triggered per round to measure detection latency by trigger")
+	flag.IntVar(&c.latencySamples, "latency-samples", 200, "CVs measured per latency figure at least (rounds repeat, at most 10)")
 	flag.DurationVar(&c.triggerGap, "trigger-gap", time.Second, "time between two CI triggers in the latency figure (the burst figure measures throughput)")
 	flag.DurationVar(&c.lastPolled, "last-polled-interval", 15*time.Minute, "controller's --last-polled-interval; the population's lastPolled is spread over it, as steady state leaves it")
 	flag.IntVar(&c.sharingCVs, "sharing-cvs", 1000, "CVs of the 50%-sharing economy check (0 skips it)")
@@ -80,18 +84,42 @@ func parseFlags() (*config, error) {
 	flag.StringVar(&c.out, "out", "bench/results", "directory for the JSON, markdown and profiles")
 	flag.StringVar(&c.label, "label", "", "label for this run in the report (e.g. before-fix)")
 	flag.BoolVar(&c.profile, "profile", true, "fetch CPU and heap profiles at the largest scale")
+	pods := flag.String("unrelated-pods", "2000,20000", "after the largest scale, grow a population of pods no CV selects to each count, ascending, and measure the controller's RSS after each (\"\" skips)")
+	flag.DurationVar(&c.podsWindow, "pods-window", 30*time.Second, "window sampled for each count of -unrelated-pods")
+	skip := flag.String("skip", "", "scenarios to leave out, comma-separated: latency, trigger, burst (the steady interval always runs)")
 	flag.Parse()
-	for _, s := range strings.Split(*scales, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n <= 0 {
-			return nil, fmt.Errorf("-scales: %q is not a positive number", s)
+	var err error
+	if c.scales, err = ascending("-scales", *scales); err != nil {
+		return nil, err
+	}
+	if *pods != "" {
+		if c.unrelatedPods, err = ascending("-unrelated-pods", *pods); err != nil {
+			return nil, err
 		}
-		if len(c.scales) > 0 && n < c.scales[len(c.scales)-1] {
-			return nil, errors.New("-scales must be ascending")
+	}
+	c.skip = map[string]bool{}
+	for _, s := range strings.Split(*skip, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			c.skip[s] = true
 		}
-		c.scales = append(c.scales, n)
 	}
 	return c, nil
+}
+
+// ascending parses a comma-separated list of positive, ascending counts.
+func ascending(name, list string) ([]int, error) {
+	var out []int
+	for _, s := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("%s: %q is not a positive number", name, s)
+		}
+		if len(out) > 0 && n < out[len(out)-1] {
+			return nil, fmt.Errorf("%s must be ascending", name)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 func main() {
@@ -138,6 +166,14 @@ func run(ctx context.Context, cfg *config) error {
 		}
 		if err != nil {
 			rep.Errors = append(rep.Errors, fmt.Sprintf("scale %d: %v", n, err))
+			return err
+		}
+	}
+	if len(cfg.unrelatedPods) > 0 {
+		res, err := measurePods(ctx, env, cfg.scales[len(cfg.scales)-1])
+		rep.Pods = res
+		if err != nil {
+			rep.Errors = append(rep.Errors, fmt.Sprintf("unrelated pods: %v", err))
 			return err
 		}
 	}

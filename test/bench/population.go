@@ -225,3 +225,16 @@ func parallel(ctx context.Context, workers, n int, fn func(int) error) error {
 	}
 	return first
 }
+
+// repos are the distinct repository paths the first n CVs follow.
+func (p *population) repos(n int) []string {
+	seen := map[*ref]bool{}
+	var out []string
+	for _, m := range p.members[:n] {
+		if !seen[m.ref] {
+			seen[m.ref] = true
+			out = append(out, m.ref.path)
+		}
+	}
+	return out
+}

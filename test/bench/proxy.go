@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -25,6 +26,8 @@ type countingProxy struct {
 	counts    map[string]int64 // "HEAD manifests", "GET manifests", "GET tags", ...
 	perSecond map[int64]int64  // unix second → requests
 	firstSeen map[string]time.Time
+	heads     map[string][]time.Time // repository path → every HEAD of a manifest, in order
+	errs      int64                  // answers ≥ 400
 }
 
 // startProxy forwards 127.0.0.1:<free> to the registry at target.
@@ -34,7 +37,7 @@ func startProxy(target string) (*countingProxy, error) {
 		return nil, err
 	}
 	p := &countingProxy{host: ln.Addr().String(), counts: map[string]int64{},
-		perSecond: map[int64]int64{}, firstSeen: map[string]time.Time{}}
+		perSecond: map[int64]int64{}, firstSeen: map[string]time.Time{}, heads: map[string][]time.Time{}}
 	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: target})
 	rp.ModifyResponse = p.observe
 	p.server = &http.Server{Handler: p.count(rp), ReadHeaderTimeout: 10 * time.Second}
@@ -55,6 +58,9 @@ func (p *countingProxy) count(next http.Handler) http.Handler {
 			p.mu.Lock()
 			p.counts[r.Method+" "+faultproxy.Kind(r.URL.Path)]++
 			p.perSecond[now.Unix()]++
+			if repo, _, ok := strings.Cut(strings.TrimPrefix(r.URL.Path, "/v2/"), "/manifests/"); ok && r.Method == http.MethodHead {
+				p.heads[repo] = append(p.heads[repo], now)
+			}
 			p.mu.Unlock()
 		}
 		next.ServeHTTP(w, r)
@@ -64,6 +70,11 @@ func (p *countingProxy) count(next http.Handler) http.Handler {
 // observe notes the first time a digest is served for a manifest tag.
 func (p *countingProxy) observe(resp *http.Response) error {
 	req := resp.Request
+	if resp.StatusCode >= 400 {
+		p.mu.Lock()
+		p.errs++
+		p.mu.Unlock()
+	}
 	if resp.StatusCode != http.StatusOK || !strings.Contains(req.URL.Path, "/manifests/") {
 		return nil
 	}
@@ -87,6 +98,32 @@ func (p *countingProxy) seen(repoPath, tag, digest string) (time.Time, bool) {
 	defer p.mu.Unlock()
 	t, ok := p.firstSeen[repoPath+"/manifests/"+tag+"@"+digest]
 	return t, ok
+}
+
+// errors is the number of registry answers ≥ 400 so far.
+func (p *countingProxy) errors() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.errs
+}
+
+// allHeadedSince returns when every repository in repos had had a HEAD
+// at or after from (the zero time if one has not).
+func (p *countingProxy) allHeadedSince(repos []string, from time.Time) time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var last time.Time
+	for _, repo := range repos {
+		hs := p.heads[repo]
+		i := sort.Search(len(hs), func(i int) bool { return !hs[i].Before(from) })
+		if i == len(hs) {
+			return time.Time{}
+		}
+		if hs[i].After(last) {
+			last = hs[i]
+		}
+	}
+	return last
 }
 
 // snapshot copies the counters.

@@ -21,6 +21,7 @@ type report struct {
 	Settings        settings       `json:"settings"`
 	Scales          []scaleResult  `json:"scales"`
 	Sharing         *economyResult `json:"sharing,omitempty"`
+	Pods            *podsResult    `json:"unrelatedPods,omitempty"`
 	Errors          []string       `json:"errors,omitempty"`
 }
 
@@ -44,6 +45,7 @@ type settings struct {
 	ConcurrentSyncs     int     `json:"concurrentSyncs"`
 	LastPolledSeconds   float64 `json:"lastPolledIntervalSeconds"`
 	TriggerGapMs        float64 `json:"triggerGapMs"`
+	LatencySamples      int     `json:"latencySamples"`
 	Replicas            int     `json:"replicas"`
 }
 
@@ -58,8 +60,8 @@ type scaleResult struct {
 	Restart                   restartResult   `json:"restart"`
 	Economy                   economyResult   `json:"economy"`
 	Footprint                 footprintResult `json:"footprint"`
-	PollLatency               latencyResult   `json:"pollLatency"`
-	TriggerLatency            latencyResult   `json:"triggerLatency"`
+	PollLatency               pushLatency     `json:"pollLatency"`
+	TriggerLatency            pushLatency     `json:"triggerLatency"`
 	Burst                     burstResult     `json:"burst"`
 	LoadBefore                string          `json:"loadBefore"`
 	LoadAfter                 string          `json:"loadAfter"`
@@ -67,17 +69,27 @@ type scaleResult struct {
 	Profiles                  []string        `json:"profiles,omitempty"`
 }
 
+// restartResult is observed from outside the controller: registry
+// requests at the counting proxy, writes at the apiserver
+// (apiserver_request_total), image changes by the bench's own watch.
 type restartResult struct {
-	ReadySeconds            float64 `json:"readySeconds"`
-	PeakRequestsPerSecond   int64   `json:"peakRequestsPerSecond"`
-	MeanRequestsPerSecond   float64 `json:"meanRequestsPerSecond"`
-	BudgetQPS               int     `json:"budgetQps"`
-	BudgetBurst             int     `json:"budgetBurst"`
-	PollsFirstInterval      float64 `json:"pollsFirstInterval"`
-	PollErrorsFirstInterval float64 `json:"pollErrorsFirstInterval"`
-	AllPolledSeconds        float64 `json:"allPolledSeconds"`
-	WorkloadsPatched        int64   `json:"workloadsPatched"`
-	RolloutsStarted         float64 `json:"rolloutsFinishedByController"`
+	ReadySeconds          float64 `json:"readySeconds"`
+	PeakRequestsPerSecond int64   `json:"peakRequestsPerSecond"`
+	MeanRequestsPerSecond float64 `json:"meanRequestsPerSecond"`
+	BudgetQPS             int     `json:"budgetQps"`
+	BudgetBurst           int     `json:"budgetBurst"`
+	// HeadsFirstInterval are manifest HEADs at the proxy in the first
+	// interval after ready; RegistryErrors its answers ≥ 400.
+	HeadsFirstInterval int64 `json:"headsFirstInterval"`
+	RegistryErrors     int64 `json:"registryErrors"`
+	// AllRefsPolledSeconds: every distinct ref had a HEAD at the proxy
+	// this long after ready (-1: not within two intervals).
+	AllRefsPolledSeconds float64 `json:"allRefsPolledSeconds"`
+	WorkloadsPatched     int64   `json:"workloadsPatched"`
+	// Apiserver-side writes over the restart and steady intervals.
+	DeploymentPatches float64 `json:"deploymentPatches"`
+	HistoryWrites     float64 `json:"configMapWrites"`
+	CVStatusWrites    float64 `json:"cvStatusWrites"`
 }
 
 type economyResult struct {
@@ -93,22 +105,19 @@ type economyResult struct {
 type footprintResult struct {
 	CPUPercentIdle float64 `json:"cpuPercentIdle"`
 	RSSMiB         float64 `json:"rssMiB"`
-	PeakRSSMiB     float64 `json:"peakRssMiB"`
-	HeapMiB        float64 `json:"heapInuseMiB"`
-	Goroutines     float64 `json:"goroutines"`
+	// PeakRSSMiB is the largest VmRSS sampled within the steady interval.
+	PeakRSSMiB float64 `json:"peakRssMiB"`
+	HeapMiB    float64 `json:"heapInuseMiB"`
+	Goroutines float64 `json:"goroutines"`
 }
 
 type latencyResult struct {
-	Samples                    int          `json:"samples"`
-	Expected                   int          `json:"expected"`
-	Complete                   bool         `json:"complete"`
-	P50Ms                      float64      `json:"p50Ms"`
-	P99Ms                      float64      `json:"p99Ms"`
-	MaxMs                      float64      `json:"maxMs"`
-	MoveToAllPatchedMaxSeconds float64      `json:"moveToAllPatchedMaxSeconds,omitempty"`
-	PollErrors                 float64      `json:"pollErrors"`
-	SettleSeconds              float64      `json:"settleSeconds"`
-	Queue                      *queueResult `json:"queue,omitempty"`
+	Samples  int     `json:"samples"`
+	Expected int     `json:"expected"`
+	Complete bool    `json:"complete"`
+	P50Ms    float64 `json:"p50Ms"`
+	P99Ms    float64 `json:"p99Ms"`
+	MaxMs    float64 `json:"maxMs"`
 }
 
 type burstResult struct {
@@ -122,10 +131,11 @@ type burstResult struct {
 	Patch          latencyResult `json:"patch"`
 	Finish         latencyResult `json:"finish"`
 	Apiserver429   float64       `json:"apiserver429"`
-	PollErrors     float64       `json:"pollErrors"`
-	PeakRSSMiB     float64       `json:"peakRssMiB"`
-	SettleSeconds  float64       `json:"settleSeconds"`
-	Queue          queueResult   `json:"queue"`
+	PollErrors     int64         `json:"registryErrors"`
+	// PeakRSSMiB is the largest VmRSS sampled from the moves to the end.
+	PeakRSSMiB    float64     `json:"peakRssMiB"`
+	SettleSeconds float64     `json:"settleSeconds"`
+	Queue         queueResult `json:"queue"`
 }
 
 type queueResult struct {
@@ -142,6 +152,7 @@ func newReport(cfg *config) *report {
 			KubeAPIQPS: cfg.kubeQPS, KubeAPIBurst: cfg.kubeBurst, RegistryQPS: cfg.registryQPS,
 			RegistryBurst: cfg.registryBurst, ConcurrentSyncs: cfg.workers,
 			LastPolledSeconds: cfg.lastPolled.Seconds(), TriggerGapMs: float64(cfg.triggerGap.Milliseconds()),
+			LatencySamples: cfg.latencySamples,
 		},
 	}
 }

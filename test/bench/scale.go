@@ -29,14 +29,20 @@ func measureScale(ctx context.Context, e *env, pop *population, n int) (*scaleRe
 	}
 	defer proc.stop(cfg.out)
 	profile := cfg.profile && n == cfg.scales[len(cfg.scales)-1]
-	steps := []func() error{
-		func() error { return measureRestart(ctx, e, proc, res, profile) },
-		func() error { return measurePollLatency(ctx, e, pop, res) },
-		func() error { return measureTriggerLatency(ctx, e, pop, res) },
-		func() error { return measureBurst(ctx, e, pop, proc, res, profile) },
+	steps := []struct {
+		name string
+		run  func() error
+	}{
+		{"restart", func() error { return measureRestart(ctx, e, proc, res, pop, profile) }},
+		{"latency", func() error { return measurePollLatency(ctx, e, pop, res) }},
+		{"trigger", func() error { return measureTriggerLatency(ctx, e, pop, res) }},
+		{"burst", func() error { return measureBurst(ctx, e, pop, proc, res, profile) }},
 	}
 	for _, step := range steps {
-		if err := step(); err != nil {
+		if cfg.skip[step.name] {
+			continue
+		}
+		if err := step.run(); err != nil {
 			return res, err
 		}
 	}
@@ -47,15 +53,18 @@ func measureScale(ctx context.Context, e *env, pop *population, n int) (*scaleRe
 
 // measureRestart covers figure 5 (time to ready, how the first interval's
 // polls spread, whether anything rolled out again) around the steady
-// interval of figures 1 and 4.
-func measureRestart(ctx context.Context, e *env, proc *ctrlProc, res *scaleResult, profile bool) error {
+// interval of figures 1 and 4. Everything but the time to ready is seen
+// from outside: HEADs at the proxy, writes at the apiserver, image changes
+// by the bench's watch.
+func measureRestart(ctx context.Context, e *env, proc *ctrlProc, res *scaleResult, pop *population, profile bool) error {
 	interval := e.cfg.pollInterval
-	changes := e.track.changes()
+	changes, api0, errs0 := e.track.changes(), e.apiMetrics(ctx), e.proxy.errors()
 	ready, err := proc.waitReady(ctx, 5*time.Minute)
 	if err != nil {
 		return err
 	}
 	readyAt := time.Now()
+	heads0 := e.proxy.snapshot()
 	res.Restart.ReadySeconds = ready.Seconds()
 	say("scale %d: ready in %.1fs; watching one interval of restart polls", res.CVs, ready.Seconds())
 	if !sleepCtx(ctx, time.Until(readyAt.Add(interval))) {
@@ -64,33 +73,41 @@ func measureRestart(ctx context.Context, e *env, proc *ctrlProc, res *scaleResul
 	r := &res.Restart
 	r.PeakRequestsPerSecond, r.MeanRequestsPerSecond = e.proxy.maxPerSecond(readyAt, readyAt.Add(interval))
 	r.BudgetQPS, r.BudgetBurst = e.cfg.registryQPS, e.cfg.registryBurst
-	r.PollsFirstInterval = proc.metric("cvmanager_polls_total")
-	r.PollErrorsFirstInterval = proc.metric("cvmanager_polls_total", `result="error"`)
-	// The steady interval starts once every CV has been polled once: until
-	// then the restart's first polls would be counted as steady state.
-	allPolled := waitFor(ctx, 2*interval, func() bool { return proc.metric("cvmanager_polls_total") >= float64(res.CVs) })
-	r.AllPolledSeconds = since(readyAt)
-	if !allPolled {
-		r.AllPolledSeconds = -1
+	r.HeadsFirstInterval = delta(e.proxy.snapshot(), heads0, "HEAD manifests")
+	// The steady interval starts once every ref has been polled once:
+	// until then the restart's first polls would be counted as steady state.
+	repos := pop.repos(res.CVs)
+	var allAt time.Time
+	waitFor(ctx, interval, func() bool { allAt = e.proxy.allHeadedSince(repos, readyAt); return !allAt.IsZero() })
+	r.AllRefsPolledSeconds = -1
+	if !allAt.IsZero() {
+		r.AllRefsPolledSeconds = allAt.Sub(readyAt).Seconds()
 	}
 	if err := measureSteady(ctx, e, proc, res, profile); err != nil {
 		return err
 	}
+	api1 := e.apiMetrics(ctx)
 	r.WorkloadsPatched = e.track.changes() - changes
-	r.RolloutsStarted = proc.metric("cvmanager_rollouts_total")
+	r.RegistryErrors = e.proxy.errors() - errs0
+	r.DeploymentPatches = apiDelta(api0, api1, `resource="deployments"`, `verb="PATCH"`)
+	r.HistoryWrites = apiDelta(api0, api1, `resource="configmaps"`, `verb="PUT"`) + apiDelta(api0, api1, `resource="configmaps"`, `verb="POST"`)
+	r.CVStatusWrites = apiDelta(api0, api1, cvStatusUpdate...)
 	return nil
 }
 
+// apiDelta is the growth of the apiserver's request count matching filters.
+func apiDelta(before, after string, filters ...string) float64 {
+	return sumMetric(after, "apiserver_request_total", filters...) - sumMetric(before, "apiserver_request_total", filters...)
+}
+
 // measureSteady covers figures 1 and 4 over one poll interval: registry
-// requests, CV status writes, and the controller's RSS, CPU and goroutines.
+// requests, CV status writes, and the controller's RSS (sampled through
+// the interval), CPU and goroutines.
 func measureSteady(ctx context.Context, e *env, proc *ctrlProc, res *scaleResult, profile bool) error {
 	interval := e.cfg.pollInterval
 	say("scale %d: measuring one steady interval (%s)", res.CVs, interval)
 	before, apiBefore := e.proxy.snapshot(), e.apiMetrics(ctx)
-	s0, err := proc.sample()
-	if err != nil {
-		return err
-	}
+	window := watchRSS(ctx, proc)
 	profiled := make(chan struct{})
 	if profile {
 		// The CPU profile covers half of the steady interval.
@@ -107,19 +124,16 @@ func measureSteady(ctx context.Context, e *env, proc *ctrlProc, res *scaleResult
 		return ctx.Err()
 	}
 	<-profiled
-	s1, err := proc.sample()
-	if err != nil {
-		return err
-	}
+	f := window.close(proc)
 	after, apiAfter := e.proxy.snapshot(), e.apiMetrics(ctx)
 	res.Economy = economyResult{
 		IntervalSeconds: interval.Seconds(), DistinctRefs: res.Refs,
 		Heads: delta(after, before, "HEAD manifests"), ManifestGets: delta(after, before, "GET manifests"),
 		TagLists:     delta(after, before, "GET tags"),
-		StatusWrites: sumMetric(apiAfter, "apiserver_request_total", cvStatusUpdate...) - sumMetric(apiBefore, "apiserver_request_total", cvStatusUpdate...),
+		StatusWrites: apiDelta(apiBefore, apiAfter, cvStatusUpdate...),
 	}
 	res.Footprint = footprintResult{
-		CPUPercentIdle: cpuPercent(s0, s1), RSSMiB: float64(s1.rssKiB) / 1024, PeakRSSMiB: float64(s1.hwmKiB) / 1024,
+		CPUPercentIdle: f.CPUPercent, RSSMiB: f.RSSMiB, PeakRSSMiB: f.PeakRSSMiB,
 		Goroutines: proc.metric("go_goroutines"), HeapMiB: proc.metric("go_memstats_heap_inuse_bytes") / (1 << 20),
 	}
 	if profile {

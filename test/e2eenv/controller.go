@@ -48,4 +48,4 @@ func (c *Controller) CVLister() cvlisters.ContainerVersionLister {
 }
 
 // WorkloadListers reads workloads from the test controller's caches.
-func (c *Controller) WorkloadListers() workload.Listers { return workload.NewListers(c.Factories.Kube) }
+func (c *Controller) WorkloadListers() workload.Listers { return c.Factories.WorkloadListers() }

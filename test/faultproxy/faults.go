@@ -45,6 +45,9 @@ type Fault struct {
 	// LinkWithoutPort rewrites Link headers to absolute URLs without the
 	// port, as Nexus sends them.
 	LinkWithoutPort bool
+	// Header is added to the registry's answer (e.g. Docker Hub's
+	// ratelimit-limit and ratelimit-remaining).
+	Header http.Header
 }
 
 // TooManyRequests answers 429 with a Retry-After and Docker Hub's body.
@@ -214,6 +217,9 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 	for _, f := range faults {
 		if f.DropDigest {
 			resp.Header.Del("Docker-Content-Digest")
+		}
+		for k, vs := range f.Header {
+			resp.Header[http.CanonicalHeaderKey(k)] = vs
 		}
 		if link := resp.Header.Get("Link"); link != "" && f.QuayLinks {
 			resp.Header.Set("Link", quayLink(link))

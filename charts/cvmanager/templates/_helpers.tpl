@@ -55,7 +55,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   verbs: ["get"]
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["list", "watch"]
+  verbs: ["list"]
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get", "create", "update"]
