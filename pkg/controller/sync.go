@@ -61,6 +61,10 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		}
 	}
 	s := c.syncerFor(key)
+	if wait := s.recheckWait(reqValue, c.clock.Now()); wait > 0 {
+		c.queue.AddAfter(key, wait)
+		return nil
+	}
 	if reqKey != "" {
 		c.forcePoll(s, trigger)
 	}
@@ -83,6 +87,9 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err := c.poll(ctx, cv, s); err != nil || reqKey == "" {
 		return err
 	}
+	if reqKey == AnnotationPollRequest && cv.Status.Rollout == nil && c.scheduleRecheck(s, reqValue) {
+		return nil // the push event's digest is not served yet: look again shortly
+	}
 	return c.acknowledge(ctx, cached, reqKey, reqValue)
 }
 
@@ -96,6 +103,7 @@ func (c *Controller) poll(ctx context.Context, cv *cvv1.ContainerVersion, s *syn
 	if s.forcedBy() != "" {
 		maxAge = c.triggers.maxAge(s.key, c.clock.Now())
 	}
+	s.seen = ""
 	if ok, err := c.authorizePoll(ctx, cv); !ok { // issue 19 hook: pull Secrets
 		s.polled(c.clock.Now()) // a refused poll waits for the next one
 		c.queue.AddAfter(s.key, s.interval)
@@ -103,6 +111,7 @@ func (c *Controller) poll(ctx context.Context, cv *cvv1.ContainerVersion, s *syn
 	}
 	start := c.clock.Now()
 	img, err := c.resolve(ctx, cv, versionSyntax, maxAge, s.forcedBy() != "")
+	s.seen = img.Digest
 	now := c.clock.Now()
 	c.metrics.PollDuration.Observe(now.Sub(start).Seconds())
 	trigger := s.polled(now)

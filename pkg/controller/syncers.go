@@ -23,6 +23,13 @@ type syncerState struct {
 	// lastError is the last registry error reported, to avoid repeating
 	// the same Event every poll.
 	lastError string
+	// seen is the digest the last poll found ("" when it failed).
+	seen string
+	// recheckValue is the poll request being re-checked (see
+	// recheckAfter), rechecks how often so far, recheckAt when next.
+	recheckValue string
+	rechecks     int
+	recheckAt    time.Time
 }
 
 func (c *Controller) syncerFor(key string) *syncerState {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/opencontainers/go-digest"
 	"golang.org/x/time/rate"
 
 	"k8s.io/apimachinery/pkg/labels"
@@ -25,6 +26,17 @@ import (
 type Push struct {
 	Repo string // normalized: registry host + path, docker.io for Docker Hub
 	Tag  string
+	// Digest is the manifest digest the event names, when the source sends
+	// one. The registry may announce a push before it serves the new digest
+	// for the tag: with the digest known, the controller re-checks briefly
+	// instead of waiting for the next poll.
+	Digest string
+}
+
+// DigestPoller is a Poller that can also carry the digest a push event
+// named, so the poll it asks for knows what it should find.
+type DigestPoller interface {
+	TriggerPollDigest(ctx context.Context, namespace, name, trigger, digest string) error
 }
 
 // Webhooks serves registry push notifications. Docker Hub cannot sign its
@@ -117,8 +129,8 @@ func (h *Webhooks) schedule(ctx context.Context, pushes []Push) ([]Triggered, er
 	}
 	out := []Triggered{}
 	for _, cv := range cvs {
-		if follows(cv, pushes) {
-			if err := h.poller.TriggerPoll(ctx, cv.Namespace, cv.Name, history.TriggerWebhook); err != nil {
+		if push, ok := follows(cv, pushes); ok {
+			if err := h.triggerPoll(ctx, cv, push.Digest); err != nil {
 				return nil, fmt.Errorf("recording the trigger of %s/%s: %w", cv.Namespace, cv.Name, err)
 			}
 			out = append(out, Triggered{cv.Namespace, cv.Name, fmt.Sprintf("/v1/cv/containerversions/%s/history?namespace=%s", cv.Name, cv.Namespace)})
@@ -127,14 +139,34 @@ func (h *Webhooks) schedule(ctx context.Context, pushes []Push) ([]Triggered, er
 	return out, nil
 }
 
-func follows(cv *cvv1.ContainerVersion, pushes []Push) bool {
+func (h *Webhooks) triggerPoll(ctx context.Context, cv *cvv1.ContainerVersion, digest string) error {
+	if dp, ok := h.poller.(DigestPoller); ok && digest != "" {
+		return dp.TriggerPollDigest(ctx, cv.Namespace, cv.Name, history.TriggerWebhook, digest)
+	}
+	return h.poller.TriggerPoll(ctx, cv.Namespace, cv.Name, history.TriggerWebhook)
+}
+
+// follows returns the last push cv follows: with several events for one
+// tag in a delivery, the newest names the digest to expect.
+func follows(cv *cvv1.ContainerVersion, pushes []Push) (Push, bool) {
 	repo := imageref.NormalizeRepo(cv.Spec.ImageRepo)
+	var found Push
+	ok := false
 	for _, p := range pushes {
 		if p.Repo == repo && p.Tag == cv.Spec.Tag {
-			return true
+			found, ok = p, true
 		}
 	}
-	return false
+	return found, ok
+}
+
+// validDigest keeps a digest only when it is well formed (algorithm:hex),
+// so a malformed one cannot make a poll wait for something never served.
+func validDigest(d string) string {
+	if _, err := digest.Parse(d); err != nil {
+		return ""
+	}
+	return d
 }
 
 // ParseDockerHub reads a Docker Hub repository webhook.
@@ -165,6 +197,7 @@ func ParseDistribution(body []byte) ([]Push, error) {
 			Target struct {
 				Repository string `json:"repository"`
 				Tag        string `json:"tag"`
+				Digest     string `json:"digest"`
 			} `json:"target"`
 			Request struct {
 				Host string `json:"host"`
@@ -179,7 +212,8 @@ func ParseDistribution(body []byte) ([]Push, error) {
 		if e.Action != "push" || e.Target.Tag == "" || e.Target.Repository == "" || e.Request.Host == "" {
 			continue
 		}
-		pushes = append(pushes, Push{Repo: imageref.NormalizeRepo(e.Request.Host + "/" + e.Target.Repository), Tag: e.Target.Tag})
+		pushes = append(pushes, Push{Repo: imageref.NormalizeRepo(e.Request.Host + "/" + e.Target.Repository), Tag: e.Target.Tag,
+			Digest: validDigest(e.Target.Digest)})
 	}
 	return pushes, nil
 }
@@ -196,6 +230,7 @@ func ParseECREvent(body []byte) ([]Push, error) {
 			Result     string `json:"result"`
 			Repository string `json:"repository-name"`
 			Tag        string `json:"image-tag"`
+			Digest     string `json:"image-digest"`
 		} `json:"detail"`
 	}
 	if err := json.Unmarshal(body, &event); err != nil {
@@ -209,5 +244,5 @@ func ParseECREvent(body []byte) ([]Push, error) {
 		return nil, errors.New("ECR event without account, region or repository-name")
 	}
 	host := fmt.Sprintf("%s.dkr.ecr.%s.amazonaws.com", event.Account, event.Region)
-	return []Push{{Repo: imageref.NormalizeRepo(host + "/" + d.Repository), Tag: d.Tag}}, nil
+	return []Push{{Repo: imageref.NormalizeRepo(host + "/" + d.Repository), Tag: d.Tag, Digest: validDigest(d.Digest)}}, nil
 }
