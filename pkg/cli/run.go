@@ -99,7 +99,7 @@ func newRunCommand(kube *KubeFlags) *cobra.Command {
 		"least time between writes of a CV's status.lastPolled (0: twice per spec.livenessSeconds, as a standalone `cr sync` does)")
 	f.StringVar(&o.triggerKeysDir, "trigger-keys-dir", "", "directory of API keys (a mounted Secret) enabling POST /v1/trigger")
 	f.Float64Var(&o.triggerRate, "trigger-rate", 10, "requests per second accepted by the trigger API (all keys together) and, separately, by the registry webhooks")
-	f.StringVar(&o.webhookSecret, "webhook-secret-file", "", "file holding the shared secret that enables /v1/webhooks/{dockerhub,distribution,ecr}")
+	f.StringVar(&o.webhookSecret, "webhook-secret-file", "", "file holding the shared secret that enables /v1/webhooks/{dockerhub,distribution,ecr,github,gitlab,harbor,quay,acr,artifactregistry}")
 	f.StringArrayVar(&o.restrictions, "policy-version-restriction", nil,
 		"<namespace-regex>=<version-regex>: versions deployed in matching namespaces must match (repeatable; CVs cannot loosen it)")
 	f.BoolVar(&o.enablePprof, "enable-pprof", false, "serve Go profiles at /debug/pprof/ on the HTTP port (for performance work; off by default)")
