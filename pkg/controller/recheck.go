@@ -29,6 +29,16 @@ func recheckAfter(expected, seen string, attempt int) (time.Duration, bool) {
 	return recheckDelays[attempt], true
 }
 
+// waitForRecheck requeues the key when its pending request's re-check is
+// not due yet; true means this sync stops there.
+func (c *Controller) waitForRecheck(s *syncerState, value string) bool {
+	wait := s.recheckWait(value, c.clock.Now())
+	if wait > 0 {
+		c.queue.AddAfter(s.key, wait)
+	}
+	return wait > 0
+}
+
 // recheckWait is how long a pending request still waits for its scheduled
 // re-check: a CV event arriving meanwhile must not poll sooner.
 func (s *syncerState) recheckWait(value string, now time.Time) time.Duration {

@@ -61,19 +61,23 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		}
 	}
 	s := c.syncerFor(key)
-	if wait := s.recheckWait(reqValue, c.clock.Now()); wait > 0 {
-		c.queue.AddAfter(key, wait)
+	if c.waitForRecheck(s, reqValue) {
 		return nil
 	}
 	if reqKey != "" {
 		c.forcePoll(s, trigger)
+		if trigger == history.TriggerWebhook {
+			c.notePush(cached)
+		}
 	}
 	if st := cached.Status; st.AvailableDigest != "" && released(cached, st.AvailableVersion, st.AvailableDigest) {
 		s.force(history.TriggerRelease) // a held version was approved: act now, not at the next poll
 	}
 	// Most syncs are a timer or an echo of the controller's own status
 	// write finding nothing due: they read the cached CV and copy nothing.
-	due, wait := s.due(cached, c.clock.Now())
+	now := c.clock.Now()
+	interval, _ := c.pollEvery(cached, now)
+	due, wait := s.due(cached, interval, now)
 	if !due {
 		c.queue.AddAfter(key, wait)
 		return nil
@@ -124,6 +128,9 @@ func (c *Controller) poll(ctx context.Context, cv *cvv1.ContainerVersion, s *syn
 	switch syncer.Decide(&cv.Status, img.Digest) {
 	case syncer.StartRollout:
 		c.metrics.PollsTotal.WithLabelValues("changed").Inc()
+		if trigger == history.TriggerPoll {
+			c.noteMiss(cv)
+		}
 		version := versionName(cv, img)
 		if verdict := c.gate(cv, version, img.Digest); !verdict.Allowed {
 			return c.hold(ctx, cv, img, version, verdict)
