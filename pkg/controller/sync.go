@@ -128,8 +128,8 @@ func (c *Controller) poll(ctx context.Context, cv *cvv1.ContainerVersion, s *syn
 	switch syncer.Decide(&cv.Status, img.Digest) {
 	case syncer.StartRollout:
 		c.metrics.PollsTotal.WithLabelValues("changed").Inc()
-		if trigger == history.TriggerPoll {
-			c.noteMiss(cv)
+		if trigger == history.TriggerPoll && cv.Status.CurrDigest != "" {
+			c.noteMiss(cv) // a move, not a new CV's first rollout
 		}
 		version := versionName(cv, img)
 		if verdict := c.gate(cv, version, img.Digest); !verdict.Allowed {

@@ -117,3 +117,84 @@ func TestWebhookBeforeTheTagIsVisibleStillRollsOut(t *testing.T) {
 		t.Errorf("poll request still pending after the rollout: %q", v)
 	}
 }
+
+// headsFor counts the manifest HEADs the proxy saw for path since index
+// from of its request log.
+func (r *webhookRig) headsFor(path string, from int) int {
+	n := 0
+	for _, req := range r.proxy.Requests()[from:] {
+		if req.Method == http.MethodHead && strings.HasPrefix(req.Path, "/v2/"+path+"/manifests/") {
+			n++
+		}
+	}
+	return n
+}
+
+// TestPushFirstPollsCoveredRefsAtTheSafetyInterval: 10 refs polled every
+// 5 s, all covered by verified pushes, cost one HEAD per safety interval
+// (the default, 10× the CV's interval) each: a tenth of the distinct refs
+// per interval. A move no push announced is found by the safety poll, and
+// that ref goes back to polling every interval; a pushed tag still rolls
+// out at once.
+func TestPushFirstPollsCoveredRefsAtTheSafetyInterval(t *testing.T) {
+	const refs, interval = 10, 5 * time.Second
+	const safety = 10 * interval
+	r := newWebhookRig(t, func(o *controller.Options) { o.PushFirst = &controller.PushFirst{TrustWindow: time.Hour} })
+	digests := make([]string, refs)
+	for i := range refs {
+		path := fmt.Sprintf("team/pf-%d", i)
+		digests[i] = r.reg.MustPush(t, path, "v1", "env-prod")
+		r.deploy(t, fmt.Sprintf("pf-%d", i), path, digests[i], int32(interval/time.Second))
+	}
+	for i := range refs { // each ref's registry announces a push: covered from now on
+		r.distributionEvent(t, fmt.Sprintf("team/pf-%d", i), "env-prod", digests[i])
+	}
+	r.e.Eventually(10*time.Second, "the pushes' own polls", func() (bool, error) {
+		for i := range refs {
+			if v := r.e.GetCV(fmt.Sprintf("pf-%d", i)).Annotations[controller.AnnotationPollRequest]; v != "" {
+				return false, fmt.Errorf("pf-%d still has %q", i, v)
+			}
+		}
+		return true, nil
+	})
+	time.Sleep(time.Second)
+	from := len(r.proxy.Requests())
+	d3 := r.reg.MustPush(t, "team/pf-1", "v3", "env-prod") // nobody announces this one
+	start := time.Now()
+	r.e.Eventually(safety+5*time.Second, "the safety poll found the unannounced move", func() (bool, error) {
+		return r.e.DeploymentImage("pf-1") == gen.Pinned(r.proxy.Repo("team/pf-1"), "v3", d3), nil
+	})
+	t.Logf("unannounced move found by the safety poll after %s", time.Since(start).Round(time.Millisecond))
+	time.Sleep(time.Until(start.Add(safety + time.Second)))
+	window := time.Since(start)
+	heads := 0
+	for i := range refs {
+		if i != 1 {
+			heads += r.headsFor(fmt.Sprintf("team/pf-%d", i), from)
+		}
+	}
+	perInterval := float64(heads) / (float64(window) / float64(interval))
+	t.Logf("steady state, %d refs covered by pushes: %d HEADs in %s = %.2f per %s interval, %.3f of the distinct refs (normal polling: 1 per ref)",
+		refs-1, heads, window.Round(time.Second), perInterval, interval, perInterval/(refs-1))
+	if heads > refs-1 {
+		t.Errorf("%d HEADs in one safety interval for %d covered refs (%.2f per interval); want one each, a tenth of the refs per interval",
+			heads, refs-1, perInterval)
+	}
+
+	from = len(r.proxy.Requests())
+	time.Sleep(2*interval + time.Second)
+	if n := r.headsFor("team/pf-1", from); n < 2 {
+		t.Errorf("after a missed push the ref polled %d times in %s; want every %s again", n, 2*interval+time.Second, interval)
+	}
+	if n := r.headsFor("team/pf-2", from); n > 0 {
+		t.Errorf("a still-covered ref polled %d times between safety polls", n)
+	}
+
+	d2 := r.reg.MustPush(t, "team/pf-0", "v2", "env-prod")
+	start = time.Now()
+	r.distributionEvent(t, "team/pf-0", "env-prod", d2)
+	r.e.Eventually(5*time.Second, "the pushed tag rolled out", func() (bool, error) {
+		return r.e.DeploymentImage("pf-0") == gen.Pinned(r.proxy.Repo("team/pf-0"), "v2", d2), nil
+	})
+	t.Logf("push event → Deployment patched in %s on a covered ref", time.Since(start).Round(time.Millisecond))
+}
