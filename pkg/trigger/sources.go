@@ -39,8 +39,8 @@ func githubSignatureOK(secret []byte, signature string, body []byte) bool {
 // packages) trigger nothing.
 func ParseGitHubPackage(body []byte) ([]Push, error) {
 	type pkg struct {
-		Name           string `json:"name"`
-		PackageType    string `json:"package_type"`
+		Name           string                 `json:"name"`
+		PackageType    string                 `json:"package_type"`
 		Owner          struct{ Login string } `json:"owner"`
 		PackageVersion struct {
 			Version           string `json:"version"`
