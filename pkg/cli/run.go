@@ -55,6 +55,8 @@ type runOptions struct {
 	triggerRate     float64
 	restrictions    []string
 	webhookSecret   string
+	webhookSafety   time.Duration
+	webhookTrust    time.Duration
 	registry        RegistryFlags
 	enablePprof     bool
 	stateExport     stateExportFlags
@@ -100,7 +102,11 @@ func newRunCommand(kube *KubeFlags) *cobra.Command {
 		"least time between writes of a CV's status.lastPolled (0: twice per spec.livenessSeconds, as a standalone `cr sync` does)")
 	f.StringVar(&o.triggerKeysDir, "trigger-keys-dir", "", "directory of API keys (a mounted Secret) enabling POST /v1/trigger")
 	f.Float64Var(&o.triggerRate, "trigger-rate", 10, "requests per second accepted by the trigger API (all keys together) and, separately, by the registry webhooks")
-	f.StringVar(&o.webhookSecret, "webhook-secret-file", "", "file holding the shared secret that enables /v1/webhooks/{dockerhub,distribution,ecr}")
+	f.StringVar(&o.webhookSecret, "webhook-secret-file", "", "file holding the shared secret that enables /v1/webhooks/{dockerhub,distribution,ecr,github,gitlab,harbor,quay,acr,artifactregistry}")
+	f.DurationVar(&o.webhookSafety, "webhook-safety-interval", 0,
+		"with webhooks enabled, refs a verified push covered recently are polled only this often (0: 10x the CV's pollIntervalSeconds; negative: poll every ref normally)")
+	f.DurationVar(&o.webhookTrust, "webhook-trust-window", controller.DefaultTrustWindow,
+		"how long one verified push keeps its ref on the safety interval; with no newer push the ref is polled normally again")
 	f.StringArrayVar(&o.restrictions, "policy-version-restriction", nil,
 		"<namespace-regex>=<version-regex>: versions deployed in matching namespaces must match (repeatable; CVs cannot loosen it)")
 	f.BoolVar(&o.enablePprof, "enable-pprof", false, "serve Go profiles at /debug/pprof/ on the HTTP port (for performance work; off by default)")
@@ -174,7 +180,7 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 				Namespace: namespace, Workers: o.workers, Resolver: resolver,
 				Metrics: m, ProgressInterval: o.progressEvery, DefaultHistory: o.history, DefaultRollback: o.rollback,
 				Restrictions: restrictions, Notifier: notifier, DefaultNotifications: defaultNotifications,
-				LastPolledEvery: o.lastPolledEvery, Authorization: authorization,
+				LastPolledEvery: o.lastPolledEvery, Authorization: authorization, PushFirst: o.pushFirst(),
 			})}
 	})
 	if err := o.watchSettings(ctx, kubeClient, ctrl, restrictions); err != nil {
@@ -313,6 +319,14 @@ func (o *runOptions) serveAndLead(ctx context.Context, handler http.Handler, exp
 		return err
 	})
 	return g.Wait()
+}
+
+// pushFirst enables push-first polling when webhooks can deliver pushes.
+func (o *runOptions) pushFirst() *controller.PushFirst {
+	if o.webhookSecret == "" || o.webhookSafety < 0 {
+		return nil
+	}
+	return &controller.PushFirst{SafetyInterval: o.webhookSafety, TrustWindow: o.webhookTrust}
 }
 
 func (o *runOptions) registerWebhooks(mux *http.ServeMux, caches readCaches) error {

@@ -77,6 +77,9 @@ type Options struct {
 	// DefaultHistory and DefaultRollback apply when a CV leaves them unset
 	// (the original's --history and --rollback flags).
 	DefaultHistory, DefaultRollback bool
+	// PushFirst, when set, polls refs that verified webhooks cover only at
+	// a safety interval (see PushFirst); nil polls every ref normally.
+	PushFirst *PushFirst
 }
 
 // Controller reconciles ContainerVersions.
@@ -102,6 +105,7 @@ type Controller struct {
 	mu          sync.Mutex
 	syncers     map[string]*syncerState
 	triggers    triggerTimes
+	pushes      pushRefs
 	corrections corrections
 
 	// liveSettings, when set by UpdateSettings, replace the defaults of

@@ -32,7 +32,9 @@ import (
 //     second poll, which finds the digest already deployed or rolling out
 //     and starts nothing: one trigger, one rollout.
 const (
-	// AnnotationPollRequest asks for an immediate poll: "<trigger>/<id>".
+	// AnnotationPollRequest asks for an immediate poll: "<trigger>/<id>",
+	// or "<trigger>/<id>/<digest>" when a push event named the digest the
+	// poll should find (see recheckAfter).
 	AnnotationPollRequest = "cvmanager.dev/poll-request"
 	// AnnotationClearFailed asks to forget status.failedDigest, then poll: "<id>".
 	AnnotationClearFailed = "cvmanager.dev/clear-failed"
@@ -53,6 +55,17 @@ func NewRequests(client versioned.Interface, clk clock.Clock) *Requests {
 // TriggerPoll records a request to poll namespace/name now, for trigger.
 func (r *Requests) TriggerPoll(ctx context.Context, namespace, name, trigger string) error {
 	return r.annotate(ctx, namespace, name, AnnotationPollRequest, trigger+"/"+r.newID())
+}
+
+// TriggerPollDigest records a request to poll namespace/name now, for
+// trigger, expecting the tag to point at digest: until the registry serves
+// it, the leader re-checks briefly (a push event can arrive first).
+func (r *Requests) TriggerPollDigest(ctx context.Context, namespace, name, trigger, digest string) error {
+	value := trigger + "/" + r.newID()
+	if digest != "" {
+		value += "/" + digest
+	}
+	return r.annotate(ctx, namespace, name, AnnotationPollRequest, value)
 }
 
 // ClearFailed records a request to forget the CV's failed digest and poll.
@@ -91,6 +104,15 @@ func pendingRequest(cv *cvv1.ContainerVersion) (trigger, key, value string) {
 		return t, AnnotationPollRequest, v
 	}
 	return "", "", ""
+}
+
+// expectedDigest is the digest a poll request's push event named, or "".
+func expectedDigest(value string) string {
+	parts := strings.SplitN(value, "/", 3)
+	if len(parts) < 3 {
+		return ""
+	}
+	return parts[2]
 }
 
 // acknowledge removes a request annotation if it still holds value.

@@ -61,15 +61,23 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		}
 	}
 	s := c.syncerFor(key)
+	if c.waitForRecheck(s, reqValue) {
+		return nil
+	}
 	if reqKey != "" {
 		c.forcePoll(s, trigger)
+		if trigger == history.TriggerWebhook {
+			c.notePush(cached)
+		}
 	}
 	if st := cached.Status; st.AvailableDigest != "" && released(cached, st.AvailableVersion, st.AvailableDigest) {
 		s.force(history.TriggerRelease) // a held version was approved: act now, not at the next poll
 	}
 	// Most syncs are a timer or an echo of the controller's own status
 	// write finding nothing due: they read the cached CV and copy nothing.
-	due, wait := s.due(cached, c.clock.Now())
+	now := c.clock.Now()
+	interval, _ := c.pollEvery(cached, now)
+	due, wait := s.due(cached, interval, now)
 	if !due {
 		c.queue.AddAfter(key, wait)
 		return nil
@@ -82,6 +90,9 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	}
 	if err := c.poll(ctx, cv, s); err != nil || reqKey == "" {
 		return err
+	}
+	if reqKey == AnnotationPollRequest && cv.Status.Rollout == nil && c.scheduleRecheck(s, reqValue) {
+		return nil // the push event's digest is not served yet: look again shortly
 	}
 	return c.acknowledge(ctx, cached, reqKey, reqValue)
 }
@@ -96,6 +107,7 @@ func (c *Controller) poll(ctx context.Context, cv *cvv1.ContainerVersion, s *syn
 	if s.forcedBy() != "" {
 		maxAge = c.triggers.maxAge(s.key, c.clock.Now())
 	}
+	s.seen = ""
 	if ok, err := c.authorizePoll(ctx, cv); !ok { // issue 19 hook: pull Secrets
 		s.polled(c.clock.Now()) // a refused poll waits for the next one
 		c.queue.AddAfter(s.key, s.interval)
@@ -103,6 +115,7 @@ func (c *Controller) poll(ctx context.Context, cv *cvv1.ContainerVersion, s *syn
 	}
 	start := c.clock.Now()
 	img, err := c.resolve(ctx, cv, versionSyntax, maxAge, s.forcedBy() != "")
+	s.seen = img.Digest
 	now := c.clock.Now()
 	c.metrics.PollDuration.Observe(now.Sub(start).Seconds())
 	trigger := s.polled(now)
@@ -115,6 +128,9 @@ func (c *Controller) poll(ctx context.Context, cv *cvv1.ContainerVersion, s *syn
 	switch syncer.Decide(&cv.Status, img.Digest) {
 	case syncer.StartRollout:
 		c.metrics.PollsTotal.WithLabelValues("changed").Inc()
+		if trigger == history.TriggerPoll && cv.Status.CurrDigest != "" {
+			c.noteMiss(cv) // a move, not a new CV's first rollout
+		}
 		version := versionName(cv, img)
 		if verdict := c.gate(cv, version, img.Digest); !verdict.Allowed {
 			return c.hold(ctx, cv, img, version, verdict)

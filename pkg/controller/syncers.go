@@ -23,6 +23,13 @@ type syncerState struct {
 	// lastError is the last registry error reported, to avoid repeating
 	// the same Event every poll.
 	lastError string
+	// seen is the digest the last poll found ("" when it failed).
+	seen string
+	// recheckValue is the poll request being re-checked (see
+	// recheckAfter), rechecks how often so far, recheckAt when next.
+	recheckValue string
+	rechecks     int
+	recheckAt    time.Time
 }
 
 func (c *Controller) syncerFor(key string) *syncerState {
@@ -62,10 +69,10 @@ func (s *syncerState) forcedBy() string {
 	return s.forced
 }
 
-// due reports whether the CV should poll now, fixing the schedule the first
-// time it sees the CV (or a new interval) so events do not push it back.
-func (s *syncerState) due(cv *cvv1.ContainerVersion, now time.Time) (bool, time.Duration) {
-	interval := pollInterval(cv)
+// due reports whether the CV should poll now at interval, fixing the
+// schedule the first time it sees the CV (or a new interval) so events do
+// not push it back.
+func (s *syncerState) due(cv *cvv1.ContainerVersion, interval time.Duration, now time.Time) (bool, time.Duration) {
 	if s.forcedBy() != "" {
 		return true, 0
 	}

@@ -66,7 +66,8 @@ func FuzzWebhookAuth(f *testing.F) {
 	mux := http.NewServeMux()
 	h.Register(mux)
 	f.Fuzz(func(t *testing.T, token string, body []byte, asHeader bool) {
-		for _, path := range []string{"/v1/webhooks/dockerhub", "/v1/webhooks/distribution", "/v1/webhooks/ecr"} {
+		for _, source := range Sources {
+			path := "/v1/webhooks/" + source
 			r := httptest.NewRequest(http.MethodPost, path, strings.NewReader(string(body)))
 			if asHeader {
 				r.Header.Set("Authorization", "Bearer "+token)
@@ -86,7 +87,27 @@ func escapeQuery(s string) string {
 	return strings.NewReplacer("%", "%25", "&", "%26", "+", "%2B", "#", "%23", " ", "%20").Replace(s)
 }
 
-// FuzzParseWebhookPayloads feeds arbitrary bodies to the three registry
+// FuzzGitHubSignature: no signature header but the HMAC-SHA256 of the very
+// body under the secret is accepted, whatever the body and header.
+func FuzzGitHubSignature(f *testing.F) {
+	const secret = "hook-secret-0123456789"
+	body := []byte(`{"action":"published"}`)
+	for _, sig := range []string{sign(secret, body), sign(secret, body)[:20], "sha256=", "sha1=" + strings.Repeat("0", 40),
+		strings.ToUpper(sign(secret, body)), sign(secret, body) + "00", ""} {
+		f.Add(sig, body)
+	}
+	f.Fuzz(func(t *testing.T, signature string, body []byte) {
+		want := sign(secret, body)
+		got := githubSignatureOK([]byte(secret), signature, body)
+		// hex decoding accepts upper case digits: the same bytes, the same MAC.
+		hexSum, prefixed := strings.CutPrefix(signature, "sha256=")
+		if expected := prefixed && strings.EqualFold(hexSum, want[len("sha256="):]); got != expected {
+			t.Fatalf("signature %q over %q: accepted=%v, want %v", signature, body, got, expected)
+		}
+	})
+}
+
+// FuzzParseWebhookPayloads feeds arbitrary bodies to the registry
 // payload parsers: none panics, and every push they return names a
 // repository and a tag, with the repository already normalized (the
 // handler compares it with NormalizeRepo of each CV's imageRepo).
@@ -94,10 +115,18 @@ func FuzzParseWebhookPayloads(f *testing.F) {
 	for _, seed := range []string{dockerHubHook, distributionHook, ecrHook, `{}`, `null`, `[]`, `{"events":null}`,
 		`{"events":[{"action":"push","target":{"repository":"x","tag":"t"},"request":{"host":"docker.io"}}]}`,
 		`{"push_data":{"tag":"t"},"repository":{"repo_name":"index.docker.io/x"}}`,
-		`{"detail-type":"ECR Image Action","account":"1","region":"r","detail":{"action-type":"PUSH","result":"SUCCESS","repository-name":"a/b","image-tag":"t"}}`} {
+		`{"detail-type":"ECR Image Action","account":"1","region":"r","detail":{"action-type":"PUSH","result":"SUCCESS","repository-name":"a/b","image-tag":"t"}}`,
+		`{"type":"PUSH_ARTIFACT","event_data":{"resources":[{"tag":"t","resource_url":"h:1/a:t"}]}}`,
+		`{"docker_url":"quay.io/a/b","updated_tags":["t",""]}`, `{"action":"push","target":{"repository":"a","tag":"t"},"request":{"host":"x.azurecr.io"}}`,
+		`{"message":{"data":"eyJhY3Rpb24iOiJJTlNFUlQiLCJ0YWciOiJhOjEvYjp0In0="}}`,
+		`{"action":"published","package":{"package_type":"container","name":"n","owner":{"login":"O"},"package_version":{"container_metadata":{"tag":{"name":"t"}}}}}`} {
 		f.Add([]byte(seed))
 	}
-	parsers := map[string]func([]byte) ([]Push, error){"dockerhub": ParseDockerHub, "distribution": ParseDistribution, "ecr": ParseECREvent}
+	for _, name := range []string{"github", "harbor", "quay", "gitlab", "acr", "artifactregistry"} {
+		f.Add(sample(f, name))
+	}
+	parsers := map[string]func([]byte) ([]Push, error){"dockerhub": ParseDockerHub, "distribution": ParseDistribution, "ecr": ParseECREvent,
+		"github": ParseGitHubPackage, "harbor": ParseHarbor, "quay": ParseQuay, "acr": ParseACR, "artifactregistry": ParsePubSubArtifactRegistry}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		for name, parse := range parsers {
 			pushes, err := parse(body)
@@ -113,6 +142,9 @@ func FuzzParseWebhookPayloads(f *testing.F) {
 				}
 				if n := imageref.NormalizeRepo(p.Repo); n != p.Repo {
 					t.Fatalf("%s: push repository %q is not normalized (%q): no CV would ever match it", name, p.Repo, n)
+				}
+				if p.Digest != "" && validDigest(p.Digest) != p.Digest {
+					t.Fatalf("%s: push digest %q is malformed: a poll would wait for it in vain", name, p.Digest)
 				}
 			}
 		}

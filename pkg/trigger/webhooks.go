@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/opencontainers/go-digest"
 	"golang.org/x/time/rate"
 
 	"k8s.io/apimachinery/pkg/labels"
@@ -25,14 +26,29 @@ import (
 type Push struct {
 	Repo string // normalized: registry host + path, docker.io for Docker Hub
 	Tag  string
+	// Digest is the manifest digest the event names, when the source sends
+	// one. The registry may announce a push before it serves the new digest
+	// for the tag: with the digest known, the controller re-checks briefly
+	// instead of waiting for the next poll.
+	Digest string
 }
 
-// Webhooks serves registry push notifications. Docker Hub cannot sign its
-// webhooks, so every source authenticates with a shared secret: as a bearer
-// token (Distribution's endpoint headers, EventBridge API destinations) or
-// as ?token= in the URL configured at Docker Hub.
+// DigestPoller is a Poller that can also carry the digest a push event
+// named, so the poll it asks for knows what it should find.
+type DigestPoller interface {
+	TriggerPollDigest(ctx context.Context, namespace, name, trigger, digest string) error
+}
+
+// Webhooks serves registry push notifications. Every source authenticates
+// with the one shared secret, in the strongest form the source can send:
+// GitHub signs the body with it (HMAC-SHA256, X-Hub-Signature-256); the
+// others carry it, as a bearer token or a raw Authorization header
+// (Distribution and GitLab endpoint headers, Harbor's auth header, ACR
+// custom headers, EventBridge API destinations) or as ?token= in the URL
+// (Docker Hub, Quay and Pub/Sub push cannot send headers).
 type Webhooks struct {
 	secret  [sha256.Size]byte
+	key     []byte // the secret itself, only as GitHub's HMAC key
 	cvs     cvlisters.ContainerVersionLister
 	poller  Poller
 	limiter *rate.Limiter
@@ -45,24 +61,47 @@ func NewWebhooks(secret string, cvs cvlisters.ContainerVersionLister, poller Pol
 	if len(secret) < 16 {
 		return nil, errors.New("webhook secret must be at least 16 characters")
 	}
-	return &Webhooks{secret: sha256.Sum256([]byte(secret)), cvs: cvs, poller: poller, limiter: newLimiter(requestsPerSecond)}, nil
+	return &Webhooks{secret: sha256.Sum256([]byte(secret)), key: []byte(secret), cvs: cvs, poller: poller,
+		limiter: newLimiter(requestsPerSecond)}, nil
 }
 
-// Register mounts /v1/webhooks/{dockerhub,distribution,ecr}.
+// source is one push endpoint: how its payload reads and how it signs.
+type source struct {
+	parse func([]byte) ([]Push, error)
+	// signed sources are verified from the body (GitHub's HMAC); the
+	// others by the secret they carry.
+	signed bool
+}
+
+// Sources names the push endpoints under /v1/webhooks/, for docs and tests.
+var Sources = []string{"dockerhub", "distribution", "ecr", "github", "gitlab", "harbor", "quay", "acr", "artifactregistry"}
+
+func sources() map[string]source {
+	return map[string]source{
+		"dockerhub":        {parse: ParseDockerHub},
+		"distribution":     {parse: ParseDistribution},
+		"ecr":              {parse: ParseECREvent},
+		"github":           {parse: ParseGitHubPackage, signed: true},
+		"gitlab":           {parse: ParseDistribution}, // GitLab's registry sends Distribution envelopes
+		"harbor":           {parse: ParseHarbor},
+		"quay":             {parse: ParseQuay},
+		"acr":              {parse: ParseACR},
+		"artifactregistry": {parse: ParsePubSubArtifactRegistry},
+	}
+}
+
+// Register mounts /v1/webhooks/<source> for every source in Sources.
 func (h *Webhooks) Register(mux *http.ServeMux) {
-	mux.HandleFunc("POST /v1/webhooks/dockerhub", h.handle(ParseDockerHub))
-	mux.HandleFunc("POST /v1/webhooks/distribution", h.handle(ParseDistribution))
-	mux.HandleFunc("POST /v1/webhooks/ecr", h.handle(ParseECREvent))
+	all := sources()
+	for _, name := range Sources {
+		mux.HandleFunc("POST /v1/webhooks/"+name, h.handle(all[name]))
+	}
 }
 
-func (h *Webhooks) handle(parse func([]byte) ([]Push, error)) http.HandlerFunc {
+func (h *Webhooks) handle(src source) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if !h.authenticated(r) {
+		if !src.signed && !h.authenticated(r) {
 			httpError(w, http.StatusUnauthorized, "missing or invalid webhook secret")
-			return
-		}
-		if !h.limiter.Allow() {
-			tooMany(w)
 			return
 		}
 		body, err := readLimited(w, r)
@@ -75,33 +114,59 @@ func (h *Webhooks) handle(parse func([]byte) ([]Push, error)) http.HandlerFunc {
 			httpError(w, status, err.Error())
 			return
 		}
-		pushes, err := parse(body)
-		if err != nil {
-			httpError(w, http.StatusBadRequest, err.Error())
+		if src.signed && !githubSignatureOK(h.key, r.Header.Get("X-Hub-Signature-256"), body) {
+			httpError(w, http.StatusUnauthorized, "missing or invalid X-Hub-Signature-256")
 			return
 		}
-		triggered, err := h.schedule(r.Context(), pushes)
-		if err != nil {
-			// The registry retries a failed delivery: nothing is lost.
-			httpError(w, http.StatusServiceUnavailable, err.Error())
+		if !h.limiter.Allow() {
+			tooMany(w)
 			return
 		}
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusAccepted)
-		_ = json.NewEncoder(w).Encode(map[string]any{"triggered": triggered})
+		h.act(w, r, src, body)
 	}
 }
 
+func (h *Webhooks) act(w http.ResponseWriter, r *http.Request, src source, body []byte) {
+	pushes, err := src.parse(body)
+	if err != nil {
+		httpError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	triggered, err := h.schedule(r.Context(), pushes)
+	if err != nil {
+		// The registry retries a failed delivery: nothing is lost.
+		httpError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusAccepted)
+	_ = json.NewEncoder(w).Encode(map[string]any{"triggered": triggered})
+}
+
+// authenticated accepts the secret as "Authorization: Bearer <secret>", as
+// a raw "Authorization: <secret>" (Harbor and GitLab send the configured
+// value verbatim) or as ?token=, compared in constant time over hashes.
 func (h *Webhooks) authenticated(r *http.Request) bool {
-	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
-		token = r.URL.Query().Get("token")
+	for _, token := range candidateTokens(r) {
+		if token == "" {
+			continue
+		}
+		sum := sha256.Sum256([]byte(token))
+		if subtle.ConstantTimeCompare(sum[:], h.secret[:]) == 1 {
+			return true
+		}
 	}
-	if token == "" {
-		return false
+	return false
+}
+
+func candidateTokens(r *http.Request) []string {
+	if auth := r.Header.Get("Authorization"); auth != "" {
+		if token, ok := strings.CutPrefix(auth, "Bearer "); ok {
+			return []string{token}
+		}
+		return []string{auth}
 	}
-	sum := sha256.Sum256([]byte(token))
-	return subtle.ConstantTimeCompare(sum[:], h.secret[:]) == 1
+	return []string{r.URL.Query().Get("token")}
 }
 
 func readLimited(w http.ResponseWriter, r *http.Request) ([]byte, error) {
@@ -117,8 +182,8 @@ func (h *Webhooks) schedule(ctx context.Context, pushes []Push) ([]Triggered, er
 	}
 	out := []Triggered{}
 	for _, cv := range cvs {
-		if follows(cv, pushes) {
-			if err := h.poller.TriggerPoll(ctx, cv.Namespace, cv.Name, history.TriggerWebhook); err != nil {
+		if push, ok := follows(cv, pushes); ok {
+			if err := h.triggerPoll(ctx, cv, push.Digest); err != nil {
 				return nil, fmt.Errorf("recording the trigger of %s/%s: %w", cv.Namespace, cv.Name, err)
 			}
 			out = append(out, Triggered{cv.Namespace, cv.Name, fmt.Sprintf("/v1/cv/containerversions/%s/history?namespace=%s", cv.Name, cv.Namespace)})
@@ -127,14 +192,34 @@ func (h *Webhooks) schedule(ctx context.Context, pushes []Push) ([]Triggered, er
 	return out, nil
 }
 
-func follows(cv *cvv1.ContainerVersion, pushes []Push) bool {
+func (h *Webhooks) triggerPoll(ctx context.Context, cv *cvv1.ContainerVersion, digest string) error {
+	if dp, ok := h.poller.(DigestPoller); ok && digest != "" {
+		return dp.TriggerPollDigest(ctx, cv.Namespace, cv.Name, history.TriggerWebhook, digest)
+	}
+	return h.poller.TriggerPoll(ctx, cv.Namespace, cv.Name, history.TriggerWebhook)
+}
+
+// follows returns the last push cv follows: with several events for one
+// tag in a delivery, the newest names the digest to expect.
+func follows(cv *cvv1.ContainerVersion, pushes []Push) (Push, bool) {
 	repo := imageref.NormalizeRepo(cv.Spec.ImageRepo)
+	var found Push
+	ok := false
 	for _, p := range pushes {
 		if p.Repo == repo && p.Tag == cv.Spec.Tag {
-			return true
+			found, ok = p, true
 		}
 	}
-	return false
+	return found, ok
+}
+
+// validDigest keeps a digest only when it is well formed (algorithm:hex),
+// so a malformed one cannot make a poll wait for something never served.
+func validDigest(d string) string {
+	if _, err := digest.Parse(d); err != nil {
+		return ""
+	}
+	return d
 }
 
 // ParseDockerHub reads a Docker Hub repository webhook.
@@ -165,6 +250,7 @@ func ParseDistribution(body []byte) ([]Push, error) {
 			Target struct {
 				Repository string `json:"repository"`
 				Tag        string `json:"tag"`
+				Digest     string `json:"digest"`
 			} `json:"target"`
 			Request struct {
 				Host string `json:"host"`
@@ -179,7 +265,8 @@ func ParseDistribution(body []byte) ([]Push, error) {
 		if e.Action != "push" || e.Target.Tag == "" || e.Target.Repository == "" || e.Request.Host == "" {
 			continue
 		}
-		pushes = append(pushes, Push{Repo: imageref.NormalizeRepo(e.Request.Host + "/" + e.Target.Repository), Tag: e.Target.Tag})
+		pushes = append(pushes, Push{Repo: imageref.NormalizeRepo(e.Request.Host + "/" + e.Target.Repository), Tag: e.Target.Tag,
+			Digest: validDigest(e.Target.Digest)})
 	}
 	return pushes, nil
 }
@@ -196,6 +283,7 @@ func ParseECREvent(body []byte) ([]Push, error) {
 			Result     string `json:"result"`
 			Repository string `json:"repository-name"`
 			Tag        string `json:"image-tag"`
+			Digest     string `json:"image-digest"`
 		} `json:"detail"`
 	}
 	if err := json.Unmarshal(body, &event); err != nil {
@@ -209,5 +297,5 @@ func ParseECREvent(body []byte) ([]Push, error) {
 		return nil, errors.New("ECR event without account, region or repository-name")
 	}
 	host := fmt.Sprintf("%s.dkr.ecr.%s.amazonaws.com", event.Account, event.Region)
-	return []Push{{Repo: imageref.NormalizeRepo(host + "/" + d.Repository), Tag: d.Tag}}, nil
+	return []Push{{Repo: imageref.NormalizeRepo(host + "/" + d.Repository), Tag: d.Tag, Digest: validDigest(d.Digest)}}, nil
 }

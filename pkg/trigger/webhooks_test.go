@@ -31,9 +31,9 @@ func TestParsers(t *testing.T) {
 		body  string
 		want  []Push
 	}{
-		{"docker hub", ParseDockerHub, dockerHubHook, []Push{{"docker.io/acme/web", "env-prod"}}},
-		{"distribution: only pushes", ParseDistribution, distributionHook, []Push{{"reg.local:5000/team/api", "env-prod"}}},
-		{"ecr push", ParseECREvent, ecrHook, []Push{{"123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/svc", "env-prod"}}},
+		{"docker hub", ParseDockerHub, dockerHubHook, []Push{{Repo: "docker.io/acme/web", Tag: "env-prod"}}},
+		{"distribution: only pushes", ParseDistribution, distributionHook, []Push{{Repo: "reg.local:5000/team/api", Tag: "env-prod"}}},
+		{"ecr push", ParseECREvent, ecrHook, []Push{{Repo: "123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/svc", Tag: "env-prod"}}},
 		{"ecr delete triggers nothing", ParseECREvent, strings.Replace(ecrHook, `"PUSH"`, `"DELETE"`, 1), nil},
 	}
 	for _, tc := range cases {

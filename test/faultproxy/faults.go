@@ -37,6 +37,10 @@ type Fault struct {
 	Reset bool
 	// DropDigest removes Docker-Content-Digest from the registry's answer.
 	DropDigest bool
+	// Digest replaces Docker-Content-Digest in the registry's answer: a
+	// registry still serving a tag's previous digest (a push announced
+	// before readers see it).
+	Digest string
 	// PageSize caps the n of tags/list requests, so listings span pages.
 	PageSize int
 	// QuayLinks rewrites Link headers as Quay sends them: no angle
@@ -72,6 +76,10 @@ func QuayPaging(n int) Fault { return Fault{PageSize: n, QuayLinks: true} }
 
 // NexusPaging cuts tag lists into pages of n with links that drop the port.
 func NexusPaging(n int) Fault { return Fault{PageSize: n, LinkWithoutPort: true} }
+
+// StaleDigest forwards but answers digest as the tag's, as a registry
+// does before a push is visible to readers.
+func StaleDigest(digest string) Fault { return Fault{Digest: digest} }
 
 // ConnectionReset drops the connection.
 func ConnectionReset() Fault { return Fault{Reset: true} }
@@ -220,6 +228,9 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 		}
 		for k, vs := range f.Header {
 			resp.Header[http.CanonicalHeaderKey(k)] = vs
+		}
+		if f.Digest != "" && resp.Header.Get("Docker-Content-Digest") != "" {
+			resp.Header.Set("Docker-Content-Digest", f.Digest)
 		}
 		if link := resp.Header.Get("Link"); link != "" && f.QuayLinks {
 			resp.Header.Set("Link", quayLink(link))

@@ -1,0 +1,108 @@
+package controller
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"cvmanager.dev/cvmanager/pkg/history"
+	"cvmanager.dev/cvmanager/pkg/registry/poller"
+)
+
+func TestRecheckAfter(t *testing.T) {
+	cases := []struct {
+		name           string
+		expected, seen string
+		attempt        int
+		wantWait       time.Duration
+		wantAgain      bool
+	}{
+		{"no digest named: plain trigger", "", digest1, 0, 0, false},
+		{"found at once", digest2, digest2, 0, 0, false},
+		{"old digest served: first re-check soon", digest2, digest1, 0, 200 * time.Millisecond, true},
+		{"registry error: re-check too", digest2, "", 1, 300 * time.Millisecond, true},
+		{"last re-check", digest2, digest1, len(recheckDelays) - 1, 2 * time.Second, true},
+		{"out of attempts: the next poll finds it", digest2, digest1, len(recheckDelays), 0, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			wait, again := recheckAfter(tc.expected, tc.seen, tc.attempt)
+			if diff := cmp.Diff([2]any{tc.wantWait, tc.wantAgain}, [2]any{wait, again}); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+	var total time.Duration
+	for _, d := range recheckDelays {
+		total += d
+	}
+	if total < 4*time.Second || total > 6*time.Second {
+		t.Errorf("re-checks span %s, want about 5 s", total)
+	}
+}
+
+func TestExpectedDigest(t *testing.T) {
+	for value, want := range map[string]string{
+		"webhook/1-ab":              "",
+		"webhook/1-ab/" + digest2:   digest2,
+		"trigger":                   "",
+		"":                          "",
+		"webhook//" + digest2 + "/": digest2 + "/",
+	} {
+		if got := expectedDigest(value); got != want {
+			t.Errorf("expectedDigest(%q) = %q, want %q", value, got, want)
+		}
+	}
+}
+
+// sequenceResolver answers with the digests in turn, the last one forever.
+type sequenceResolver struct{ digests []string }
+
+func (r *sequenceResolver) Resolve(context.Context, poller.ResolveRequest) (poller.ResolvedImage, error) {
+	d := r.digests[0]
+	if len(r.digests) > 1 {
+		r.digests = r.digests[1:]
+	}
+	return poller.ResolvedImage{Digest: d, Version: "v2"}, nil
+}
+
+// TestWebhookDigestIsRecheckedUntilServed: a push event names digest2 while
+// the registry still answers digest1. The request stays pending, a CV event
+// meanwhile does not poll before the re-check is due, and the re-check that
+// finds digest2 rolls it out as a webhook rollout and acknowledges.
+func TestWebhookDigestIsRecheckedUntilServed(t *testing.T) {
+	cv := webCV(polled())
+	cv.Annotations = map[string]string{AnnotationPollRequest: "webhook/1-ab/" + digest2}
+	f := newFixture(t, poller.ResolvedImage{}, cv, webDeployment(pinned("v1", digest1), true))
+	res := &sequenceResolver{digests: []string{digest1, digest1, digest2}}
+	f.c.opts.Resolver = res
+	f.sync("web")
+	if got := f.c.syncerFor(ns + "/web").rechecks; got != 1 {
+		t.Fatalf("after the stale answer: %d re-checks scheduled, want 1", got)
+	}
+	f.sync("web") // an event before the re-check is due: no poll
+	if len(res.digests) != 2 {
+		t.Fatalf("polled before the re-check was due")
+	}
+	f.clock.Step(200 * time.Millisecond)
+	f.sync("web") // still stale
+	f.clock.Step(300 * time.Millisecond)
+	f.sync("web") // served now
+	st := f.lastStatus()
+	if st.CurrDigest != digest2 || st.Rollout == nil {
+		t.Fatalf("digest2 not rolled out: %+v", st)
+	}
+	got, err := f.cvs.CvmanagerV1alpha1().ContainerVersions(ns).Get(context.Background(), "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := got.Annotations[AnnotationPollRequest]; v != "" {
+		t.Errorf("request not acknowledged after the digest was found: %q", v)
+	}
+	if r := st.Rollout; r.Trigger != history.TriggerWebhook {
+		t.Errorf("rollout trigger %q, want webhook", r.Trigger)
+	}
+}
