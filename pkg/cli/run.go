@@ -270,7 +270,7 @@ type readCaches struct {
 // httpRoutes mounts probes, metrics, the dashboard and, when configured,
 // pprof, the trigger API and the registry webhooks.
 func (o *runOptions) httpRoutes(m *metrics.Metrics, ctrl *multins.Group, leader *controller.LeaderState,
-	caches readCaches) (*http.ServeMux, error) {
+	caches readCaches) (*server.Mux, error) {
 	mux := server.NewMux(m.Registry, server.Readiness{Synced: ctrl.HasSynced, Leader: leader.IsLeader})
 	dashboard.ForController(caches.cvs, caches.workloads, caches.kube).Register(mux)
 	if o.enablePprof {
@@ -308,7 +308,7 @@ func (o *runOptions) serveAndLead(ctx context.Context, handler http.Handler, exp
 	return g.Wait()
 }
 
-func (o *runOptions) registerWebhooks(mux *http.ServeMux, caches readCaches) error {
+func (o *runOptions) registerWebhooks(mux server.Router, caches readCaches) error {
 	if o.webhookSecret == "" {
 		return nil
 	}

@@ -19,6 +19,7 @@ import (
 	cvlisters "cvmanager.dev/cvmanager/pkg/generated/listers/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/history"
 	"cvmanager.dev/cvmanager/pkg/imageref"
+	"cvmanager.dev/cvmanager/pkg/server"
 )
 
 // Push is one "this repository's tag changed" notice from a registry.
@@ -49,7 +50,7 @@ func NewWebhooks(secret string, cvs cvlisters.ContainerVersionLister, poller Pol
 }
 
 // Register mounts /v1/webhooks/{dockerhub,distribution,ecr}.
-func (h *Webhooks) Register(mux *http.ServeMux) {
+func (h *Webhooks) Register(mux server.Router) {
 	mux.HandleFunc("POST /v1/webhooks/dockerhub", h.handle(ParseDockerHub))
 	mux.HandleFunc("POST /v1/webhooks/distribution", h.handle(ParseDistribution))
 	mux.HandleFunc("POST /v1/webhooks/ecr", h.handle(ParseECREvent))
