@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -126,19 +127,20 @@ func (o *triggerOptions) followed(ctx context.Context, kube *KubeFlags) ([]cvv1.
 	return out, nil
 }
 
-// waitAll follows every triggered CV in turn and fails when any rollout did.
+// waitAll follows every triggered CV read before the call, in turn, and
+// fails when any rollout did. A CV not read before (outside -n) cannot be
+// told apart from an earlier rollout, so it is named and not followed.
 func (o *triggerOptions) waitAll(ctx context.Context, out io.Writer, kube *KubeFlags, before []cvv1.ContainerVersion, triggered []trigger.Triggered) error {
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
 	var failed []error
 	for _, t := range triggered {
-		prev := &cvv1.ContainerVersion{}
-		for i := range before {
-			if before[i].Namespace == t.Namespace && before[i].Name == t.Name {
-				prev = &before[i]
-			}
+		i := slices.IndexFunc(before, func(cv cvv1.ContainerVersion) bool { return cv.Namespace == t.Namespace && cv.Name == t.Name })
+		if i < 0 {
+			fmt.Fprintf(out, "not following %s/%s (outside -n %s)\n", t.Namespace, t.Name, o.explicitNamespace)
+			continue
 		}
-		if err := o.waitForRollout(ctx, out, kube, t.Namespace, t.Name, prev); err != nil {
+		if err := o.waitForRollout(ctx, out, kube, t.Namespace, t.Name, &before[i]); err != nil {
 			failed = append(failed, err)
 		}
 	}
