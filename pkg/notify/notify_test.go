@@ -124,10 +124,12 @@ func TestDeliveryPayloadsAndRetries(t *testing.T) {
 			"tags": []any{"cvmanager", "Succeeded", "namespace:shop", "cv:web", "version:abc1234"},
 			"text": "Succeeded shop/web: reg.example/shop/web abc1234 (from 9f8e7d6)"},
 	}, {
-		name:     "Slack incoming webhook",
-		receiver: func(url string) Receiver { return Receiver{Type: TypeSlack, URL: url + "/services/T0/B0/SECRETslackpath"} },
-		path:     "/services/T0/B0/SECRETslackpath",
-		want:     map[string]any{"text": ":white_check_mark: *Succeeded* shop/web: reg.example/shop/web `abc1234`"},
+		name: "Slack incoming webhook",
+		receiver: func(url string) Receiver {
+			return Receiver{Type: TypeSlack, URL: url + "/services/T0/B0/SECRETslackpath"}
+		},
+		path: "/services/T0/B0/SECRETslackpath",
+		want: map[string]any{"text": ":white_check_mark: *Succeeded* shop/web: reg.example/shop/web `abc1234`"},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
