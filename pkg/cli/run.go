@@ -277,7 +277,7 @@ type readCaches struct {
 // httpRoutes mounts probes, metrics, the dashboard and, when configured,
 // pprof, the trigger API and the registry webhooks.
 func (o *runOptions) httpRoutes(m *metrics.Metrics, ctrl *multins.Group, leader *controller.LeaderState,
-	caches readCaches) (*http.ServeMux, error) {
+	caches readCaches) (*server.Mux, error) {
 	mux := server.NewMux(m.Registry, server.Readiness{Synced: ctrl.HasSynced, Leader: leader.IsLeader})
 	dash := dashboard.ForController(caches.cvs, caches.workloads, caches.kube)
 	dash.Register(mux)
@@ -329,7 +329,7 @@ func (o *runOptions) pushFirst() *controller.PushFirst {
 	return &controller.PushFirst{SafetyInterval: o.webhookSafety, TrustWindow: o.webhookTrust}
 }
 
-func (o *runOptions) registerWebhooks(mux *http.ServeMux, caches readCaches) error {
+func (o *runOptions) registerWebhooks(mux server.Router, caches readCaches) error {
 	if o.webhookSecret == "" {
 		return nil
 	}

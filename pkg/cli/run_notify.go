@@ -16,6 +16,7 @@ import (
 // and flags show up in process listings and pod specs.
 type notifyFlags struct {
 	webhookURLFile, webhookHMACFile, slackURLFile string
+	grafanaURLFile, grafanaTokenFile              string
 	events                                        []string
 }
 
@@ -23,6 +24,8 @@ func (n *notifyFlags) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&n.webhookURLFile, "notify-webhook-url-file", "", "file holding a webhook URL that receives the rollout events of every CV")
 	fs.StringVar(&n.webhookHMACFile, "notify-webhook-hmac-file", "", "file holding the key that signs those webhook bodies (HMAC-SHA256)")
 	fs.StringVar(&n.slackURLFile, "notify-slack-url-file", "", "file holding a Slack incoming-webhook URL that receives the rollout events of every CV")
+	fs.StringVar(&n.grafanaURLFile, "notify-grafana-url-file", "", "file holding a Grafana base URL that receives every CV's rollout events as annotations")
+	fs.StringVar(&n.grafanaTokenFile, "notify-grafana-token-file", "", "file holding the Grafana service-account token (annotations:write) for --notify-grafana-url-file")
 	fs.StringSliceVar(&n.events, "notify-events", nil,
 		"events sent to those receivers (default all): "+strings.Join(notify.Kinds, ","))
 }
@@ -59,7 +62,31 @@ func (n *notifyFlags) routes() ([]notify.Route, error) {
 		}
 		routes = append(routes, r)
 	}
+	if n.grafanaURLFile != "" || n.grafanaTokenFile != "" {
+		r, err := n.grafanaRoute()
+		if err != nil {
+			return nil, err
+		}
+		routes = append(routes, r)
+	}
 	return routes, nil
+}
+
+// grafanaRoute reads the Grafana receiver: both files are needed.
+func (n *notifyFlags) grafanaRoute() (notify.Route, error) {
+	if n.grafanaURLFile == "" || n.grafanaTokenFile == "" {
+		return notify.Route{}, fmt.Errorf("--notify-grafana-url-file and --notify-grafana-token-file go together")
+	}
+	r, err := n.route(notify.TypeGrafana, "--notify-grafana-url-file", n.grafanaURLFile)
+	if err != nil {
+		return notify.Route{}, err
+	}
+	token, err := readSecretFile("--notify-grafana-token-file", n.grafanaTokenFile)
+	if err != nil {
+		return notify.Route{}, err
+	}
+	r.Receiver.Token = []byte(token)
+	return r, nil
 }
 
 func (n *notifyFlags) route(kind, flag, file string) (notify.Route, error) {

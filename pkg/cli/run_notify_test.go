@@ -50,11 +50,33 @@ func TestControllerWideNotificationFlags(t *testing.T) {
 		{notifyFlags{slackURLFile: notURL}, "does not hold an http(s) URL"},
 		{notifyFlags{slackURLFile: empty}, "is empty"},
 		{notifyFlags{webhookURLFile: hook, webhookHMACFile: empty}, "--notify-webhook-hmac-file"},
+		{notifyFlags{grafanaURLFile: slack}, "go together"},
+		{notifyFlags{grafanaTokenFile: hmac}, "go together"},
+		{notifyFlags{grafanaURLFile: notURL, grafanaTokenFile: hmac}, "does not hold an http(s) URL"},
+		{notifyFlags{grafanaURLFile: slack, grafanaTokenFile: empty}, "--notify-grafana-token-file"},
 	}
 	for _, b := range bad {
 		_, err := b.flags.routes()
 		if err == nil || !strings.Contains(err.Error(), b.says) || strings.Contains(err.Error(), "secret-token") {
 			t.Errorf("%+v: %v, want an error saying %q without the file's content", b.flags, err, b.says)
 		}
+	}
+}
+
+func TestGrafanaNotificationFlags(t *testing.T) {
+	dir := t.TempDir()
+	url, token := filepath.Join(dir, "url"), filepath.Join(dir, "token")
+	if err := os.WriteFile(url, []byte("https://grafana.example\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(token, []byte("glsa_token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	routes, err := (&notifyFlags{grafanaURLFile: url, grafanaTokenFile: token}).routes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(routes) != 1 || routes[0].Receiver.Type != "Grafana" || routes[0].Receiver.URL != "https://grafana.example" || string(routes[0].Receiver.Token) != "glsa_token" {
+		t.Errorf("routes: %+v", routes)
 	}
 }

@@ -3,13 +3,13 @@ package cli
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/kubernetes"
 
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
+	"cvmanager.dev/cvmanager/pkg/server"
 	"cvmanager.dev/cvmanager/pkg/state"
 )
 
@@ -33,7 +33,7 @@ func (s *stateExportFlags) addFlags(fs *pflag.FlagSet) {
 
 // setup registers /v1/state when a backend is configured and returns the
 // export loop to run when --export-interval is set (nil otherwise).
-func (s *stateExportFlags) setup(ctx context.Context, mux *http.ServeMux, kube kubernetes.Interface, cvs versioned.Interface,
+func (s *stateExportFlags) setup(ctx context.Context, mux server.Router, kube kubernetes.Interface, cvs versioned.Interface,
 	namespaces []string, isLeader func() bool) (func(context.Context), error) {
 	if s.kind == "" {
 		if s.interval > 0 {

@@ -50,6 +50,14 @@ func (c *Controller) receiver(ctx context.Context, namespace string, n cvv1.Noti
 			r.Secret = key
 		}
 	}
+	if n.TokenSecretRef != nil {
+		token, ok := c.secretValue(ctx, namespace, *n.TokenSecretRef)
+		if !ok {
+			klog.InfoS("Notification token secret unavailable", "namespace", namespace, "secret", n.TokenSecretRef.Name, "notification", n.Name)
+			return notify.Receiver{}, false
+		}
+		r.Token = token
+	}
 	return r, true
 }
 

@@ -18,6 +18,7 @@ import (
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/history"
+	"cvmanager.dev/cvmanager/pkg/server"
 	"cvmanager.dev/cvmanager/pkg/workload"
 )
 
@@ -75,7 +76,7 @@ func NewHandler(src Source, hist HistoryReader, cvs CVGetter) *Handler {
 // cvmanager's URLs: the rows, and one workload's history by the workload's
 // name. A CV's history, which spans its workloads, has a path of its own
 // so a CV name is never taken for a workload's.
-func (h *Handler) Register(mux *http.ServeMux) {
+func (h *Handler) Register(mux server.Router) {
 	mux.HandleFunc("GET /v1/cv/workloads", h.workloads)
 	mux.HandleFunc("GET /v1/cv/workloads/{name}", h.workloadHistory)
 	mux.HandleFunc("GET /v1/cv/containerversions/{name}/history", h.cvHistory)

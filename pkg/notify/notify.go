@@ -1,5 +1,6 @@
 // Package notify sends rollout events to receivers: a generic JSON webhook
-// signed with HMAC-SHA256, or a Slack incoming webhook. Delivery is
+// signed with HMAC-SHA256, a Slack incoming webhook, or Grafana annotations
+// (POST /api/annotations with a service-account token). Delivery is
 // asynchronous with bounded retries, so a slow or dead receiver never holds
 // up a rollout; when the queue is full, events are dropped and counted.
 package notify
@@ -17,6 +18,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"k8s.io/klog/v2"
@@ -54,11 +56,22 @@ type Event struct {
 	Time      time.Time `json:"time"`
 }
 
+// Receiver types, as named in spec.notifications[].type.
+const (
+	TypeWebhook = "Webhook"
+	TypeSlack   = "Slack"
+	// TypeGrafana posts an annotation to Grafana's HTTP API, so rollouts
+	// show on the dashboards' graphs.
+	TypeGrafana = "Grafana"
+)
+
 // Receiver is one destination, resolved from its Secrets.
 type Receiver struct {
-	Type   string // Webhook or Slack
+	Type   string // Webhook, Slack or Grafana
 	URL    string
 	Secret []byte // HMAC key for Webhook receivers; may be empty
+	// Token is a Grafana service-account token, sent as a bearer token.
+	Token []byte
 }
 
 // Route is a receiver with the event kinds it wants (empty: all of them).
@@ -151,12 +164,15 @@ func (n *Notifier) deliver(ctx context.Context, d delivery) {
 }
 
 func (n *Notifier) post(ctx context.Context, r Receiver, body []byte, contentType string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.URL, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint(r), bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", contentType)
-	if r.Type == "Webhook" && len(r.Secret) > 0 {
+	if r.Type == TypeGrafana && len(r.Token) > 0 {
+		req.Header.Set("Authorization", "Bearer "+string(r.Token))
+	}
+	if r.Type == TypeWebhook && len(r.Secret) > 0 {
 		ts := strconv.FormatInt(time.Now().Unix(), 10)
 		req.Header.Set(TimestampHeader, ts)
 		req.Header.Set(SignatureHeader, "sha256="+Sign(r.Secret, ts, body))
@@ -181,9 +197,51 @@ func Sign(secret []byte, timestamp string, body []byte) string {
 	return hex.EncodeToString(mac.Sum(nil))
 }
 
+// endpoint is where a receiver is posted to: a Grafana receiver's URL may
+// be the server's base URL, to which the annotations path is added.
+func endpoint(r Receiver) string {
+	if r.Type != TypeGrafana || strings.HasSuffix(strings.TrimSuffix(r.URL, "/"), GrafanaAnnotationsPath) {
+		return r.URL
+	}
+	return strings.TrimSuffix(r.URL, "/") + GrafanaAnnotationsPath
+}
+
+// GrafanaAnnotationsPath is Grafana's HTTP API for annotations.
+const GrafanaAnnotationsPath = "/api/annotations"
+
+// GrafanaAnnotation is the body of POST /api/annotations: an organisation
+// annotation (no dashboard), found by its tags; Time is in epoch
+// milliseconds as Grafana expects.
+type GrafanaAnnotation struct {
+	Time int64    `json:"time"`
+	Tags []string `json:"tags"`
+	Text string   `json:"text"`
+}
+
+// grafanaAnnotation tags the annotation so a dashboard can select a CV's
+// rollouts ("cvmanager", the event, "namespace:…", "cv:…", "version:…").
+func grafanaAnnotation(e Event) GrafanaAnnotation {
+	text := fmt.Sprintf("%s %s/%s: %s %s", e.Kind, e.Namespace, e.Name, e.Image, e.Version)
+	if e.From != "" {
+		text += " (from " + e.From + ")"
+	}
+	if e.Message != "" {
+		text += ": " + e.Message
+	}
+	return GrafanaAnnotation{
+		Time: e.Time.UnixMilli(),
+		Tags: []string{"cvmanager", e.Kind, "namespace:" + e.Namespace, "cv:" + e.Name, "version:" + e.Version},
+		Text: text,
+	}
+}
+
 func encode(d delivery) ([]byte, string, error) {
-	if d.receiver.Type == "Slack" {
+	switch d.receiver.Type {
+	case TypeSlack:
 		body, err := json.Marshal(map[string]string{"text": slackText(d.event)})
+		return body, "application/json", err
+	case TypeGrafana:
+		body, err := json.Marshal(grafanaAnnotation(d.event))
 		return body, "application/json", err
 	}
 	body, err := json.Marshal(d.event)

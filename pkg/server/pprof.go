@@ -1,7 +1,6 @@
 package server
 
 import (
-	"net/http"
 	"net/http/pprof"
 )
 
@@ -13,7 +12,7 @@ import (
 // port as /metrics (which listens on 127.0.0.1 unless --bind-address says
 // otherwise). The handlers are mounted explicitly rather than through the
 // package's init side effect, which only touches http.DefaultServeMux.
-func RegisterPprof(mux *http.ServeMux) {
+func RegisterPprof(mux Router) {
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)

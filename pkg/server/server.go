@@ -26,9 +26,10 @@ type Readiness struct {
 	Leader func() bool
 }
 
-// NewMux returns the handler with the probe, metrics and version routes.
-func NewMux(gatherer prometheus.Gatherer, ready Readiness) *http.ServeMux {
-	mux := http.NewServeMux()
+// NewMux returns the handler with the probe, metrics, version and OpenAPI
+// routes; it records every route mounted on it later (Mux.Patterns).
+func NewMux(gatherer prometheus.Gatherer, ready Readiness) *Mux {
+	mux := NewRecordingMux()
 	alive := func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) }
 	mux.HandleFunc("GET /healthz", alive)
 	mux.HandleFunc("GET /alive", alive) // the original cvmanager's probe path
@@ -38,6 +39,7 @@ func NewMux(gatherer prometheus.Gatherer, ready Readiness) *http.ServeMux {
 		_ = json.NewEncoder(w).Encode(version.Get())
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET "+OpenAPIPath, serveOpenAPI)
 	return mux
 }
 

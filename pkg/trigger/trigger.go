@@ -22,6 +22,7 @@ import (
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	cvlisters "cvmanager.dev/cvmanager/pkg/generated/listers/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/history"
+	"cvmanager.dev/cvmanager/pkg/server"
 )
 
 // MaxBodyBytes bounds a trigger request; a real one is a few hundred bytes.
@@ -86,7 +87,7 @@ func tooMany(w http.ResponseWriter) {
 }
 
 // Register mounts the routes.
-func (h *Handler) Register(mux *http.ServeMux) {
+func (h *Handler) Register(mux server.Router) {
 	mux.HandleFunc("POST /v1/trigger", h.serve)
 	if clearer, ok := h.poller.(FailureClearer); ok {
 		mux.HandleFunc("POST /v1/cv/workloads/{name}/clear-failed", h.clearFailed(clearer))

@@ -20,6 +20,7 @@ import (
 	cvlisters "cvmanager.dev/cvmanager/pkg/generated/listers/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/history"
 	"cvmanager.dev/cvmanager/pkg/imageref"
+	"cvmanager.dev/cvmanager/pkg/server"
 )
 
 // Push is one "this repository's tag changed" notice from a registry.
@@ -91,7 +92,7 @@ func sources() map[string]source {
 }
 
 // Register mounts /v1/webhooks/<source> for every source in Sources.
-func (h *Webhooks) Register(mux *http.ServeMux) {
+func (h *Webhooks) Register(mux server.Router) {
 	all := sources()
 	for _, name := range Sources {
 		mux.HandleFunc("POST /v1/webhooks/"+name, h.handle(all[name]))

@@ -152,6 +152,16 @@ var corpus = []invalidCV{
 		n.HMACSecretRef = &cvv1.SecretKeyRef{Key: "k"}
 		s.Notifications = []cvv1.NotificationSpec{n}
 	}, []string{"spec.notifications[0].hmacSecretRef.name"}},
+	{"notifications.tokenSecretRef", "missing for Grafana", func(s *spec) {
+		n := validNotification
+		n.Type = "Grafana"
+		s.Notifications = []cvv1.NotificationSpec{n}
+	}, []string{"spec.notifications[0]", "a Grafana notification needs tokenSecretRef"}},
+	{"notifications.tokenSecretRef", "set for a Webhook", func(s *spec) {
+		n := validNotification
+		n.TokenSecretRef = &cvv1.SecretKeyRef{Name: "s", Key: "token"}
+		s.Notifications = []cvv1.NotificationSpec{n}
+	}, []string{"spec.notifications[0]", "tokenSecretRef is only for type Grafana"}},
 	{"notifications.events", "unknown event", func(s *spec) {
 		n := validNotification
 		n.Events = []string{"Deployed"}
@@ -189,5 +199,17 @@ func TestInvalidCVCorpusIsRejectedAtAdmission(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestGrafanaNotificationIsAccepted: the Grafana type with its token is a
+// valid spec (the corpus above proves the rules are not vacuous).
+func TestGrafanaNotificationIsAccepted(t *testing.T) {
+	ctx, client, ns := setup(t)
+	n := validNotification
+	n.Type, n.TokenSecretRef = "Grafana", &cvv1.SecretKeyRef{Name: "grafana", Key: "token"}
+	cv := gen.CV(ns, "grafana", gen.WithSpec(func(s *spec) { s.Notifications = []cvv1.NotificationSpec{n} }))
+	if _, err := client.CvmanagerV1alpha1().ContainerVersions(ns).Create(ctx, cv, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("a Grafana notification with tokenSecretRef was refused: %v", err)
 	}
 }

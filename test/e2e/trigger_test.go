@@ -100,6 +100,21 @@ func TestTriggerRollsOutWithoutWaitingForThePoll(t *testing.T) {
 	if err != nil || !strings.Contains(out, d3) {
 		t.Errorf("trigger --wait: %v\n%s", err, out)
 	}
+
+	// The xcnt update manager's call names the image and tag, not the CV:
+	// every CV following repo:env-prod is polled, and --wait follows them.
+	d4 := reg.MustPush(t, "team/push", "v4", "env-prod")
+	out, err = e2eenv.RunCLI("trigger", "--url", srv.URL, "--kubeconfig", controlplane.Shared().KubeconfigPath(),
+		"-n", e.NS, "--image", repo, "--tag", "env-prod", "--wait", "--timeout", "90s")
+	if err != nil || !strings.Contains(out, "triggered "+e.NS+"/push") || !strings.Contains(out, d4) {
+		t.Errorf("trigger --image --tag --wait: %v\n%s", err, out)
+	}
+	if _, err := e2eenv.RunCLI("trigger", "--url", srv.URL, "--image", repo, "--tag", "env-nowhere"); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Errorf("trigger of an image no CV follows: %v", err)
+	}
+	if _, err := e2eenv.RunCLI("trigger", "--url", srv.URL, "--image", repo); err == nil || !strings.Contains(err.Error(), "tag") {
+		t.Errorf("--image without --tag: %v", err)
+	}
 }
 
 // postTrigger sends a trigger request as CI does and expects 202.

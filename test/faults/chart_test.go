@@ -17,7 +17,8 @@ func TestChartEnforcesContainerSecurityContext(t *testing.T) {
 	renders := map[string][]string{
 		"defaults": nil,
 		"all mounts": {"--set", "triggerKeysSecret=keys", "--set", "webhookSecret=hook", "--set", "registry.caConfigMap=ca", "--set", "tls.secretName=tls",
-			"--set", "notifications.webhook.secretName=hook", "--set", "notifications.slack.secretName=slack"},
+			"--set", "notifications.webhook.secretName=hook", "--set", "notifications.slack.secretName=slack",
+			"--set", "notifications.grafana.secretName=grafana"},
 	}
 	for name, args := range renders {
 		t.Run(name, func(t *testing.T) {
@@ -32,8 +33,29 @@ func TestChartEnforcesContainerSecurityContext(t *testing.T) {
 			for _, c := range append(append([]corev1.Container{}, pod.InitContainers...), pod.Containers...) {
 				assertLockedDown(t, c)
 			}
+			if name == "all mounts" {
+				assertGrafanaMounted(t, pod.Containers[0])
+			}
 		})
 	}
+}
+
+// assertGrafanaMounted: the Grafana Secret is mounted read-only and both
+// of its files are passed to the controller.
+func assertGrafanaMounted(t *testing.T, c corev1.Container) {
+	t.Helper()
+	args := strings.Join(c.Args, " ")
+	for _, want := range []string{"--notify-grafana-url-file=/etc/cvmanager/notify-grafana/url", "--notify-grafana-token-file=/etc/cvmanager/notify-grafana/token"} {
+		if !strings.Contains(args, want) {
+			t.Errorf("args lack %s: %s", want, args)
+		}
+	}
+	for _, m := range c.VolumeMounts {
+		if m.Name == "notify-grafana" && m.ReadOnly && m.MountPath == "/etc/cvmanager/notify-grafana" {
+			return
+		}
+	}
+	t.Errorf("no read-only notify-grafana mount: %+v", c.VolumeMounts)
 }
 
 func assertLockedDown(t *testing.T, c corev1.Container) {

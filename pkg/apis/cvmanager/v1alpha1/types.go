@@ -432,6 +432,8 @@ type PreRolloutJob struct {
 }
 
 // NotificationSpec sends rollout events to a receiver.
+// +kubebuilder:validation:XValidation:rule="self.type != 'Grafana' || has(self.tokenSecretRef)",message="a Grafana notification needs tokenSecretRef (a Grafana service-account token)"
+// +kubebuilder:validation:XValidation:rule="self.type == 'Grafana' || !has(self.tokenSecretRef)",message="tokenSecretRef is only for type Grafana"
 type NotificationSpec struct {
 	// Name identifies the receiver.
 	// +required
@@ -439,15 +441,21 @@ type NotificationSpec struct {
 	// +kubebuilder:validation:MaxLength=63
 	Name string `json:"name"`
 
-	// Type of receiver.
+	// Type of receiver: Webhook, Slack, or Grafana (annotations).
 	// +required
-	// +kubebuilder:validation:Enum=Webhook;Slack
+	// +kubebuilder:validation:Enum=Webhook;Slack;Grafana
 	Type string `json:"type"`
 
 	// URLSecretRef points at the Secret key holding the receiver URL, kept
-	// out of the spec because webhook URLs embed credentials.
+	// out of the spec because webhook URLs embed credentials. For Grafana:
+	// the server's base URL (…/api/annotations is added).
 	// +required
 	URLSecretRef SecretKeyRef `json:"urlSecretRef"`
+
+	// TokenSecretRef holds the Grafana service-account token (needs the
+	// annotations:write permission); sent as a bearer token, never logged.
+	// +optional
+	TokenSecretRef *SecretKeyRef `json:"tokenSecretRef,omitempty"`
 
 	// HMACSecretRef signs Webhook bodies with HMAC-SHA256.
 	// +optional

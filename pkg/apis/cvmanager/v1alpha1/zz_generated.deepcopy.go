@@ -272,6 +272,11 @@ func (in *LocalObjectReference) DeepCopy() *LocalObjectReference {
 func (in *NotificationSpec) DeepCopyInto(out *NotificationSpec) {
 	*out = *in
 	out.URLSecretRef = in.URLSecretRef
+	if in.TokenSecretRef != nil {
+		in, out := &in.TokenSecretRef, &out.TokenSecretRef
+		*out = new(SecretKeyRef)
+		**out = **in
+	}
 	if in.HMACSecretRef != nil {
 		in, out := &in.HMACSecretRef, &out.HMACSecretRef
 		*out = new(SecretKeyRef)

@@ -21,11 +21,12 @@ package v1alpha1
 // NotificationSpecApplyConfiguration represents a declarative configuration of the NotificationSpec type for use
 // with apply.
 type NotificationSpecApplyConfiguration struct {
-	Name          *string                         `json:"name,omitempty"`
-	Type          *string                         `json:"type,omitempty"`
-	URLSecretRef  *SecretKeyRefApplyConfiguration `json:"urlSecretRef,omitempty"`
-	HMACSecretRef *SecretKeyRefApplyConfiguration `json:"hmacSecretRef,omitempty"`
-	Events        []string                        `json:"events,omitempty"`
+	Name           *string                         `json:"name,omitempty"`
+	Type           *string                         `json:"type,omitempty"`
+	URLSecretRef   *SecretKeyRefApplyConfiguration `json:"urlSecretRef,omitempty"`
+	TokenSecretRef *SecretKeyRefApplyConfiguration `json:"tokenSecretRef,omitempty"`
+	HMACSecretRef  *SecretKeyRefApplyConfiguration `json:"hmacSecretRef,omitempty"`
+	Events         []string                        `json:"events,omitempty"`
 }
 
 // NotificationSpecApplyConfiguration constructs a declarative configuration of the NotificationSpec type for use with
@@ -55,6 +56,14 @@ func (b *NotificationSpecApplyConfiguration) WithType(value string) *Notificatio
 // If called multiple times, the URLSecretRef field is set to the value of the last call.
 func (b *NotificationSpecApplyConfiguration) WithURLSecretRef(value *SecretKeyRefApplyConfiguration) *NotificationSpecApplyConfiguration {
 	b.URLSecretRef = value
+	return b
+}
+
+// WithTokenSecretRef sets the TokenSecretRef field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the TokenSecretRef field is set to the value of the last call.
+func (b *NotificationSpecApplyConfiguration) WithTokenSecretRef(value *SecretKeyRefApplyConfiguration) *NotificationSpecApplyConfiguration {
+	b.TokenSecretRef = value
 	return b
 }
 
