@@ -63,7 +63,11 @@ func (v *Verifier) readBundle(ctx context.Context, repo registry.Repo, d v1.Desc
 	if err != nil {
 		return fetchedBundle{}, err
 	}
-	return ParseBundle(body), nil
+	b, err := ParseBundle(body)
+	if err != nil {
+		return fetchedBundle{malformed: err.Error()}, nil
+	}
+	return fetchedBundle{bundle: b}, nil
 }
 
 func bundleLayer(body []byte) (v1.Descriptor, error) {
@@ -78,12 +82,12 @@ func bundleLayer(body []byte) (v1.Descriptor, error) {
 }
 
 // ParseBundle reads a Sigstore bundle with sigstore-go.
-func ParseBundle(body []byte) fetchedBundle {
+func ParseBundle(body []byte) (*bundle.Bundle, error) {
 	var b bundle.Bundle
 	if err := b.UnmarshalJSON(body); err != nil {
-		return fetchedBundle{malformed: "bundle: " + err.Error()}
+		return nil, fmt.Errorf("bundle: %w", err)
 	}
-	return fetchedBundle{bundle: &b}
+	return &b, nil
 }
 
 // verifyBundle checks a bundle over digest: a message signature over the
