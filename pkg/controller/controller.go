@@ -77,6 +77,9 @@ type Options struct {
 	// DefaultHistory and DefaultRollback apply when a CV leaves them unset
 	// (the original's --history and --rollback flags).
 	DefaultHistory, DefaultRollback bool
+	// Signatures verify images before they are deployed
+	// (spec.policy.verify, --require-signatures).
+	Signatures SignatureOptions
 }
 
 // Controller reconciles ContainerVersions.

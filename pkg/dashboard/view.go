@@ -51,6 +51,9 @@ type Row struct {
 	LastUpdate time.Time `json:"LastUpdate,omitzero"`
 	// LastError is the Degraded condition's message while it is True.
 	LastError string `json:"LastError,omitempty"`
+	// Signer is who signed the image the workload runs, when the CV
+	// verifies signatures (status.signer of status.successDigest).
+	Signer string `json:"Signer,omitempty"`
 }
 
 // Source lists CVs and workloads; informer listers back the server, API
@@ -95,6 +98,9 @@ func rowFor(cv *cvv1.ContainerVersion, w workload.Workload) Row {
 		Image: image, AvailablePods: available, DesiredPods: desired, Status: cv.Status.CurrStatus,
 	}
 	r.Drifted = cv.Status.CurrDigest != "" && r.Digest != cv.Status.CurrDigest
+	if r.Digest != "" && r.Digest == cv.Status.SuccessDigest {
+		r.Signer = cv.Status.Signer
+	}
 	if cv.Status.CurrStatusTime != nil {
 		r.LastUpdate = cv.Status.CurrStatusTime.Time
 	}

@@ -11,6 +11,8 @@
 //	poll_duration_seconds                   time to resolve a tag (after dedup)
 //	authz_checks_total{answer}              author permission checks: allowed, denied (a review sent), cached
 //	authz_refusals_total                    ContainerVersions refused for their author's rights (per report)
+//	signature_verifications_total{result}   image signature checks before a deploy: verified, refused, audited
+//	                                        (Audit mode let an unverified image through), error (registry unreadable)
 //	workqueue_*                             client-go workqueue metrics (depth, adds, latency, ...)
 //	registry_*                              registered by pkg/registry on the same registry
 package metrics
@@ -33,6 +35,9 @@ type Metrics struct {
 	PollDuration    prometheus.Histogram
 	AuthzChecks     *prometheus.CounterVec
 	AuthzRefusals   prometheus.Counter
+	// SignatureVerifications counts signature checks by result: verified,
+	// refused, audited, error.
+	SignatureVerifications *prometheus.CounterVec
 }
 
 // New creates the collectors on a fresh registry, with Go and process
@@ -65,8 +70,13 @@ func New() *Metrics {
 		AuthzRefusals: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "cvmanager_authz_refusals_total", Help: "Refusals reported because a ContainerVersion's author lacks permissions.",
 		}),
+		SignatureVerifications: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cvmanager_signature_verifications_total",
+			Help: "Image signature checks before a deploy by result: verified, refused, audited (Audit mode let it through), error.",
+		}, []string{"result"}),
 	}
 	m.Registry.MustRegister(m.RolloutsTotal, m.RolloutDuration, m.Syncers, m.PollsTotal, m.PollDuration, m.AuthzChecks, m.AuthzRefusals,
+		m.SignatureVerifications,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	workqueueOnce.Do(func() { workqueue.SetProvider(wqProvider) })
 	m.Registry.MustRegister(wqProvider.collectors()...)

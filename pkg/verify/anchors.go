@@ -38,6 +38,13 @@ type anchors struct {
 	bundles *sgverify.Verifier
 }
 
+// Compile checks that a policy can be used (keys parse, regular
+// expressions compile, the trusted root loads), for flags read at start.
+func Compile(p Policy) error {
+	_, err := compile(p)
+	return err
+}
+
 // compile parses the policy's keys, identities and trusted root.
 func compile(p Policy) (*anchors, error) {
 	a := &anchors{raw: p.Identities}

@@ -579,6 +579,10 @@ type ContainerVersionStatus struct {
 	// SuccessDigest is the digest of SuccessVersion, the rollback target.
 	// +optional
 	SuccessDigest string `json:"successDigest,omitempty"`
+	// Signer is who signed SuccessDigest, when its signature was verified
+	// (spec.policy.verify): "key <fingerprint>" or "<subject> (<issuer>)".
+	// +optional
+	Signer string `json:"signer,omitempty"`
 	// FailedDigest is a digest whose rollout failed; it is not retried until
 	// the tag moves elsewhere or the user clears it.
 	// +optional
@@ -631,6 +635,10 @@ type RolloutStatus struct {
 	Trigger string `json:"trigger,omitempty"`
 	// StartTime is when the rollout began; timeouts count from here.
 	StartTime metav1.Time `json:"startTime"`
+	// Signer is who signed the image being rolled out, when its signature
+	// was verified (spec.policy.verify); it goes into the history record.
+	// +optional
+	Signer string `json:"signer,omitempty"`
 	// RollingBack is true while the previous version is being restored.
 	// +optional
 	RollingBack bool `json:"rollingBack,omitempty"`
