@@ -48,7 +48,9 @@ func (f *fixture) push(t *testing.T, tag string) string {
 	return digest
 }
 
-func (f *fixture) keyPolicy() verify.Policy { return verify.Policy{Keys: [][]byte{f.trusted.PublicPEM()}} }
+func (f *fixture) keyPolicy() verify.Policy {
+	return verify.Policy{Keys: [][]byte{f.trusted.PublicPEM()}}
+}
 
 func (f *fixture) keylessPolicy(t *testing.T, re string) verify.Policy {
 	return verify.Policy{Identities: []verify.Identity{{Issuer: issuer, SubjectRegExp: re}}, TrustedRoot: f.ca.TrustedRootJSON(t)}

@@ -433,7 +433,7 @@ type SignaturePolicy struct {
 // exact or as a regular expression.
 //
 // +kubebuilder:validation:XValidation:rule="has(self.subject) != has(self.subjectRegExp)",message="a keyless identity needs exactly one of subject or subjectRegExp"
-// +kubebuilder:validation:XValidation:rule="!has(self.subjectRegExp) || ''.matches(self.subjectRegExp) || !''.matches(self.subjectRegExp)",message="subjectRegExp must be a valid regular expression"
+// +kubebuilder:validation:XValidation:rule="!has(self.subjectRegExp) || self.subjectRegExp.matches(self.subjectRegExp) || !self.subjectRegExp.matches(self.subjectRegExp)",message="subjectRegExp must be a valid regular expression"
 type KeylessIdentity struct {
 	// Issuer is the OIDC issuer URL, e.g. https://token.actions.githubusercontent.com.
 	// +required
