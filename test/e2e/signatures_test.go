@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -77,7 +78,10 @@ func (s *signedEnv) waitRefused(name, digest, reason string) *cvv1.ContainerVers
 	var cv *cvv1.ContainerVersion
 	s.e.Eventually(30*time.Second, "refused with "+reason, func() (bool, error) {
 		cv = s.e.GetCV(name)
-		return cv.Status.AvailableDigest == digest && e2eenv.ConditionIs(cv, cvv1.ConditionVerified, reason), nil
+		refused := cv.Status.AvailableDigest == digest &&
+			conditionHas(cv, cvv1.ConditionVerified, metav1.ConditionFalse, reason) &&
+			conditionHas(cv, cvv1.ConditionReleaseBlocked, metav1.ConditionTrue, reason)
+		return refused, fmt.Errorf("available %s, conditions %+v", cv.Status.AvailableDigest, cv.Status.Conditions)
 	})
 	return cv
 }
@@ -190,7 +194,7 @@ func TestAuditModeAndRollbackTarget(t *testing.T) {
 	})
 	d1 := s.push("audit", "v1", nil)
 	cv := e.WaitStatus("audit", cvv1.StatusSuccess, d1, 60*time.Second)
-	if !e2eenv.ConditionIs(cv, cvv1.ConditionVerified, verify.ReasonUnsigned) || e.EventReasons("audit")[controller.ReasonSignatureAudit] == 0 {
+	if !conditionHas(cv, cvv1.ConditionVerified, metav1.ConditionFalse, verify.ReasonUnsigned) || e.EventReasons("audit")[controller.ReasonSignatureAudit] == 0 {
 		t.Errorf("Audit should warn: conditions %+v events %v", cv.Status.Conditions, e.EventReasons("audit"))
 	}
 
@@ -207,6 +211,14 @@ func TestAuditModeAndRollbackTarget(t *testing.T) {
 		!strings.Contains(records[0].Reason, "not rolled back") {
 		t.Errorf("history should show the refused rollback: %+v", records)
 	}
+}
+
+// conditionHas reports whether cv has condType with status and reason; a
+// refused or audited image has Verified False, which e2eenv.ConditionIs
+// (True only) does not match.
+func conditionHas(cv *cvv1.ContainerVersion, condType string, status metav1.ConditionStatus, reason string) bool {
+	c := findCondition(cv, condType)
+	return c != nil && c.Status == status && c.Reason == reason
 }
 
 func findCondition(cv *cvv1.ContainerVersion, condType string) *metav1.Condition {
