@@ -41,7 +41,7 @@ func newCVGetCommand(kube *KubeFlags) *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&namespace, "namespace", "n", "", "namespace (default: the kubeconfig's)")
 	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "all namespaces")
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table, json or yaml")
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table, wide (adds SIGNER), json or yaml")
 	return cmd
 }
 
@@ -62,15 +62,23 @@ func printRows(w io.Writer, rows []dashboard.Row, output string) error {
 		_, err = w.Write(data)
 		return err
 	case "table", "":
-		return printTable(w, rows)
+		return printTable(w, rows, false)
+	case "wide":
+		return printTable(w, rows, true)
 	default:
-		return fmt.Errorf("unknown output format %q: use table, json or yaml", output)
+		return fmt.Errorf("unknown output format %q: use table, wide, json or yaml", output)
 	}
 }
 
-func printTable(w io.Writer, rows []dashboard.Row) error {
+// printTable prints one line per workload; wide adds who signed the
+// deployed image (spec.policy.verify).
+func printTable(w io.Writer, rows []dashboard.Row, wide bool) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAMESPACE\tWORKLOAD\tCV\tTAG\tVERSION\tPODS\tSTATUS\tUPDATED\tRUNNING")
+	header := "NAMESPACE\tWORKLOAD\tCV\tTAG\tVERSION\tPODS\tSTATUS\tUPDATED\tRUNNING"
+	if wide {
+		header += "\tSIGNER"
+	}
+	fmt.Fprintln(tw, header)
 	for _, r := range rows {
 		updated := "-"
 		if !r.LastUpdate.IsZero() {
@@ -80,8 +88,12 @@ func printTable(w io.Writer, rows []dashboard.Row) error {
 		if r.Drifted {
 			running = "* " + running // the workload does not run the CV's version
 		}
-		fmt.Fprintf(tw, "%s\t%s/%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\n", r.Namespace, r.Type, r.Name, r.CV, r.Tag,
+		fmt.Fprintf(tw, "%s\t%s/%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\t%s", r.Namespace, r.Type, r.Name, r.CV, r.Tag,
 			orDash(r.Version), r.AvailablePods, r.DesiredPods, orDash(r.Status), updated, running)
+		if wide {
+			fmt.Fprintf(tw, "\t%s", orDash(r.Signer))
+		}
+		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
 }

@@ -25,6 +25,7 @@ import (
 	"cvmanager.dev/cvmanager/pkg/multins"
 	"cvmanager.dev/cvmanager/pkg/notify"
 	"cvmanager.dev/cvmanager/pkg/policy"
+	"cvmanager.dev/cvmanager/pkg/registry/poller"
 	"cvmanager.dev/cvmanager/pkg/server"
 	"cvmanager.dev/cvmanager/pkg/trigger"
 	"cvmanager.dev/cvmanager/pkg/workload"
@@ -63,6 +64,7 @@ type runOptions struct {
 	tls             server.TLSFiles
 	readAuth        bool
 	notify          notifyFlags
+	signatures      signatureFlags
 	configMapKey    string
 	// flagChanged says whether a flag was given on the command line.
 	flagChanged func(name string) bool
@@ -122,6 +124,7 @@ func newRunCommand(kube *KubeFlags) *cobra.Command {
 	o.authz.addFlags(f)
 	o.stateExport.addFlags(f)
 	o.notify.addFlags(f)
+	o.signatures.addFlags(f)
 	return cmd
 }
 
@@ -167,7 +170,11 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 	m := metrics.New()
 	notifier := notify.New()
 	go notifier.Run(ctx, 4)
-	resolver, err := o.registry.NewResolver(m)
+	resolver, reader, err := poller.NewWithReader(o.registry.Options, m.Registry)
+	if err != nil {
+		return err
+	}
+	signatures, err := o.signatures.options(reader)
 	if err != nil {
 		return err
 	}
@@ -181,6 +188,7 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 				Metrics: m, ProgressInterval: o.progressEvery, DefaultHistory: o.history, DefaultRollback: o.rollback,
 				Restrictions: restrictions, Notifier: notifier, DefaultNotifications: defaultNotifications,
 				LastPolledEvery: o.lastPolledEvery, Authorization: authorization, PushFirst: o.pushFirst(),
+				Signatures: signatures,
 			})}
 	})
 	if err := o.watchSettings(ctx, kubeClient, ctrl, restrictions); err != nil {

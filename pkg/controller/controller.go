@@ -80,6 +80,9 @@ type Options struct {
 	// PushFirst, when set, polls refs that verified webhooks cover only at
 	// a safety interval (see PushFirst); nil polls every ref normally.
 	PushFirst *PushFirst
+	// Signatures verify images before they are deployed
+	// (spec.policy.verify, --require-signatures).
+	Signatures SignatureOptions
 }
 
 // Controller reconciles ContainerVersions.

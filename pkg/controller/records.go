@@ -42,6 +42,7 @@ func (c *Controller) appendHistory(ctx context.Context, cv *cvv1.ContainerVersio
 		Outcome:         outcome,
 		Reason:          reason,
 		Trigger:         r.Trigger,
+		Signer:          r.Signer,
 		Jobs:            rollout.JobRecords(c.lifecycle.Jobs.Lister, cv, r.Digest),
 		DurationSeconds: now.Sub(r.StartTime.Time).Seconds(),
 	}

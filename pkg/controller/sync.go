@@ -173,7 +173,18 @@ func (c *Controller) recordPoll(ctx context.Context, cv *cvv1.ContainerVersion, 
 
 // startRollout makes the intent durable in status before touching any
 // workload, so a controller restarted at any point resumes this rollout.
+//
+// It is also the one place a digest is chosen for deployment (poll,
+// trigger, webhook, release, promotion, drift restore, join), so the
+// image's signature is checked here, before anything is written.
 func (c *Controller) startRollout(ctx context.Context, cv *cvv1.ContainerVersion, img poller.ResolvedImage, trigger string) error {
+	signature, err := c.checkSignature(ctx, cv, img.Digest)
+	if err != nil {
+		return err
+	}
+	if !signature.allowed() {
+		return c.refuseUnsigned(ctx, cv, img, trigger, signature)
+	}
 	now := c.clock.Now()
 	version := versionName(cv, img)
 	from, fromDigest := cv.Status.SuccessVersion, cv.Status.SuccessDigest
@@ -186,6 +197,10 @@ func (c *Controller) startRollout(ctx context.Context, cv *cvv1.ContainerVersion
 		// it first rolled out: restoring it runs only the strategy.
 		cv.Status.Rollout.Step = rollout.StepMigrated
 	}
+	if signature.applies {
+		cv.Status.Rollout.Signer = signature.result.Signer
+		c.setVerified(cv, img.Digest, signature)
+	}
 	cv.Status.CurrVersion, cv.Status.CurrDigest = version, img.Digest
 	setCurrStatus(cv, cvv1.StatusProgressing, now)
 	cv.Status.LastPolled = &metav1.Time{Time: now}
@@ -197,6 +212,7 @@ func (c *Controller) startRollout(ctx context.Context, cv *cvv1.ContainerVersion
 	}
 	c.recorder.Eventf(cv, corev1.EventTypeNormal, ReasonRolloutStarted, "Rolling out %s:%s (%s) from %s, trigger %s",
 		cv.Spec.ImageRepo, version, img.Digest, orNone(from), trigger)
+	c.auditWarning(cv, version, img.Digest, signature)
 	c.notify(ctx, cv, notify.Started, version, img.Digest, from, "trigger "+trigger)
 	return c.advance(ctx, cv)
 }
@@ -274,6 +290,7 @@ func (c *Controller) succeed(ctx context.Context, cv *cvv1.ContainerVersion, p r
 		return err
 	}
 	cv.Status.SuccessVersion, cv.Status.SuccessDigest = r.Version, r.Digest
+	cv.Status.Signer = r.Signer
 	cv.Status.FailedDigest = ""
 	cv.Status.Rollout = nil
 	setCurrStatus(cv, cvv1.StatusSuccess, now)
@@ -304,12 +321,24 @@ func (c *Controller) fail(ctx context.Context, cv *cvv1.ContainerVersion, strate
 	now := c.clock.Now()
 	outcome, note := history.OutcomeFailed, ""
 	if revert && cv.Status.SuccessDigest != "" && cv.Status.SuccessDigest != r.Digest {
-		if err := c.rollBack(ctx, cv, strategy, p); err != nil {
+		refused, err := c.rollbackRefused(ctx, cv)
+		switch {
+		case err != nil:
 			return err
+		case refused != "":
+			note = "; not rolled back: " + refused
+		default:
+			if err := c.rollBack(ctx, cv, strategy, p); err != nil {
+				return err
+			}
+			outcome, note = history.OutcomeRolledBack, fmt.Sprintf("; rolled back to %s", cv.Status.SuccessVersion)
 		}
-		outcome, note = history.OutcomeRolledBack, fmt.Sprintf("; rolled back to %s", cv.Status.SuccessVersion)
 	}
-	if err := c.appendHistory(ctx, cv, p, outcome, p.Reason+": "+p.Message); err != nil {
+	reason := p.Reason + ": " + p.Message
+	if outcome == history.OutcomeFailed {
+		reason += note // a refused rollback target says why it was not used
+	}
+	if err := c.appendHistory(ctx, cv, p, outcome, reason); err != nil {
 		return err
 	}
 	cv.Status.FailedDigest = r.Digest

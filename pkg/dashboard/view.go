@@ -71,21 +71,9 @@ type Row struct {
 	// mode or a policy); ReleaseCommand is the command that deploys it.
 	AvailableVersion string `json:"AvailableVersion,omitempty"`
 	ReleaseCommand   string `json:"ReleaseCommand,omitempty"`
-	// Signer is who signed the running image, when signatures are verified.
+	// Signer is who signed the image the workload runs, when the CV
+	// verifies signatures (status.signer of status.successDigest).
 	Signer string `json:"Signer,omitempty"`
-	// Provenance describes where the running image came from, when known.
-	Provenance *Provenance `json:"Provenance,omitempty"`
-}
-
-// Provenance is the source of an image as its build metadata tells it
-// (OCI annotations or an attestation); every field is optional.
-type Provenance struct {
-	Revision string    `json:"Revision,omitempty"`
-	Source   string    `json:"Source,omitempty"`
-	Created  time.Time `json:"Created,omitzero"`
-	Authors  string    `json:"Authors,omitempty"`
-	URL      string    `json:"URL,omitempty"`
-	CILink   string    `json:"CILink,omitempty"`
 }
 
 // States a row can be in, in the order the dashboard counts them: what
@@ -144,6 +132,9 @@ func rowFor(cv *cvv1.ContainerVersion, w workload.Workload) Row {
 		Image: image, AvailablePods: available, DesiredPods: desired, Status: cv.Status.CurrStatus,
 	}
 	r.Drifted = cv.Status.CurrDigest != "" && r.Digest != cv.Status.CurrDigest
+	if r.Digest != "" && r.Digest == cv.Status.SuccessDigest {
+		r.Signer = cv.Status.Signer
+	}
 	if cv.Status.CurrStatusTime != nil {
 		r.LastUpdate = cv.Status.CurrStatusTime.Time
 	}

@@ -18,6 +18,9 @@ const (
 	OutcomeRolledBack = "RolledBack"
 	OutcomeAborted    = "Aborted"
 	OutcomePromoted   = "Promoted"
+	// OutcomeBlocked: the image was refused before any workload changed
+	// (an unsigned or untrusted image under spec.policy.verify).
+	OutcomeBlocked = "Blocked"
 )
 
 // Triggers say what started a rollout, so a surprising deploy can be traced
@@ -80,6 +83,9 @@ type Record struct {
 	Trigger string `json:"trigger,omitempty"`
 	// Jobs are the pre-rollout and verification jobs that ran.
 	Jobs []JobRecord `json:"jobs,omitempty"`
+	// Signer is who signed the deployed image, when signatures are
+	// verified: "key <fingerprint>" or "<subject> (<issuer>)".
+	Signer string `json:"signer,omitempty"`
 	// DurationSeconds is how long the rollout took.
 	DurationSeconds float64 `json:"durationSeconds,omitempty"`
 	// Action is what the record is about: empty for a rollout, or one of

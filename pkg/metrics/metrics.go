@@ -18,6 +18,8 @@
 //	dora_{deployments,failures,deployments_per_day,lead_time_seconds,change_failure_ratio,time_to_restore_seconds}{namespace,cv}
 //	                                        DORA delivery figures of the last 7 days per CV (pkg/dashboard, pkg/dora)
 //	dora_namespace_*{namespace}             the same figures pooled per namespace
+//	signature_verifications_total{result}   image signature checks before a deploy: verified, refused, audited
+//	                                        (Audit mode let an unverified image through), error (registry unreadable)
 //	workqueue_*                             client-go workqueue metrics (depth, adds, latency, ...)
 //	registry_requests_total{host,method,code}    registered by pkg/registry/poller on the same registry
 //	registry_request_duration_seconds{host,method}
@@ -46,6 +48,9 @@ type Metrics struct {
 	PollDuration    prometheus.Histogram
 	AuthzChecks     *prometheus.CounterVec
 	AuthzRefusals   prometheus.Counter
+	// SignatureVerifications counts signature checks by result: verified,
+	// refused, audited, error.
+	SignatureVerifications *prometheus.CounterVec
 }
 
 // New creates the collectors on a fresh registry, with Go and process
@@ -78,9 +83,19 @@ func New() *Metrics {
 		AuthzRefusals: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "cvmanager_authz_refusals_total", Help: "Refusals reported because a ContainerVersion's author lacks permissions.",
 		}),
+		SignatureVerifications: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cvmanager_signature_verifications_total",
+			Help: "Image signature checks before a deploy by result: verified, refused, audited (Audit mode let it through), error.",
+		}, []string{"result"}),
 	}
 	m.Registry.MustRegister(m.RolloutsTotal, m.RolloutDuration, m.Syncers, m.PollsTotal, m.PollDuration, m.AuthzChecks, m.AuthzRefusals,
+		m.SignatureVerifications,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// Every result starts at zero, so an alert on refusals sees a series
+	// before the first one happens.
+	for _, result := range []string{"verified", "refused", "audited", "error"} {
+		m.SignatureVerifications.WithLabelValues(result)
+	}
 	workqueueOnce.Do(func() { workqueue.SetProvider(wqProvider) })
 	m.Registry.MustRegister(wqProvider.collectors()...)
 	return m

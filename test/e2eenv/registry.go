@@ -10,6 +10,7 @@ import (
 	"cvmanager.dev/cvmanager/pkg/controller"
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
 	"cvmanager.dev/cvmanager/pkg/metrics"
+	"cvmanager.dev/cvmanager/pkg/registry"
 	"cvmanager.dev/cvmanager/pkg/registry/poller"
 	"cvmanager.dev/cvmanager/test/localregistry"
 )
@@ -41,6 +42,16 @@ func (r *Registry) Resolver(t testing.TB) poller.ImageResolver {
 	res, err := poller.New(poller.Options{InsecureRegistries: []string{r.Host}}, metrics.New().Registry)
 	Must(t, err)
 	return res
+}
+
+// ResolverAndReader is Resolver with the registry layer's ArtifactReader
+// over the same clients, as `cvmanager run` builds them for signature
+// verification.
+func (r *Registry) ResolverAndReader(t testing.TB) (poller.ImageResolver, registry.ArtifactReader) {
+	t.Helper()
+	res, reader, err := poller.NewWithReader(poller.Options{InsecureRegistries: []string{r.Host}}, metrics.New().Registry)
+	Must(t, err)
+	return res, reader
 }
 
 // Elected is a controller running behind leader election.

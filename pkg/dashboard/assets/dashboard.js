@@ -81,12 +81,6 @@
       td.append(drift);
     }
     if (r.Signer) { td.append(el("div", "meta", "signed by " + r.Signer)); }
-    var p = r.Provenance;
-    if (p) {
-      var from = el("div", "meta");
-      from.append("from ", p.Source || p.URL || "", p.Revision ? " @ " + p.Revision : "", p.Authors ? " by " + p.Authors : "");
-      td.append(from);
-    }
   }
 
   function rowFor(r) {

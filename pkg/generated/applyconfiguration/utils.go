@@ -34,6 +34,8 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 	// Group=cvmanager.dev, Version=v1alpha1
 	case v1alpha1.SchemeGroupVersion.WithKind("BlueGreenSpec"):
 		return &cvmanagerv1alpha1.BlueGreenSpecApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("ConfigMapKeyRef"):
+		return &cvmanagerv1alpha1.ConfigMapKeyRefApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("ConfigSpec"):
 		return &cvmanagerv1alpha1.ConfigSpecApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("ContainerSpec"):
@@ -46,6 +48,8 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &cvmanagerv1alpha1.ContainerVersionStatusApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("HistorySpec"):
 		return &cvmanagerv1alpha1.HistorySpecApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("KeylessIdentity"):
+		return &cvmanagerv1alpha1.KeylessIdentityApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("LocalObjectReference"):
 		return &cvmanagerv1alpha1.LocalObjectReferenceApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("NotificationSpec"):
@@ -62,6 +66,8 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &cvmanagerv1alpha1.RolloutStatusApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("SecretKeyRef"):
 		return &cvmanagerv1alpha1.SecretKeyRefApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("SignaturePolicy"):
+		return &cvmanagerv1alpha1.SignaturePolicyApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("StrategySpec"):
 		return &cvmanagerv1alpha1.StrategySpecApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("VerifySpec"):

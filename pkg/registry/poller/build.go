@@ -37,9 +37,17 @@ type Options struct {
 // per interval.
 // Metrics register on reg when it is not nil.
 func New(r Options, reg prometheus.Registerer) (ImageResolver, error) {
+	resolver, _, err := NewWithReader(r, reg)
+	return resolver, err
+}
+
+// NewWithReader is New that also returns the registry layer's
+// ArtifactReader, over the same authenticated clients and host guard, for
+// signature verification: its requests share the tokens and the budget.
+func NewWithReader(r Options, reg prometheus.Registerer) (ImageResolver, registry.ArtifactReader, error) {
 	base, err := Transport(r.CAFile)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	guard := NewHostGuard(base, r.QPS, r.Burst, reg)
 	router := registry.NewRouter(
@@ -47,7 +55,7 @@ func New(r Options, reg prometheus.Registerer) (ImageResolver, error) {
 		registry.ECROptions{Endpoint: r.ECREndpoint, HTTPClient: &http.Client{Transport: guard}, Transport: guard},
 		registry.HubOptions{},
 	)
-	return NewSharedResolver(registryResolver{router}, nil), nil
+	return NewSharedResolver(registryResolver{router}, nil), router, nil
 }
 
 // registryTimeout bounds the wait for a registry's response headers: a

@@ -32,6 +32,9 @@ const (
 	// than the deployed digest and the controller does not (or no longer)
 	// restore it: driftPolicy Report, or a fight with another writer.
 	ConditionDrifted = "Drifted"
+	// ConditionVerified tells whether the last image considered for
+	// deployment carried a valid signature (spec.policy.verify).
+	ConditionVerified = "Verified"
 )
 
 // Drift policies (spec.driftPolicy).
@@ -377,6 +380,90 @@ type PolicySpec struct {
 	// +optional
 	// +kubebuilder:validation:Enum=Auto;Manual
 	ReleaseMode string `json:"releaseMode,omitempty"`
+
+	// Verify requires a valid signature on every image before it is
+	// deployed: a compromised CI token or registry account cannot ship an
+	// image nobody vouched for. A controller-wide requirement (`cvmanager
+	// run --require-signatures`) applies even when this is unset.
+	// +optional
+	Verify *SignaturePolicy `json:"verify,omitempty"`
+}
+
+// Signature verification modes (SignaturePolicy.Mode).
+const (
+	// VerifyEnforce refuses an image without a valid signature.
+	VerifyEnforce = "Enforce"
+	// VerifyAudit deploys it but reports the failure as a warning.
+	VerifyAudit = "Audit"
+)
+
+// SignaturePolicy lists the trust anchors an image's signature must match:
+// any one anchor that verifies is enough.
+type SignaturePolicy struct {
+	// Mode Enforce (default) refuses unverified images; Audit deploys them
+	// with a Verified=False warning. Audit cannot weaken a controller-wide
+	// requirement.
+	// +optional
+	// +kubebuilder:default=Enforce
+	// +kubebuilder:validation:Enum=Enforce;Audit
+	Mode string `json:"mode,omitempty"`
+
+	// Keys are Secret keys holding cosign PEM public keys (ECDSA P-256/384,
+	// Ed25519, RSA), as written by `cosign generate-key-pair`.
+	// +optional
+	// +kubebuilder:validation:MaxItems=8
+	Keys []SecretKeyRef `json:"keys,omitempty"`
+
+	// Keyless are the certificate identities accepted for keyless
+	// (Fulcio) signatures, checked against TrustedRoot.
+	// +optional
+	// +kubebuilder:validation:MaxItems=8
+	Keyless []KeylessIdentity `json:"keyless,omitempty"`
+
+	// TrustedRoot is a ConfigMap key holding a Sigstore trusted_root.json
+	// (certificate authorities, transparency logs, timestamp authorities)
+	// for keyless signatures. Without it the controller's default trusted
+	// root applies (--signature-trusted-root).
+	// +optional
+	TrustedRoot *ConfigMapKeyRef `json:"trustedRoot,omitempty"`
+}
+
+// KeylessIdentity is one accepted signer of a keyless signature: the OIDC
+// issuer of its certificate and its subject (e-mail or workflow URI),
+// exact or as a regular expression.
+//
+// +kubebuilder:validation:XValidation:rule="has(self.subject) != has(self.subjectRegExp)",message="a keyless identity needs exactly one of subject or subjectRegExp"
+// +kubebuilder:validation:XValidation:rule="!has(self.subjectRegExp) || self.subjectRegExp.matches(self.subjectRegExp) || !self.subjectRegExp.matches(self.subjectRegExp)",message="subjectRegExp must be a valid regular expression"
+type KeylessIdentity struct {
+	// Issuer is the OIDC issuer URL, e.g. https://token.actions.githubusercontent.com.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	Issuer string `json:"issuer"`
+
+	// Subject is the exact certificate subject (SAN).
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	Subject string `json:"subject,omitempty"`
+
+	// SubjectRegExp matches the certificate subject (SAN), anchored.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	SubjectRegExp string `json:"subjectRegExp,omitempty"`
+}
+
+// ConfigMapKeyRef names a key of a ConfigMap in the CV's namespace.
+type ConfigMapKeyRef struct {
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Key string `json:"key"`
 }
 
 // PreRolloutSpec holds jobs run before workloads change.
@@ -500,6 +587,10 @@ type ContainerVersionStatus struct {
 	// SuccessDigest is the digest of SuccessVersion, the rollback target.
 	// +optional
 	SuccessDigest string `json:"successDigest,omitempty"`
+	// Signer is who signed SuccessDigest, when its signature was verified
+	// (spec.policy.verify): "key <fingerprint>" or "<subject> (<issuer>)".
+	// +optional
+	Signer string `json:"signer,omitempty"`
 	// FailedDigest is a digest whose rollout failed; it is not retried until
 	// the tag moves elsewhere or the user clears it.
 	// +optional
@@ -524,7 +615,8 @@ type ContainerVersionStatus struct {
 	// apiserver.
 	// +optional
 	LastPolled *metav1.Time `json:"lastPolled,omitempty"`
-	// Conditions are Ready, Progressing, Degraded and ReleaseBlocked.
+	// Conditions are Ready, Progressing, Degraded, ReleaseBlocked and
+	// Verified (the signature check of the last image considered).
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -551,6 +643,10 @@ type RolloutStatus struct {
 	Trigger string `json:"trigger,omitempty"`
 	// StartTime is when the rollout began; timeouts count from here.
 	StartTime metav1.Time `json:"startTime"`
+	// Signer is who signed the image being rolled out, when its signature
+	// was verified (spec.policy.verify); it goes into the history record.
+	// +optional
+	Signer string `json:"signer,omitempty"`
 	// RollingBack is true while the previous version is being restored.
 	// +optional
 	RollingBack bool `json:"rollingBack,omitempty"`

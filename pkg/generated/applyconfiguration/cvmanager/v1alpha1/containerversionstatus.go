@@ -32,6 +32,7 @@ type ContainerVersionStatusApplyConfiguration struct {
 	CurrStatusTime     *v1.Time                             `json:"currStatusTime,omitempty"`
 	SuccessVersion     *string                              `json:"successVersion,omitempty"`
 	SuccessDigest      *string                              `json:"successDigest,omitempty"`
+	Signer             *string                              `json:"signer,omitempty"`
 	FailedDigest       *string                              `json:"failedDigest,omitempty"`
 	AvailableVersion   *string                              `json:"availableVersion,omitempty"`
 	AvailableDigest    *string                              `json:"availableDigest,omitempty"`
@@ -92,6 +93,14 @@ func (b *ContainerVersionStatusApplyConfiguration) WithSuccessVersion(value stri
 // If called multiple times, the SuccessDigest field is set to the value of the last call.
 func (b *ContainerVersionStatusApplyConfiguration) WithSuccessDigest(value string) *ContainerVersionStatusApplyConfiguration {
 	b.SuccessDigest = &value
+	return b
+}
+
+// WithSigner sets the Signer field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Signer field is set to the value of the last call.
+func (b *ContainerVersionStatusApplyConfiguration) WithSigner(value string) *ContainerVersionStatusApplyConfiguration {
+	b.Signer = &value
 	return b
 }
 

@@ -21,13 +21,14 @@ package v1alpha1
 // PolicySpecApplyConfiguration represents a declarative configuration of the PolicySpec type for use
 // with apply.
 type PolicySpecApplyConfiguration struct {
-	Selection         *string `json:"selection,omitempty"`
-	SemverRange       *string `json:"semverRange,omitempty"`
-	IncludePrerelease *bool   `json:"includePrerelease,omitempty"`
-	TagRegex          *string `json:"tagRegex,omitempty"`
-	Order             *string `json:"order,omitempty"`
-	AllowedVersions   *string `json:"allowedVersions,omitempty"`
-	ReleaseMode       *string `json:"releaseMode,omitempty"`
+	Selection         *string                            `json:"selection,omitempty"`
+	SemverRange       *string                            `json:"semverRange,omitempty"`
+	IncludePrerelease *bool                              `json:"includePrerelease,omitempty"`
+	TagRegex          *string                            `json:"tagRegex,omitempty"`
+	Order             *string                            `json:"order,omitempty"`
+	AllowedVersions   *string                            `json:"allowedVersions,omitempty"`
+	ReleaseMode       *string                            `json:"releaseMode,omitempty"`
+	Verify            *SignaturePolicyApplyConfiguration `json:"verify,omitempty"`
 }
 
 // PolicySpecApplyConfiguration constructs a declarative configuration of the PolicySpec type for use with
@@ -89,5 +90,13 @@ func (b *PolicySpecApplyConfiguration) WithAllowedVersions(value string) *Policy
 // If called multiple times, the ReleaseMode field is set to the value of the last call.
 func (b *PolicySpecApplyConfiguration) WithReleaseMode(value string) *PolicySpecApplyConfiguration {
 	b.ReleaseMode = &value
+	return b
+}
+
+// WithVerify sets the Verify field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Verify field is set to the value of the last call.
+func (b *PolicySpecApplyConfiguration) WithVerify(value *SignaturePolicyApplyConfiguration) *PolicySpecApplyConfiguration {
+	b.Verify = value
 	return b
 }

@@ -32,6 +32,7 @@ type RolloutStatusApplyConfiguration struct {
 	Step        *string  `json:"step,omitempty"`
 	Trigger     *string  `json:"trigger,omitempty"`
 	StartTime   *v1.Time `json:"startTime,omitempty"`
+	Signer      *string  `json:"signer,omitempty"`
 	RollingBack *bool    `json:"rollingBack,omitempty"`
 }
 
@@ -94,6 +95,14 @@ func (b *RolloutStatusApplyConfiguration) WithTrigger(value string) *RolloutStat
 // If called multiple times, the StartTime field is set to the value of the last call.
 func (b *RolloutStatusApplyConfiguration) WithStartTime(value v1.Time) *RolloutStatusApplyConfiguration {
 	b.StartTime = &value
+	return b
+}
+
+// WithSigner sets the Signer field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Signer field is set to the value of the last call.
+func (b *RolloutStatusApplyConfiguration) WithSigner(value string) *RolloutStatusApplyConfiguration {
+	b.Signer = &value
 	return b
 }
 

@@ -1,0 +1,231 @@
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/clock"
+
+	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/controller"
+	"cvmanager.dev/cvmanager/pkg/history"
+	"cvmanager.dev/cvmanager/pkg/verify"
+	"cvmanager.dev/cvmanager/test/e2eenv"
+	"cvmanager.dev/cvmanager/test/gen"
+	"cvmanager.dev/cvmanager/test/sigstoretest"
+)
+
+// signedEnv is a controller that verifies signatures, a registry, and a
+// trusted key stored in a Secret of the test's namespace.
+type signedEnv struct {
+	e   *e2eenv.Env
+	reg *e2eenv.Registry
+	key *sigstoretest.Key
+}
+
+func newSignedEnv(t *testing.T, edit ...func(*controller.Options)) *signedEnv {
+	e := e2eenv.New(t)
+	reg := e2eenv.NewRegistry(t)
+	key := sigstoretest.NewKey(t)
+	_, err := e.Kube.CoreV1().Secrets(e.NS).Create(e.Ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "cosign"}, Data: map[string][]byte{"cosign.pub": key.PublicPEM()},
+	}, metav1.CreateOptions{})
+	e2eenv.Must(t, err)
+	resolver, reader := reg.ResolverAndReader(t)
+	e.StartController(resolver, append([]func(*controller.Options){func(o *controller.Options) {
+		o.Signatures = controller.SignatureOptions{Verifier: verify.New(reader, clock.RealClock{})}
+	}}, edit...)...)
+	return &signedEnv{e: e, reg: reg, key: key}
+}
+
+// app creates a Deployment and a CV following env-prod of team/<name>
+// whose policy trusts the Secret's key.
+func (s *signedEnv) app(name string, edit ...func(*cvv1.ContainerVersionSpec)) string {
+	repo := s.reg.Repo("team/" + name)
+	_, err := s.e.Kube.AppsV1().Deployments(s.e.NS).Create(s.e.Ctx, gen.NewDeployment(s.e.NS, name, name, repo+":old", 1), metav1.CreateOptions{})
+	e2eenv.Must(s.e.T, err)
+	s.e.CreateCV(gen.NewCV(s.e.NS, name, repo, append([]func(*cvv1.ContainerVersionSpec){func(spec *cvv1.ContainerVersionSpec) {
+		spec.Policy = &cvv1.PolicySpec{Verify: &cvv1.SignaturePolicy{Keys: []cvv1.SecretKeyRef{{Name: "cosign", Key: "cosign.pub"}}}}
+	}}, edit...)...))
+	return repo
+}
+
+// push pushes a version to env-prod, signed by sign when not nil.
+func (s *signedEnv) push(name, version string, sign func(repo, digest string) []sigstoretest.Signature) string {
+	repo := s.reg.Repo("team/" + name)
+	digest := s.reg.MustPush(s.e.T, "team/"+name, version)
+	if sign != nil {
+		sigstoretest.PushSignatures(s.e.T, repo, digest, sign(repo, digest)...)
+	}
+	if _, err := s.reg.MoveTag("team/"+name, "env-prod", version); err != nil {
+		s.e.T.Fatal(err)
+	}
+	return digest
+}
+
+func (s *signedEnv) signedBy(k *sigstoretest.Key) func(repo, digest string) []sigstoretest.Signature {
+	return func(repo, digest string) []sigstoretest.Signature {
+		return []sigstoretest.Signature{k.Sign(s.e.T, repo, digest)}
+	}
+}
+
+// waitRefused waits until the CV refuses digest with reason.
+func (s *signedEnv) waitRefused(name, digest, reason string) *cvv1.ContainerVersion {
+	var cv *cvv1.ContainerVersion
+	s.e.Eventually(30*time.Second, "refused with "+reason, func() (bool, error) {
+		cv = s.e.GetCV(name)
+		refused := cv.Status.AvailableDigest == digest &&
+			conditionHas(cv, cvv1.ConditionVerified, metav1.ConditionFalse, reason) &&
+			conditionHas(cv, cvv1.ConditionReleaseBlocked, metav1.ConditionTrue, reason)
+		return refused, fmt.Errorf("available %s, conditions %+v", cv.Status.AvailableDigest, cv.Status.Conditions)
+	})
+	return cv
+}
+
+// TestOnlySignedImagesRollOut: a signed image rolls out and its signer is
+// recorded; unsigned, another key and a signature over another digest are
+// each refused with their reason, workloads untouched, an Event and a
+// Blocked history record; a signature pushed later rolls out on the next
+// poll; in steady state verification costs no request.
+func TestOnlySignedImagesRollOut(t *testing.T) {
+	s := newSignedEnv(t)
+	e := s.e
+	repo := s.app("web")
+	d1 := s.push("web", "v1", s.signedBy(s.key))
+	cv := e.WaitStatus("web", cvv1.StatusSuccess, d1, 60*time.Second)
+	if !e2eenv.ConditionIs(cv, cvv1.ConditionVerified, verify.ReasonVerified) {
+		t.Errorf("Verified condition: %+v", cv.Status.Conditions)
+	}
+	if records := e.History("web"); len(records) == 0 || !strings.HasPrefix(records[0].Signer, "key ") {
+		t.Errorf("history does not name the signer: %+v", records)
+	}
+
+	// Steady state: polls HEAD the tag; no signature request is made again.
+	gets := s.reg.Count("GET", "manifests") + s.reg.Count("GET", "blobs")
+	time.Sleep(11 * time.Second) // two polls
+	if got := s.reg.Count("GET", "manifests") + s.reg.Count("GET", "blobs"); got != gets {
+		t.Errorf("steady state made %d GETs", got-gets)
+	}
+
+	other := sigstoretest.NewKey(t)
+	refusals := []struct {
+		version, reason string
+		sign            func(repo, digest string) []sigstoretest.Signature
+	}{
+		{"v2", verify.ReasonUnsigned, nil},
+		{"v3", verify.ReasonWrongKey, s.signedBy(other)},
+		{"v4", verify.ReasonDigestMismatch, func(repo, _ string) []sigstoretest.Signature {
+			return []sigstoretest.Signature{s.key.Sign(t, repo, d1)} // a valid signature, of v1
+		}},
+	}
+	for _, r := range refusals {
+		digest := s.push("web", r.version, r.sign)
+		s.waitRefused("web", digest, r.reason)
+		if got := e.DeploymentImage("web"); got != gen.Pinned(repo, "v1", d1) {
+			t.Fatalf("%s refused but deployed: %s", r.version, got)
+		}
+	}
+	if n := e.EventReasons("web")[controller.ReasonSignatureRefused]; n < len(refusals) {
+		t.Errorf("%d SignatureRefused events, want %d", n, len(refusals))
+	}
+	blocked := 0
+	for _, rec := range e.History("web") {
+		if rec.Outcome == history.OutcomeBlocked {
+			blocked++
+		}
+	}
+	if blocked != len(refusals) {
+		t.Errorf("%d Blocked history records, want %d", blocked, len(refusals))
+	}
+
+	// The last refused image gets a valid signature: the next poll rolls it out.
+	d4 := s.e.GetCV("web").Status.AvailableDigest
+	sigstoretest.PushSignatures(t, repo, d4, s.key.Sign(t, repo, d4))
+	e.WaitStatus("web", cvv1.StatusSuccess, d4, 60*time.Second)
+}
+
+// TestKeylessIdentities: a keyless signature from the trusted CA rolls out
+// when its identity matches, and is refused when it does not.
+func TestKeylessIdentities(t *testing.T) {
+	s := newSignedEnv(t)
+	e := s.e
+	ca := sigstoretest.NewCA(t)
+	_, err := e.Kube.CoreV1().ConfigMaps(e.NS).Create(e.Ctx, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "sigstore"}, Data: map[string]string{"trusted_root.json": string(ca.TrustedRootJSON(t))},
+	}, metav1.CreateOptions{})
+	e2eenv.Must(t, err)
+	const issuer, subject = "https://ci.example.com", "https://ci.example.com/team/app/release"
+	keyless := func(re string) func(*cvv1.ContainerVersionSpec) {
+		return func(spec *cvv1.ContainerVersionSpec) {
+			spec.Policy.Verify = &cvv1.SignaturePolicy{
+				Keyless:     []cvv1.KeylessIdentity{{Issuer: issuer, SubjectRegExp: re}},
+				TrustedRoot: &cvv1.ConfigMapKeyRef{Name: "sigstore", Key: "trusted_root.json"},
+			}
+		}
+	}
+	sign := func(repo, digest string) []sigstoretest.Signature {
+		return []sigstoretest.Signature{ca.Sign(t, subject, issuer, repo, digest)}
+	}
+	s.app("match", keyless(`https://ci\.example\.com/team/.*`))
+	s.app("mismatch", keyless(`https://ci\.example\.com/other/.*`))
+	good := s.push("match", "v1", sign)
+	bad := s.push("mismatch", "v1", sign)
+	cv := e.WaitStatus("match", cvv1.StatusSuccess, good, 60*time.Second)
+	if c := findCondition(cv, cvv1.ConditionVerified); c == nil || !strings.Contains(c.Message, subject) {
+		t.Errorf("Verified condition should name the signer: %+v", c)
+	}
+	s.waitRefused("mismatch", bad, verify.ReasonIdentityMismatch)
+}
+
+// TestAuditModeAndRollbackTarget: Audit rolls an unsigned image out with a
+// warning; once the CV enforces, a failed rollout is not rolled back to
+// that unsigned image.
+func TestAuditModeAndRollbackTarget(t *testing.T) {
+	s := newSignedEnv(t)
+	e := s.e
+	repo := s.app("audit", func(spec *cvv1.ContainerVersionSpec) {
+		spec.Policy.Verify.Mode = cvv1.VerifyAudit
+		spec.TimeoutSeconds = 8
+		spec.Rollback.Enabled = true
+	})
+	d1 := s.push("audit", "v1", nil)
+	cv := e.WaitStatus("audit", cvv1.StatusSuccess, d1, 60*time.Second)
+	if !conditionHas(cv, cvv1.ConditionVerified, metav1.ConditionFalse, verify.ReasonUnsigned) || e.EventReasons("audit")[controller.ReasonSignatureAudit] == 0 {
+		t.Errorf("Audit should warn: conditions %+v events %v", cv.Status.Conditions, e.EventReasons("audit"))
+	}
+
+	cv.Spec.Policy.Verify.Mode = cvv1.VerifyEnforce
+	_, err := e.CVClient.CvmanagerV1alpha1().ContainerVersions(e.NS).Update(e.Ctx, cv, metav1.UpdateOptions{})
+	e2eenv.Must(t, err)
+	// kwok keeps pods of images containing "unready" in ImagePullBackOff.
+	bad := s.push("audit", "v2-unready", s.signedBy(s.key))
+	cv = e.WaitStatus("audit", cvv1.StatusFailed, bad, 60*time.Second)
+	if got := e.DeploymentImage("audit"); got != gen.Pinned(repo, "v2-unready", bad) {
+		t.Errorf("rolled back to an unsigned image: %s", got)
+	}
+	if records := e.History("audit"); len(records) == 0 || records[0].Outcome != history.OutcomeFailed ||
+		!strings.Contains(records[0].Reason, "not rolled back") {
+		t.Errorf("history should show the refused rollback: %+v", records)
+	}
+}
+
+// conditionHas reports whether cv has condType with status and reason; a
+// refused or audited image has Verified False, which e2eenv.ConditionIs
+// (True only) does not match.
+func conditionHas(cv *cvv1.ContainerVersion, condType string, status metav1.ConditionStatus, reason string) bool {
+	c := findCondition(cv, condType)
+	return c != nil && c.Status == status && c.Reason == reason
+}
+
+func findCondition(cv *cvv1.ContainerVersion, condType string) *metav1.Condition {
+	for i := range cv.Status.Conditions {
+		if cv.Status.Conditions[i].Type == condType {
+			return &cv.Status.Conditions[i]
+		}
+	}
+	return nil
+}
