@@ -149,7 +149,8 @@ func TestOnlySignedImagesRollOut(t *testing.T) {
 }
 
 // TestKeylessIdentities: a keyless signature from the trusted CA rolls out
-// when its identity matches, and is refused when it does not.
+// when its identity matches, and is refused when it does not or when its
+// payload was altered after signing.
 func TestKeylessIdentities(t *testing.T) {
 	s := newSignedEnv(t)
 	e := s.e
@@ -179,6 +180,20 @@ func TestKeylessIdentities(t *testing.T) {
 		t.Errorf("Verified condition should name the signer: %+v", c)
 	}
 	s.waitRefused("mismatch", bad, verify.ReasonIdentityMismatch)
+
+	// A valid keyless signature of another image whose payload an attacker
+	// pointed at this one.
+	s.app("tampered", keyless(`https://ci\.example\.com/team/.*`))
+	other := s.reg.MustPush(t, "team/tampered", "base")
+	tampered := s.push("tampered", "v1", func(repo, digest string) []sigstoretest.Signature {
+		sig := ca.Sign(t, subject, issuer, repo, other)
+		sig.Payload = sigstoretest.Payload(t, repo, digest)
+		return []sigstoretest.Signature{sig}
+	})
+	s.waitRefused("tampered", tampered, verify.ReasonTamperedSignature)
+	if got := e.DeploymentImage("tampered"); strings.Contains(got, tampered) {
+		t.Errorf("tampered image deployed: %s", got)
+	}
 }
 
 // TestAuditModeAndRollbackTarget: Audit rolls an unsigned image out with a
