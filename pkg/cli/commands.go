@@ -14,7 +14,7 @@ func newCRCommand(kube *KubeFlags) *cobra.Command {
 		Use:   "cr",
 		Short: "Container registry commands: run one syncer, move tags",
 	}
-	cr.AddCommand(newCRSyncCommand(kube), newTaggerCommand())
+	cr.AddCommand(newCRSyncCommand(kube), newTaggerCommand(kube))
 	return cr
 }
 

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
+	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
 	"cvmanager.dev/cvmanager/pkg/policy"
 	"cvmanager.dev/cvmanager/pkg/promote"
@@ -31,6 +32,7 @@ type promoteOptions struct {
 	restrictions   []string
 	registry       taggerFlags
 	output         string
+	force          bool
 }
 
 func newPromoteCommand(kube *KubeFlags) *cobra.Command {
@@ -45,7 +47,8 @@ the target's controller rolls it out with the target's own strategy and checks.
 It refuses a source that never succeeded, a digest that failed there, an image
 of another repository, and a version the target's policy, the controller's
 restrictions (--policy-version-restriction, as given to run) or the
-no-downgrade rule block. The intent (promote, from, actor) is recorded in the
+no-downgrade rule block, and an image whose signature the target's
+spec.policy.verify (Enforce) would refuse (--force tags it anyway). The intent (promote, from, actor) is recorded in the
 target's history. --dry-run checks everything and changes nothing.
 
 --from and --to take namespace/name, or a name in the kubeconfig's namespace;
@@ -69,6 +72,7 @@ with --service they take environments instead: the CV labelled
 	f.StringArrayVar(&o.restrictions, "policy-version-restriction", nil, "<namespace-regex>=<version-regex> the controller enforces (repeatable)")
 	o.registry.addRegistryFlags(f)
 	f.StringVarP(&o.output, "output", "o", "text", "output: text or json")
+	f.BoolVar(&o.force, "force", false, "promote even an image whose signature the target's policy would refuse")
 	return cmd
 }
 
@@ -96,6 +100,9 @@ func (o *promoteOptions) run(ctx context.Context, out io.Writer, kube *KubeFlags
 	if err != nil {
 		return err
 	}
+	if err := o.checkSignature(ctx, kubeClient, cvClient, plan); err != nil {
+		return err
+	}
 	if o.dryRun {
 		return printPromotion(out, o.output, plan, "", true)
 	}
@@ -107,6 +114,24 @@ func (o *promoteOptions) run(ctx context.Context, out io.Writer, kube *KubeFlags
 		return err
 	}
 	return printPromotion(out, o.output, plan, actor, false)
+}
+
+// checkSignature refuses, unless --force, an image the target CV's
+// signature policy would refuse to deploy.
+func (o *promoteOptions) checkSignature(ctx context.Context, kubeClient kubernetes.Interface, cvClient versioned.Interface, plan *promote.Plan) error {
+	if o.force {
+		return nil
+	}
+	target, err := cvClient.CvmanagerV1alpha1().ContainerVersions(plan.To.Namespace).Get(ctx, plan.To.Name, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	reg, err := o.registry.registry()
+	if err != nil {
+		return err
+	}
+	repo := registry.Repo{Name: plan.Repo, Auth: o.registry.auth()}
+	return newSignatureGate(kubeClient, reg).check(ctx, []cvv1.ContainerVersion{*target}, repo, plan.Digest)
 }
 
 func (o *promoteOptions) promoter(kubeClient kubernetes.Interface, cvClient versioned.Interface) (*promote.Promoter, error) {
@@ -121,9 +146,13 @@ func (o *promoteOptions) promoter(kubeClient kubernetes.Interface, cvClient vers
 	if o.registry.dockerConfig != "" {
 		_ = os.Setenv("DOCKER_CONFIG", o.registry.dockerConfig) // read by go-containerregistry's default keychain
 	}
-	auth := registry.Auth{Username: o.registry.username, Password: o.registry.password, DockerConfig: true}
-	return &promote.Promoter{Kube: kubeClient, CVs: cvClient, Tagger: registryTagger{reg: reg, auth: auth},
+	return &promote.Promoter{Kube: kubeClient, CVs: cvClient, Tagger: registryTagger{reg: reg, auth: o.registry.auth()},
 		Restrictions: restrictions, AllowDowngrade: o.allowDowngrade}, nil
+}
+
+// auth is the registry credentials the flags give, else the Docker config.
+func (f *taggerFlags) auth() registry.Auth {
+	return registry.Auth{Username: f.username, Password: f.password, DockerConfig: true}
 }
 
 // addRegistryFlags registers the registry connection flags of the tagger

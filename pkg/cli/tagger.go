@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/registry"
 	"cvmanager.dev/cvmanager/pkg/registry/poller"
 )
@@ -50,7 +51,7 @@ func (f *taggerFlags) add(cmd *cobra.Command, withTags, withVersion bool) {
 }
 
 // registry builds the router for one CLI call.
-func (f *taggerFlags) registry() (registry.Registry, error) {
+func (f *taggerFlags) registry() (*registry.Router, error) {
 	transport, err := poller.Transport(f.caFile)
 	if err != nil {
 		return nil, err
@@ -96,7 +97,7 @@ func (f *taggerFlags) checkVersion() error {
 }
 
 // newTaggerCommand is `cr tags get|add|remove`, used by CI to move tags.
-func newTaggerCommand() *cobra.Command {
+func newTaggerCommand(kube *KubeFlags) *cobra.Command {
 	tags := &cobra.Command{
 		Use:   "tags",
 		Short: "Get, add and remove image tags (used by CI)",
@@ -109,7 +110,7 @@ Docker Hub. Adding a tag never pulls layers. Removing a single tag needs a
 registry API for it (ECR, Docker Hub); elsewhere it fails with a clear error.
 Exit code 0 on success, 1 on any error.`,
 	}
-	tags.AddCommand(newTagsGetCommand(), newTagsAddCommand(), newTagsRemoveCommand())
+	tags.AddCommand(newTagsGetCommand(), newTagsAddCommand(kube), newTagsRemoveCommand())
 	return tags
 }
 
@@ -141,11 +142,19 @@ func newTagsGetCommand() *cobra.Command {
 	return cmd
 }
 
-func newTagsAddCommand() *cobra.Command {
+func newTagsAddCommand(kube *KubeFlags) *cobra.Command {
 	f := &taggerFlags{}
+	var force bool
+	var cvFlag string
 	cmd := &cobra.Command{
-		Use:     "add",
-		Short:   "Add tags to the image a version points to (no layers are pulled)",
+		Use:   "add",
+		Short: "Add tags to the image a version points to (no layers are pulled)",
+		Long: `Add tags to the image a version points to (no layers are pulled).
+
+Before moving a tag it checks the signature policy (spec.policy.verify,
+Enforce) of the ContainerVersions that follow it: the one --cv names, or
+every CV of --repo at one of --tags, listed through the kubeconfig when one
+is available. An image they would refuse is not tagged unless --force.`,
 		Example: "  cvmanager cr tags add --repo ghcr.io/team/app --version 3f2a9c1 --tags env-prod,env-stage",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -157,6 +166,11 @@ func newTagsAddCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if !force {
+				if err := checkTagFollowers(cmd, kube, reg, repo, f, cvFlag); err != nil {
+					return err
+				}
+			}
 			img, err := reg.AddTags(cmd.Context(), repo, f.version, f.tags)
 			if err != nil {
 				return err
@@ -166,7 +180,35 @@ func newTagsAddCommand() *cobra.Command {
 		},
 	}
 	f.add(cmd, true, true)
+	cmd.Flags().BoolVar(&force, "force", false, "tag even an image whose signature the following CVs' policy would refuse")
+	cmd.Flags().StringVar(&cvFlag, "cv", "", "namespace/name of the ContainerVersion whose policy to check (default: every CV of --repo at one of --tags)")
 	return cmd
+}
+
+// checkTagFollowers refuses to tag an image the CVs following the tags
+// would refuse. Without a kubeconfig (and no --cv) nothing can be checked:
+// it says so on stderr and lets the tag move.
+func checkTagFollowers(cmd *cobra.Command, kube *KubeFlags, reg *registry.Router, repo registry.Repo, f *taggerFlags, cvFlag string) error {
+	ctx := cmd.Context()
+	kubeClient, cvClient, err := clients(kube)
+	var cvs []cvv1.ContainerVersion
+	if err == nil {
+		cvs, err = followers(ctx, cvClient, cvFlag, kube.Namespace(), f.repo, f.tags)
+	}
+	switch {
+	case err != nil && cvFlag != "":
+		return err
+	case err != nil:
+		fmt.Fprintf(cmd.ErrOrStderr(), "warning: signature policies not checked, the ContainerVersions cannot be listed: %v\n", err)
+		return nil
+	case len(cvs) == 0:
+		return nil
+	}
+	img, err := reg.TagsOf(ctx, repo, f.version)
+	if err != nil {
+		return err
+	}
+	return newSignatureGate(kubeClient, reg).check(ctx, cvs, repo, img.Digest)
 }
 
 func newTagsRemoveCommand() *cobra.Command {

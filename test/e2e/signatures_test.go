@@ -14,6 +14,7 @@ import (
 	"cvmanager.dev/cvmanager/pkg/controller"
 	"cvmanager.dev/cvmanager/pkg/history"
 	"cvmanager.dev/cvmanager/pkg/verify"
+	"cvmanager.dev/cvmanager/test/controlplane"
 	"cvmanager.dev/cvmanager/test/e2eenv"
 	"cvmanager.dev/cvmanager/test/gen"
 	"cvmanager.dev/cvmanager/test/sigstoretest"
@@ -149,7 +150,8 @@ func TestOnlySignedImagesRollOut(t *testing.T) {
 }
 
 // TestKeylessIdentities: a keyless signature from the trusted CA rolls out
-// when its identity matches, and is refused when it does not.
+// when its identity matches, and is refused when it does not or when its
+// payload was altered after signing.
 func TestKeylessIdentities(t *testing.T) {
 	s := newSignedEnv(t)
 	e := s.e
@@ -179,6 +181,20 @@ func TestKeylessIdentities(t *testing.T) {
 		t.Errorf("Verified condition should name the signer: %+v", c)
 	}
 	s.waitRefused("mismatch", bad, verify.ReasonIdentityMismatch)
+
+	// A valid keyless signature of another image whose payload an attacker
+	// pointed at this one.
+	s.app("tampered", keyless(`https://ci\.example\.com/team/.*`))
+	other := s.reg.MustPush(t, "team/tampered", "base")
+	tampered := s.push("tampered", "v1", func(repo, digest string) []sigstoretest.Signature {
+		sig := ca.Sign(t, subject, issuer, repo, other)
+		sig.Payload = sigstoretest.Payload(t, repo, digest)
+		return []sigstoretest.Signature{sig}
+	})
+	s.waitRefused("tampered", tampered, verify.ReasonTamperedSignature)
+	if got := e.DeploymentImage("tampered"); strings.Contains(got, tampered) {
+		t.Errorf("tampered image deployed: %s", got)
+	}
 }
 
 // TestAuditModeAndRollbackTarget: Audit rolls an unsigned image out with a
@@ -228,4 +244,47 @@ func findCondition(cv *cvv1.ContainerVersion, condType string) *metav1.Condition
 		}
 	}
 	return nil
+}
+
+// TestTagMovesCheckTheTargetPolicy: `cr tags add` and `promote` do not
+// move env-prod onto an image the CV following it would refuse, unless
+// --force; the CVs are found through the kubeconfig, or named by --cv.
+func TestTagMovesCheckTheTargetPolicy(t *testing.T) {
+	s := newSignedEnv(t)
+	e := s.e
+	kubeconfig := controlplane.Shared().KubeconfigPath()
+	repo := s.app("web") // follows env-prod, trusts only s.key
+	_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, gen.NewDeployment(e.NS, "staging", "staging", repo+":old", 1), metav1.CreateOptions{})
+	e2eenv.Must(t, err)
+	e.CreateCV(gen.NewCV(e.NS, "staging", repo, func(spec *cvv1.ContainerVersionSpec) { spec.Tag = "env-staging" }))
+	unsigned := s.reg.MustPush(t, "team/web", "v1", "env-staging")
+	e.WaitStatus("staging", cvv1.StatusSuccess, unsigned, 60*time.Second)
+
+	tagsAdd := []string{"cr", "tags", "add", "--kubeconfig", kubeconfig, "--insecure", "--repo", repo, "--version", "v1", "--tags", "env-prod"}
+	promote := []string{"promote", "--kubeconfig", kubeconfig, "--insecure", "--from", e.NS + "/staging", "--to", e.NS + "/web"}
+	for _, args := range [][]string{tagsAdd, append(tagsAdd, "--cv", e.NS+"/web"), promote} {
+		out, err := e2eenv.RunCLI(args...)
+		if err == nil || !strings.Contains(err.Error(), verify.ReasonUnsigned) || !strings.Contains(err.Error(), "--force") {
+			t.Errorf("%s: want a refusal naming Unsigned and --force, got %v\n%s", args[0], err, out)
+		}
+	}
+	if out, err := e2eenv.RunCLI("cr", "tags", "get", "--insecure", "--repo", repo, "--version", "env-prod"); err == nil {
+		t.Fatalf("env-prod was moved by a refused command: %s", out)
+	}
+
+	// Signed now: promote goes ahead and the CV rolls it out.
+	sigstoretest.PushSignatures(t, repo, unsigned, s.key.Sign(t, repo, unsigned))
+	if out, err := e2eenv.RunCLI(promote...); err != nil {
+		t.Fatalf("promote of a signed image: %v\n%s", err, out)
+	}
+	e.WaitStatus("web", cvv1.StatusSuccess, unsigned, 60*time.Second)
+
+	// --force moves the tag anyway; the controller still refuses the image.
+	v2 := s.reg.MustPush(t, "team/web", "v2")
+	forced := append(append([]string{}, tagsAdd...), "--force")
+	forced[9] = "v2" // --version
+	if out, err := e2eenv.RunCLI(forced...); err != nil {
+		t.Fatalf("cr tags add --force: %v\n%s", err, out)
+	}
+	s.waitRefused("web", v2, verify.ReasonUnsigned)
 }
