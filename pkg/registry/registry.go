@@ -52,9 +52,15 @@ type Repo struct {
 
 // Auth selects credentials. The first that applies wins: Username, then
 // PullSecrets (for the repository's host), then the Docker config when
-// DockerConfig is set, else anonymous access. ECR ignores it and uses the
-// AWS SDK's default credential chain.
+// DockerConfig is set, then the cloud identity of the Provider (GCP's
+// Application Default Credentials, Azure's DefaultAzureCredential), else
+// anonymous access. ECR ignores it and uses the AWS SDK's default
+// credential chain.
 type Auth struct {
+	// Provider names the cloud whose identity logs in; ProviderAuto picks it
+	// from the host (*.pkg.dev, gcr.io: GCP; *.azurecr.io: Azure; ECR: AWS).
+	// Generic turns cloud identities off; AWS needs an ECR host.
+	Provider           Provider
 	Username, Password string
 	// PullSecrets are .dockerconfigjson payloads (Kubernetes pull secrets).
 	PullSecrets [][]byte

@@ -95,7 +95,7 @@ type registryResolver struct{ reg registry.Registry }
 // Resolve implements ImageResolver.
 func (a registryResolver) Resolve(ctx context.Context, req ResolveRequest) (ResolvedImage, error) {
 	img, err := a.reg.Resolve(ctx, registry.ResolveRequest{
-		Repo: registry.Repo{Name: req.Repo, Auth: registry.Auth{PullSecrets: req.PullSecrets}},
+		Repo: registry.Repo{Name: req.Repo, Auth: registry.Auth{PullSecrets: req.PullSecrets, Provider: registry.Provider(req.Provider)}},
 		Tag:  req.Tag, VersionSyntax: req.VersionSyntax,
 	})
 	if err != nil {
