@@ -71,7 +71,7 @@ func (a *acrExchanger) exchange(ctx context.Context, reg name.Registry) (acrToke
 	}
 	entra, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{azureScope}})
 	if err != nil {
-		return acrToken{}, fmt.Errorf("microsoft entra token for %s: %w", reg.RegistryStr(), err)
+		return acrToken{}, fmt.Errorf("%w: microsoft entra token for %s (provider Azure): %w", errNoIdentity, reg.RegistryStr(), err)
 	}
 	form := url.Values{"grant_type": {"access_token"}, "service": {reg.RegistryStr()}, "access_token": {entra.Token}}
 	u := reg.Scheme() + "://" + reg.RegistryStr() + "/oauth2/exchange"

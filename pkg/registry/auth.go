@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -20,9 +21,11 @@ type dockerConfigJSON struct {
 func (a Auth) authenticator(reg name.Registry, cloud *cloudKeychain) (authn.Authenticator, string, error) {
 	auth, key, err := a.pick(reg)
 	if err == nil && auth == authn.Anonymous {
-		p := a.Provider.effective(reg)
-		if c := cloud.authenticator(p, reg); c != nil {
-			auth, key = c, "cloud-"+string(p)
+		p, explicit := a.Provider.effective(reg), a.Provider != ProviderAuto
+		if c := cloud.authenticator(p, explicit, reg); c != nil {
+			// explicit and host-chosen logins differ (only the latter falls
+			// back to anonymous), so they never share a client.
+			auth, key = c, fmt.Sprintf("cloud-%s-explicit=%t", p, explicit)
 		}
 	}
 	return auth, reg.Scheme() + "://" + reg.RegistryStr() + "|" + key, err

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -110,19 +111,38 @@ func newCloudKeychain(opts CloudOptions, rt http.RoundTripper) *cloudKeychain {
 	return k
 }
 
+// errNoIdentity marks a cloud identity that is not there (no credentials
+// found, no token granted), as opposed to a registry refusing it.
+var errNoIdentity = errors.New("no cloud identity")
+
 // authenticator is the login for provider p on reg, or nil when p has no
 // cloud identity here (Generic; AWS is served by the ECR implementation).
-func (k *cloudKeychain) authenticator(p Provider, reg name.Registry) authn.Authenticator {
+// A provider chosen by host (not explicit) falls back to anonymous access
+// when the cloud identity is not there, so public images on gcr.io or
+// pkg.dev keep working outside GCP.
+func (k *cloudKeychain) authenticator(p Provider, explicit bool, reg name.Registry) authn.Authenticator {
 	if k == nil {
 		return nil
 	}
+	var login cloudAuth
 	switch p {
 	case ProviderGCP:
-		return cloudAuth(k.googleLogin)
+		login = k.googleLogin
 	case ProviderAzure:
-		return cloudAuth(func(ctx context.Context) (*authn.AuthConfig, error) { return k.acr.login(ctx, reg) })
+		login = func(ctx context.Context) (*authn.AuthConfig, error) { return k.acr.login(ctx, reg) }
+	default:
+		return nil
 	}
-	return nil
+	if explicit {
+		return login
+	}
+	return cloudAuth(func(ctx context.Context) (*authn.AuthConfig, error) {
+		cfg, err := login(ctx)
+		if errors.Is(err, errNoIdentity) {
+			return &authn.AuthConfig{}, nil
+		}
+		return cfg, err
+	})
 }
 
 // cloudAuth is an authn.Authenticator that asks its cloud for a login each
@@ -147,7 +167,7 @@ func (k *cloudKeychain) googleLogin(ctx context.Context) (*authn.AuthConfig, err
 	}
 	tok, err := ts.Token()
 	if err != nil {
-		return nil, fmt.Errorf("google access token: %w", err)
+		return nil, fmt.Errorf("google access token (provider GCP): %w", err)
 	}
 	return &authn.AuthConfig{Username: "oauth2accesstoken", Password: tok.AccessToken}, nil
 }
@@ -164,7 +184,7 @@ func (k *cloudKeychain) googleSource(ctx context.Context) (oauth2.TokenSource, e
 		Scopes: []string{googleScope}, EarlyTokenRefresh: k.opts.RefreshAhead,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("google credentials (provider GCP): %w", err)
+		return nil, fmt.Errorf("%w: google credentials (provider GCP): %w", errNoIdentity, err)
 	}
 	k.google = oauth2.ReuseTokenSourceWithExpiry(nil, creds.TokenSource, k.opts.RefreshAhead)
 	return k.google, nil
@@ -179,7 +199,7 @@ func (k *cloudKeychain) azureCredential() (azcore.TokenCredential, error) {
 	}
 	cred, err := azidentity.NewDefaultAzureCredential(nil)
 	if err != nil {
-		return nil, fmt.Errorf("azure credentials (provider Azure): %w", err)
+		return nil, fmt.Errorf("%w: azure credentials (provider Azure): %w", errNoIdentity, err)
 	}
 	k.azure = cred
 	return cred, nil

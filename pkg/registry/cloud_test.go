@@ -2,6 +2,7 @@ package registry
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -69,8 +70,9 @@ func TestStaticCredentialsWinOverCloudIdentity(t *testing.T) {
 	}{
 		{"pull secret for the host", Auth{PullSecrets: [][]byte{secret}}, "_json_key"},
 		{"basic", Auth{Username: "ci", Password: "x"}, "ci"},
-		{"secret for another host falls to the cloud", Auth{PullSecrets: [][]byte{other}}, "cloud-GCP"},
-		{"no credentials", Auth{}, "cloud-GCP"},
+		{"secret for another host falls to the cloud", Auth{PullSecrets: [][]byte{other}}, "cloud-GCP-explicit=false"},
+		{"no credentials", Auth{}, "cloud-GCP-explicit=false"},
+		{"explicit GCP", Auth{Provider: ProviderGCP}, "cloud-GCP-explicit=true"},
 		{"explicit Generic", Auth{Provider: ProviderGeneric}, ""},
 	}
 	for _, c := range cases {
@@ -194,5 +196,34 @@ func TestAzureWorkloadIdentityExchangesForACRRefreshToken(t *testing.T) {
 	}
 	if diff := cmp.Diff([]int{1, 2}, []int{entra.count(), refresh.count()}); diff != "" {
 		t.Errorf("[entra tokens, exchanges] after the refresh token came near expiry (-want +got):\n%s", diff)
+	}
+}
+
+// TestHostChosenProviderFallsBackToAnonymousWithoutIdentity: a public
+// image on a pkg.dev-named registry still resolves where no Google
+// credentials exist, unless spec.provider asks for GCP explicitly.
+func TestHostChosenProviderFallsBackToAnonymousWithoutIdentity(t *testing.T) {
+	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", filepath.Join(t.TempDir(), "missing.json"))
+	reg := startRegistry(t, localregistry.WithHostName("us-docker.pkg.dev"), localregistry.WithTokenAuth("pusher", "push-secret", 0),
+		localregistry.WithTokenLogins(func(user, _ string) bool { return user == "" }))
+	push(t, reg, "public/app", "v1")
+	o := NewOCI(OCIOptions{Transport: reg.Transport(), InsecureHosts: []string{reg.Host}, NoRetries: true})
+	ctx := testContext(t)
+	cases := []struct {
+		provider Provider
+		wantErr  string
+	}{
+		{ProviderAuto, ""},
+		{ProviderGCP, "google credentials (provider GCP)"},
+	}
+	for _, c := range cases {
+		_, err := o.Resolve(ctx, ResolveRequest{Repo: Repo{Name: reg.Repo("public/app"), Auth: Auth{Provider: c.provider}}, Tag: "v1"})
+		got := ""
+		if err != nil {
+			got = err.Error()
+		}
+		if (c.wantErr == "") != (got == "") || !strings.Contains(got, c.wantErr) {
+			t.Errorf("provider %q: error %q, want one containing %q", c.provider, got, c.wantErr)
+		}
 	}
 }

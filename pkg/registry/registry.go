@@ -13,6 +13,10 @@
 //   - Hub is OCI plus tag removal through Docker Hub's own API, which the v2
 //     protocol lacks.
 //
+// Cloud identities (cloud.go, acr.go): Artifact Registry and GCR log in with
+// Google's Application Default Credentials, ACR with a Microsoft Entra token
+// exchanged for an ACR refresh token; chosen by host or Auth.Provider.
+//
 // Router picks the implementation from the repository's host. The package
 // knows nothing of Kubernetes objects or work queues; pull secrets arrive as
 // raw .dockerconfigjson payloads in Auth.

@@ -52,7 +52,8 @@ func WithTokenAuth(username, password string, ttl time.Duration) Option {
 
 // WithTokenLogins makes the token server of WithTokenAuth also accept the
 // logins accept admits, such as a cloud stand-in's current token: tests of
-// cloud identities prove the registry was reached with that token.
+// cloud identities prove the registry was reached with that token. An
+// anonymous token request asks accept("", "").
 func WithTokenLogins(accept func(user, password string) bool) Option {
 	return func(s *settings) { s.accept = accept }
 }
@@ -160,8 +161,8 @@ func (ts *TokenServer) Issued(scope string) int {
 
 // ServeHTTP answers token requests.
 func (ts *TokenServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	user, pass, ok := r.BasicAuth()
-	if !ok || !ts.admits(user, pass) {
+	user, pass, _ := r.BasicAuth() // none: "", "" (anonymous)
+	if !ts.admits(user, pass) {
 		http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}`, http.StatusUnauthorized)
 		return
 	}
@@ -183,7 +184,7 @@ func (ts *TokenServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // admits says whether a login may have tokens: the configured user, or
 // one WithTokenLogins accepts.
 func (ts *TokenServer) admits(user, pass string) bool {
-	if user == ts.username && pass == ts.password {
+	if user != "" && user == ts.username && pass == ts.password {
 		return true
 	}
 	return ts.accept != nil && ts.accept(user, pass)
