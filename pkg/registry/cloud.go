@@ -32,6 +32,17 @@ const (
 	ProviderAzure   Provider = "Azure"
 )
 
+// ParseProvider reads a provider name in any case ("gcp", "Azure"); ""
+// is ProviderAuto.
+func ParseProvider(s string) (Provider, error) {
+	for _, p := range []Provider{ProviderAuto, ProviderGeneric, ProviderAWS, ProviderGCP, ProviderAzure} {
+		if strings.EqualFold(s, string(p)) {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("unknown provider %q: use generic, aws, gcp or azure, or leave it out to choose from the host", s)
+}
+
 // ProviderOf is the provider a registry host implies: ECR hosts AWS,
 // Artifact Registry (*.pkg.dev) and Container Registry (gcr.io, *.gcr.io)
 // GCP, *.azurecr.io Azure, anything else Generic. A port is ignored.

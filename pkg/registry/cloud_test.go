@@ -37,6 +37,21 @@ func TestProviderOfHost(t *testing.T) {
 	}
 }
 
+func TestParseProvider(t *testing.T) {
+	got := map[string]string{}
+	for _, in := range []string{"", "gcp", "GCP", "azure", "Aws", "generic", "ecr", "oracle"} {
+		p, err := ParseProvider(in)
+		got[in] = string(p)
+		if err != nil {
+			got[in] = "error"
+		}
+	}
+	want := map[string]string{"": "", "gcp": "GCP", "GCP": "GCP", "azure": "Azure", "Aws": "AWS", "generic": "Generic", "ecr": "error", "oracle": "error"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("ParseProvider (-want +got):\n%s", diff)
+	}
+}
+
 func TestRouterHonoursExplicitProvider(t *testing.T) {
 	r := NewRouter(OCIOptions{}, ECROptions{}, HubOptions{})
 	const ecrRepo = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/app"
