@@ -1,7 +1,15 @@
 package registry
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -240,5 +248,49 @@ func TestHostChosenProviderFallsBackToAnonymousWithoutIdentity(t *testing.T) {
 		if (c.wantErr == "") != (got == "") || !strings.Contains(got, c.wantErr) {
 			t.Errorf("provider %q: error %q, want one containing %q", c.provider, got, c.wantErr)
 		}
+	}
+}
+
+// TestGoogleApplicationCredentialsFile: a service-account key file named by
+// GOOGLE_APPLICATION_CREDENTIALS, its token_uri a stand-in that grants a
+// JWT-bearer assertion; the registry admits only that token.
+func TestGoogleApplicationCredentialsFile(t *testing.T) {
+	log := newTokenLog()
+	tokens := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ParseForm() != nil || r.PostForm.Get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer" || r.PostForm.Get("assertion") == "" {
+			http.Error(w, `{"error":"invalid_grant"}`, http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"access_token": log.issue("sa-token"), "expires_in": 3600, "token_type": "Bearer"})
+	}))
+	t.Cleanup(tokens.Close)
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKCS8PrivateKey(key)
+	file := filepath.Join(t.TempDir(), "sa.json")
+	raw, _ := json.Marshal(map[string]string{
+		"type": "service_account", "project_id": "proj", "private_key_id": "k1", "client_email": "cvm@proj.iam.gserviceaccount.com",
+		"private_key": string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})), "token_uri": tokens.URL + "/token",
+	})
+	if err := os.WriteFile(file, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", file)
+	reg := startRegistry(t, localregistry.WithHostName("gcr.io"), localregistry.WithTokenAuth("pusher", "push-secret", 0),
+		localregistry.WithTokenLogins(acceptOnly("oauth2accesstoken", log)))
+	push(t, reg, "proj/app", "v1")
+	push(t, reg, "proj/web", "v1")
+	o := NewOCI(OCIOptions{Transport: reg.Transport(), InsecureHosts: []string{reg.Host}, NoRetries: true})
+	ctx := testContext(t)
+	for _, path := range []string{"proj/app", "proj/web", "proj/app"} {
+		if _, err := o.Resolve(ctx, ResolveRequest{Repo: Repo{Name: reg.Repo(path)}, Tag: "v1"}); err != nil {
+			t.Fatalf("resolve %s: %v", path, err)
+		}
+	}
+	if got := log.count(); got != 1 {
+		t.Errorf("token requests for 3 polls of 2 repositories = %d, want 1", got)
 	}
 }
