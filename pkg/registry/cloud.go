@@ -88,6 +88,10 @@ type CloudOptions struct {
 	RefreshAhead time.Duration
 	// Clock is the clock for ACR refresh-token expiry; nil means real.
 	Clock clock.Clock
+	// Disabled turns cloud identities off: GCP and Azure hosts are read
+	// with pull secrets or anonymously. The controller's identity serves
+	// every CV in every namespace, which a multi-tenant cluster may not want.
+	Disabled bool
 }
 
 // googleScope is the scope Artifact Registry and GCR accept.
@@ -108,6 +112,9 @@ type cloudKeychain struct {
 // newCloudKeychain builds the keychain; ACR token exchanges go through rt,
 // the transport of registry requests.
 func newCloudKeychain(opts CloudOptions, rt http.RoundTripper) *cloudKeychain {
+	if opts.Disabled {
+		return nil
+	}
 	if opts.RefreshAhead <= 0 {
 		opts.RefreshAhead = 5 * time.Minute
 	}

@@ -87,19 +87,25 @@ func TestStaticCredentialsWinOverCloudIdentity(t *testing.T) {
 	other := []byte(`{"auths":{"ghcr.io":{"username":"u","password":"p"}}}`)
 	k := newCloudKeychain(CloudOptions{}, nil)
 	cases := []struct {
-		name string
-		auth Auth
-		want string // user name the registry sees, "" for anonymous
+		name     string
+		auth     Auth
+		disabled bool   // --no-cloud-identity
+		want     string // user name the registry sees, "" for anonymous
 	}{
-		{"pull secret for the host", Auth{PullSecrets: [][]byte{secret}}, "_json_key"},
-		{"basic", Auth{Username: "ci", Password: "x"}, "ci"},
-		{"secret for another host falls to the cloud", Auth{PullSecrets: [][]byte{other}}, "cloud-GCP-explicit=false"},
-		{"no credentials", Auth{}, "cloud-GCP-explicit=false"},
-		{"explicit GCP", Auth{Provider: ProviderGCP}, "cloud-GCP-explicit=true"},
-		{"explicit Generic", Auth{Provider: ProviderGeneric}, ""},
+		{"pull secret for the host", Auth{PullSecrets: [][]byte{secret}}, false, "_json_key"},
+		{"basic", Auth{Username: "ci", Password: "x"}, false, "ci"},
+		{"secret for another host falls to the cloud", Auth{PullSecrets: [][]byte{other}}, false, "cloud-GCP-explicit=false"},
+		{"no credentials", Auth{}, false, "cloud-GCP-explicit=false"},
+		{"explicit GCP", Auth{Provider: ProviderGCP}, false, "cloud-GCP-explicit=true"},
+		{"explicit Generic", Auth{Provider: ProviderGeneric}, false, ""},
+		{"cloud identities disabled", Auth{Provider: ProviderGCP}, true, ""},
 	}
 	for _, c := range cases {
-		auth, key, err := c.auth.authenticator(reg, k)
+		keychain := k
+		if c.disabled {
+			keychain = newCloudKeychain(CloudOptions{Disabled: true}, nil)
+		}
+		auth, key, err := c.auth.authenticator(reg, keychain)
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}

@@ -26,6 +26,9 @@ type Options struct {
 	// QPS and Burst bound requests per registry host.
 	QPS   float64
 	Burst int
+	// NoCloudIdentity turns off logins with GCP's and Azure's workload
+	// identities (registry.CloudOptions.Disabled).
+	NoCloudIdentity bool
 }
 
 // New builds the resolver `run`, `cr sync`, the tests and the demo use.
@@ -43,7 +46,8 @@ func New(r Options, reg prometheus.Registerer) (ImageResolver, error) {
 	}
 	guard := NewHostGuard(base, r.QPS, r.Burst, reg)
 	router := registry.NewRouter(
-		registry.OCIOptions{Transport: guard, InsecureHosts: r.InsecureRegistries, NoRetries: true},
+		registry.OCIOptions{Transport: guard, InsecureHosts: r.InsecureRegistries, NoRetries: true,
+			Cloud: registry.CloudOptions{Disabled: r.NoCloudIdentity}},
 		registry.ECROptions{Endpoint: r.ECREndpoint, HTTPClient: &http.Client{Transport: guard}, Transport: guard},
 		registry.HubOptions{},
 	)
