@@ -17,6 +17,7 @@ func (r *RegistryFlags) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&r.ECREndpoint, "ecr-endpoint", "", "override the ECR API endpoint (VPC endpoint URL)")
 	fs.Float64Var(&r.QPS, "registry-qps", 5, "sustained requests per second per registry host")
 	fs.IntVar(&r.Burst, "registry-burst", 20, "burst of requests per registry host")
+	fs.BoolVar(&r.NoCloudIdentity, "no-cloud-identity", false, "never log in to Artifact Registry, GCR or ACR with the controller's GCP/Azure identity (pull secrets only; for multi-tenant clusters)")
 }
 
 // NewResolver builds the shared, deduplicating poller over the registry layer.

@@ -25,6 +25,7 @@ type taggerFlags struct {
 	caFile                        string
 	ecrEndpoint, hubURL           string
 	output                        string
+	provider                      string
 }
 
 func (f *taggerFlags) add(cmd *cobra.Command, withTags, withVersion bool) {
@@ -42,6 +43,7 @@ func (f *taggerFlags) add(cmd *cobra.Command, withTags, withVersion bool) {
 	fs.StringVar(&f.versionPattern, "version-pattern", "", "regular expression a --version must match (e.g. [0-9a-f]{40})")
 	fs.StringVar(&f.username, "username", "", "registry user (default: from the Docker config; ECR uses the AWS credential chain)")
 	fs.StringVar(&f.password, "password", "", "registry password or token")
+	fs.StringVar(&f.provider, "provider", "", "cloud identity when no --username or Docker config entry applies: generic, aws, gcp or azure (default: from the repository's host)")
 	fs.StringVar(&f.dockerConfig, "docker-config", "", "directory of a Docker config.json (default: $DOCKER_CONFIG or ~/.docker)")
 	fs.BoolVar(&f.insecure, "insecure", false, "reach the registry over plain HTTP (local registries)")
 	fs.StringVar(&f.caFile, "registry-ca-file", "", "PEM bundle of extra CAs for the registry")
@@ -65,7 +67,8 @@ func (f *taggerFlags) registry() (*registry.Router, error) {
 
 // target checks the flags and names the repository with its credentials:
 // --username/--password, else the Docker config (--docker-config,
-// $DOCKER_CONFIG or ~/.docker) as `docker` would read it.
+// $DOCKER_CONFIG or ~/.docker) as `docker` would read it, else the cloud
+// identity of --provider or of the host.
 func (f *taggerFlags) target() (registry.Repo, error) {
 	if f.output != "text" && f.output != "json" {
 		return registry.Repo{}, fmt.Errorf("unknown output format %q: use text or json", f.output)
@@ -76,10 +79,15 @@ func (f *taggerFlags) target() (registry.Repo, error) {
 	if err := f.checkVersion(); err != nil {
 		return registry.Repo{}, err
 	}
+	provider, err := registry.ParseProvider(f.provider)
+	if err != nil {
+		return registry.Repo{}, fmt.Errorf("--provider: %w", err)
+	}
 	if f.dockerConfig != "" {
 		_ = os.Setenv("DOCKER_CONFIG", f.dockerConfig) // read by go-containerregistry's default keychain
 	}
-	return registry.Repo{Name: f.repo, Auth: registry.Auth{Username: f.username, Password: f.password, DockerConfig: true}}, nil
+	auth := registry.Auth{Username: f.username, Password: f.password, DockerConfig: true, Provider: provider}
+	return registry.Repo{Name: f.repo, Auth: auth}, nil
 }
 
 func (f *taggerFlags) checkVersion() error {

@@ -76,6 +76,8 @@ func TestTaggerErrorsAsANewUserSeesThem(t *testing.T) {
 		{"unknown version", []string{"cr", "tags", "get", "--repo", repo, "--version", "nope", "--insecure"}, repo + ":nope"},
 		{"pattern mismatch", []string{"cr", "tags", "add", "--repo", repo, "--tags", "x", "--version", "abc1234", "--version-pattern", "[0-9a-f]{40}"}, `does not match --version-pattern`},
 		{"unreachable registry", []string{"cr", "tags", "get", "--repo", "127.0.0.1:1/team/app", "--version", "v1", "--insecure"}, "127.0.0.1:1/team/app:v1"},
+		{"unknown provider", []string{"cr", "tags", "get", "--repo", repo, "--version", "abc1234", "--insecure", "--provider", "oracle"}, `--provider: unknown provider "oracle"`},
+		{"provider aws on a v2 registry", []string{"cr", "tags", "get", "--repo", repo, "--version", "abc1234", "--insecure", "--provider", "AWS"}, "is not an ECR repository"},
 		{"remove on a v2 registry", []string{"cr", "tags", "remove", "--repo", repo, "--tags", "env-prod", "--insecure"}, "not supported by this registry"},
 	}
 	for _, tc := range cases {

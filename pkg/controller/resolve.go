@@ -31,6 +31,7 @@ import (
 func (c *Controller) resolve(ctx context.Context, cv *cvv1.ContainerVersion, syntax *regexp.Regexp, maxAge time.Duration, forced bool) (poller.ResolvedImage, error) {
 	req := poller.ResolveRequest{
 		Repo: cv.Spec.ImageRepo, Tag: cv.Spec.Tag, MaxAge: maxAge, PullSecrets: c.pullSecrets(ctx, cv),
+		Provider: cv.Spec.Provider,
 	}
 	if forced {
 		req.VersionSyntax = syntax

@@ -25,10 +25,12 @@ type recordingResolver struct {
 	versioned []string
 	err       error
 	asked     []bool // per call: was a versionSyntax given
+	providers []string
 }
 
 func (r *recordingResolver) Resolve(_ context.Context, req poller.ResolveRequest) (poller.ResolvedImage, error) {
 	r.asked = append(r.asked, req.VersionSyntax != nil)
+	r.providers = append(r.providers, req.Provider)
 	if req.VersionSyntax != nil && req.MaxAge <= 0 {
 		return poller.ResolvedImage{}, errors.New("the version request must accept the answer just fetched")
 	}
@@ -71,6 +73,21 @@ func TestResolveAsksForTheVersionOnlyForARollout(t *testing.T) {
 				t.Errorf("requests asking for a version (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestResolvePassesTheCVsProvider: spec.provider reaches the registry
+// layer, which picks the cloud identity from it.
+func TestResolvePassesTheCVsProvider(t *testing.T) {
+	r := &recordingResolver{digest: "sha256:old"}
+	c := &Controller{opts: Options{Resolver: r}, clock: clocktesting.NewFakeClock(time.Unix(1000, 0)),
+		workloads: workload.NewListers(informers.NewSharedInformerFactory(fake.NewClientset(), 0))}
+	for _, p := range []string{"", "GCP", "Azure"} {
+		cv := &cvv1.ContainerVersion{Spec: cvv1.ContainerVersionSpec{ImageRepo: "reg/app", Tag: "env-prod", Provider: p}}
+		_, _ = c.resolve(context.Background(), cv, nil, time.Minute, false)
+	}
+	if diff := cmp.Diff([]string{"", "GCP", "Azure"}, r.providers); diff != "" {
+		t.Errorf("providers asked for (-want +got):\n%s", diff)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -17,23 +18,34 @@ type dockerConfigJSON struct {
 // authenticator picks the credentials for reg (see Auth) and a key that
 // identifies them and the registry, so clients holding tokens are shared
 // only between callers with the same credentials for the same registry.
-func (a Auth) authenticator(reg name.Registry) (authn.Authenticator, string, error) {
+func (a Auth) authenticator(reg name.Registry, cloud *cloudKeychain) (authn.Authenticator, string, error) {
 	auth, key, err := a.pick(reg)
+	if err == nil && auth == authn.Anonymous {
+		p, explicit := a.Provider.effective(reg), a.Provider != ProviderAuto
+		if c := cloud.authenticator(p, explicit, reg); c != nil {
+			// explicit and host-chosen logins differ (only the latter falls
+			// back to anonymous), so they never share a client.
+			auth, key = c, fmt.Sprintf("cloud-%s-explicit=%t", p, explicit)
+		}
+	}
 	return auth, reg.Scheme() + "://" + reg.RegistryStr() + "|" + key, err
 }
 
+// pick chooses static credentials; authn.Anonymous when none apply, which
+// leaves the way to the provider's cloud identity.
 func (a Auth) pick(reg name.Registry) (authn.Authenticator, string, error) {
-	switch {
-	case a.Username != "":
+	if a.Username != "" {
 		return &authn.Basic{Username: a.Username, Password: a.Password}, credentialKey("basic", a.Username, a.Password), nil
-	case len(a.PullSecrets) > 0:
-		if cfg, ok := fromPullSecrets(reg.RegistryStr(), a.PullSecrets); ok {
-			raw, _ := json.Marshal(cfg)
-			return authn.FromConfig(cfg), credentialKey("secret", string(raw)), nil
-		}
-	case a.DockerConfig:
+	}
+	if cfg, ok := fromPullSecrets(reg.RegistryStr(), a.PullSecrets); ok {
+		raw, _ := json.Marshal(cfg)
+		return authn.FromConfig(cfg), credentialKey("secret", string(raw)), nil
+	}
+	if a.DockerConfig {
 		auth, err := authn.DefaultKeychain.Resolve(reg)
-		return auth, "docker-config", err
+		if err != nil || auth != authn.Anonymous {
+			return auth, "docker-config", err
+		}
 	}
 	return authn.Anonymous, "anonymous", nil
 }

@@ -70,7 +70,7 @@ func (h *Hub) RemoveTags(ctx context.Context, repo Repo, tags []string) error {
 // hubCredentials picks user and password as for the registry (flags, pull
 // secret, Docker config): the Hub API logs in with the same account.
 func hubCredentials(a Auth, reg name.Registry) (string, string, error) {
-	auth, _, err := a.authenticator(reg)
+	auth, _, err := a.authenticator(reg, nil)
 	if err != nil {
 		return "", "", err
 	}

@@ -34,11 +34,15 @@ type OCIOptions struct {
 	// TagPageSize is the n of tags/list requests (default 100, Quay's
 	// maximum); MaxTagPages bounds the pages followed (default 100).
 	TagPageSize, MaxTagPages int
+	// Cloud configures logins with GCP's and Azure's workload identities,
+	// used when no static credential applies (see Auth.Provider).
+	Cloud CloudOptions
 }
 
 // OCI implements Registry over the OCI/Docker v2 protocol.
 type OCI struct {
-	opts OCIOptions
+	opts  OCIOptions
+	cloud *cloudKeychain
 
 	mu sync.Mutex
 	// pullers and pushers keep one authenticated client per credential
@@ -62,8 +66,14 @@ func NewOCI(opts OCIOptions) *OCI {
 	if opts.MaxTagPages <= 0 {
 		opts.MaxTagPages = 100
 	}
-	return &OCI{opts: opts, pullers: map[string]*remote.Puller{}, pushers: map[string]*remote.Pusher{},
+	o := &OCI{opts: opts, pullers: map[string]*remote.Puller{}, pushers: map[string]*remote.Pusher{},
 		listers: map[string]http.RoundTripper{}, versions: map[string]string{}}
+	rt := opts.Transport
+	if rt == nil {
+		rt = remote.DefaultTransport
+	}
+	o.cloud = newCloudKeychain(opts.Cloud, rt)
+	return o
 }
 
 // repository parses a repository name, plain HTTP where configured.
@@ -107,7 +117,7 @@ func (o *OCI) remoteOptions(auth authn.Authenticator) []remote.Option {
 
 // puller returns the shared client for the credentials repo.Auth selects.
 func (o *OCI) puller(reg name.Registry, a Auth) (*remote.Puller, error) {
-	auth, key, err := a.authenticator(reg)
+	auth, key, err := a.authenticator(reg, o.cloud)
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +135,7 @@ func (o *OCI) puller(reg name.Registry, a Auth) (*remote.Puller, error) {
 }
 
 func (o *OCI) pusher(reg name.Registry, a Auth) (*remote.Pusher, error) {
-	auth, key, err := a.authenticator(reg)
+	auth, key, err := a.authenticator(reg, o.cloud)
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,10 @@
 //   - Hub is OCI plus tag removal through Docker Hub's own API, which the v2
 //     protocol lacks.
 //
+// Cloud identities (cloud.go, acr.go): Artifact Registry and GCR log in with
+// Google's Application Default Credentials, ACR with a Microsoft Entra token
+// exchanged for an ACR refresh token; chosen by host or Auth.Provider.
+//
 // Router picks the implementation from the repository's host. The package
 // knows nothing of Kubernetes objects or work queues; pull secrets arrive as
 // raw .dockerconfigjson payloads in Auth.
@@ -52,9 +56,15 @@ type Repo struct {
 
 // Auth selects credentials. The first that applies wins: Username, then
 // PullSecrets (for the repository's host), then the Docker config when
-// DockerConfig is set, else anonymous access. ECR ignores it and uses the
-// AWS SDK's default credential chain.
+// DockerConfig is set, then the cloud identity of the Provider (GCP's
+// Application Default Credentials, Azure's DefaultAzureCredential), else
+// anonymous access. ECR ignores it and uses the AWS SDK's default
+// credential chain.
 type Auth struct {
+	// Provider names the cloud whose identity logs in; ProviderAuto picks it
+	// from the host (*.pkg.dev, gcr.io: GCP; *.azurecr.io: Azure; ECR: AWS).
+	// Generic turns cloud identities off; AWS needs an ECR host.
+	Provider           Provider
 	Username, Password string
 	// PullSecrets are .dockerconfigjson payloads (Kubernetes pull secrets).
 	PullSecrets [][]byte

@@ -146,7 +146,7 @@ func isNextRel(params string) bool {
 // listTransport returns an authenticated transport for tag listing of r,
 // made once per repository and credential set.
 func (o *OCI) listTransport(ctx context.Context, r name.Repository, a Auth) (http.RoundTripper, error) {
-	auth, key, err := a.authenticator(r.Registry)
+	auth, key, err := a.authenticator(r.Registry, o.cloud)
 	if err != nil {
 		return nil, err
 	}

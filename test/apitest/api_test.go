@@ -180,6 +180,8 @@ func TestInvalidCVsAreRejectedWithClearMessages(t *testing.T) {
 		{"migration job with neither template nor templateJobName", func(s *spec) {
 			s.PreRollout = &cvv1.PreRolloutSpec{Jobs: []cvv1.PreRolloutJob{{Name: "migrate"}}}
 		}, "needs exactly one of template or templateJobName"},
+		{"unknown provider", func(s *spec) { s.Provider = "gcp" }, `Unsupported value: "gcp"`},
+		{"provider AWS on a non-ECR host", func(s *spec) { s.ImageRepo, s.Provider = "europe-docker.pkg.dev/p/r/app", "AWS" }, "provider AWS needs an ECR imageRepo"},
 		{"notification of unknown type", func(s *spec) {
 			s.Notifications = []cvv1.NotificationSpec{{Name: "n", Type: "Email", URLSecretRef: cvv1.SecretKeyRef{Name: "s", Key: "url"}}}
 		}, `Unsupported value: "Email"`},
@@ -198,6 +200,29 @@ func TestInvalidCVsAreRejectedWithClearMessages(t *testing.T) {
 				t.Errorf("error does not explain the problem:\n got: %v\nwant: …%s…", err, tc.message)
 			}
 		})
+	}
+}
+
+// TestCloudProvidersAreAccepted: every provider is admitted where it fits.
+func TestCloudProvidersAreAccepted(t *testing.T) {
+	ctx, client, ns := setup(t)
+	cases := []struct{ provider, repo string }{
+		{"Generic", "ghcr.io/team/app"},
+		{"AWS", "123456789012.dkr.ecr.eu-west-1.amazonaws.com/app"},
+		{"GCP", "europe-docker.pkg.dev/proj/repo/app"},
+		{"Azure", "team.azurecr.io/app"},
+	}
+	for i, c := range cases {
+		cv := gen.CV(ns, fmt.Sprintf("provider-%d", i), gen.WithSpec(func(s *cvv1.ContainerVersionSpec) {
+			s.ImageRepo, s.Provider = c.repo, c.provider
+		}))
+		got, err := client.CvmanagerV1alpha1().ContainerVersions(ns).Create(ctx, cv, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatalf("provider %s on %s rejected: %v", c.provider, c.repo, err)
+		}
+		if got.Spec.Provider != c.provider {
+			t.Errorf("provider %s stored as %q", c.provider, got.Spec.Provider)
+		}
 	}
 }
 

@@ -26,6 +26,11 @@ type settings struct {
 	htpasswd, token    bool
 	username, password string
 	tokenTTL           time.Duration
+	// accept admits more logins to the token server (WithTokenLogins).
+	accept func(user, password string) bool
+	// hostName and handlers: see WithHostName and WithHandler.
+	hostName string
+	handlers map[string]http.Handler
 }
 
 // WithHtpasswd protects the registry with Distribution's htpasswd access
@@ -42,6 +47,32 @@ func WithHtpasswd(username, password string) Option {
 func WithTokenAuth(username, password string, ttl time.Duration) Option {
 	return func(s *settings) {
 		s.token, s.username, s.password, s.tokenTTL = true, username, password, ttl
+	}
+}
+
+// WithTokenLogins makes the token server of WithTokenAuth also accept the
+// logins accept admits, such as a cloud stand-in's current token: tests of
+// cloud identities prove the registry was reached with that token. An
+// anonymous token request asks accept("", "").
+func WithTokenLogins(accept func(user, password string) bool) Option {
+	return func(s *settings) { s.accept = accept }
+}
+
+// WithHostName serves the registry under a DNS name (e.g. "app.pkg.dev")
+// resolved to 127.0.0.1 by Registry.Transport: Repo names and the token
+// realm use "<name>:<port>", so host-based choices (cloud providers) apply.
+func WithHostName(hostName string) Option {
+	return func(s *settings) { s.hostName = hostName }
+}
+
+// WithHandler serves h at path beside the registry (a stand-in for a
+// registry's own extra endpoints, e.g. ACR's /oauth2/exchange).
+func WithHandler(path string, h http.Handler) Option {
+	return func(s *settings) {
+		if s.handlers == nil {
+			s.handlers = map[string]http.Handler{}
+		}
+		s.handlers[path] = h
 	}
 }
 
@@ -67,6 +98,7 @@ func configureAuth(cfg *configuration.Configuration, s settings, dir, baseURL st
 		if err != nil {
 			return nil, err
 		}
+		ts.accept = s.accept
 		path := filepath.Join(dir, "jwks.json")
 		if err := os.WriteFile(path, ts.jwks(), 0o600); err != nil {
 			return nil, err
@@ -95,6 +127,7 @@ type TokenServer struct {
 	username string
 	password string
 	ttl      time.Duration
+	accept   func(user, password string) bool
 
 	mu     sync.Mutex
 	issued map[string]int
@@ -128,8 +161,8 @@ func (ts *TokenServer) Issued(scope string) int {
 
 // ServeHTTP answers token requests.
 func (ts *TokenServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	user, pass, ok := r.BasicAuth()
-	if !ok || user != ts.username || pass != ts.password {
+	user, pass, _ := r.BasicAuth() // none: "", "" (anonymous)
+	if !ts.admits(user, pass) {
 		http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}`, http.StatusUnauthorized)
 		return
 	}
@@ -146,6 +179,15 @@ func (ts *TokenServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(map[string]any{
 		"token": token, "access_token": token, "expires_in": int(ts.ttl.Seconds()), "issued_at": time.Now().UTC().Format(time.RFC3339),
 	})
+}
+
+// admits says whether a login may have tokens: the configured user, or
+// one WithTokenLogins accepts.
+func (ts *TokenServer) admits(user, pass string) bool {
+	if user != "" && user == ts.username && pass == ts.password {
+		return true
+	}
+	return ts.accept != nil && ts.accept(user, pass)
 }
 
 // sign makes a JWT granting every action each scope names.

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,7 +33,8 @@ import (
 
 // Registry is a running registry.
 type Registry struct {
-	// Host is "127.0.0.1:<port>", reached over plain HTTP.
+	// Host is "127.0.0.1:<port>" (or "<name>:<port>" with WithHostName),
+	// reached over plain HTTP.
 	Host string
 	// Tokens is the token server when WithTokenAuth was given, else nil.
 	Tokens *TokenServer
@@ -40,6 +42,7 @@ type Registry struct {
 	server   *http.Server
 	dir      string
 	auth     authn.Authenticator
+	addr     string // the listener's 127.0.0.1:<port> under WithHostName
 	requests atomic.Int64
 	mu       sync.Mutex
 	byMethod map[string]int64
@@ -65,6 +68,10 @@ func Start(addr string, opts ...Option) (*Registry, error) {
 		return nil, err
 	}
 	r.Host = ln.Addr().String()
+	if s.hostName != "" {
+		r.Host = net.JoinHostPort(s.hostName, strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+		r.addr = ln.Addr().String()
+	}
 	if r.Tokens, err = configureAuth(cfg, s, dir, r.URL()); err != nil {
 		_ = ln.Close()
 		r.cleanup()
@@ -78,6 +85,9 @@ func Start(addr string, opts ...Option) (*Registry, error) {
 	mux.Handle("/", r.counting(handlers.NewApp(context.Background(), cfg)))
 	if r.Tokens != nil {
 		mux.Handle("/token", r.Tokens)
+	}
+	for path, h := range s.handlers {
+		mux.Handle(path, h)
 	}
 	r.server = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: mux}
 	go func() {
@@ -143,7 +153,25 @@ func (r *Registry) ref(path, tag string) (name.Tag, error) {
 }
 
 func (r *Registry) remoteOptions() []remote.Option {
-	return []remote.Option{remote.WithAuth(r.auth)}
+	return []remote.Option{remote.WithAuth(r.auth), remote.WithTransport(r.Transport())}
+}
+
+// Transport reaches this registry: with WithHostName it dials 127.0.0.1
+// for Host, so clients can use the DNS name; other hosts are dialled as
+// usual.
+func (r *Registry) Transport() http.RoundTripper {
+	t := remote.DefaultTransport.(*http.Transport).Clone()
+	if r.addr == "" {
+		return t
+	}
+	dialer := &net.Dialer{Timeout: 10 * time.Second}
+	t.DialContext = func(ctx context.Context, network, address string) (net.Conn, error) {
+		if address == r.Host {
+			address = r.addr
+		}
+		return dialer.DialContext(ctx, network, address)
+	}
+	return t
 }
 
 // StartForTest starts a registry on a free 127.0.0.1 port, closed with t.

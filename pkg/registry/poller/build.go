@@ -26,6 +26,9 @@ type Options struct {
 	// QPS and Burst bound requests per registry host.
 	QPS   float64
 	Burst int
+	// NoCloudIdentity turns off logins with GCP's and Azure's workload
+	// identities (registry.CloudOptions.Disabled).
+	NoCloudIdentity bool
 }
 
 // New builds the resolver `run`, `cr sync`, the tests and the demo use.
@@ -51,7 +54,8 @@ func NewWithReader(r Options, reg prometheus.Registerer) (ImageResolver, registr
 	}
 	guard := NewHostGuard(base, r.QPS, r.Burst, reg)
 	router := registry.NewRouter(
-		registry.OCIOptions{Transport: guard, InsecureHosts: r.InsecureRegistries, NoRetries: true},
+		registry.OCIOptions{Transport: guard, InsecureHosts: r.InsecureRegistries, NoRetries: true,
+			Cloud: registry.CloudOptions{Disabled: r.NoCloudIdentity}},
 		registry.ECROptions{Endpoint: r.ECREndpoint, HTTPClient: &http.Client{Transport: guard}, Transport: guard},
 		registry.HubOptions{},
 	)
@@ -103,7 +107,7 @@ type registryResolver struct{ reg registry.Registry }
 // Resolve implements ImageResolver.
 func (a registryResolver) Resolve(ctx context.Context, req ResolveRequest) (ResolvedImage, error) {
 	img, err := a.reg.Resolve(ctx, registry.ResolveRequest{
-		Repo: registry.Repo{Name: req.Repo, Auth: registry.Auth{PullSecrets: req.PullSecrets}},
+		Repo: registry.Repo{Name: req.Repo, Auth: registry.Auth{PullSecrets: req.PullSecrets, Provider: registry.Provider(req.Provider)}},
 		Tag:  req.Tag, VersionSyntax: req.VersionSyntax,
 	})
 	if err != nil {

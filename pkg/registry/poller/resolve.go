@@ -18,6 +18,9 @@ type ResolveRequest struct {
 	MaxAge time.Duration
 	// PullSecrets are .dockerconfigjson payloads to authenticate with.
 	PullSecrets [][]byte
+	// Provider is the CV's spec.provider: the cloud whose identity logs in
+	// when no pull secret applies ("" chooses by host).
+	Provider string
 }
 
 // ResolvedImage is what the tag points to.

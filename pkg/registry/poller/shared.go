@@ -131,5 +131,5 @@ func shareKey(req ResolveRequest) string {
 	if req.VersionSyntax != nil {
 		syntax = req.VersionSyntax.String()
 	}
-	return req.Repo + ":" + req.Tag + "|" + syntax + "|" + hex.EncodeToString(h.Sum(nil)[:8])
+	return req.Repo + ":" + req.Tag + "|" + syntax + "|" + req.Provider + "|" + hex.EncodeToString(h.Sum(nil)[:8])
 }

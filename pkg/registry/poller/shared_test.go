@@ -130,3 +130,15 @@ func TestSharedResolverJoinsASlowRequestOnlyForJoinWait(t *testing.T) {
 		t.Errorf("upstream requests = %d, want 1", got)
 	}
 }
+
+// TestShareKeySeparatesProviders: CVs naming different providers read with
+// different identities, so they never share an answer.
+func TestShareKeySeparatesProviders(t *testing.T) {
+	keys := map[string]bool{}
+	for _, p := range []string{"", "Generic", "GCP", "Azure"} {
+		keys[shareKey(ResolveRequest{Repo: "europe-docker.pkg.dev/p/r/app", Tag: "v1", Provider: p})] = true
+	}
+	if len(keys) != 4 {
+		t.Errorf("4 providers gave %d share keys, want 4", len(keys))
+	}
+}

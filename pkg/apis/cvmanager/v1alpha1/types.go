@@ -73,6 +73,7 @@ type ContainerVersion struct {
 
 // ContainerVersionSpec is what the user wants deployed and how.
 //
+// +kubebuilder:validation:XValidation:rule="!has(self.provider) || self.provider != 'AWS' || self.imageRepo.matches('^[0-9]{12}[.]dkr[.]ecr(-fips)?[.][a-z0-9-]+[.]amazonaws[.]com([.]cn)?/')",message="provider AWS needs an ECR imageRepo (<account>.dkr.ecr.<region>.amazonaws.com/<name>)"
 // +kubebuilder:validation:XValidation:rule="!has(self.strategy) || !has(self.strategy.kind) || self.strategy.kind != 'ServiceBlueGreen' || has(self.strategy.blueGreen)",message="strategy.kind ServiceBlueGreen needs strategy.blueGreen with serviceName and labelNames"
 type ContainerVersionSpec struct {
 	// ImageRepo is the image repository to watch, without tag or digest,
@@ -171,6 +172,16 @@ type ContainerVersionSpec struct {
 	// +optional
 	// +kubebuilder:validation:MaxItems=8
 	ImagePullSecrets []LocalObjectReference `json:"imagePullSecrets,omitempty"`
+
+	// Provider names the cloud whose workload identity reads the registry
+	// when no pull secret holds credentials for its host, as Flux's
+	// provider does: AWS (ECR), GCP (Artifact Registry, GCR) or Azure (ACR);
+	// Generic uses pull secrets only. Left out, it is chosen from
+	// spec.imageRepo's host (*.pkg.dev and gcr.io: GCP, *.azurecr.io:
+	// Azure, ECR hosts: AWS, others: Generic).
+	// +optional
+	// +kubebuilder:validation:Enum=Generic;AWS;GCP;Azure
+	Provider string `json:"provider,omitempty"`
 
 	// Suspend stops polling and rollouts without deleting the CV.
 	// +optional

@@ -41,6 +41,7 @@ type ContainerVersionSpecApplyConfiguration struct {
 	PreRollout          *PreRolloutSpecApplyConfiguration        `json:"preRollout,omitempty"`
 	Notifications       []NotificationSpecApplyConfiguration     `json:"notifications,omitempty"`
 	ImagePullSecrets    []LocalObjectReferenceApplyConfiguration `json:"imagePullSecrets,omitempty"`
+	Provider            *string                                  `json:"provider,omitempty"`
 	Suspend             *bool                                    `json:"suspend,omitempty"`
 	DriftPolicy         *string                                  `json:"driftPolicy,omitempty"`
 }
@@ -186,6 +187,14 @@ func (b *ContainerVersionSpecApplyConfiguration) WithImagePullSecrets(values ...
 		}
 		b.ImagePullSecrets = append(b.ImagePullSecrets, *values[i])
 	}
+	return b
+}
+
+// WithProvider sets the Provider field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Provider field is set to the value of the last call.
+func (b *ContainerVersionSpecApplyConfiguration) WithProvider(value string) *ContainerVersionSpecApplyConfiguration {
+	b.Provider = &value
 	return b
 }
 
