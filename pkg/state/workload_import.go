@@ -109,6 +109,13 @@ func (im *Importer) importWorkload(ctx context.Context, w Workload) WorkloadItem
 	case apierrors.IsAlreadyExists(err):
 		item.Action, item.Detail = ImportSkipped, im.compareLive(ctx, ops, w)
 	default:
+		// Validation can refuse an object that already exists before its
+		// name is checked (a Service's nodePort is then "already
+		// allocated", by itself): an existing object is still a skip.
+		if _, getErr := ops.live(ctx, w.Name); getErr == nil {
+			item.Action, item.Detail = ImportSkipped, im.compareLive(ctx, ops, w)
+			return item
+		}
 		return fail(err)
 	}
 	return item
