@@ -14,6 +14,7 @@ import (
 
 	"cvmanager.dev/cvmanager/pkg/authz"
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
+	"cvmanager.dev/cvmanager/pkg/helmrelease"
 	"cvmanager.dev/cvmanager/pkg/state"
 )
 
@@ -91,6 +92,7 @@ type stateOptions struct {
 	burst       int
 	output      string
 	workloads   bool
+	helm        bool
 }
 
 func (o *stateOptions) addClusterFlags(fs *pflag.FlagSet) {
@@ -162,6 +164,9 @@ func newStateExportCommand(kube *KubeFlags) *cobra.Command {
 			}
 			e := &state.Exporter{Kube: kubeClient, CVs: cvClient, Backend: b, ClusterID: id, Identity: o.identity,
 				Namespaces: o.namespaces, Force: o.force, Concurrency: o.concurrency, Workloads: o.workloads}
+			if o.helm {
+				e.Helm = helmrelease.New(kube.Kubeconfig, kube.Context)
+			}
 			res, err := e.Export(ctx)
 			if err != nil {
 				return err
@@ -172,6 +177,7 @@ func newStateExportCommand(kube *KubeFlags) *cobra.Command {
 	o.backend.addFlags(cmd.Flags(), "")
 	o.addClusterFlags(cmd.Flags())
 	cmd.Flags().BoolVar(&o.force, "force", false, "write even though another cluster owns the path")
+	cmd.Flags().BoolVar(&o.helm, "helm-releases", false, "also export every deployed Helm release of the namespaces (chart and values, read from Helm's release Secrets)")
 	cmd.Flags().BoolVar(&o.workloads, "workloads", false, "also export the Deployments, StatefulSets, DaemonSets and CronJobs the CVs select and the Services blue-green CVs switch, cleaned of cluster-specific fields")
 	cmd.Flags().StringVarP(&o.output, "output", "o", "text", "output: text or json")
 	return cmd
@@ -249,7 +255,8 @@ func (o *stateOptions) importer(ctx context.Context, kube *KubeFlags, kind, newP
 		return nil, err
 	}
 	return &state.Importer{Kube: kubeClient, CVs: cvClient, Source: src, NewPath: dst, ClusterID: id,
-		Identity: o.identity, Namespaces: o.namespaces, Force: o.force, Concurrency: o.concurrency, Author: author}, nil
+		Identity: o.identity, Namespaces: o.namespaces, Force: o.force, Concurrency: o.concurrency, Author: author,
+		Helm: helmrelease.New(kube.Kubeconfig, kube.Context)}, nil
 }
 
 func exportSummary(res state.ExportResult) string {

@@ -50,6 +50,9 @@ type Exporter struct {
 	// blue-green CVs switch), cleaned of cluster-specific fields, so an
 	// import into an empty cluster brings them back.
 	Workloads bool
+	// Helm, when set, also exports every deployed Helm release of the
+	// namespaces (chart and values).
+	Helm HelmReleases
 	// Clock is the clock; the real one when nil.
 	Clock clock.Clock
 }
@@ -90,6 +93,13 @@ func (e *Exporter) Export(ctx context.Context) (ExportResult, error) {
 		if workloads, err = CollectWorkloads(ctx, e.Kube, states); err != nil {
 			return res, err
 		}
+	}
+	if e.Helm != nil {
+		releases, err := e.Helm.List(ctx, e.Namespaces)
+		if err != nil {
+			return res, err
+		}
+		workloads = append(workloads, releases...)
 	}
 	refs, written, err := writeObjects(ctx, e.Backend, e.Concurrency, asObjects(states), previousRefs(prev))
 	if err != nil {

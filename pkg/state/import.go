@@ -43,6 +43,9 @@ type Importer struct {
 	Force bool
 	// CreateNamespaces creates missing namespaces instead of refusing.
 	CreateNamespaces bool
+	// Helm installs the exported Helm releases; without it they are
+	// reported failed.
+	Helm HelmReleases
 	// Concurrency bounds parallel reads and API writes.
 	Concurrency int
 	// Clock is the clock; the real one when nil.

@@ -86,6 +86,9 @@ func (im *Importer) importWorkload(ctx context.Context, w Workload) WorkloadItem
 		item.Action, item.Detail = ImportFailed, err.Error()
 		return item
 	}
+	if w.Kind == KindHelmRelease {
+		return im.installRelease(ctx, w, item)
+	}
 	ops, err := opsFor(im.Kube, w.Kind, w.Namespace)
 	if err != nil {
 		return fail(err)
@@ -121,6 +124,21 @@ func (im *Importer) importWorkload(ctx context.Context, w Workload) WorkloadItem
 	return item
 }
 
+// installRelease installs an exported Helm release through im.Helm.
+func (im *Importer) installRelease(ctx context.Context, w Workload, item WorkloadItem) WorkloadItem {
+	if im.Helm == nil {
+		item.Action, item.Detail = ImportFailed, "a Helm release: this importer cannot install releases"
+		return item
+	}
+	action, detail, err := im.Helm.Install(ctx, w, im.DryRun)
+	if err != nil {
+		item.Action, item.Detail = ImportFailed, err.Error()
+		return item
+	}
+	item.Action, item.Detail = action, detail
+	return item
+}
+
 // compareLive says how an existing object relates to the export; it is
 // left unchanged either way (it may hold newer state).
 func (im *Importer) compareLive(ctx context.Context, ops kindOps, w Workload) string {
@@ -135,12 +153,23 @@ func (im *Importer) compareLive(ctx context.Context, ops kindOps, w Workload) st
 }
 
 // importWorkloads imports every workload, in order (Services first, so a
-// blue-green switch finds them), and reports each.
+// blue-green switch finds them; Helm releases last, so a chart's objects
+// named like an exported workload are reported by the workload), and
+// reports each.
 func (im *Importer) importWorkloads(ctx context.Context, ws []Workload) []WorkloadItem {
 	items := make([]WorkloadItem, 0, len(ws))
-	for _, pass := range []bool{true, false} {
+	rank := func(kind string) int {
+		switch kind {
+		case KindService:
+			return 0
+		case KindHelmRelease:
+			return 2
+		}
+		return 1
+	}
+	for pass := range 3 {
 		for _, w := range ws {
-			if (w.Kind == KindService) == pass {
+			if rank(w.Kind) == pass {
 				items = append(items, im.importWorkload(ctx, w))
 			}
 		}

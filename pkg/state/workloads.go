@@ -30,7 +30,24 @@ const (
 	KindDaemonSet   = "DaemonSet"
 	KindCronJob     = "CronJob"
 	KindService     = "Service"
+	// KindHelmRelease is an exported Helm release (chart and values), with
+	// `--helm-releases`.
+	KindHelmRelease = "HelmRelease"
 )
+
+// HelmReleaseAPIVersion marks an exported Helm release: it is cvmanager's
+// own format, not a Kubernetes object.
+const HelmReleaseAPIVersion = "state.cvmanager.dev/v1"
+
+// HelmReleases reads and installs Helm releases (pkg/helmrelease, with the
+// Helm SDK); pkg/state only stores them.
+type HelmReleases interface {
+	// List returns the deployed releases of the namespaces (all when none).
+	List(ctx context.Context, namespaces []string) ([]Workload, error)
+	// Install installs one unless it exists, returning the outcome
+	// (ImportCreated, ImportSkipped or ImportPlanned) and a detail.
+	Install(ctx context.Context, w Workload, dryRun bool) (action, detail string, err error)
+}
 
 // Workload is one exported object: a plain Kubernetes manifest without the
 // fields the cluster set (uid, resourceVersion, status, clusterIPs, ...),
