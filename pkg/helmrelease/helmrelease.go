@@ -25,21 +25,23 @@ const helmDriver = "secret"
 
 // Store reads and installs releases of the cluster its kubeconfig selects.
 type Store struct {
-	getter genericclioptions.RESTClientGetter
+	kubeconfig, context string
 }
 
 // New connects through kubeconfig and context the way helm does (empty:
 // $KUBECONFIG, ~/.kube/config, then in-cluster).
 func New(kubeconfig, kubeContext string) *Store {
-	flags := genericclioptions.NewConfigFlags(false)
-	flags.KubeConfig, flags.Context = &kubeconfig, &kubeContext
-	return &Store{getter: flags}
+	return &Store{kubeconfig: kubeconfig, context: kubeContext}
 }
 
+// config is an SDK configuration for namespace; the client's own namespace
+// must be set too, or a chart's objects land in the kubeconfig's default.
 func (s *Store) config(namespace string) (*action.Configuration, error) {
+	flags := genericclioptions.NewConfigFlags(false)
+	flags.KubeConfig, flags.Context, flags.Namespace = &s.kubeconfig, &s.context, &namespace
 	cfg := new(action.Configuration)
 	quiet := func(string, ...any) {}
-	if err := cfg.Init(s.getter, namespace, helmDriver, quiet); err != nil {
+	if err := cfg.Init(flags, namespace, helmDriver, quiet); err != nil {
 		return nil, fmt.Errorf("helm: %w", err)
 	}
 	return cfg, nil
