@@ -93,6 +93,7 @@ type stateOptions struct {
 	output      string
 	workloads   bool
 	helm        bool
+	interval    time.Duration
 }
 
 func (o *stateOptions) addClusterFlags(fs *pflag.FlagSet) {
@@ -167,6 +168,12 @@ func newStateExportCommand(kube *KubeFlags) *cobra.Command {
 			if o.helm {
 				e.Helm = helmrelease.New(kube.Kubeconfig, kube.Context)
 			}
+			if o.interval > 0 {
+				// Daemon mode (the chart's stateDaemon): export until stopped.
+				e.Interval = o.interval
+				state.RunLoop(ctx, e, o.interval, func() bool { return true })
+				return nil
+			}
 			res, err := e.Export(ctx)
 			if err != nil {
 				return err
@@ -177,6 +184,7 @@ func newStateExportCommand(kube *KubeFlags) *cobra.Command {
 	o.backend.addFlags(cmd.Flags(), "")
 	o.addClusterFlags(cmd.Flags())
 	cmd.Flags().BoolVar(&o.force, "force", false, "write even though another cluster owns the path")
+	cmd.Flags().DurationVar(&o.interval, "interval", 0, "daemon mode: export this often until stopped (0: export once); run only one exporter per path")
 	cmd.Flags().BoolVar(&o.helm, "helm-releases", false, "also export every deployed Helm release of the namespaces (chart and values, read from Helm's release Secrets)")
 	cmd.Flags().BoolVar(&o.workloads, "workloads", false, "also export the Deployments, StatefulSets, DaemonSets and CronJobs the CVs select and the Services blue-green CVs switch, cleaned of cluster-specific fields")
 	cmd.Flags().StringVarP(&o.output, "output", "o", "text", "output: text or json")
