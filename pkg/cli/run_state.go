@@ -21,6 +21,7 @@ type stateExportFlags struct {
 	interval  time.Duration
 	clusterID string
 	identity  string
+	workloads bool
 }
 
 func (s *stateExportFlags) addFlags(fs *pflag.FlagSet) {
@@ -29,6 +30,7 @@ func (s *stateExportFlags) addFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&s.interval, "export-interval", 0, "export the release state this often while leading (0: never); needs --state-backend")
 	fs.StringVar(&s.clusterID, "cluster-id", "", "this cluster's id in exported manifests (default: the UID of namespace kube-system, which needs get on it)")
 	fs.StringVar(&s.identity, "state-identity", state.DefaultIdentity(), "who exports, recorded in the manifest")
+	fs.BoolVar(&s.workloads, "export-workloads", false, "also export the workloads the CVs manage and the Services blue-green CVs switch (see state export --workloads)")
 }
 
 // setup registers /v1/state when a backend is configured and returns the
@@ -56,6 +58,6 @@ func (s *stateExportFlags) setup(ctx context.Context, mux server.Router, kube ku
 		}
 	}
 	e := &state.Exporter{Kube: kube, CVs: cvs, Backend: b, ClusterID: id, Identity: s.identity, Interval: s.interval}
-	e.Namespaces = namespaces
+	e.Namespaces, e.Workloads = namespaces, s.workloads
 	return func(ctx context.Context) { state.RunLoop(ctx, e, s.interval, isLeader) }, nil
 }

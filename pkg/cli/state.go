@@ -14,6 +14,7 @@ import (
 
 	"cvmanager.dev/cvmanager/pkg/authz"
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
+	"cvmanager.dev/cvmanager/pkg/helmrelease"
 	"cvmanager.dev/cvmanager/pkg/state"
 )
 
@@ -90,6 +91,9 @@ type stateOptions struct {
 	qps         float32
 	burst       int
 	output      string
+	workloads   bool
+	helm        bool
+	interval    time.Duration
 }
 
 func (o *stateOptions) addClusterFlags(fs *pflag.FlagSet) {
@@ -160,18 +164,29 @@ func newStateExportCommand(kube *KubeFlags) *cobra.Command {
 				return err
 			}
 			e := &state.Exporter{Kube: kubeClient, CVs: cvClient, Backend: b, ClusterID: id, Identity: o.identity,
-				Namespaces: o.namespaces, Force: o.force, Concurrency: o.concurrency}
+				Namespaces: o.namespaces, Force: o.force, Concurrency: o.concurrency, Workloads: o.workloads}
+			if o.helm {
+				e.Helm = helmrelease.New(kube.Kubeconfig, kube.Context)
+			}
+			if o.interval > 0 {
+				// Daemon mode (the chart's stateDaemon): export until stopped.
+				e.Interval = o.interval
+				state.RunLoop(ctx, e, o.interval, func() bool { return true })
+				return nil
+			}
 			res, err := e.Export(ctx)
 			if err != nil {
 				return err
 			}
-			return printState(cmd.OutOrStdout(), o.output, res, fmt.Sprintf("exported %d ContainerVersions to %s (%d written, %d unchanged, %d removed) in %s",
-				res.CVs, res.Location, res.Written, res.Unchanged, res.Deleted, res.Duration.Round(time.Millisecond)))
+			return printState(cmd.OutOrStdout(), o.output, res, exportSummary(res))
 		},
 	}
 	o.backend.addFlags(cmd.Flags(), "")
 	o.addClusterFlags(cmd.Flags())
 	cmd.Flags().BoolVar(&o.force, "force", false, "write even though another cluster owns the path")
+	cmd.Flags().DurationVar(&o.interval, "interval", 0, "daemon mode: export this often until stopped (0: export once); run only one exporter per path")
+	cmd.Flags().BoolVar(&o.helm, "helm-releases", false, "also export every deployed Helm release of the namespaces (chart and values, read from Helm's release Secrets)")
+	cmd.Flags().BoolVar(&o.workloads, "workloads", false, "also export the Deployments, StatefulSets, DaemonSets and CronJobs the CVs select and the Services blue-green CVs switch, cleaned of cluster-specific fields")
 	cmd.Flags().StringVarP(&o.output, "output", "o", "text", "output: text or json")
 	return cmd
 }
@@ -208,7 +223,13 @@ another cluster's continuous exporter still writes it, unless --new-path
 			if err != nil {
 				return err
 			}
-			return printState(cmd.OutOrStdout(), o.output, res, importSummary(res))
+			if err := printState(cmd.OutOrStdout(), o.output, res, importSummary(res)); err != nil {
+				return err
+			}
+			if n := countWorkloads(res, state.ImportFailed); n > 0 {
+				return fmt.Errorf("%d workloads could not be created (see above)", n)
+			}
+			return nil
 		},
 	}
 	o.backend.addFlags(cmd.Flags(), "")
@@ -242,7 +263,27 @@ func (o *stateOptions) importer(ctx context.Context, kube *KubeFlags, kind, newP
 		return nil, err
 	}
 	return &state.Importer{Kube: kubeClient, CVs: cvClient, Source: src, NewPath: dst, ClusterID: id,
-		Identity: o.identity, Namespaces: o.namespaces, Force: o.force, Concurrency: o.concurrency, Author: author}, nil
+		Identity: o.identity, Namespaces: o.namespaces, Force: o.force, Concurrency: o.concurrency, Author: author,
+		Helm: helmrelease.New(kube.Kubeconfig, kube.Context)}, nil
+}
+
+func exportSummary(res state.ExportResult) string {
+	workloads := ""
+	if res.Workloads > 0 {
+		workloads = fmt.Sprintf(" and %d workloads", res.Workloads)
+	}
+	return fmt.Sprintf("exported %d ContainerVersions%s to %s (%d written, %d unchanged, %d removed) in %s",
+		res.CVs, workloads, res.Location, res.Written, res.Unchanged, res.Deleted, res.Duration.Round(time.Millisecond))
+}
+
+func countWorkloads(res state.ImportResult, action string) int {
+	n := 0
+	for _, w := range res.Workloads {
+		if w.Action == action {
+			n++
+		}
+	}
+	return n
 }
 
 func importSummary(res state.ImportResult) string {
@@ -250,6 +291,17 @@ func importSummary(res state.ImportResult) string {
 	verb := "imported"
 	if res.DryRun {
 		verb = "dry run: would import"
+	}
+	for _, w := range res.Workloads {
+		fmt.Fprintf(&b, "%-12s %s %s/%s", w.Action, w.Kind, w.Namespace, w.Name)
+		if w.Detail != "" {
+			fmt.Fprintf(&b, ": %s", w.Detail)
+		}
+		b.WriteString("\n")
+	}
+	if len(res.Workloads) > 0 {
+		fmt.Fprintf(&b, "workloads: %d created, %d skipped, %d failed\n", countWorkloads(res, state.ImportCreated)+countWorkloads(res, state.ImportPlanned),
+			countWorkloads(res, state.ImportSkipped), countWorkloads(res, state.ImportFailed))
 	}
 	for _, it := range res.Items {
 		pin := "no successful version: follows its tag"

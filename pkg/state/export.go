@@ -46,6 +46,13 @@ type Exporter struct {
 	Force bool
 	// Concurrency bounds parallel object writes; DefaultConcurrency when 0.
 	Concurrency int
+	// Workloads also exports the workloads the CVs manage (and the Services
+	// blue-green CVs switch), cleaned of cluster-specific fields, so an
+	// import into an empty cluster brings them back.
+	Workloads bool
+	// Helm, when set, also exports every deployed Helm release of the
+	// namespaces (chart and values).
+	Helm HelmReleases
 	// Clock is the clock; the real one when nil.
 	Clock clock.Clock
 }
@@ -53,6 +60,7 @@ type Exporter struct {
 // ExportResult says what an export did.
 type ExportResult struct {
 	CVs       int           `json:"cvs"`
+	Workloads int           `json:"workloads,omitempty"`
 	Written   int           `json:"written"`
 	Unchanged int           `json:"unchanged"`
 	Deleted   int           `json:"deleted"`
@@ -80,20 +88,38 @@ func (e *Exporter) Export(ctx context.Context) (ExportResult, error) {
 	if err != nil {
 		return res, err
 	}
-	refs, written, err := e.writeObjects(ctx, states, previousRefs(prev))
+	var workloads []Workload
+	if e.Workloads {
+		if workloads, err = CollectWorkloads(ctx, e.Kube, states); err != nil {
+			return res, err
+		}
+	}
+	if e.Helm != nil {
+		releases, err := e.Helm.List(ctx, e.Namespaces)
+		if err != nil {
+			return res, err
+		}
+		workloads = append(workloads, releases...)
+	}
+	refs, written, err := writeObjects(ctx, e.Backend, e.Concurrency, asObjects(states), previousRefs(prev))
 	if err != nil {
 		return res, err
 	}
-	m := &Manifest{SchemaVersion: SchemaVersion, ClusterID: e.ClusterID, Time: e.now(), Namespaces: e.Namespaces, Objects: refs,
+	wrefs, wwritten, err := writeObjects(ctx, e.Backend, e.Concurrency, asObjects(workloads), previousRefs(prev))
+	if err != nil {
+		return res, err
+	}
+	m := &Manifest{SchemaVersion: SchemaVersion, ClusterID: e.ClusterID, Time: e.now(), Namespaces: e.Namespaces, Objects: refs, Workloads: wrefs,
 		Owner: Owner{ClusterID: e.ClusterID, Identity: e.Identity, Heartbeat: e.now(), Interval: Duration(e.Interval), ClaimedBy: ClaimExport}}
 	if err := writeManifest(ctx, e.Backend, m); err != nil {
 		return res, err
 	}
-	stale := staleKeys(prev, refs)
+	stale := staleKeys(prev, append(refs, wrefs...))
 	if err := e.Backend.Delete(ctx, stale); err != nil {
 		return res, fmt.Errorf("removing objects of deleted CVs: %w", err)
 	}
-	res.CVs, res.Written, res.Unchanged, res.Deleted = len(refs), written, len(refs)-written, len(stale)
+	total := len(refs) + len(wrefs)
+	res.CVs, res.Workloads, res.Written, res.Unchanged, res.Deleted = len(refs), len(wrefs), written+wwritten, total-written-wwritten, len(stale)
 	res.Duration = e.now().Sub(start)
 	return res, nil
 }
@@ -108,7 +134,7 @@ func (e *Exporter) now() time.Time {
 func previousRefs(m *Manifest) map[string]ObjectRef {
 	out := map[string]ObjectRef{}
 	if m != nil {
-		for _, r := range m.Objects {
+		for _, r := range m.all() {
 			out[r.Key] = r
 		}
 	}
@@ -125,7 +151,7 @@ func staleKeys(prev *Manifest, refs []ObjectRef) []string {
 		current[r.Key] = true
 	}
 	var stale []string
-	for _, r := range prev.Objects {
+	for _, r := range prev.all() {
 		if !current[r.Key] {
 			stale = append(stale, r.Key)
 		}
@@ -133,26 +159,48 @@ func staleKeys(prev *Manifest, refs []ObjectRef) []string {
 	return stale
 }
 
+// stateObject is one object of an export: a CV's state or a workload.
+type stateObject interface {
+	encode() ([]byte, string, error)
+	ref() ObjectRef
+}
+
+func (s CVState) ref() ObjectRef {
+	return ObjectRef{Namespace: s.Namespace, Name: s.Name, Key: s.Key()}
+}
+func (w Workload) ref() ObjectRef {
+	return ObjectRef{Kind: w.Kind, Namespace: w.Namespace, Name: w.Name, Key: w.Key()}
+}
+
+func asObjects[T stateObject](items []T) []stateObject {
+	out := make([]stateObject, len(items))
+	for i, it := range items {
+		out[i] = it
+	}
+	return out
+}
+
 // writeObjects puts every changed object in parallel and returns the refs
-// for the manifest, sorted by key, and how many objects were written.
-func (e *Exporter) writeObjects(ctx context.Context, states []CVState, prev map[string]ObjectRef) ([]ObjectRef, int, error) {
-	refs := make([]ObjectRef, len(states))
+// for the manifest, in the order given, and how many objects were written.
+func writeObjects(ctx context.Context, b Backend, limit int, objects []stateObject, prev map[string]ObjectRef) ([]ObjectRef, int, error) {
+	refs := make([]ObjectRef, len(objects))
 	var mu sync.Mutex
 	written := 0
 	g, ctx := errgroup.WithContext(ctx)
-	g.SetLimit(concurrency(e.Concurrency))
-	for i, s := range states {
+	g.SetLimit(concurrency(limit))
+	for i, s := range objects {
 		g.Go(func() error {
 			data, sum, err := s.encode()
 			if err != nil {
 				return err
 			}
-			ref := ObjectRef{Namespace: s.Namespace, Name: s.Name, Key: s.Key(), SHA256: sum}
+			ref := s.ref()
+			ref.SHA256 = sum
 			if old, ok := prev[ref.Key]; ok && old.SHA256 == sum {
 				refs[i] = old
 				return nil
 			}
-			if ref.Version, err = e.Backend.Put(ctx, ref.Key, data); err != nil {
+			if ref.Version, err = b.Put(ctx, ref.Key, data); err != nil {
 				return err
 			}
 			refs[i] = ref

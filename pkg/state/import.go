@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -42,6 +43,9 @@ type Importer struct {
 	Force bool
 	// CreateNamespaces creates missing namespaces instead of refusing.
 	CreateNamespaces bool
+	// Helm installs the exported Helm releases; without it they are
+	// reported failed.
+	Helm HelmReleases
 	// Concurrency bounds parallel reads and API writes.
 	Concurrency int
 	// Clock is the clock; the real one when nil.
@@ -75,11 +79,15 @@ type ImportItem struct {
 
 // ImportResult says what an import did.
 type ImportResult struct {
-	From     string        `json:"from"`
-	Owner    string        `json:"owner"`
-	DryRun   bool          `json:"dryRun"`
-	Items    []ImportItem  `json:"items"`
-	Duration time.Duration `json:"duration"`
+	From   string       `json:"from"`
+	Owner  string       `json:"owner"`
+	DryRun bool         `json:"dryRun"`
+	Items  []ImportItem `json:"items"`
+	// Workloads are the exported workloads, each created, skipped or
+	// failed (or, in a dry run, would be created); they are imported
+	// before the CVs, so the controller finds them.
+	Workloads []WorkloadItem `json:"workloads,omitempty"`
+	Duration  time.Duration  `json:"duration"`
 }
 
 // Count returns how many items had action.
@@ -110,14 +118,19 @@ func (im *Importer) Import(ctx context.Context) (ImportResult, error) {
 	if err != nil {
 		return res, err
 	}
-	if err := im.ensureNamespaces(ctx, states); err != nil {
+	workloads, err := im.readWorkloads(ctx, im.selected(m.Workloads))
+	if err != nil {
 		return res, err
 	}
+	if err := im.ensureNamespaces(ctx, namespacesOf(states, workloads)); err != nil {
+		return res, err
+	}
+	res.Workloads = im.importWorkloads(ctx, workloads)
 	if res.Items, err = im.apply(ctx, states); err != nil {
 		return res, err
 	}
 	if !im.DryRun {
-		if err := im.claim(ctx, m, states); err != nil {
+		if err := im.claim(ctx, m, states, workloads); err != nil {
 			return res, fmt.Errorf("CVs imported, but claiming the state path failed: %w", err)
 		}
 	}
@@ -191,22 +204,47 @@ func (im *Importer) readStates(ctx context.Context, refs []ObjectRef) ([]CVState
 	return states, g.Wait()
 }
 
-// ensureNamespaces refuses (or, when asked, creates) missing namespaces
-// before anything is written, so a typo does not leave half an import.
-func (im *Importer) ensureNamespaces(ctx context.Context, states []CVState) error {
-	var missing []string
+// readWorkloads reads and verifies every selected workload in parallel.
+func (im *Importer) readWorkloads(ctx context.Context, refs []ObjectRef) ([]Workload, error) {
+	out := make([]Workload, len(refs))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(concurrency(im.Concurrency))
+	for i, ref := range refs {
+		g.Go(func() error {
+			data, err := im.Source.Get(gctx, ref.Key, ref.Version)
+			if err != nil {
+				return err
+			}
+			out[i], err = decodeWorkload(data, ref)
+			return err
+		})
+	}
+	return out, g.Wait()
+}
+
+// namespacesOf lists the namespaces of the CVs and workloads, sorted.
+func namespacesOf(states []CVState, workloads []Workload) []string {
 	seen := map[string]bool{}
 	for _, s := range states {
-		if seen[s.Namespace] {
-			continue
-		}
 		seen[s.Namespace] = true
-		_, err := im.Kube.CoreV1().Namespaces().Get(ctx, s.Namespace, metav1.GetOptions{})
+	}
+	for _, w := range workloads {
+		seen[w.Namespace] = true
+	}
+	return slices.Sorted(maps.Keys(seen))
+}
+
+// ensureNamespaces refuses (or, when asked, creates) missing namespaces
+// before anything is written, so a typo does not leave half an import.
+func (im *Importer) ensureNamespaces(ctx context.Context, namespaces []string) error {
+	var missing []string
+	for _, ns := range namespaces {
+		_, err := im.Kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 		switch {
 		case apierrors.IsNotFound(err):
-			missing = append(missing, s.Namespace)
+			missing = append(missing, ns)
 		case err != nil:
-			return fmt.Errorf("checking namespace %s: %w", s.Namespace, err)
+			return fmt.Errorf("checking namespace %s: %w", ns, err)
 		}
 	}
 	if len(missing) == 0 {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -33,6 +34,14 @@ type Manifest struct {
 	Namespaces []string `json:"namespaces,omitempty"`
 	// Objects are the CV objects of this export, sorted by key.
 	Objects []ObjectRef `json:"objects"`
+	// Workloads are the workload objects of an export with --workloads
+	// (each ref names its Kind), sorted by key.
+	Workloads []ObjectRef `json:"workloads,omitempty"`
+}
+
+// all is every object the manifest names.
+func (m *Manifest) all() []ObjectRef {
+	return append(slices.Clone(m.Objects), m.Workloads...)
 }
 
 // Owner is the cluster and process that own a state path. A continuous
@@ -51,8 +60,10 @@ type Owner struct {
 	ClaimedBy string `json:"claimedBy,omitempty"`
 }
 
-// ObjectRef names one CV object of an export.
+// ObjectRef names one object of an export: a CV's, or a workload's.
 type ObjectRef struct {
+	// Kind is the workload's kind; empty for a CV.
+	Kind      string `json:"kind,omitempty"`
 	Namespace string `json:"namespace"`
 	Name      string `json:"name"`
 	Key       string `json:"key"`

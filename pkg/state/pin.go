@@ -126,7 +126,7 @@ func mergeHistory(ctx context.Context, kube kubernetes.Interface, cv *cvv1.Conta
 // copy of the imported objects and a manifest naming this cluster; without
 // NewPath the source's manifest is rewritten to name this cluster, so the
 // old cluster's exporter, should it come back, refuses to overwrite it.
-func (im *Importer) claim(ctx context.Context, src *Manifest, states []CVState) error {
+func (im *Importer) claim(ctx context.Context, src *Manifest, states []CVState, workloads []Workload) error {
 	now := im.now()
 	owner := Owner{ClusterID: im.ClusterID, Identity: im.Identity, Heartbeat: now, ClaimedBy: ClaimImport}
 	if im.NewPath == nil {
@@ -134,11 +134,14 @@ func (im *Importer) claim(ctx context.Context, src *Manifest, states []CVState) 
 		m.Owner = owner
 		return writeManifest(ctx, im.Source, &m)
 	}
-	exporter := &Exporter{Backend: im.NewPath, Concurrency: im.Concurrency}
-	refs, _, err := exporter.writeObjects(ctx, states, nil)
+	refs, _, err := writeObjects(ctx, im.NewPath, im.Concurrency, asObjects(states), nil)
 	if err != nil {
 		return err
 	}
-	m := &Manifest{SchemaVersion: SchemaVersion, ClusterID: im.ClusterID, Owner: owner, Time: now, Objects: refs}
+	wrefs, _, err := writeObjects(ctx, im.NewPath, im.Concurrency, asObjects(workloads), nil)
+	if err != nil {
+		return err
+	}
+	m := &Manifest{SchemaVersion: SchemaVersion, ClusterID: im.ClusterID, Owner: owner, Time: now, Objects: refs, Workloads: wrefs}
 	return writeManifest(ctx, im.NewPath, m)
 }
