@@ -81,7 +81,7 @@ func TestResolveAsksForTheVersionOnlyForARollout(t *testing.T) {
 func TestResolvePassesTheCVsProvider(t *testing.T) {
 	r := &recordingResolver{digest: "sha256:old"}
 	c := &Controller{opts: Options{Resolver: r}, clock: clocktesting.NewFakeClock(time.Unix(1000, 0)),
-		workloads: workload.NewListers(informers.NewSharedInformerFactory(fake.NewClientset(), 0))}
+		workloads: workload.NewListers(informers.NewSharedInformerFactory(fake.NewClientset(), 0), nil)}
 	for _, p := range []string{"", "GCP", "Azure"} {
 		cv := &cvv1.ContainerVersion{Spec: cvv1.ContainerVersionSpec{ImageRepo: "reg/app", Tag: "env-prod", Provider: p}}
 		_, _ = c.resolve(context.Background(), cv, nil, time.Minute, false)
