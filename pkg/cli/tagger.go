@@ -174,14 +174,18 @@ is available. An image they would refuse is not tagged unless --force.`,
 			if err != nil {
 				return err
 			}
+			var unchecked string
 			if !force {
-				if err := checkTagFollowers(cmd, kube, reg, repo, f, cvFlag); err != nil {
+				if unchecked, err = checkTagFollowers(cmd, kube, reg, repo, f, cvFlag); err != nil {
 					return err
 				}
 			}
 			img, err := reg.AddTags(cmd.Context(), repo, f.version, f.tags)
 			if err != nil {
 				return err
+			}
+			if unchecked != "" {
+				fmt.Fprintln(cmd.ErrOrStderr(), unchecked)
 			}
 			return f.print(cmd.OutOrStdout(), map[string]any{"repo": f.repo, "version": f.version, "digest": img.Digest, "added": f.tags},
 				fmt.Sprintf("tagged %s:%s (%s) as %s", f.repo, f.version, img.Digest, strings.Join(f.tags, ", ")))
@@ -195,8 +199,9 @@ is available. An image they would refuse is not tagged unless --force.`,
 
 // checkTagFollowers refuses to tag an image the CVs following the tags
 // would refuse. Without a kubeconfig (and no --cv) nothing can be checked:
-// it says so on stderr and lets the tag move.
-func checkTagFollowers(cmd *cobra.Command, kube *KubeFlags, reg *registry.Router, repo registry.Repo, f *taggerFlags, cvFlag string) error {
+// it returns the warning to print once the tag has moved, so a command
+// that fails anyway (an unknown version) prints only its error.
+func checkTagFollowers(cmd *cobra.Command, kube *KubeFlags, reg *registry.Router, repo registry.Repo, f *taggerFlags, cvFlag string) (string, error) {
 	ctx := cmd.Context()
 	kubeClient, cvClient, err := clients(kube)
 	var cvs []cvv1.ContainerVersion
@@ -205,18 +210,17 @@ func checkTagFollowers(cmd *cobra.Command, kube *KubeFlags, reg *registry.Router
 	}
 	switch {
 	case err != nil && cvFlag != "":
-		return err
+		return "", err
 	case err != nil:
-		fmt.Fprintf(cmd.ErrOrStderr(), "warning: signature policies not checked, the ContainerVersions cannot be listed: %v\n", err)
-		return nil
+		return fmt.Sprintf("warning: signature policies not checked, the ContainerVersions cannot be listed: %v", err), nil
 	case len(cvs) == 0:
-		return nil
+		return "", nil
 	}
 	img, err := reg.TagsOf(ctx, repo, f.version)
 	if err != nil {
-		return err
+		return "", err
 	}
-	return newSignatureGate(kubeClient, reg).check(ctx, cvs, repo, img.Digest)
+	return "", newSignatureGate(kubeClient, reg).check(ctx, cvs, repo, img.Digest)
 }
 
 func newTagsRemoveCommand() *cobra.Command {
