@@ -46,21 +46,10 @@ func newCVGetCommand(kube *KubeFlags) *cobra.Command {
 }
 
 func printRows(w io.Writer, rows []dashboard.Row, output string) error {
-	if rows == nil {
-		rows = []dashboard.Row{}
+	if done, err := printStructured(w, rows, output); done {
+		return err
 	}
 	switch output {
-	case "json":
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rows)
-	case "yaml":
-		data, err := yaml.Marshal(rows)
-		if err != nil {
-			return err
-		}
-		_, err = w.Write(data)
-		return err
 	case "table", "":
 		return printTable(w, rows, false)
 	case "wide":
@@ -68,6 +57,28 @@ func printRows(w io.Writer, rows []dashboard.Row, output string) error {
 	default:
 		return fmt.Errorf("unknown output format %q: use table, wide, json or yaml", output)
 	}
+}
+
+// printStructured prints items as JSON or YAML (an empty list, never
+// null) and reports whether output named one of those formats.
+func printStructured[T any](w io.Writer, items []T, output string) (bool, error) {
+	if items == nil {
+		items = []T{}
+	}
+	switch output {
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return true, enc.Encode(items)
+	case "yaml":
+		data, err := yaml.Marshal(items)
+		if err != nil {
+			return true, err
+		}
+		_, err = w.Write(data)
+		return true, err
+	}
+	return false, nil
 }
 
 // printTable prints one line per workload; wide adds who signed the

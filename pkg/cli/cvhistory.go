@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -9,7 +8,6 @@ import (
 
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/yaml"
 
 	"cvmanager.dev/cvmanager/pkg/dashboard"
 	"cvmanager.dev/cvmanager/pkg/history"
@@ -57,21 +55,10 @@ func newCVHistoryCommand(kube *KubeFlags) *cobra.Command {
 }
 
 func printRecords(w io.Writer, records []history.Record, output string) error {
-	if records == nil {
-		records = []history.Record{}
+	if done, err := printStructured(w, records, output); done {
+		return err
 	}
 	switch output {
-	case "json":
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(records)
-	case "yaml":
-		data, err := yaml.Marshal(records)
-		if err != nil {
-			return err
-		}
-		_, err = w.Write(data)
-		return err
 	case "table", "":
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "FINISHED\tOUTCOME\tFROM\tTO\tDURATION\tTRIGGER\tWORKLOADS\tREASON")

@@ -188,25 +188,18 @@ func (im *Importer) selected(refs []ObjectRef) []ObjectRef {
 
 // readStates reads and verifies every selected object in parallel.
 func (im *Importer) readStates(ctx context.Context, refs []ObjectRef) ([]CVState, error) {
-	states := make([]CVState, len(refs))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(concurrency(im.Concurrency))
-	for i, ref := range refs {
-		g.Go(func() error {
-			data, err := im.Source.Get(gctx, ref.Key, ref.Version)
-			if err != nil {
-				return err
-			}
-			states[i], err = decodeCVState(data, ref)
-			return err
-		})
-	}
-	return states, g.Wait()
+	return readAll(ctx, im, refs, decodeCVState)
 }
 
 // readWorkloads reads and verifies every selected workload in parallel.
 func (im *Importer) readWorkloads(ctx context.Context, refs []ObjectRef) ([]Workload, error) {
-	out := make([]Workload, len(refs))
+	return readAll(ctx, im, refs, decodeWorkload)
+}
+
+// readAll reads the objects refs name from the source in parallel and
+// decodes each with decode, which also checks it against its ref.
+func readAll[T any](ctx context.Context, im *Importer, refs []ObjectRef, decode func([]byte, ObjectRef) (T, error)) ([]T, error) {
+	out := make([]T, len(refs))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(concurrency(im.Concurrency))
 	for i, ref := range refs {
@@ -215,7 +208,7 @@ func (im *Importer) readWorkloads(ctx context.Context, refs []ObjectRef) ([]Work
 			if err != nil {
 				return err
 			}
-			out[i], err = decodeWorkload(data, ref)
+			out[i], err = decode(data, ref)
 			return err
 		})
 	}
