@@ -2,25 +2,46 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 )
 
 // updateStatus writes cv.Status through the status subresource and keeps
-// cv's resourceVersion current for the next write in the same sync. A
-// conflict is returned so the key is retried from the fresh cache.
+// cv's resourceVersion current for the next write in the same sync.
+//
+// Only the leader writes status, so a conflict means another writer
+// changed the CV's metadata (an annotation, a label: kubectl, GitOps
+// tools). When the spec is unchanged (same generation) the status computed
+// here is still right, and it is written again on the fresh
+// resourceVersion; a busy writer would otherwise make every sync lose the
+// race. A changed spec returns the conflict, so the key is retried from
+// the fresh cache.
 func (c *Controller) updateStatus(ctx context.Context, cv *cvv1.ContainerVersion) error {
 	cv.Status.ObservedGeneration = cv.Generation
-	updated, err := c.cvClient.CvmanagerV1alpha1().ContainerVersions(cv.Namespace).UpdateStatus(ctx, cv, metav1.UpdateOptions{})
-	if err != nil {
-		return err
-	}
-	cv.ResourceVersion = updated.ResourceVersion
-	return nil
+	cvs := c.cvClient.CvmanagerV1alpha1().ContainerVersions(cv.Namespace)
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		updated, err := cvs.UpdateStatus(ctx, cv, metav1.UpdateOptions{})
+		if apierrors.IsConflict(err) {
+			fresh, getErr := cvs.Get(ctx, cv.Name, metav1.GetOptions{})
+			if getErr != nil || fresh.Generation != cv.Generation {
+				return errors.Join(err, getErr)
+			}
+			cv.ResourceVersion = fresh.ResourceVersion
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		cv.ResourceVersion = updated.ResourceVersion
+		return nil
+	})
 }
 
 func setCondition(cv *cvv1.ContainerVersion, condType string, status metav1.ConditionStatus, reason, message string, now time.Time) {
