@@ -26,11 +26,14 @@ import (
 func (c *Controller) updateStatus(ctx context.Context, cv *cvv1.ContainerVersion) error {
 	cv.Status.ObservedGeneration = cv.Generation
 	cvs := c.cvClient.CvmanagerV1alpha1().ContainerVersions(cv.Namespace)
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+	specChanged := false
+	retriable := func(err error) bool { return apierrors.IsConflict(err) && !specChanged }
+	return retry.OnError(retry.DefaultRetry, retriable, func() error {
 		updated, err := cvs.UpdateStatus(ctx, cv, metav1.UpdateOptions{})
 		if apierrors.IsConflict(err) {
 			fresh, getErr := cvs.Get(ctx, cv.Name, metav1.GetOptions{})
 			if getErr != nil || fresh.Generation != cv.Generation {
+				specChanged = true
 				return errors.Join(err, getErr)
 			}
 			cv.ResourceVersion = fresh.ResourceVersion
