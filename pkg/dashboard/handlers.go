@@ -68,6 +68,7 @@ func NewHandler(src Source, hist HistoryReader, cvs CVGetter) *Handler {
 		"duration":    duration,
 		"percent":     percent,
 		"add":         func(a, b int) int { return a + b },
+		"rfc3339":     rfc3339,
 	}).ParseFS(templateFS, "templates/*.html"))
 	return h
 }
@@ -357,6 +358,15 @@ func ago(now, t time.Time) string {
 	default:
 		return pluralize(int(d/(24*time.Hour)), "day") + " ago"
 	}
+}
+
+// rfc3339 spells t as the JSON view does (a tooltip showed Go's default
+// format, monotonic clock reading included); empty when never.
+func rfc3339(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
 }
 
 // since is how long ago t was, as a short duration ("3m12s").

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -151,8 +153,30 @@ func TestDashboard1000RowsInChromium(t *testing.T) {
 	if tm.Rendered > bound || tm.Text > bound || tm.State > bound {
 		t.Errorf("too slow: %s", tm)
 	}
+	assertLastRowDrawnWhenScrolled(t, b)
 	for _, page := range []string{url, url + "&state=Failed&reload=true"} {
 		assertNoXSS(t, b, page)
+	}
+}
+
+// assertLastRowDrawnWhenScrolled: rows past the first screenfuls skip
+// layout until they come into view (content-visibility); scrolled to, the
+// last row is drawn with its text.
+func assertLastRowDrawnWhenScrolled(t *testing.T, b context.Context) {
+	t.Helper()
+	var drawn struct {
+		Visible bool
+		Height  float64
+		Text    string
+	}
+	run(t, b, "scroll to the last row", chromedp.Evaluate(`(async () => {
+		const tr = document.querySelector("#workloads tbody tr:last-child");
+		tr.scrollIntoView();
+		await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+		return {visible: tr.checkVisibility({contentVisibilityAuto: true}), height: tr.getBoundingClientRect().height, text: tr.innerText};
+	})()`, &drawn, func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }))
+	if !drawn.Visible || drawn.Height < 20 || !strings.Contains(drawn.Text, "svc-") {
+		t.Errorf("last row after scrolling: visible %v, height %.0f px, text %q", drawn.Visible, drawn.Height, drawn.Text)
 	}
 }
 

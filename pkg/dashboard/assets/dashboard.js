@@ -86,10 +86,11 @@
   function rowFor(r) {
     var tr = el("tr");
     tr.tabIndex = -1;
-    tr.dataset.state = r.State; tr.dataset.namespace = r.Namespace; tr.dataset.name = r.Name; tr.dataset.cv = r.CV;
+    tr.setAttribute("role", "row");
+    tr.dataset.state = r.State; tr.dataset.namespace = r.Namespace; tr.dataset.name = r.Name;
     var ns = "?namespace=" + encodeURIComponent(r.Namespace) + "&format=html";
     var cells = [];
-    for (var i = 0; i < 8; i++) { cells.push(el("td")); tr.append(cells[i]); }
+    for (var i = 0; i < 8; i++) { cells.push(el("td")); cells[i].setAttribute("role", "cell"); tr.append(cells[i]); }
     cells[0].append(el("span", "status status-" + String(r.State).toLowerCase(), r.State));
     cells[1].textContent = r.Namespace;
     cells[2].append(r.Type + "/", link("history", "/v1/cv/workloads/" + encodeURIComponent(r.Name) + ns, r.Name), el("br"), el("code", "", r.Container));
@@ -176,7 +177,8 @@
   // filters, focus and the scroll position stay.
   function refresh() {
     var url = "/v1/cv/workloads?format=json" + (view.namespace ? "&namespace=" + encodeURIComponent(view.namespace) : "");
-    return fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
+    // No extra headers: the first call must match the page's preload to use it.
+    return fetch(url, { credentials: "same-origin" })
       .then(function (resp) { if (!resp.ok) { throw new Error(resp.status + " " + resp.statusText); } return resp.json(); })
       .then(function (data) {
         var x = window.scrollX, y = window.scrollY, focused = document.activeElement && document.activeElement.dataset;
