@@ -68,6 +68,7 @@ func NewHandler(src Source, hist HistoryReader, cvs CVGetter) *Handler {
 		"duration":    duration,
 		"percent":     percent,
 		"add":         func(a, b int) int { return a + b },
+		"provenance":  rowProvenance,
 	}).ParseFS(templateFS, "templates/*.html"))
 	return h
 }

@@ -112,6 +112,12 @@ func provenanceOf(cv *cvv1.ContainerVersion, digest string) *Provenance {
 	case cv.Status.Rollout != nil && digest == cv.Status.Rollout.Digest:
 		p = cv.Status.Rollout.Provenance
 	}
+	return rowProvenance(p)
+}
+
+// rowProvenance is p in the row's style (nil stays nil); the history page
+// shows its records' provenance with the row's markup through it.
+func rowProvenance(p *cvv1.Provenance) *Provenance {
 	if p == nil {
 		return nil
 	}
