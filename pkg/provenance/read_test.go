@@ -64,9 +64,9 @@ func TestMerge(t *testing.T) {
 func TestShortRevisionAndWebURL(t *testing.T) {
 	revisions := map[string]string{
 		"0123456789abcdef0123456789abcdef01234567": "0123456",
-		"0123456789AB": "0123456",
-		"01234567890":  "01234567890", // too short to be a commit hash
-		"v1.2.3":       "v1.2.3",
+		"0123456789AB":             "0123456",
+		"01234567890":              "01234567890", // too short to be a commit hash
+		"v1.2.3":                   "v1.2.3",
 		"release-0123456789abcdef": "release-0123456789abcdef",
 	}
 	for in, want := range revisions {

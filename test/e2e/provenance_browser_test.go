@@ -41,7 +41,9 @@ func newProvenanceRows() provenanceRows {
 	}}
 }
 
-func (p provenanceRows) ContainerVersions(string) ([]*cvv1.ContainerVersion, error) { return p.cvs, nil }
+func (p provenanceRows) ContainerVersions(string) ([]*cvv1.ContainerVersion, error) {
+	return p.cvs, nil
+}
 
 func (p provenanceRows) Workloads(namespace string, selector labels.Selector) ([]workload.Workload, error) {
 	app, _ := selector.RequiresExactMatch("app")
