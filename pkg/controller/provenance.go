@@ -39,37 +39,43 @@ func (c *Controller) provenanceOf(digest string) *cvv1.Provenance {
 // status: the rollout's, or, when the rollout finished first, the running
 // version's. It reports whether cv changed; it never asks the registry.
 func (c *Controller) fillProvenance(cv *cvv1.ContainerVersion) bool {
-	st := &cv.Status
-	if r := st.Rollout; r != nil {
-		if r.Provenance == nil {
-			r.Provenance = c.provenanceOf(r.Digest)
-			return r.Provenance != nil
-		}
+	p := c.unwrittenProvenance(&cv.Status)
+	switch {
+	case p == nil:
 		return false
+	case cv.Status.Rollout != nil:
+		cv.Status.Rollout.Provenance = p
+	default:
+		cv.Status.Provenance = p
 	}
-	if st.Provenance == nil && st.SuccessDigest != "" {
-		st.Provenance = c.provenanceOf(st.SuccessDigest)
-		return st.Provenance != nil
+	return true
+}
+
+// unwrittenProvenance is provenance the cache holds for the digest status
+// lacks it for: the rollout's, else the running version's. Most syncs find
+// nothing and copy nothing.
+func (c *Controller) unwrittenProvenance(st *cvv1.ContainerVersionStatus) *cvv1.Provenance {
+	if c.opts.Provenance == nil {
+		return nil
 	}
-	return false
+	if r := st.Rollout; r != nil {
+		if r.Provenance != nil {
+			return nil
+		}
+		return c.provenanceOf(r.Digest)
+	}
+	if st.Provenance != nil || st.SuccessDigest == "" {
+		return nil
+	}
+	return c.provenanceOf(st.SuccessDigest)
 }
 
 // withProvenance returns a copy of cached with newly read provenance, or
 // false when there is nothing new (the common case: no copy is made).
 func (c *Controller) withProvenance(cached *cvv1.ContainerVersion) (*cvv1.ContainerVersion, bool) {
-	if c.opts.Provenance == nil || !missingProvenance(&cached.Status) {
+	if c.unwrittenProvenance(&cached.Status) == nil {
 		return nil, false
 	}
 	cv := cached.DeepCopy()
-	if !c.fillProvenance(cv) {
-		return nil, false
-	}
-	return cv, true
-}
-
-func missingProvenance(st *cvv1.ContainerVersionStatus) bool {
-	if st.Rollout != nil {
-		return st.Rollout.Provenance == nil
-	}
-	return st.Provenance == nil && st.SuccessDigest != ""
+	return cv, c.fillProvenance(cv)
 }
