@@ -82,12 +82,13 @@ func printStructured[T any](w io.Writer, items []T, output string) (bool, error)
 }
 
 // printTable prints one line per workload; wide adds who signed the
-// deployed image (spec.policy.verify).
+// deployed image (spec.policy.verify) and the revision it was built from
+// (its provenance, shortened as git does).
 func printTable(w io.Writer, rows []dashboard.Row, wide bool) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	header := "NAMESPACE\tWORKLOAD\tCV\tTAG\tVERSION\tPODS\tSTATUS\tUPDATED\tRUNNING"
 	if wide {
-		header += "\tSIGNER"
+		header += "\tSIGNER\tREVISION"
 	}
 	fmt.Fprintln(tw, header)
 	for _, r := range rows {
@@ -102,7 +103,11 @@ func printTable(w io.Writer, rows []dashboard.Row, wide bool) error {
 		fmt.Fprintf(tw, "%s\t%s/%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\t%s", r.Namespace, r.Type, r.Name, r.CV, r.Tag,
 			orDash(r.Version), r.AvailablePods, r.DesiredPods, orDash(r.Status), updated, running)
 		if wide {
-			fmt.Fprintf(tw, "\t%s", orDash(r.Signer))
+			revision := ""
+			if r.Provenance != nil {
+				revision = r.Provenance.ShortRevision()
+			}
+			fmt.Fprintf(tw, "\t%s\t%s", orDash(r.Signer), orDash(oneLine(revision)))
 		}
 		fmt.Fprintln(tw)
 	}

@@ -25,6 +25,7 @@ import (
 	"cvmanager.dev/cvmanager/pkg/multins"
 	"cvmanager.dev/cvmanager/pkg/notify"
 	"cvmanager.dev/cvmanager/pkg/policy"
+	"cvmanager.dev/cvmanager/pkg/provenance"
 	"cvmanager.dev/cvmanager/pkg/registry/poller"
 	"cvmanager.dev/cvmanager/pkg/server"
 	"cvmanager.dev/cvmanager/pkg/trigger"
@@ -60,6 +61,7 @@ type runOptions struct {
 	webhookTrust    time.Duration
 	registry        RegistryFlags
 	enablePprof     bool
+	provenance      bool
 	stateExport     stateExportFlags
 	tls             server.TLSFiles
 	readAuth        bool
@@ -111,6 +113,9 @@ func newRunCommand(kube *KubeFlags) *cobra.Command {
 		"how long one verified push keeps its ref on the safety interval; with no newer push the ref is polled normally again")
 	f.StringArrayVar(&o.restrictions, "policy-version-restriction", nil,
 		"<namespace-regex>=<version-regex>: versions deployed in matching namespaces must match (repeatable; CVs cannot loosen it)")
+	f.BoolVar(&o.provenance, "image-provenance", true,
+		"read each new digest's OCI annotations and labels (revision, source, created, authors, url, CI link) once, in the background, "+
+			"for status, history, the dashboard and notifications: 2 GETs per new image (3 for an index); Docker Hub counts manifest GETs as pulls")
 	f.BoolVar(&o.enablePprof, "enable-pprof", false, "serve Go profiles at /debug/pprof/ on the HTTP port (for performance work; off by default)")
 	f.StringVar(&o.tls.CertFile, "tls-cert-file", "", "serve HTTPS with this PEM certificate (reloaded when the file changes); needs --tls-private-key-file")
 	f.StringVar(&o.tls.KeyFile, "tls-private-key-file", "", "PEM private key of --tls-cert-file")
@@ -178,6 +183,10 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 	if err != nil {
 		return err
 	}
+	var provenanceCache *provenance.Cache // one for every namespace's controller: a digest is read once
+	if o.provenance {
+		provenanceCache = provenance.NewCache(reader)
+	}
 	// One controller per watched namespace (the namespaced install), each
 	// with its own informers; every replica starts them, leader or not.
 	ctrl := multins.New(o.namespaces, func(namespace string) multins.Member {
@@ -188,7 +197,7 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 				Metrics: m, ProgressInterval: o.progressEvery, DefaultHistory: o.history, DefaultRollback: o.rollback,
 				Restrictions: restrictions, Notifier: notifier, DefaultNotifications: defaultNotifications,
 				LastPolledEvery: o.lastPolledEvery, Authorization: authorization, PushFirst: o.pushFirst(),
-				Signatures: signatures,
+				Signatures: signatures, Provenance: provenanceCache,
 			})}
 	})
 	if err := o.watchSettings(ctx, kubeClient, ctrl, restrictions); err != nil {

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -18,6 +20,7 @@ import (
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
+	"cvmanager.dev/cvmanager/pkg/provenance"
 )
 
 // DefaultServiceLabel groups ContainerVersions into services: the
@@ -109,6 +112,21 @@ type ServiceStatus struct {
 	// Available is a version detected but held back (Manual mode, policy).
 	Available string     `json:"available,omitempty"`
 	Since     *time.Time `json:"since,omitempty"`
+	// Provenance is where the running (or rolling out) image was built
+	// from: revision, source, created, authors, url, ciLink.
+	Provenance *cvv1.Provenance `json:"provenance,omitempty"`
+}
+
+// runningProvenance is the provenance of what the CV runs: the rollout's
+// image while one is under way, else the last good one's.
+func runningProvenance(st *cvv1.ContainerVersionStatus) *cvv1.Provenance {
+	if st.Rollout != nil && st.Rollout.Digest == st.CurrDigest {
+		return st.Rollout.Provenance
+	}
+	if st.CurrDigest == st.SuccessDigest {
+		return st.Provenance
+	}
+	return nil
 }
 
 func newStatusCommand(kube *KubeFlags) *cobra.Command {
@@ -158,7 +176,7 @@ func (s *serviceFlags) rows(list []cvv1.ContainerVersion) []ServiceStatus {
 		st := cv.Status
 		row := ServiceStatus{Service: cv.Labels[s.label], Environment: s.environment(cv), Namespace: cv.Namespace,
 			Name: cv.Name, Tag: cv.Spec.Tag, Version: st.CurrVersion, Digest: st.CurrDigest, Status: st.CurrStatus,
-			SuccessVersion: st.SuccessVersion, Available: st.AvailableVersion}
+			SuccessVersion: st.SuccessVersion, Available: st.AvailableVersion, Provenance: runningProvenance(&st)}
 		if st.CurrStatusTime != nil {
 			t := st.CurrStatusTime.Time
 			row.Since = &t
@@ -184,16 +202,61 @@ func printServiceStatus(w io.Writer, rows []ServiceStatus, now time.Time) error 
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERVICE\tENVIRONMENT\tCV\tTAG\tVERSION\tDIGEST\tSTATUS\tSINCE\tLAST GOOD\tHELD")
+	fmt.Fprintln(tw, "SERVICE\tENVIRONMENT\tCV\tTAG\tVERSION\tDIGEST\tREVISION\tSTATUS\tSINCE\tLAST GOOD\tHELD")
 	for _, r := range rows {
 		since := "-"
 		if r.Since != nil {
 			since = now.Sub(*r.Since).Round(time.Second).String()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s/%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Service, r.Environment, r.Namespace, r.Name,
-			r.Tag, orDash(r.Version), orDash(shortDigest(r.Digest)), orDash(r.Status), since, orDash(r.SuccessVersion), orDash(r.Available))
+		revision := ""
+		if r.Provenance != nil {
+			revision = provenance.ShortRevision(r.Provenance.Revision)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s/%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Service, r.Environment, r.Namespace, r.Name,
+			r.Tag, orDash(r.Version), orDash(shortDigest(r.Digest)), orDash(revision), orDash(r.Status), since,
+			orDash(r.SuccessVersion), orDash(r.Available))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return printProvenance(w, rows)
+}
+
+// printProvenance lists, per environment, where its image was built from:
+// too long for table columns, so one block each after the table.
+func printProvenance(w io.Writer, rows []ServiceStatus) error {
+	first := true
+	for _, r := range rows {
+		p := r.Provenance
+		if p == nil {
+			continue
+		}
+		if first {
+			fmt.Fprintln(w)
+			first = false
+		}
+		fmt.Fprintf(w, "%s %s (%s/%s) %s\n", r.Service, r.Environment, r.Namespace, r.Name, orDash(r.Version))
+		for _, f := range [][2]string{{"revision", p.Revision}, {"source", p.Source}, {"authors", p.Authors},
+			{"created", p.Created}, {"url", p.URL}, {"ci", p.CILink}} {
+			if f[1] != "" {
+				if _, err := fmt.Fprintf(w, "  %-9s %s\n", f[0]+":", oneLine(f[1])); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// oneLine keeps an image's label on its line: control characters (a
+// newline, a terminal escape) are shown as spaces.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
 }
 
 // shortDigest keeps a digest recognisable in a table: sha256:<12 hex>.

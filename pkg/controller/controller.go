@@ -38,6 +38,7 @@ import (
 	"cvmanager.dev/cvmanager/pkg/metrics"
 	"cvmanager.dev/cvmanager/pkg/notify"
 	"cvmanager.dev/cvmanager/pkg/policy"
+	"cvmanager.dev/cvmanager/pkg/provenance"
 	"cvmanager.dev/cvmanager/pkg/registry/poller"
 	"cvmanager.dev/cvmanager/pkg/rollout"
 	"cvmanager.dev/cvmanager/pkg/workload"
@@ -83,6 +84,9 @@ type Options struct {
 	// Signatures verify images before they are deployed
 	// (spec.policy.verify, --require-signatures).
 	Signatures SignatureOptions
+	// Provenance reads the provenance of each new digest once, in the
+	// background (pkg/provenance); nil reads none.
+	Provenance *provenance.Cache
 }
 
 // Controller reconciles ContainerVersions.

@@ -22,6 +22,9 @@ func (c *Controller) notify(ctx context.Context, cv *cvv1.ContainerVersion, kind
 		Kind: kind, Namespace: cv.Namespace, Name: cv.Name, Image: cv.Spec.ImageRepo,
 		Version: version, Digest: digest, From: from, Message: message, Time: c.clock.Now().UTC(),
 	}
+	if p := c.provenanceOf(digest); p != nil {
+		event.Revision, event.Source = p.Revision, p.Source
+	}
 	for _, route := range c.opts.DefaultNotifications {
 		if route.Wants(kind) {
 			c.opts.Notifier.Enqueue(route.Receiver, event)

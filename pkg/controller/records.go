@@ -43,6 +43,7 @@ func (c *Controller) appendHistory(ctx context.Context, cv *cvv1.ContainerVersio
 		Reason:          reason,
 		Trigger:         r.Trigger,
 		Signer:          r.Signer,
+		Provenance:      c.rolloutProvenance(r),
 		Jobs:            rollout.JobRecords(c.lifecycle.Jobs.Lister, cv, r.Digest),
 		DurationSeconds: now.Sub(r.StartTime.Time).Seconds(),
 	}

@@ -51,6 +51,12 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		c.stopSyncer(key)
 		return nil
 	}
+	if cv, ok := c.withProvenance(cached); ok {
+		if err := c.updateStatus(ctx, cv); err != nil {
+			return err
+		}
+		cached = cv // the fresh copy: no later write conflicts with this one
+	}
 	if cached.Status.Rollout != nil {
 		return c.advance(ctx, cached.DeepCopy()) // never mutate the informer's copy
 	}
@@ -197,6 +203,8 @@ func (c *Controller) startRollout(ctx context.Context, cv *cvv1.ContainerVersion
 		// it first rolled out: restoring it runs only the strategy.
 		cv.Status.Rollout.Step = rollout.StepMigrated
 	}
+	c.requestProvenance(ctx, cv, img.Digest)
+	cv.Status.Rollout.Provenance = c.provenanceOf(img.Digest)
 	if signature.applies {
 		cv.Status.Rollout.Signer = signature.result.Signer
 		c.setVerified(cv, img.Digest, signature)
@@ -291,6 +299,7 @@ func (c *Controller) succeed(ctx context.Context, cv *cvv1.ContainerVersion, p r
 	}
 	cv.Status.SuccessVersion, cv.Status.SuccessDigest = r.Version, r.Digest
 	cv.Status.Signer = r.Signer
+	cv.Status.Provenance = c.rolloutProvenance(r)
 	cv.Status.FailedDigest = ""
 	cv.Status.Rollout = nil
 	setCurrStatus(cv, cvv1.StatusSuccess, now)
@@ -452,6 +461,15 @@ func versionName(cv *cvv1.ContainerVersion, img poller.ResolvedImage) string {
 		return img.Version
 	}
 	return cv.Spec.Tag
+}
+
+// rolloutProvenance is the provenance recorded for a rollout's digest:
+// what status holds, else what was read since the last status write.
+func (c *Controller) rolloutProvenance(r *cvv1.RolloutStatus) *cvv1.Provenance {
+	if r.Provenance != nil {
+		return r.Provenance
+	}
+	return c.provenanceOf(r.Digest)
 }
 
 func orNone(s string) string {

@@ -69,6 +69,7 @@ func NewHandler(src Source, hist HistoryReader, cvs CVGetter) *Handler {
 		"percent":     percent,
 		"add":         func(a, b int) int { return a + b },
 		"rfc3339":     rfc3339,
+		"provenance":  rowProvenance,
 	}).ParseFS(templateFS, "templates/*.html"))
 	return h
 }

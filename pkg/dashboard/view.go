@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/provenance"
 	"cvmanager.dev/cvmanager/pkg/workload"
 )
 
@@ -74,6 +75,54 @@ type Row struct {
 	// Signer is who signed the image the workload runs, when the CV
 	// verifies signatures (status.signer of status.successDigest).
 	Signer string `json:"Signer,omitempty"`
+	// Provenance is where the image the workload runs was built from (its
+	// OCI annotations and labels), when it carries any and was read.
+	Provenance *Provenance `json:"Provenance,omitempty"`
+}
+
+// Provenance is a row's image provenance, in the row's key style: the
+// status.provenance of the digest the workload runs.
+type Provenance struct {
+	Revision string `json:"Revision,omitempty"`
+	Source   string `json:"Source,omitempty"`
+	Created  string `json:"Created,omitempty"`
+	Authors  string `json:"Authors,omitempty"`
+	URL      string `json:"URL,omitempty"`
+	CILink   string `json:"CILink,omitempty"`
+}
+
+// ShortRevision is the revision as the row shows it: a commit hash
+// shortened to 7 characters as git does, anything else as it is.
+func (p *Provenance) ShortRevision() string { return provenance.ShortRevision(p.Revision) }
+
+// SourceHref is Source when it is a web URL the page may link to.
+func (p *Provenance) SourceHref() string { return provenance.WebURL(p.Source) }
+
+// CIHref is CILink when it is a web URL the page may link to.
+func (p *Provenance) CIHref() string { return provenance.WebURL(p.CILink) }
+
+// provenanceOf is the provenance of the digest a workload runs: the
+// running version's, or the rollout's while one is under way.
+func provenanceOf(cv *cvv1.ContainerVersion, digest string) *Provenance {
+	var p *cvv1.Provenance
+	switch {
+	case digest == "":
+	case digest == cv.Status.SuccessDigest:
+		p = cv.Status.Provenance
+	case cv.Status.Rollout != nil && digest == cv.Status.Rollout.Digest:
+		p = cv.Status.Rollout.Provenance
+	}
+	return rowProvenance(p)
+}
+
+// rowProvenance is p in the row's style (nil stays nil); the history page
+// shows its records' provenance with the row's markup through it.
+func rowProvenance(p *cvv1.Provenance) *Provenance {
+	if p == nil {
+		return nil
+	}
+	return &Provenance{Revision: p.Revision, Source: p.Source, Created: p.Created,
+		Authors: p.Authors, URL: p.URL, CILink: p.CILink}
 }
 
 // States a row can be in, in the order the dashboard counts them: what
@@ -135,6 +184,7 @@ func rowFor(cv *cvv1.ContainerVersion, w workload.Workload) Row {
 	if r.Digest != "" && r.Digest == cv.Status.SuccessDigest {
 		r.Signer = cv.Status.Signer
 	}
+	r.Provenance = provenanceOf(cv, r.Digest)
 	if cv.Status.CurrStatusTime != nil {
 		r.LastUpdate = cv.Status.CurrStatusTime.Time
 	}

@@ -86,6 +86,10 @@ type Record struct {
 	// Signer is who signed the deployed image, when signatures are
 	// verified: "key <fingerprint>" or "<subject> (<issuer>)".
 	Signer string `json:"signer,omitempty"`
+	// Provenance is where the deployed image was built from (its OCI
+	// annotations and labels: revision, source, created, authors, url,
+	// ciLink), when it carries them and they were read in time.
+	Provenance *Provenance `json:"provenance,omitempty"`
 	// DurationSeconds is how long the rollout took.
 	DurationSeconds float64 `json:"durationSeconds,omitempty"`
 	// Action is what the record is about: empty for a rollout, or one of
@@ -105,6 +109,10 @@ type Record struct {
 	// share it, and the CV's history shows them as one record.
 	Rollout string `json:"rollout,omitempty"`
 }
+
+// Provenance is the image provenance a record keeps; the same keys as a
+// ContainerVersion's status.provenance.
+type Provenance = cvv1.Provenance
 
 // JobRecord is a pre-rollout or verification job of a rollout, kept so a
 // failed migration is visible next to the rollout it blocked.

@@ -54,6 +54,11 @@ type Event struct {
 	From      string    `json:"fromVersion,omitempty"`
 	Message   string    `json:"message,omitempty"`
 	Time      time.Time `json:"time"`
+	// Revision and Source are the image's provenance
+	// (org.opencontainers.image.revision and .source), when it carries
+	// them and they were read: what commit the version was built from.
+	Revision string `json:"revision,omitempty"`
+	Source   string `json:"source,omitempty"`
 }
 
 // Receiver types, as named in spec.notifications[].type.
@@ -228,6 +233,7 @@ func grafanaAnnotation(e Event) GrafanaAnnotation {
 	if e.Message != "" {
 		text += ": " + e.Message
 	}
+	text += builtFrom(e, func(s string) string { return s })
 	return GrafanaAnnotation{
 		Time: e.Time.UnixMilli(),
 		Tags: []string{"cvmanager", e.Kind, "namespace:" + e.Namespace, "cv:" + e.Name, "version:" + e.Version},
@@ -254,7 +260,28 @@ func slackText(e Event) string {
 	if e.Message != "" {
 		text += " — " + e.Message
 	}
-	return text
+	return text + builtFrom(e, slackEscape)
+}
+
+// builtFrom is the " (built from <revision> of <source>)" tail of a
+// message, empty when the image names neither; escape adapts the values
+// to the receiver's markup.
+func builtFrom(e Event, escape func(string) string) string {
+	switch {
+	case e.Revision != "" && e.Source != "":
+		return " (built from " + escape(e.Revision) + " of " + escape(e.Source) + ")"
+	case e.Revision != "":
+		return " (built from " + escape(e.Revision) + ")"
+	case e.Source != "":
+		return " (built from " + escape(e.Source) + ")"
+	}
+	return ""
+}
+
+// slackEscape escapes the three characters Slack's mrkdwn treats as markup,
+// so an image label cannot forge a link or a mention.
+func slackEscape(s string) string {
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
 }
 
 // redact drops the URL (which may hold a token) from transport errors.

@@ -1,6 +1,8 @@
 package localregistry
 
 import (
+	"time"
+
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -17,6 +19,85 @@ func (r *Registry) Push(path string, tags ...string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return r.pushImage(path, img, tags)
+}
+
+// PushAnnotated uploads a new random OCI image whose manifest carries
+// annotations and whose config carries labels and created (empty: Go's
+// zero time), as buildx and ko write provenance; it returns its digest.
+func (r *Registry) PushAnnotated(path string, annotations, labels map[string]string, created string, tags ...string) (string, error) {
+	img, err := annotatedImage(annotations, labels, created)
+	if err != nil {
+		return "", err
+	}
+	return r.pushImage(path, img, tags)
+}
+
+func annotatedImage(annotations, labels map[string]string, created string) (v1.Image, error) {
+	img, err := random.Image(256, 1)
+	if err != nil {
+		return nil, err
+	}
+	img = mutate.ConfigMediaType(mutate.MediaType(img, types.OCIManifestSchema1), types.OCIConfigJSON)
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	cfg = cfg.DeepCopy()
+	cfg.Config.Labels = labels
+	if created != "" {
+		t, err := time.Parse(time.RFC3339, created)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Created = v1.Time{Time: t}
+	}
+	if img, err = mutate.ConfigFile(img, cfg); err != nil {
+		return nil, err
+	}
+	if len(annotations) > 0 {
+		img = mutate.Annotations(img, annotations).(v1.Image)
+	}
+	return img, nil
+}
+
+// PushAnnotatedIndex uploads a new multi-arch OCI index carrying
+// indexAnnotations over one image per entry of Platforms: the linux/amd64
+// one has labels, the others a different revision label; it returns the
+// index digest.
+func (r *Registry) PushAnnotatedIndex(path string, indexAnnotations, labels map[string]string, tags ...string) (string, error) {
+	var idx v1.ImageIndex = mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+	for i := range Platforms {
+		platformLabels := labels
+		if Platforms[i].Architecture != "amd64" { // a reader that picks this entry is caught
+			platformLabels = map[string]string{"org.opencontainers.image.revision": "not-" + Platforms[i].Architecture}
+		}
+		img, err := annotatedImage(nil, platformLabels, "")
+		if err != nil {
+			return "", err
+		}
+		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &Platforms[i]}})
+	}
+	if len(indexAnnotations) > 0 {
+		idx = mutate.Annotations(idx, indexAnnotations).(v1.ImageIndex)
+	}
+	digest, err := idx.Digest()
+	if err != nil {
+		return "", err
+	}
+	for _, tag := range tags {
+		ref, err := r.ref(path, tag)
+		if err != nil {
+			return "", err
+		}
+		if err := remote.WriteIndex(ref, idx, r.remoteOptions()...); err != nil {
+			return "", err
+		}
+	}
+	return digest.String(), nil
+}
+
+func (r *Registry) pushImage(path string, img v1.Image, tags []string) (string, error) {
 	digest, err := img.Digest()
 	if err != nil {
 		return "", err

@@ -81,6 +81,19 @@
       td.append(drift);
     }
     if (r.Signer) { td.append(el("div", "meta", "signed by " + r.Signer)); }
+    var p = r.Provenance;
+    if (p) {
+      var web = function (u) { return /^https?:\/\//i.test(u || ""); };
+      var prov = el("div", "meta provenance", "built from ");
+      if (p.Revision) {
+        var rev = el("code", "", /^[0-9a-f]{12,}$/i.test(p.Revision) ? p.Revision.slice(0, 7) : p.Revision);
+        rev.title = p.Revision;
+        prov.append(rev);
+      } else { prov.append("an unnamed revision"); }
+      if (web(p.Source)) { prov.append(" · ", link("", p.Source, "source")); } else if (p.Source) { prov.append(" · ", el("code", "", p.Source)); }
+      if (web(p.CILink)) { prov.append(" · ", link("", p.CILink, "CI")); }
+      td.append(prov);
+    }
   }
 
   function rowFor(r) {

@@ -60,6 +60,8 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &cvmanagerv1alpha1.PreRolloutJobApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("PreRolloutSpec"):
 		return &cvmanagerv1alpha1.PreRolloutSpecApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("Provenance"):
+		return &cvmanagerv1alpha1.ProvenanceApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("RollbackSpec"):
 		return &cvmanagerv1alpha1.RollbackSpecApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("RolloutStatus"):

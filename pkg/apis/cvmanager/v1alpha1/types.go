@@ -602,6 +602,11 @@ type ContainerVersionStatus struct {
 	// (spec.policy.verify): "key <fingerprint>" or "<subject> (<issuer>)".
 	// +optional
 	Signer string `json:"signer,omitempty"`
+	// Provenance says where SuccessDigest was built from (its OCI
+	// annotations and labels), read once per new digest; empty when the
+	// image carries none or could not be read.
+	// +optional
+	Provenance *Provenance `json:"provenance,omitempty"`
 	// FailedDigest is a digest whose rollout failed; it is not retried until
 	// the tag moves elsewhere or the user clears it.
 	// +optional
@@ -661,6 +666,44 @@ type RolloutStatus struct {
 	// RollingBack is true while the previous version is being restored.
 	// +optional
 	RollingBack bool `json:"rollingBack,omitempty"`
+	// Provenance of the image being rolled out; it becomes
+	// status.provenance when the rollout succeeds and goes into the history
+	// record. It is filled in when read, never waited for.
+	// +optional
+	Provenance *Provenance `json:"provenance,omitempty"`
+}
+
+// Provenance is what an image says about its own origin: the OCI
+// annotations of its manifest (or index) and the labels of its config
+// (org.opencontainers.image.*, and dev.cvmanager.image.ci-url for the CI
+// run). Values are kept as the image carries them, so people can trace a
+// running version back to its commit and build.
+type Provenance struct {
+	// Revision is the source revision (commit) the image was built from.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Revision string `json:"revision,omitempty"`
+	// Source is the URL of the source repository.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	Source string `json:"source,omitempty"`
+	// Created is the build time, as the image states it (RFC 3339).
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	Created string `json:"created,omitempty"`
+	// Authors are the people or organisation responsible for the image.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Authors string `json:"authors,omitempty"`
+	// URL is where to find more about the image.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	URL string `json:"url,omitempty"`
+	// CILink is the CI run that built the image
+	// (dev.cvmanager.image.ci-url).
+	// +optional
+	// +kubebuilder:validation:MaxLength=2048
+	CILink string `json:"ciLink,omitempty"`
 }
 
 // +k8s:deepcopy-gen:interfaces=k8s.io/apimachinery/pkg/runtime.Object

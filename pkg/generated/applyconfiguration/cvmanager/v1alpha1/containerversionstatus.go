@@ -33,6 +33,7 @@ type ContainerVersionStatusApplyConfiguration struct {
 	SuccessVersion     *string                              `json:"successVersion,omitempty"`
 	SuccessDigest      *string                              `json:"successDigest,omitempty"`
 	Signer             *string                              `json:"signer,omitempty"`
+	Provenance         *ProvenanceApplyConfiguration        `json:"provenance,omitempty"`
 	FailedDigest       *string                              `json:"failedDigest,omitempty"`
 	AvailableVersion   *string                              `json:"availableVersion,omitempty"`
 	AvailableDigest    *string                              `json:"availableDigest,omitempty"`
@@ -101,6 +102,14 @@ func (b *ContainerVersionStatusApplyConfiguration) WithSuccessDigest(value strin
 // If called multiple times, the Signer field is set to the value of the last call.
 func (b *ContainerVersionStatusApplyConfiguration) WithSigner(value string) *ContainerVersionStatusApplyConfiguration {
 	b.Signer = &value
+	return b
+}
+
+// WithProvenance sets the Provenance field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Provenance field is set to the value of the last call.
+func (b *ContainerVersionStatusApplyConfiguration) WithProvenance(value *ProvenanceApplyConfiguration) *ContainerVersionStatusApplyConfiguration {
+	b.Provenance = value
 	return b
 }
 

@@ -25,15 +25,16 @@ import (
 // RolloutStatusApplyConfiguration represents a declarative configuration of the RolloutStatus type for use
 // with apply.
 type RolloutStatusApplyConfiguration struct {
-	Version     *string  `json:"version,omitempty"`
-	Digest      *string  `json:"digest,omitempty"`
-	FromVersion *string  `json:"fromVersion,omitempty"`
-	FromDigest  *string  `json:"fromDigest,omitempty"`
-	Step        *string  `json:"step,omitempty"`
-	Trigger     *string  `json:"trigger,omitempty"`
-	StartTime   *v1.Time `json:"startTime,omitempty"`
-	Signer      *string  `json:"signer,omitempty"`
-	RollingBack *bool    `json:"rollingBack,omitempty"`
+	Version     *string                       `json:"version,omitempty"`
+	Digest      *string                       `json:"digest,omitempty"`
+	FromVersion *string                       `json:"fromVersion,omitempty"`
+	FromDigest  *string                       `json:"fromDigest,omitempty"`
+	Step        *string                       `json:"step,omitempty"`
+	Trigger     *string                       `json:"trigger,omitempty"`
+	StartTime   *v1.Time                      `json:"startTime,omitempty"`
+	Signer      *string                       `json:"signer,omitempty"`
+	RollingBack *bool                         `json:"rollingBack,omitempty"`
+	Provenance  *ProvenanceApplyConfiguration `json:"provenance,omitempty"`
 }
 
 // RolloutStatusApplyConfiguration constructs a declarative configuration of the RolloutStatus type for use with
@@ -111,5 +112,13 @@ func (b *RolloutStatusApplyConfiguration) WithSigner(value string) *RolloutStatu
 // If called multiple times, the RollingBack field is set to the value of the last call.
 func (b *RolloutStatusApplyConfiguration) WithRollingBack(value bool) *RolloutStatusApplyConfiguration {
 	b.RollingBack = &value
+	return b
+}
+
+// WithProvenance sets the Provenance field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Provenance field is set to the value of the last call.
+func (b *RolloutStatusApplyConfiguration) WithProvenance(value *ProvenanceApplyConfiguration) *RolloutStatusApplyConfiguration {
+	b.Provenance = value
 	return b
 }

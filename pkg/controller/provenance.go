@@ -1,0 +1,81 @@
+package controller
+
+import (
+	"context"
+
+	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/provenance"
+	"cvmanager.dev/cvmanager/pkg/registry"
+)
+
+// requestProvenance starts reading the provenance of a digest about to be
+// rolled out, in the background: the rollout goes on without it, and the
+// CV is synced again when it is known (see fillProvenance). A digest
+// already read costs nothing.
+func (c *Controller) requestProvenance(ctx context.Context, cv *cvv1.ContainerVersion, digest string) {
+	cache := c.opts.Provenance
+	if cache == nil {
+		return
+	}
+	if _, ok := cache.Lookup(digest); ok {
+		return
+	}
+	repo := registry.Repo{Name: cv.Spec.ImageRepo, Auth: registry.Auth{PullSecrets: c.pullSecrets(ctx, cv)}}
+	key := namespacedKey(cv)
+	cache.Request(ctx, repo, digest, func() { c.queue.Add(key) })
+}
+
+// provenanceOf is the known provenance of digest, or nil while it is
+// unread or when the image carries none.
+func (c *Controller) provenanceOf(digest string) *cvv1.Provenance {
+	info, ok := c.opts.Provenance.Lookup(digest)
+	if !ok || provenance.Empty(info) {
+		return nil
+	}
+	return &info
+}
+
+// fillProvenance copies provenance read since the last status write into
+// status: the rollout's, or, when the rollout finished first, the running
+// version's. It reports whether cv changed; it never asks the registry.
+func (c *Controller) fillProvenance(cv *cvv1.ContainerVersion) bool {
+	p := c.unwrittenProvenance(&cv.Status)
+	switch {
+	case p == nil:
+		return false
+	case cv.Status.Rollout != nil:
+		cv.Status.Rollout.Provenance = p
+	default:
+		cv.Status.Provenance = p
+	}
+	return true
+}
+
+// unwrittenProvenance is provenance the cache holds for the digest status
+// lacks it for: the rollout's, else the running version's. Most syncs find
+// nothing and copy nothing.
+func (c *Controller) unwrittenProvenance(st *cvv1.ContainerVersionStatus) *cvv1.Provenance {
+	if c.opts.Provenance == nil {
+		return nil
+	}
+	if r := st.Rollout; r != nil {
+		if r.Provenance != nil {
+			return nil
+		}
+		return c.provenanceOf(r.Digest)
+	}
+	if st.Provenance != nil || st.SuccessDigest == "" {
+		return nil
+	}
+	return c.provenanceOf(st.SuccessDigest)
+}
+
+// withProvenance returns a copy of cached with newly read provenance, or
+// false when there is nothing new (the common case: no copy is made).
+func (c *Controller) withProvenance(cached *cvv1.ContainerVersion) (*cvv1.ContainerVersion, bool) {
+	if c.unwrittenProvenance(&cached.Status) == nil {
+		return nil, false
+	}
+	cv := cached.DeepCopy()
+	return cv, c.fillProvenance(cv)
+}
