@@ -127,7 +127,7 @@ func measurePushFirst(ctx context.Context, e *env, cfg *config) (*pushFirstResul
 }
 
 // startPushFirst starts the scenario's registry (notifying a controller
-// port chosen first), its proxy, the controller and both populations.
+// port chosen first), its proxy, both populations and the controller.
 func startPushFirst(ctx context.Context, e *env, cfg *config, safety time.Duration) (*pushFirstRig, error) {
 	port, err := freePort()
 	if err != nil {
@@ -146,19 +146,12 @@ func startPushFirst(ctx context.Context, e *env, cfg *config, safety time.Durati
 	if rig.proxy, err = startProxy(rig.reg.Host); err != nil {
 		return rig, err
 	}
-	rig.proc, err = startControllerOn(e, "cvmanager-push-first", port,
-		"--cv-selector", "bench in (pushfirst,pfpolled)", "--insecure-registry", rig.proxy.host,
-		"--webhook-secret-file", secretFile, "--webhook-safety-interval", safety.String())
-	if err != nil {
-		return rig, err
-	}
-	if _, err := rig.proc.waitReady(ctx, 2*time.Minute); err != nil {
-		return rig, err
-	}
 	pcfg := *cfg
 	pcfg.pollInterval = cfg.pushFirstInterval
 	// The first images go straight to the registry: their notifications
-	// name its own host, which no CV follows, so no ref is covered yet.
+	// (delivered, retried, once the controller listens) name its own host,
+	// which no CV follows, so no ref is covered yet. The CVs exist, seeded,
+	// before the controller starts, as in every other scenario.
 	rig.covered = &population{env: e, cfg: &pcfg, prefix: "pushfirst", host: rig.proxy.host, pushTo: rig.reg.Push}
 	rig.polled = &population{env: e, cfg: &pcfg, prefix: "pfpolled"}
 	n := cfg.pushFirstRefs
@@ -168,6 +161,15 @@ func startPushFirst(ctx context.Context, e *env, cfg *config, safety time.Durati
 		}
 	}
 	e.quiet(ctx, 2*time.Minute)
+	rig.proc, err = startControllerOn(e, "cvmanager-push-first", port,
+		"--cv-selector", "bench in (pushfirst,pfpolled)", "--insecure-registry", rig.proxy.host,
+		"--webhook-secret-file", secretFile, "--webhook-safety-interval", safety.String())
+	if err != nil {
+		return rig, err
+	}
+	if _, err := rig.proc.waitReady(ctx, 2*time.Minute); err != nil {
+		return rig, err
+	}
 	// Later pushes go through the proxy, uncounted, so the registry's
 	// notifications name the host the CVs follow.
 	rig.covered.pushTo = pushVia(rig.proxy.host)
