@@ -249,7 +249,9 @@ func pushRounds(ctx context.Context, e *env, pop *population, cfg *config, round
 		}
 	}
 	expected := len(allExpects(out.moved))
-	out.latency.Patched, out.latency.Finished = summarize(patched, expected), summarize(finished, expected)
+	l := &out.latency
+	l.Patched, l.Finished = summarize(patched, expected), summarize(finished, expected)
+	l.Patched.Complete, l.Finished.Complete = l.Patched.Samples == expected, l.Finished.Samples == expected
 	return out
 }
 

@@ -28,8 +28,8 @@ func TestNotificationsAnnounceManifestPushesOnly(t *testing.T) {
 		body, _ := io.ReadAll(r.Body)
 		var env struct {
 			Events []struct {
-				Action string
-				Target struct{ MediaType, Tag, Digest string }
+				Action  string
+				Target  struct{ MediaType, Tag, Digest string }
 				Request struct{ Host string }
 			}
 		}
