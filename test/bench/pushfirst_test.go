@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 )
 
 // TestProxyCountsRequestsPerRef: the push-first figure counts every
@@ -78,5 +81,33 @@ func TestTraffic(t *testing.T) {
 				t.Errorf("traffic (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestByTrigger: the tracker keeps what the controller said started each
+// rollout (status.rollout.trigger of the expected digest), and a pushed ref
+// whose move a poll found first is not counted as covered.
+func TestByTrigger(t *testing.T) {
+	tr := &tracker{byDeploy: map[string]*expectation{}, byCV: map[string]*expectation{}}
+	rolling := func(name, digest, trigger string) *cvv1.ContainerVersion {
+		return &cvv1.ContainerVersion{ObjectMeta: metav1.ObjectMeta{Namespace: "pf", Name: name},
+			Status: cvv1.ContainerVersionStatus{Rollout: &cvv1.RolloutStatus{Digest: digest, Trigger: trigger}}}
+	}
+	var rounds pushedRounds
+	for _, c := range []struct{ name, trigger string }{{"a", "webhook"}, {"b", "poll"}, {"c", ""}} {
+		x := tr.expect("pf", "d-"+c.name, c.name, "sha256:new")
+		tr.cvChanged(rolling(c.name, "sha256:old", "poll")) // an earlier rollout: not this one
+		if c.trigger != "" {
+			tr.cvChanged(rolling(c.name, "sha256:new", c.trigger))
+		}
+		tr.cvChanged(rolling(c.name, "sha256:new", "release")) // the first seen wins
+		rounds.moved = append(rounds.moved, &moved{ref: &ref{path: "pf/" + c.name}, expects: []*expectation{x}})
+	}
+	covered, pollFirst := rounds.byTrigger(tr)
+	if diff := cmp.Diff([]string{"pf/a", "pf/c"}, covered); diff != "" {
+		t.Errorf("covered (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"pf/b"}, pollFirst); diff != "" {
+		t.Errorf("poll first (-want +got):\n%s", diff)
 	}
 }
