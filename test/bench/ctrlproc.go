@@ -32,6 +32,12 @@ func startController(e *env, name string, extra ...string) (*ctrlProc, error) {
 	if err != nil {
 		return nil, err
 	}
+	return startControllerOn(e, name, port, extra...)
+}
+
+// startControllerOn is startController on a port chosen beforehand (a
+// registry's notifications must name it before the controller starts).
+func startControllerOn(e *env, name string, port int, extra ...string) (*ctrlProc, error) {
 	cfg := e.cfg
 	args := append([]string{"run",
 		"--kubeconfig", e.kubeconfig, "--leader-elect=false",

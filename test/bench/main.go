@@ -5,7 +5,8 @@
 // binary as a separate process against them, and measures what issue #9
 // asks: registry requests per poll interval, detection latency by poll and
 // by trigger, a burst of tag moves, the controller's footprint, a restart,
-// and how all of it grows from 100 to 10,000 CVs.
+// and how all of it grows from 100 to 10,000 CVs; last, the push-first
+// economy: refs a registry announces are polled only at a safety interval.
 //
 // Figures are reported (markdown and JSON under bench/results), never
 // asserted: the machine is shared and numbers move with its load, which
@@ -58,6 +59,10 @@ type config struct {
 	unrelatedPods  []int
 	podsWindow     time.Duration
 	skip           map[string]bool
+	// The push-first figure (8).
+	pushFirstRefs     int
+	pushFirstInterval time.Duration
+	pushFirstGap      time.Duration
 }
 
 func parseFlags() (*config, error) {
@@ -86,9 +91,15 @@ func parseFlags() (*config, error) {
 	flag.BoolVar(&c.profile, "profile", true, "fetch CPU and heap profiles at the largest scale")
 	pods := flag.String("unrelated-pods", "2000,20000", "after the largest scale, grow a population of pods no CV selects to each count, ascending, and measure the controller's RSS after each (\"\" skips)")
 	flag.DurationVar(&c.podsWindow, "pods-window", 30*time.Second, "window sampled for each count of -unrelated-pods")
-	skip := flag.String("skip", "", "scenarios to leave out, comma-separated: latency, trigger, burst (the steady interval always runs)")
+	flag.IntVar(&c.pushFirstRefs, "push-first-refs", 100, "refs (one CV each) announced by the registry's own push notifications in the push-first figure, and as many refs only polled")
+	flag.DurationVar(&c.pushFirstInterval, "push-first-interval", 5*time.Second, "spec.pollIntervalSeconds of the push-first figure's CVs (the safety interval is 10x)")
+	flag.DurationVar(&c.pushFirstGap, "push-first-gap", 100*time.Millisecond, "time between two announced pushes in the push-first figure")
+	skip := flag.String("skip", "", "scenarios to leave out, comma-separated: latency, trigger, burst, push-first (the steady interval always runs)")
 	flag.Parse()
 	var err error
+	if c.pushFirstInterval < 5*time.Second || c.pushFirstRefs < 0 {
+		return nil, fmt.Errorf("-push-first-interval must be at least 5s (the CRD's minimum) and -push-first-refs not negative")
+	}
 	if c.scales, err = ascending("-scales", *scales); err != nil {
 		return nil, err
 	}
@@ -182,6 +193,14 @@ func run(ctx context.Context, cfg *config) error {
 		rep.Sharing = res
 		if err != nil {
 			rep.Errors = append(rep.Errors, fmt.Sprintf("sharing: %v", err))
+			return err
+		}
+	}
+	if cfg.pushFirstRefs > 0 && !cfg.skip["push-first"] {
+		res, err := measurePushFirst(ctx, env, cfg)
+		rep.PushFirst = res
+		if err != nil {
+			rep.Errors = append(rep.Errors, fmt.Sprintf("push-first: %v", err))
 			return err
 		}
 	}

@@ -43,10 +43,23 @@ type population struct {
 	// only within its author's rights; an admin may do everything).
 	author     authz.Identity
 	authorOnce sync.Once
+	// host is the registry host the CVs and Deployments name (default: the
+	// bench's counting proxy); pushTo pushes an image under tags (default:
+	// straight to the bench's registry). The push-first scenario sets both.
+	host   string
+	pushTo func(path string, tags ...string) (string, error)
 }
 
 func newPopulation(e *env, cfg *config) *population {
 	return &population{env: e, cfg: cfg, prefix: "bench"}
+}
+
+// registryHost is the host the population's images are pulled from.
+func (p *population) registryHost() string {
+	if p.host != "" {
+		return p.host
+	}
+	return p.env.proxy.host
 }
 
 // growTo creates refs, namespaces, Deployments and CVs until there are n
@@ -82,7 +95,11 @@ func (p *population) pushRefs(ctx context.Context, want int) error {
 // push moves r's env-prod tag to a new image with the next version tag.
 func (p *population) push(r *ref) error {
 	version := r.version + 1
-	digest, err := p.env.reg.Push(r.path, fmt.Sprintf("v%d", version), "env-prod")
+	pushTo := p.env.reg.Push
+	if p.pushTo != nil {
+		pushTo = p.pushTo
+	}
+	digest, err := pushTo(r.path, fmt.Sprintf("v%d", version), "env-prod")
 	if err != nil {
 		return fmt.Errorf("pushing %s: %w", r.path, err)
 	}
@@ -107,7 +124,7 @@ func (p *population) createNamespaces(ctx context.Context, from, to int) error {
 
 // image is the pinned reference cvmanager writes, through the proxy host.
 func (p *population) image(r *ref) string {
-	return fmt.Sprintf("%s/%s:v%d@%s", p.env.proxy.host, r.path, r.version, r.digest)
+	return fmt.Sprintf("%s/%s:v%d@%s", p.registryHost(), r.path, r.version, r.digest)
 }
 
 // createMember creates a 0-replica Deployment already on the ref's image
@@ -154,7 +171,7 @@ func (p *population) newCV(m member, labels map[string]string) *cvv1.ContainerVe
 	return &cvv1.ContainerVersion{
 		ObjectMeta: metav1.ObjectMeta{Namespace: m.ns, Name: m.cv, Labels: map[string]string{"bench": p.prefix}},
 		Spec: cvv1.ContainerVersionSpec{
-			ImageRepo: p.env.proxy.host + "/" + m.ref.path, Tag: "env-prod", VersionSyntax: "v[0-9]+",
+			ImageRepo: p.registryHost() + "/" + m.ref.path, Tag: "env-prod", VersionSyntax: "v[0-9]+",
 			PollIntervalSeconds: int32(p.cfg.pollInterval / time.Second), TimeoutSeconds: 600,
 			Selector:  &metav1.LabelSelector{MatchLabels: labels},
 			Container: cvv1.ContainerSpec{Name: "app"},

@@ -27,8 +27,16 @@ type countingProxy struct {
 	perSecond map[int64]int64  // unix second → requests
 	firstSeen map[string]time.Time
 	heads     map[string][]time.Time // repository path → every HEAD of a manifest, in order
+	requests  map[string][]time.Time // repository path → every request for it, in order
 	errs      int64                  // answers ≥ 400
 }
+
+// benchPushAgent marks the bench's own pushes through a proxy (so the
+// registry's notifications name the proxy's host, as CI pushing under the
+// name the cluster pulls from would): the proxy forwards them uncounted.
+const benchPushAgent = "cvmanager-bench-push"
+
+func benchPush(r *http.Request) bool { return strings.HasPrefix(r.UserAgent(), benchPushAgent) }
 
 // startProxy forwards 127.0.0.1:<free> to the registry at target.
 func startProxy(target string) (*countingProxy, error) {
@@ -37,7 +45,8 @@ func startProxy(target string) (*countingProxy, error) {
 		return nil, err
 	}
 	p := &countingProxy{host: ln.Addr().String(), counts: map[string]int64{},
-		perSecond: map[int64]int64{}, firstSeen: map[string]time.Time{}, heads: map[string][]time.Time{}}
+		perSecond: map[int64]int64{}, firstSeen: map[string]time.Time{}, heads: map[string][]time.Time{},
+		requests: map[string][]time.Time{}}
 	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: target})
 	rp.ModifyResponse = p.observe
 	p.server = &http.Server{Handler: p.count(rp), ReadHeaderTimeout: 10 * time.Second}
@@ -53,13 +62,16 @@ func (p *countingProxy) close() { _ = p.server.Close() }
 
 func (p *countingProxy) count(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, "/v2/") && r.URL.Path != "/v2/" {
+		if strings.HasPrefix(r.URL.Path, "/v2/") && r.URL.Path != "/v2/" && !benchPush(r) {
 			now := time.Now()
 			p.mu.Lock()
 			p.counts[r.Method+" "+faultproxy.Kind(r.URL.Path)]++
 			p.perSecond[now.Unix()]++
 			if repo, _, ok := strings.Cut(strings.TrimPrefix(r.URL.Path, "/v2/"), "/manifests/"); ok && r.Method == http.MethodHead {
 				p.heads[repo] = append(p.heads[repo], now)
+			}
+			if repo := repoOf(r.URL.Path); repo != "" {
+				p.requests[repo] = append(p.requests[repo], now)
 			}
 			p.mu.Unlock()
 		}
@@ -70,6 +82,9 @@ func (p *countingProxy) count(next http.Handler) http.Handler {
 // observe notes the first time a digest is served for a manifest tag.
 func (p *countingProxy) observe(resp *http.Response) error {
 	req := resp.Request
+	if benchPush(req) {
+		return nil
+	}
 	if resp.StatusCode >= 400 {
 		p.mu.Lock()
 		p.errs++
@@ -124,6 +139,33 @@ func (p *countingProxy) allHeadedSince(repos []string, from time.Time) time.Time
 		}
 	}
 	return last
+}
+
+// repoOf is the repository path of a /v2/<name>/{manifests,tags,blobs}/…
+// request ("" for other paths).
+func repoOf(path string) string {
+	rest := strings.TrimPrefix(path, "/v2/")
+	for _, k := range []string{"/manifests/", "/tags/", "/blobs/"} {
+		if i := strings.LastIndex(rest, k); i > 0 {
+			return rest[:i]
+		}
+	}
+	return ""
+}
+
+// requestsBetween counts the registry requests for repos at or after from
+// and before to.
+func (p *countingProxy) requestsBetween(repos []string, from, to time.Time) int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var n int64
+	for _, repo := range repos {
+		rs := p.requests[repo]
+		i := sort.Search(len(rs), func(i int) bool { return !rs[i].Before(from) })
+		j := sort.Search(len(rs), func(i int) bool { return !rs[i].Before(to) })
+		n += int64(j - i)
+	}
+	return n
 }
 
 // snapshot copies the counters.

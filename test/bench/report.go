@@ -14,15 +14,16 @@ import (
 // report is the JSON written under bench/results; the markdown is derived
 // from it.
 type report struct {
-	Label           string         `json:"label,omitempty"`
-	Started         time.Time      `json:"started"`
-	DurationSeconds float64        `json:"durationSeconds"`
-	Machine         machine        `json:"machine"`
-	Settings        settings       `json:"settings"`
-	Scales          []scaleResult  `json:"scales"`
-	Sharing         *economyResult `json:"sharing,omitempty"`
-	Pods            *podsResult    `json:"unrelatedPods,omitempty"`
-	Errors          []string       `json:"errors,omitempty"`
+	Label           string           `json:"label,omitempty"`
+	Started         time.Time        `json:"started"`
+	DurationSeconds float64          `json:"durationSeconds"`
+	Machine         machine          `json:"machine"`
+	Settings        settings         `json:"settings"`
+	Scales          []scaleResult    `json:"scales"`
+	Sharing         *economyResult   `json:"sharing,omitempty"`
+	Pods            *podsResult      `json:"unrelatedPods,omitempty"`
+	PushFirst       *pushFirstResult `json:"pushFirst,omitempty"`
+	Errors          []string         `json:"errors,omitempty"`
 }
 
 type machine struct {

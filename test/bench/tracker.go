@@ -37,6 +37,10 @@ type expectation struct {
 	digest   string
 	patched  time.Time
 	finished time.Time
+	// trigger is what the controller says started the rollout
+	// (status.rollout.trigger: poll, trigger, webhook, ...), "" if the
+	// watch never saw the rollout in progress.
+	trigger string
 }
 
 func startTracker(ctx context.Context, kube kubernetes.Interface, cvs versioned.Interface) *tracker {
@@ -88,6 +92,9 @@ func (t *tracker) cvChanged(obj any) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	x := t.byCV[cv.Namespace+"/"+cv.Name]
+	if ro := cv.Status.Rollout; x != nil && x.trigger == "" && ro != nil && ro.Digest == x.digest {
+		x.trigger = ro.Trigger
+	}
 	if x != nil && x.finished.IsZero() && cv.Status.Rollout == nil &&
 		cv.Status.CurrStatus == cvv1.StatusSuccess && cv.Status.CurrDigest == x.digest {
 		x.finished = now
@@ -116,6 +123,13 @@ func (t *tracker) times(x *expectation) (patched, finished time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return x.patched, x.finished
+}
+
+// triggerOf is what started x's rollout, as the controller reported it.
+func (t *tracker) triggerOf(x *expectation) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return x.trigger
 }
 
 // changes is the number of Deployment image changes seen so far.

@@ -31,6 +31,8 @@ type settings struct {
 	// hostName and handlers: see WithHostName and WithHandler.
 	hostName string
 	handlers map[string]http.Handler
+	// notify is the notification endpoint of WithNotifications.
+	notify *configuration.Endpoint
 }
 
 // WithHtpasswd protects the registry with Distribution's htpasswd access
@@ -73,6 +75,24 @@ func WithHandler(path string, h http.Handler) Option {
 			s.handlers = map[string]http.Handler{}
 		}
 		s.handlers[path] = h
+	}
+}
+
+// WithNotifications makes the registry send its own push notifications
+// (Distribution's notifications endpoint) to url with headers, as a
+// registry configured to call cvmanager's /v1/webhooks/distribution does.
+// Only manifest pushes are sent: pulls, mounts, deletes and blob events are
+// ignored, so every poll does not cost a notification. Delivery is the
+// registry's: one event per POST, in order, retried on failure.
+func WithNotifications(url string, headers http.Header) Option {
+	return func(s *settings) {
+		s.notify = &configuration.Endpoint{
+			Name: "notify", URL: url, Headers: headers, Timeout: 5 * time.Second, Threshold: 3, Backoff: time.Second,
+			Ignore: configuration.Ignore{
+				Actions:    []string{"pull", "mount", "delete"},
+				MediaTypes: []string{"application/octet-stream", "application/vnd.docker.image.rootfs.diff.tar.gzip", "application/vnd.docker.container.image.v1+json"},
+			},
+		}
 	}
 }
 

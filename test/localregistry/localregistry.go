@@ -77,6 +77,9 @@ func Start(addr string, opts ...Option) (*Registry, error) {
 		r.cleanup()
 		return nil, err
 	}
+	if s.notify != nil {
+		cfg.Notifications.Endpoints = []configuration.Endpoint{*s.notify}
+	}
 	if s.htpasswd || s.token {
 		r.auth = &authn.Basic{Username: s.username, Password: s.password}
 	}
