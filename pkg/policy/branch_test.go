@@ -109,3 +109,36 @@ func TestNewestCandidate(t *testing.T) {
 		t.Error("no candidates gave no error")
 	}
 }
+
+func TestExampleVersionsAndConflicts(t *testing.T) {
+	syntax, _ := anchored.Compile(branchSyntax)
+	if diff := cmp.Diff([]string{"main", "release-"}, ExampleBranches("^(main|release-.*)$")); diff != "" {
+		t.Errorf("ExampleBranches (-want +got):\n%s", diff)
+	}
+	if got, ok := ExampleVersion(syntax, "main"); !ok || got != "main-0000000000" {
+		t.Errorf("ExampleVersion(main) = %q, %t", got, ok)
+	}
+	if _, ok := ExampleVersion(syntax, "Main"); ok {
+		t.Error("versionSyntax cannot carry upper case, yet an example was made")
+	}
+	mainOnly, _ := ParseRestriction("prod=^main-")
+	cases := []struct {
+		name   string
+		policy *cvv1.PolicySpec
+		ns     string
+		want   int
+	}{
+		{"auto-release main allowed", &cvv1.PolicySpec{AutoReleaseBranches: []string{"main"}}, "prod", 0},
+		{"auto-release feature refused", &cvv1.PolicySpec{AutoReleaseBranches: []string{"feature"}}, "prod", 1},
+		{"other namespace unrestricted", &cvv1.PolicySpec{AutoReleaseBranches: []string{"feature"}}, "dev", 0},
+		{"restriction with one allowed branch", &cvv1.PolicySpec{BranchRestriction: "main|release-.*"}, "prod", 0},
+		{"restriction with no allowed branch", &cvv1.PolicySpec{BranchRestriction: "release-.*|hotfix"}, "prod", 1},
+		{"branch the syntax cannot carry", &cvv1.PolicySpec{AutoReleaseBranches: []string{"UPPER"}}, "dev", 1},
+	}
+	for _, tc := range cases {
+		got := BranchConflicts(tc.policy, syntax, []Restriction{mainOnly}, tc.ns)
+		if len(got) != tc.want {
+			t.Errorf("%s: conflicts %q, want %d", tc.name, got, tc.want)
+		}
+	}
+}
