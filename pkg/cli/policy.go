@@ -64,6 +64,9 @@ func newPolicyListCommand(kube *KubeFlags) *cobra.Command {
 		Example: "  cvmanager policy list -n prod -o yaml",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.output != "text" && f.output != "json" && f.output != "yaml" {
+				return fmt.Errorf("unknown output format %q: use text, json or yaml", f.output)
+			}
 			_, cvClient, err := clients(kube)
 			if err != nil {
 				return err
@@ -82,9 +85,6 @@ func newPolicyListCommand(kube *KubeFlags) *cobra.Command {
 }
 
 func (f *policyFlags) list(ctx context.Context, cvClient versioned.Interface, defaultNamespace string) ([]PolicyRow, error) {
-	if f.output != "text" && f.output != "json" && f.output != "yaml" {
-		return nil, fmt.Errorf("unknown output format %q: use text, json or yaml", f.output)
-	}
 	ns := f.ns(defaultNamespace)
 	cvs := cvClient.CvmanagerV1alpha1().ContainerVersions(ns)
 	var items []cvv1.ContainerVersion
