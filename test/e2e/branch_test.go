@@ -158,38 +158,3 @@ func TestPolicyCommands(t *testing.T) {
 		t.Errorf("policy list:\n%s", out)
 	}
 }
-
-// TestBranchPolicyAdmission: the apiserver rejects a branch policy without
-// a branch group, a non-compiling branch regex and an auto-release branch
-// outside the restriction.
-func TestBranchPolicyAdmission(t *testing.T) {
-	e := e2eenv.New(t)
-	cases := []struct {
-		name string
-		edit func(*cvv1.ContainerVersionSpec)
-		want string
-	}{
-		{"no branch group", func(s *cvv1.ContainerVersionSpec) {
-			s.Policy = &cvv1.PolicySpec{AutoReleaseBranches: []string{"main"}}
-		}, "need a versionSyntax with a named branch group"},
-		{"bad restriction", func(s *cvv1.ContainerVersionSpec) {
-			s.VersionSyntax = branchVersionSyntax
-			s.Policy = &cvv1.PolicySpec{BranchRestriction: "main("}
-		}, "policy.branchRestriction must be a valid regular expression"},
-		{"bad branch syntax", func(s *cvv1.ContainerVersionSpec) {
-			s.VersionSyntax = `(?P<branch>[a-z-+)-[0-9a-f]{10}`
-		}, "versionSyntax with a branch group must be a valid regular expression"},
-		{"auto-release outside restriction", func(s *cvv1.ContainerVersionSpec) {
-			s.VersionSyntax = branchVersionSyntax
-			s.Policy = &cvv1.PolicySpec{AutoReleaseBranches: []string{"feature"}, BranchRestriction: "main"}
-		}, "must match policy.branchRestriction"},
-	}
-	for i, tc := range cases {
-		cv := gen.NewCV(e.NS, "bad"+string(rune('a'+i)), "registry.example.com/team/web", tc.edit)
-		e.Stamp(cv)
-		_, err := e.CVClient.CvmanagerV1alpha1().ContainerVersions(e.NS).Create(e.Ctx, cv, metav1.CreateOptions{})
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
-		}
-	}
-}
