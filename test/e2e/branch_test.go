@@ -55,10 +55,17 @@ func TestBranchReleases(t *testing.T) {
 	}))
 	e.WaitStatus("web", cvv1.StatusSuccess, main2, 60*time.Second)
 
+	blobs, manifests, tagLists := reg.Count("GET", "blobs"), reg.Count("GET", "manifests"), reg.Count("GET", "tags")
 	out, err := runCLI(t, "release", "-n", e.NS, "--cv", "web", "--branch", "main", "--insecure")
 	if err != nil || !strings.Contains(out, "main-1111111111") {
 		t.Fatalf("release --branch main: %v\n%s", err, out)
 	}
+	// Only the two main candidates' configs are read, never feature's.
+	if got := reg.Count("GET", "blobs") - blobs; got != 2 {
+		t.Errorf("release --branch read %d blobs, want the 2 candidates' configs", got)
+	}
+	t.Logf("release --branch main: GET blobs %d, GET manifests %d, GET tags %d", reg.Count("GET", "blobs")-blobs,
+		reg.Count("GET", "manifests")-manifests, reg.Count("GET", "tags")-tagLists)
 	e.WaitStatus("web", cvv1.StatusSuccess, main1, 60*time.Second)
 	if got := e.DeploymentImage("web"); got != gen.Pinned(repo, "main-1111111111", main1) {
 		t.Errorf("after release --branch main the deployment runs %s", got)
