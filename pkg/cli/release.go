@@ -7,12 +7,14 @@ import (
 	"io"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/controller"
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
+	"cvmanager.dev/cvmanager/pkg/policy"
 )
 
 // releaseOptions are the flags of `cvmanager release`.
@@ -107,11 +109,25 @@ func (o *releaseOptions) approveHeld(ctx context.Context, out io.Writer, cvClien
 	if o.version != "" && o.version != st.AvailableVersion && o.version != st.AvailableDigest {
 		return fmt.Errorf("%s/%s holds %s (%s), not %s", cv.Namespace, cv.Name, st.AvailableVersion, st.AvailableDigest, o.version)
 	}
+	if c := meta.FindStatusCondition(st.Conditions, cvv1.ConditionReleaseBlocked); c != nil && c.Status == metav1.ConditionTrue && !overridable(c.Reason) {
+		return fmt.Errorf("%s/%s holds %s for a reason no release overrides (%s): %s", cv.Namespace, cv.Name, st.AvailableVersion, c.Reason, c.Message)
+	}
 	if err := approve(ctx, cvClient, cv, st.AvailableDigest); err != nil {
 		return err
 	}
 	_, err := fmt.Fprintf(out, "released %s (%s) for %s/%s\n", st.AvailableVersion, st.AvailableDigest, cv.Namespace, cv.Name)
 	return err
+}
+
+// overridable reports whether a ReleaseBlocked reason is one a release
+// lets through (see controller.AnnotationRelease); restrictions on which
+// versions or branches may run at all are not.
+func overridable(reason string) bool {
+	switch reason {
+	case policy.ReasonBranchRestricted, "RestrictedByController", "VersionNotAllowed", "InvalidPolicy":
+		return false
+	}
+	return true
 }
 
 // approve sets the release annotation to digest.

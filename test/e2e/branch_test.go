@@ -98,6 +98,9 @@ func TestBranchReleases(t *testing.T) {
 	if e.EventReasons("web")[controller.ReasonReleaseBlocked] == 0 {
 		t.Error("no ReleaseBlocked Event")
 	}
+	if _, err := runCLI(t, "release", "-n", e.NS, "--cv", "web"); err == nil || !strings.Contains(err.Error(), "no release overrides (BranchRestricted)") {
+		t.Errorf("releasing a restricted branch: %v", err)
+	}
 
 	// Another allowed branch waits for a release; --artifact releases it exactly.
 	rel := push(t0.Add(4*time.Hour), "release-1-bbbbbbbbbb", "env-prod")
