@@ -23,6 +23,8 @@ type releaseOptions struct {
 	branch, artifact         string
 	registry                 taggerFlags
 	force                    bool
+	service                  serviceFlags
+	env                      string
 }
 
 // newReleaseCommand approves the version a CV holds back (Manual release
@@ -44,10 +46,14 @@ versionSyntax group "branch" is b, ordered by the image config's created time
 version tag v. Either way the version is approved and the CV's tag is moved
 onto it, so the controller rolls it out with the CV's strategy and checks.
 policy.branchRestriction and the CV's signature policy (Enforce) are checked
-first; --force skips the signature check only.`,
+first; --force skips the signature check only.
+
+--service s --env e picks the ContainerVersion labelled <--label>=s in
+namespace e (or with <--env-label>=e), as promote --service does.`,
 		Example: `  cvmanager release web -n prod
   cvmanager release --cv web -n prod --branch main --insecure
-  cvmanager release --cv web -n prod --artifact main-3f2a9c1d4e`,
+  cvmanager release --cv web -n prod --artifact main-3f2a9c1d4e
+  cvmanager release --service web --env prod --branch main`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.complete(args, kube); err != nil {
@@ -55,6 +61,9 @@ first; --force skips the signature check only.`,
 			}
 			_, cvClient, err := clients(kube)
 			if err != nil {
+				return err
+			}
+			if err := o.resolveService(cmd.Context(), cvClient); err != nil {
 				return err
 			}
 			cv, err := cvClient.CvmanagerV1alpha1().ContainerVersions(o.namespace).Get(cmd.Context(), o.name, metav1.GetOptions{})
@@ -74,8 +83,25 @@ first; --force skips the signature check only.`,
 	f.StringVar(&o.branch, "branch", "", "release the newest version of this branch (versionSyntax group \"branch\")")
 	f.StringVar(&o.artifact, "artifact", "", "release exactly this version tag")
 	f.BoolVar(&o.force, "force", false, "with --branch or --artifact: release even an image the CV's signature policy would refuse")
+	f.StringVar(&o.service.service, "service", "", "pick the ContainerVersion of this service in --env instead of naming it")
+	f.StringVar(&o.env, "env", "", "with --service: the environment (namespace, or the --env-label value)")
+	o.service.addLabelFlags(f)
 	o.registry.addRegistryFlags(f)
 	return cmd
+}
+
+// resolveService turns --service and --env into the CV they name, as
+// promote's --service does.
+func (o *releaseOptions) resolveService(ctx context.Context, cvClient versioned.Interface) error {
+	if o.service.service == "" {
+		return nil
+	}
+	key, err := o.service.resolve(ctx, cvClient, o.env, o.namespace)
+	if err != nil {
+		return fmt.Errorf("--env: %w", err)
+	}
+	o.namespace, o.name = key.Namespace, key.Name
+	return nil
 }
 
 func (o *releaseOptions) complete(args []string, kube *KubeFlags) error {
@@ -85,8 +111,11 @@ func (o *releaseOptions) complete(args []string, kube *KubeFlags) error {
 	if len(args) == 1 {
 		o.name = args[0]
 	}
-	if o.name == "" {
-		return fmt.Errorf("name the ContainerVersion: release <cv> or --cv <cv>")
+	if o.service.service != "" && (o.name != "" || o.env == "") {
+		return fmt.Errorf("--service picks the ContainerVersion by --env: give --env and no CV name")
+	}
+	if o.name == "" && o.service.service == "" {
+		return fmt.Errorf("name the ContainerVersion: release <cv>, --cv <cv>, or --service <s> --env <e>")
 	}
 	if o.branch != "" && o.artifact != "" {
 		return fmt.Errorf("give --branch or --artifact, not both")

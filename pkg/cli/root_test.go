@@ -49,6 +49,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"run", "--cv-selector", "a in (", "--kubeconfig", "/nonexistent"}, "--cv-selector"},
 		{[]string{"release", "web", "--branch", "main", "--artifact", "main-0123456789"}, "give --branch or --artifact, not both"},
 		{[]string{"release", "web", "--branch", "main", "--version", "v1"}, "leave it out"},
+		{[]string{"release", "--service", "web", "--branch", "main"}, "give --env and no CV name"},
 		{[]string{"policy", "apply", "--cv", "web"}, "nothing to apply"},
 		{[]string{"policy", "delete", "--cv", "web"}, "nothing to delete"},
 		{[]string{"policy", "apply", "--auto-release-branch", "main"}, `required flag(s) "cv" not set`},

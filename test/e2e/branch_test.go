@@ -49,10 +49,12 @@ func TestBranchReleases(t *testing.T) {
 	feature := push(t0.Add(3*time.Hour), "feature-aaaaaaaaaa")
 	_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, gen.NewDeployment(e.NS, "web", "web", repo+":old", 1), metav1.CreateOptions{})
 	e2eenv.Must(t, err)
-	e.CreateCV(gen.NewCV(e.NS, "web", repo, func(s *cvv1.ContainerVersionSpec) {
+	web := gen.NewCV(e.NS, "web", repo, func(s *cvv1.ContainerVersionSpec) {
 		s.VersionSyntax = branchVersionSyntax
 		s.Policy = &cvv1.PolicySpec{AllowedVersions: "[a-z0-9-]+", AutoReleaseBranches: []string{"main"}, BranchRestriction: "main|release-.*"}
-	}))
+	})
+	web.Labels = map[string]string{cli.DefaultServiceLabel: e.NS} // a service of its own, for --service
+	e.CreateCV(web)
 	e.WaitStatus("web", cvv1.StatusSuccess, main2, 60*time.Second)
 
 	blobs, manifests, tagLists := reg.Count("GET", "blobs"), reg.Count("GET", "manifests"), reg.Count("GET", "tags")
@@ -102,10 +104,11 @@ func TestBranchReleases(t *testing.T) {
 		t.Errorf("releasing a restricted branch: %v", err)
 	}
 
-	// Another allowed branch waits for a release; --artifact releases it exactly.
+	// Another allowed branch waits for a release; --artifact releases it
+	// exactly, in the environment --service and --env name.
 	rel := push(t0.Add(4*time.Hour), "release-1-bbbbbbbbbb", "env-prod")
 	waitHeld(e, "web", rel, policy.ReasonBranchNotAutoReleased)
-	if out, err := runCLI(t, "release", "-n", e.NS, "--cv", "web", "--artifact", "release-1-bbbbbbbbbb", "--insecure"); err != nil {
+	if out, err := runCLI(t, "release", "--service", e.NS, "--env", e.NS, "--artifact", "release-1-bbbbbbbbbb", "--insecure"); err != nil {
 		t.Fatalf("release --artifact: %v\n%s", err, out)
 	}
 	e.WaitStatus("web", cvv1.StatusSuccess, rel, 60*time.Second)
