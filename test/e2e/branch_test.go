@@ -14,9 +14,11 @@ import (
 	"cvmanager.dev/cvmanager/pkg/cli"
 	"cvmanager.dev/cvmanager/pkg/controller"
 	"cvmanager.dev/cvmanager/pkg/policy"
+	"cvmanager.dev/cvmanager/pkg/verify"
 	"cvmanager.dev/cvmanager/test/controlplane"
 	"cvmanager.dev/cvmanager/test/e2eenv"
 	"cvmanager.dev/cvmanager/test/gen"
+	"cvmanager.dev/cvmanager/test/sigstoretest"
 )
 
 const branchVersionSyntax = `(?P<branch>[a-z0-9-]+)-(?P<sha>[0-9a-f]{10})`
@@ -170,4 +172,31 @@ func TestPolicyCommands(t *testing.T) {
 	if !strings.Contains(out, "AUTO-RELEASE-BRANCHES") || !strings.Contains(out, "release-1") || !strings.Contains(out, "main|release-.*|hotfix") {
 		t.Errorf("policy list:\n%s", out)
 	}
+}
+
+// TestBranchReleaseChecksSignatures: `release --branch` does not move the
+// tag onto an image the CV's Enforce signature policy would refuse; once
+// the image is signed the same command releases it.
+func TestBranchReleaseChecksSignatures(t *testing.T) {
+	s := newSignedEnv(t)
+	e := s.e
+	repo := s.app("sig", func(spec *cvv1.ContainerVersionSpec) { spec.VersionSyntax = branchVersionSyntax })
+	signed := s.push("sig", "main-1111111111", s.signedBy(s.key))
+	e.WaitStatus("sig", cvv1.StatusSuccess, signed, 60*time.Second)
+	unsigned, err := s.reg.PushCreated("team/sig", time.Now().Add(time.Hour), "main-2222222222")
+	e2eenv.Must(t, err)
+
+	release := []string{"release", "-n", e.NS, "--cv", "sig", "--branch", "main", "--insecure"}
+	out, err := runCLI(t, release...)
+	if err == nil || !strings.Contains(err.Error(), verify.ReasonUnsigned) || !strings.Contains(err.Error(), "--force") {
+		t.Fatalf("release of an unsigned newest build: want a refusal naming Unsigned and --force, got %v\n%s", err, out)
+	}
+	if out, _ := runCLI(t, "cr", "tags", "get", "--insecure", "--repo", repo, "--version", "env-prod"); !strings.Contains(out, signed) {
+		t.Errorf("a refused release moved env-prod: %s", out)
+	}
+	sigstoretest.PushSignatures(t, repo, unsigned, s.key.Sign(t, repo, unsigned))
+	if out, err := runCLI(t, release...); err != nil {
+		t.Fatalf("release of the signed build: %v\n%s", err, out)
+	}
+	e.WaitStatus("sig", cvv1.StatusSuccess, unsigned, 60*time.Second)
 }
