@@ -132,13 +132,16 @@ func pickArtifact(ctx context.Context, reg registry.Registry, repo registry.Repo
 	return picked{version: version, digest: img.Digest, branch: branch}, nil
 }
 
+// TagLister is the part of registry.Registry NewestOfBranch needs.
+type TagLister interface {
+	ListTags(ctx context.Context, repo registry.Repo) ([]string, error)
+}
+
 // NewestOfBranch is the newest version tag of branch in repo: the tags
 // whose versionSyntax branch group is branch, ordered by their image's
 // creation time (read only for those candidates), ties broken by the
 // registry's tag order.
-func NewestOfBranch(ctx context.Context, tags interface {
-	ListTags(context.Context, registry.Repo) ([]string, error)
-}, created registry.CreatedReader, repo registry.Repo, syntax *regexp.Regexp, branch string) (string, error) {
+func NewestOfBranch(ctx context.Context, tags TagLister, created registry.CreatedReader, repo registry.Repo, syntax *regexp.Regexp, branch string) (string, error) {
 	all, err := tags.ListTags(ctx, repo)
 	if err != nil {
 		return "", err
