@@ -52,6 +52,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"release", "--service", "web", "--branch", "main"}, "give --env and no CV name"},
 		{[]string{"policy", "apply", "--cv", "web"}, "nothing to apply"},
 		{[]string{"policy", "delete", "--cv", "web"}, "nothing to delete"},
+		{[]string{"cv", "policy", "apply", "--cv", "web"}, "nothing to apply"},
 		{[]string{"policy", "apply", "--auto-release-branch", "main"}, `required flag(s) "cv" not set`},
 		{[]string{"policy", "list", "-o", "xml", "--kubeconfig", "/nonexistent"}, `unknown output format "xml"`},
 	}
