@@ -36,6 +36,7 @@ type PolicyRow struct {
 // policyFlags are the flags of `policy list|apply|delete`.
 type policyFlags struct {
 	namespace, name, output string
+	allNamespaces           bool
 	branches                []string
 	restriction             string
 	deleteRestriction       bool
@@ -67,6 +68,9 @@ func newPolicyListCommand(kube *KubeFlags) *cobra.Command {
 			if f.output != "text" && f.output != "json" && f.output != "yaml" {
 				return fmt.Errorf("unknown output format %q: use text, json or yaml", f.output)
 			}
+			if f.allNamespaces && f.name != "" {
+				return fmt.Errorf("--cv names one ContainerVersion in one namespace: leave out -A")
+			}
 			_, cvClient, err := clients(kube)
 			if err != nil {
 				return err
@@ -79,6 +83,7 @@ func newPolicyListCommand(kube *KubeFlags) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&f.namespace, "namespace", "n", "", "namespace (default: the kubeconfig's)")
+	cmd.Flags().BoolVarP(&f.allNamespaces, "all-namespaces", "A", false, "list the ContainerVersions of every namespace")
 	cmd.Flags().StringVar(&f.name, "cv", "", "only this ContainerVersion")
 	cmd.Flags().StringVarP(&f.output, "output", "o", "text", "output: text, json or yaml")
 	return cmd
@@ -86,6 +91,9 @@ func newPolicyListCommand(kube *KubeFlags) *cobra.Command {
 
 func (f *policyFlags) list(ctx context.Context, cvClient versioned.Interface, defaultNamespace string) ([]PolicyRow, error) {
 	ns := f.ns(defaultNamespace)
+	if f.allNamespaces {
+		ns = metav1.NamespaceAll
+	}
 	cvs := cvClient.CvmanagerV1alpha1().ContainerVersions(ns)
 	var items []cvv1.ContainerVersion
 	if f.name != "" {

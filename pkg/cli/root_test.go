@@ -53,6 +53,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"policy", "apply", "--cv", "web"}, "nothing to apply"},
 		{[]string{"policy", "delete", "--cv", "web"}, "nothing to delete"},
 		{[]string{"cv", "policy", "apply", "--cv", "web"}, "nothing to apply"},
+		{[]string{"policy", "list", "-A", "--cv", "web"}, "leave out -A"},
 		{[]string{"policy", "apply", "--auto-release-branch", "main"}, `required flag(s) "cv" not set`},
 		{[]string{"policy", "list", "-o", "xml", "--kubeconfig", "/nonexistent"}, `unknown output format "xml"`},
 	}

@@ -167,7 +167,7 @@ func TestPolicyCommands(t *testing.T) {
 	if diff := cmp.Diff(want, rows); diff != "" {
 		t.Errorf("policy list -o json (-want +got):\n%s", diff)
 	}
-	out, err = runCLI(t, "policy", "list", "-n", e.NS)
+	out, err = runCLI(t, "policy", "list", "-A")
 	e2eenv.Must(t, err)
 	if !strings.Contains(out, "AUTO-RELEASE-BRANCHES") || !strings.Contains(out, "release-1") || !strings.Contains(out, "main|release-.*|hotfix") {
 		t.Errorf("policy list:\n%s", out)
