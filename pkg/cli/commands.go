@@ -23,7 +23,7 @@ func newCVCommand(kube *KubeFlags) *cobra.Command {
 		Use:   "cv",
 		Short: "Inspect ContainerVersions, release held versions, stamp their author (also kubectl cv)",
 	}
-	cv.AddCommand(newCVGetCommand(kube), newCVHistoryCommand(kube), newReleaseCommand(kube), newCVStampCommand(kube))
+	cv.AddCommand(newCVGetCommand(kube), newCVHistoryCommand(kube), newReleaseCommand(kube), newCVStampCommand(kube), newPolicyCommand(kube))
 	return cv
 }
 

@@ -20,7 +20,7 @@ func IsPlugin(argv0 string) bool {
 }
 
 // NewPluginCommand is `cvmanager cv` as its own root, for `kubectl cv ...`:
-// get, history, release and stamp, with kubectl's connection flags
+// get, history, release, stamp and policy, with kubectl's connection flags
 // (--kubeconfig, --context) and each command's -n and -o.
 func NewPluginCommand() *cobra.Command {
 	kube := &KubeFlags{}

@@ -23,7 +23,7 @@ func TestHelpShowsTheWholeCommandTree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range []string{"run ", "cr ", "  sync ", "    status ", "  tags ", "    get ", "    add ", "    remove ", "cv ", "  get ", "version ", "completion "} {
+	for _, line := range []string{"run ", "cr ", "  sync ", "    status ", "  tags ", "    get ", "    add ", "    remove ", "cv ", "  get ", "policy ", "  apply ", "  delete ", "  list ", "version ", "completion "} {
 		if !strings.Contains(out, "\n  "+line) {
 			t.Errorf("help lacks %q:\n%s", line, out)
 		}
@@ -47,6 +47,15 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"cr", "sync"}, `required flag(s) "cv" not set`},
 		{[]string{"cr", "sync", "status", "-n", "x"}, `required flag(s) "cv" not set`},
 		{[]string{"run", "--cv-selector", "a in (", "--kubeconfig", "/nonexistent"}, "--cv-selector"},
+		{[]string{"release", "web", "--branch", "main", "--artifact", "main-0123456789"}, "give --branch or --artifact, not both"},
+		{[]string{"release", "web", "--branch", "main", "--version", "v1"}, "leave it out"},
+		{[]string{"release", "--service", "web", "--branch", "main"}, "give --env and no CV name"},
+		{[]string{"policy", "apply", "--cv", "web"}, "nothing to apply"},
+		{[]string{"policy", "delete", "--cv", "web"}, "nothing to delete"},
+		{[]string{"cv", "policy", "apply", "--cv", "web"}, "nothing to apply"},
+		{[]string{"policy", "list", "-A", "--cv", "web"}, "leave out -A"},
+		{[]string{"policy", "apply", "--auto-release-branch", "main"}, `required flag(s) "cv" not set`},
+		{[]string{"policy", "list", "-o", "xml", "--kubeconfig", "/nonexistent"}, `unknown output format "xml"`},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

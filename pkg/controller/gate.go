@@ -9,13 +9,15 @@ import (
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/notify"
 	"cvmanager.dev/cvmanager/pkg/policy"
+	"cvmanager.dev/cvmanager/pkg/registry"
 	"cvmanager.dev/cvmanager/pkg/registry/poller"
 )
 
 // AnnotationRelease approves a held version: `cvmanager release` sets it to
 // the digest (or version) to deploy. It lets Manual release mode and the
-// no-downgrade rule through; allowedVersions and controller restrictions
-// still apply, since no CV may loosen them.
+// no-downgrade rule and policy.autoReleaseBranches through; allowedVersions,
+// policy.branchRestriction and controller restrictions still apply, since no
+// release may loosen them.
 const AnnotationRelease = "cvmanager.dev/release"
 
 // ReasonReleaseBlocked is the Event and condition reason of a held version.
@@ -25,15 +27,18 @@ const ReasonReleaseBlocked = "ReleaseBlocked"
 // skip only the rules a user may override.
 func (c *Controller) gate(cv *cvv1.ContainerVersion, version, digest string) policy.Verdict {
 	explicit := released(cv, version, digest)
+	syntax, _ := registry.CompileVersionSyntax(cv.Spec.VersionSyntax) // poll refused an invalid one already
 	checks := []func() policy.Verdict{
 		func() policy.Verdict {
 			return policy.CheckRestrictions(c.settings().Restrictions, cv.Namespace, version)
 		},
 		func() policy.Verdict { return policy.CheckAllowed(cv.Spec.Policy, version) },
+		func() policy.Verdict { return policy.CheckBranchRestriction(cv.Spec.Policy, syntax, version) },
 	}
 	if !explicit {
 		checks = append(checks,
 			func() policy.Verdict { return policy.CheckDowngrade(cv.Status.SuccessVersion, version) },
+			func() policy.Verdict { return policy.CheckAutoReleaseBranch(cv.Spec.Policy, syntax, version) },
 			func() policy.Verdict {
 				if policy.ManualRelease(cv.Spec.Policy) {
 					return policy.Verdict{Reason: "AwaitingRelease",

@@ -8,8 +8,11 @@
 //     semver range, or the greatest tag matching a regex.
 //  2. Global restrictions (controller flags) that no CV can loosen.
 //  3. spec.policy.allowedVersions.
-//  4. No downgrade without an explicit release request (semver versions).
-//  5. releaseMode Manual holds every new version until released.
+//  4. spec.policy.branchRestriction on the versionSyntax branch group.
+//  5. No downgrade without an explicit release request (semver versions).
+//  6. spec.policy.autoReleaseBranches holds versions of other branches
+//     until released.
+//  7. releaseMode Manual holds every new version until released.
 package policy
 
 import (

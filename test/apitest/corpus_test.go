@@ -87,6 +87,24 @@ var corpus = []invalidCV{
 	{"policy.order", "unknown", func(s *spec) { s.Policy = &cvv1.PolicySpec{Order: "Random"} }, []string{"spec.policy.order", `Unsupported value: "Random"`}},
 	{"policy.allowedVersions", "over 256 characters", func(s *spec) { s.Policy = &cvv1.PolicySpec{AllowedVersions: long(257)} }, []string{"spec.policy.allowedVersions", "Too long"}},
 	{"policy.releaseMode", "unknown", func(s *spec) { s.Policy = &cvv1.PolicySpec{ReleaseMode: "Sometimes"} }, []string{"spec.policy.releaseMode", `Unsupported value: "Sometimes"`}},
+	{"versionSyntax", "names a branch but does not compile", func(s *spec) { s.VersionSyntax = `(?P<branch>[a-z-+)-[0-9a-f]{10}` }, []string{"versionSyntax with a branch group must be a valid regular expression"}},
+	{"policy.autoReleaseBranches", "without a branch group", func(s *spec) { s.Policy = &cvv1.PolicySpec{AutoReleaseBranches: []string{"main"}} }, []string{"need a versionSyntax with a named branch group"}},
+	{"policy.branchRestriction", "without a branch group", func(s *spec) { s.Policy = &cvv1.PolicySpec{BranchRestriction: "main"} }, []string{"need a versionSyntax with a named branch group"}},
+	{"policy.branchRestriction", "does not compile", func(s *spec) {
+		s.VersionSyntax, s.Policy = branchSyntax, &cvv1.PolicySpec{BranchRestriction: "main("}
+	}, []string{"policy.branchRestriction must be a valid regular expression"}},
+	{"policy.autoReleaseBranches", "outside the branch restriction", func(s *spec) {
+		s.VersionSyntax, s.Policy = branchSyntax, &cvv1.PolicySpec{AutoReleaseBranches: []string{"feature"}, BranchRestriction: "main|release-.*"}
+	}, []string{"every policy.autoReleaseBranches entry must match policy.branchRestriction"}},
+	{"policy.autoReleaseBranches", "with releaseMode Manual", func(s *spec) {
+		s.VersionSyntax, s.Policy = branchSyntax, &cvv1.PolicySpec{AutoReleaseBranches: []string{"main"}, ReleaseMode: "Manual"}
+	}, []string{"policy.autoReleaseBranches needs releaseMode Auto"}},
+	{"policy.branchRestriction", "with Semver selection", func(s *spec) {
+		s.VersionSyntax, s.Policy = branchSyntax, &cvv1.PolicySpec{BranchRestriction: "main", Selection: cvv1.SelectSemver, SemverRange: ">=1"}
+	}, []string{"branch policies need selection Digest"}},
+	{"policy.autoReleaseBranches", "duplicate", func(s *spec) {
+		s.VersionSyntax, s.Policy = branchSyntax, &cvv1.PolicySpec{AutoReleaseBranches: []string{"main", "main"}}
+	}, []string{"spec.policy.autoReleaseBranches[1]", "Duplicate value"}},
 	{"preRollout.jobs", "both template and templateJobName", func(s *spec) {
 		j := validJob
 		j.Template = &batchv1.JobTemplateSpec{}
@@ -204,6 +222,20 @@ func TestInvalidCVCorpusIsRejectedAtAdmission(t *testing.T) {
 
 // TestGrafanaNotificationIsAccepted: the Grafana type with its token is a
 // valid spec (the corpus above proves the rules are not vacuous).
+// branchSyntax is a versionSyntax whose versions name their branch.
+const branchSyntax = `(?P<branch>[a-z0-9-]+)-(?P<sha>[0-9a-f]{10})`
+
+func TestBranchPolicyIsAccepted(t *testing.T) {
+	ctx, client, ns := setup(t)
+	cv := gen.CV(ns, "branches", gen.WithSpec(func(s *spec) {
+		s.VersionSyntax = branchSyntax
+		s.Policy = &cvv1.PolicySpec{AutoReleaseBranches: []string{"main", "release-1"}, BranchRestriction: "main|release-.*"}
+	}))
+	if _, err := client.CvmanagerV1alpha1().ContainerVersions(ns).Create(ctx, cv, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("a valid branch policy was refused: %v", err)
+	}
+}
+
 func TestGrafanaNotificationIsAccepted(t *testing.T) {
 	ctx, client, ns := setup(t)
 	n := validNotification

@@ -75,6 +75,7 @@ type ContainerVersion struct {
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.provider) || self.provider != 'AWS' || self.imageRepo.matches('^[0-9]{12}[.]dkr[.]ecr(-fips)?[.][a-z0-9-]+[.]amazonaws[.]com([.]cn)?/')",message="provider AWS needs an ECR imageRepo (<account>.dkr.ecr.<region>.amazonaws.com/<name>)"
 // +kubebuilder:validation:XValidation:rule="!has(self.strategy) || !has(self.strategy.kind) || self.strategy.kind != 'ServiceBlueGreen' || has(self.strategy.blueGreen)",message="strategy.kind ServiceBlueGreen needs strategy.blueGreen with serviceName and labelNames"
+// +kubebuilder:validation:XValidation:rule="!has(self.policy) || (!has(self.policy.autoReleaseBranches) && !has(self.policy.branchRestriction)) || (has(self.versionSyntax) && self.versionSyntax.matches('[(][?]P?<branch>'))",message="policy.autoReleaseBranches and policy.branchRestriction need a versionSyntax with a named branch group, e.g. (?P<branch>[a-z0-9-]+)-(?P<sha>[0-9a-f]{10})"
 type ContainerVersionSpec struct {
 	// ImageRepo is the image repository to watch, without tag or digest,
 	// e.g. "123456789012.dkr.ecr.us-east-1.amazonaws.com/app" or "nginx".
@@ -95,10 +96,14 @@ type ContainerVersionSpec struct {
 	Tag string `json:"tag"`
 
 	// VersionSyntax is a regular expression, anchored at both ends, that picks
-	// the version tag among the tags of the image Tag points to.
+	// the version tag among the tags of the image Tag points to. A named
+	// group "branch", as in (?P<branch>[a-z0-9-]+)-(?P<sha>[0-9a-f]{10}),
+	// says which branch a version was built from: branch releases
+	// (`cvmanager release --branch`) and the branch policies read it.
 	// +optional
 	// +kubebuilder:default="[0-9a-f]{5,40}"
 	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:XValidation:rule="!self.matches('[(][?]P?<branch>') || self.matches(self) || !self.matches(self)",message="versionSyntax with a branch group must be a valid regular expression"
 	VersionSyntax string `json:"versionSyntax,omitempty"`
 
 	// PollIntervalSeconds is how often the registry is asked where Tag points.
@@ -352,6 +357,9 @@ const (
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.selection) || self.selection != 'Semver' || has(self.semverRange)",message="policy.selection Semver needs policy.semverRange"
 // +kubebuilder:validation:XValidation:rule="!has(self.selection) || self.selection != 'Regex' || has(self.tagRegex)",message="policy.selection Regex needs policy.tagRegex"
+// +kubebuilder:validation:XValidation:rule="!has(self.autoReleaseBranches) || !has(self.releaseMode) || self.releaseMode != 'Manual'",message="policy.autoReleaseBranches needs releaseMode Auto: Manual holds every branch"
+// +kubebuilder:validation:XValidation:rule="(!has(self.autoReleaseBranches) && !has(self.branchRestriction)) || !has(self.selection) || self.selection == 'Digest'",message="branch policies need selection Digest: a branch release moves spec.tag"
+// +kubebuilder:validation:XValidation:rule="!has(self.autoReleaseBranches) || !has(self.branchRestriction) || self.autoReleaseBranches.all(b, b.matches('^(?:' + self.branchRestriction + ')$'))",message="every policy.autoReleaseBranches entry must match policy.branchRestriction"
 type PolicySpec struct {
 	// Selection is how the version is chosen: Digest follows spec.tag (default);
 	// Semver picks the newest tag within SemverRange; Regex the greatest tag
@@ -391,6 +399,27 @@ type PolicySpec struct {
 	// +optional
 	// +kubebuilder:validation:Enum=Auto;Manual
 	ReleaseMode string `json:"releaseMode,omitempty"`
+
+	// AutoReleaseBranches lists the branches (the versionSyntax group
+	// "branch") whose versions deploy as soon as the tag moves; versions of
+	// other branches are held (ReleaseBlocked, BranchNotAutoReleased) until
+	// `cvmanager release` approves them. Unset, every branch is released.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=128
+	AutoReleaseBranches []string `json:"autoReleaseBranches,omitempty"`
+
+	// BranchRestriction is a regular expression, anchored at both ends, the
+	// branch of a version must match, e.g. "main|release-.*". Versions of
+	// other branches are never rolled out, not even by `cvmanager
+	// release`: they are held with ReleaseBlocked (BranchRestricted).
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:XValidation:rule="self.matches(self) || !self.matches(self)",message="policy.branchRestriction must be a valid regular expression"
+	BranchRestriction string `json:"branchRestriction,omitempty"`
 
 	// Verify requires a valid signature on every image before it is
 	// deployed: a compromised CI token or registry account cannot ship an

@@ -21,14 +21,16 @@ package v1alpha1
 // PolicySpecApplyConfiguration represents a declarative configuration of the PolicySpec type for use
 // with apply.
 type PolicySpecApplyConfiguration struct {
-	Selection         *string                            `json:"selection,omitempty"`
-	SemverRange       *string                            `json:"semverRange,omitempty"`
-	IncludePrerelease *bool                              `json:"includePrerelease,omitempty"`
-	TagRegex          *string                            `json:"tagRegex,omitempty"`
-	Order             *string                            `json:"order,omitempty"`
-	AllowedVersions   *string                            `json:"allowedVersions,omitempty"`
-	ReleaseMode       *string                            `json:"releaseMode,omitempty"`
-	Verify            *SignaturePolicyApplyConfiguration `json:"verify,omitempty"`
+	Selection           *string                            `json:"selection,omitempty"`
+	SemverRange         *string                            `json:"semverRange,omitempty"`
+	IncludePrerelease   *bool                              `json:"includePrerelease,omitempty"`
+	TagRegex            *string                            `json:"tagRegex,omitempty"`
+	Order               *string                            `json:"order,omitempty"`
+	AllowedVersions     *string                            `json:"allowedVersions,omitempty"`
+	ReleaseMode         *string                            `json:"releaseMode,omitempty"`
+	AutoReleaseBranches []string                           `json:"autoReleaseBranches,omitempty"`
+	BranchRestriction   *string                            `json:"branchRestriction,omitempty"`
+	Verify              *SignaturePolicyApplyConfiguration `json:"verify,omitempty"`
 }
 
 // PolicySpecApplyConfiguration constructs a declarative configuration of the PolicySpec type for use with
@@ -90,6 +92,24 @@ func (b *PolicySpecApplyConfiguration) WithAllowedVersions(value string) *Policy
 // If called multiple times, the ReleaseMode field is set to the value of the last call.
 func (b *PolicySpecApplyConfiguration) WithReleaseMode(value string) *PolicySpecApplyConfiguration {
 	b.ReleaseMode = &value
+	return b
+}
+
+// WithAutoReleaseBranches adds the given value to the AutoReleaseBranches field in the declarative configuration
+// and returns the receiver, so that objects can be build by chaining "With" function invocations.
+// If called multiple times, values provided by each call will be appended to the AutoReleaseBranches field.
+func (b *PolicySpecApplyConfiguration) WithAutoReleaseBranches(values ...string) *PolicySpecApplyConfiguration {
+	for i := range values {
+		b.AutoReleaseBranches = append(b.AutoReleaseBranches, values[i])
+	}
+	return b
+}
+
+// WithBranchRestriction sets the BranchRestriction field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the BranchRestriction field is set to the value of the last call.
+func (b *PolicySpecApplyConfiguration) WithBranchRestriction(value string) *PolicySpecApplyConfiguration {
+	b.BranchRestriction = &value
 	return b
 }
 
