@@ -11,7 +11,7 @@ COPY cmd ./cmd
 COPY pkg ./pkg
 ARG VERSION=v0.0.0-dev
 ARG COMMIT=unknown
-RUN CGO_ENABLED=0 go build -trimpath \
+RUN CGO_ENABLED=0 go build -trimpath -tags kustomize_disable_go_plugin_support \
     -ldflags "-s -w -X cvmanager.dev/cvmanager/pkg/version.Version=${VERSION} -X cvmanager.dev/cvmanager/pkg/version.Commit=${COMMIT}" \
     -o /out/cvmanager ./cmd/cvmanager
 

@@ -7,6 +7,10 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.0
 COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X $(MODULE)/pkg/version.Version=$(VERSION) -X $(MODULE)/pkg/version.Commit=$(COMMIT)
 GO_TEST_FLAGS ?= -count=1 -timeout 60m
+# The build tags of every shipped build (pkg/version.BuildTags says why);
+# through GOFLAGS they reach the builds the tests and the bench make too.
+BUILD_TAGS := kustomize_disable_go_plugin_support
+export GOFLAGS := $(strip $(GOFLAGS) -tags=$(BUILD_TAGS))
 
 .PHONY: all build image generate verify test test-unit control-plane browser helm demo bench fmt vet clean help
 

@@ -19,6 +19,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/crypto/x509roots/fallback/bundle"
+
+	buildinfo "cvmanager.dev/cvmanager/pkg/version"
 )
 
 const (
@@ -99,7 +101,7 @@ func imageConfig(version, commit string, created v1.Time) v1.Config {
 func buildBinary(work, arch, version, commit string) (string, error) {
 	out := filepath.Join(work, arch, "cvmanager")
 	ldflags := fmt.Sprintf("-s -w -X %[1]s/pkg/version.Version=%[2]s -X %[1]s/pkg/version.Commit=%[3]s", module, version, commit)
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", ldflags, "-o", out, "./cmd/cvmanager")
+	cmd := exec.Command("go", "build", "-trimpath", "-tags", buildinfo.BuildTags, "-ldflags", ldflags, "-o", out, "./cmd/cvmanager")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	log.Printf("building cvmanager for linux/%s", arch)

@@ -13,6 +13,7 @@ import (
 	"cvmanager.dev/cvmanager/pkg/controller"
 	"cvmanager.dev/cvmanager/pkg/history"
 	"cvmanager.dev/cvmanager/pkg/policy"
+	"cvmanager.dev/cvmanager/pkg/provenance"
 	"cvmanager.dev/cvmanager/pkg/registry"
 )
 
@@ -106,7 +107,7 @@ func (o *releaseOptions) pick(ctx context.Context, reg *registry.Router, repo re
 		return picked{}, fmt.Errorf("%s/%s: versionSyntax %s has no named group %q, so versions carry no branch; "+
 			"e.g. (?P<branch>[a-z0-9-]+)-(?P<sha>[0-9a-f]{10})", cv.Namespace, cv.Name, syntax, policy.BranchGroup)
 	}
-	version, err := NewestOfBranch(ctx, reg, registry.ConfigCreated{Reader: reg}, repo, syntax, o.branch)
+	version, err := NewestOfBranch(ctx, reg, provenance.CreatedReader{Reader: reg}, repo, syntax, o.branch)
 	if err != nil {
 		return picked{}, err
 	}

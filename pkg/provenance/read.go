@@ -93,21 +93,28 @@ func Read(ctx context.Context, reader registry.ArtifactReader, repo registry.Rep
 }
 
 // platformManifest picks the entry whose config is read: linux/amd64 when
-// the index has it, else the first entry with a real platform (attestation
-// entries say unknown/unknown).
+// the index has it, else the first entry with a real platform, else the
+// first image entry that names no platform (attestation entries say
+// unknown/unknown and are never picked).
 func platformManifest(entries []v1.Descriptor) (v1.Descriptor, bool) {
-	var first *v1.Descriptor
+	var first, unnamed *v1.Descriptor
 	for i := range entries {
 		p := entries[i].Platform
-		if p == nil || p.OS == "unknown" || !entries[i].MediaType.IsImage() {
+		switch {
+		case !entries[i].MediaType.IsImage() || p != nil && p.OS == "unknown":
 			continue
-		}
-		if p.OS == "linux" && p.Architecture == "amd64" {
+		case p == nil:
+			if unnamed == nil {
+				unnamed = &entries[i]
+			}
+		case p.OS == "linux" && p.Architecture == "amd64":
 			return entries[i], true
-		}
-		if first == nil {
+		case first == nil:
 			first = &entries[i]
 		}
+	}
+	if first == nil {
+		first = unnamed
 	}
 	if first == nil {
 		return v1.Descriptor{}, false

@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
+	"cvmanager.dev/cvmanager/pkg/version"
 	"cvmanager.dev/cvmanager/test/controlplane"
 	"cvmanager.dev/cvmanager/test/kubetest"
 	"cvmanager.dev/cvmanager/test/localregistry"
@@ -83,7 +84,7 @@ func buildController(ctx context.Context, prebuilt, dir string) (string, error) 
 	}
 	bin := filepath.Join(dir, "cvmanager")
 	say("building cvmanager")
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bin, "./cmd/cvmanager")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-tags", version.BuildTags, "-o", bin, "./cmd/cvmanager")
 	cmd.Dir = kubetest.RepoRoot()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build ./cmd/cvmanager: %v\n%s", err, out)

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"cvmanager.dev/cvmanager/pkg/version"
 	"cvmanager.dev/cvmanager/test/kubetest"
 )
 
@@ -43,7 +44,7 @@ func Binary(t testing.TB) string {
 		}
 		binPath = filepath.Join(binDir, "cvmanager")
 		start := time.Now()
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/cvmanager")
+		cmd := exec.Command("go", "build", "-tags", version.BuildTags, "-o", binPath, "./cmd/cvmanager")
 		cmd.Dir = kubetest.RepoRoot()
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build ./cmd/cvmanager: %v\n%s", err, out)

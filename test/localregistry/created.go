@@ -6,7 +6,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
 // PushCreated uploads a new random image whose config says it was built
@@ -20,18 +19,5 @@ func (r *Registry) PushCreated(path string, created time.Time, tags ...string) (
 	if img, err = mutate.CreatedAt(img, v1.Time{Time: created}); err != nil {
 		return "", err
 	}
-	digest, err := img.Digest()
-	if err != nil {
-		return "", err
-	}
-	for _, tag := range tags {
-		ref, err := r.ref(path, tag)
-		if err != nil {
-			return "", err
-		}
-		if err := remote.Write(ref, img, r.remoteOptions()...); err != nil {
-			return "", err
-		}
-	}
-	return digest.String(), nil
+	return r.pushImage(path, img, tags)
 }

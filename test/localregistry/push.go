@@ -81,6 +81,11 @@ func (r *Registry) PushAnnotatedIndex(path string, indexAnnotations, labels map[
 	if len(indexAnnotations) > 0 {
 		idx = mutate.Annotations(idx, indexAnnotations).(v1.ImageIndex)
 	}
+	return r.pushIndex(path, idx, tags)
+}
+
+// pushIndex writes idx under every tag and returns its digest.
+func (r *Registry) pushIndex(path string, idx v1.ImageIndex, tags []string) (string, error) {
 	digest, err := idx.Digest()
 	if err != nil {
 		return "", err
@@ -97,6 +102,7 @@ func (r *Registry) PushAnnotatedIndex(path string, indexAnnotations, labels map[
 	return digest.String(), nil
 }
 
+// pushImage writes img under every tag and returns its digest.
 func (r *Registry) pushImage(path string, img v1.Image, tags []string) (string, error) {
 	digest, err := img.Digest()
 	if err != nil {
@@ -136,20 +142,8 @@ func (r *Registry) PushIndex(path string, tags ...string) (string, []string, err
 		images = append(images, d.String())
 		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &Platforms[i]}})
 	}
-	digest, err := idx.Digest()
-	if err != nil {
-		return "", nil, err
-	}
-	for _, tag := range tags {
-		ref, err := r.ref(path, tag)
-		if err != nil {
-			return "", nil, err
-		}
-		if err := remote.WriteIndex(ref, idx, r.remoteOptions()...); err != nil {
-			return "", nil, err
-		}
-	}
-	return digest.String(), images, nil
+	digest, err := r.pushIndex(path, idx, tags)
+	return digest, images, err
 }
 
 // MoveTag points tag at the image another tag (or digest reference) points

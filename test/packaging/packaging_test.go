@@ -11,9 +11,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
+	"cvmanager.dev/cvmanager/pkg/version"
 	"sigs.k8s.io/yaml"
 )
 
@@ -37,6 +39,7 @@ func TestDockerfileRules(t *testing.T) {
 		{"a named build stage", `(?m)^FROM golang:\S+ AS build$`},
 		{"a distroless non-root runtime", `(?m)^FROM gcr\.io/distroless/static\S*:nonroot$`},
 		{"a static build", `CGO_ENABLED=0 go build -trimpath`},
+		{"the shipped build tags", `-tags ` + regexp.QuoteMeta(version.BuildTags) + ` `},
 		{"a numeric non-root USER", `(?m)^USER 65532:65532$`},
 		{"the controller's port exposed", `(?m)^EXPOSE 8081$`},
 		{"OCI labels", `org\.opencontainers\.image\.title=`},
@@ -58,7 +61,7 @@ func TestDockerfileRules(t *testing.T) {
 // distroless/static.
 func TestBinaryIsStatic(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "cvmanager")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w -X cvmanager.dev/cvmanager/pkg/version.Version=v9.9.9", "-o", out, "./cmd/cvmanager")
+	cmd := exec.Command("go", "build", "-trimpath", "-tags", version.BuildTags, "-ldflags", "-s -w -X cvmanager.dev/cvmanager/pkg/version.Version=v9.9.9", "-o", out, "./cmd/cvmanager")
 	cmd.Dir = root()
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
@@ -102,5 +105,24 @@ func TestComposeBindsLoopbackOnly(t *testing.T) {
 				t.Errorf("service %s publishes %s beyond loopback", name, p)
 			}
 		}
+	}
+}
+
+// TestShippedBuildLinksNoGoPlugins: with the shipped build tags no package
+// of the binary imports Go's plugin package, which would export every
+// symbol and cost resident memory in every controller (pkg/version.BuildTags).
+func TestShippedBuildLinksNoGoPlugins(t *testing.T) {
+	cmd := exec.Command("go", "list", "-tags", version.BuildTags, "-deps", "-f", "{{.ImportPath}}", "./cmd/cvmanager")
+	cmd.Dir = root()
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	deps := strings.Fields(string(out))
+	if len(deps) < 100 {
+		t.Fatalf("go list named only %d packages", len(deps))
+	}
+	if slices.Contains(deps, "plugin") {
+		t.Error("the shipped build links Go's plugin package; find the importer with `go list -deps -f '{{.ImportPath}}: {{.Imports}}' ./cmd/cvmanager | grep -w plugin`")
 	}
 }
