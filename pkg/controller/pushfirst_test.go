@@ -27,6 +27,8 @@ func TestPushFirstInterval(t *testing.T) {
 		{"last push older than the trust window: pushes stopped", pushRecord{lastPush: now.Add(-window)}, safety, interval, false},
 		{"a poll found a move after the last push: lost push", pushRecord{lastPush: now.Add(-time.Hour), lastMiss: now.Add(-time.Minute)}, safety, interval, false},
 		{"the push came 30 s after the poll found the move: late", pushRecord{lastPush: now.Add(-30 * time.Second), lastMiss: now.Add(-time.Minute)}, safety, interval, false},
+		{"the push came 100 ms after a poll found the move: a race, on time", pushRecord{lastPush: now.Add(-time.Minute + 100*time.Millisecond), lastMiss: now.Add(-time.Minute)}, safety, safety, true},
+		{"the push came 6 s after the poll found the move: late", pushRecord{lastPush: now.Add(-time.Minute + 6*time.Second), lastMiss: now.Add(-time.Minute)}, safety, interval, false},
 		{"an on-time push after an old miss restores trust", pushRecord{lastPush: now, lastMiss: now.Add(-time.Hour)}, safety, safety, true},
 		{"a safety interval no longer than the interval changes nothing", pushRecord{lastPush: now}, interval, interval, false},
 	}
