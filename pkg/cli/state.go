@@ -288,9 +288,9 @@ func countWorkloads(res state.ImportResult, action string) int {
 
 func importSummary(res state.ImportResult) string {
 	var b strings.Builder
-	verb := "imported"
+	verb, created := "imported", "created"
 	if res.DryRun {
-		verb = "dry run: would import"
+		verb, created = "dry run: would import", "to create"
 	}
 	for _, w := range res.Workloads {
 		fmt.Fprintf(&b, "%-12s %s %s/%s", w.Action, w.Kind, w.Namespace, w.Name)
@@ -300,8 +300,8 @@ func importSummary(res state.ImportResult) string {
 		b.WriteString("\n")
 	}
 	if len(res.Workloads) > 0 {
-		fmt.Fprintf(&b, "workloads: %d created, %d skipped, %d failed\n", countWorkloads(res, state.ImportCreated)+countWorkloads(res, state.ImportPlanned),
-			countWorkloads(res, state.ImportSkipped), countWorkloads(res, state.ImportFailed))
+		fmt.Fprintf(&b, "workloads: %d %s, %d skipped, %d failed\n", countWorkloads(res, state.ImportCreated)+countWorkloads(res, state.ImportPlanned),
+			created, countWorkloads(res, state.ImportSkipped), countWorkloads(res, state.ImportFailed))
 	}
 	for _, it := range res.Items {
 		pin := "no successful version: follows its tag"
@@ -310,8 +310,8 @@ func importSummary(res state.ImportResult) string {
 		}
 		fmt.Fprintf(&b, "%-12s %s/%s, %s, %d history records\n", it.Action, it.Namespace, it.Name, pin, it.HistoryRecords)
 	}
-	fmt.Fprintf(&b, "%s %d ContainerVersions from %s (owner %s): %d created, %d already present, in %s",
-		verb, len(res.Items), res.From, res.Owner, res.Count(state.ImportCreated)+res.Count(state.ImportPlanned),
+	fmt.Fprintf(&b, "%s %d ContainerVersions from %s (owner %s): %d %s, %d already present, in %s",
+		verb, len(res.Items), res.From, res.Owner, res.Count(state.ImportCreated)+res.Count(state.ImportPlanned), created,
 		res.Count(state.ImportExists), res.Duration.Round(time.Millisecond))
 	return b.String()
 }

@@ -92,7 +92,7 @@ func TestExportImportWorkloads(t *testing.T) {
 		t.Log(strings.TrimSpace(out))
 		return out
 	}
-	if out := run("--dry-run"); !strings.Contains(out, "workloads: 8 created, 0 skipped, 0 failed") {
+	if out := run("--dry-run"); !strings.Contains(out, "workloads: 8 to create, 0 skipped, 0 failed") {
 		t.Errorf("dry run should plan 8 workloads:\n%s", out)
 	}
 	if _, err := b.Kube.AppsV1().Deployments(e.NS).Get(e.Ctx, "web", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
