@@ -51,6 +51,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		c.stopSyncer(key)
 		return nil
 	}
+	ctx = withStatusRead(ctx, cached)
 	if cv, ok := c.withProvenance(cached); ok {
 		if err := c.updateStatus(ctx, cv); err != nil {
 			return err
