@@ -31,7 +31,7 @@ func (c *Controller) updateStatus(ctx context.Context, cv *cvv1.ContainerVersion
 	read, _ := ctx.Value(statusReadKey{}).(*statusRead)
 	changed := false
 	retriable := func(err error) bool { return apierrors.IsConflict(err) && !changed }
-	err := retry.OnError(retry.DefaultRetry, retriable, func() error {
+	return retry.OnError(retry.DefaultRetry, retriable, func() error {
 		updated, err := cvs.UpdateStatus(ctx, cv, metav1.UpdateOptions{})
 		if apierrors.IsConflict(err) {
 			fresh, getErr := cvs.Get(ctx, cv.Name, metav1.GetOptions{})
@@ -46,12 +46,11 @@ func (c *Controller) updateStatus(ctx context.Context, cv *cvv1.ContainerVersion
 			return err
 		}
 		cv.ResourceVersion = updated.ResourceVersion
+		if read != nil {
+			read.status = &updated.Status // as stored: times are kept to the second
+		}
 		return nil
 	})
-	if err == nil && read != nil {
-		read.status = cv.Status.DeepCopy()
-	}
-	return err
 }
 
 // statusRead is the status a sync read (or last wrote) for its CV: what
