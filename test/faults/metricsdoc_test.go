@@ -45,9 +45,18 @@ func TestEveryServedMetricIsDocumented(t *testing.T) {
 	proc.waitReady(f)
 	f.WaitStatus(f.app, cvv1.StatusSuccess, digest, 90*time.Second)
 
-	served := servedFamilies(t, proc.url()+"/metrics")
-	for _, name := range []string{"cvmanager_polls_total", "cvmanager_rollouts_total", "cvmanager_registry_requests_total",
-		"cvmanager_registry_request_duration_seconds", "cvmanager_registry_ratelimit_limit", "cvmanager_registry_ratelimit_remaining"} {
+	// The rollout counter is incremented just after the status write the
+	// wait above sees, so the scrape is repeated briefly.
+	want := []string{"cvmanager_polls_total", "cvmanager_rollouts_total", "cvmanager_registry_requests_total",
+		"cvmanager_registry_request_duration_seconds", "cvmanager_registry_ratelimit_limit", "cvmanager_registry_ratelimit_remaining"}
+	var served map[string]bool
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		served = servedFamilies(t, proc.url()+"/metrics")
+		if allServed(served, want) || time.Now().After(deadline) {
+			break
+		}
+	}
+	for _, name := range want {
 		if !served[name] {
 			t.Errorf("the scenario did not produce %s: the check below would not cover it", name)
 		}
@@ -86,4 +95,13 @@ func servedFamilies(t *testing.T, url string) map[string]bool {
 		}
 	}
 	return out
+}
+
+func allServed(served map[string]bool, names []string) bool {
+	for _, n := range names {
+		if !served[n] {
+			return false
+		}
+	}
+	return true
 }
