@@ -105,9 +105,15 @@ type Controller struct {
 	secrets   *secretCache
 	synced    []cache.InformerSynced
 
-	lifecycle  *rollout.Lifecycle
-	strategies rollout.Factory
-	authz      *authz.Authorizer
+	jobs      *rollout.Jobs
+	lifecycle *rollout.Lifecycle
+	planners  rollout.Planners
+	executor  *rollout.Executor
+	authz     *authz.Authorizer
+
+	requestIndexer cache.Indexer
+	handled        handledRequests
+	sent           sentEffects
 
 	mu          sync.Mutex
 	syncers     map[string]*syncerState
@@ -141,10 +147,11 @@ func New(kube kubernetes.Interface, cvClient versioned.Interface, inf Informers,
 		synced:   informerSynced(inf),
 	}
 	c.watch(inf)
-	jobs := &rollout.Jobs{Client: kube, Lister: inf.Jobs.Lister(), Resolve: c.resolveVerifier}
-	c.lifecycle = &rollout.Lifecycle{Jobs: jobs}
-	c.strategies = rollout.NewFactory(kube, c.workloads, jobs)
-	c.setupAuthz(jobs)
+	c.jobs = &rollout.Jobs{Client: kube, Lister: inf.Jobs.Lister(), Resolve: c.resolveVerifier}
+	c.lifecycle = &rollout.Lifecycle{Jobs: c.jobs}
+	c.planners = rollout.NewPlanners(c.jobs)
+	c.executor = &rollout.Executor{Client: kube, Jobs: c.jobs}
+	c.setupAuthz(c.jobs)
 	return c
 }
 
@@ -181,6 +188,9 @@ func (c *Controller) watch(inf Informers) {
 		DeleteFunc: c.enqueue,
 	})
 	_ = cvInformer.AddIndexers(cache.Indexers{rolloutSelectorIndex: rolloutSelectorKeys, selectorIndex: selectorKeys})
+	if inf.Requests != nil {
+		c.watchRequests(inf.Requests.Informer())
+	}
 
 	apps, batch := inf.Workloads.Apps().V1(), inf.Workloads.Batch().V1()
 	// No Pods informer: pods are listed while a rollout needs them, and a
@@ -361,13 +371,4 @@ func (c *Controller) processNextItem(ctx context.Context) bool {
 	}
 	c.queue.Forget(key)
 	return true
-}
-
-// forcePoll schedules an immediate poll of a CV that bypasses the shared
-// poller's cache: only a registry answer fetched after the request arrived
-// serves it (see triggerTimes). Requests reach it through the CV (see
-// Requests), so whichever replica accepted them, the leader acts.
-func (c *Controller) forcePoll(s *syncerState, trigger string) {
-	c.triggers.note(s.key, c.clock.Now())
-	s.force(trigger)
 }

@@ -1,8 +1,6 @@
 package controller
 
 import (
-	"context"
-	"fmt"
 	"sort"
 	"strings"
 	"sync"
@@ -10,16 +8,11 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/klog/v2"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
-	"cvmanager.dev/cvmanager/pkg/history"
-	"cvmanager.dev/cvmanager/pkg/registry/poller"
-	"cvmanager.dev/cvmanager/pkg/rollout"
 	"cvmanager.dev/cvmanager/pkg/workload"
 )
 
@@ -65,26 +58,33 @@ type corrections struct {
 	at map[string][]time.Time
 }
 
-// note records a correction at now and reports whether the CV had already
-// been corrected FightCorrections times within FightWindow (a fight).
-func (c *corrections) note(key string, now time.Time) (fight bool) {
+// note records a correction of key's workloads at now.
+func (c *corrections) note(key string, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.at == nil {
 		c.at = map[string][]time.Time{}
 	}
+	c.at[key] = append(recentOf(c.at[key], now), now)
+}
+
+// wouldFight reports whether key's workloads were already corrected
+// FightCorrections times within FightWindow: another correction would be a
+// fight with another writer.
+func (c *corrections) wouldFight(key string, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(recentOf(c.at[key], now)) >= FightCorrections
+}
+
+func recentOf(times []time.Time, now time.Time) []time.Time {
 	var recent []time.Time
-	for _, t := range c.at[key] {
+	for _, t := range times {
 		if now.Sub(t) < FightWindow {
 			recent = append(recent, t)
 		}
 	}
-	if len(recent) >= FightCorrections {
-		c.at[key] = recent
-		return true
-	}
-	c.at[key] = append(recent, now)
-	return false
+	return recent
 }
 
 // driftPolicy is spec.driftPolicy with its default, Restore: a CV promises
@@ -117,114 +117,6 @@ func (c *Controller) mismatches(cv *cvv1.ContainerVersion, image string) ([]mism
 		out = append(out, mismatch{w: w, running: running, joined: workload.WrittenImage(w, cv.Spec.Container.Name) == ""})
 	}
 	return out, nil
-}
-
-// reconcileWorkloads brings a CV at rest back to its promise: joiners are
-// rolled out to the deployed digest (trigger join), drifted workloads are
-// restored (trigger drift) or reported, per spec.driftPolicy. It reports
-// whether it acted (wrote status or started a rollout); the sync then ends
-// and the status write's echo continues it.
-func (c *Controller) reconcileWorkloads(ctx context.Context, cached *cvv1.ContainerVersion) (bool, error) {
-	st := cached.Status
-	if st.CurrStatus != cvv1.StatusSuccess || st.SuccessDigest == "" || st.CurrDigest != st.SuccessDigest {
-		return false, nil // nothing deployed yet, or the last version failed without rollback
-	}
-	if rollout.StrategyKind(cached) != cvv1.StrategySimple {
-		// Blue-green keeps the idle colour on the previous version on
-		// purpose: a difference there is not drift (see docs/drift.md).
-		return false, nil
-	}
-	target, err := pinnedTarget(cached.Spec.ImageRepo, st.SuccessVersion, st.SuccessDigest)
-	if err != nil {
-		return false, nil
-	}
-	found, err := c.mismatches(cached, target.Image)
-	if err != nil {
-		return false, err
-	}
-	var joined, drifted []mismatch
-	for _, m := range found {
-		if m.joined {
-			joined = append(joined, m)
-		} else {
-			drifted = append(drifted, m)
-		}
-	}
-	cv := cached.DeepCopy()
-	if len(drifted) > 0 && (driftPolicy(cv) == cvv1.DriftReport || fighting(cv)) {
-		return c.reportDrift(ctx, cv, drifted, target.Image)
-	}
-	if len(drifted) == 0 && len(joined) == 0 {
-		return c.clearDrift(ctx, cv)
-	}
-	img := poller.ResolvedImage{Digest: st.SuccessDigest, Version: st.SuccessVersion}
-	if len(drifted) > 0 {
-		if c.corrections.note(namespacedKey(cv), c.clock.Now()) {
-			return c.stopFight(ctx, cv, drifted, target.Image)
-		}
-		c.recorder.Eventf(cv, corev1.EventTypeWarning, ReasonDriftDetected, "%s, not the deployed %s: restoring",
-			joinMismatches(drifted), target.Image)
-		klog.InfoS("Drift detected; restoring", "cv", klog.KObj(cv), "workloads", joinMismatches(drifted))
-		return true, c.startRollout(ctx, cv, img, history.TriggerDrift)
-	}
-	c.recorder.Eventf(cv, corev1.EventTypeNormal, ReasonWorkloadJoined, "%s joined the selector: rolling out %s",
-		joinMismatches(joined), target.Image)
-	return true, c.startRollout(ctx, cv, img, history.TriggerJoin)
-}
-
-// fighting reports a fight stopped earlier and not resolved since: the
-// spec is unchanged since the condition was set.
-func fighting(cv *cvv1.ContainerVersion) bool {
-	cond := findCondition(cv.Status.Conditions, cvv1.ConditionDrifted)
-	return cond != nil && cond.Status == metav1.ConditionTrue && cond.Reason == ReasonDriftFight &&
-		cond.ObservedGeneration == cv.Generation
-}
-
-// reportDrift sets Drifted=True naming what each drifted workload runs,
-// writing only when the message changes.
-func (c *Controller) reportDrift(ctx context.Context, cv *cvv1.ContainerVersion, drifted []mismatch, image string) (bool, error) {
-	reason := ReasonDriftDetected
-	message := fmt.Sprintf("%s, not the deployed %s (driftPolicy %s)", joinMismatches(drifted), image, driftPolicy(cv))
-	if fighting(cv) {
-		cond := findCondition(cv.Status.Conditions, cvv1.ConditionDrifted)
-		reason, message = cond.Reason, cond.Message
-	}
-	if cond := findCondition(cv.Status.Conditions, cvv1.ConditionDrifted); cond != nil &&
-		cond.Status == metav1.ConditionTrue && cond.Reason == reason && cond.Message == message {
-		return false, nil
-	}
-	setCondition(cv, cvv1.ConditionDrifted, metav1.ConditionTrue, reason, message, c.clock.Now())
-	if err := c.updateStatus(ctx, cv); err != nil {
-		return false, err
-	}
-	c.recorder.Event(cv, corev1.EventTypeWarning, reason, message)
-	return true, nil
-}
-
-// stopFight stops correcting a CV whose workloads another writer keeps
-// reverting, and names that writer.
-func (c *Controller) stopFight(ctx context.Context, cv *cvv1.ContainerVersion, drifted []mismatch, image string) (bool, error) {
-	other := otherManager(drifted[0].w)
-	message := fmt.Sprintf("stopped restoring after %d corrections in %s: %s, not the deployed %s; "+
-		"field manager %q keeps changing it (make it stop, or set spec.driftPolicy: Report)",
-		FightCorrections, FightWindow, joinMismatches(drifted), image, other)
-	setCondition(cv, cvv1.ConditionDrifted, metav1.ConditionTrue, ReasonDriftFight, message, c.clock.Now())
-	if err := c.updateStatus(ctx, cv); err != nil {
-		return false, err
-	}
-	c.recorder.Event(cv, corev1.EventTypeWarning, ReasonDriftFight, message)
-	klog.InfoS("Drift fight; stopped restoring", "cv", klog.KObj(cv), "otherManager", other)
-	return true, nil
-}
-
-// clearDrift sets Drifted=False once every workload runs the deployed image.
-func (c *Controller) clearDrift(ctx context.Context, cv *cvv1.ContainerVersion) (bool, error) {
-	cond := findCondition(cv.Status.Conditions, cvv1.ConditionDrifted)
-	if cond == nil || cond.Status == metav1.ConditionFalse {
-		return false, nil
-	}
-	setCondition(cv, cvv1.ConditionDrifted, metav1.ConditionFalse, ReasonNoDrift, "every workload runs the deployed image", c.clock.Now())
-	return true, c.updateStatus(ctx, cv)
 }
 
 // otherManager is the newest field manager of w other than cvmanager, from

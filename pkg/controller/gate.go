@@ -1,16 +1,11 @@
 package controller
 
 import (
-	"context"
-
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
-	"cvmanager.dev/cvmanager/pkg/notify"
 	"cvmanager.dev/cvmanager/pkg/policy"
 	"cvmanager.dev/cvmanager/pkg/registry"
-	"cvmanager.dev/cvmanager/pkg/registry/poller"
 )
 
 // AnnotationRelease approves a held version: `cvmanager release` sets it to
@@ -58,24 +53,6 @@ func (c *Controller) gate(cv *cvv1.ContainerVersion, version, digest string) pol
 func released(cv *cvv1.ContainerVersion, version, digest string) bool {
 	want := cv.Annotations[AnnotationRelease]
 	return want != "" && (want == digest || want == version)
-}
-
-// hold records a version the policy keeps back: shown as available, with a
-// ReleaseBlocked condition and one Event per held digest.
-func (c *Controller) hold(ctx context.Context, cv *cvv1.ContainerVersion, img poller.ResolvedImage, version string, v policy.Verdict) error {
-	if cv.Status.AvailableDigest == img.Digest && conditionIs(cv, cvv1.ConditionReleaseBlocked, v.Reason) {
-		return nil // already reported
-	}
-	cv.Status.AvailableVersion, cv.Status.AvailableDigest = version, img.Digest
-	now := c.clock.Now()
-	cv.Status.LastPolled = &metav1.Time{Time: now}
-	setCondition(cv, cvv1.ConditionReleaseBlocked, metav1.ConditionTrue, v.Reason, v.Message, now)
-	if err := c.updateStatus(ctx, cv); err != nil {
-		return err
-	}
-	c.recorder.Event(cv, corev1.EventTypeNormal, ReasonReleaseBlocked, v.Message)
-	c.notify(ctx, cv, notify.Blocked, version, img.Digest, cv.Status.CurrVersion, v.Message)
-	return nil
 }
 
 // clearHold marks the release gate open once a version passes it.

@@ -28,6 +28,9 @@ type Informers struct {
 	Workloads kubeinformers.SharedInformerFactory
 	// Jobs holds only the Jobs cvmanager created (verifications, migrations).
 	Jobs batchinformers.JobInformer
+	// Requests are the pending requests for the leader (trigger, webhook,
+	// clear-failed); nil when nothing creates any (library use).
+	Requests cvinformers.ContainerVersionRequestInformer
 }
 
 // Scope narrows what the factories watch.
@@ -46,6 +49,9 @@ type Factories struct {
 	Kube kubeinformers.SharedInformerFactory
 	CVs  externalversions.SharedInformerFactory
 	Jobs kubeinformers.SharedInformerFactory
+	// Requests watches ContainerVersionRequests: its own factory, since the
+	// CV factory's selectors (labels, a CV's name) do not apply to them.
+	Requests externalversions.SharedInformerFactory
 	// client lists pods while a rollout needs them (WorkloadListers).
 	client kubernetes.Interface
 }
@@ -78,6 +84,8 @@ func NewFactories(kube kubernetes.Interface, cvClient versioned.Interface, scope
 		Jobs: kubeinformers.NewSharedInformerFactoryWithOptions(kube, 0,
 			kubeinformers.WithNamespace(scope.Namespace), kubeinformers.WithTransform(slimMeta),
 			kubeinformers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = rollout.LabelCV })),
+		Requests: externalversions.NewSharedInformerFactoryWithOptions(cvClient, 0,
+			externalversions.WithNamespace(scope.Namespace), externalversions.WithTransform(slimMeta)),
 	}
 }
 
@@ -87,6 +95,7 @@ func (f *Factories) Informers() Informers {
 		CVs:       f.CVs.Cvmanager().V1alpha1().ContainerVersions(),
 		Workloads: f.Kube,
 		Jobs:      f.Jobs.Batch().V1().Jobs(),
+		Requests:  f.Requests.Cvmanager().V1alpha1().ContainerVersionRequests(),
 	}
 }
 
@@ -101,6 +110,7 @@ func (f *Factories) Start(stop <-chan struct{}) {
 	f.Kube.Start(stop)
 	f.CVs.Start(stop)
 	f.Jobs.Start(stop)
+	f.Requests.Start(stop)
 }
 
 // Shutdown stops the informers and waits for them.
@@ -108,15 +118,20 @@ func (f *Factories) Shutdown() {
 	f.Kube.Shutdown()
 	f.CVs.Shutdown()
 	f.Jobs.Shutdown()
+	f.Requests.Shutdown()
 }
 
 // informerSynced lists the HasSynced of every informer in inf the
 // controller uses.
 func informerSynced(inf Informers) []cache.InformerSynced {
 	apps, batch := inf.Workloads.Apps().V1(), inf.Workloads.Batch().V1()
-	return []cache.InformerSynced{
+	synced := []cache.InformerSynced{
 		inf.CVs.Informer().HasSynced, inf.Jobs.Informer().HasSynced,
 		apps.Deployments().Informer().HasSynced, apps.StatefulSets().Informer().HasSynced,
 		apps.DaemonSets().Informer().HasSynced, batch.CronJobs().Informer().HasSynced,
 	}
+	if inf.Requests != nil {
+		synced = append(synced, inf.Requests.Informer().HasSynced)
+	}
+	return synced
 }

@@ -2,11 +2,9 @@ package controller
 
 import (
 	"context"
-	"fmt"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/registry/poller"
 	"cvmanager.dev/cvmanager/pkg/rollout"
 )
@@ -26,16 +24,4 @@ func (c *Controller) resolveVerifier(ctx context.Context, repo, tag string) (str
 		return "", err
 	}
 	return img.Digest, nil
-}
-
-// recordStep persists the rollout's progress before the next step starts.
-func (c *Controller) recordStep(ctx context.Context, cv *cvv1.ContainerVersion, step string) error {
-	if cv.Status.Rollout.Step == step {
-		return nil
-	}
-	cv.Status.Rollout.Step = step
-	if err := c.updateStatus(ctx, cv); err != nil {
-		return fmt.Errorf("recording step %s: %w", step, err)
-	}
-	return nil
 }

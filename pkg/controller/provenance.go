@@ -35,22 +35,6 @@ func (c *Controller) provenanceOf(digest string) *cvv1.Provenance {
 	return &info
 }
 
-// fillProvenance copies provenance read since the last status write into
-// status: the rollout's, or, when the rollout finished first, the running
-// version's. It reports whether cv changed; it never asks the registry.
-func (c *Controller) fillProvenance(cv *cvv1.ContainerVersion) bool {
-	p := c.unwrittenProvenance(&cv.Status)
-	switch {
-	case p == nil:
-		return false
-	case cv.Status.Rollout != nil:
-		cv.Status.Rollout.Provenance = p
-	default:
-		cv.Status.Provenance = p
-	}
-	return true
-}
-
 // unwrittenProvenance is provenance the cache holds for the digest status
 // lacks it for: the rollout's, else the running version's. Most syncs find
 // nothing and copy nothing.
@@ -68,14 +52,4 @@ func (c *Controller) unwrittenProvenance(st *cvv1.ContainerVersionStatus) *cvv1.
 		return nil
 	}
 	return c.provenanceOf(st.SuccessDigest)
-}
-
-// withProvenance returns a copy of cached with newly read provenance, or
-// false when there is nothing new (the common case: no copy is made).
-func (c *Controller) withProvenance(cached *cvv1.ContainerVersion) (*cvv1.ContainerVersion, bool) {
-	if c.unwrittenProvenance(&cached.Status) == nil {
-		return nil, false
-	}
-	cv := cached.DeepCopy()
-	return cv, c.fillProvenance(cv)
 }

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"strings"
 	"time"
 
 	"k8s.io/klog/v2"
@@ -16,6 +17,12 @@ import (
 var recheckDelays = []time.Duration{
 	200 * time.Millisecond, 300 * time.Millisecond, 500 * time.Millisecond,
 	800 * time.Millisecond, 1200 * time.Millisecond, 2 * time.Second,
+}
+
+// expectedDigest is the digest a request value (requestValue) names, or "".
+func expectedDigest(value string) string {
+	_, digest, _ := strings.Cut(value, "/")
+	return digest
 }
 
 // recheckAfter decides whether a poll asked for by a push event that named
@@ -51,14 +58,14 @@ func (s *syncerState) recheckWait(value string, now time.Time) time.Duration {
 // scheduleRecheck keeps the poll request value pending and queues another
 // look when its push event's digest was not found; false means the request
 // is done (found, not expected, or out of attempts) and may be acknowledged.
-func (c *Controller) scheduleRecheck(s *syncerState, value string) bool {
+func (c *Controller) scheduleRecheck(s *syncerState, value, seen string) bool {
 	if s.recheckValue != value {
 		s.recheckValue, s.rechecks = value, 0
 	}
-	wait, again := recheckAfter(expectedDigest(value), s.seen, s.rechecks)
+	wait, again := recheckAfter(expectedDigest(value), seen, s.rechecks)
 	if !again {
 		if s.rechecks > 0 {
-			klog.V(2).InfoS("Push event re-checked", "cv", s.key, "rechecks", s.rechecks, "found", s.seen == expectedDigest(value))
+			klog.V(2).InfoS("Push event re-checked", "cv", s.key, "rechecks", s.rechecks, "found", seen == expectedDigest(value))
 		}
 		s.recheckValue, s.rechecks, s.recheckAt = "", 0, time.Time{}
 		return false

@@ -25,11 +25,8 @@ import (
 // rollout's start and the workload, and the store ignores an ID it already
 // holds, so a controller that dies after these writes and redoes the finish
 // does not record the rollout twice.
-func (c *Controller) appendHistory(ctx context.Context, cv *cvv1.ContainerVersion, p rollout.Progress, outcome, reason string) error {
-	if !cv.Spec.History.Enabled && !c.settings().DefaultHistory {
-		return nil
-	}
-	r := cv.Status.Rollout
+func (c *Controller) appendHistory(ctx context.Context, cv *cvv1.ContainerVersion, planned *plannedRecord) error {
+	r := planned.rollout
 	now := c.clock.Now()
 	rec := history.Record{
 		ID:          rolloutID(cv, r, c.workloadGenerations(cv)),
@@ -39,20 +36,16 @@ func (c *Controller) appendHistory(ctx context.Context, cv *cvv1.ContainerVersio
 		FromVersion: r.FromVersion, FromDigest: r.FromDigest,
 		ToVersion: r.Version, ToDigest: r.Digest,
 		Strategy:        rollout.StrategyKind(cv),
-		Outcome:         outcome,
-		Reason:          reason,
+		Outcome:         planned.outcome,
+		Reason:          planned.reason,
 		Trigger:         r.Trigger,
 		Signer:          r.Signer,
 		Provenance:      c.rolloutProvenance(r),
-		Jobs:            rollout.JobRecords(c.lifecycle.Jobs.Lister, cv, r.Digest),
+		Jobs:            rollout.JobRecords(c.jobs.Lister, cv, r.Digest),
 		DurationSeconds: now.Sub(r.StartTime.Time).Seconds(),
 	}
-	workloads := p.Workloads
+	workloads := planned.workloads
 	if len(workloads) == 0 {
-		// A finish redone after a conflict or a crash changes nothing (the
-		// first attempt already moved the workloads), so it reports none:
-		// its record goes where the first attempt's went, to the selected
-		// workloads, and meets its own ID there.
 		workloads = c.selectedKeys(cv)
 	}
 	for _, w := range perWorkloadRecords(cv, rec, workloads) {
@@ -61,6 +54,22 @@ func (c *Controller) appendHistory(ctx context.Context, cv *cvv1.ContainerVersio
 		}
 	}
 	return nil
+}
+
+// rolloutProvenance is the provenance recorded for a rollout's digest:
+// what status holds, else what was read since the last status write.
+func (c *Controller) rolloutProvenance(r *cvv1.RolloutStatus) *cvv1.Provenance {
+	if r.Provenance != nil {
+		return r.Provenance
+	}
+	return c.provenanceOf(r.Digest)
+}
+
+// newRolloutID names a rollout from the CV's UID, the digest and the
+// start time: what a replayed sync's effects are keyed by.
+func newRolloutID(cv *cvv1.ContainerVersion, r *cvv1.RolloutStatus) string {
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s|%s|%d|%s", cv.UID, r.Digest, r.StartTime.UnixNano(), r.Trigger))
+	return hex.EncodeToString(sum[:6])
 }
 
 // workloadRecord is one workload's record of a rollout and the history

@@ -2,15 +2,14 @@ package controller
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
-	"fmt"
-	"strings"
+	"slices"
+	"sync"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
@@ -21,131 +20,214 @@ import (
 
 // Writes that must happen exactly once (a trigger, a webhook, clear-failed)
 // may be accepted by any replica, while only the leader acts. The replica
-// that accepts one records it on the ContainerVersion itself, in an
-// annotation; the leader sees it through its CV informer, acts on it, and
-// acknowledges it by removing the annotation with a JSON patch that first
-// tests the value it acted on. So:
+// that accepts one creates a ContainerVersionRequest beside the CV; the
+// leader sees it through its informer, acts on it in the CV's next sync,
+// and deletes it once that sync's status write succeeded. So:
 //   - a request survives a leader change: it is in the API, not in memory;
-//   - a newer request written while the leader acts has another value, the
-//     test fails, and it is acted on too;
-//   - acting twice (a leader dying after the poll, before the ack) costs a
-//     second poll, which finds the digest already deployed or rolling out
-//     and starts nothing: one trigger, one rollout.
-const (
-	// AnnotationPollRequest asks for an immediate poll: "<trigger>/<id>",
-	// or "<trigger>/<id>/<digest>" when a push event named the digest the
-	// poll should find (see recheckAfter).
-	AnnotationPollRequest = "cvmanager.dev/poll-request"
-	// AnnotationClearFailed asks to forget status.failedDigest, then poll: "<id>".
-	AnnotationClearFailed = "cvmanager.dev/clear-failed"
-)
+//   - the CV keeps two writers, its users and the controller's status, and
+//     its resourceVersion moves only when one of them changes something;
+//   - acting twice (a leader dying after the status write, before the
+//     delete) costs a second poll, which finds the digest already deployed
+//     or rolling out and starts nothing: one trigger, one rollout.
 
-// Requests records poll and clear-failed requests on CVs. Every replica's
-// HTTP handlers use it, leader or not.
+// Requests creates requests for the leader. Every replica's HTTP handlers
+// and `cvmanager release` use it, leader or not.
 type Requests struct {
 	client versioned.Interface
 	clock  clock.Clock
 }
 
-// NewRequests writes requests with client; ids carry clk's time.
+// NewRequests creates requests with client.
 func NewRequests(client versioned.Interface, clk clock.Clock) *Requests {
 	return &Requests{client: client, clock: clk}
 }
 
-// TriggerPoll records a request to poll namespace/name now, for trigger.
+// TriggerPoll asks the leader to poll namespace/name now, for trigger.
 func (r *Requests) TriggerPoll(ctx context.Context, namespace, name, trigger string) error {
-	return r.annotate(ctx, namespace, name, AnnotationPollRequest, trigger+"/"+r.newID())
+	return r.create(ctx, namespace, name, cvv1.RequestPoll, trigger, "")
 }
 
-// TriggerPollDigest records a request to poll namespace/name now, for
+// TriggerPollDigest asks the leader to poll namespace/name now, for
 // trigger, expecting the tag to point at digest: until the registry serves
 // it, the leader re-checks briefly (a push event can arrive first).
 func (r *Requests) TriggerPollDigest(ctx context.Context, namespace, name, trigger, digest string) error {
-	value := trigger + "/" + r.newID()
-	if digest != "" {
-		value += "/" + digest
-	}
-	return r.annotate(ctx, namespace, name, AnnotationPollRequest, value)
+	return r.create(ctx, namespace, name, cvv1.RequestPoll, trigger, digest)
 }
 
-// ClearFailed records a request to forget the CV's failed digest and poll.
+// ClearFailed asks the leader to forget the CV's failed digest and poll.
 func (r *Requests) ClearFailed(ctx context.Context, namespace, name string) error {
-	return r.annotate(ctx, namespace, name, AnnotationClearFailed, r.newID())
+	return r.create(ctx, namespace, name, cvv1.RequestClearFailed, history.TriggerClearFailed, "")
 }
 
-func (r *Requests) newID() string {
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	return fmt.Sprintf("%d-%s", r.clock.Now().UnixNano(), hex.EncodeToString(b))
-}
-
-func (r *Requests) annotate(ctx context.Context, namespace, name, key, value string) error {
-	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{key: value}}})
+// create makes the request, owned by the CV so it goes with it. The CV is
+// read first: a request for a CV that does not exist is a NotFound error.
+func (r *Requests) create(ctx context.Context, namespace, name, action, trigger, digest string) error {
+	cv, err := r.client.CvmanagerV1alpha1().ContainerVersions(namespace).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		return err
 	}
-	_, err = r.client.CvmanagerV1alpha1().ContainerVersions(namespace).Patch(ctx, name, types.MergePatchType, patch,
-		metav1.PatchOptions{FieldManager: fieldManager})
+	req := &cvv1.ContainerVersionRequest{
+		ObjectMeta: metav1.ObjectMeta{
+			GenerateName: requestPrefix(name), Namespace: namespace,
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(cv, cvv1.SchemeGroupVersion.WithKind("ContainerVersion"))},
+		},
+		Spec: cvv1.ContainerVersionRequestSpec{ContainerVersion: name, Action: action, Trigger: trigger, Digest: digest},
+	}
+	_, err = r.client.CvmanagerV1alpha1().ContainerVersionRequests(namespace).Create(ctx, req, metav1.CreateOptions{FieldManager: fieldManager})
 	return err
 }
 
-// pendingRequest is the request the leader should act on for cv: the
-// trigger name and the annotation (key, value) to acknowledge after. A
-// clear-failed request wins over a poll request: it polls too.
-func pendingRequest(cv *cvv1.ContainerVersion) (trigger, key, value string) {
-	if v := cv.Annotations[AnnotationClearFailed]; v != "" {
-		return history.TriggerClearFailed, AnnotationClearFailed, v
+// requestPrefix keeps generated names within the 253 characters allowed.
+func requestPrefix(cv string) string {
+	if len(cv) > 200 {
+		cv = cv[:200]
 	}
-	if v := cv.Annotations[AnnotationPollRequest]; v != "" {
-		t, _, _ := strings.Cut(v, "/")
-		if t == "" {
-			t = history.TriggerAPI
-		}
-		return t, AnnotationPollRequest, v
-	}
-	return "", "", ""
+	return cv + "-"
 }
 
-// expectedDigest is the digest a poll request's push event named, or "".
-func expectedDigest(value string) string {
-	parts := strings.SplitN(value, "/", 3)
-	if len(parts) < 3 {
-		return ""
+// requestIndex indexes requests by the key of their CV.
+const requestIndex = "cv"
+
+func requestCVKey(obj any) ([]string, error) {
+	req, ok := obj.(*cvv1.ContainerVersionRequest)
+	if !ok {
+		return nil, nil
 	}
-	return parts[2]
+	return []string{req.Namespace + "/" + req.Spec.ContainerVersion}, nil
 }
 
-// acknowledge removes a request annotation if it still holds value.
-func (c *Controller) acknowledge(ctx context.Context, cv *cvv1.ContainerVersion, key, value string) error {
-	path := "/metadata/annotations/" + strings.ReplaceAll(strings.ReplaceAll(key, "~", "~0"), "/", "~1")
-	patch, err := json.Marshal([]map[string]string{
-		{"op": "test", "path": path, "value": value},
-		{"op": "remove", "path": path},
+// watchRequests wakes a CV when a request for it arrives, noting the
+// arrival: the poll that serves it must be fresher (see triggerTimes).
+func (c *Controller) watchRequests(inf cache.SharedIndexInformer) {
+	c.requestIndexer = inf.GetIndexer()
+	_ = inf.AddIndexers(cache.Indexers{requestIndex: requestCVKey})
+	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) {
+			if req, ok := obj.(*cvv1.ContainerVersionRequest); ok {
+				key := req.Namespace + "/" + req.Spec.ContainerVersion
+				c.triggers.note(key, c.clock.Now())
+				c.queue.Add(key)
+			}
+		},
+		DeleteFunc: func(obj any) {
+			if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = tomb.Obj
+			}
+			if req, ok := obj.(*cvv1.ContainerVersionRequest); ok {
+				c.handled.forget(req.UID)
+			}
+		},
 	})
-	if err != nil {
-		return err
-	}
-	_, err = c.cvClient.CvmanagerV1alpha1().ContainerVersions(cv.Namespace).Patch(ctx, cv.Name, types.JSONPatchType, patch,
-		metav1.PatchOptions{FieldManager: fieldManager})
-	if apierrors.IsNotFound(err) || apierrors.IsInvalid(err) || apierrors.IsConflict(err) || isTestFailed(err) {
-		klog.V(2).InfoS("Request replaced before acknowledged; acting again", "cv", klog.KObj(cv), "key", key)
-		return nil // deleted, or a newer request: its event syncs again
-	}
-	return err
 }
 
-// isTestFailed recognises the apiserver's answer to a failed "test" op
-// (422 or 500 depending on version).
-func isTestFailed(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "testing value")
-}
-
-// clearFailedDigest forgets status.failedDigest so the version is tried
-// again (the manual override after fixing what made it fail).
-func (c *Controller) clearFailedDigest(ctx context.Context, cv *cvv1.ContainerVersion) error {
-	if cv.Status.FailedDigest == "" {
+// pendingRequests are cv's requests not yet acted on, oldest first.
+func (c *Controller) pendingRequests(cv *cvv1.ContainerVersion) []*cvv1.ContainerVersionRequest {
+	if c.requestIndexer == nil {
 		return nil
 	}
-	cv.Status.FailedDigest = ""
-	return c.updateStatus(ctx, cv)
+	objs, _ := c.requestIndexer.ByIndex(requestIndex, namespacedKey(cv))
+	var out []*cvv1.ContainerVersionRequest
+	for _, o := range objs {
+		if req, ok := o.(*cvv1.ContainerVersionRequest); ok && !c.handled.has(req.UID) {
+			out = append(out, req)
+		}
+	}
+	slices.SortFunc(out, func(a, b *cvv1.ContainerVersionRequest) int {
+		if n := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); n != 0 {
+			return n
+		}
+		return compareStrings(a.Name, b.Name)
+	})
+	return out
+}
+
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// newestRequest is the last of requests, nil when there is none.
+func newestRequest(requests []*cvv1.ContainerVersionRequest) *cvv1.ContainerVersionRequest {
+	if len(requests) == 0 {
+		return nil
+	}
+	return requests[len(requests)-1]
+}
+
+// requestTrigger names the cause of a poll serving requests: a
+// clear-failed request wins (it polls too), else the newest request's.
+func requestTrigger(requests []*cvv1.ContainerVersionRequest) string {
+	for _, req := range requests {
+		if req.Spec.Action == cvv1.RequestClearFailed {
+			return history.TriggerClearFailed
+		}
+	}
+	if t := newestRequest(requests).Spec.Trigger; t != "" {
+		return t
+	}
+	return history.TriggerAPI
+}
+
+// clearsFailed reports whether a request asks to forget the failed digest.
+func clearsFailed(requests []*cvv1.ContainerVersionRequest) bool {
+	for _, req := range requests {
+		if req.Spec.Action == cvv1.RequestClearFailed {
+			return true
+		}
+	}
+	return false
+}
+
+// requestValue identifies a request and the digest it expects, for the
+// push re-checks (recheck.go).
+func requestValue(req *cvv1.ContainerVersionRequest) string {
+	return string(req.UID) + "/" + req.Spec.Digest
+}
+
+// consumeRequests deletes requests acted on. They are remembered as handled
+// until the informer sees them go, so a sync in between does not act again.
+func (c *Controller) consumeRequests(ctx context.Context, requests []*cvv1.ContainerVersionRequest) {
+	for _, req := range requests {
+		c.handled.add(req.UID)
+		err := c.cvClient.CvmanagerV1alpha1().ContainerVersionRequests(req.Namespace).Delete(ctx, req.Name,
+			metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &req.UID}})
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			// Left in place it is acted on again after a restart: a poll, harmless.
+			klog.InfoS("Could not delete a handled request", "request", klog.KObj(req), "err", err)
+		}
+	}
+}
+
+// handledRequests are requests acted on whose deletion the informer has
+// not shown yet.
+type handledRequests struct {
+	mu  sync.Mutex
+	uid map[types.UID]time.Time
+}
+
+func (h *handledRequests) add(uid types.UID) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.uid == nil {
+		h.uid = map[types.UID]time.Time{}
+	}
+	h.uid[uid] = time.Now()
+}
+
+func (h *handledRequests) has(uid types.UID) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, ok := h.uid[uid]
+	return ok
+}
+
+func (h *handledRequests) forget(uid types.UID) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.uid, uid)
 }

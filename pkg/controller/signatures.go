@@ -3,17 +3,12 @@ package controller
 import (
 	"context"
 	"fmt"
+	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/klog/v2"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
-	"cvmanager.dev/cvmanager/pkg/history"
-	"cvmanager.dev/cvmanager/pkg/notify"
 	"cvmanager.dev/cvmanager/pkg/registry"
-	"cvmanager.dev/cvmanager/pkg/registry/poller"
-	"cvmanager.dev/cvmanager/pkg/rollout"
 	"cvmanager.dev/cvmanager/pkg/verify"
 )
 
@@ -139,8 +134,7 @@ func (c *Controller) cvPolicy(ctx context.Context, cv *cvv1.ContainerVersion, sp
 }
 
 // setVerified records the verdict in the Verified condition.
-func (c *Controller) setVerified(cv *cvv1.ContainerVersion, digest string, v signatureVerdict) {
-	now := c.clock.Now()
+func setVerified(cv *cvv1.ContainerVersion, digest string, v signatureVerdict, now time.Time) {
 	switch {
 	case v.result.Verified:
 		setCondition(cv, cvv1.ConditionVerified, metav1.ConditionTrue, verify.ReasonVerified,
@@ -150,44 +144,6 @@ func (c *Controller) setVerified(cv *cvv1.ContainerVersion, digest string, v sig
 	}
 }
 
-// refuseUnsigned reports a digest refused for its signature: workloads stay
-// as they are, the digest is shown as available but held, and the refusal
-// goes to the condition, an Event, the history (outcome Blocked) and the
-// Blocked notification, once per digest and reason. The syncer keeps
-// polling, so a signature pushed later lets the next poll roll out.
-func (c *Controller) refuseUnsigned(ctx context.Context, cv *cvv1.ContainerVersion, img poller.ResolvedImage, trigger string, v signatureVerdict) error {
-	version := versionName(cv, img)
-	if cv.Status.AvailableDigest == img.Digest && conditionIs(cv, cvv1.ConditionReleaseBlocked, v.result.Reason) {
-		return nil // already reported
-	}
-	now := c.clock.Now()
-	message := fmt.Sprintf("refused %s (%s): %s", version, img.Digest, v.result.Message)
-	cv.Status.AvailableVersion, cv.Status.AvailableDigest = version, img.Digest
-	cv.Status.LastPolled = &metav1.Time{Time: now}
-	setCondition(cv, cvv1.ConditionVerified, metav1.ConditionFalse, v.result.Reason, message, now)
-	setCondition(cv, cvv1.ConditionReleaseBlocked, metav1.ConditionTrue, v.result.Reason, message, now)
-	if err := c.recordBlocked(ctx, cv, img.Digest, version, trigger, v.result.Reason+": "+message); err != nil {
-		return err
-	}
-	if err := c.updateStatus(ctx, cv); err != nil {
-		return err
-	}
-	klog.InfoS("Image refused: signature", "cv", klog.KObj(cv), "digest", img.Digest, "reason", v.result.Reason)
-	c.recorder.Event(cv, corev1.EventTypeWarning, ReasonSignatureRefused, message)
-	c.notify(ctx, cv, notify.Blocked, version, img.Digest, cv.Status.SuccessVersion, message)
-	return nil
-}
-
-// recordBlocked writes the refusal into the history as a rollout that never
-// started (outcome Blocked).
-func (c *Controller) recordBlocked(ctx context.Context, cv *cvv1.ContainerVersion, digest, version, trigger, reason string) error {
-	saved := cv.Status.Rollout
-	cv.Status.Rollout = &cvv1.RolloutStatus{Version: version, Digest: digest, FromVersion: cv.Status.SuccessVersion,
-		FromDigest: cv.Status.SuccessDigest, Trigger: trigger, StartTime: metav1.Time{Time: c.clock.Now()}}
-	defer func() { cv.Status.Rollout = saved }()
-	return c.appendHistory(ctx, cv, rollout.Progress{}, history.OutcomeBlocked, reason)
-}
-
 // rollbackRefused verifies the rollback target; a target that fails under
 // Enforce is not used, and the reason is returned.
 func (c *Controller) rollbackRefused(ctx context.Context, cv *cvv1.ContainerVersion) (string, error) {
@@ -195,15 +151,14 @@ func (c *Controller) rollbackRefused(ctx context.Context, cv *cvv1.ContainerVers
 	if err != nil || v.allowed() {
 		return "", err
 	}
-	message := fmt.Sprintf("rollback target %s (%s) refused: %s", cv.Status.SuccessVersion, cv.Status.SuccessDigest, v.result.Message)
-	c.recorder.Event(cv, corev1.EventTypeWarning, ReasonSignatureRefused, message)
-	return message, nil
+	return fmt.Sprintf("rollback target %s (%s) refused: %s", cv.Status.SuccessVersion, cv.Status.SuccessDigest, v.result.Message), nil
 }
 
 // auditWarning tells, in Audit mode, that an unverified image goes ahead.
-func (c *Controller) auditWarning(cv *cvv1.ContainerVersion, version, digest string, v signatureVerdict) {
-	if v.applies && !v.result.Verified && !v.enforce {
-		c.recorder.Eventf(cv, corev1.EventTypeWarning, ReasonSignatureAudit,
-			"Rolling out %s (%s) without a valid signature (Audit mode): %s: %s", version, digest, v.result.Reason, v.result.Message)
+func auditWarning(version, digest string, v signatureVerdict) (effect, bool) {
+	if !v.applies || v.result.Verified || v.enforce {
+		return effect{}, false
 	}
+	return warning(ReasonSignatureAudit, fmt.Sprintf("Rolling out %s (%s) without a valid signature (Audit mode): %s: %s",
+		version, digest, v.result.Reason, v.result.Message)), true
 }

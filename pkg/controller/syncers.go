@@ -20,11 +20,6 @@ type syncerState struct {
 	// set from other goroutines (trigger API), hence the mutex.
 	mu     sync.Mutex
 	forced string
-	// lastError is the last registry error reported, to avoid repeating
-	// the same Event every poll.
-	lastError string
-	// seen is the digest the last poll found ("" when it failed).
-	seen string
 	// recheckValue is the poll request being re-checked (see
 	// recheckAfter), rechecks how often so far, recheckAt when next.
 	recheckValue string

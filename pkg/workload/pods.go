@@ -50,7 +50,7 @@ func (l livePods) List(ctx context.Context, namespace string, selector labels.Se
 // yet patched, a 0-replica one and a CronJob cost no request.
 func (l Listers) Health(ctx context.Context, w Workload, container, image string) (Health, error) {
 	var pods []*corev1.Pod
-	if current, _ := ContainerImage(w, container); current == image && wantsPods(w) {
+	if current, _ := ContainerImage(w, container); current == image && WantsPods(w) {
 		var err error
 		if pods, err = l.PodsOf(ctx, w); err != nil {
 			return Health{}, err
@@ -59,8 +59,9 @@ func (l Listers) Health(ctx context.Context, w Workload, container, image string
 	return Evaluate(w, pods, container, image), nil
 }
 
-// wantsPods reports whether w should have pods running now.
-func wantsPods(w Workload) bool {
+// WantsPods reports whether w should have pods running now: only then do
+// its pods tell something its status cannot.
+func WantsPods(w Workload) bool {
 	switch o := w.Object.(type) {
 	case *appsv1.Deployment:
 		return replicas(o.Spec.Replicas) > 0 || o.Status.Replicas > 0

@@ -42,6 +42,10 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &cvmanagerv1alpha1.ContainerSpecApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("ContainerVersion"):
 		return &cvmanagerv1alpha1.ContainerVersionApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("ContainerVersionRequest"):
+		return &cvmanagerv1alpha1.ContainerVersionRequestApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("ContainerVersionRequestSpec"):
+		return &cvmanagerv1alpha1.ContainerVersionRequestSpecApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("ContainerVersionSpec"):
 		return &cvmanagerv1alpha1.ContainerVersionSpecApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("ContainerVersionStatus"):

@@ -26,7 +26,8 @@ func Resource(resource string) schema.GroupResource {
 }
 
 func addKnownTypes(scheme *runtime.Scheme) error {
-	scheme.AddKnownTypes(SchemeGroupVersion, &ContainerVersion{}, &ContainerVersionList{})
+	scheme.AddKnownTypes(SchemeGroupVersion, &ContainerVersion{}, &ContainerVersionList{},
+		&ContainerVersionRequest{}, &ContainerVersionRequestList{})
 	metav1.AddToGroupVersion(scheme, SchemeGroupVersion)
 	return nil
 }

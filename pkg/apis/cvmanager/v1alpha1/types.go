@@ -670,6 +670,11 @@ type ContainerVersionStatus struct {
 
 // RolloutStatus is the durable state of an unfinished rollout.
 type RolloutStatus struct {
+	// ID identifies this rollout (CV UID, digest and start time): Events,
+	// notifications and history records of one rollout carry it, so a
+	// replayed sync never sends or records a step twice.
+	// +optional
+	ID string `json:"id,omitempty"`
 	// Version being rolled out.
 	Version string `json:"version"`
 	// Digest being rolled out.

@@ -55,6 +55,8 @@ func (f *sharedInformerFactory) ForResource(resource schema.GroupVersionResource
 	// Group=cvmanager.dev, Version=v1alpha1
 	case v1alpha1.SchemeGroupVersion.WithResource("containerversions"):
 		return &genericInformer{resource: resource.GroupResource(), informer: f.Cvmanager().V1alpha1().ContainerVersions().Informer()}, nil
+	case v1alpha1.SchemeGroupVersion.WithResource("containerversionrequests"):
+		return &genericInformer{resource: resource.GroupResource(), informer: f.Cvmanager().V1alpha1().ContainerVersionRequests().Informer()}, nil
 
 	}
 

@@ -25,6 +25,7 @@ import (
 // RolloutStatusApplyConfiguration represents a declarative configuration of the RolloutStatus type for use
 // with apply.
 type RolloutStatusApplyConfiguration struct {
+	ID          *string                       `json:"id,omitempty"`
 	Version     *string                       `json:"version,omitempty"`
 	Digest      *string                       `json:"digest,omitempty"`
 	FromVersion *string                       `json:"fromVersion,omitempty"`
@@ -41,6 +42,14 @@ type RolloutStatusApplyConfiguration struct {
 // apply.
 func RolloutStatus() *RolloutStatusApplyConfiguration {
 	return &RolloutStatusApplyConfiguration{}
+}
+
+// WithID sets the ID field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the ID field is set to the value of the last call.
+func (b *RolloutStatusApplyConfiguration) WithID(value string) *RolloutStatusApplyConfiguration {
+	b.ID = &value
+	return b
 }
 
 // WithVersion sets the Version field in the declarative configuration to the given value

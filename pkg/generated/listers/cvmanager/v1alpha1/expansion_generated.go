@@ -25,3 +25,11 @@ type ContainerVersionListerExpansion interface{}
 // ContainerVersionNamespaceListerExpansion allows custom methods to be added to
 // ContainerVersionNamespaceLister.
 type ContainerVersionNamespaceListerExpansion interface{}
+
+// ContainerVersionRequestListerExpansion allows custom methods to be added to
+// ContainerVersionRequestLister.
+type ContainerVersionRequestListerExpansion interface{}
+
+// ContainerVersionRequestNamespaceListerExpansion allows custom methods to be added to
+// ContainerVersionRequestNamespaceLister.
+type ContainerVersionRequestNamespaceListerExpansion interface{}

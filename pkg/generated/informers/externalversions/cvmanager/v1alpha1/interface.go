@@ -26,6 +26,8 @@ import (
 type Interface interface {
 	// ContainerVersions returns a ContainerVersionInformer.
 	ContainerVersions() ContainerVersionInformer
+	// ContainerVersionRequests returns a ContainerVersionRequestInformer.
+	ContainerVersionRequests() ContainerVersionRequestInformer
 }
 
 type version struct {
@@ -42,4 +44,9 @@ func New(f internalinterfaces.SharedInformerFactory, namespace string, tweakList
 // ContainerVersions returns a ContainerVersionInformer.
 func (v *version) ContainerVersions() ContainerVersionInformer {
 	return &containerVersionInformer{factory: v.factory, namespace: v.namespace, tweakListOptions: v.tweakListOptions}
+}
+
+// ContainerVersionRequests returns a ContainerVersionRequestInformer.
+func (v *version) ContainerVersionRequests() ContainerVersionRequestInformer {
+	return &containerVersionRequestInformer{factory: v.factory, namespace: v.namespace, tweakListOptions: v.tweakListOptions}
 }

@@ -29,6 +29,7 @@ import (
 type CvmanagerV1alpha1Interface interface {
 	RESTClient() rest.Interface
 	ContainerVersionsGetter
+	ContainerVersionRequestsGetter
 }
 
 // CvmanagerV1alpha1Client is used to interact with features provided by the cvmanager.dev group.
@@ -38,6 +39,10 @@ type CvmanagerV1alpha1Client struct {
 
 func (c *CvmanagerV1alpha1Client) ContainerVersions(namespace string) ContainerVersionInterface {
 	return newContainerVersions(c, namespace)
+}
+
+func (c *CvmanagerV1alpha1Client) ContainerVersionRequests(namespace string) ContainerVersionRequestInterface {
+	return newContainerVersionRequests(c, namespace)
 }
 
 // NewForConfig creates a new CvmanagerV1alpha1Client for the given config.

@@ -32,6 +32,10 @@ func (c *FakeCvmanagerV1alpha1) ContainerVersions(namespace string) v1alpha1.Con
 	return newFakeContainerVersions(c, namespace)
 }
 
+func (c *FakeCvmanagerV1alpha1) ContainerVersionRequests(namespace string) v1alpha1.ContainerVersionRequestInterface {
+	return newFakeContainerVersionRequests(c, namespace)
+}
+
 // RESTClient returns a RESTClient that is used to communicate
 // with API server by this client implementation.
 func (c *FakeCvmanagerV1alpha1) RESTClient() rest.Interface {

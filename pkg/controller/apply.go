@@ -1,0 +1,177 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/klog/v2"
+
+	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/rollout"
+)
+
+// apply runs a decision: the workload actions, the history record and the
+// config key, then the one status write, carrying the resourceVersion the
+// snapshot was read at as its precondition. A conflict returns an error,
+// so the key is retried from the fresh cache; nothing is guessed around it.
+// Events, notifications and metrics follow the successful write only.
+func (c *Controller) apply(ctx context.Context, snap *snapshot, d decision) error {
+	if len(d.actions) > 0 {
+		outcome, err := c.executor.Apply(ctx, d.cv, d.actions)
+		if err != nil {
+			return err
+		}
+		if outcome != nil {
+			// An action's result decides the rollout (a Job that cannot be
+			// built or is refused): plan again with it, nothing more was written.
+			d = replan(snap, *outcome)
+		}
+	}
+	if err := c.writeRecords(ctx, snap, d); err != nil {
+		return err
+	}
+	if d.statusChanged(snap) {
+		if err := c.writeStatus(ctx, d.cv); err != nil {
+			return err
+		}
+	}
+	c.afterWrite(ctx, snap, d)
+	return nil
+}
+
+// replan decides a rollout again once an action reported its outcome.
+func replan(snap *snapshot, p rollout.Progress) decision {
+	d := decision{cv: snap.cv.DeepCopy(), consumed: servesRequests(snap)}
+	judge(snap, &d, rollout.Plan{Progress: p})
+	return d
+}
+
+// writeRecords appends the history record and keeps spec.config's key on
+// the deployed version, before the status write that makes them final.
+// Both are idempotent: a replayed sync finds its own record and value.
+func (c *Controller) writeRecords(ctx context.Context, snap *snapshot, d decision) error {
+	if rec := d.record; rec != nil && snap.historyOn {
+		if err := c.appendHistory(ctx, d.cv, rec); err != nil {
+			return err
+		}
+	}
+	if d.configVersion != "" {
+		return c.syncConfigKey(ctx, d.cv, d.configVersion)
+	}
+	return nil
+}
+
+// writeStatus writes cv's status through the status subresource. cv
+// carries the resourceVersion its sync read: when the CV changed since,
+// the write fails with a conflict and the sync is retried.
+func (c *Controller) writeStatus(ctx context.Context, cv *cvv1.ContainerVersion) error {
+	cv.Status.ObservedGeneration = cv.Generation
+	_, err := c.cvClient.CvmanagerV1alpha1().ContainerVersions(cv.Namespace).UpdateStatus(ctx, cv, metav1.UpdateOptions{})
+	if err != nil {
+		return fmt.Errorf("writing the status of %s: %w", namespacedKey(cv), err)
+	}
+	return nil
+}
+
+// afterWrite runs what follows a durable decision: the consumed requests
+// are deleted, Events, notifications and metrics go out (each once per
+// rollout ID), and the CV is looked at again when the plan asked.
+func (c *Controller) afterWrite(ctx context.Context, snap *snapshot, d decision) {
+	key := namespacedKey(snap.cv)
+	if d.consumed {
+		c.consumeRequests(ctx, snap.requests)
+	}
+	if d.corrected {
+		c.corrections.note(key, snap.now)
+	}
+	if r := d.cv.Status.Rollout; r != nil && snap.cv.Status.Rollout == nil && r.Trigger == "webhook" {
+		c.notePush(snap.cv)
+	}
+	id := rolloutIDOf(snap.cv, d.cv)
+	for _, e := range d.effects {
+		c.emit(ctx, d.cv, id, e)
+	}
+	if d.requeue > 0 {
+		c.queue.AddAfter(key, d.requeue)
+	}
+}
+
+// rolloutIDOf is the ID of the rollout a decision concerns: the one under
+// way before or after it.
+func rolloutIDOf(before, after *cvv1.ContainerVersion) string {
+	if r := after.Status.Rollout; r != nil {
+		return r.ID
+	}
+	if r := before.Status.Rollout; r != nil {
+		return r.ID
+	}
+	return ""
+}
+
+// emit sends one effect. Effects of a rollout are keyed by its ID, so a
+// sync replayed after its status write (a lagging cache) sends none twice.
+func (c *Controller) emit(ctx context.Context, cv *cvv1.ContainerVersion, id string, e effect) {
+	if id != "" && !c.sent.first(id+"|"+e.reason+"|"+e.notify+"|"+e.log) {
+		return
+	}
+	switch {
+	case e.reason != "":
+		c.recorder.Event(cv, e.eventType, e.reason, e.message)
+	case e.notify != "":
+		c.notify(ctx, cv, e.notify, e.version, e.digest, e.from, e.text)
+	case e.rolloutDone != nil:
+		c.recordRolloutMetrics(e.outcome, e.rolloutDone, c.clock.Now())
+	case e.authzRefused:
+		c.metrics.AuthzRefusals.Inc()
+	}
+	if e.log != "" {
+		c.logTransition(cv, e)
+	}
+}
+
+// logTransition logs a rollout transition with the keys every rollout
+// line carries: cv, rollout ID, version and digest.
+func (c *Controller) logTransition(cv *cvv1.ContainerVersion, e effect) {
+	r := cv.Status.Rollout
+	if e.rolloutDone != nil {
+		r = e.rolloutDone
+	}
+	if r == nil {
+		klog.InfoS(e.log, "cv", klog.KObj(cv))
+		return
+	}
+	klog.InfoS(e.log, "cv", klog.KObj(cv), "rolloutID", r.ID, "version", r.Version, "digest", r.Digest, "trigger", r.Trigger)
+}
+
+// sentEffects remembers the effects sent per rollout, bounded: a replayed
+// sync's effects meet their keys and are dropped.
+type sentEffects struct {
+	mu    sync.Mutex
+	keys  map[string]struct{}
+	order []string
+}
+
+// maxSentEffects bounds the memory of sent effects: far more than the
+// effects of the rollouts that can be replayed at once.
+const maxSentEffects = 4096
+
+// first reports whether key is new, remembering it.
+func (s *sentEffects) first(key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, seen := s.keys[key]; seen {
+		return false
+	}
+	if s.keys == nil {
+		s.keys = map[string]struct{}{}
+	}
+	s.keys[key] = struct{}{}
+	s.order = append(s.order, key)
+	if len(s.order) > maxSentEffects {
+		delete(s.keys, s.order[0])
+		s.order = s.order[1:]
+	}
+	return true
+}

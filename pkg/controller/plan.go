@@ -1,0 +1,116 @@
+package controller
+
+import (
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+
+	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/rollout"
+)
+
+// decision is what plan decides for one sync: the writes of the apply
+// phase, in order (workload actions, history record, config key, then the
+// one status write), and the side effects that follow a successful status
+// write (Events, notifications, metrics).
+type decision struct {
+	// cv carries the new status; the status is written when it differs
+	// from the snapshot's.
+	cv      *cvv1.ContainerVersion
+	actions []rollout.Action
+	// record is a history record to append before the status write.
+	record *plannedRecord
+	// configVersion is the version spec.config's key must hold, "" none.
+	configVersion string
+	effects       []effect
+	// requeue looks at the CV again after this long (0: not needed).
+	requeue time.Duration
+	// consumed: the snapshot's requests are done once the status is written.
+	consumed bool
+	// fixed marks a drift correction, counted for fight detection.
+	corrected bool
+}
+
+// plannedRecord is a history record of the rollout in r.
+type plannedRecord struct {
+	rollout   *cvv1.RolloutStatus
+	outcome   string
+	reason    string
+	workloads []string
+}
+
+// effect is something the world learns once the status write succeeded.
+type effect struct {
+	// event: an Event on the CV.
+	eventType, reason, message string
+	// notification: kind (notify.*), with version, digest, from and message.
+	notify                      string
+	version, digest, from, text string
+	// rolloutDone: observe a finished rollout in the metrics.
+	rolloutDone *cvv1.RolloutStatus
+	outcome     string
+	// authzRefused counts an author refusal.
+	authzRefused bool
+	// log: an Info line on a rollout transition.
+	log string
+	// id keys the effect: a replayed sync never sends one twice.
+	id string
+}
+
+func event(eventType, reason, message string) effect {
+	return effect{eventType: eventType, reason: reason, message: message}
+}
+
+func warning(reason, message string) effect { return event(corev1.EventTypeWarning, reason, message) }
+
+func normal(reason, message string) effect { return event(corev1.EventTypeNormal, reason, message) }
+
+func notification(kind, version, digest, from, text string) effect {
+	return effect{notify: kind, version: version, digest: digest, from: from, text: text}
+}
+
+// plan decides one sync from its snapshot. It is a pure function: it
+// reads only snap and returns what to write; every transition is a table
+// test (plan_test.go).
+func plan(snap *snapshot) decision {
+	d := decision{cv: snap.cv.DeepCopy(), consumed: servesRequests(snap)}
+	if snap.provenance != nil {
+		fillProvenance(d.cv, snap.provenance)
+	}
+	if d.consumed && clearsFailed(snap.requests) {
+		d.cv.Status.FailedDigest = "" // tried again: the user fixed what made it fail
+	}
+	switch {
+	case snap.rollout != nil:
+		planRollout(snap, &d)
+	case snap.rest != nil && snap.rest.acts():
+		planRest(snap, &d)
+	case snap.poll != nil:
+		planPoll(snap, &d)
+	}
+	return d
+}
+
+// servesRequests reports whether this sync's poll serves the pending
+// requests: a poll ran for them and found what they asked for (a push
+// event's digest not served yet keeps its request waiting). Requests that
+// arrive during a rollout wait for it to finish.
+func servesRequests(snap *snapshot) bool {
+	return len(snap.requests) > 0 && snap.poll != nil && !snap.poll.recheck
+}
+
+// statusChanged reports whether d's status differs from the snapshot's.
+func (d *decision) statusChanged(snap *snapshot) bool {
+	return !equality.Semantic.DeepEqual(d.cv.Status, snap.cv.Status)
+}
+
+// fillProvenance records provenance read since the last status write: the
+// rollout's, or the running version's.
+func fillProvenance(cv *cvv1.ContainerVersion, p *cvv1.Provenance) {
+	if cv.Status.Rollout != nil {
+		cv.Status.Rollout.Provenance = p
+		return
+	}
+	cv.Status.Provenance = p
+}
