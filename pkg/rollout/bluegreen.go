@@ -2,7 +2,6 @@ package rollout
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -11,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
@@ -247,33 +245,30 @@ func (b *BlueGreen) switchBack(ctx context.Context, p pair, container string, pr
 // pointAt sets the Service selector's blue-green labels to the values in
 // the Deployment's pod template; other selector keys are left alone.
 func (b *BlueGreen) pointAt(ctx context.Context, svc *corev1.Service, d *appsv1.Deployment, labelNames []string) error {
+	selector, changed := selectorFor(svc, d, labelNames)
+	if !changed {
+		return nil
+	}
+	if err := patchSelector(ctx, b.Client, svc, selector); err != nil {
+		return fmt.Errorf("pointing Service %s at Deployment/%s: %w", svc.Name, d.Name, err)
+	}
+	return nil
+}
+
+// selectorFor is the selector (the labelNames keys only) that makes svc
+// select d's pods, and whether svc's selector differs from it.
+func selectorFor(svc *corev1.Service, d *appsv1.Deployment, labelNames []string) (map[string]string, bool) {
 	selector := map[string]string{}
 	changed := false
 	for _, l := range labelNames {
 		selector[l] = d.Spec.Template.Labels[l]
 		changed = changed || svc.Spec.Selector[l] != selector[l]
 	}
-	if !changed {
-		return nil
-	}
-	patch, err := json.Marshal(map[string]any{"spec": map[string]any{"selector": selector}})
-	if err != nil {
-		return err
-	}
-	_, err = b.Client.CoreV1().Services(svc.Namespace).Patch(ctx, svc.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "cvmanager"})
-	if err != nil {
-		return fmt.Errorf("pointing Service %s at Deployment/%s: %w", svc.Name, d.Name, err)
-	}
-	return nil
+	return selector, changed
 }
 
 func (b *BlueGreen) scale(ctx context.Context, d *appsv1.Deployment, replicas int32) error {
-	patch := fmt.Appendf(nil, `{"spec":{"replicas":%d}}`, replicas)
-	_, err := b.Client.AppsV1().Deployments(d.Namespace).Patch(ctx, d.Name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "cvmanager"})
-	if err != nil {
-		return fmt.Errorf("scaling Deployment/%s to %d: %w", d.Name, replicas, err)
-	}
-	return nil
+	return scaleDeployment(ctx, b.Client, d, replicas)
 }
 
 // load reads the Services and Deployments and checks the configuration.
@@ -304,7 +299,7 @@ func (b *BlueGreen) load(ctx context.Context, cv *cvv1.ContainerVersion) (pair, 
 func (b *BlueGreen) service(ctx context.Context, namespace, name, reason string) (*corev1.Service, Progress, error) {
 	svc, err := b.Client.CoreV1().Services(namespace).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return nil, misconfigured(reason, "Service %s not found in namespace %s; nothing was changed", name, namespace), nil
+		return nil, serviceNotFound(reason, name, namespace), nil
 	}
 	return svc, Progress{}, err
 }
@@ -316,6 +311,11 @@ func (b *BlueGreen) twoDeployments(cv *cvv1.ContainerVersion) ([]*appsv1.Deploym
 	if err != nil {
 		return nil, misconfigured("InvalidSelector", "spec.selector: %v", err)
 	}
+	return twoDeploymentsOf(cv, workloads)
+}
+
+// twoDeploymentsOf is twoDeployments over workloads already selected.
+func twoDeploymentsOf(cv *cvv1.ContainerVersion, workloads []workload.Workload) ([]*appsv1.Deployment, Progress) {
 	var deployments []*appsv1.Deployment
 	var keys []string
 	for _, w := range workloads {

@@ -118,33 +118,75 @@ func stale(job *batchv1.Job, cv *cvv1.ContainerVersion) bool {
 }
 
 func (j *Jobs) recreate(ctx context.Context, job *batchv1.Job) (Progress, error) {
-	err := j.Client.BatchV1().Jobs(job.Namespace).Delete(ctx, job.Name, metav1.DeleteOptions{
-		PropagationPolicy: ptr.To(metav1.DeletePropagationBackground),
-		Preconditions:     &metav1.Preconditions{UID: &job.UID},
-	})
-	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-		return Progress{}, fmt.Errorf("deleting the failed Job %s of an earlier attempt: %w", job.Name, err)
+	if err := deleteJob(ctx, j.Client, job); err != nil {
+		return Progress{}, err
 	}
 	return inProgress("JobRetrying", "removing the failed Job %s of an earlier attempt", job.Name), nil
 }
 
+// deleteJob removes exactly the Job that was judged stale (UID
+// precondition): a Job of the same name created since is not touched. Gone
+// already (NotFound) or replaced (Conflict) both mean the deletion is done.
+func deleteJob(ctx context.Context, client kubernetes.Interface, job *batchv1.Job) error {
+	err := client.BatchV1().Jobs(job.Namespace).Delete(ctx, job.Name, metav1.DeleteOptions{
+		PropagationPolicy: ptr.To(metav1.DeletePropagationBackground),
+		Preconditions:     &metav1.Preconditions{UID: &job.UID},
+	})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return fmt.Errorf("deleting the failed Job %s of an earlier attempt: %w", job.Name, err)
+	}
+	return nil
+}
+
 func (j *Jobs) create(ctx context.Context, cv *cvv1.ContainerVersion, target Target, step JobStep, name string) (Progress, error) {
+	if p, err := j.createJob(ctx, j.Client, cv, target, step, name); err != nil || p != nil {
+		if p == nil {
+			return Progress{}, err
+		}
+		return *p, err
+	}
+	return inProgress("JobRunning", "%s job %s started", step.Phase, name), nil
+}
+
+// createJob builds, admits and creates the Job of step. It returns a
+// Progress only when the outcome decides the rollout: a spec that cannot be
+// built or that the API server rejects will not get better by retrying
+// (Failed JobInvalid), and a refusal by Admit is the cluster's
+// configuration (misconfigured). Other errors are returned for a retry; a
+// Job that already exists is the one a previous sync created.
+func (j *Jobs) createJob(ctx context.Context, client kubernetes.Interface, cv *cvv1.ContainerVersion, target Target, step JobStep, name string) (*Progress, error) {
 	spec, err := step.Build(ctx)
 	if err != nil {
-		return Progress{Phase: Failed, Reason: "JobInvalid", Message: fmt.Sprintf("%s job %q: %v", step.Phase, step.Name, err)}, nil
+		return &Progress{Phase: Failed, Reason: "JobInvalid", Message: fmt.Sprintf("%s job %q: %v", step.Phase, step.Name, err)}, nil
 	}
 	if j.Admit != nil { // issue 19 hook
 		if err := j.Admit(ctx, cv, &spec); err != nil {
 			if _, refused := authz.AsRefusal(err); !refused {
-				return Progress{}, err
+				return nil, err
 			}
-			return misconfigured(authz.ReasonForbidden, "%s job %q: %v", step.Phase, step.Name, err), nil
+			p := misconfigured(authz.ReasonForbidden, "%s job %q: %v", step.Phase, step.Name, err)
+			return &p, nil
 		}
 	}
+	_, err = client.BatchV1().Jobs(cv.Namespace).Create(ctx, newJob(cv, target, step, name, spec), metav1.CreateOptions{FieldManager: "cvmanager"})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		if apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) {
+			return &Progress{Phase: Failed, Reason: "JobInvalid", Message: fmt.Sprintf("%s job %q rejected: %v", step.Phase, step.Name, err)}, nil
+		}
+		return nil, fmt.Errorf("creating Job %s: %w", name, err)
+	}
+	return nil, nil
+}
+
+// newJob wraps spec with what cvmanager adds to every Job: the step's
+// deadline (the step timeout is enforced by the Job controller, which then
+// marks the Job Failed with DeadlineExceeded), the clean-up TTL, the labels
+// the controller's Job cache selects on and the CV as owner.
+func newJob(cv *cvv1.ContainerVersion, target Target, step JobStep, name string, spec batchv1.JobSpec) *batchv1.Job {
 	spec.ActiveDeadlineSeconds = ptr.To(int64(step.Timeout.Seconds()))
 	spec.TTLSecondsAfterFinished = ptr.To(step.TTL)
 	spec.Suspend = nil
-	job := &batchv1.Job{
+	return &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: name, Namespace: cv.Namespace,
 			Labels: map[string]string{LabelCV: cv.Name, LabelDigest: shortDigest(target.Digest), LabelPhase: step.Phase},
@@ -155,30 +197,33 @@ func (j *Jobs) create(ctx context.Context, cv *cvv1.ContainerVersion, target Tar
 		},
 		Spec: spec,
 	}
-	_, err = j.Client.BatchV1().Jobs(cv.Namespace).Create(ctx, job, metav1.CreateOptions{FieldManager: "cvmanager"})
-	if err != nil && !apierrors.IsAlreadyExists(err) {
-		if apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) {
-			return Progress{Phase: Failed, Reason: "JobInvalid", Message: fmt.Sprintf("%s job %q rejected: %v", step.Phase, step.Name, err)}, nil
-		}
-		return Progress{}, fmt.Errorf("creating Job %s: %w", name, err)
-	}
-	return inProgress("JobRunning", "%s job %s started", step.Phase, name), nil
 }
 
 // judge reads the Job's Complete/Failed condition: the Job controller
 // decides, after its own retries (backoffLimit), never the first failed pod.
 func (j *Jobs) judge(ctx context.Context, job *batchv1.Job, step JobStep) (Progress, error) {
+	tail := ""
+	if failed, _ := jobFinished(job, batchv1.JobFailed); failed {
+		tail = j.LogTail(ctx, job)
+	}
+	return judgeJob(job, step, tail), nil
+}
+
+// judgeJob is the verdict on a step from its Job's conditions; tail is the
+// end of a failed Job's log ("" when unknown), quoted in the message so the
+// failure Event says why without a kubectl logs.
+func judgeJob(job *batchv1.Job, step JobStep, tail string) Progress {
 	if done, _ := jobFinished(job, batchv1.JobComplete); done {
-		return Progress{Phase: Succeeded, Reason: "JobComplete", Message: fmt.Sprintf("%s job %s complete", step.Phase, job.Name)}, nil
+		return Progress{Phase: Succeeded, Reason: "JobComplete", Message: fmt.Sprintf("%s job %s complete", step.Phase, job.Name)}
 	}
 	if failed, cond := jobFinished(job, batchv1.JobFailed); failed {
 		msg := fmt.Sprintf("%s job %s failed: %s %s", step.Phase, job.Name, cond.Reason, cond.Message)
-		if tail := j.logTail(ctx, job); tail != "" {
+		if tail != "" {
 			msg += "; log tail:\n" + tail
 		}
-		return Progress{Phase: Failed, Reason: jobFailedReason(step.Phase), Message: msg}, nil
+		return Progress{Phase: Failed, Reason: jobFailedReason(step.Phase), Message: msg}
 	}
-	return inProgress("JobRunning", "waiting for %s job %s", step.Phase, job.Name), nil
+	return inProgress("JobRunning", "waiting for %s job %s", step.Phase, job.Name)
 }
 
 func jobFailedReason(phase string) string {
@@ -197,9 +242,11 @@ func jobFinished(job *batchv1.Job, condType batchv1.JobConditionType) (bool, bat
 	return false, batchv1.JobCondition{}
 }
 
-// logTail is the end of the log of the Job's most recent pod, best effort:
-// a pod without a kubelet (or already gone) has no log to show.
-func (j *Jobs) logTail(ctx context.Context, job *batchv1.Job) string {
+// LogTail is the end of the log of the Job's most recent pod, best effort:
+// a pod without a kubelet (or already gone) has no log to show. The
+// controller's observe phase calls it for failed Jobs only (World.JobLogs),
+// so planning stays free of API calls.
+func (j *Jobs) LogTail(ctx context.Context, job *batchv1.Job) string {
 	pods, err := j.Client.CoreV1().Pods(job.Namespace).List(ctx, metav1.ListOptions{
 		LabelSelector: labels.Set{"batch.kubernetes.io/job-name": job.Name}.String(),
 	})

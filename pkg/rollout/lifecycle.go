@@ -104,3 +104,52 @@ func (f Factory) For(cv *cvv1.ContainerVersion) (Strategy, bool) {
 	s, ok := f[StrategyKind(cv)]
 	return s, ok
 }
+
+// Plan is Prepare as a plan, from the step recorded in
+// w.CV.Status.Rollout. The step a plan reaches goes into Progress.Step (the
+// controller writes it with the sync's one status write): verifications
+// that all passed report StepPreVerified and the migrations are planned at
+// once in the same plan, so a CV with both does not wait a sync between
+// them. Succeeded (Step StepMigrated) means the strategy may run. A
+// recorded step past the lifecycle (a strategy's) is reported unchanged,
+// so the step shown never goes backwards.
+func (l *Lifecycle) Plan(w World) Plan {
+	step := recordedStep(w.CV)
+	switch step {
+	case StepStarted:
+		steps := l.Jobs.VerifySteps(w.CV, w.Target, PhaseVerifyBefore, w.CV.Spec.Container.Verify)
+		if plan := l.Jobs.PlanSteps(w, steps); plan.Progress.Phase != Succeeded {
+			return plan
+		}
+		fallthrough
+	case StepPreVerified:
+		plan := l.Jobs.PlanSteps(w, l.Jobs.MigrationSteps(w.CV, w.Target))
+		if plan.Progress.Phase != Succeeded {
+			plan.Progress.Step = StepPreVerified
+			return plan
+		}
+		step = StepMigrated
+	}
+	return Plan{Progress: Progress{Phase: Succeeded, Step: step}}
+}
+
+// Planners chooses the planning strategy a CV's spec.strategy.kind names;
+// it is Factory for the observe → plan → apply controller.
+type Planners map[string]Planner
+
+// NewPlanners builds every strategy this controller version supports. The
+// planners touch no client: Jobs only lends them the Job step builders,
+// which the Executor calls at apply time.
+func NewPlanners(jobs *Jobs) Planners {
+	return Planners{
+		cvv1.StrategySimple:           &Simple{Jobs: jobs},
+		cvv1.StrategyServiceBlueGreen: &BlueGreen{Jobs: jobs},
+	}
+}
+
+// For returns the planner of cv, or false when this version has none by
+// that name.
+func (p Planners) For(cv *cvv1.ContainerVersion) (Planner, bool) {
+	planner, ok := p[StrategyKind(cv)]
+	return planner, ok
+}
