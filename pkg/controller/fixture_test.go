@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	kubefake "k8s.io/client-go/kubernetes/fake"
 	core "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
@@ -59,11 +61,16 @@ type fixture struct {
 // newFixture seeds the clientsets, builds the controller as `run` does and
 // waits for its caches; the actions of that set-up are forgotten.
 func newFixture(t *testing.T, resolved poller.ResolvedImage, cv *cvv1.ContainerVersion, objs ...runtime.Object) *fixture {
+	return newFixtureWith(t, resolved, []runtime.Object{cv}, objs...)
+}
+
+// newFixtureWith seeds the CV clientset with cvObjs (a CV and its requests).
+func newFixtureWith(t *testing.T, resolved poller.ResolvedImage, cvObjs []runtime.Object, objs ...runtime.Object) *fixture {
 	t.Helper()
 	f := &fixture{
 		t:        t,
 		kube:     kubefake.NewClientset(objs...),
-		cvs:      cvfake.NewSimpleClientset(cv),
+		cvs:      cvfake.NewSimpleClientset(cvObjs...),
 		clock:    clocktesting.NewFakeClock(t0),
 		recorder: record.NewFakeRecorder(20),
 	}
@@ -111,6 +118,8 @@ func actions(c interface{ Actions() []core.Action }) []string {
 			name = a.GetObject().(metav1.Object).GetName()
 		case core.CreateAction:
 			name = a.GetObject().(metav1.Object).GetName()
+		case core.DeleteAction:
+			name = a.GetName()
 		}
 		out = append(out, strings.TrimSpace(a.GetVerb()+" "+res+" "+name))
 	}
@@ -207,10 +216,21 @@ func restoring() cvv1.ContainerVersionStatus {
 	return s
 }
 
-// requested records a request annotation on cv, as Requests does.
-func requested(cv *cvv1.ContainerVersion, key, value string) *cvv1.ContainerVersion {
-	cv.Annotations = map[string]string{key: value}
-	return cv
+// request is a pending request for the CV web, as Requests creates one.
+func request(name, action, trigger string) *cvv1.ContainerVersionRequest {
+	return &cvv1.ContainerVersionRequest{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, UID: types.UID("uid-" + name)},
+		Spec:       cvv1.ContainerVersionRequestSpec{ContainerVersion: "web", Action: action, Trigger: trigger},
+	}
+}
+
+// rollingBack is rollingOut after its failure, with the rollback recorded.
+func rollingBack(started time.Time) cvv1.ContainerVersionStatus {
+	st := rollingOut(started)
+	st.Rollout.RollingBack = true
+	st.Conditions = []metav1.Condition{{Type: cvv1.ConditionProgressing, Status: metav1.ConditionFalse,
+		Reason: "Timeout", Message: "rollout not finished", LastTransitionTime: metav1.Time{Time: t0}}}
+	return st
 }
 
 // annotated notes on d that cvmanager wrote image into container app.
@@ -241,6 +261,7 @@ func TestSyncTransitions(t *testing.T) {
 		name      string
 		resolved  poller.ResolvedImage
 		cv        *cvv1.ContainerVersion
+		requests  []runtime.Object
 		workload  *appsv1.Deployment
 		wantCV    []string
 		wantKube  []string
@@ -252,17 +273,21 @@ func TestSyncTransitions(t *testing.T) {
 		wantHist  []string
 		wantEvent []string
 	}{{
-		name:     "sync: a moved tag starts a rollout and patches the workload",
+		name:     "sync: a moved tag records the intent only; the patch waits for the next sync",
 		resolved: poller.ResolvedImage{Digest: digest2, Version: "v2"},
 		cv:       webCV(neverPolled()),
 		workload: webDeployment(v1, true),
-		// One status write (the intent), the history read for a
-		// promotion, the patch; the cache still shows v1, so the health
-		// check waits.
+		// One status write (the intent) and the history read for a
+		// promotion; no workload is touched before the intent is durable.
 		wantCV:    []string{"update containerversions/status web"},
-		wantKube:  []string{"get configmaps web.history", "patch deployments web"},
+		wantKube:  []string{"get configmaps web.history"},
 		wantPhase: cvv1.StatusProgressing, wantRoll: true,
 		wantEvent: []string{ReasonRolloutStarted},
+	}, {
+		name:     "advance: the recorded intent patches the workload, nothing else is written",
+		cv:       webCV(rollingOut(t0.Add(-time.Second))),
+		workload: webDeployment(v1, true),
+		wantKube: []string{"patch deployments web"},
 	}, {
 		name:      "sync: an unchanged tag records the poll only",
 		resolved:  poller.ResolvedImage{Digest: digest1, Version: "v1"},
@@ -273,17 +298,12 @@ func TestSyncTransitions(t *testing.T) {
 	}, {
 		name:     "sync: a poll not yet due does nothing",
 		resolved: poller.ResolvedImage{Digest: digest2, Version: "v2"},
-		cv: webCV(func() cvv1.ContainerVersionStatus {
-			s := deployed()
-			s.LastPolled = &metav1.Time{Time: t0.Add(-time.Second)}
-			return s
-		}()),
+		cv:       webCV(polled()),
 		workload: webDeployment(v1, true),
 	}, {
-		name:      "advance: workloads not ready yet wait, nothing written",
-		cv:        webCV(rollingOut(t0.Add(-10 * time.Second))),
-		workload:  webDeployment(v2, false),
-		wantPhase: "",
+		name:     "advance: workloads not ready yet wait, nothing written",
+		cv:       webCV(rollingOut(t0.Add(-10 * time.Second))),
+		workload: webDeployment(v2, false),
 	}, {
 		name:      "judge: ready workloads finish the rollout",
 		cv:        webCV(rollingOut(t0.Add(-10 * time.Second))),
@@ -303,29 +323,38 @@ func TestSyncTransitions(t *testing.T) {
 		wantHist:  []string{history.OutcomeFailed + " " + history.TriggerPoll},
 		wantEvent: []string{ReasonRolloutFailed},
 	}, {
-		name: "rollback: a timed-out rollout with rollback puts v1 back",
+		name: "rollback: a timed-out rollout with rollback records the intent to roll back first",
 		cv: webCV(rollingOut(t0.Add(-10*time.Minute)), func(s *cvv1.ContainerVersionSpec) {
 			s.Rollback.Enabled = true
 		}),
+		workload:  webDeployment(v2, false),
+		wantCV:    []string{"update containerversions/status web"},
+		wantPhase: cvv1.StatusProgressing, wantRoll: true,
+	}, {
+		name:     "rollback: the recorded intent patches v1 back",
+		cv:       webCV(rollingBack(t0.Add(-10*time.Minute)), func(s *cvv1.ContainerVersionSpec) { s.Rollback.Enabled = true }),
 		workload: webDeployment(v2, false),
-		// The intent to roll back is written first, then the revert patch.
-		wantCV:    []string{"update containerversions/status web", "update containerversions/status web"},
-		wantKube:  []string{"patch deployments web", "get configmaps web.history", "create configmaps web.history"},
+		wantKube: []string{"patch deployments web"},
+	}, {
+		name:      "rollback: once v1 runs again the rollout is recorded as rolled back",
+		cv:        webCV(rollingBack(t0.Add(-10*time.Minute)), func(s *cvv1.ContainerVersionSpec) { s.Rollback.Enabled = true }),
+		workload:  webDeployment(v1, true),
+		wantCV:    []string{"update containerversions/status web"},
+		wantKube:  []string{"get configmaps web.history", "create configmaps web.history"},
 		wantPhase: cvv1.StatusFailed, wantFail: digest2,
 		wantHist:  []string{history.OutcomeRolledBack + " " + history.TriggerPoll},
 		wantEvent: []string{ReasonRolloutFailed, ReasonRolledBack},
 	}, {
-		name:     "drift: a changed image is restored through the strategy",
+		name:     "drift: a changed image starts a restore through the strategy",
 		cv:       webCV(polled()),
 		workload: annotated(webDeployment(repo+":v0", true), v1),
 		wantCV:   []string{"update containerversions/status web"},
-		wantKube: []string{"patch deployments web"},
 		// Rollout recorded from v1 to v1 with trigger drift.
 		wantPhase: cvv1.StatusProgressing, wantRoll: true, wantTrig: history.TriggerDrift,
 		wantEvent: []string{ReasonDriftDetected, ReasonRolloutStarted},
 	}, {
 		name:      "drift: restored drift is recorded in history with trigger drift",
-		cv:        webCV(func() cvv1.ContainerVersionStatus { s := restoring(); return s }()),
+		cv:        webCV(restoring()),
 		workload:  annotated(webDeployment(v1, true), v1),
 		wantCV:    []string{"update containerversions/status web"},
 		wantKube:  []string{"get configmaps web.history", "create configmaps web.history"},
@@ -346,7 +375,6 @@ func TestSyncTransitions(t *testing.T) {
 		cv:        webCV(polled()),
 		workload:  webDeployment(repo+":v0", true),
 		wantCV:    []string{"update containerversions/status web"},
-		wantKube:  []string{"patch deployments web"},
 		wantPhase: cvv1.StatusProgressing, wantRoll: true, wantTrig: history.TriggerJoin,
 		wantEvent: []string{ReasonWorkloadJoined, ReasonRolloutStarted},
 	}, {
@@ -358,41 +386,48 @@ func TestSyncTransitions(t *testing.T) {
 			return d
 		}(),
 	}, {
-		name:      "request: a trigger recorded by any replica polls at once and is acknowledged",
+		name:      "request: a trigger from any replica polls at once; the request is deleted after the status write",
 		resolved:  poller.ResolvedImage{Digest: digest2, Version: "v2"},
-		cv:        requested(webCV(polled()), AnnotationPollRequest, history.TriggerAPI+"/1-a"),
+		cv:        webCV(polled()),
+		requests:  []runtime.Object{request("web-a", cvv1.RequestPoll, history.TriggerAPI)},
 		workload:  annotated(webDeployment(v1, true), v1),
-		wantCV:    []string{"update containerversions/status web", "patch containerversions web"},
-		wantKube:  []string{"get configmaps web.history", "patch deployments web"},
+		wantCV:    []string{"update containerversions/status web", "delete containerversionrequests web-a"},
+		wantKube:  []string{"get configmaps web.history"},
 		wantPhase: cvv1.StatusProgressing, wantRoll: true, wantTrig: history.TriggerAPI,
 		wantEvent: []string{ReasonRolloutStarted},
 	}, {
-		name:     "request: clear-failed forgets the failed digest, polls and is acknowledged",
+		name:     "request: clear-failed forgets the failed digest and polls, in one status write",
 		resolved: poller.ResolvedImage{Digest: digest2, Version: "v2"},
-		cv: requested(webCV(func() cvv1.ContainerVersionStatus {
+		cv: webCV(func() cvv1.ContainerVersionStatus {
 			s := polled()
 			s.FailedDigest = digest2
 			return s
-		}()), AnnotationClearFailed, "1-b"),
-		workload: annotated(webDeployment(v1, true), v1),
-		wantCV: []string{"update containerversions/status web", "update containerversions/status web",
-			"patch containerversions web"},
-		wantKube:  []string{"get configmaps web.history", "patch deployments web"},
+		}()),
+		requests:  []runtime.Object{request("web-b", cvv1.RequestClearFailed, history.TriggerClearFailed)},
+		workload:  annotated(webDeployment(v1, true), v1),
+		wantCV:    []string{"update containerversions/status web", "delete containerversionrequests web-b"},
+		wantKube:  []string{"get configmaps web.history"},
 		wantPhase: cvv1.StatusProgressing, wantRoll: true, wantTrig: history.TriggerClearFailed,
 		wantEvent: []string{ReasonRolloutStarted},
 	}, {
-		name:     "request: a trigger finding the tag unchanged starts nothing and is acknowledged",
+		name:     "request: a trigger finding the tag unchanged starts nothing, writes no status, and is deleted",
 		resolved: poller.ResolvedImage{Digest: digest1, Version: "v1"},
-		cv:       requested(webCV(polled()), AnnotationPollRequest, history.TriggerWebhook+"/1-c"),
+		cv:       webCV(polled()),
+		requests: []runtime.Object{request("web-c", cvv1.RequestPoll, history.TriggerWebhook)},
 		workload: annotated(webDeployment(v1, true), v1),
-		wantCV:   []string{"patch containerversions web"},
+		wantCV:   []string{"delete containerversionrequests web-c"},
+	}, {
+		name:     "request: a request arriving during a rollout waits for it to finish",
+		cv:       webCV(rollingOut(t0.Add(-10 * time.Second))),
+		requests: []runtime.Object{request("web-d", cvv1.RequestPoll, history.TriggerAPI)},
+		workload: webDeployment(v2, false),
 	}, {
 		name:     "drift: nothing to do when every workload runs the deployed image",
 		cv:       webCV(polled()),
 		workload: annotated(webDeployment(v1, true), v1),
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t, tc.resolved, tc.cv, tc.workload)
+			f := newFixtureWith(t, tc.resolved, append([]runtime.Object{tc.cv}, tc.requests...), tc.workload)
 			f.sync("web")
 			if diff := cmp.Diff(tc.wantCV, actions(f.cvs)); diff != "" {
 				t.Errorf("CV actions (-want +got):\n%s", diff)
@@ -468,55 +503,61 @@ func TestDriftFightStopsAndNamesTheOtherWriter(t *testing.T) {
 func TestCorrectionsCountWithinTheWindow(t *testing.T) {
 	var c corrections
 	for i := 0; i < FightCorrections; i++ {
-		if c.note("ns/a", t0.Add(time.Duration(i)*time.Minute)) {
+		if c.wouldFight("ns/a", t0.Add(time.Duration(i)*time.Minute)) {
 			t.Fatalf("correction %d already a fight", i+1)
 		}
+		c.note("ns/a", t0.Add(time.Duration(i)*time.Minute))
 	}
-	if !c.note("ns/a", t0.Add(5*time.Minute)) {
+	if !c.wouldFight("ns/a", t0.Add(5*time.Minute)) {
 		t.Error("correction after FightCorrections within the window: want a fight")
 	}
-	if c.note("ns/a", t0.Add(FightWindow+3*time.Minute)) {
+	if c.wouldFight("ns/a", t0.Add(FightWindow+3*time.Minute)) {
 		t.Error("corrections older than the window still counted")
 	}
 }
 
-// TestRequestsAreRecordedAndAcknowledgedOnce: any replica records a
-// request on the CV; the leader's acknowledgement removes only the value
-// it acted on, so a newer request written meanwhile is not lost.
-func TestRequestsAreRecordedAndAcknowledgedOnce(t *testing.T) {
+// TestRequestsAreObjectsOwnedByTheCV: any replica records a request as an
+// object of its own, owned by the CV, and never writes the CV itself.
+func TestRequestsAreObjectsOwnedByTheCV(t *testing.T) {
 	f := newFixture(t, poller.ResolvedImage{}, webCV(polled()), webDeployment(pinned("v1", digest1), true))
 	ctx := context.Background()
-	get := func() *cvv1.ContainerVersion {
-		cv, err := f.cvs.CvmanagerV1alpha1().ContainerVersions(ns).Get(ctx, "web", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return cv
-	}
+	generated := 0
+	f.cvs.PrependReactor("create", "containerversionrequests", func(a core.Action) (bool, runtime.Object, error) {
+		obj := a.(core.CreateAction).GetObject().(*cvv1.ContainerVersionRequest)
+		generated++
+		obj.Name = fmt.Sprintf("%s%d", obj.GenerateName, generated) // as the apiserver does with generateName
+		return false, nil, nil
+	})
 	requests := NewRequests(f.cvs, f.clock)
-	if err := requests.TriggerPoll(ctx, ns, "web", history.TriggerAPI); err != nil {
+	if err := requests.TriggerPollDigest(ctx, ns, "web", history.TriggerWebhook, digest2); err != nil {
 		t.Fatal(err)
 	}
-	trigger, key, acted := pendingRequest(get())
-	if trigger != history.TriggerAPI || key != AnnotationPollRequest {
-		t.Fatalf("pending request %q %q, want %q %q", trigger, key, history.TriggerAPI, AnnotationPollRequest)
-	}
-	f.clock.Step(time.Millisecond)
-	if err := requests.TriggerPoll(ctx, ns, "web", history.TriggerWebhook); err != nil { // arrives while the leader acts
+	if err := requests.ClearFailed(ctx, ns, "web"); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.c.acknowledge(ctx, get(), key, acted); err != nil {
+	if err := requests.TriggerPoll(ctx, ns, "absent", history.TriggerAPI); !apierrors.IsNotFound(err) {
+		t.Errorf("request for a missing CV: got %v, want NotFound", err)
+	}
+	list, err := f.cvs.CvmanagerV1alpha1().ContainerVersionRequests(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if trigger, _, _ := pendingRequest(get()); trigger != history.TriggerWebhook {
-		t.Fatalf("the newer request was lost: pending %q", trigger)
+	var got []string
+	for _, r := range list.Items {
+		owner := metav1.GetControllerOf(&r)
+		if owner == nil || owner.Name != "web" || owner.Kind != "ContainerVersion" {
+			t.Errorf("request %+v not owned by the CV", r.ObjectMeta)
+		}
+		got = append(got, r.Spec.Action+" "+r.Spec.Trigger+" "+r.Spec.Digest)
 	}
-	_, _, newer := pendingRequest(get())
-	if err := f.c.acknowledge(ctx, get(), key, newer); err != nil {
-		t.Fatal(err)
+	want := []string{"Poll webhook " + digest2, "ClearFailed clear-failed "}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("requests (-want +got):\n%s", diff)
 	}
-	if _, key, _ := pendingRequest(get()); key != "" {
-		t.Errorf("acknowledged request still pending: %s", key)
+	for _, a := range f.cvs.Actions() {
+		if a.GetResource().Resource == "containerversions" && a.GetVerb() != "get" {
+			t.Errorf("a request wrote the CV: %s %s", a.GetVerb(), a.GetResource().Resource)
+		}
 	}
 }
 

@@ -6,8 +6,11 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 
+	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/history"
 	"cvmanager.dev/cvmanager/pkg/registry/poller"
 )
@@ -46,11 +49,10 @@ func TestRecheckAfter(t *testing.T) {
 
 func TestExpectedDigest(t *testing.T) {
 	for value, want := range map[string]string{
-		"webhook/1-ab":              "",
-		"webhook/1-ab/" + digest2:   digest2,
-		"trigger":                   "",
-		"":                          "",
-		"webhook//" + digest2 + "/": digest2 + "/",
+		"uid-1/":           "",
+		"uid-1/" + digest2: digest2,
+		"uid-1":            "",
+		"":                 "",
 	} {
 		if got := expectedDigest(value); got != want {
 			t.Errorf("expectedDigest(%q) = %q, want %q", value, got, want)
@@ -74,9 +76,9 @@ func (r *sequenceResolver) Resolve(context.Context, poller.ResolveRequest) (poll
 // meanwhile does not poll before the re-check is due, and the re-check that
 // finds digest2 rolls it out as a webhook rollout and acknowledges.
 func TestWebhookDigestIsRecheckedUntilServed(t *testing.T) {
-	cv := webCV(polled())
-	cv.Annotations = map[string]string{AnnotationPollRequest: "webhook/1-ab/" + digest2}
-	f := newFixture(t, poller.ResolvedImage{}, cv, webDeployment(pinned("v1", digest1), true))
+	req := request("web-push", cvv1.RequestPoll, history.TriggerWebhook)
+	req.Spec.Digest = digest2
+	f := newFixtureWith(t, poller.ResolvedImage{}, []runtime.Object{webCV(polled()), req}, webDeployment(pinned("v1", digest1), true))
 	res := &sequenceResolver{digests: []string{digest1, digest1, digest2}}
 	f.c.opts.Resolver = res
 	f.sync("web")
@@ -95,12 +97,8 @@ func TestWebhookDigestIsRecheckedUntilServed(t *testing.T) {
 	if st.CurrDigest != digest2 || st.Rollout == nil {
 		t.Fatalf("digest2 not rolled out: %+v", st)
 	}
-	got, err := f.cvs.CvmanagerV1alpha1().ContainerVersions(ns).Get(context.Background(), "web", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v := got.Annotations[AnnotationPollRequest]; v != "" {
-		t.Errorf("request not acknowledged after the digest was found: %q", v)
+	if _, err := f.cvs.CvmanagerV1alpha1().ContainerVersionRequests(ns).Get(context.Background(), "web-push", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("request not deleted after the digest was found: %v", err)
 	}
 	if r := st.Rollout; r.Trigger != history.TriggerWebhook {
 		t.Errorf("rollout trigger %q, want webhook", r.Trigger)
