@@ -3,9 +3,12 @@ package controller
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
@@ -574,5 +577,63 @@ func TestCheckLeaseNamesWhyTheLeaseCannotBeTaken(t *testing.T) {
 	})
 	if err := CheckLease(context.Background(), kube, le); !apierrors.IsNotFound(err) {
 		t.Errorf("missing namespace: got %v, want NotFound", err)
+	}
+}
+
+// enforceResourceVersion makes the fake CV clientset answer status writes
+// as the apiserver does: a write carrying another resourceVersion than the
+// stored one is a conflict, and every accepted write moves it on.
+func enforceResourceVersion(t *testing.T, cvs *cvfake.Clientset) {
+	gvr := cvv1.SchemeGroupVersion.WithResource("containerversions")
+	cvs.PrependReactor("update", "containerversions", func(a core.Action) (bool, runtime.Object, error) {
+		obj := a.(core.UpdateAction).GetObject().(*cvv1.ContainerVersion).DeepCopy()
+		stored, err := cvs.Tracker().Get(gvr, obj.Namespace, obj.Name)
+		if err != nil {
+			return true, nil, err
+		}
+		current := stored.(*cvv1.ContainerVersion).ResourceVersion
+		if obj.ResourceVersion != current {
+			return true, nil, apierrors.NewConflict(gvr.GroupResource(), obj.Name, fmt.Errorf("stored %s, written %s", current, obj.ResourceVersion))
+		}
+		n, _ := strconv.Atoi(current)
+		obj.ResourceVersion = strconv.Itoa(n + 1)
+		return true, obj, cvs.Tracker().Update(gvr, obj, obj.Namespace)
+	})
+}
+
+// TestStaleSyncCannotFinishARolloutTwice: a sync whose cache lags behind a
+// rollout this controller just finished plans the same finish again. Its
+// status write carries the stale resourceVersion and fails with a conflict;
+// nothing follows it: one Succeeded Event, one history record.
+func TestStaleSyncCannotFinishARolloutTwice(t *testing.T) {
+	cv := webCV(rollingOut(t0.Add(-10 * time.Second)))
+	cv.ResourceVersion = "1"
+	f := newFixture(t, poller.ResolvedImage{}, cv, webDeployment(pinned("v2", digest2), true))
+	enforceResourceVersion(t, f.cvs)
+	stale, err := f.c.cvLister.ContainerVersions(ns).Get("web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.sync("web") // finishes the rollout: the status moves to resourceVersion 2
+	ctx := context.Background()
+	snap, err := f.c.observe(ctx, f.c.syncerFor(ns+"/web"), stale)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := plan(snap)
+	if d.cv.Status.CurrStatus != cvv1.StatusSuccess {
+		t.Fatalf("the stale snapshot should plan the finish again, planned %q", d.cv.Status.CurrStatus)
+	}
+	if err := f.c.apply(ctx, snap, d); !apierrors.IsConflict(err) {
+		t.Fatalf("stale status write: got %v, want a conflict (the key is retried from the fresh cache)", err)
+	}
+	if diff := cmp.Diff([]string{ReasonRolloutSucceeded}, f.events()); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+	if n := len(f.history()); n != 1 {
+		t.Errorf("%d history records, want 1", n)
+	}
+	if got, _ := f.c.metrics.RolloutsTotal.GetMetricWithLabelValues(history.OutcomeSuccess); testutil.ToFloat64(got) != 1 {
+		t.Errorf("rollouts counted %v times, want once", testutil.ToFloat64(got))
 	}
 }

@@ -26,10 +26,13 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{- /* The controller's rules, for the ClusterRole or each namespace's Role: exactly the verbs the code uses (deploy/10-rbac.yaml). */ -}}
 {{- define "cvmanager.rules" }}
-# patch: trigger requests in annotations, see deploy/10-rbac.yaml.
+# Requests are objects of their own (create on any replica, delete by the leader), see deploy/10-rbac.yaml.
 - apiGroups: ["cvmanager.dev"]
   resources: ["containerversions"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["cvmanager.dev"]
+  resources: ["containerversionrequests"]
+  verbs: ["list", "watch", "create", "delete"]
 - apiGroups: ["cvmanager.dev"]
   resources: ["containerversions/status"]
   verbs: ["update"]
