@@ -113,9 +113,9 @@ func TestWebhookBeforeTheTagIsVisibleStillRollsOut(t *testing.T) {
 	if records := r.e.History("hook"); len(records) == 0 || records[0].Trigger != "webhook" {
 		t.Errorf("history should record the webhook: %+v (status %+v)", records, cv.Status)
 	}
-	if v := r.e.GetCV("hook").Annotations[controller.AnnotationPollRequest]; v != "" {
-		t.Errorf("poll request still pending after the rollout: %q", v)
-	}
+	r.e.Eventually(5*time.Second, "the webhook's request deleted once acted on", func() (bool, error) {
+		return r.e.PendingRequests("hook") == 0, nil
+	})
 }
 
 // headsFor counts the manifest HEADs the proxy saw for path since index
@@ -151,8 +151,8 @@ func TestPushFirstPollsCoveredRefsAtTheSafetyInterval(t *testing.T) {
 	}
 	r.e.Eventually(10*time.Second, "the pushes' own polls", func() (bool, error) {
 		for i := range refs {
-			if v := r.e.GetCV(fmt.Sprintf("pf-%d", i)).Annotations[controller.AnnotationPollRequest]; v != "" {
-				return false, fmt.Errorf("pf-%d still has %q", i, v)
+			if n := r.e.PendingRequests(fmt.Sprintf("pf-%d", i)); n != 0 {
+				return false, fmt.Errorf("pf-%d still has %d pending requests", i, n)
 			}
 		}
 		return true, nil

@@ -164,6 +164,23 @@ func (e *Env) GetCV(name string) *cvv1.ContainerVersion {
 	return cv
 }
 
+// PendingRequests counts the requests (trigger, webhook, clear-failed)
+// for the CV name that the leader has not acted on and deleted yet.
+func (e *Env) PendingRequests(name string) int {
+	e.T.Helper()
+	list, err := e.CVClient.CvmanagerV1alpha1().ContainerVersionRequests(e.NS).List(e.Ctx, metav1.ListOptions{})
+	if err != nil {
+		e.T.Fatalf("listing requests: %v", err)
+	}
+	n := 0
+	for _, r := range list.Items {
+		if r.Spec.ContainerVersion == name {
+			n++
+		}
+	}
+	return n
+}
+
 // WaitStatus waits until the CV reports status with no rollout under way
 // (and digest, when given).
 func (e *Env) WaitStatus(name, status, digest string, timeout time.Duration) *cvv1.ContainerVersion {

@@ -1,0 +1,289 @@
+package controller
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/history"
+	"cvmanager.dev/cvmanager/pkg/notify"
+	"cvmanager.dev/cvmanager/pkg/policy"
+	"cvmanager.dev/cvmanager/pkg/registry/poller"
+	"cvmanager.dev/cvmanager/pkg/rollout"
+	"cvmanager.dev/cvmanager/pkg/syncer"
+	"cvmanager.dev/cvmanager/pkg/verify"
+	"cvmanager.dev/cvmanager/pkg/workload"
+)
+
+// The controller's state machine as table tests of plan: a snapshot in,
+// a decision out, no client, no informer. The strategy is a stub planner
+// here (the strategies' own transitions are pkg/rollout's table tests).
+
+// stubPlanner answers with fixed plans.
+type stubPlanner struct{ forward, revert rollout.Plan }
+
+func (s stubPlanner) Name() string                    { return cvv1.StrategySimple }
+func (s stubPlanner) Plan(rollout.World) rollout.Plan { return s.forward }
+func (s stubPlanner) PlanRevert(rollout.World) rollout.Plan {
+	return s.revert
+}
+
+var patchV2 = rollout.PatchImage{Container: "app", Image: "repo:v2@" + digest2}
+
+func progress(phase rollout.Phase, reason string) rollout.Progress {
+	return rollout.Progress{Phase: phase, Reason: reason, Message: reason, Workloads: []string{"Deployment/web"}}
+}
+
+// underWay is a snapshot of a rollout under way since started, whose
+// strategy answers with p.
+func underWay(st cvv1.ContainerVersionStatus, p stubPlanner, edit ...func(*cvv1.ContainerVersionSpec)) *snapshot {
+	return &snapshot{cv: webCV(st, edit...), now: t0, progressInterval: 2 * time.Second,
+		rollout: &rolloutObservation{planner: p, lifecycle: &rollout.Lifecycle{Jobs: &rollout.Jobs{}}}}
+}
+
+// polledSnap is a snapshot of a CV at rest whose poll answered o.
+func polledSnap(st cvv1.ContainerVersionStatus, o pollObservation) *snapshot {
+	if o.trigger == "" {
+		o.trigger = history.TriggerPoll
+	}
+	if o.verdict == (policy.Verdict{}) {
+		o.verdict = policy.Verdict{Allowed: true}
+	}
+	return &snapshot{cv: webCV(st), now: t0, poll: &o}
+}
+
+// outcome summarises a decision for comparison.
+type outcome struct {
+	Status, Step, Failed, Record, Blocked string
+	Rollout, RollingBack, Write           bool
+	Actions                               int
+	Effects                               []string
+}
+
+func summarise(snap *snapshot, d decision) outcome {
+	st := d.cv.Status
+	o := outcome{Status: st.CurrStatus, Failed: st.FailedDigest, Rollout: st.Rollout != nil,
+		Write: d.statusChanged(snap), Actions: len(d.actions)}
+	if st.Rollout != nil {
+		o.Step, o.RollingBack = st.Rollout.Step, st.Rollout.RollingBack
+	}
+	if d.record != nil {
+		o.Record = d.record.outcome
+	}
+	if c := findCondition(st.Conditions, cvv1.ConditionReleaseBlocked); c != nil && c.Status == metav1.ConditionTrue {
+		o.Blocked = c.Reason
+	}
+	for _, e := range d.effects {
+		switch {
+		case e.reason != "":
+			o.Effects = append(o.Effects, "event "+e.reason)
+		case e.notify != "":
+			o.Effects = append(o.Effects, "notify "+e.notify)
+		}
+	}
+	return o
+}
+
+func TestPlanRolloutTransitions(t *testing.T) {
+	started := t0.Add(-10 * time.Second)
+	rollbackOn := func(s *cvv1.ContainerVersionSpec) { s.Rollback.Enabled = true }
+	for _, tc := range []struct {
+		name string
+		snap *snapshot
+		want outcome
+	}{{
+		name: "strategy waits with actions: the actions run, status is not written",
+		snap: underWay(rollingOut(started), stubPlanner{forward: rollout.Plan{
+			Progress: progress(rollout.InProgress, "WaitingForWorkloads"), Actions: []rollout.Action{patchV2}}}),
+		want: outcome{Status: cvv1.StatusProgressing, Rollout: true, Step: rollout.StepMigrated, Actions: 1},
+	}, {
+		name: "a step reached is recorded once",
+		snap: underWay(rollingOut(started), stubPlanner{forward: rollout.Plan{Progress: rollout.Progress{
+			Phase: rollout.InProgress, Step: rollout.StepWorkloadsReady}}}),
+		want: outcome{Status: cvv1.StatusProgressing, Rollout: true, Step: rollout.StepWorkloadsReady, Write: true},
+	}, {
+		name: "healthy: the rollout succeeds with one record and its effects",
+		snap: underWay(rollingOut(started), stubPlanner{forward: rollout.Plan{Progress: progress(rollout.Succeeded, "RolloutComplete")}}),
+		want: outcome{Status: cvv1.StatusSuccess, Record: history.OutcomeSuccess, Write: true,
+			Effects: []string{"event " + ReasonRolloutSucceeded, "notify " + notify.Succeeded}},
+	}, {
+		name: "failed without rollback: the digest is marked failed",
+		snap: underWay(rollingOut(started), stubPlanner{forward: rollout.Plan{Progress: progress(rollout.Failed, "ImagePullBackOff")}}),
+		want: outcome{Status: cvv1.StatusFailed, Failed: digest2, Record: history.OutcomeFailed, Write: true,
+			Effects: []string{"event " + ReasonRolloutFailed, "notify " + notify.Failed}},
+	}, {
+		name: "failed with rollback: the intent to roll back is written first, nothing reverted yet",
+		snap: underWay(rollingOut(started), stubPlanner{forward: rollout.Plan{Progress: progress(rollout.Failed, "CrashLoopBackOff")}}, rollbackOn),
+		want: outcome{Status: cvv1.StatusProgressing, Rollout: true, RollingBack: true, Step: rollout.StepMigrated, Write: true},
+	}, {
+		name: "migration failed with onFailure Rollback reverts whatever spec.rollback says",
+		snap: underWay(rollingOut(started), stubPlanner{forward: rollout.Plan{Progress: func() rollout.Progress {
+			p := progress(rollout.Failed, "VerificationFailed")
+			p.Revert = true
+			return p
+		}()}}),
+		want: outcome{Status: cvv1.StatusProgressing, Rollout: true, RollingBack: true, Step: rollout.StepMigrated, Write: true},
+	}, {
+		name: "rolling back: the revert's actions run",
+		snap: underWay(rollingBack(started), stubPlanner{revert: rollout.Plan{Progress: progress(rollout.InProgress, "Reverting"),
+			Actions: []rollout.Action{patchV2}}}, rollbackOn),
+		want: outcome{Status: cvv1.StatusProgressing, Rollout: true, RollingBack: true, Step: rollout.StepMigrated, Actions: 1},
+	}, {
+		name: "rolled back: recorded as RolledBack, the digest failed",
+		snap: underWay(rollingBack(started), stubPlanner{revert: rollout.Plan{Progress: progress(rollout.Succeeded, "")}}, rollbackOn),
+		want: outcome{Status: cvv1.StatusFailed, Failed: digest2, Record: history.OutcomeRolledBack, Write: true,
+			Effects: []string{"event " + ReasonRolloutFailed, "event " + ReasonRolledBack, "notify " + notify.RolledBack}},
+	}, {
+		name: "timeout: an unfinished rollout past its deadline fails",
+		snap: underWay(rollingOut(t0.Add(-10*time.Minute)), stubPlanner{forward: rollout.Plan{Progress: progress(rollout.InProgress, "WaitingForWorkloads")}}),
+		want: outcome{Status: cvv1.StatusFailed, Failed: digest2, Record: history.OutcomeFailed, Write: true,
+			Effects: []string{"event " + ReasonRolloutFailed, "notify " + notify.Failed}},
+	}, {
+		name: "misconfigured: the rollout ends without blaming the version",
+		snap: underWay(rollingOut(started), stubPlanner{forward: rollout.Plan{Progress: func() rollout.Progress {
+			p := progress(rollout.Failed, "NoMatchingWorkloads")
+			p.Misconfigured = true
+			return p
+		}()}}),
+		want: outcome{Status: cvv1.StatusFailed, Write: true, Effects: []string{"event " + ReasonMisconfigured}},
+	}, {
+		name: "rollback target refused by its signature: failed, not rolled back",
+		snap: func() *snapshot {
+			s := underWay(rollingOut(started), stubPlanner{forward: rollout.Plan{Progress: progress(rollout.Failed, "CrashLoopBackOff")}}, rollbackOn)
+			s.rollout.rollbackRefused = "rollback target v1 refused: unsigned"
+			return s
+		}(),
+		want: outcome{Status: cvv1.StatusFailed, Failed: digest2, Record: history.OutcomeFailed, Write: true,
+			Effects: []string{"event " + ReasonSignatureRefused, "event " + ReasonRolloutFailed, "notify " + notify.Failed}},
+	}, {
+		name: "the author lost a right mid-rollout: it ends, the version is not blamed",
+		snap: func() *snapshot {
+			s := underWay(rollingOut(started), stubPlanner{})
+			s.rollout.authz = authzResult{checked: true, refused: "author alice may not patch deployments.apps/web"}
+			return s
+		}(),
+		want: outcome{Status: cvv1.StatusFailed, Write: true, Effects: []string{"event " + ReasonForbidden}},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, summarise(tc.snap, plan(tc.snap))); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestPlanPollTransitions(t *testing.T) {
+	moved := pollObservation{img: poller.ResolvedImage{Digest: digest2, Version: "v2"}, action: syncer.StartRollout, version: "v2"}
+	unsigned := moved
+	unsigned.signature = signatureVerdict{applies: true, enforce: true, result: verify.Result{Reason: verify.ReasonUnsigned, Message: "no signature"}}
+	held := moved
+	held.verdict = policy.Verdict{Reason: "AwaitingRelease", Message: "releaseMode is Manual"}
+	heldAgain := polledSnap(func() cvv1.ContainerVersionStatus {
+		s := polled()
+		s.AvailableDigest = digest2
+		s.Conditions = []metav1.Condition{{Type: cvv1.ConditionReleaseBlocked, Status: metav1.ConditionTrue, Reason: "AwaitingRelease"}}
+		return s
+	}(), held)
+	for _, tc := range []struct {
+		name string
+		snap *snapshot
+		want outcome
+	}{{
+		name: "a moved tag: the intent, with the rollout's first step; nothing touched yet",
+		snap: polledSnap(polled(), moved),
+		want: outcome{Status: cvv1.StatusProgressing, Rollout: true, Step: rollout.StepMigrated, Write: true,
+			Effects: []string{"event " + ReasonRolloutStarted, "notify " + notify.Started}},
+	}, {
+		name: "unchanged and polled recently: nothing written",
+		snap: polledSnap(polled(), pollObservation{img: poller.ResolvedImage{Digest: digest1}, action: syncer.Nothing}),
+		want: outcome{Status: cvv1.StatusSuccess},
+	}, {
+		name: "unchanged, lastPolled old: lastPolled written",
+		snap: polledSnap(deployed(), pollObservation{img: poller.ResolvedImage{Digest: digest1}, action: syncer.Nothing}),
+		want: outcome{Status: cvv1.StatusSuccess, Write: true},
+	}, {
+		name: "held by the release policy: shown as available, one Event",
+		snap: polledSnap(polled(), held),
+		want: outcome{Status: cvv1.StatusSuccess, Blocked: "AwaitingRelease", Write: true,
+			Effects: []string{"event " + ReasonReleaseBlocked, "notify " + notify.Blocked}},
+	}, {
+		name: "held again: already reported, nothing written",
+		snap: heldAgain,
+		want: outcome{Status: cvv1.StatusSuccess, Blocked: "AwaitingRelease"},
+	}, {
+		name: "unsigned under Enforce: refused, recorded as Blocked",
+		snap: polledSnap(polled(), unsigned),
+		want: outcome{Status: cvv1.StatusSuccess, Blocked: verify.ReasonUnsigned, Record: history.OutcomeBlocked, Write: true,
+			Effects: []string{"event " + ReasonSignatureRefused, "notify " + notify.Blocked}},
+	}, {
+		name: "registry error: Degraded with one Event",
+		snap: polledSnap(polled(), pollObservation{err: errors.New("503")}),
+		want: outcome{Status: cvv1.StatusSuccess, Write: true, Effects: []string{"event " + ReasonRegistryError}},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, summarise(tc.snap, plan(tc.snap))); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestPlanRequestsAreServedOnlyByAPoll(t *testing.T) {
+	req := request("web-a", cvv1.RequestClearFailed, history.TriggerClearFailed)
+	failed := polled()
+	failed.FailedDigest = digest2
+	atRest := polledSnap(failed, pollObservation{img: poller.ResolvedImage{Digest: digest1}, action: syncer.Nothing})
+	atRest.requests = []*cvv1.ContainerVersionRequest{req}
+	if d := plan(atRest); !d.consumed || d.cv.Status.FailedDigest != "" {
+		t.Errorf("a poll for clear-failed: consumed %v failedDigest %q; want consumed and cleared", d.consumed, d.cv.Status.FailedDigest)
+	}
+	recheck := polledSnap(polled(), pollObservation{img: poller.ResolvedImage{Digest: digest1}, recheck: true})
+	recheck.requests = []*cvv1.ContainerVersionRequest{req}
+	if d := plan(recheck); d.consumed {
+		t.Error("a push event's digest not served yet: the request must wait")
+	}
+	during := underWay(rollingOut(t0.Add(-time.Second)), stubPlanner{forward: rollout.Plan{Progress: progress(rollout.InProgress, "")}})
+	during.requests = []*cvv1.ContainerVersionRequest{req}
+	if d := plan(during); d.consumed || d.cv.Status.FailedDigest != "" {
+		t.Error("a request during a rollout must wait for it to finish")
+	}
+}
+
+func TestPlanDrift(t *testing.T) {
+	v1 := pinned("v1", digest1)
+	drifted := mismatch{w: workload.Workload{Kind: workload.Deployment, Object: webDeployment(repo+":v0", true)}, running: repo + ":v0"}
+	joined := drifted
+	joined.joined = true
+	rest := func(o restObservation, edit ...func(*cvv1.ContainerVersionSpec)) *snapshot {
+		o.target = rollout.Target{Version: "v1", Digest: digest1, Image: v1}
+		o.restoreImage = poller.ResolvedImage{Digest: digest1, Version: "v1"}
+		return &snapshot{cv: webCV(polled(), edit...), now: t0, rest: &o}
+	}
+	report := func(s *cvv1.ContainerVersionSpec) { s.DriftPolicy = cvv1.DriftReport }
+	for _, tc := range []struct {
+		name string
+		snap *snapshot
+		want outcome
+	}{
+		{"drifted: restored with trigger drift", rest(restObservation{drifted: []mismatch{drifted}}),
+			outcome{Status: cvv1.StatusProgressing, Rollout: true, Step: rollout.StepMigrated, Write: true,
+				Effects: []string{"event " + ReasonDriftDetected, "event " + ReasonRolloutStarted, "notify " + notify.Started}}},
+		{"drifted under Report: reported, untouched", rest(restObservation{drifted: []mismatch{drifted}}, report),
+			outcome{Status: cvv1.StatusSuccess, Write: true, Effects: []string{"event " + ReasonDriftDetected}}},
+		{"drifted again after the fight limit: stopped, the other writer named", rest(restObservation{drifted: []mismatch{drifted}, wouldFight: true, otherManager: "argocd"}),
+			outcome{Status: cvv1.StatusSuccess, Write: true, Effects: []string{"event " + ReasonDriftFight}}},
+		{"joined: rolled out with trigger join", rest(restObservation{joined: []mismatch{joined}}),
+			outcome{Status: cvv1.StatusProgressing, Rollout: true, Step: rollout.StepMigrated, Write: true,
+				Effects: []string{"event " + ReasonWorkloadJoined, "event " + ReasonRolloutStarted, "notify " + notify.Started}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, summarise(tc.snap, plan(tc.snap))); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
