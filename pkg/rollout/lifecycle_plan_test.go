@@ -148,3 +148,19 @@ func TestPlanStepsCreateJobCarriesTheStep(t *testing.T) {
 		}
 	}
 }
+
+func TestPlannersFollowTheStrategyKind(t *testing.T) {
+	planners := NewPlanners(&Jobs{})
+	for kind, want := range map[string]string{
+		"": cvv1.StrategySimple, cvv1.StrategySimple: cvv1.StrategySimple, cvv1.StrategyServiceBlueGreen: cvv1.StrategyServiceBlueGreen,
+	} {
+		cv := rollingCV(StepMigrated, func(s *cvv1.ContainerVersionSpec) { s.Strategy.Kind = kind })
+		if p, ok := planners.For(cv); !ok || p.Name() != want {
+			t.Errorf("kind %q: planner %v, %v; want %s", kind, p, ok, want)
+		}
+	}
+	cv := rollingCV(StepMigrated, func(s *cvv1.ContainerVersionSpec) { s.Strategy.Kind = "Canary" })
+	if p, ok := planners.For(cv); ok {
+		t.Errorf("kind Canary: planner %v, want none", p)
+	}
+}
