@@ -152,6 +152,10 @@ func TestExecutorJobOutcomes(t *testing.T) {
 		want:     &Progress{Phase: Failed, Reason: "JobInvalid", Message: `postverify job "1" rejected: ` + invalid.Error()},
 		wantVerb: []string{"create"},
 	}, {
+		name: "a Job the API server cannot decode fails the step", spec: cvv1.VerifySpec{Image: "smoke"},
+		reactor: reject(apierrors.NewBadRequest("no")), wantVerb: []string{"create"},
+		want: &Progress{Phase: Failed, Reason: "JobInvalid", Message: `postverify job "1" rejected: no`},
+	}, {
 		name: "another create error is retried", spec: cvv1.VerifySpec{Image: "smoke"},
 		reactor: reject(apierrors.NewServiceUnavailable("etcd")), wantErr: "creating Job", wantVerb: []string{"create"},
 	}, {
