@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -231,3 +232,30 @@ func TestExecutorReturnsAPIErrorsForRetry(t *testing.T) {
 type unknownAction struct{}
 
 func (unknownAction) Describe() string { return "nothing" }
+
+// Observe reads the logs of the failed Jobs of the rollout under way only.
+func TestJobLogsReadsFailedJobsOfThisRolloutOnly(t *testing.T) {
+	cv := rollingCV(StepPreVerified)
+	job := func(name, digest string, created time.Time, cond batchv1.JobConditionType) *batchv1.Job {
+		j := stepJob(cv, PhaseMigrate, name, created, cond, "BackoffLimitExceeded")
+		j.Labels = map[string]string{LabelCV: "web", LabelDigest: shortDigest(digest)}
+		return j
+	}
+	after, before := rolloutStart.Add(time.Second), rolloutStart.Add(-time.Hour)
+	failed := job("schema", digestB, after, batchv1.JobFailed)
+	jobs := map[string]*batchv1.Job{}
+	for _, j := range []*batchv1.Job{failed, job("ok", digestB, after, batchv1.JobComplete),
+		job("older", digestA, after, batchv1.JobFailed), job("stale", digestB, before, batchv1.JobFailed)} {
+		jobs[j.Name] = j
+	}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: testNS, Name: "schema-x",
+		Labels: map[string]string{"batch.kubernetes.io/job-name": failed.Name}}}
+	client := fake.NewClientset(pod)
+	got := (&Jobs{Client: client}).JobLogs(context.Background(), cv, jobs)
+	if diff := cmp.Diff(map[string]string{failed.Name: "fake logs"}, got); diff != "" {
+		t.Errorf("logs (-want +got):\n%s", diff)
+	}
+	if n := len(client.Actions()); n != 2 {
+		t.Errorf("%d requests, want a pod list and a log read: %v", n, client.Actions())
+	}
+}
