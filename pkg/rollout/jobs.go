@@ -139,11 +139,12 @@ func deleteJob(ctx context.Context, client kubernetes.Interface, job *batchv1.Jo
 }
 
 func (j *Jobs) create(ctx context.Context, cv *cvv1.ContainerVersion, target Target, step JobStep, name string) (Progress, error) {
-	if p, err := j.createJob(ctx, j.Client, cv, target, step, name); err != nil || p != nil {
-		if p == nil {
-			return Progress{}, err
-		}
-		return *p, err
+	p, err := j.createJob(ctx, j.Client, cv, target, step, name)
+	switch {
+	case err != nil:
+		return Progress{}, err
+	case p != nil:
+		return *p, nil
 	}
 	return inProgress("JobRunning", "%s job %s started", step.Phase, name), nil
 }

@@ -1,5 +1,13 @@
 package rollout
 
+import (
+	"context"
+
+	batchv1 "k8s.io/api/batch/v1"
+
+	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+)
+
 // PlanSteps is RunAll as a plan: it judges the steps' Jobs as w.Jobs shows
 // them and reports on the first step that is not finished, with the action
 // that moves it on (create its Job, or delete the failed Job of an earlier
@@ -37,4 +45,26 @@ func planStep(w World, step JobStep) Plan {
 		}
 	}
 	return Plan{Progress: judgeJob(job, step, w.JobLogs[job.Name])}
+}
+
+// JobLogs reads, for World.JobLogs, the log tails of the Jobs a plan will
+// report as failed: failed Jobs of the rollout under way. Failed Jobs of
+// other versions, and stale ones of an earlier attempt (which the plan
+// deletes instead), cost no request.
+func (j *Jobs) JobLogs(ctx context.Context, cv *cvv1.ContainerVersion, jobs map[string]*batchv1.Job) map[string]string {
+	r := cv.Status.Rollout
+	if r == nil {
+		return nil
+	}
+	logs := map[string]string{}
+	for name, job := range jobs {
+		failed, _ := jobFinished(job, batchv1.JobFailed)
+		if !failed || stale(job, cv) || job.Labels[LabelDigest] != shortDigest(r.Digest) {
+			continue
+		}
+		if tail := j.LogTail(ctx, job); tail != "" {
+			logs[name] = tail
+		}
+	}
+	return logs
 }

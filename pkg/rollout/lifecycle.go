@@ -138,8 +138,9 @@ func (l *Lifecycle) Plan(w World) Plan {
 type Planners map[string]Planner
 
 // NewPlanners builds every strategy this controller version supports. The
-// planners touch no client: Jobs only lends them the Job step builders,
-// which the Executor calls at apply time.
+// planners touch no client: jobs only lends them the Job step builders,
+// which the Executor calls at apply time and which then read template Jobs
+// through jobs.Client and pin verifier tags through jobs.Resolve.
 func NewPlanners(jobs *Jobs) Planners {
 	return Planners{
 		cvv1.StrategySimple:           &Simple{Jobs: jobs},

@@ -84,6 +84,12 @@ type DeleteJob struct {
 
 // Plan is the outcome of planning one sync of a rollout: where it stands
 // and the writes that move it on.
+//
+// Progress describes the rollout as it will be once Actions are applied
+// (Step is the step reached then), so the controller writes it only after
+// Executor.Apply succeeded. Only InProgress plans carry actions: Succeeded
+// and Failed are decided from a World in which nothing is left to do, so
+// finishing a rollout never waits on a write that might fail.
 type Plan struct {
 	Progress Progress
 	Actions  []Action

@@ -5,6 +5,12 @@
 //
 // The package knows nothing of workqueues or registries: it gets a target
 // image and reports progress.
+//
+// The same strategies also exist as pure plans (Planner, Lifecycle.Plan,
+// Jobs.PlanSteps): a function of a World snapshot returning a Plan, whose
+// actions an Executor applies. They make the same decisions, one
+// transition per sync, without touching a client, so every transition is
+// a table test.
 package rollout
 
 import (
