@@ -41,8 +41,10 @@ func progress(phase rollout.Phase, reason string) rollout.Progress {
 // underWay is a snapshot of a rollout under way since started, whose
 // strategy answers with p.
 func underWay(st cvv1.ContainerVersionStatus, p stubPlanner, edit ...func(*cvv1.ContainerVersionSpec)) *snapshot {
-	return &snapshot{cv: webCV(st, edit...), now: t0, progressInterval: 2 * time.Second,
-		rollout: &rolloutObservation{planner: p, lifecycle: &rollout.Lifecycle{Jobs: &rollout.Jobs{}}}}
+	cv := webCV(st, edit...)
+	world := rollout.World{CV: cv, Target: rollout.Target{Version: "v2", Digest: digest2, Image: pinned("v2", digest2)}, Now: t0}
+	return &snapshot{cv: cv, now: t0, progressInterval: 2 * time.Second, rollbackOn: cv.Spec.Rollback.Enabled,
+		rollout: &rolloutObservation{planner: p, lifecycle: &rollout.Lifecycle{Jobs: &rollout.Jobs{}}, world: world}}
 }
 
 // polledSnap is a snapshot of a CV at rest whose poll answered o.
