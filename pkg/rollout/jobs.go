@@ -79,49 +79,11 @@ type JobStep struct {
 	Build func(ctx context.Context) (batchv1.JobSpec, error)
 }
 
-// RunAll runs steps one after the other and reports on the first that is
-// not finished. A failed step's Progress names the Job and carries the tail
-// of its pod's log.
-func (j *Jobs) RunAll(ctx context.Context, cv *cvv1.ContainerVersion, target Target, steps []JobStep) (Progress, error) {
-	for _, step := range steps {
-		p, err := j.run(ctx, cv, target, step)
-		if err != nil || p.Phase != Succeeded {
-			p.Revert = p.Phase == Failed && step.RevertOnFailure
-			return p, err
-		}
-	}
-	return Progress{Phase: Succeeded}, nil
-}
-
-func (j *Jobs) run(ctx context.Context, cv *cvv1.ContainerVersion, target Target, step JobStep) (Progress, error) {
-	name := JobName(cv.Name, step.Phase, step.Name, target.Digest)
-	job, err := j.Lister.Jobs(cv.Namespace).Get(name)
-	if apierrors.IsNotFound(err) {
-		return j.create(ctx, cv, target, step, name)
-	}
-	if err != nil {
-		return Progress{}, err
-	}
-	if stale(job, cv) {
-		// Left over from an earlier, failed attempt at this version (the
-		// user cleared the failure to retry): run it again.
-		return j.recreate(ctx, job)
-	}
-	return j.judge(ctx, job, step)
-}
-
 // stale is a failed Job created before the current rollout began.
 func stale(job *batchv1.Job, cv *cvv1.ContainerVersion) bool {
 	r := cv.Status.Rollout
 	failed, _ := jobFinished(job, batchv1.JobFailed)
 	return failed && r != nil && job.CreationTimestamp.Before(&r.StartTime)
-}
-
-func (j *Jobs) recreate(ctx context.Context, job *batchv1.Job) (Progress, error) {
-	if err := deleteJob(ctx, j.Client, job); err != nil {
-		return Progress{}, err
-	}
-	return inProgress("JobRetrying", "removing the failed Job %s of an earlier attempt", job.Name), nil
 }
 
 // deleteJob removes exactly the Job that was judged stale (UID
@@ -136,17 +98,6 @@ func deleteJob(ctx context.Context, client kubernetes.Interface, job *batchv1.Jo
 		return fmt.Errorf("deleting the failed Job %s of an earlier attempt: %w", job.Name, err)
 	}
 	return nil
-}
-
-func (j *Jobs) create(ctx context.Context, cv *cvv1.ContainerVersion, target Target, step JobStep, name string) (Progress, error) {
-	p, err := j.createJob(ctx, j.Client, cv, target, step, name)
-	switch {
-	case err != nil:
-		return Progress{}, err
-	case p != nil:
-		return *p, nil
-	}
-	return inProgress("JobRunning", "%s job %s started", step.Phase, name), nil
 }
 
 // createJob builds, admits and creates the Job of step. It returns a
@@ -198,16 +149,6 @@ func newJob(cv *cvv1.ContainerVersion, target Target, step JobStep, name string,
 		},
 		Spec: spec,
 	}
-}
-
-// judge reads the Job's Complete/Failed condition: the Job controller
-// decides, after its own retries (backoffLimit), never the first failed pod.
-func (j *Jobs) judge(ctx context.Context, job *batchv1.Job, step JobStep) (Progress, error) {
-	tail := ""
-	if failed, _ := jobFinished(job, batchv1.JobFailed); failed {
-		tail = j.LogTail(ctx, job)
-	}
-	return judgeJob(job, step, tail), nil
 }
 
 // judgeJob is the verdict on a step from its Job's conditions; tail is the

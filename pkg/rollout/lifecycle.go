@@ -1,13 +1,9 @@
 package rollout
 
 import (
-	"context"
 	"time"
 
-	"k8s.io/client-go/kubernetes"
-
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
-	"cvmanager.dev/cvmanager/pkg/workload"
 )
 
 // Steps of a rollout before the strategy runs, kept in status.rollout.step.
@@ -25,10 +21,6 @@ type Lifecycle struct {
 	Jobs *Jobs
 }
 
-// RecordStep persists a finished step (status.rollout.step) before the next
-// one starts; the controller supplies it, as only it writes status.
-type RecordStep func(ctx context.Context, step string) error
-
 // FirstStep is the step a new rollout is recorded at. A step in status
 // means "everything before it is done", so a rollout with no container
 // verifications starts past them, and one with no migration Jobs either
@@ -45,31 +37,6 @@ func FirstStep(cv *cvv1.ContainerVersion) string {
 	return StepMigrated
 }
 
-// Prepare runs what must happen before any workload changes, from the step
-// recorded in cv.Status.Rollout. It returns Succeeded once both are done (at
-// once when the CV has neither).
-func (l *Lifecycle) Prepare(ctx context.Context, cv *cvv1.ContainerVersion, target Target, record RecordStep) (Progress, error) {
-	r := cv.Status.Rollout
-	if r.Step == StepStarted {
-		steps := l.Jobs.VerifySteps(cv, target, PhaseVerifyBefore, cv.Spec.Container.Verify)
-		if p, err := l.Jobs.RunAll(ctx, cv, target, steps); err != nil || p.Phase != Succeeded {
-			return p, err
-		}
-		if err := record(ctx, StepPreVerified); err != nil {
-			return Progress{}, err
-		}
-	}
-	if r.Step == StepPreVerified {
-		if p, err := l.Jobs.RunAll(ctx, cv, target, l.Jobs.MigrationSteps(cv, target)); err != nil || p.Phase != Succeeded {
-			return p, err
-		}
-		if err := record(ctx, StepMigrated); err != nil {
-			return Progress{}, err
-		}
-	}
-	return Progress{Phase: Succeeded}, nil
-}
-
 // Deadline is when an unfinished rollout times out: spec.timeoutSeconds
 // for the workloads plus the timeouts of the Jobs that run first, so a slow
 // migration does not eat the time the workloads are given.
@@ -84,25 +51,6 @@ func Deadline(cv *cvv1.ContainerVersion) time.Duration {
 		}
 	}
 	return total
-}
-
-// Factory chooses the strategy a CV's spec.strategy.kind names.
-type Factory map[string]Strategy
-
-// NewFactory builds every strategy this controller version supports over
-// one client, the workload caches and the Job runner.
-func NewFactory(client kubernetes.Interface, listers workload.Listers, jobs *Jobs) Factory {
-	return Factory{
-		cvv1.StrategySimple:           &Simple{Client: client, Listers: listers, Jobs: jobs},
-		cvv1.StrategyServiceBlueGreen: &BlueGreen{Client: client, Listers: listers, Jobs: jobs},
-	}
-}
-
-// For returns the strategy of cv, or false when this version has none by
-// that name.
-func (f Factory) For(cv *cvv1.ContainerVersion) (Strategy, bool) {
-	s, ok := f[StrategyKind(cv)]
-	return s, ok
 }
 
 // Plan is Prepare as a plan, from the step recorded in

@@ -1,7 +1,9 @@
-// Package rollout moves workloads to a new image. Each strategy is a small,
-// idempotent state machine: Advance is called again and again (after every
-// workload change, and after a controller restart) and each call does only
-// what is still missing, so a rollout resumes instead of starting over.
+// Package rollout moves workloads to a new image. Each strategy is a
+// Planner: a pure function from a World (what the controller observed) to
+// the next transition, a Progress and the Actions that make it, which the
+// controller's apply phase runs through an Executor. Planned again after
+// every workload change and after a restart, each plan asks only for what
+// is still missing, so a rollout resumes instead of starting over.
 //
 // The package knows nothing of workqueues or registries: it gets a target
 // image and reports progress.
@@ -14,7 +16,6 @@
 package rollout
 
 import (
-	"context"
 	"fmt"
 	"time"
 
@@ -58,16 +59,6 @@ type Progress struct {
 	// Revert asks for a rollback whatever spec.rollback says: a failed
 	// migration whose onFailure is Rollback.
 	Revert bool
-}
-
-// Strategy rolls a target out and can put back a previous image.
-type Strategy interface {
-	// Name is the spec.strategy.kind the strategy implements.
-	Name() string
-	// Advance does the next missing steps towards target and reports progress.
-	Advance(ctx context.Context, cv *cvv1.ContainerVersion, target Target) (Progress, error)
-	// Revert puts the workloads back on a previous image (rollback).
-	Revert(ctx context.Context, cv *cvv1.ContainerVersion, previous Target) error
 }
 
 // StrategyKind normalises spec.strategy.kind: the empty kind is Simple.
