@@ -65,6 +65,8 @@ func measureBurst(ctx context.Context, e *env, pop *population, proc *ctrlProc, 
 	r.Patch = summarize(patched, len(xs))
 	r.Finish = summarize(finished, len(xs))
 	api1 := e.apiMetrics(ctx)
+	r.WritesPerRollout = writesByResource(api0, api1, len(xs))
+	say("scale %d: writes per rollout: %s", res.CVs, formatWrites(r.WritesPerRollout))
 	r.Apiserver429 = sumMetric(api1, "apiserver_request_total", `code="429"`) - sumMetric(api0, "apiserver_request_total", `code="429"`)
 	r.PollErrors = e.proxy.errors() - errors0
 	r.PeakRSSMiB = window.close(proc).PeakRSSMiB

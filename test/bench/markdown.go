@@ -21,6 +21,7 @@ func (r *report) markdown() string {
 	r.tableEconomy(&b)
 	r.tableLatency(&b)
 	r.tableBurst(&b)
+	r.writesBurst(&b)
 	r.tableFootprint(&b)
 	r.tableRestart(&b)
 	r.tableLoad(&b)
@@ -78,6 +79,17 @@ func (r *report) tableBurst(b *strings.Builder) {
 			return fmt.Sprintf("| %d | %d | %d | %.1f | %.1f | %d | %.1f | %.0f | %d | %d |", sc.CVs, u.CVs, u.Patched,
 				u.Patch.MaxMs/1000, u.Patch.P50Ms/1000, u.Finished, u.Finish.MaxMs/1000, u.Apiserver429, u.PollErrors, u.Backlog)
 		})
+}
+
+// writesBurst lists the API writes per rollout of each burst against the
+// write budget (docs/architecture.md).
+func (r *report) writesBurst(b *strings.Builder) {
+	b.WriteString("\nAPI writes per rollout in the burst (apiserver_request_total, resources cvmanager writes):\n\n")
+	for _, sc := range r.Scales {
+		if len(sc.Burst.WritesPerRollout) > 0 {
+			fmt.Fprintf(b, "- %d CVs: %s\n", sc.CVs, formatWrites(sc.Burst.WritesPerRollout))
+		}
+	}
 }
 
 func (r *report) tableFootprint(b *strings.Builder) {

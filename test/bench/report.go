@@ -137,6 +137,9 @@ type burstResult struct {
 	PeakRSSMiB    float64     `json:"peakRssMiB"`
 	SettleSeconds float64     `json:"settleSeconds"`
 	Queue         queueResult `json:"queue"`
+	// WritesPerRollout are the apiserver's write requests to the resources
+	// cvmanager writes, per "VERB resource", divided by the burst's CVs.
+	WritesPerRollout map[string]float64 `json:"writesPerRollout,omitempty"`
 }
 
 type queueResult struct {
