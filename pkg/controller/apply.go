@@ -81,13 +81,13 @@ func (c *Controller) writeStatus(ctx context.Context, cv *cvv1.ContainerVersion)
 func (c *Controller) afterWrite(ctx context.Context, snap *snapshot, d decision) {
 	key := namespacedKey(snap.cv)
 	if d.consumed {
+		if announcedByPush(snap.requests) {
+			c.notePush(snap.cv)
+		}
 		c.consumeRequests(ctx, snap.requests)
 	}
 	if d.corrected {
 		c.corrections.note(key, snap.now)
-	}
-	if r := d.cv.Status.Rollout; r != nil && snap.cv.Status.Rollout == nil && r.Trigger == "webhook" {
-		c.notePush(snap.cv)
 	}
 	id := rolloutIDOf(snap.cv, d.cv)
 	for _, e := range d.effects {

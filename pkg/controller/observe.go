@@ -347,7 +347,7 @@ func (c *Controller) checkStart(ctx context.Context, cv *cvv1.ContainerVersion, 
 func (c *Controller) observePoll(ctx context.Context, s *syncerState, snap *snapshot) (*pollObservation, error) {
 	cv := snap.cv
 	newest := newestRequest(snap.requests)
-	if newest != nil && c.waitForRecheck(s, requestValue(newest)) {
+	if newest != nil && c.waitForRecheck(s, cv, newest.Spec.Digest) {
 		return nil, nil
 	}
 	if st := cv.Status; st.AvailableDigest != "" && released(cv, st.AvailableVersion, st.AvailableDigest) {
@@ -366,7 +366,7 @@ func (c *Controller) observePoll(ctx context.Context, s *syncerState, snap *snap
 		return o, err
 	}
 	if newest != nil && newest.Spec.Digest != "" && o.action != syncer.StartRollout {
-		o.recheck = c.scheduleRecheck(s, requestValue(newest), o.img.Digest)
+		o.recheck = c.scheduleRecheck(s, cv, newest.Spec.Digest, o.img.Digest)
 	}
 	if o.action == syncer.StartRollout {
 		return o, c.judgeNewDigest(ctx, cv, o)

@@ -31,13 +31,22 @@ type PushFirst struct {
 // DefaultTrustWindow is PushFirst.TrustWindow when unset.
 const DefaultTrustWindow = 24 * time.Hour
 
-// pushRecord is what the leader knows of one ref's pushes.
+// pushRecord is what the leader knows of one ref's pushes: when they came,
+// when a poll found a move first, and the re-check of a push whose digest
+// the registry did not serve yet (recheck.go). It is the ref's one
+// schedule: push-first coverage and push re-checks read the same record,
+// so every CV on the ref waits for the same re-check.
 type pushRecord struct {
 	// lastPush is when the last verified push for the ref was acted on.
 	lastPush time.Time
 	// lastMiss is when a poll (not a push) last found the ref moved: a push
 	// that was lost, or late.
 	lastMiss time.Time
+	// expected is the digest a push announced that the registry did not
+	// serve yet; rechecks counts the re-checks made, recheckAt is the next.
+	expected  string
+	rechecks  int
+	recheckAt time.Time
 }
 
 // pushRaceGrace is how soon after a poll found a move its push may arrive
@@ -62,9 +71,10 @@ func pushFirstInterval(rec pushRecord, interval, safety, window time.Duration, n
 	return safety, true
 }
 
-// pushRefs holds the push records of the refs of this controller's CVs.
+// pushRefs holds the schedule of each ref of this controller's CVs.
 // Records live in the leader's memory: a new leader polls normally until
-// the next push, which is the safe direction.
+// the next push, which is the safe direction, and re-checks a pending push
+// from scratch.
 type pushRefs struct {
 	mu   sync.Mutex
 	refs map[string]pushRecord
@@ -93,9 +103,6 @@ func pushRef(cv *cvv1.ContainerVersion) string {
 
 // notePush records a verified push for cv's ref (a webhook poll request).
 func (c *Controller) notePush(cv *cvv1.ContainerVersion) {
-	if c.opts.PushFirst == nil {
-		return
-	}
 	now := c.clock.Now()
 	c.pushes.update(pushRef(cv), func(r *pushRecord) { r.lastPush = now })
 }

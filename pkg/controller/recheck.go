@@ -1,10 +1,11 @@
 package controller
 
 import (
-	"strings"
 	"time"
 
 	"k8s.io/klog/v2"
+
+	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 )
 
 // recheckDelays space the re-checks of a push event whose digest the
@@ -19,12 +20,6 @@ var recheckDelays = []time.Duration{
 	800 * time.Millisecond, 1200 * time.Millisecond, 2 * time.Second,
 }
 
-// expectedDigest is the digest a request value (requestValue) names, or "".
-func expectedDigest(value string) string {
-	_, digest, _ := strings.Cut(value, "/")
-	return digest
-}
-
 // recheckAfter decides whether a poll asked for by a push event that named
 // expected, which found seen, should look again, and after how long.
 // attempt counts the re-checks already made. Polls with no expected digest
@@ -36,42 +31,50 @@ func recheckAfter(expected, seen string, attempt int) (time.Duration, bool) {
 	return recheckDelays[attempt], true
 }
 
-// waitForRecheck requeues the key when its pending request's re-check is
-// not due yet; true means this sync stops there.
-func (c *Controller) waitForRecheck(s *syncerState, value string) bool {
-	wait := s.recheckWait(value, c.clock.Now())
-	if wait > 0 {
-		c.queue.AddAfter(s.key, wait)
-	}
-	return wait > 0
-}
-
-// recheckWait is how long a pending request still waits for its scheduled
-// re-check: a CV event arriving meanwhile must not poll sooner.
-func (s *syncerState) recheckWait(value string, now time.Time) time.Duration {
-	if value == "" || s.recheckValue != value || !now.Before(s.recheckAt) {
-		return 0
-	}
-	return s.recheckAt.Sub(now)
-}
-
-// scheduleRecheck keeps the poll request value pending and queues another
-// look when its push event's digest was not found; false means the request
-// is done (found, not expected, or out of attempts) and may be acknowledged.
-func (c *Controller) scheduleRecheck(s *syncerState, value, seen string) bool {
-	if s.recheckValue != value {
-		s.recheckValue, s.rechecks = value, 0
-	}
-	wait, again := recheckAfter(expectedDigest(value), seen, s.rechecks)
-	if !again {
-		if s.rechecks > 0 {
-			klog.V(2).InfoS("Push event re-checked", "cv", s.key, "rechecks", s.rechecks, "found", seen == expectedDigest(value))
-		}
-		s.recheckValue, s.rechecks, s.recheckAt = "", 0, time.Time{}
+// waitForRecheck requeues the key when its ref's push re-check for the
+// digest a pending request expects is not due yet; true means this sync
+// stops there. A CV event meanwhile must not poll sooner, and every CV on
+// the ref waits for the same re-check.
+func (c *Controller) waitForRecheck(s *syncerState, cv *cvv1.ContainerVersion, expected string) bool {
+	rec := c.pushes.get(pushRef(cv))
+	now := c.clock.Now()
+	if expected == "" || rec.expected != expected || !now.Before(rec.recheckAt) {
 		return false
 	}
-	s.rechecks++
-	s.recheckAt = c.clock.Now().Add(wait)
-	c.queue.AddAfter(s.key, wait)
+	c.queue.AddAfter(s.key, rec.recheckAt.Sub(now))
 	return true
+}
+
+// scheduleRecheck keeps the request pending and queues another look when
+// the push's digest was not found; false means the request is done (found,
+// not expected, or out of attempts) and may be deleted.
+func (c *Controller) scheduleRecheck(s *syncerState, cv *cvv1.ContainerVersion, expected, seen string) bool {
+	again := false
+	now := c.clock.Now()
+	c.pushes.update(pushRef(cv), func(r *pushRecord) {
+		if r.expected != expected {
+			r.expected, r.rechecks, r.recheckAt = expected, 0, time.Time{}
+		}
+		if now.Before(r.recheckAt) {
+			again = true // another CV of the ref scheduled this re-check already
+			return
+		}
+		wait, ok := recheckAfter(expected, seen, r.rechecks)
+		if !ok {
+			if r.rechecks > 0 {
+				klog.V(2).InfoS("Push event re-checked", "ref", pushRef(cv), "rechecks", r.rechecks, "found", seen == expected)
+			}
+			if seen == expected || r.rechecks >= len(recheckDelays) {
+				r.expected, r.rechecks, r.recheckAt = "", 0, time.Time{}
+			}
+			return
+		}
+		r.rechecks++
+		r.recheckAt = now.Add(wait)
+		again = true
+	})
+	if again {
+		c.queue.AddAfter(s.key, c.pushes.get(pushRef(cv)).recheckAt.Sub(now))
+	}
+	return again
 }

@@ -47,19 +47,6 @@ func TestRecheckAfter(t *testing.T) {
 	}
 }
 
-func TestExpectedDigest(t *testing.T) {
-	for value, want := range map[string]string{
-		"uid-1/":           "",
-		"uid-1/" + digest2: digest2,
-		"uid-1":            "",
-		"":                 "",
-	} {
-		if got := expectedDigest(value); got != want {
-			t.Errorf("expectedDigest(%q) = %q, want %q", value, got, want)
-		}
-	}
-}
-
 // sequenceResolver answers with the digests in turn, the last one forever.
 type sequenceResolver struct{ digests []string }
 
@@ -82,7 +69,7 @@ func TestWebhookDigestIsRecheckedUntilServed(t *testing.T) {
 	res := &sequenceResolver{digests: []string{digest1, digest1, digest2}}
 	f.c.opts.Resolver = res
 	f.sync("web")
-	if got := f.c.syncerFor(ns + "/web").rechecks; got != 1 {
+	if got := f.c.pushes.get(repo + ":env-prod").rechecks; got != 1 {
 		t.Fatalf("after the stale answer: %d re-checks scheduled, want 1", got)
 	}
 	f.sync("web") // an event before the re-check is due: no poll
@@ -102,5 +89,37 @@ func TestWebhookDigestIsRecheckedUntilServed(t *testing.T) {
 	}
 	if r := st.Rollout; r.Trigger != history.TriggerWebhook {
 		t.Errorf("rollout trigger %q, want webhook", r.Trigger)
+	}
+}
+
+// TestRefRecheckIsSharedByItsCVs: two CVs follow one ref and both get the
+// push event for digest2 while the registry still serves digest1. The
+// first poll schedules the ref's re-check; the second CV waits for that
+// same re-check instead of polling on its own schedule.
+func TestRefRecheckIsSharedByItsCVs(t *testing.T) {
+	api := webCV(polled())
+	api.Name, api.UID = "api", "uid-api"
+	reqWeb := request("web-push", cvv1.RequestPoll, history.TriggerWebhook)
+	reqWeb.Spec.Digest = digest2
+	reqAPI := request("api-push", cvv1.RequestPoll, history.TriggerWebhook)
+	reqAPI.Spec.ContainerVersion, reqAPI.Spec.Digest = "api", digest2
+	f := newFixtureWith(t, poller.ResolvedImage{}, []runtime.Object{webCV(polled()), api, reqWeb, reqAPI},
+		webDeployment(pinned("v1", digest1), true))
+	res := &countingResolver{digest: digest1}
+	f.c.opts.Resolver = res
+	f.sync("web")
+	rec := f.c.pushes.get(repo + ":env-prod")
+	if rec.expected != digest2 || rec.rechecks != 1 {
+		t.Fatalf("after web's stale answer: schedule %+v, want one re-check of digest2", rec)
+	}
+	polls := res.calls
+	f.sync("api")
+	if res.calls != polls {
+		t.Errorf("api polled on its own (%d resolves) instead of waiting for the ref's re-check", res.calls-polls)
+	}
+	for _, name := range []string{"web-push", "api-push"} {
+		if _, err := f.cvs.CvmanagerV1alpha1().ContainerVersionRequests(ns).Get(context.Background(), name, metav1.GetOptions{}); err != nil {
+			t.Errorf("request %s should wait for the re-check: %v", name, err)
+		}
 	}
 }

@@ -183,10 +183,15 @@ func clearsFailed(requests []*cvv1.ContainerVersionRequest) bool {
 	return false
 }
 
-// requestValue identifies a request and the digest it expects, for the
-// push re-checks (recheck.go).
-func requestValue(req *cvv1.ContainerVersionRequest) string {
-	return string(req.UID) + "/" + req.Spec.Digest
+// announcedByPush reports a request from a registry webhook: a verified
+// push for the CV's ref (push-first coverage, pushfirst.go).
+func announcedByPush(requests []*cvv1.ContainerVersionRequest) bool {
+	for _, req := range requests {
+		if req.Spec.Trigger == history.TriggerWebhook {
+			return true
+		}
+	}
+	return false
 }
 
 // consumeRequests deletes requests acted on. They are remembered as handled

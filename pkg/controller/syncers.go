@@ -20,11 +20,6 @@ type syncerState struct {
 	// set from other goroutines (trigger API), hence the mutex.
 	mu     sync.Mutex
 	forced string
-	// recheckValue is the poll request being re-checked (see
-	// recheckAfter), rechecks how often so far, recheckAt when next.
-	recheckValue string
-	rechecks     int
-	recheckAt    time.Time
 }
 
 func (c *Controller) syncerFor(key string) *syncerState {
