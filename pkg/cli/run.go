@@ -204,9 +204,11 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 		return err
 	}
 	leader := &controller.LeaderState{}
+	ctrl.SetLeading(leader.IsLeader)
+	requests := controller.NewRequests(cvClient, clock.RealClock{})
+	requests.Local = ctrl // the leader takes requests in memory; a standby writes them
 	caches := readCaches{
-		cvs: ctrl.CVLister(), workloads: ctrl.WorkloadListers(), kube: kubeClient,
-		requests: controller.NewRequests(cvClient, clock.RealClock{}),
+		cvs: ctrl.CVLister(), workloads: ctrl.WorkloadListers(), kube: kubeClient, requests: requests,
 	}
 	mux, err := o.httpRoutes(m, ctrl, leader, caches)
 	if err != nil {
@@ -286,8 +288,8 @@ type readCaches struct {
 	cvs       cvlisters.ContainerVersionLister
 	workloads workload.Listers
 	kube      kubernetes.Interface
-	// requests hand triggers to the leader through the CVs, so any
-	// replica accepts them.
+	// requests hand triggers to the leader (in memory on the leader, as
+	// request objects from a standby), so any replica accepts them.
 	requests *controller.Requests
 }
 

@@ -113,6 +113,8 @@ type Controller struct {
 
 	requestIndexer cache.Indexer
 	handled        handledRequests
+	local          localRequests
+	leading        func() bool
 	sent           sentEffects
 
 	mu          sync.Mutex

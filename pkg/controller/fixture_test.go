@@ -637,3 +637,40 @@ func TestStaleSyncCannotFinishARolloutTwice(t *testing.T) {
 		t.Errorf("rollouts counted %v times, want once", testutil.ToFloat64(got))
 	}
 }
+
+// TestLeaderTakesRequestsInMemory: on the leader a trigger is taken in
+// memory and acted on by the next sync, with no request object written; a
+// standby writes the object the leader will act on.
+func TestLeaderTakesRequestsInMemory(t *testing.T) {
+	f := newFixture(t, poller.ResolvedImage{Digest: digest2, Version: "v2"}, webCV(polled()),
+		annotated(webDeployment(pinned("v1", digest1), true), pinned("v1", digest1)))
+	ctx := context.Background()
+	requests := NewRequests(f.cvs, f.clock)
+	requests.Local = f.c
+	f.c.SetLeading(func() bool { return false })
+	if err := requests.TriggerPoll(ctx, ns, "web", history.TriggerAPI); err != nil {
+		t.Fatal(err)
+	}
+	if got := actions(f.cvs); len(got) != 2 || got[1] != "create containerversionrequests" {
+		t.Fatalf("a standby must write the request: %v", got)
+	}
+	if err := f.cvs.CvmanagerV1alpha1().ContainerVersionRequests(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	f.cvs.ClearActions()
+	f.c.SetLeading(func() bool { return true })
+	if err := requests.TriggerPoll(ctx, ns, "web", history.TriggerAPI); err != nil {
+		t.Fatal(err)
+	}
+	if got := actions(f.cvs); len(got) != 0 {
+		t.Fatalf("the leader wrote for an in-memory request: %v", got)
+	}
+	f.sync("web")
+	st := f.lastStatus()
+	if st.Rollout == nil || st.Rollout.Trigger != history.TriggerAPI {
+		t.Fatalf("the in-memory trigger did not start a rollout: %+v", st.Rollout)
+	}
+	if left := f.c.local.of(ns + "/web"); len(left) != 0 {
+		t.Errorf("in-memory request still pending after it was served: %d", len(left))
+	}
+}

@@ -192,12 +192,15 @@ func (c *Controller) observeWorld(ctx context.Context, cv *cvv1.ContainerVersion
 
 // observePods lists the pods of the workloads whose health they decide:
 // those already running the image under test (target, or previous while
-// rolling back) with replicas wanted.
+// rolling back), with replicas wanted, and not yet done by their own status.
 func (c *Controller) observePods(ctx context.Context, w *rollout.World, container string) error {
 	for _, wl := range w.Workloads {
 		image, _ := workload.ContainerImage(wl, container)
 		if image != w.Target.Image && (w.Previous == nil || image != w.Previous.Image) || !workload.WantsPods(wl) {
 			continue
+		}
+		if workload.Evaluate(wl, nil, container, image).Done {
+			continue // its own status says every replica runs the image: pods tell nothing more
 		}
 		pods, err := c.workloads.PodsOf(ctx, wl)
 		if err != nil {

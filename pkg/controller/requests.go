@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -35,6 +36,15 @@ import (
 type Requests struct {
 	client versioned.Interface
 	clock  clock.Clock
+	// Local, when set, hands a request to this process's controller when
+	// it leads: no object is written (see Accept).
+	Local LocalAcceptor
+}
+
+// LocalAcceptor takes a request in memory when this process leads the
+// CV's namespace, and reports whether it did.
+type LocalAcceptor interface {
+	Accept(namespace, name, action, trigger, digest string) bool
 }
 
 // NewRequests creates requests with client.
@@ -62,6 +72,9 @@ func (r *Requests) ClearFailed(ctx context.Context, namespace, name string) erro
 // create makes the request, owned by the CV so it goes with it. The CV is
 // read first: a request for a CV that does not exist is a NotFound error.
 func (r *Requests) create(ctx context.Context, namespace, name, action, trigger, digest string) error {
+	if r.Local != nil && r.Local.Accept(namespace, name, action, trigger, digest) {
+		return nil
+	}
 	cv, err := r.client.CvmanagerV1alpha1().ContainerVersions(namespace).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		return err
@@ -122,11 +135,11 @@ func (c *Controller) watchRequests(inf cache.SharedIndexInformer) {
 
 // pendingRequests are cv's requests not yet acted on, oldest first.
 func (c *Controller) pendingRequests(cv *cvv1.ContainerVersion) []*cvv1.ContainerVersionRequest {
-	if c.requestIndexer == nil {
-		return nil
+	out := c.local.of(namespacedKey(cv))
+	var objs []any
+	if c.requestIndexer != nil {
+		objs, _ = c.requestIndexer.ByIndex(requestIndex, namespacedKey(cv))
 	}
-	objs, _ := c.requestIndexer.ByIndex(requestIndex, namespacedKey(cv))
-	var out []*cvv1.ContainerVersionRequest
 	for _, o := range objs {
 		if req, ok := o.(*cvv1.ContainerVersionRequest); ok && !c.handled.has(req.UID) {
 			out = append(out, req)
@@ -198,6 +211,9 @@ func announcedByPush(requests []*cvv1.ContainerVersionRequest) bool {
 // until the informer sees them go, so a sync in between does not act again.
 func (c *Controller) consumeRequests(ctx context.Context, requests []*cvv1.ContainerVersionRequest) {
 	for _, req := range requests {
+		if c.local.remove(req) {
+			continue
+		}
 		c.handled.add(req.UID)
 		err := c.cvClient.CvmanagerV1alpha1().ContainerVersionRequests(req.Namespace).Delete(ctx, req.Name,
 			metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &req.UID}})
@@ -235,4 +251,81 @@ func (h *handledRequests) forget(uid types.UID) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	delete(h.uid, uid)
+}
+
+// Accept takes a request in memory when this controller leads and watches
+// the CV: the leader that answers 202 acts itself, and no object is
+// written (two API writes less per trigger, on the path a burst of
+// triggers takes). A standby answers through an object, which survives a
+// leader change. The gap: a leader that dies between its 202 and acting
+// loses the request; the new leader polls every CV whose poll is due at
+// takeover (status.lastPolled is written only now and then, so most are),
+// and the registry, not the request, decides what is deployed.
+func (c *Controller) Accept(namespace, name, action, trigger, digest string) bool {
+	if c.leading == nil || !c.leading() {
+		return false
+	}
+	if _, err := c.cvLister.ContainerVersions(namespace).Get(name); err != nil {
+		return false // unknown here: the object path reports NotFound
+	}
+	key := namespace + "/" + name
+	req := &cvv1.ContainerVersionRequest{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "local", UID: types.UID(fmt.Sprintf("local-%d", c.local.next())),
+			CreationTimestamp: metav1.Time{Time: c.clock.Now()}},
+		Spec: cvv1.ContainerVersionRequestSpec{ContainerVersion: name, Action: action, Trigger: trigger, Digest: digest},
+	}
+	c.local.add(key, req)
+	c.triggers.note(key, c.clock.Now())
+	c.queue.Add(key)
+	return true
+}
+
+// SetLeading tells the controller how to know whether it leads (Accept).
+func (c *Controller) SetLeading(leading func() bool) { c.leading = leading }
+
+// localRequests are requests the leader accepted in memory, per CV key.
+type localRequests struct {
+	mu  sync.Mutex
+	seq int64
+	by  map[string][]*cvv1.ContainerVersionRequest
+}
+
+func (l *localRequests) next() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.seq++
+	return l.seq
+}
+
+func (l *localRequests) add(key string, req *cvv1.ContainerVersionRequest) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.by == nil {
+		l.by = map[string][]*cvv1.ContainerVersionRequest{}
+	}
+	l.by[key] = append(l.by[key], req)
+}
+
+// of returns a copy of key's local requests.
+func (l *localRequests) of(key string) []*cvv1.ContainerVersionRequest {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.by[key])
+}
+
+// remove forgets a local request; false when req is not one.
+func (l *localRequests) remove(req *cvv1.ContainerVersionRequest) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	key := req.Namespace + "/" + req.Spec.ContainerVersion
+	for i, r := range l.by[key] {
+		if r.UID == req.UID {
+			l.by[key] = slices.Delete(l.by[key], i, i+1)
+			if len(l.by[key]) == 0 {
+				delete(l.by, key)
+			}
+			return true
+		}
+	}
+	return false
 }

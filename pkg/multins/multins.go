@@ -6,9 +6,10 @@
 // at cluster scope, and an informer per namespace is the only way to
 // watch. A controller per namespace keeps pkg/controller unchanged: each
 // has its own informers and queue, and all share the registry resolver
-// (and so the shared poller's dedup) and the metrics. Triggers do not pass
-// through the group: they are recorded on the CV (controller.Requests), and
-// the namespace's controller on the leader picks them up.
+// (and so the shared poller's dedup) and the metrics. Triggers pass through
+// the group only on the leader, which takes them in memory (Accept); a
+// standby records them as request objects (controller.Requests), and the
+// namespace's controller on the leader picks them up.
 package multins
 
 import (
@@ -116,6 +117,20 @@ func (g *Group) UpdateSettings(s controller.Settings) {
 
 func cvListerOf(m Member) cvlisters.ContainerVersionLister {
 	return m.Factories.Informers().CVs.Lister()
+}
+
+// Accept hands a request to the controller watching namespace when this
+// process leads (controller.Controller.Accept).
+func (g *Group) Accept(namespace, name, action, trigger, digest string) bool {
+	m, ok := g.owner(namespace)
+	return ok && m.Controller.Accept(namespace, name, action, trigger, digest)
+}
+
+// SetLeading tells every controller how to know whether this process leads.
+func (g *Group) SetLeading(leading func() bool) {
+	for _, m := range g.members() {
+		m.Controller.SetLeading(leading)
+	}
 }
 
 // CVLister reads the CVs of every watched namespace.
