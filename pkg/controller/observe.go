@@ -32,8 +32,10 @@ type snapshot struct {
 	now time.Time
 	// requests are the pending requests acted on by this sync.
 	requests []*cvv1.ContainerVersionRequest
-	// provenance is provenance read since status last recorded it.
-	provenance *cvv1.Provenance
+	// provenance is provenance read since status last recorded it, for
+	// provenanceDigest.
+	provenance       *cvv1.Provenance
+	provenanceDigest string
 	// historyOn and rollbackOn are the CV's settings with the controller's defaults.
 	historyOn, rollbackOn bool
 	// progressInterval bounds the wait before an unfinished rollout is looked at again.
@@ -116,8 +118,8 @@ func (c *Controller) observe(ctx context.Context, s *syncerState, cached *cvv1.C
 		cv: cached, now: c.clock.Now(), requests: c.pendingRequests(cached),
 		historyOn: cached.Spec.History.Enabled || c.settings().DefaultHistory, rollbackOn: c.rollbackEnabled(cached),
 		progressInterval: c.opts.ProgressInterval, lastPolledEvery: c.opts.LastPolledEvery,
-		provenance: c.unwrittenProvenance(&cached.Status),
 	}
+	snap.provenance, snap.provenanceDigest = c.unwrittenProvenance(&cached.Status)
 	if cached.Status.Rollout != nil {
 		r, err := c.observeRollout(ctx, cached)
 		snap.rollout = r

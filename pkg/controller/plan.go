@@ -75,9 +75,6 @@ func notification(kind, version, digest, from, text string) effect {
 // test (plan_test.go).
 func plan(snap *snapshot) decision {
 	d := decision{cv: snap.cv.DeepCopy(), consumed: servesRequests(snap)}
-	if snap.provenance != nil {
-		fillProvenance(d.cv, snap.provenance)
-	}
 	if d.consumed && clearsFailed(snap.requests) {
 		d.cv.Status.FailedDigest = "" // tried again: the user fixed what made it fail
 	}
@@ -89,6 +86,7 @@ func plan(snap *snapshot) decision {
 	case snap.poll != nil:
 		planPoll(snap, &d)
 	}
+	attachProvenance(snap, &d)
 	return d
 }
 
@@ -105,12 +103,24 @@ func (d *decision) statusChanged(snap *snapshot) bool {
 	return !equality.Semantic.DeepEqual(d.cv.Status, snap.cv.Status)
 }
 
-// fillProvenance records provenance read since the last status write: the
-// rollout's, or the running version's.
-func fillProvenance(cv *cvv1.ContainerVersion, p *cvv1.Provenance) {
-	if cv.Status.Rollout != nil {
-		cv.Status.Rollout.Provenance = p
+// attachProvenance records provenance read since the last status write
+// for the digest it belongs to: the rollout's while one is under way, the
+// running version's after a success. During a rollout it rides along with
+// the next status write the rollout makes anyway (its finish at the
+// latest), so a provenance read costs no write of its own; at rest it is
+// written once.
+func attachProvenance(snap *snapshot, d *decision) {
+	p, digest := snap.provenance, snap.provenanceDigest
+	if p == nil {
 		return
 	}
-	cv.Status.Provenance = p
+	st := &d.cv.Status
+	switch {
+	case st.Rollout != nil && st.Rollout.Digest == digest && st.Rollout.Provenance == nil:
+		if d.statusChanged(snap) {
+			st.Rollout.Provenance = p
+		}
+	case st.Rollout == nil && st.SuccessDigest == digest && st.Provenance == nil:
+		st.Provenance = p
+	}
 }

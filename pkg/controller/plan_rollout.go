@@ -118,9 +118,7 @@ func succeed(snap *snapshot, d *decision, p rollout.Progress) {
 	}
 	st.SuccessVersion, st.SuccessDigest = r.Version, r.Digest
 	st.Signer = r.Signer
-	if r.Provenance != nil {
-		st.Provenance = r.Provenance
-	}
+	st.Provenance = r.Provenance // nil while unread: filled in when read (attachProvenance)
 	st.FailedDigest = ""
 	st.Rollout = nil
 	setCurrStatus(d.cv, cvv1.StatusSuccess, now)

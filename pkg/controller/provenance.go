@@ -36,20 +36,20 @@ func (c *Controller) provenanceOf(digest string) *cvv1.Provenance {
 }
 
 // unwrittenProvenance is provenance the cache holds for the digest status
-// lacks it for: the rollout's, else the running version's. Most syncs find
-// nothing and copy nothing.
-func (c *Controller) unwrittenProvenance(st *cvv1.ContainerVersionStatus) *cvv1.Provenance {
+// lacks it for, and that digest: the rollout's, else the running
+// version's. Most syncs find nothing and copy nothing.
+func (c *Controller) unwrittenProvenance(st *cvv1.ContainerVersionStatus) (*cvv1.Provenance, string) {
 	if c.opts.Provenance == nil {
-		return nil
+		return nil, ""
 	}
 	if r := st.Rollout; r != nil {
 		if r.Provenance != nil {
-			return nil
+			return nil, ""
 		}
-		return c.provenanceOf(r.Digest)
+		return c.provenanceOf(r.Digest), r.Digest
 	}
 	if st.Provenance != nil || st.SuccessDigest == "" {
-		return nil
+		return nil, ""
 	}
-	return c.provenanceOf(st.SuccessDigest)
+	return c.provenanceOf(st.SuccessDigest), st.SuccessDigest
 }

@@ -60,7 +60,8 @@ func readInto(t *testing.T, reader *memoryReader, digests ...string) *provenance
 
 // TestProvenanceFromTheCacheOnly: a sync writes provenance the cache has
 // read and status lacks, once; it never reads the registry itself, and a
-// CV whose provenance is written, or unread, costs no write.
+// CV whose provenance is written, or unread, costs no write. During a
+// rollout it waits for the rollout's own next status write.
 func TestProvenanceFromTheCacheOnly(t *testing.T) {
 	read := &cvv1.Provenance{Revision: "abc123", Source: "https://git.example/web"}
 	withProvenance := polled()
@@ -74,6 +75,7 @@ func TestProvenanceFromTheCacheOnly(t *testing.T) {
 		wantCV     []string
 		wantStatus *cvv1.Provenance // status.provenance written
 		wantRoll   *cvv1.Provenance // status.rollout.provenance written
+		ready      bool             // the rollout's workload is ready
 	}{{
 		name: "running version read: written once", status: polled(), cached: []string{digest1},
 		wantCV: []string{"update containerversions/status web"}, wantStatus: read,
@@ -82,13 +84,16 @@ func TestProvenanceFromTheCacheOnly(t *testing.T) {
 	}, {
 		name: "never read (steady state after a restart): no read, no write", status: polled(),
 	}, {
-		name: "rollout's digest read: written into the rollout", status: rolling, cached: []string{digest2},
-		wantCV: []string{"update containerversions/status web"}, wantRoll: read,
+		name: "rollout's digest read: no write of its own, it rides along with the rollout's next write",
+		status: rolling, cached: []string{digest2},
+	}, {
+		name: "rollout's digest read and the rollout finishes: written with the finish", status: rolling, cached: []string{digest2},
+		ready: true, wantCV: []string{"update containerversions/status web"}, wantStatus: read,
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			workload := webDeployment(pinned("v1", digest1), true) // at rest: no drift, no rollout
 			if tc.status.Rollout != nil {
-				workload = webDeployment(pinned("v2", digest2), false) // under way: not ready yet
+				workload = webDeployment(pinned("v2", digest2), tc.ready) // under way
 			}
 			f := newFixture(t, poller.ResolvedImage{Digest: digest1, Version: "v1"}, webCV(tc.status), workload)
 			reader := &memoryReader{}
