@@ -14,8 +14,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/clock"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/controller"
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
 	"cvmanager.dev/cvmanager/pkg/policy"
 	"cvmanager.dev/cvmanager/pkg/promote"
@@ -147,7 +149,8 @@ func (o *promoteOptions) promoter(kubeClient kubernetes.Interface, cvClient vers
 		_ = os.Setenv("DOCKER_CONFIG", o.registry.dockerConfig) // read by go-containerregistry's default keychain
 	}
 	return &promote.Promoter{Kube: kubeClient, CVs: cvClient, Tagger: registryTagger{reg: reg, auth: o.registry.auth()},
-		Restrictions: restrictions, AllowDowngrade: o.allowDowngrade}, nil
+		Restrictions: restrictions, AllowDowngrade: o.allowDowngrade,
+		Poll: controller.NewRequests(cvClient, clock.RealClock{}).TriggerPoll}, nil
 }
 
 // auth is the registry credentials the flags give, else the Docker config.

@@ -20,7 +20,7 @@ func TestBranchPolicyGate(t *testing.T) {
 		s.Policy = &cvv1.PolicySpec{AutoReleaseBranches: []string{"main"}, BranchRestriction: "main|release-.*"}
 	}
 	held := []string{"update containerversions/status web"}
-	rollout := []string{"get configmaps web.history"} // the intent; the patch follows in the next sync
+	var rollout []string // the intent only: the patch follows in the next sync, and no history is read
 	for _, tc := range []struct {
 		name       string
 		version    string

@@ -280,10 +280,9 @@ func TestSyncTransitions(t *testing.T) {
 		resolved: poller.ResolvedImage{Digest: digest2, Version: "v2"},
 		cv:       webCV(neverPolled()),
 		workload: webDeployment(v1, true),
-		// One status write (the intent) and the history read for a
-		// promotion; no workload is touched before the intent is durable.
+		// One status write (the intent); no workload is touched before the
+		// intent is durable, and no history is read (no promote request).
 		wantCV:    []string{"update containerversions/status web"},
-		wantKube:  []string{"get configmaps web.history"},
 		wantPhase: cvv1.StatusProgressing, wantRoll: true,
 		wantEvent: []string{ReasonRolloutStarted},
 	}, {
@@ -395,7 +394,6 @@ func TestSyncTransitions(t *testing.T) {
 		requests:  []runtime.Object{request("web-a", cvv1.RequestPoll, history.TriggerAPI)},
 		workload:  annotated(webDeployment(v1, true), v1),
 		wantCV:    []string{"update containerversions/status web", "delete containerversionrequests web-a"},
-		wantKube:  []string{"get configmaps web.history"},
 		wantPhase: cvv1.StatusProgressing, wantRoll: true, wantTrig: history.TriggerAPI,
 		wantEvent: []string{ReasonRolloutStarted},
 	}, {
@@ -409,7 +407,6 @@ func TestSyncTransitions(t *testing.T) {
 		requests:  []runtime.Object{request("web-b", cvv1.RequestClearFailed, history.TriggerClearFailed)},
 		workload:  annotated(webDeployment(v1, true), v1),
 		wantCV:    []string{"update containerversions/status web", "delete containerversionrequests web-b"},
-		wantKube:  []string{"get configmaps web.history"},
 		wantPhase: cvv1.StatusProgressing, wantRoll: true, wantTrig: history.TriggerClearFailed,
 		wantEvent: []string{ReasonRolloutStarted},
 	}, {
@@ -419,6 +416,16 @@ func TestSyncTransitions(t *testing.T) {
 		requests: []runtime.Object{request("web-c", cvv1.RequestPoll, history.TriggerWebhook)},
 		workload: annotated(webDeployment(v1, true), v1),
 		wantCV:   []string{"delete containerversionrequests web-c"},
+	}, {
+		name:      "request: cvmanager promote's request reads the promotion record, and only it does",
+		resolved:  poller.ResolvedImage{Digest: digest2, Version: "v2"},
+		cv:        webCV(polled()),
+		requests:  []runtime.Object{request("web-p", cvv1.RequestPoll, history.TriggerPromote)},
+		workload:  annotated(webDeployment(v1, true), v1),
+		wantCV:    []string{"update containerversions/status web", "delete containerversionrequests web-p"},
+		wantKube:  []string{"get configmaps web.history"},
+		wantPhase: cvv1.StatusProgressing, wantRoll: true, wantTrig: history.TriggerPromote,
+		wantEvent: []string{ReasonRolloutStarted},
 	}, {
 		name:     "request: a request arriving during a rollout waits for it to finish",
 		cv:       webCV(rollingOut(t0.Add(-10 * time.Second))),

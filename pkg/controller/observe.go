@@ -374,7 +374,7 @@ func (c *Controller) observePoll(ctx context.Context, s *syncerState, snap *snap
 		o.recheck = c.scheduleRecheck(s, cv, newest.Spec.Digest, o.img.Digest)
 	}
 	if o.action == syncer.StartRollout {
-		return o, c.judgeNewDigest(ctx, cv, o)
+		return o, c.judgeNewDigest(ctx, cv, o, requestedBy(snap.requests, history.TriggerPromote))
 	}
 	return o, nil
 }
@@ -424,7 +424,7 @@ func (c *Controller) pollRegistry(ctx context.Context, s *syncerState, cv *cvv1.
 }
 
 // judgeNewDigest reads the verdicts on a digest the poll found new.
-func (c *Controller) judgeNewDigest(ctx context.Context, cv *cvv1.ContainerVersion, o *pollObservation) error {
+func (c *Controller) judgeNewDigest(ctx context.Context, cv *cvv1.ContainerVersion, o *pollObservation, promoted bool) error {
 	if o.trigger == history.TriggerPoll && cv.Status.CurrDigest != "" {
 		c.noteMiss(cv) // a move, not a new CV's first rollout
 	}
@@ -434,10 +434,13 @@ func (c *Controller) judgeNewDigest(ctx context.Context, cv *cvv1.ContainerVersi
 	if err := c.checkStart(ctx, cv, o.img.Digest, &o.signature, &o.authz); err != nil {
 		return err
 	}
+	c.requestProvenance(ctx, cv, o.img.Digest)
+	if !promoted {
+		return nil // only `cvmanager promote` asks: other new digests read no history
+	}
 	if promotion, ok := c.promotionOf(ctx, cv, o.img.Digest); ok {
 		o.promotion = &promotion
 	}
-	c.requestProvenance(ctx, cv, o.img.Digest)
 	return nil
 }
 

@@ -84,7 +84,7 @@ func TestProvenanceFromTheCacheOnly(t *testing.T) {
 	}, {
 		name: "never read (steady state after a restart): no read, no write", status: polled(),
 	}, {
-		name: "rollout's digest read: no write of its own, it rides along with the rollout's next write",
+		name:   "rollout's digest read: no write of its own, it rides along with the rollout's next write",
 		status: rolling, cached: []string{digest2},
 	}, {
 		name: "rollout's digest read and the rollout finishes: written with the finish", status: rolling, cached: []string{digest2},

@@ -196,15 +196,20 @@ func clearsFailed(requests []*cvv1.ContainerVersionRequest) bool {
 	return false
 }
 
-// announcedByPush reports a request from a registry webhook: a verified
-// push for the CV's ref (push-first coverage, pushfirst.go).
-func announcedByPush(requests []*cvv1.ContainerVersionRequest) bool {
+// requestedBy reports whether a request came with trigger.
+func requestedBy(requests []*cvv1.ContainerVersionRequest, trigger string) bool {
 	for _, req := range requests {
-		if req.Spec.Trigger == history.TriggerWebhook {
+		if req.Spec.Trigger == trigger {
 			return true
 		}
 	}
 	return false
+}
+
+// announcedByPush reports a request from a registry webhook: a verified
+// push for the CV's ref (push-first coverage, pushfirst.go).
+func announcedByPush(requests []*cvv1.ContainerVersionRequest) bool {
+	return requestedBy(requests, history.TriggerWebhook)
 }
 
 // consumeRequests deletes requests acted on. They are remembered as handled

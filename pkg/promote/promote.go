@@ -51,6 +51,11 @@ type Promoter struct {
 	AllowDowngrade bool
 	// Clock stamps the promotion's record; nil means the real clock.
 	Clock clock.Clock
+	// Poll, when set, asks the target's controller to poll now, with
+	// trigger promote, once the promotion is recorded: the controller reads
+	// the promotion's record (for the rollout's trigger and the Promoted
+	// notification) only when such a request asks it to.
+	Poll func(ctx context.Context, namespace, name, trigger string) error
 }
 
 // Plan is a checked promotion: what would be tagged where.
@@ -171,6 +176,11 @@ func (p *Promoter) Execute(ctx context.Context, plan *Plan, actor string) (histo
 	rec := p.record(plan, actor)
 	if err := history.NewStore(p.Kube).Append(ctx, plan.target, rec); err != nil {
 		return rec, fmt.Errorf("the tag moved, but recording the promotion failed: %w", err)
+	}
+	if p.Poll != nil {
+		if err := p.Poll(ctx, plan.target.Namespace, plan.target.Name, history.TriggerPromote); err != nil {
+			return rec, fmt.Errorf("the tag moved and the promotion is recorded, but asking the controller to poll failed (its next poll finds the move): %w", err)
+		}
 	}
 	return rec, nil
 }
