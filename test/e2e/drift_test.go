@@ -107,10 +107,14 @@ func TestLateJoinerIsRolledOut(t *testing.T) {
 	})
 	finished := time.Since(joined)
 
-	// Labelled later.
+	// Labelled later. A joiner created after it is the evidence: by the
+	// time the joiner is rolled out, the controller's Deployment cache
+	// (one informer, events in order) held web-relabel too, and left it.
 	_, err = e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, gen.NewDeployment(e.NS, "web-relabel", "other", repo+":old", 1), metav1.CreateOptions{})
 	e2eenv.Must(t, err)
-	time.Sleep(time.Second)
+	_, err = e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, gen.NewDeployment(e.NS, "web-witness", "web", repo+":old", 1), metav1.CreateOptions{})
+	e2eenv.Must(t, err)
+	e.Eventually(30*time.Second, "the joiner created after it rolled out", func() (bool, error) { return e.DeploymentImage("web-witness") == want, nil })
 	if got := e.DeploymentImage("web-relabel"); got != repo+":old" {
 		t.Fatalf("a workload outside the selector was changed to %s", got)
 	}
@@ -124,7 +128,10 @@ func TestLateJoinerIsRolledOut(t *testing.T) {
 		[]byte(`{"metadata":{"labels":{"app":"gone"}}}`), metav1.PatchOptions{})
 	e2eenv.Must(t, err)
 	setImage(e, "web-late", repo+":mine", "kubectl-set")
-	time.Sleep(2 * time.Second)
+	// Evidence the controller saw that change: a drift of a workload it
+	// still selects, made after it, is restored; the leaver is not.
+	setImage(e, "web", repo+":old", "kubectl-set")
+	e.Eventually(30*time.Second, "the drift made after it restored", func() (bool, error) { return e.DeploymentImage("web") == want, nil })
 	if got := e.DeploymentImage("web-late"); got != repo+":mine" {
 		t.Errorf("a workload that left the selector was changed to %s", got)
 	}
