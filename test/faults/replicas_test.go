@@ -173,6 +173,9 @@ func TestEveryReplicaAnswers(t *testing.T) {
 		standby = a
 	}
 	perRollout := f.DeploymentGeneration(f.app) - genBefore50 // template changes one rollout makes
+	if perRollout < 1 {
+		t.Fatalf("v50's rollout changed the Deployment's generation by %d: the count below would prove nothing", perRollout)
+	}
 	gen51 := f.DeploymentGeneration(f.app)
 	last := f.push("v51")
 	if status, body := send(t, standby.url()+"/v1/trigger", "Bearer "+apiKey,
