@@ -41,7 +41,7 @@ func newCVGetCommand(kube *KubeFlags) *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&namespace, "namespace", "n", "", "namespace (default: the kubeconfig's)")
 	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "all namespaces")
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table, wide (adds SIGNER), json or yaml")
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table, wide (adds SIGNER and REVISION), json or yaml")
 	return cmd
 }
 

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,5 +88,32 @@ shop       Deployment/api  api  env-prod  v2       0/0   Success  -        r/api
 	}
 	if bytes.Contains(out.Bytes(), []byte("REVISION")) {
 		t.Errorf("the narrow table shows REVISION:\n%s", out.String())
+	}
+}
+
+// TestCVGetHelpNamesTheWideColumns: `cv get -o` help lists every column
+// -o wide adds, as printTable prints them.
+func TestCVGetHelpNamesTheWideColumns(t *testing.T) {
+	var out bytes.Buffer
+	if err := printTable(&out, nil, true); err != nil {
+		t.Fatal(err)
+	}
+	narrow := bytes.Buffer{}
+	if err := printTable(&narrow, nil, false); err != nil {
+		t.Fatal(err)
+	}
+	added := strings.Fields(strings.TrimPrefix(strings.TrimSpace(out.String()), strings.TrimSpace(narrow.String())))
+	cmd, _, err := NewRootCommand().Find([]string{"cv", "get"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	usage := cmd.Flags().Lookup("output").Usage
+	for _, col := range added {
+		if !strings.Contains(usage, col) {
+			t.Errorf("cv get -o help %q does not name the wide column %s", usage, col)
+		}
+	}
+	if len(added) == 0 {
+		t.Fatal("-o wide adds no column: the check checks nothing")
 	}
 }

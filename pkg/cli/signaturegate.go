@@ -23,6 +23,9 @@ import (
 type signatureGate struct {
 	kube     kubernetes.Interface
 	verifier *verify.Verifier
+	// refused words a refusal for the command that asked (cv refuses
+	// the image because of detail); nil words it as a promotion's.
+	refused func(cv *cvv1.ContainerVersion, detail string) error
 }
 
 func newSignatureGate(kube kubernetes.Interface, reader registry.ArtifactReader) signatureGate {
@@ -30,7 +33,8 @@ func newSignatureGate(kube kubernetes.Interface, reader registry.ArtifactReader)
 }
 
 // check verifies digest against the signature policy of every CV in cvs
-// that enforces one; the first refusal is returned as promote.ErrRefused.
+// that enforces one; the first refusal is returned as g.refused words it
+// (promote.ErrRefused by default).
 // Audit-mode CVs deploy unverified images, so they do not refuse here.
 func (g signatureGate) check(ctx context.Context, cvs []cvv1.ContainerVersion, repo registry.Repo, digest string) error {
 	for i := range cvs {
@@ -41,18 +45,25 @@ func (g signatureGate) check(ctx context.Context, cvs []cvv1.ContainerVersion, r
 		}
 		policy, err := g.policyOf(ctx, cv, spec)
 		if err != nil {
-			return fmt.Errorf("%w: CV %s/%s: %v (--force to tag anyway)", promote.ErrRefused, cv.Namespace, cv.Name, err)
+			return g.refusal(cv, err.Error())
 		}
 		r, err := g.verifier.Verify(ctx, repo, digest, policy)
 		if err != nil {
 			return fmt.Errorf("reading the signatures of %s@%s: %w", repo.Name, digest, err)
 		}
 		if !r.Verified {
-			return fmt.Errorf("%w: CV %s/%s would refuse %s: %s: %s (--force to tag anyway)",
-				promote.ErrRefused, cv.Namespace, cv.Name, digest, r.Reason, r.Message)
+			return g.refusal(cv, fmt.Sprintf("it would refuse %s: %s: %s", digest, r.Reason, r.Message))
 		}
 	}
 	return nil
+}
+
+// refusal is the error of a refused check.
+func (g signatureGate) refusal(cv *cvv1.ContainerVersion, detail string) error {
+	if g.refused != nil {
+		return g.refused(cv, detail)
+	}
+	return fmt.Errorf("%w: CV %s/%s: %s (--force to tag anyway)", promote.ErrRefused, cv.Namespace, cv.Name, detail)
 }
 
 func signatureSpec(cv *cvv1.ContainerVersion) *cvv1.SignaturePolicy {

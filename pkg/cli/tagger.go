@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -220,8 +221,17 @@ func checkTagFollowers(cmd *cobra.Command, kube *KubeFlags, reg *registry.Router
 	if err != nil {
 		return "", err
 	}
-	return "", newSignatureGate(kubeClient, reg).check(ctx, cvs, repo, img.Digest)
+	gate := newSignatureGate(kubeClient, reg)
+	gate.refused = func(cv *cvv1.ContainerVersion, detail string) error {
+		return fmt.Errorf("%w: %s stays where it is: CV %s/%s follows it and enforces a signature policy, and %s "+
+			"(--force to move the tag anyway)", ErrTagMoveRefused, strings.Join(f.tags, ", "), cv.Namespace, cv.Name, detail)
+	}
+	return "", gate.check(ctx, cvs, repo, img.Digest)
 }
+
+// ErrTagMoveRefused: `cr tags add` did not move a tag onto an image that a
+// ContainerVersion following the tag would refuse.
+var ErrTagMoveRefused = errors.New("tag move refused")
 
 func newTagsRemoveCommand() *cobra.Command {
 	f := &taggerFlags{}

@@ -39,9 +39,12 @@ func withHistories(t *testing.T) (string, *Handler) {
 	src := fakeSource{cvs: []*cvv1.ContainerVersion{web, api}, workloads: []workload.Workload{deployment("shop", "web", "r/w:1"), deployment("shop", "api", "r/a:1")}}
 	store := history.NewStore(fake.NewClientset())
 	ctx := context.Background()
-	add := func(c *cvv1.ContainerVersion, ago time.Duration, outcome string, seconds float64, reason string) {
+	add := func(c *cvv1.ContainerVersion, ago time.Duration, outcome string, seconds float64, reason string, prov ...*history.Provenance) {
 		r := history.Record{Time: now.Add(-ago), Workload: "Deployment/" + c.Name, CV: c.Name, Outcome: outcome, DurationSeconds: seconds,
 			FromVersion: "v1", ToVersion: "v2", Trigger: history.TriggerPoll, Reason: reason, Strategy: "Simple"}
+		if len(prov) > 0 {
+			r.Provenance = prov[0]
+		}
 		if err := store.Append(ctx, c, r); err != nil {
 			t.Fatal(err)
 		}
@@ -49,7 +52,8 @@ func withHistories(t *testing.T) (string, *Handler) {
 	add(web, 72*time.Hour, history.OutcomeSuccess, 300, "")
 	add(web, 90*time.Minute, history.OutcomeRolledBack, 120, hostileReason)
 	add(web, time.Hour, history.OutcomeSuccess, 60, "")
-	add(api, 2*time.Hour, history.OutcomeSuccess, 30, "")
+	// api's image was built an hour before its rollout finished.
+	add(api, 2*time.Hour, history.OutcomeSuccess, 30, "", &history.Provenance{Created: now.Add(-3 * time.Hour).Format(time.RFC3339)})
 	mux := http.NewServeMux()
 	h := NewHandler(src, store, src)
 	h.Clock = clocktesting.NewFakeClock(now)
@@ -141,11 +145,13 @@ func TestDeliveryMetrics(t *testing.T) {
 	week := (7 * 24 * time.Hour).Seconds()
 	want := Delivery{Window: "7d", From: now.Add(-7 * 24 * time.Hour), To: now,
 		Namespaces: []DORARow{{Namespace: "shop", Figures: dora.Figures{WindowSeconds: week, Deployments: 3, Failures: 1,
-			DeploymentsPerDay: 3.0 / 7, LeadTimeSeconds: 60, ChangeFailureRate: 0.25, TimeToRestoreSeconds: 1800, Restores: 1}}},
+			DeploymentsPerDay: 3.0 / 7, LeadTimeSeconds: 3600, LeadTimes: 1, DeployDurationSeconds: 60, ChangeFailureRate: 0.25,
+			TimeToRestoreSeconds: 120, Restores: 1}}},
 		ContainerVersions: []DORARow{
-			{Namespace: "shop", Name: "api", Figures: dora.Figures{WindowSeconds: week, Deployments: 1, DeploymentsPerDay: 1.0 / 7, LeadTimeSeconds: 30}},
+			{Namespace: "shop", Name: "api", Figures: dora.Figures{WindowSeconds: week, Deployments: 1, DeploymentsPerDay: 1.0 / 7,
+				LeadTimeSeconds: 3600, LeadTimes: 1, DeployDurationSeconds: 30}},
 			{Namespace: "shop", Name: "web", Figures: dora.Figures{WindowSeconds: week, Deployments: 2, Failures: 1,
-				DeploymentsPerDay: 2.0 / 7, LeadTimeSeconds: 180, ChangeFailureRate: 1.0 / 3, TimeToRestoreSeconds: 1800, Restores: 1}},
+				DeploymentsPerDay: 2.0 / 7, DeployDurationSeconds: 180, ChangeFailureRate: 1.0 / 3, TimeToRestoreSeconds: 120, Restores: 1}},
 		}}
 	if diff := cmp.Diff(want, rep); diff != "" {
 		t.Errorf("report (-want +got):\n%s", diff)
@@ -168,7 +174,8 @@ func TestDeliveryMetrics(t *testing.T) {
 	}
 	for key, v := range map[string]float64{
 		"cvmanager_dora_deployments,web,shop": 2, "cvmanager_dora_change_failure_ratio,web,shop": 1.0 / 3,
-		"cvmanager_dora_namespace_time_to_restore_seconds,shop": 1800, "cvmanager_dora_namespace_lead_time_seconds,shop": 60,
+		"cvmanager_dora_namespace_time_to_restore_seconds,shop": 120, "cvmanager_dora_namespace_lead_time_seconds,shop": 3600,
+		"cvmanager_dora_namespace_deploy_duration_seconds,shop": 60,
 	} {
 		if got[key] != v {
 			t.Errorf("%s = %v, want %v (all: %v)", key, got[key], v, got)

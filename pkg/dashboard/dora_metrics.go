@@ -19,9 +19,10 @@ var doraSeries = []struct {
 	{"deployments", "Successful rollouts that delivered a change in the last 7 days.", func(r DORARow) float64 { return float64(r.Deployments) }},
 	{"failures", "Failed, rolled-back or aborted rollouts in the last 7 days.", func(r DORARow) float64 { return float64(r.Failures) }},
 	{"deployments_per_day", "Deployment frequency: successful rollouts per day over the last 7 days.", func(r DORARow) float64 { return r.DeploymentsPerDay }},
-	{"lead_time_seconds", "Median lead time, tag seen moving to rollout finished, over the last 7 days.", func(r DORARow) float64 { return r.LeadTimeSeconds }},
+	{"lead_time_seconds", "Median lead time for changes, image build time (org.opencontainers.image.created) to rollout finished, over the last 7 days' rollouts whose image states its build time (0 when none does).", func(r DORARow) float64 { return r.LeadTimeSeconds }},
+	{"deploy_duration_seconds", "Median deploy duration, tag seen moving to rollout finished, over the last 7 days (not a lead time: it starts when cvmanager saw the change).", func(r DORARow) float64 { return r.DeployDurationSeconds }},
 	{"change_failure_ratio", "Change failure rate: failed rollouts over all rollouts in the last 7 days.", func(r DORARow) float64 { return r.ChangeFailureRate }},
-	{"time_to_restore_seconds", "Median time from a failed rollout to the next success, over the last 7 days.", func(r DORARow) float64 { return r.TimeToRestoreSeconds }},
+	{"time_to_restore_seconds", "Median time to restore, from a failed rollout's start to service restored (an automatic rollback's end or the next success), over the last 7 days.", func(r DORARow) float64 { return r.TimeToRestoreSeconds }},
 }
 
 // doraCollector computes the DORA figures when scraped, from the histories

@@ -1,14 +1,24 @@
-// Package dora computes the four DORA delivery metrics from rollout
-// history records (pkg/history), so a team sees how its delivery does
-// without a separate tool:
+// Package dora computes delivery metrics from rollout history records
+// (pkg/history), by DORA's definitions where the records allow it and
+// under another name where they do not:
 //
-//   - deployment frequency: successful rollouts per day;
-//   - lead time: from the change being seen (the tag moved, which starts
-//     the rollout) to the rollout finished, as a median;
+//   - deployment frequency: successful rollouts per day (DORA's own);
+//   - lead time for changes: DORA runs it from the change (the commit) to
+//     running in production. The closest start the records carry is the
+//     image's build time (org.opencontainers.image.created, kept in the
+//     record's provenance), so the lead time is from the build to the
+//     rollout finished, as a median over the rollouts whose image states
+//     its build time;
+//   - deploy duration: from the rollout's start (cvmanager saw the tag
+//     move) to its end, for every successful rollout; it is what the lead
+//     time used to be, and is not DORA's lead time;
 //   - change failure rate: failed rollouts (Failed, RolledBack, Aborted)
-//     over all rollouts;
-//   - time to restore: from a failed rollout to the next successful one of
-//     the same ContainerVersion, as a median.
+//     over all rollouts (DORA counts changes that degraded service; a
+//     failed rollout is the failure the controller sees);
+//   - time to restore: from the start of the rollout that failed to the
+//     moment service was restored: the end of an automatic rollback (a
+//     RolledBack record), else the next successful rollout of the same
+//     ContainerVersion; as a median.
 //
 // Only rollouts that deliver a change count: records of actions (a
 // promotion's intent) and rollouts that merely restore the deployed digest
@@ -28,23 +38,35 @@ import (
 type Samples struct {
 	// Successes and Failures count the change-delivering rollouts.
 	Successes, Failures int
-	// LeadTimes are the lead times of the successful rollouts.
+	// LeadTimes are the lead times (image build → rollout finished) of
+	// the successful rollouts whose image states its build time.
 	LeadTimes []time.Duration
-	// Restores are the times from a failure to the next success.
+	// DeployDurations are the durations (rollout start → end) of every
+	// successful rollout.
+	DeployDurations []time.Duration
+	// Restores are the times from a failed rollout's start to service
+	// restored (an automatic rollback's end, or the next success).
 	Restores []time.Duration
 }
 
 // Figures are the DORA metrics over a window. Times are in seconds for
 // JSON readers; a figure with no sample is 0 and its count says so.
 type Figures struct {
-	WindowSeconds        float64 `json:"windowSeconds"`
-	Deployments          int     `json:"deployments"`
-	Failures             int     `json:"failures"`
-	DeploymentsPerDay    float64 `json:"deploymentsPerDay"`
-	LeadTimeSeconds      float64 `json:"leadTimeSeconds"`
-	ChangeFailureRate    float64 `json:"changeFailureRate"`
-	TimeToRestoreSeconds float64 `json:"timeToRestoreSeconds"`
-	Restores             int     `json:"restores"`
+	WindowSeconds     float64 `json:"windowSeconds"`
+	Deployments       int     `json:"deployments"`
+	Failures          int     `json:"failures"`
+	DeploymentsPerDay float64 `json:"deploymentsPerDay"`
+	// LeadTimeSeconds is the median lead time from the image's build;
+	// LeadTimes counts the rollouts it is taken over (those whose image
+	// states its build time), which may be fewer than Deployments.
+	LeadTimeSeconds float64 `json:"leadTimeSeconds"`
+	LeadTimes       int     `json:"leadTimes"`
+	// DeployDurationSeconds is the median rollout duration of the
+	// successful rollouts: not a lead time.
+	DeployDurationSeconds float64 `json:"deployDurationSeconds"`
+	ChangeFailureRate     float64 `json:"changeFailureRate"`
+	TimeToRestoreSeconds  float64 `json:"timeToRestoreSeconds"`
+	Restores              int     `json:"restores"`
 }
 
 // counts says whether a record is a rollout that delivers a change.
@@ -69,13 +91,13 @@ func failed(r history.Record) bool {
 
 // FromRecords collects the samples of one ContainerVersion's records (as
 // history.CVHistory returns them, any order) that finished in [from, to).
-// A failure restores at the next success, even one after the window, as
+// A failure restores when service is restored, even after the window, as
 // long as the failure is inside it.
 func FromRecords(records []history.Record, from, to time.Time) Samples {
 	rs := slices.Clone(records)
 	slices.SortStableFunc(rs, func(a, b history.Record) int { return a.Time.Compare(b.Time) })
 	var s Samples
-	var down time.Time // when the current run of failures began
+	var down time.Time // when the current incident began: the first failed rollout's start
 	for _, r := range rs {
 		if !counts(r) || r.Time.Before(from) {
 			continue
@@ -86,8 +108,13 @@ func FromRecords(records []history.Record, from, to time.Time) Samples {
 			if inWindow {
 				s.Failures++
 				if down.IsZero() {
-					down = r.Time
+					down = start(r)
 				}
+			}
+			if r.Outcome == history.OutcomeRolledBack && !down.IsZero() {
+				// The automatic rollback restored the last good version.
+				s.Restores = append(s.Restores, r.Time.Sub(down))
+				down = time.Time{}
 			}
 		case r.Outcome == history.OutcomeSuccess:
 			if !down.IsZero() {
@@ -96,17 +123,41 @@ func FromRecords(records []history.Record, from, to time.Time) Samples {
 			down = time.Time{}
 			if inWindow {
 				s.Successes++
-				s.LeadTimes = append(s.LeadTimes, leadTime(r))
+				s.DeployDurations = append(s.DeployDurations, duration(r))
+				if lt, ok := LeadTime(r); ok {
+					s.LeadTimes = append(s.LeadTimes, lt)
+				}
 			}
 		}
 	}
 	return s
 }
 
-// leadTime is from the start of the rollout (the tag seen moving) to its
-// end: the record's time is the end, DurationSeconds its length.
-func leadTime(r history.Record) time.Duration {
+// start is when a rollout began changing workloads: the record's time is
+// its end, DurationSeconds its length.
+func start(r history.Record) time.Time {
+	return r.Time.Add(-duration(r))
+}
+
+// duration is a rollout's length, from its start (the tag seen moving) to
+// its end: the deploy duration.
+func duration(r history.Record) time.Duration {
 	return time.Duration(r.DurationSeconds * float64(time.Second))
+}
+
+// LeadTime is a finished rollout's lead time for changes: from the image's
+// build time (provenance created, RFC 3339) to the rollout's end. ok is
+// false when the image states no build time, or one after the rollout
+// (a clock that cannot be trusted), so no lead time is made up.
+func LeadTime(r history.Record) (time.Duration, bool) {
+	if r.Provenance == nil || r.Provenance.Created == "" {
+		return 0, false
+	}
+	built, err := time.Parse(time.RFC3339Nano, r.Provenance.Created)
+	if err != nil || built.After(r.Time) {
+		return 0, false
+	}
+	return r.Time.Sub(built), true
 }
 
 // Merge pools samples, e.g. every ContainerVersion of a namespace.
@@ -116,6 +167,7 @@ func Merge(all ...Samples) Samples {
 		out.Successes += s.Successes
 		out.Failures += s.Failures
 		out.LeadTimes = append(out.LeadTimes, s.LeadTimes...)
+		out.DeployDurations = append(out.DeployDurations, s.DeployDurations...)
 		out.Restores = append(out.Restores, s.Restores...)
 	}
 	return out
@@ -124,7 +176,8 @@ func Merge(all ...Samples) Samples {
 // Figures summarises the samples of a window.
 func (s Samples) Figures(window time.Duration) Figures {
 	f := Figures{WindowSeconds: window.Seconds(), Deployments: s.Successes, Failures: s.Failures, Restores: len(s.Restores),
-		LeadTimeSeconds: median(s.LeadTimes).Seconds(), TimeToRestoreSeconds: median(s.Restores).Seconds()}
+		LeadTimeSeconds: median(s.LeadTimes).Seconds(), LeadTimes: len(s.LeadTimes),
+		DeployDurationSeconds: median(s.DeployDurations).Seconds(), TimeToRestoreSeconds: median(s.Restores).Seconds()}
 	if days := window.Hours() / 24; days > 0 {
 		f.DeploymentsPerDay = float64(s.Successes) / days
 	}

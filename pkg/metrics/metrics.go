@@ -15,7 +15,7 @@
 //	containerversion_status{namespace,name,status}        1 for each CV's currStatus (pkg/dashboard, on scrape)
 //	containerversion_condition{namespace,name,type,reason} 1 per True condition of a CV (pkg/dashboard)
 //	containerversion_rollout_deadline_timestamp_seconds{namespace,name}  when the rollout in progress times out
-//	dora_{deployments,failures,deployments_per_day,lead_time_seconds,change_failure_ratio,time_to_restore_seconds}{namespace,cv}
+//	dora_{deployments,failures,deployments_per_day,lead_time_seconds,deploy_duration_seconds,change_failure_ratio,time_to_restore_seconds}{namespace,cv}
 //	                                        DORA delivery figures of the last 7 days per CV (pkg/dashboard, pkg/dora)
 //	dora_namespace_*{namespace}             the same figures pooled per namespace
 //	signature_verifications_total{result}   image signature checks before a deploy: verified, refused, audited

@@ -47,9 +47,10 @@ func startEnv(ctx context.Context, cfg *config) (e *env, err error) {
 		return nil, err
 	}
 	e = &env{cfg: cfg, dir: dir}
+	started := e // the failure returns below set e to nil
 	defer func() {
 		if err != nil {
-			e.stop()
+			started.stop()
 		}
 	}()
 	if e.bin, err = buildController(ctx, cfg.bin, dir); err != nil {

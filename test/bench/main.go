@@ -59,6 +59,8 @@ type config struct {
 	unrelatedPods  []int
 	podsWindow     time.Duration
 	skip           map[string]bool
+	docs           bool
+	render         string
 	// The push-first figure (8).
 	pushFirstRefs     int
 	pushFirstInterval time.Duration
@@ -94,6 +96,8 @@ func parseFlags() (*config, error) {
 	flag.IntVar(&c.pushFirstRefs, "push-first-refs", 100, "refs (one CV each) announced by the registry's own push notifications in the push-first figure, and as many refs only polled")
 	flag.DurationVar(&c.pushFirstInterval, "push-first-interval", 5*time.Second, "spec.pollIntervalSeconds of the push-first figure's CVs (the safety interval is 10x)")
 	flag.DurationVar(&c.pushFirstGap, "push-first-gap", 100*time.Millisecond, "time between two announced pushes in the push-first figure")
+	flag.BoolVar(&c.docs, "docs", false, "measure nothing: regenerate docs/performance.md's targets table from the newest results file (run from the repository root)")
+	flag.StringVar(&c.render, "render", "", "measure nothing: render the markdown of this results JSON again, next to it")
 	skip := flag.String("skip", "", "scenarios to leave out, comma-separated: latency, trigger, burst, push-first (the steady interval always runs)")
 	flag.Parse()
 	var err error
@@ -139,6 +143,13 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(2)
+	}
+	if cfg.docs || cfg.render != "" {
+		if err := offline(cfg); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -205,4 +216,16 @@ func run(ctx context.Context, cfg *config) error {
 		}
 	}
 	return nil
+}
+
+// offline runs -docs or -render: nothing is measured.
+func offline(cfg *config) error {
+	if cfg.render != "" {
+		var r report
+		if err := readJSON(cfg.render, &r); err != nil {
+			return err
+		}
+		return os.WriteFile(strings.TrimSuffix(cfg.render, ".json")+".md", []byte(r.markdown()), 0o644)
+	}
+	return writeDocs(".")
 }

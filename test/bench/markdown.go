@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"strings"
 )
 
@@ -49,26 +50,72 @@ func (r *report) tableEconomy(b *strings.Builder) {
 func (r *report) tableLatency(b *strings.Builder) {
 	r.table(b, "## 2. Latency from the registry's moment: image pushed under the tag → Deployment patched → rollout finished\n\n"+
 		"Per CV, from the moment the push returned (the tag is visible to readers). p50 / p99 / max in ms; p99 by nearest rank "+
-		"(with 200 samples, the 198th smallest). *By trigger*: CI calls POST /v1/trigger right after the push. *By poll*: no "+
+		"(with 200 samples, the 198th smallest); with fewer than 100 samples the p99 is the maximum and reads \"max of n\". "+
+		"Samples that never arrived count as misses: when the p99's rank falls on one it reads \"missed\", and any are "+
+		"reported beside the figure. *By trigger*: CI calls POST /v1/trigger right after the push. *By poll*: no "+
 		"trigger, each CV follows at its next poll, so the poll interval bounds it; the last column is the controller's own "+
 		"reaction, from the poll that saw the new digest at the proxy to the ref's first Deployment patched.",
-		"| CVs | by trigger → patched | → finished | samples (rounds) | by poll → patched | → finished | samples (rounds) | poll that saw it → patched | registry errors |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+		"| CVs | by trigger → patched | → finished | n patched, finished / expected (rounds) | by poll → patched | → finished | n patched, finished / expected (rounds) | poll that saw it → patched (n = refs) | registry errors |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
 		func(sc scaleResult) string {
 			p, t := sc.PollLatency, sc.TriggerLatency
 			fp := latencyResult{}
 			if p.FromPoll != nil {
 				fp = *p.FromPoll
 			}
-			return fmt.Sprintf("| %d | %s | %s | %d/%d (%d) | %s | %s | %d/%d (%d) | %s | %d |", sc.CVs,
-				pct(t.Patched), pct(t.Finished), t.Patched.Samples, t.Patched.Expected, t.Rounds,
-				pct(p.Patched), pct(p.Finished), p.Patched.Samples, p.Patched.Expected, p.Rounds,
+			return fmt.Sprintf("| %d | %s | %s | %s (%d) | %s | %s | %s (%d) | %s | %d |", sc.CVs,
+				pct(t.Patched), pct(t.Finished), counts(t.Patched, t.Finished), t.Rounds,
+				pct(p.Patched), pct(p.Finished), counts(p.Patched, p.Finished), p.Rounds,
 				pct(fp), p.PollErrors+t.PollErrors)
 		})
 }
 
-// pct is "p50 / p99 / max" in ms.
+// pct is "p50 / p99 / max" in ms, honest about its n: a p99 of fewer
+// than 100 samples is the maximum and says so ("max of n"); samples that
+// never arrived count as misses, ranked after every sample that did, so
+// when the p99's rank falls on one the p99 is "missed", and any missing
+// samples are reported beside it.
 func pct(l latencyResult) string {
-	return fmt.Sprintf("%.0f / %.0f / %.0f", l.P50Ms, l.P99Ms, l.MaxMs)
+	if l.Samples == 0 {
+		if l.Expected == 0 {
+			return "–"
+		}
+		return fmt.Sprintf("none (0 of %d arrived)", l.Expected)
+	}
+	p99 := fmt.Sprintf("%.0f", l.P99Ms)
+	switch missing := l.Expected - l.Samples; {
+	case missing > 0 && nearestRank(l.Expected, 0.99) > l.Samples:
+		p99 = "missed"
+	case l.Samples < minSamplesForP99:
+		p99 = fmt.Sprintf("max of %d", l.Samples)
+	}
+	out := fmt.Sprintf("%.0f / %s / %.0f", l.P50Ms, p99, l.MaxMs)
+	if missing := l.Expected - l.Samples; missing > 0 {
+		out += fmt.Sprintf(" (%d of %d missing)", missing, l.Expected)
+	}
+	return out
+}
+
+// minSamplesForP99: below 100 samples the nearest-rank p99 is the maximum.
+const minSamplesForP99 = 100
+
+// nearestRank is the 1-based rank of quantile q among n samples.
+func nearestRank(n int, q float64) int {
+	return max(int(math.Ceil(q*float64(n)-1e-9)), 1)
+}
+
+// counts is "patched/expected, finished/expected": the samples that
+// arrived for each end of a latency figure.
+func counts(patched, finished latencyResult) string {
+	return fmt.Sprintf("%d/%d, %d/%d", patched.Samples, patched.Expected, finished.Samples, finished.Expected)
+}
+
+// within is a burst's "all … within" figure: the slowest sample, or how
+// many of the expected never arrived.
+func within(l latencyResult) string {
+	if l.Samples < l.Expected {
+		return fmt.Sprintf("not all: %d of %d", l.Samples, l.Expected)
+	}
+	return fmt.Sprintf("%.1f", l.MaxMs/1000)
 }
 
 func (r *report) tableBurst(b *strings.Builder) {
@@ -76,8 +123,8 @@ func (r *report) tableBurst(b *strings.Builder) {
 		"| CVs | burst CVs | patched | all patched within (s) | p50 patch (s) | rollouts finished | all finished within (s) | apiserver 429s | registry errors (proxy) | control-plane backlog at start |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
 		func(sc scaleResult) string {
 			u := sc.Burst
-			return fmt.Sprintf("| %d | %d | %d | %.1f | %.1f | %d | %.1f | %.0f | %d | %d |", sc.CVs, u.CVs, u.Patched,
-				u.Patch.MaxMs/1000, u.Patch.P50Ms/1000, u.Finished, u.Finish.MaxMs/1000, u.Apiserver429, u.PollErrors, u.Backlog)
+			return fmt.Sprintf("| %d | %d | %d | %s | %.1f | %d | %s | %.0f | %d | %d |", sc.CVs, u.CVs, u.Patched,
+				within(u.Patch), u.Patch.P50Ms/1000, u.Finished, within(u.Finish), u.Apiserver429, u.PollErrors, u.Backlog)
 		})
 }
 
@@ -187,18 +234,18 @@ func (r *report) tablePushFirst(b *strings.Builder) {
 		fmt.Fprintf(b, "| %s | %d | %d | %.1f | %.3f |\n", row.name, row.t.Refs, row.t.Requests, row.t.PerInterval, row.t.PerRef)
 	}
 	b.WriteString("\nDetection of announced pushes, from the push's return (p50 / p99 / max in ms, nearest rank):\n\n")
-	b.WriteString("| pushes | → patched | → finished | samples (rounds) | rollouts a poll started |\n|---|---:|---:|---:|---:|\n")
+	b.WriteString("| pushes | → patched | → finished | n patched, finished / expected (rounds) | rollouts a poll started |\n|---|---:|---:|---:|---:|\n")
 	for _, row := range []struct {
 		name string
 		l    webhookLatency
 	}{{"first push, refs still polled every interval", p.FirstPush}, {"refs covered (push-first)", p.PushFirst}} {
-		fmt.Fprintf(b, "| %s | %s | %s | %d/%d (%d) | %d |\n", row.name, pct(row.l.Patched), pct(row.l.Finished),
-			row.l.Patched.Samples, row.l.Patched.Expected, row.l.Rounds, row.l.ByPoll)
+		fmt.Fprintf(b, "| %s | %s | %s | %s (%d) | %d |\n", row.name, pct(row.l.Patched), pct(row.l.Finished),
+			counts(row.l.Patched, row.l.Finished), row.l.Rounds, row.l.ByPoll)
 	}
 	if n := len(r.Scales); n > 0 && r.Scales[n-1].TriggerLatency.Patched.Samples > 0 {
 		t := r.Scales[n-1].TriggerLatency
-		fmt.Fprintf(b, "| figure 2b, POST /v1/trigger at %d CVs | %s | %s | %d/%d (%d) | – |\n", r.Scales[n-1].CVs,
-			pct(t.Patched), pct(t.Finished), t.Patched.Samples, t.Patched.Expected, t.Rounds)
+		fmt.Fprintf(b, "| figure 2b, POST /v1/trigger at %d CVs | %s | %s | %s (%d) | – |\n", r.Scales[n-1].CVs,
+			pct(t.Patched), pct(t.Finished), counts(t.Patched, t.Finished), t.Rounds)
 	}
 	b.WriteString("\n")
 }

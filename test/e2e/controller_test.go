@@ -134,9 +134,10 @@ func TestFailedRolloutRollsBackAndIsNotRetried(t *testing.T) {
 		t.Fatalf("not rolled back: image %s", got)
 	}
 
-	// Two more polls: the failed digest is not tried again.
+	// Polls that still see the failed digest do not try it again: three
+	// polls seen at the registry, so the first two ran to their end.
 	gen := e.DeploymentGeneration("api")
-	time.Sleep(11 * time.Second)
+	waitPolls(e, reg, reg.Count("HEAD", "manifests"), 3, 30*time.Second)
 	if got := e.DeploymentGeneration("api"); got != gen {
 		t.Errorf("failed version retried: deployment generation %d → %d", gen, got)
 	}
@@ -214,12 +215,24 @@ func TestDeletedCVStopsPollingAndHistoryIsCollected(t *testing.T) {
 		t.Fatal("no history record")
 	}
 
+	// A witness CV on another repository of the same registry keeps
+	// polling: once it has polled three times, the deleted CV's polls
+	// would have come too.
+	dw := reg.MustPush(t, "team/witness", "v1", "env-prod")
+	_, err = e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, gen.NewDeployment(e.NS, "witness", "witness", reg.Repo("team/witness")+":old", 1), metav1.CreateOptions{})
+	e2eenv.Must(t, err)
+	e.CreateCV(gen.NewCV(e.NS, "witness", reg.Repo("team/witness")))
+	e.WaitStatus("witness", cvv1.StatusSuccess, dw, 60*time.Second)
+	e.Eventually(10*time.Second, "two syncers", func() (bool, error) { return m.syncers() == 2, fmt.Errorf("%v syncers", m.syncers()) })
+
 	e2eenv.Must(t, e.CVClient.CvmanagerV1alpha1().ContainerVersions(e.NS).Delete(e.Ctx, "gone", metav1.DeleteOptions{}))
-	e.Eventually(10*time.Second, "syncer stopped", func() (bool, error) { return m.syncers() == 0, nil })
-	before := reg.Requests()
-	time.Sleep(11 * time.Second) // two poll intervals
-	if after := reg.Requests(); after != before {
-		t.Errorf("registry asked %d more times after the CV was deleted", after-before)
+	e.Eventually(10*time.Second, "syncer stopped", func() (bool, error) { return m.syncers() == 1, fmt.Errorf("%v syncers", m.syncers()) })
+	before, witness := reg.CountFor("HEAD", "manifests", "team/gone")+reg.CountFor("GET", "manifests", "team/gone"), reg.CountFor("HEAD", "manifests", "team/witness")
+	e.Eventually(30*time.Second, "three polls of the witness", func() (bool, error) {
+		return reg.CountFor("HEAD", "manifests", "team/witness")-witness >= 3, nil
+	})
+	if after := reg.CountFor("HEAD", "manifests", "team/gone") + reg.CountFor("GET", "manifests", "team/gone"); after != before {
+		t.Errorf("registry asked %d more times for the deleted CV's image while the witness polled three times", after-before)
 	}
 	e.Eventually(90*time.Second, "history ConfigMap garbage-collected", func() (bool, error) {
 		_, err := e.Kube.CoreV1().ConfigMaps(e.NS).Get(e.Ctx, "gone.history", metav1.GetOptions{})

@@ -23,6 +23,7 @@ import (
 	"cvmanager.dev/cvmanager/pkg/dashboard"
 	"cvmanager.dev/cvmanager/pkg/history"
 	"cvmanager.dev/cvmanager/pkg/workload"
+	"cvmanager.dev/cvmanager/test/benchresults"
 )
 
 // Hostile strings that would set window.__xss if any path — the server's
@@ -215,18 +216,32 @@ func BenchmarkDashboard1000RowsInChromium(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Logf("first load in a new browser: %s", cold)
-	var load, text, state float64
+	res := benchresults.Dashboard{Rows: 1000, ColdRenderMs: cold.Rendered, BudgetMs: float64(time.Second / time.Millisecond)}
 	for b.Loop() {
 		tm, err := renderTimes(ctx, url)
 		if err != nil {
 			b.Fatal(err)
 		}
-		load, text, state = max(load, tm.Rendered), max(text, tm.Text), max(state, tm.State)
+		res.Loads++
+		res.RenderMs, res.TextFilterMs, res.StateFilterMs = max(res.RenderMs, tm.Rendered), max(res.TextFilterMs, tm.Text), max(res.StateFilterMs, tm.State)
 	}
-	b.ReportMetric(load, "render-ms")
-	b.ReportMetric(text, "text-filter-ms")
-	b.ReportMetric(state, "state-filter-ms")
-	if budget := float64(time.Second / time.Millisecond); load > budget || text > budget || state > budget {
-		b.Errorf("over the 1 s budget: render %.0f ms, text filter %.0f ms, state filter %.0f ms", load, text, state)
+	b.ReportMetric(res.RenderMs, "render-ms")
+	b.ReportMetric(res.TextFilterMs, "text-filter-ms")
+	b.ReportMetric(res.StateFilterMs, "state-filter-ms")
+	// The figures are kept in bench/results, so docs quote a file (with
+	// b.Loop the function runs once per -count, holding every timed load).
+	if res.Loads > 0 {
+		dir, err := benchresults.Dir()
+		if err == nil {
+			var path string
+			path, err = benchresults.WriteDashboard(dir, res)
+			b.Logf("results written to %s", path)
+		}
+		if err != nil {
+			b.Errorf("writing the results: %v", err)
+		}
+	}
+	if !res.Met() {
+		b.Errorf("over the 1 s budget: render %.0f ms, text filter %.0f ms, state filter %.0f ms", res.RenderMs, res.TextFilterMs, res.StateFilterMs)
 	}
 }

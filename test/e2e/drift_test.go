@@ -31,9 +31,9 @@ func setImage(e *e2eenv.Env, name, image, manager string) {
 // deployedApp runs the controller over one Deployment "web" and a CV that
 // rolled v1 out to it, with a poll interval far longer than the test so
 // everything that follows is seen from the workload informers alone.
-func deployedApp(t *testing.T, edit ...func(*cvv1.ContainerVersionSpec)) (e *e2eenv.Env, repo, want string) {
+func deployedApp(t *testing.T, edit ...func(*cvv1.ContainerVersionSpec)) (e *e2eenv.Env, repo, want string, reg *e2eenv.Registry) {
 	e = e2eenv.New(t)
-	reg := e2eenv.NewRegistry(t)
+	reg = e2eenv.NewRegistry(t)
 	repo = reg.Repo("team/drift")
 	d1 := reg.MustPush(t, "team/drift", "v1", "env-prod")
 	_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, gen.NewDeployment(e.NS, "web", "web", repo+":old", 2), metav1.CreateOptions{})
@@ -43,14 +43,14 @@ func deployedApp(t *testing.T, edit ...func(*cvv1.ContainerVersionSpec)) (e *e2e
 		s.PollIntervalSeconds = 3600
 	}}, edit...)...))
 	e.WaitStatus("web", cvv1.StatusSuccess, d1, 60*time.Second)
-	return e, repo, gen.Pinned(repo, "v1", d1)
+	return e, repo, gen.Pinned(repo, "v1", d1), reg
 }
 
 // TestDriftIsRestored: `kubectl set image` back to an older image is
 // undone within seconds, with no registry poll, through the strategy; the
 // history records trigger drift and Events say what happened.
 func TestDriftIsRestored(t *testing.T) {
-	e, repo, want := deployedApp(t)
+	e, repo, want, _ := deployedApp(t)
 	drifted := time.Now()
 	setImage(e, "web", repo+":old", "kubectl-set")
 	e.Eventually(30*time.Second, "drift restored", func() (bool, error) {
@@ -75,7 +75,7 @@ func TestDriftIsRestored(t *testing.T) {
 // TestDriftIsReported: with driftPolicy Report the workload is left on
 // what someone set, and the CV says so with the running image.
 func TestDriftIsReported(t *testing.T) {
-	e, repo, _ := deployedApp(t, func(s *cvv1.ContainerVersionSpec) { s.DriftPolicy = cvv1.DriftReport })
+	e, repo, _, _ := deployedApp(t, func(s *cvv1.ContainerVersionSpec) { s.DriftPolicy = cvv1.DriftReport })
 	setImage(e, "web", repo+":old", "kubectl-set")
 	e.Eventually(30*time.Second, "Drifted condition", func() (bool, error) {
 		cv := e.GetCV("web")
@@ -85,8 +85,14 @@ func TestDriftIsReported(t *testing.T) {
 	if !strings.Contains(cond.Message, repo+":old") {
 		t.Errorf("Drifted message does not name the running image: %q", cond.Message)
 	}
-	time.Sleep(2 * time.Second)
-	if got := e.DeploymentImage("web"); got != repo+":old" {
+	// A second change: the message names it once the controller has seen
+	// it, which is the evidence that the sync ran; the workload is left.
+	setImage(e, "web", repo+":older", "kubectl-set")
+	e.Eventually(30*time.Second, "Drifted names the second image", func() (bool, error) {
+		cond := findCond(e.GetCV("web"), cvv1.ConditionDrifted)
+		return strings.Contains(cond.Message, repo+":older"), fmt.Errorf("%+v", cond)
+	})
+	if got := e.DeploymentImage("web"); got != repo+":older" {
 		t.Errorf("Report changed the workload to %s", got)
 	}
 }
@@ -95,7 +101,7 @@ func TestDriftIsReported(t *testing.T) {
 // one labelled to match later, are brought to the deployed digest with
 // history trigger join; a workload that leaves the selector is left alone.
 func TestLateJoinerIsRolledOut(t *testing.T) {
-	e, repo, want := deployedApp(t)
+	e, repo, want, _ := deployedApp(t)
 	joined := time.Now()
 	_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, gen.NewDeployment(e.NS, "web-late", "web", repo+":old", 1), metav1.CreateOptions{})
 	e2eenv.Must(t, err)
@@ -107,10 +113,14 @@ func TestLateJoinerIsRolledOut(t *testing.T) {
 	})
 	finished := time.Since(joined)
 
-	// Labelled later.
+	// Labelled later. A joiner created after it is the evidence: by the
+	// time the joiner is rolled out, the controller's Deployment cache
+	// (one informer, events in order) held web-relabel too, and left it.
 	_, err = e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, gen.NewDeployment(e.NS, "web-relabel", "other", repo+":old", 1), metav1.CreateOptions{})
 	e2eenv.Must(t, err)
-	time.Sleep(time.Second)
+	_, err = e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, gen.NewDeployment(e.NS, "web-witness", "web", repo+":old", 1), metav1.CreateOptions{})
+	e2eenv.Must(t, err)
+	e.Eventually(30*time.Second, "the joiner created after it rolled out", func() (bool, error) { return e.DeploymentImage("web-witness") == want, nil })
 	if got := e.DeploymentImage("web-relabel"); got != repo+":old" {
 		t.Fatalf("a workload outside the selector was changed to %s", got)
 	}
@@ -124,7 +134,10 @@ func TestLateJoinerIsRolledOut(t *testing.T) {
 		[]byte(`{"metadata":{"labels":{"app":"gone"}}}`), metav1.PatchOptions{})
 	e2eenv.Must(t, err)
 	setImage(e, "web-late", repo+":mine", "kubectl-set")
-	time.Sleep(2 * time.Second)
+	// Evidence the controller saw that change: a drift of a workload it
+	// still selects, made after it, is restored; the leaver is not.
+	setImage(e, "web", repo+":old", "kubectl-set")
+	e.Eventually(30*time.Second, "the drift made after it restored", func() (bool, error) { return e.DeploymentImage("web") == want, nil })
 	if got := e.DeploymentImage("web-late"); got != repo+":mine" {
 		t.Errorf("a workload that left the selector was changed to %s", got)
 	}
@@ -136,7 +149,9 @@ func TestLateJoinerIsRolledOut(t *testing.T) {
 // every time it is restored is detected after FightCorrections
 // corrections; the controller stops and names the other field manager.
 func TestDriftFightIsDetected(t *testing.T) {
-	e, repo, want := deployedApp(t)
+	// Polled every 5 s: each poll is a sync of the CV, the evidence below
+	// that the controller looked again and left the workload.
+	e, repo, want, reg := deployedApp(t, func(s *cvv1.ContainerVersionSpec) { s.PollIntervalSeconds = 5 })
 	ctx, cancel := context.WithCancel(e.Ctx)
 	defer cancel()
 	var reverts atomic.Int32
@@ -164,7 +179,7 @@ func TestDriftFightIsDetected(t *testing.T) {
 		t.Errorf("DriftFight does not name the other writer: %q", cond.Message)
 	}
 	n := reverts.Load()
-	time.Sleep(3 * time.Second)
+	waitPolls(e, reg, reg.Count("HEAD", "manifests"), 3, 30*time.Second)
 	if got := reverts.Load(); got != n {
 		t.Errorf("the controller kept correcting after the fight was detected: %d → %d reverts", n, got)
 	}

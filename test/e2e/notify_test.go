@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -114,14 +115,23 @@ func TestNotificationsSignedAndSentOnce(t *testing.T) {
 		return len(recv.kinds()) == 2 && len(platform.kinds()) == 2, nil
 	})
 
+	// The restarted controller syncs both CVs (two polls of their shared
+	// ref seen at the registry), then rolls out v2: its notifications
+	// arrive, and v1's were not sent again in between.
 	stop()
 	e.StartController(reg.Resolver(t), withNotifier)
-	time.Sleep(6 * time.Second) // a poll interval and more after the restart
-	if got := strings.Join(recv.kinds(), ","); got != "Started:v1,Succeeded:v1" {
-		t.Errorf("notifications = %s, want Started:v1,Succeeded:v1 exactly once", got)
+	waitPolls(e, reg, reg.Count("HEAD", "manifests"), 2, 30*time.Second)
+	d2 := reg.MustPush(t, "team/notify", "v2", "env-prod")
+	e.WaitStatus("notify", cvv1.StatusSuccess, d2, 60*time.Second)
+	e.WaitStatus("plain", cvv1.StatusSuccess, d2, 60*time.Second)
+	e.Eventually(10*time.Second, "v2's notifications", func() (bool, error) {
+		return len(recv.kinds()) >= 4 && len(platform.kinds()) >= 4, fmt.Errorf("%v, %v", recv.kinds(), platform.kinds())
+	})
+	if got := strings.Join(recv.kinds(), ","); got != "Started:v1,Succeeded:v1,Started:v2,Succeeded:v2" {
+		t.Errorf("notifications = %s, want Started and Succeeded of v1, then of v2, each exactly once", got)
 	}
-	if got := platform.sources(); got != "notify:Succeeded:v1,plain:Succeeded:v1" {
-		t.Errorf("controller-wide notifications = %s, want one Succeeded from each CV", got)
+	if got := platform.sources(); got != "notify:Succeeded:v1,notify:Succeeded:v2,plain:Succeeded:v1,plain:Succeeded:v2" {
+		t.Errorf("controller-wide notifications = %s, want one Succeeded of each version from each CV", got)
 	}
 	if recv.bad != 0 || platform.bad != 0 {
 		t.Errorf("%d and %d notifications with a bad signature", recv.bad, platform.bad)

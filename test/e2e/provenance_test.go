@@ -73,13 +73,10 @@ func TestProvenanceOfNewDigests(t *testing.T) {
 		t.Errorf("requests for the first digest (-want +got):\n%s", diff)
 	}
 
-	// Steady state: two polls (5 s interval) see no change and GET nothing.
+	// Steady state: polls (5 s interval) see no change and GET nothing;
+	// three polls seen at the registry, so the first two ran to their end.
 	steady := provenanceGets(reg)
-	polls := reg.Count("HEAD", "manifests")
-	time.Sleep(11 * time.Second)
-	if reg.Count("HEAD", "manifests") == polls {
-		t.Error("no poll happened while waiting for the steady state")
-	}
+	waitPolls(e, reg, reg.Count("HEAD", "manifests"), 3, 30*time.Second)
 	if diff := cmp.Diff(map[string]int64{"GET manifests": 0, "GET blobs": 0}, gotSince(steady, provenanceGets(reg))); diff != "" {
 		t.Errorf("steady-state requests (-want +got):\n%s", diff)
 	}
@@ -97,7 +94,9 @@ func TestProvenanceOfNewDigests(t *testing.T) {
 	_, err = reg.MoveTag("team/web", "env-prod", "v3")
 	e2eenv.Must(t, err)
 	cv := e.WaitStatus("web", cvv1.StatusSuccess, d3, 60*time.Second)
-	time.Sleep(time.Second) // the read finishes in milliseconds; a late fill would land now
+	// Two more polls of the tag: a late fill from the rollout's read
+	// would have landed by the end of the first.
+	waitPolls(e, reg, reg.Count("HEAD", "manifests"), 2, 30*time.Second)
 	if cv = e.GetCV("web"); cv.Status.Provenance != nil {
 		t.Errorf("an image without provenance shows %+v", cv.Status.Provenance)
 	}

@@ -105,9 +105,11 @@ func TestOnlySignedImagesRollOut(t *testing.T) {
 		t.Errorf("history does not name the signer: %+v", records)
 	}
 
-	// Steady state: polls HEAD the tag; no signature request is made again.
+	// Steady state: polls HEAD the tag; no signature request is made
+	// again. Three polls seen at the registry: the first two ran to
+	// their end, GETs included, before the third arrived.
 	gets := s.reg.Count("GET", "manifests") + s.reg.Count("GET", "blobs")
-	time.Sleep(11 * time.Second) // two polls
+	waitPolls(e, s.reg, s.reg.Count("HEAD", "manifests"), 3, 30*time.Second)
 	if got := s.reg.Count("GET", "manifests") + s.reg.Count("GET", "blobs"); got != gets {
 		t.Errorf("steady state made %d GETs", got-gets)
 	}
@@ -262,10 +264,20 @@ func TestTagMovesCheckTheTargetPolicy(t *testing.T) {
 
 	tagsAdd := []string{"cr", "tags", "add", "--kubeconfig", kubeconfig, "--insecure", "--repo", repo, "--version", "v1", "--tags", "env-prod"}
 	promote := []string{"promote", "--kubeconfig", kubeconfig, "--insecure", "--from", e.NS + "/staging", "--to", e.NS + "/web"}
-	for _, args := range [][]string{tagsAdd, append(tagsAdd, "--cv", e.NS+"/web"), promote} {
-		out, err := e2eenv.RunCLI(args...)
-		if err == nil || !strings.Contains(err.Error(), verify.ReasonUnsigned) || !strings.Contains(err.Error(), "--force") {
-			t.Errorf("%s: want a refusal naming Unsigned and --force, got %v\n%s", args[0], err, out)
+	// Each command speaks of what it was asked to do: a CI log of `cr tags
+	// add` says the tag move was refused, not a promotion.
+	for _, tc := range []struct {
+		args           []string
+		wording, never string
+	}{
+		{tagsAdd, "tag move refused: env-prod stays where it is: CV " + e.NS + "/web", "promotion"},
+		{append(tagsAdd, "--cv", e.NS+"/web"), "tag move refused: env-prod stays where it is", "promotion"},
+		{promote, "promotion refused", "tag move"},
+	} {
+		out, err := e2eenv.RunCLI(tc.args...)
+		if err == nil || !strings.Contains(err.Error(), verify.ReasonUnsigned) || !strings.Contains(err.Error(), "--force") ||
+			!strings.Contains(err.Error(), tc.wording) || strings.Contains(err.Error(), tc.never) {
+			t.Errorf("%s: want a refusal naming Unsigned and --force, worded %q, never %q; got %v\n%s", tc.args[0], tc.wording, tc.never, err, out)
 		}
 	}
 	if out, err := e2eenv.RunCLI("cr", "tags", "get", "--insecure", "--repo", repo, "--version", "env-prod"); err == nil {

@@ -11,9 +11,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/dashboard"
@@ -21,9 +24,17 @@ import (
 	"cvmanager.dev/cvmanager/test/e2eenv"
 )
 
-// roundRobin is the Service in front of the replicas: each request goes
-// to the next replica in turn.
-func roundRobin(t *testing.T, replicas ...*proc) *httptest.Server {
+// service is the Service in front of the replicas: each request goes to
+// the next replica in turn, and the replica that served each kind of
+// request is counted, so a test can show every replica served every kind.
+type service struct {
+	*httptest.Server
+	mu     sync.Mutex
+	served map[string]map[int]int // kind ("rows", "history", …) → replica index → requests
+}
+
+// roundRobin starts the service over replicas.
+func roundRobin(t *testing.T, replicas ...*proc) *service {
 	t.Helper()
 	var next atomic.Uint64
 	targets := make([]*url.URL, len(replicas))
@@ -32,19 +43,48 @@ func roundRobin(t *testing.T, replicas ...*proc) *httptest.Server {
 		e2eenv.Must(t, err)
 		targets[i] = u
 	}
+	svc := &service{served: map[string]map[int]int{}}
 	proxy := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
-		r.SetURL(targets[next.Add(1)%uint64(len(targets))])
+		i := int(next.Add(1) % uint64(len(targets)))
+		r.SetURL(targets[i])
+		svc.mu.Lock()
+		defer svc.mu.Unlock()
+		kind := requestKind(r.In.URL.Path)
+		if svc.served[kind] == nil {
+			svc.served[kind] = map[int]int{}
+		}
+		svc.served[kind][i]++
 	}}
-	srv := httptest.NewServer(proxy)
-	t.Cleanup(srv.Close)
-	return srv
+	svc.Server = httptest.NewServer(proxy)
+	t.Cleanup(svc.Close)
+	return svc
+}
+
+// requestKind names a dashboard request by its path.
+func requestKind(path string) string {
+	switch {
+	case path == "/v1/cv/workloads":
+		return "rows"
+	case strings.HasPrefix(path, "/v1/cv/workloads/"):
+		return "history"
+	}
+	return path
+}
+
+// servedBy is how many requests of kind replica i served.
+func (s *service) servedBy(kind string, i int) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.served[kind][i]
 }
 
 // TestEveryReplicaAnswers runs two real replicas sharing a Lease behind one
-// round-robin address, as the chart's Service does: every dashboard load
-// and history read is right whichever replica answers, every trigger is
-// accepted and leads to exactly one rollout by the leader, also when the
-// leader is killed with a trigger in flight.
+// round-robin address, as the chart's Service does: every replica serves
+// dashboard rows and history, each answer right and both replicas' alike;
+// every trigger is accepted and leads to exactly one rollout by the
+// leader, also a trigger sent to the standby just before the leader is
+// killed with kill -9. Black-box: HTTP and API objects only, so it holds
+// whatever path a trigger takes to the leader.
 func TestEveryReplicaAnswers(t *testing.T) {
 	started := time.Now()
 	f := newFixture(t, "replicas")
@@ -76,17 +116,42 @@ func TestEveryReplicaAnswers(t *testing.T) {
 	svc := roundRobin(t, a, b)
 	f.WaitStatus(f.app, cvv1.StatusSuccess, d0, 60*time.Second)
 
+	// Reads: rows and history alternate which goes first, so with two
+	// replicas taking turns each replica serves both kinds; each answer
+	// is checked against the history in the API and the replicas'
+	// bodies against each other.
+	want := f.WorkloadHistory(f.app)
+	if len(want) == 0 {
+		t.Fatal("no history record of v0 in the API")
+	}
 	loads := time.Now()
 	for i := 0; i < 200; i++ {
-		if err := f.dashboardShows(svc.URL, "v0"); err != nil {
+		if err := f.dashboardShows(svc.URL, "v0", want, i%2 == 1); err != nil {
 			t.Fatalf("dashboard load %d: %v", i+1, err)
 		}
 	}
 	t.Logf("MEASURE 200 dashboard + history loads through the round-robin address: all correct in %s",
 		time.Since(loads).Round(time.Millisecond))
+	for i, p := range []*proc{a, b} {
+		for _, kind := range []string{"rows", "history"} {
+			if n := svc.servedBy(kind, i); n < 50 {
+				t.Errorf("%s served %d of 200 %s loads, want about half", p.name, n, kind)
+			}
+		}
+	}
+	for _, path := range []string{"/v1/cv/workloads?format=json&namespace=" + f.NS, "/v1/cv/workloads/" + f.app + "?format=json&namespace=" + f.NS} {
+		bodyA, bodyB := getJSON(t, a.url()+path), getJSON(t, b.url()+path)
+		if diff := cmp.Diff(bodyA, bodyB); diff != "" {
+			t.Errorf("%s: the replicas answer differently (-%s +%s):\n%s", path, a.name, b.name, diff)
+		}
+	}
 
 	triggers := time.Now()
+	var genBefore50 int64
 	for i := 1; i <= 50; i++ {
+		if i == 50 {
+			genBefore50 = f.DeploymentGeneration(f.app)
+		}
 		digest := f.push(fmt.Sprintf("v%d", i))
 		if status, body := send(t, svc.URL+"/v1/trigger", "Bearer "+apiKey,
 			jsonBody(fmt.Sprintf(`{"namespace":%q,"name":%q}`, f.NS, f.app))()); status != http.StatusAccepted {
@@ -97,17 +162,37 @@ func TestEveryReplicaAnswers(t *testing.T) {
 	t.Logf("MEASURE 50 triggers through the round-robin address: all accepted and rolled out in %s",
 		time.Since(triggers).Round(time.Millisecond))
 
-	// A trigger in flight when the leader dies: recorded on the CV by
-	// whichever replica took it, acted on by the successor.
+	// A trigger sent to the standby just before the leader is killed with
+	// kill -9: the standby records it durably, its successor (the standby
+	// itself) acts on it, exactly once. v52, triggered after it, is the
+	// barrier: requests of one CV are served in order, so once v52 runs,
+	// a duplicate of v51 could only come back as a change of the
+	// workload's image, which the generation count shows.
+	standby := b
+	if leader == b {
+		standby = a
+	}
+	perRollout := f.DeploymentGeneration(f.app) - genBefore50 // template changes one rollout makes
+	if perRollout < 1 {
+		t.Fatalf("v50's rollout changed the Deployment's generation by %d: the count below would prove nothing", perRollout)
+	}
+	gen51 := f.DeploymentGeneration(f.app)
 	last := f.push("v51")
-	if status, body := send(t, svc.URL+"/v1/trigger", "Bearer "+apiKey,
+	if status, body := send(t, standby.url()+"/v1/trigger", "Bearer "+apiKey,
 		jsonBody(fmt.Sprintf(`{"namespace":%q,"name":%q}`, f.NS, f.app))()); status != http.StatusAccepted {
-		t.Fatalf("trigger in flight: %d %s", status, body)
+		t.Fatalf("trigger to the standby: %d %s", status, body)
 	}
 	leader.kill9()
 	f.WaitStatus(f.app, cvv1.StatusSuccess, last, 60*time.Second)
-
-	time.Sleep(2 * time.Second) // a duplicate rollout would show by now
+	barrier := f.push("v52")
+	if status, body := send(t, standby.url()+"/v1/trigger", "Bearer "+apiKey,
+		jsonBody(fmt.Sprintf(`{"namespace":%q,"name":%q}`, f.NS, f.app))()); status != http.StatusAccepted {
+		t.Fatalf("trigger after the takeover: %d %s", status, body)
+	}
+	f.WaitStatus(f.app, cvv1.StatusSuccess, barrier, 60*time.Second)
+	if got, want := f.DeploymentGeneration(f.app)-gen51, 2*perRollout; got != want {
+		t.Errorf("v51 and v52 changed the Deployment's template %d times, want %d (%d per rollout)", got, want, perRollout)
+	}
 	perDigest := map[string]int{}
 	triggered := 0
 	for _, r := range f.History(f.app) {
@@ -116,34 +201,66 @@ func TestEveryReplicaAnswers(t *testing.T) {
 			perDigest[r.ToDigest]++
 		}
 	}
-	if triggered != 51 || len(perDigest) != 51 {
-		t.Errorf("51 triggers led to %d rollouts of %d digests, want 51 of 51", triggered, len(perDigest))
+	if triggered != 52 || len(perDigest) != 52 || perDigest[last] != 1 || perDigest[barrier] != 1 {
+		t.Errorf("52 triggers led to %d rollouts of %d digests (v51 %d times, v52 %d), want each once", triggered, len(perDigest), perDigest[last], perDigest[barrier])
 	}
 	t.Logf("MEASURE multi-replica test: %s in all", time.Since(started).Round(time.Millisecond))
 }
 
 // dashboardShows checks one dashboard load and one history read through
-// base: the app's row runs version, and its history is there.
-func (f *fixture) dashboardShows(base, version string) error {
-	resp, err := http.Get(base + "/v1/cv/workloads?format=json&namespace=" + f.NS)
+// base (history first when historyFirst): the app's row runs version, and
+// its history is the one the API holds (want).
+func (f *fixture) dashboardShows(base, version string, want []history.Record, historyFirst bool) error {
+	checks := []func() error{
+		func() error {
+			var rows []dashboard.Row
+			if err := getInto(base+"/v1/cv/workloads?format=json&namespace="+f.NS, &rows); err != nil {
+				return err
+			}
+			if len(rows) != 1 || rows[0].Version != version || !strings.Contains(rows[0].Image, ":"+version+"@") {
+				return fmt.Errorf("rows %+v, want one running %s", rows, version)
+			}
+			return nil
+		},
+		func() error {
+			var records []history.Record
+			if err := getInto(base+"/v1/cv/workloads/"+f.app+"?format=json&namespace="+f.NS, &records); err != nil {
+				return fmt.Errorf("history: %w", err)
+			}
+			if diff := cmp.Diff(want, records); diff != "" {
+				return fmt.Errorf("history differs from the API's (-api +served):\n%s", diff)
+			}
+			return nil
+		},
+	}
+	if historyFirst {
+		checks[0], checks[1] = checks[1], checks[0]
+	}
+	for _, check := range checks {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// getInto GETs url and decodes its JSON answer into v.
+func getInto(url string, v any) error {
+	resp, err := http.Get(url)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	var rows []dashboard.Row
-	if err := json.NewDecoder(resp.Body).Decode(&rows); err != nil || resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("status %d: %v", resp.StatusCode, err)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d", resp.StatusCode)
 	}
-	if len(rows) != 1 || rows[0].Version != version || !strings.Contains(rows[0].Image, ":"+version+"@") {
-		return fmt.Errorf("rows %+v, want one running %s", rows, version)
-	}
-	hist, err := http.Get(base + "/v1/cv/workloads/" + f.app + "?format=json&namespace=" + f.NS)
-	if err != nil {
-		return err
-	}
-	hist.Body.Close()
-	if hist.StatusCode != http.StatusOK {
-		return fmt.Errorf("history: status %d", hist.StatusCode)
-	}
-	return nil
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// getJSON is url's JSON answer, decoded generically for comparison.
+func getJSON(t *testing.T, url string) any {
+	t.Helper()
+	var v any
+	e2eenv.Must(t, getInto(url, &v))
+	return v
 }

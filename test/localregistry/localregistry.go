@@ -108,6 +108,9 @@ func (r *Registry) counting(next http.Handler) http.Handler {
 			r.requests.Add(1)
 			r.mu.Lock()
 			r.byMethod[req.Method+" "+kind(req.URL.Path)]++
+			if repo, _, ok := strings.Cut(strings.TrimPrefix(req.URL.Path, "/v2/"), "/"+kind(req.URL.Path)+"/"); ok {
+				r.byMethod[req.Method+" "+kind(req.URL.Path)+" "+repo]++
+			}
 			r.mu.Unlock()
 		}
 		next.ServeHTTP(w, req)
@@ -140,6 +143,14 @@ func (r *Registry) Count(method, pathKind string) int64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.byMethod[method+" "+pathKind]
+}
+
+// CountFor is Count for one repository path ("team/app"): a test tells
+// one CV's polls from another's on a shared registry.
+func (r *Registry) CountFor(method, pathKind, path string) int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.byMethod[method+" "+pathKind+" "+path]
 }
 
 func kind(path string) string {

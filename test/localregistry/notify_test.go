@@ -56,21 +56,28 @@ func TestNotificationsAnnounceManifestPushesOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A third push is the barrier: the registry delivers an endpoint's
+	// notifications one at a time, in order, so once v3's has arrived
+	// anything the pull had caused would have arrived before it.
+	d3, err := reg.Push("team/app", "v3")
+	if err != nil {
+		t.Fatal(err)
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		mu.Lock()
-		n := len(got)
+		last := len(got) > 0 && got[len(got)-1].Tag == "v3"
 		mu.Unlock()
-		if n >= 2 || time.Now().After(deadline) {
+		if last || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	time.Sleep(200 * time.Millisecond) // anything sent after the last push would be here by now
 	manifest := "application/vnd.docker.distribution.manifest.v2+json"
 	want := []notice{
 		{"push", "v1", d1, reg.Host, manifest, "Bearer s3cret"},
 		{"push", "v2", d2, reg.Host, manifest, "Bearer s3cret"},
+		{"push", "v3", d3, reg.Host, manifest, "Bearer s3cret"},
 	}
 	mu.Lock()
 	defer mu.Unlock()

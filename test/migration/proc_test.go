@@ -142,6 +142,53 @@ func portFree(port int) bool {
 	return true
 }
 
+// lockPort takes a machine-wide lock on port until the test ends, so two
+// runs of a test that needs that very port (in other checkouts too) take
+// turns instead of failing each other.
+func lockPort(t *testing.T, port int) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), fmt.Sprintf("cvmanager-port-%d.lock", port)), os.O_CREATE|os.O_RDWR, 0o666)
+	e2eenv.Must(t, err)
+	e2eenv.Must(t, syscall.Flock(int(f.Fd()), syscall.LOCK_EX))
+	t.Cleanup(func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() })
+}
+
+// waitPortFree polls until 127.0.0.1:port can be bound, at most limit.
+func waitPortFree(port int, limit time.Duration) bool {
+	for deadline := time.Now().Add(limit); ; time.Sleep(time.Second) {
+		if portFree(port) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}
+
+// portHolder names the process listening on a local TCP port, from
+// /proc/net/tcp and /proc/<pid>/fd, as far as this user may see it.
+func portHolder(port int) string {
+	inodes := map[string]bool{}
+	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		data, _ := os.ReadFile(table)
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) > 9 && f[3] == "0A" && strings.HasSuffix(f[1], fmt.Sprintf(":%04X", port)) {
+				inodes["socket:["+f[9]+"]"] = true
+			}
+		}
+	}
+	fds, _ := filepath.Glob("/proc/[0-9]*/fd/*")
+	for _, fd := range fds {
+		if target, err := os.Readlink(fd); err == nil && inodes[target] {
+			pid := strings.Split(fd, "/")[2]
+			cmd, _ := os.ReadFile("/proc/" + pid + "/cmdline")
+			return fmt.Sprintf("pid %s (%s)", pid, strings.ReplaceAll(strings.TrimSpace(string(cmd)), "\x00", " "))
+		}
+	}
+	return "a process this user cannot see"
+}
+
 func tail(s string) string {
 	if len(s) > 4000 {
 		return s[len(s)-4000:]

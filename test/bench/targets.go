@@ -1,0 +1,360 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"cvmanager.dev/cvmanager/test/benchresults"
+)
+
+// target is one of the performance targets docs/performance.md states,
+// judged on a results file: the figure it quotes, whether the figure meets
+// the target, and measured=false when the run did not measure it.
+type target struct {
+	name string
+	eval func(r *report, d *benchresults.Dashboard) (figure string, met, measured bool)
+}
+
+// largest is the run's largest scale (nil when none ran).
+func (r *report) largest() *scaleResult {
+	if len(r.Scales) == 0 {
+		return nil
+	}
+	return &r.Scales[len(r.Scales)-1]
+}
+
+// scale is the run's scale of n CVs (nil when it did not run).
+func (r *report) scale(n int) *scaleResult {
+	for i := range r.Scales {
+		if r.Scales[i].CVs == n {
+			return &r.Scales[i]
+		}
+	}
+	return nil
+}
+
+// perScale joins one figure per scale: "a / b / c at 100 / 1,000 / 10,000 CVs".
+func (r *report) perScale(f func(sc scaleResult) string) string {
+	var figs, cvs []string
+	for _, sc := range r.Scales {
+		figs, cvs = append(figs, f(sc)), append(cvs, thousands(sc.CVs))
+	}
+	return strings.Join(figs, " / ") + " at " + strings.Join(cvs, " / ") + " CVs"
+}
+
+// p99Met says whether a latency's p99 is under limit ms, counting missing
+// samples as misses: a p99 that missed, or none at all, does not meet it.
+// With fewer than 100 samples the p99 is the maximum, which is at least
+// as strict.
+func p99Met(l latencyResult, limit float64) bool {
+	if l.Samples == 0 || (l.Samples < l.Expected && nearestRank(l.Expected, 0.99) > l.Samples) {
+		return false
+	}
+	return l.P99Ms < limit
+}
+
+// p99Text is a latency's p99 as pct prints it, in ms.
+func p99Text(l latencyResult) string {
+	parts := strings.SplitN(pct(l), " / ", 3)
+	if len(parts) < 3 {
+		return pct(l)
+	}
+	if strings.HasPrefix(parts[1], "max of") {
+		return fmt.Sprintf("%s = %.0f", parts[1], l.MaxMs)
+	}
+	return parts[1]
+}
+
+// targets are the targets of issues 9, 24 and 25 and the dashboard's
+// budget, in the order docs/performance.md lists them.
+var targets = []target{
+	{"10,000 CVs over 1,000 refs: HEADs per steady interval ≤ distinct refs, 0 manifest GETs, 0 tag lists", func(r *report, _ *benchresults.Dashboard) (string, bool, bool) {
+		sc := r.scale(10000)
+		if sc == nil {
+			return "", false, false
+		}
+		e := sc.Economy
+		return fmt.Sprintf("%s HEADs for %s refs, %d GETs, %d tag lists", thousands(int(e.Heads)), thousands(e.DistinctRefs), e.ManifestGets, e.TagLists),
+			e.Heads <= int64(e.DistinctRefs) && e.ManifestGets == 0 && e.TagLists == 0, true
+	}},
+	{"50% of CVs sharing refs: HEADs per interval = distinct refs", func(r *report, _ *benchresults.Dashboard) (string, bool, bool) {
+		e := r.Sharing
+		if e == nil {
+			return "", false, false
+		}
+		return fmt.Sprintf("%d HEADs for %d refs, %d GETs", e.Heads, e.DistinctRefs, e.ManifestGets), e.Heads <= int64(e.DistinctRefs) && e.ManifestGets == 0, true
+	}},
+	{"detection by poll, from the poll that saw the move to the first Deployment patched: p99 < 1 s at every scale", func(r *report, _ *benchresults.Dashboard) (string, bool, bool) {
+		met, any := true, false
+		fig := r.perScale(func(sc scaleResult) string {
+			if sc.PollLatency.FromPoll == nil {
+				return "not run"
+			}
+			any = true
+			met = met && p99Met(*sc.PollLatency.FromPoll, 1000)
+			return p99Text(*sc.PollLatency.FromPoll) + " ms"
+		})
+		return "p99 " + fig, met, any
+	}},
+	{"detection by trigger, from the push to the Deployment patched: p99 < 500 ms at every scale", func(r *report, _ *benchresults.Dashboard) (string, bool, bool) {
+		met, any := true, false
+		fig := r.perScale(func(sc scaleResult) string {
+			t := sc.TriggerLatency.Patched
+			any = any || t.Expected > 0
+			met = met && p99Met(t, 500)
+			return p99Text(t) + " ms"
+		})
+		return "p99 " + fig, met, any
+	}},
+	{"burst of 1,000 CVs: all patched < 30 s, no apiserver 429s, no registry errors", func(r *report, _ *benchresults.Dashboard) (string, bool, bool) {
+		met, any := true, false
+		var figs []string
+		for _, sc := range r.Scales {
+			u := sc.Burst
+			if u.CVs < 1000 {
+				continue
+			}
+			any = true
+			met = met && u.AllPatched && u.Patched == u.CVs && u.Patch.MaxMs < 30000 && u.Apiserver429 == 0 && u.PollErrors == 0
+			figs = append(figs, fmt.Sprintf("%s s among %s CVs (%d/%d patched, %.0f 429s, %d registry errors)",
+				within(u.Patch), thousands(sc.CVs), u.Patched, u.CVs, u.Apiserver429, u.PollErrors))
+		}
+		return "all patched within " + strings.Join(figs, "; "), met, any
+	}},
+	{"RSS < 250 MiB at 10,000 CVs (steady)", func(r *report, _ *benchresults.Dashboard) (string, bool, bool) {
+		sc := r.scale(10000)
+		if sc == nil {
+			return "", false, false
+		}
+		return fmt.Sprintf("%.0f MiB (peak in the burst %.0f MiB)", sc.Footprint.RSSMiB, sc.Burst.PeakRSSMiB), sc.Footprint.RSSMiB < 250, true
+	}},
+	{"idle CPU < 5% of a core at 10,000 CVs, 1-minute polls", func(r *report, _ *benchresults.Dashboard) (string, bool, bool) {
+		sc := r.scale(10000)
+		if sc == nil {
+			return "", false, false
+		}
+		return fmt.Sprintf("%.1f%%", sc.Footprint.CPUPercentIdle), sc.Footprint.CPUPercentIdle < 5, true
+	}},
+	{"goroutines do not grow with CVs (no more at the largest scale than at the smallest)", func(r *report, _ *benchresults.Dashboard) (string, bool, bool) {
+		if len(r.Scales) < 2 {
+			return "", false, false
+		}
+		fig := r.perScale(func(sc scaleResult) string { return fmt.Sprintf("%.0f", sc.Footprint.Goroutines) })
+		return fig, r.largest().Footprint.Goroutines <= r.Scales[0].Footprint.Goroutines, true
+	}},
+	{"restart: busiest second of registry requests within the budget; nothing rolled out again", func(r *report, _ *benchresults.Dashboard) (string, bool, bool) {
+		met := len(r.Scales) > 0
+		fig := r.perScale(func(sc scaleResult) string {
+			x := sc.Restart
+			met = met && x.PeakRequestsPerSecond <= int64(x.BudgetQPS) && x.WorkloadsPatched == 0 && x.DeploymentPatches == 0 && x.HistoryWrites == 0
+			return fmt.Sprintf("%d req/s of %d, %d patched", x.PeakRequestsPerSecond, x.BudgetQPS, x.WorkloadsPatched)
+		})
+		return fig, met, len(r.Scales) > 0
+	}},
+	{"RSS with 20,000 unrelated pods within 10% of RSS with none (running controller)", func(r *report, _ *benchresults.Dashboard) (string, bool, bool) {
+		base, last, ok := podSteps(r)
+		if !ok {
+			return "", false, false
+		}
+		return fmt.Sprintf("%.0f MiB with %s pods against %.0f MiB with none (%+.0f%%)", last.RSSMiB, thousands(last.Pods), base.RSSMiB, 100*(last.RSSMiB/base.RSSMiB-1)),
+			last.RSSMiB <= 1.1*base.RSSMiB, true
+	}},
+	{"the same, controller restarted in the full cluster", func(r *report, _ *benchresults.Dashboard) (string, bool, bool) {
+		base, _, ok := podSteps(r)
+		if !ok || r.Pods.Restarted == nil {
+			return "", false, false
+		}
+		s := r.Pods.Restarted
+		return fmt.Sprintf("%.0f MiB against %.0f MiB (%+.0f%%)", s.RSSMiB, base.RSSMiB, 100*(s.RSSMiB/base.RSSMiB-1)), s.RSSMiB <= 1.1*base.RSSMiB, true
+	}},
+	{"push-first: refs covered by push notifications cost ≤ 0.1 requests per interval per ref", func(r *report, _ *benchresults.Dashboard) (string, bool, bool) {
+		p := r.PushFirst
+		if p == nil {
+			return "", false, false
+		}
+		return fmt.Sprintf("%.3f over %d covered refs", p.Covered.PerRef, p.Covered.Refs), p.Covered.PerRef <= 0.1+1e-6, true
+	}},
+	{"dashboard: 1,000 rows render and filter < 1 s in headless Chromium", func(_ *report, d *benchresults.Dashboard) (string, bool, bool) {
+		if d == nil {
+			return "", false, false
+		}
+		return fmt.Sprintf("render %.0f ms, text filter %.0f ms, state filter %.0f ms (slowest of %d loads)", d.RenderMs, d.TextFilterMs, d.StateFilterMs, d.Loads), d.Met(), true
+	}},
+}
+
+// podSteps are figure 7's window with no pods and its last window.
+func podSteps(r *report) (base, last podStep, ok bool) {
+	if r.Pods == nil || len(r.Pods.Steps) < 2 || r.Pods.Steps[0].RSSMiB == 0 {
+		return base, last, false
+	}
+	return r.Pods.Steps[0], r.Pods.Steps[len(r.Pods.Steps)-1], true
+}
+
+// thousands prints n with a comma every three digits, as the docs do.
+func thousands(n int) string {
+	s := fmt.Sprint(n)
+	for i := len(s) - 3; i > 0 && s[i-1] != '-'; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+// results are the newest results files the doc's generated part quotes.
+type results struct {
+	benchPath, dashPath string // relative to the repository root
+	bench               *report
+	dash                *benchresults.Dashboard
+}
+
+// newestResults reads the newest bench report (a JSON without a kind
+// suffix) and the newest dashboard timings under root/bench/results.
+func newestResults(root string) (*results, error) {
+	dir := filepath.Join(root, "bench", "results")
+	benchPath, err := benchresults.Newest(dir, ".json", func(name string) bool {
+		return !strings.HasSuffix(name, "-"+benchresults.DashboardKind+".json")
+	})
+	if err != nil || benchPath == "" {
+		return nil, fmt.Errorf("no bench results in %s (%v)", dir, err)
+	}
+	res := &results{bench: &report{}}
+	if err := readJSON(benchPath, res.bench); err != nil {
+		return nil, err
+	}
+	res.benchPath, _ = filepath.Rel(root, benchPath)
+	dashPath, err := benchresults.Newest(dir, "-"+benchresults.DashboardKind+".json", nil)
+	if err != nil {
+		return nil, err
+	}
+	if dashPath != "" {
+		res.dash = &benchresults.Dashboard{}
+		if err := readJSON(dashPath, res.dash); err != nil {
+			return nil, err
+		}
+		res.dashPath, _ = filepath.Rel(root, dashPath)
+	}
+	return res, nil
+}
+
+func readJSON(path string, v any) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+// link is a markdown link from docs/ to a results file (its .md).
+func link(path string) string {
+	md := strings.TrimSuffix(path, ".json") + ".md"
+	return fmt.Sprintf("[`%s`](../%s)", filepath.Base(md), md)
+}
+
+// targetsSection is the generated part of docs/performance.md: every
+// target with its latest figure and verdict, the misses listed, and the
+// newest run's summary table.
+func (res *results) targetsSection() string {
+	var b strings.Builder
+	r := res.bench
+	var scales []string
+	for _, sc := range r.Scales {
+		scales = append(scales, thousands(sc.CVs))
+	}
+	fmt.Fprintf(&b, "Newest bench run: %s (%s, %d CPUs, scales %s CVs, 1-minute load average %s before the first scale and %s after the last). ",
+		link(res.benchPath), r.Started.Format("2006-01-02 15:04 UTC"), r.Machine.CPUs, strings.Join(scales, ", "), firstLoad(r), lastLoad(r))
+	if res.dash != nil {
+		fmt.Fprintf(&b, "Newest dashboard timings: %s.", link(res.dashPath))
+	} else {
+		b.WriteString("No dashboard timings recorded yet (`go test -run '^$' -bench BenchmarkDashboard1000RowsInChromium ./test/e2e/` writes them).")
+	}
+	b.WriteString("\n\n| target | latest figure | verdict | results file |\n|---|---|---|---|\n")
+	var missed []string
+	for _, t := range targets {
+		fig, met, measured := t.eval(r, res.dash)
+		file := link(res.benchPath)
+		if strings.HasPrefix(t.name, "dashboard") {
+			file = "–"
+			if res.dash != nil {
+				file = link(res.dashPath)
+			}
+		}
+		verdict := "met"
+		switch {
+		case !measured:
+			fig, verdict = "not measured in this run", "not measured"
+		case !met:
+			verdict = "**missed**"
+			missed = append(missed, fmt.Sprintf("- %s: %s.", t.name, fig))
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", t.name, fig, verdict, file)
+	}
+	if len(missed) > 0 {
+		b.WriteString("\nMissed in the newest run:\n\n" + strings.Join(missed, "\n") + "\n")
+	}
+	b.WriteString("\nThe newest run's tables, as its results file renders them:\n\n")
+	b.WriteString(r.summaryTables())
+	return b.String()
+}
+
+func firstLoad(r *report) string {
+	if len(r.Scales) == 0 {
+		return "?"
+	}
+	return strings.Fields(r.Scales[0].LoadBefore + " ?")[0]
+}
+
+func lastLoad(r *report) string {
+	if len(r.Scales) == 0 {
+		return "?"
+	}
+	return strings.Fields(r.largest().LoadAfter + " ?")[0]
+}
+
+// summaryTables are figures 1 to 5 of the report, as its markdown has them.
+func (r *report) summaryTables() string {
+	var b strings.Builder
+	r.tableEconomy(&b)
+	r.tableLatency(&b)
+	r.tableBurst(&b)
+	r.tableFootprint(&b)
+	r.tableRestart(&b)
+	return strings.ReplaceAll("\n"+b.String(), "\n## ", "\n#### ")[1:]
+}
+
+// Markers around the generated part of docs/performance.md.
+const (
+	beginGenerated = "<!-- BEGIN generated by `go run ./test/bench -docs` from the newest results; edit test/bench/targets.go, not this part -->"
+	endGenerated   = "<!-- END generated -->"
+)
+
+// replaceGenerated returns doc with the part between the markers replaced.
+func replaceGenerated(doc, section string) (string, error) {
+	i, j := strings.Index(doc, beginGenerated), strings.Index(doc, endGenerated)
+	if i < 0 || j < i {
+		return "", fmt.Errorf("markers %q … %q not found", beginGenerated, endGenerated)
+	}
+	return doc[:i+len(beginGenerated)] + "\n" + section + doc[j:], nil
+}
+
+// writeDocs regenerates docs/performance.md's generated part under root.
+func writeDocs(root string) error {
+	res, err := newestResults(root)
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(root, "docs", "performance.md")
+	doc, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	out, err := replaceGenerated(string(doc), res.targetsSection())
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return os.WriteFile(path, []byte(out), 0o644)
+}
