@@ -43,11 +43,17 @@ func TestGate(t *testing.T) {
 		{"still soaking", source(10 * time.Minute), GateOptions{MinSoak: hour}, false, cvv1.ReasonSoaking, now.Add(50 * time.Minute)},
 		{"no soak asked", source(0), GateOptions{}, true, "", now},
 		{"unreachable", nil, GateOptions{}, false, cvv1.ReasonSourceUnreachable, time.Time{}},
-		{"never succeeded", source(hour, func(s *cvv1.ContainerVersionStatus) { s.SuccessDigest, s.SuccessVersion, s.CurrStatus = "", "", cvv1.StatusProgressing }),
+		{"never succeeded", source(hour, func(s *cvv1.ContainerVersionStatus) {
+			s.SuccessDigest, s.SuccessVersion, s.CurrStatus = "", "", cvv1.StatusProgressing
+		}),
 			GateOptions{}, false, cvv1.ReasonSourceFailing, time.Time{}},
-		{"failing on a newer version", source(hour, func(s *cvv1.ContainerVersionStatus) { s.CurrVersion, s.CurrDigest, s.CurrStatus = "v3", "sha256:c", cvv1.StatusFailed }),
+		{"failing on a newer version", source(hour, func(s *cvv1.ContainerVersionStatus) {
+			s.CurrVersion, s.CurrDigest, s.CurrStatus = "v3", "sha256:c", cvv1.StatusFailed
+		}),
 			GateOptions{}, false, cvv1.ReasonSourceFailing, time.Time{}},
-		{"rolling out a newer version: soak restarts", source(hour, func(s *cvv1.ContainerVersionStatus) { s.CurrVersion, s.CurrDigest, s.CurrStatus = "v3", "sha256:c", cvv1.StatusProgressing }),
+		{"rolling out a newer version: soak restarts", source(hour, func(s *cvv1.ContainerVersionStatus) {
+			s.CurrVersion, s.CurrDigest, s.CurrStatus = "v3", "sha256:c", cvv1.StatusProgressing
+		}),
 			GateOptions{}, false, cvv1.ReasonSourceFailing, time.Time{}},
 		{"its success digest failed since", source(hour, func(s *cvv1.ContainerVersionStatus) { s.FailedDigest = "sha256:b" }),
 			GateOptions{}, false, cvv1.ReasonSourceFailing, time.Time{}},
