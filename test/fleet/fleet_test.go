@@ -61,7 +61,7 @@ func writeKubeconfig(t *testing.T, path string, entries ...kubeconfigEntry) []by
 }
 
 // startController runs the product's controller on a cluster for ns.
-func startController(t *testing.T, c *cluster, ns string, resolver poller.ImageResolver) {
+func startController(t *testing.T, c *cluster, ns string, resolver poller.ImageResolver) *e2eenv.Controller {
 	t.Helper()
 	ctrl := e2eenv.NewController(c.kube, c.cvs, controller.Options{Namespace: ns, Resolver: resolver,
 		Metrics: metrics.New(), ProgressInterval: e2eenv.ProgressInterval})
@@ -74,6 +74,7 @@ func startController(t *testing.T, c *cluster, ns string, resolver poller.ImageR
 			t.Errorf("controller on %s: %v", c.name, err)
 		}
 	})
+	return ctrl
 }
 
 // waitCV waits until the CV has status at digest with no rollout under way.
