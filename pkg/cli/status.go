@@ -110,7 +110,9 @@ type ServiceStatus struct {
 	// SuccessVersion is the last-known-good, what promotion would take.
 	SuccessVersion string `json:"successVersion,omitempty"`
 	// Available is a version detected but held back (Manual mode, policy).
-	Available string     `json:"available,omitempty"`
+	Available string `json:"available,omitempty"`
+	// HeldUntil is when Available becomes eligible on its own (minAge, soak).
+	HeldUntil *time.Time `json:"heldUntil,omitempty"`
 	Since     *time.Time `json:"since,omitempty"`
 	// Provenance is where the running (or rolling out) image was built
 	// from: revision, source, created, authors, url, ciLink.
@@ -195,6 +197,10 @@ func (s *serviceFlags) rows(list []cvv1.ContainerVersion) []ServiceStatus {
 			t := st.CurrStatusTime.Time
 			row.Since = &t
 		}
+		if st.HeldUntil != nil && st.AvailableVersion != "" {
+			t := st.HeldUntil.Time
+			row.HeldUntil = &t
+		}
 		rows = append(rows, row)
 	}
 	sort.Slice(rows, func(i, j int) bool {
@@ -228,7 +234,7 @@ func printServiceStatus(w io.Writer, rows []ServiceStatus, now time.Time) error 
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s/%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Service, r.Environment, r.Namespace, r.Name,
 			r.Tag, orDash(r.Version), orDash(shortDigest(r.Digest)), orDash(revision), orDash(r.Status), since,
-			orDash(r.SuccessVersion), orDash(r.Available))
+			orDash(r.SuccessVersion), orDash(heldText(r)))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -296,4 +302,12 @@ func (s *serviceFlags) runFleet(ctx context.Context, out io.Writer, output strin
 		selector = labels.NewSelector().Add(*req)
 	}
 	return printFleet(out, output, readFleet(ctx, kube, names, selector), time.Now())
+}
+
+// heldText is the held version, with when it becomes eligible when known.
+func heldText(r ServiceStatus) string {
+	if r.Available == "" || r.HeldUntil == nil {
+		return r.Available
+	}
+	return r.Available + " until " + r.HeldUntil.UTC().Format(time.RFC3339)
 }

@@ -149,7 +149,11 @@ func fleetCell(c *fleet.Cluster, e *fleet.Entry, now time.Time) string {
 		parts = append(parts, "drifted")
 	}
 	if e.Held != "" && e.Held != e.Version {
-		parts = append(parts, "held "+oneLine(e.Held))
+		held := "held " + oneLine(e.Held)
+		if !e.HeldUntil.IsZero() {
+			held += " until " + e.HeldUntil.UTC().Format(time.RFC3339)
+		}
+		parts = append(parts, held)
 	}
 	return strings.Join(parts, " ")
 }

@@ -31,3 +31,13 @@ func TestPrintFleet(t *testing.T) {
 		t.Errorf("control characters reached the terminal:\n%q", out)
 	}
 }
+
+func TestHeldText(t *testing.T) {
+	until := time.Date(2026, 12, 7, 13, 30, 0, 0, time.UTC)
+	if got := heldText(ServiceStatus{Available: "v3", HeldUntil: &until}); got != "v3 until 2026-12-07T13:30:00Z" {
+		t.Errorf("heldText = %q", got)
+	}
+	if got := heldText(ServiceStatus{Available: "v3"}); got != "v3" {
+		t.Errorf("heldText = %q", got)
+	}
+}

@@ -194,7 +194,7 @@ func EntriesOfRows(rows []Row) []fleet.Entry {
 			state = StateOf(r)
 		}
 		out = append(out, fleet.Entry{Namespace: r.Namespace, Name: r.CV, Version: r.Version, Digest: r.Digest,
-			State: state, Since: r.LastUpdate, Drifted: r.Drifted, Held: r.AvailableVersion})
+			State: state, Since: r.LastUpdate, Drifted: r.Drifted, Held: r.AvailableVersion, HeldUntil: r.HeldUntil})
 	}
 	return out
 }

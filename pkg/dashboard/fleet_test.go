@@ -156,3 +156,23 @@ func get(t *testing.T, url string) (*http.Response, string) {
 }
 
 func writeFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o600) }
+
+// TestHeldUntilIsShown: a version held by minAge shows when it becomes
+// eligible, on the workloads page and in its JSON.
+func TestHeldUntilIsShown(t *testing.T) {
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	cv := cvAt("web", "v2", now.Add(-time.Hour))
+	until := metav1.NewTime(now.Add(90 * time.Minute))
+	cv.Status.AvailableVersion, cv.Status.AvailableDigest, cv.Status.HeldUntil = "v3", "sha256:c", &until
+	cv.Status.Conditions = []metav1.Condition{{Type: cvv1.ConditionReleaseBlocked, Status: metav1.ConditionTrue, Reason: cvv1.ReasonMinAge}}
+	src := fakeSource{cvs: []*cvv1.ContainerVersion{cv}, workloads: []workload.Workload{deployment("shop", "web", "r/w:v2")}}
+	srv := dashboardServer(t, src)
+	_, body := get(t, srv.URL+"/v1/cv/workloads?format=html")
+	if want := `holds <code>v3</code> until <time datetime="2026-12-07T13:30:00Z">2026-12-07T13:30:00Z</time>`; !strings.Contains(body, want) {
+		t.Errorf("page lacks %q", want)
+	}
+	_, body = get(t, srv.URL+"/v1/cv/workloads?format=json")
+	if !strings.Contains(body, `"HeldUntil": "2026-12-07T13:30:00Z"`) {
+		t.Errorf("JSON lacks HeldUntil:\n%s", body)
+	}
+}

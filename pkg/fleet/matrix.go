@@ -20,6 +20,8 @@ type Entry struct {
 	Drifted   bool      `json:"drifted,omitempty"`
 	// Held is a version detected but not deployed (policy, minAge, soak).
 	Held string `json:"held,omitempty"`
+	// HeldUntil is when Held becomes eligible on its own (minAge, soak).
+	HeldUntil time.Time `json:"heldUntil,omitzero"`
 }
 
 // Cluster is one column: its name, and what its read gave.
@@ -134,6 +136,9 @@ func EntryOf(cv *cvv1.ContainerVersion) Entry {
 		Drifted: conditionTrue(st.Conditions, cvv1.ConditionDrifted), Held: st.AvailableVersion}
 	if st.CurrStatusTime != nil {
 		e.Since = st.CurrStatusTime.Time
+	}
+	if st.HeldUntil != nil {
+		e.HeldUntil = st.HeldUntil.Time
 	}
 	switch {
 	case st.CurrStatus == cvv1.StatusProgressing || st.CurrStatus == cvv1.StatusFailed:
