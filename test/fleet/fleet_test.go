@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"k8s.io/utils/clock"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/controller"
@@ -240,8 +241,14 @@ func TestSourceReaderWithLeastPrivilege(t *testing.T) {
 		t.Errorf("clusterSecretRef.key default: %q", created.Spec.Promotion.From.ClusterSecretRef.Key)
 	}
 
-	kubeconfig, err := fleet.KubeconfigFromSecret(secret, created.Spec.Promotion.From.ClusterSecretRef.Key)
+	_, err = e.Kube.CoreV1().Secrets(e.NS).Create(e.Ctx, secret, metav1.CreateOptions{})
 	e2eenv.Must(t, err)
+	secrets := &fleet.KubeconfigSecrets{Kube: e.Kube, Clock: clock.RealClock{}}
+	kubeconfig, err := secrets.Get(e.Ctx, created)
+	e2eenv.Must(t, err)
+	if fleet.SecretName(created) != "staging" {
+		t.Errorf("SecretName = %q", fleet.SecretName(created))
+	}
 	reader := fleet.NewReader()
 	src, err := reader.Read(e.Ctx, kubeconfig, e.NS, "web")
 	e2eenv.Must(t, err)
