@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -35,6 +36,11 @@ type promoteOptions struct {
 	registry       taggerFlags
 	output         string
 	force          bool
+	// Across clusters: contexts of the kubeconfig, or one kubeconfig per
+	// cluster name used in --from/--to as cluster/namespace/name.
+	fromContext, toContext string
+	clusterConfigs         []string
+	minSoak                time.Duration
 }
 
 func newPromoteCommand(kube *KubeFlags) *cobra.Command {
@@ -55,8 +61,20 @@ target's history. --dry-run checks everything and changes nothing.
 
 --from and --to take namespace/name, or a name in the kubeconfig's namespace;
 with --service they take environments instead: the CV labelled
-<--label>=<service> in that namespace (or with <--env-label>=<environment>).`,
+<--label>=<service> in that namespace (or with <--env-label>=<environment>).
+
+Across clusters, the source is read in one cluster and the target in another:
+--from-context and --to-context pick contexts of the kubeconfig, or --from and
+--to take cluster/namespace/name, where cluster is a name given a kubeconfig
+with --cluster-kubeconfig (else a context of the kubeconfig). The source must
+then have run its version with status Success, not drifted (and signed when
+signatures apply) for --min-soak, by default the target's
+spec.promotion.from.minSoakSeconds; each refusal names its reason
+(SourceFailing, SourceDrifted, SourceUnverified, Soaking).`,
 		Example: `  cvmanager promote --from staging/web --to prod/web --dry-run
+  cvmanager promote --from-context staging --to-context prod --from web/web --to web/web --min-soak 24h
+  cvmanager promote --cluster-kubeconfig staging=staging.yaml --cluster-kubeconfig prod=prod.yaml \
+      --from staging/web/web --to prod/web/web
   cvmanager promote --service web --from staging --to prod --actor "$CI_USER" --insecure`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd.Context(), cmd.OutOrStdout(), kube) },
@@ -75,6 +93,10 @@ with --service they take environments instead: the CV labelled
 	o.registry.addRegistryFlags(f)
 	f.StringVarP(&o.output, "output", "o", "text", "output: text or json")
 	f.BoolVar(&o.force, "force", false, "promote even an image whose signature the target's policy would refuse")
+	f.StringVar(&o.fromContext, "from-context", "", "kubeconfig context of the source's cluster (default: --context)")
+	f.StringVar(&o.toContext, "to-context", "", "kubeconfig context of the target's cluster (default: --context)")
+	f.StringArrayVar(&o.clusterConfigs, "cluster-kubeconfig", nil, "<cluster>=<kubeconfig file>, for --from/--to as cluster/namespace/name (repeatable)")
+	f.DurationVar(&o.minSoak, "min-soak", -1, "how long the source must have run the version with Success (default: the target's spec.promotion.from.minSoakSeconds)")
 	return cmd
 }
 
@@ -82,7 +104,11 @@ func (o *promoteOptions) run(ctx context.Context, out io.Writer, kube *KubeFlags
 	if o.output != "text" && o.output != "json" {
 		return fmt.Errorf("unknown output format %q: use text or json", o.output)
 	}
-	kubeClient, cvClient, err := clients(kube)
+	src, dst, err := o.sides(kube)
+	if err != nil {
+		return err
+	}
+	kubeClient, cvClient, err := clients(dst.kube)
 	if err != nil {
 		return err
 	}
@@ -90,11 +116,18 @@ func (o *promoteOptions) run(ctx context.Context, out io.Writer, kube *KubeFlags
 	if err != nil {
 		return err
 	}
-	from, err := o.service.resolve(ctx, cvClient, o.from, kube.Namespace())
+	srcClient := cvClient
+	if src.kube != dst.kube {
+		if _, srcClient, err = clients(src.kube); err != nil {
+			return fmt.Errorf("source cluster %s: %w", src.name, err)
+		}
+		p.Source, p.SourceCluster, p.TargetCluster = srcClient, src.name, dst.name
+	}
+	from, err := o.service.resolve(ctx, srcClient, src.value, src.kube.Namespace())
 	if err != nil {
 		return fmt.Errorf("--from: %w", err)
 	}
-	to, err := o.service.resolve(ctx, cvClient, o.to, kube.Namespace())
+	to, err := o.service.resolve(ctx, cvClient, dst.value, dst.kube.Namespace())
 	if err != nil {
 		return fmt.Errorf("--to: %w", err)
 	}
@@ -148,9 +181,60 @@ func (o *promoteOptions) promoter(kubeClient kubernetes.Interface, cvClient vers
 	if o.registry.dockerConfig != "" {
 		_ = os.Setenv("DOCKER_CONFIG", o.registry.dockerConfig) // read by go-containerregistry's default keychain
 	}
-	return &promote.Promoter{Kube: kubeClient, CVs: cvClient, Tagger: registryTagger{reg: reg, auth: o.registry.auth()},
+	p := &promote.Promoter{Kube: kubeClient, CVs: cvClient, Tagger: registryTagger{reg: reg, auth: o.registry.auth()},
 		Restrictions: restrictions, AllowDowngrade: o.allowDowngrade,
-		Poll: controller.NewRequests(cvClient, clock.RealClock{}).TriggerPoll}, nil
+		Poll: controller.NewRequests(cvClient, clock.RealClock{}).TriggerPoll}
+	if o.minSoak >= 0 {
+		p.MinSoak = &o.minSoak
+	}
+	return p, nil
+}
+
+// promoteSide is one end of a promotion: the cluster connection, its name
+// for the output, and the --from/--to value within it.
+type promoteSide struct {
+	kube  *KubeFlags
+	name  string
+	value string
+}
+
+// sides resolves --from/--to (with --from-context, --to-context and
+// --cluster-kubeconfig) into the two clusters. Both sides share kube's
+// connection, and so one *KubeFlags, when neither names a cluster.
+func (o *promoteOptions) sides(kube *KubeFlags) (src, dst promoteSide, err error) {
+	configs := map[string]string{}
+	for _, c := range o.clusterConfigs {
+		name, path, ok := strings.Cut(c, "=")
+		if !ok || name == "" || path == "" {
+			return src, dst, fmt.Errorf("--cluster-kubeconfig %q: want <cluster>=<kubeconfig file>", c)
+		}
+		configs[name] = path
+	}
+	side := func(flag, value, context string) (promoteSide, error) {
+		if parts := strings.Split(value, "/"); len(parts) == 3 && o.service.service == "" {
+			if context != "" {
+				return promoteSide{}, fmt.Errorf("--%s %q names a cluster and --%s-context another", flag, value, flag)
+			}
+			if path, ok := configs[parts[0]]; ok {
+				return promoteSide{kube: &KubeFlags{Kubeconfig: path}, name: parts[0], value: parts[1] + "/" + parts[2]}, nil
+			}
+			context, value = parts[0], parts[1]+"/"+parts[2]
+		}
+		if context == "" || context == kube.Context {
+			return promoteSide{kube: kube, name: kube.Context, value: value}, nil
+		}
+		return promoteSide{kube: &KubeFlags{Kubeconfig: kube.Kubeconfig, Context: context}, name: context, value: value}, nil
+	}
+	if src, err = side("from", o.from, o.fromContext); err != nil {
+		return src, dst, err
+	}
+	if dst, err = side("to", o.to, o.toContext); err != nil {
+		return src, dst, err
+	}
+	if src.kube != kube && dst.kube != kube && *src.kube == *dst.kube {
+		dst.kube = src.kube // one cluster named twice
+	}
+	return src, dst, nil
 }
 
 // auth is the registry credentials the flags give, else the Docker config.
@@ -225,8 +309,15 @@ func printPromotion(w io.Writer, output string, plan *promote.Plan, actor string
 	if dryRun {
 		verb = "would promote"
 	}
+	from, to := plan.From.String(), plan.To.String()
+	if plan.FromCluster != "" || plan.ToCluster != "" {
+		from, to = orDash(plan.FromCluster)+"/"+from, orDash(plan.ToCluster)+"/"+to
+	}
 	fmt.Fprintf(w, "%s %s (%s) from %s to %s: %s:%s (target had %s)\n", verb, plan.Version, plan.Digest,
-		plan.From, plan.To, plan.Repo, plan.Tag, orDash(plan.TargetVersion))
+		from, to, plan.Repo, plan.Tag, orDash(plan.TargetVersion))
+	if plan.Soak != "" {
+		fmt.Fprintf(w, "soak: %s\n", plan.Soak)
+	}
 	for _, n := range plan.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)
 	}

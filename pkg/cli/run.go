@@ -67,6 +67,7 @@ type runOptions struct {
 	readAuth        bool
 	notify          notifyFlags
 	signatures      signatureFlags
+	fleet           fleetPeerFlags
 	configMapKey    string
 	// flagChanged says whether a flag was given on the command line.
 	flagChanged func(name string) bool
@@ -130,6 +131,7 @@ func newRunCommand(kube *KubeFlags) *cobra.Command {
 	o.stateExport.addFlags(f)
 	o.notify.addFlags(f)
 	o.signatures.addFlags(f)
+	o.fleet.addFlags(f)
 	return cmd
 }
 
@@ -214,6 +216,7 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 	if err != nil {
 		return err
 	}
+	o.fleet.run(ctx)
 	exportLoop, err := o.stateExport.setup(ctx, mux, kubeClient, cvClient, o.namespaces, leader.IsLeader)
 	if err != nil {
 		return err
@@ -299,6 +302,9 @@ func (o *runOptions) httpRoutes(m *metrics.Metrics, ctrl *multins.Group, leader 
 	caches readCaches) (*server.Mux, error) {
 	mux := server.NewMux(m.Registry, server.Readiness{Synced: ctrl.HasSynced, Leader: leader.IsLeader})
 	dash := dashboard.ForController(caches.cvs, caches.workloads, caches.kube)
+	if err := o.fleet.attach(dash); err != nil {
+		return nil, err
+	}
 	dash.Register(mux)
 	for _, c := range []prometheus.Collector{dash.DORACollector(), dash.CVStateCollector(), m.LeaderGauge(leader.IsLeader)} {
 		if err := m.Registry.Register(c); err != nil {

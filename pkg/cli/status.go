@@ -110,7 +110,9 @@ type ServiceStatus struct {
 	// SuccessVersion is the last-known-good, what promotion would take.
 	SuccessVersion string `json:"successVersion,omitempty"`
 	// Available is a version detected but held back (Manual mode, policy).
-	Available string     `json:"available,omitempty"`
+	Available string `json:"available,omitempty"`
+	// HeldUntil is when Available becomes eligible on its own (minAge, soak).
+	HeldUntil *time.Time `json:"heldUntil,omitempty"`
 	Since     *time.Time `json:"since,omitempty"`
 	// Provenance is where the running (or rolling out) image was built
 	// from: revision, source, created, authors, url, ciLink.
@@ -132,18 +134,30 @@ func runningProvenance(st *cvv1.ContainerVersionStatus) *cvv1.Provenance {
 func newStatusCommand(kube *KubeFlags) *cobra.Command {
 	s := &serviceFlags{}
 	var output string
+	fl := &fleetFlags{}
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show what runs in each environment, by service",
 		Long: `Show, for one service or all, the version each environment runs: the
 ContainerVersions sharing a value of --label (default ` + DefaultServiceLabel + `),
-one row per environment (the namespace, or the value of --env-label).`,
+one row per environment (the namespace, or the value of --env-label).
+
+With --contexts (or --all-contexts) it reads several clusters at once, one
+LIST each, and prints a matrix: one row per ContainerVersion (namespace/name),
+one column per cluster, each cell "version state since" plus "drifted" or
+"held <version>"; a * marks rows whose clusters run different versions. A
+cluster that cannot be read is shown as unreachable, never as empty.`,
 		Example: `  cvmanager status --service web
+  cvmanager status --contexts dev,staging,prod
+  cvmanager status --all-contexts -o json
   cvmanager status --label app --env-label example.com/environment -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if output != "text" && output != "json" {
 				return fmt.Errorf("unknown output format %q: use text or json", output)
+			}
+			if fl.enabled() {
+				return s.runFleet(cmd.Context(), cmd.OutOrStdout(), output, kube, fl)
 			}
 			_, cvClient, err := clients(kube)
 			if err != nil {
@@ -165,6 +179,8 @@ one row per environment (the namespace, or the value of --env-label).`,
 	cmd.Flags().StringVar(&s.service, "service", "", "the service to show (default: every service)")
 	s.addLabelFlags(cmd.Flags())
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output: text or json")
+	cmd.Flags().StringSliceVar(&fl.contexts, "contexts", nil, "kubeconfig contexts to read, one column each (a,b,c)")
+	cmd.Flags().BoolVar(&fl.allContexts, "all-contexts", false, "read every context of the kubeconfig")
 	return cmd
 }
 
@@ -180,6 +196,10 @@ func (s *serviceFlags) rows(list []cvv1.ContainerVersion) []ServiceStatus {
 		if st.CurrStatusTime != nil {
 			t := st.CurrStatusTime.Time
 			row.Since = &t
+		}
+		if st.HeldUntil != nil && st.AvailableVersion != "" {
+			t := st.HeldUntil.Time
+			row.HeldUntil = &t
 		}
 		rows = append(rows, row)
 	}
@@ -214,7 +234,7 @@ func printServiceStatus(w io.Writer, rows []ServiceStatus, now time.Time) error 
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s/%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Service, r.Environment, r.Namespace, r.Name,
 			r.Tag, orDash(r.Version), orDash(shortDigest(r.Digest)), orDash(revision), orDash(r.Status), since,
-			orDash(r.SuccessVersion), orDash(r.Available))
+			orDash(r.SuccessVersion), orDash(heldText(r)))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -265,4 +285,29 @@ func shortDigest(d string) string {
 		return d[:len("sha256:")+12]
 	}
 	return d
+}
+
+// runFleet prints the matrix across clusters: every CV, or the service's.
+func (s *serviceFlags) runFleet(ctx context.Context, out io.Writer, output string, kube *KubeFlags, fl *fleetFlags) error {
+	names, err := fl.contextNames(kube)
+	if err != nil {
+		return err
+	}
+	selector := labels.Everything()
+	if s.service != "" {
+		req, err := labels.NewRequirement(s.label, selection.Equals, []string{s.service})
+		if err != nil {
+			return fmt.Errorf("--label: %w", err)
+		}
+		selector = labels.NewSelector().Add(*req)
+	}
+	return printFleet(out, output, readFleet(ctx, kube, names, selector), time.Now())
+}
+
+// heldText is the held version, with when it becomes eligible when known.
+func heldText(r ServiceStatus) string {
+	if r.Available == "" || r.HeldUntil == nil {
+		return r.Available
+	}
+	return r.Available + " until " + r.HeldUntil.UTC().Format(time.RFC3339)
 }

@@ -49,9 +49,13 @@ type Handler struct {
 	History HistoryReader
 	CVs     CVGetter
 	// Clock is injectable so golden files have stable relative times.
-	Clock   clock.Clock
-	pages   *template.Template
-	records *recordCache
+	Clock clock.Clock
+	// Fleet are the peers shown on the fleet page beside this cluster,
+	// named FleetName there (nil: this cluster alone).
+	Fleet     *Peers
+	FleetName string
+	pages     *template.Template
+	records   *recordCache
 }
 
 // NewHandler parses the embedded templates. html/template escapes every
@@ -70,6 +74,7 @@ func NewHandler(src Source, hist HistoryReader, cvs CVGetter) *Handler {
 		"add":         func(a, b int) int { return a + b },
 		"rfc3339":     rfc3339,
 		"provenance":  rowProvenance,
+		"historyPath": CVHistoryPath,
 	}).ParseFS(templateFS, "templates/*.html"))
 	return h
 }
@@ -84,6 +89,7 @@ func (h *Handler) Register(mux server.Router) {
 	mux.HandleFunc("GET /v1/cv/containerversions/{name}/history", h.cvHistory)
 	mux.HandleFunc("GET /v1/cv/metrics", h.metricsPage)
 	mux.HandleFunc("GET /v1/cv/activity", h.activity)
+	mux.HandleFunc("GET "+FleetPath, h.fleetView)
 	mux.Handle("GET /ui/", http.StripPrefix("/ui/", assets()))
 }
 

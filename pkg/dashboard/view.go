@@ -72,6 +72,9 @@ type Row struct {
 	// mode or a policy); ReleaseCommand is the command that deploys it.
 	AvailableVersion string `json:"AvailableVersion,omitempty"`
 	ReleaseCommand   string `json:"ReleaseCommand,omitempty"`
+	// HeldUntil is when the held version becomes eligible on its own
+	// (spec.policy.minAge, or the soak of spec.promotion.from).
+	HeldUntil time.Time `json:"HeldUntil,omitzero"`
 	// Signer is who signed the image the workload runs, when the CV
 	// verifies signatures (status.signer of status.successDigest).
 	Signer string `json:"Signer,omitempty"`
@@ -199,6 +202,9 @@ func rowFor(cv *cvv1.ContainerVersion, w workload.Workload) Row {
 	if held(cv) {
 		r.AvailableVersion = cv.Status.AvailableVersion
 		r.ReleaseCommand = ReleaseCommand(cv)
+		if cv.Status.HeldUntil != nil {
+			r.HeldUntil = cv.Status.HeldUntil.Time
+		}
 	}
 	r.State = StateOf(r)
 	return r

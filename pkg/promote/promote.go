@@ -21,6 +21,7 @@ import (
 	"k8s.io/utils/clock"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/fleet"
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
 	"cvmanager.dev/cvmanager/pkg/history"
 	"cvmanager.dev/cvmanager/pkg/policy"
@@ -49,13 +50,26 @@ type Promoter struct {
 	// AllowDowngrade promotes a version older than the target's; the
 	// target's controller then still holds it until `cvmanager release`.
 	AllowDowngrade bool
-	// Clock stamps the promotion's record; nil means the real clock.
+	// Clock stamps the promotion's record and times the soak; nil means
+	// the real clock.
 	Clock clock.Clock
 	// Poll, when set, asks the target's controller to poll now, with
 	// trigger promote, once the promotion is recorded: the controller reads
 	// the promotion's record (for the rollout's trigger and the Promoted
 	// notification) only when such a request asks it to.
 	Poll func(ctx context.Context, namespace, name, trigger string) error
+
+	// Source reads the source CV when it lives in another cluster (nil:
+	// CVs); SourceCluster and TargetCluster name the clusters for the
+	// output and the history.
+	Source                       versioned.Interface
+	SourceCluster, TargetCluster string
+	// MinSoak is how long the source must have run its version with
+	// Success, not drifted; nil takes the target's
+	// spec.promotion.from.minSoakSeconds (0 when it has none). When a soak
+	// applies or the source is in another cluster, the fleet gate decides
+	// (failing, drifted, unverified and soaking sources are refused).
+	MinSoak *time.Duration
 }
 
 // Plan is a checked promotion: what would be tagged where.
@@ -69,6 +83,11 @@ type Plan struct {
 	// TargetVersion and TargetDigest are what the target last deployed successfully.
 	TargetVersion string `json:"targetVersion,omitempty"`
 	TargetDigest  string `json:"targetDigest,omitempty"`
+	// FromCluster and ToCluster name the clusters of a cross-cluster promotion.
+	FromCluster string `json:"fromCluster,omitempty"`
+	ToCluster   string `json:"toCluster,omitempty"`
+	// Soak is the fleet gate's account of the source's soak, when it applied.
+	Soak string `json:"soak,omitempty"`
 	// Notes are things the user should know that do not block it.
 	Notes  []string `json:"notes,omitempty"`
 	target *cvv1.ContainerVersion
@@ -77,18 +96,22 @@ type Plan struct {
 // Plan reads both CVs and checks that the promotion is allowed. It writes
 // nothing, so it is also the dry run.
 func (p *Promoter) Plan(ctx context.Context, from, to types.NamespacedName) (*Plan, error) {
-	if from == to {
+	if from == to && p.Source == nil {
 		return nil, fmt.Errorf("%w: source and target are both %s", ErrRefused, from)
 	}
-	src, err := p.get(ctx, from)
+	src, err := p.get(ctx, p.sourceClient(), from)
 	if err != nil {
 		return nil, err
 	}
-	dst, err := p.get(ctx, to)
+	dst, err := p.get(ctx, p.CVs, to)
 	if err != nil {
 		return nil, err
 	}
 	if err := CheckSource(src); err != nil {
+		return nil, err
+	}
+	soak, err := p.checkSoak(src, dst)
+	if err != nil {
 		return nil, err
 	}
 	if err := CheckTarget(src, dst, p.Restrictions, p.AllowDowngrade); err != nil {
@@ -96,12 +119,58 @@ func (p *Promoter) Plan(ctx context.Context, from, to types.NamespacedName) (*Pl
 	}
 	plan := &Plan{From: from, To: to, Repo: dst.Spec.ImageRepo, Version: src.Status.SuccessVersion,
 		Digest: src.Status.SuccessDigest, Tag: dst.Spec.Tag, TargetVersion: dst.Status.SuccessVersion,
-		TargetDigest: dst.Status.SuccessDigest, Notes: notes(src, dst), target: dst}
+		TargetDigest: dst.Status.SuccessDigest, Notes: notes(src, dst), target: dst,
+		FromCluster: p.SourceCluster, ToCluster: p.TargetCluster, Soak: soak}
 	return plan, nil
 }
 
-func (p *Promoter) get(ctx context.Context, key types.NamespacedName) (*cvv1.ContainerVersion, error) {
-	cv, err := p.CVs.CvmanagerV1alpha1().ContainerVersions(key.Namespace).Get(ctx, key.Name, metav1.GetOptions{})
+// sourceClient reads the source: Source when set, else CVs.
+func (p *Promoter) sourceClient() versioned.Interface {
+	if p.Source != nil {
+		return p.Source
+	}
+	return p.CVs
+}
+
+// checkSoak applies the fleet gate when a soak is asked for or the source
+// is in another cluster; it returns the gate's account for the plan.
+func (p *Promoter) checkSoak(src, dst *cvv1.ContainerVersion) (string, error) {
+	var soak time.Duration
+	if p.MinSoak != nil {
+		soak = *p.MinSoak
+	} else if dst.Spec.Promotion != nil {
+		soak = fleet.MinSoak(&dst.Spec.Promotion.From)
+	}
+	if soak <= 0 && p.Source == nil {
+		return "", nil
+	}
+	opts := fleet.GateOptions{MinSoak: soak, RequireVerified: signaturesApply(src, dst)}
+	v := fleet.Gate(src, opts, p.now())
+	if !v.Open {
+		return "", fmt.Errorf("%w: %s (%s)", ErrRefused, v.Message, v.Reason)
+	}
+	return v.Message, nil
+}
+
+// signaturesApply: the source verified its image (spec.policy.verify) or
+// the target enforces signatures; the source must then show a signer.
+func signaturesApply(src, dst *cvv1.ContainerVersion) bool {
+	if src.Spec.Policy != nil && src.Spec.Policy.Verify != nil {
+		return true
+	}
+	pol := dst.Spec.Policy
+	return pol != nil && pol.Verify != nil && (pol.Verify.Mode == "" || pol.Verify.Mode == cvv1.VerifyEnforce)
+}
+
+func (p *Promoter) now() time.Time {
+	if p.Clock != nil {
+		return p.Clock.Now()
+	}
+	return time.Now()
+}
+
+func (p *Promoter) get(ctx context.Context, client versioned.Interface, key types.NamespacedName) (*cvv1.ContainerVersion, error) {
+	cv, err := client.CvmanagerV1alpha1().ContainerVersions(key.Namespace).Get(ctx, key.Name, metav1.GetOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("ContainerVersion %s: %w", key, err)
 	}
@@ -187,15 +256,16 @@ func (p *Promoter) Execute(ctx context.Context, plan *Plan, actor string) (histo
 
 // record is the history entry of a promotion's intent.
 func (p *Promoter) record(plan *Plan, actor string) history.Record {
-	now := time.Now()
-	if p.Clock != nil {
-		now = p.Clock.Now()
-	}
+	now := p.now()
 	dst := plan.target
-	sum := sha256.Sum256([]byte(strings.Join([]string{string(dst.UID), plan.Digest, plan.From.String(), now.UTC().Format(time.RFC3339Nano)}, "|")))
+	from := plan.From.String()
+	if plan.FromCluster != "" {
+		from = plan.FromCluster + "/" + from
+	}
+	sum := sha256.Sum256([]byte(strings.Join([]string{string(dst.UID), plan.Digest, from, now.UTC().Format(time.RFC3339Nano)}, "|")))
 	return history.Record{
 		ID: "promote-" + hex.EncodeToString(sum[:8]), Time: now, Action: history.ActionPromote, Actor: actor,
-		From: plan.From.String(), Container: dst.Spec.Container.Name, Strategy: strategyOf(dst),
+		From: from, Container: dst.Spec.Container.Name, Strategy: strategyOf(dst),
 		FromVersion: plan.TargetVersion, FromDigest: plan.TargetDigest, ToVersion: plan.Version, ToDigest: plan.Digest,
 		Outcome: history.OutcomePromoted, Trigger: history.TriggerPromote, CV: dst.Name,
 		Reason: fmt.Sprintf("%s@%s tagged %s by %s", plan.Repo, plan.Digest, plan.Tag, actor),

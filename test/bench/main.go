@@ -153,8 +153,14 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, cfg); err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
+	if !*fleetOnly {
+		if err := run(ctx, cfg); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+	}
+	if err := runFleet(ctx, cfg); err != nil { // fleet.go
+		fmt.Fprintln(os.Stderr, "bench: fleet:", err)
 		os.Exit(1)
 	}
 }

@@ -72,7 +72,13 @@
     }
     if (r.ReleaseCommand) {
       var held = el("div", "held");
-      held.append("holds ", el("code", "", r.AvailableVersion || ""), " · release with ", el("code", "cmd", r.ReleaseCommand));
+      held.append("holds ", el("code", "", r.AvailableVersion || ""));
+      if (r.HeldUntil) {
+        var until = el("time", "", r.HeldUntil);
+        until.setAttribute("datetime", r.HeldUntil);
+        held.append(" until ", until);
+      }
+      held.append(" · release with ", el("code", "cmd", r.ReleaseCommand));
       td.append(held);
     }
     if (r.Drifted) {

@@ -64,6 +64,12 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &cvmanagerv1alpha1.PreRolloutJobApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("PreRolloutSpec"):
 		return &cvmanagerv1alpha1.PreRolloutSpecApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("PromotionSource"):
+		return &cvmanagerv1alpha1.PromotionSourceApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("PromotionSpec"):
+		return &cvmanagerv1alpha1.PromotionSpecApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("PromotionStatus"):
+		return &cvmanagerv1alpha1.PromotionStatusApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("Provenance"):
 		return &cvmanagerv1alpha1.ProvenanceApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("RollbackSpec"):
@@ -72,6 +78,8 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &cvmanagerv1alpha1.RolloutStatusApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("SecretKeyRef"):
 		return &cvmanagerv1alpha1.SecretKeyRefApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("SecretKeyReference"):
+		return &cvmanagerv1alpha1.SecretKeyReferenceApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("SignaturePolicy"):
 		return &cvmanagerv1alpha1.SignaturePolicyApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("StrategySpec"):

@@ -202,6 +202,11 @@ type ContainerVersionSpec struct {
 	// +optional
 	// +kubebuilder:validation:Enum=Restore;Report
 	DriftPolicy string `json:"driftPolicy,omitempty"`
+
+	// Promotion takes versions from a ContainerVersion in another cluster
+	// once they have soaked there (docs/fleet.md).
+	// +optional
+	Promotion *PromotionSpec `json:"promotion,omitempty"`
 }
 
 // LocalObjectReference names an object in the CV's namespace.
@@ -427,6 +432,17 @@ type PolicySpec struct {
 	// run --require-signatures`) applies even when this is unset.
 	// +optional
 	Verify *SignaturePolicy `json:"verify,omitempty"`
+
+	// MinAge is how old a new image must be before it is deployed, e.g.
+	// "24h": its build time (org.opencontainers.image.created), or, when
+	// the image states none, the time cvmanager first saw its digest.
+	// Until then the version is held (ReleaseBlocked, reason MinAge) and
+	// status.heldUntil says when it becomes eligible.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+(ns|us|ms|s|m|h))+$') && duration(self) <= duration('8760h')",message="policy.minAge must be a duration such as 30m or 24h, at most 8760h"
+	MinAge *metav1.Duration `json:"minAge,omitempty"`
 }
 
 // Signature verification modes (SignaturePolicy.Mode).
@@ -660,6 +676,13 @@ type ContainerVersionStatus struct {
 	// apiserver.
 	// +optional
 	LastPolled *metav1.Time `json:"lastPolled,omitempty"`
+	// HeldUntil is when status.availableDigest, held by spec.policy.minAge
+	// or by the soak of spec.promotion.from, becomes eligible.
+	// +optional
+	HeldUntil *metav1.Time `json:"heldUntil,omitempty"`
+	// Promotion is what the controller last read of the promotion source.
+	// +optional
+	Promotion *PromotionStatus `json:"promotion,omitempty"`
 	// Conditions are Ready, Progressing, Degraded, ReleaseBlocked and
 	// Verified (the signature check of the last image considered).
 	// +optional

@@ -44,6 +44,7 @@ type ContainerVersionSpecApplyConfiguration struct {
 	Provider            *string                                  `json:"provider,omitempty"`
 	Suspend             *bool                                    `json:"suspend,omitempty"`
 	DriftPolicy         *string                                  `json:"driftPolicy,omitempty"`
+	Promotion           *PromotionSpecApplyConfiguration         `json:"promotion,omitempty"`
 }
 
 // ContainerVersionSpecApplyConfiguration constructs a declarative configuration of the ContainerVersionSpec type for use with
@@ -211,5 +212,13 @@ func (b *ContainerVersionSpecApplyConfiguration) WithSuspend(value bool) *Contai
 // If called multiple times, the DriftPolicy field is set to the value of the last call.
 func (b *ContainerVersionSpecApplyConfiguration) WithDriftPolicy(value string) *ContainerVersionSpecApplyConfiguration {
 	b.DriftPolicy = &value
+	return b
+}
+
+// WithPromotion sets the Promotion field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Promotion field is set to the value of the last call.
+func (b *ContainerVersionSpecApplyConfiguration) WithPromotion(value *PromotionSpecApplyConfiguration) *ContainerVersionSpecApplyConfiguration {
+	b.Promotion = value
 	return b
 }

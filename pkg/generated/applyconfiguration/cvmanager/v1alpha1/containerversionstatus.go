@@ -40,6 +40,8 @@ type ContainerVersionStatusApplyConfiguration struct {
 	Rollout            *RolloutStatusApplyConfiguration     `json:"rollout,omitempty"`
 	ObservedGeneration *int64                               `json:"observedGeneration,omitempty"`
 	LastPolled         *v1.Time                             `json:"lastPolled,omitempty"`
+	HeldUntil          *v1.Time                             `json:"heldUntil,omitempty"`
+	Promotion          *PromotionStatusApplyConfiguration   `json:"promotion,omitempty"`
 	Conditions         []metav1.ConditionApplyConfiguration `json:"conditions,omitempty"`
 }
 
@@ -158,6 +160,22 @@ func (b *ContainerVersionStatusApplyConfiguration) WithObservedGeneration(value 
 // If called multiple times, the LastPolled field is set to the value of the last call.
 func (b *ContainerVersionStatusApplyConfiguration) WithLastPolled(value v1.Time) *ContainerVersionStatusApplyConfiguration {
 	b.LastPolled = &value
+	return b
+}
+
+// WithHeldUntil sets the HeldUntil field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the HeldUntil field is set to the value of the last call.
+func (b *ContainerVersionStatusApplyConfiguration) WithHeldUntil(value v1.Time) *ContainerVersionStatusApplyConfiguration {
+	b.HeldUntil = &value
+	return b
+}
+
+// WithPromotion sets the Promotion field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the Promotion field is set to the value of the last call.
+func (b *ContainerVersionStatusApplyConfiguration) WithPromotion(value *PromotionStatusApplyConfiguration) *ContainerVersionStatusApplyConfiguration {
+	b.Promotion = value
 	return b
 }
 

@@ -18,6 +18,10 @@ limitations under the License.
 
 package v1alpha1
 
+import (
+	v1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
 // PolicySpecApplyConfiguration represents a declarative configuration of the PolicySpec type for use
 // with apply.
 type PolicySpecApplyConfiguration struct {
@@ -31,6 +35,7 @@ type PolicySpecApplyConfiguration struct {
 	AutoReleaseBranches []string                           `json:"autoReleaseBranches,omitempty"`
 	BranchRestriction   *string                            `json:"branchRestriction,omitempty"`
 	Verify              *SignaturePolicyApplyConfiguration `json:"verify,omitempty"`
+	MinAge              *v1.Duration                       `json:"minAge,omitempty"`
 }
 
 // PolicySpecApplyConfiguration constructs a declarative configuration of the PolicySpec type for use with
@@ -118,5 +123,13 @@ func (b *PolicySpecApplyConfiguration) WithBranchRestriction(value string) *Poli
 // If called multiple times, the Verify field is set to the value of the last call.
 func (b *PolicySpecApplyConfiguration) WithVerify(value *SignaturePolicyApplyConfiguration) *PolicySpecApplyConfiguration {
 	b.Verify = value
+	return b
+}
+
+// WithMinAge sets the MinAge field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the MinAge field is set to the value of the last call.
+func (b *PolicySpecApplyConfiguration) WithMinAge(value v1.Duration) *PolicySpecApplyConfiguration {
+	b.MinAge = &value
 	return b
 }

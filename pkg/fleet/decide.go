@@ -1,0 +1,80 @@
+package fleet
+
+import (
+	"fmt"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+)
+
+// ReasonSourceOtherRepository: the source follows another repository, so
+// its digest cannot be pulled from the target's.
+const ReasonSourceOtherRepository = "SourceOtherRepository"
+
+// Decision is the plan rule of automatic promotion (spec.promotion.from)
+// for one sync: what the target should do about its source.
+type Decision struct {
+	// Promote is true when the target should roll out Digest (Version): the
+	// gate is open and the target does not run it yet. The target's own
+	// rules (allowed versions, no downgrade, failed digest, signatures,
+	// minAge, platform gate) still apply to it as to any new version.
+	Promote         bool
+	Version, Digest string
+	// Hold is true when the gate is closed: the target keeps what it runs
+	// and sets ReleaseBlocked with Reason and Message. Nothing is rolled.
+	Hold            bool
+	Reason, Message string
+	// HeldUntil is when a soaking version becomes eligible (Soaking only):
+	// status.heldUntil, and when to requeue.
+	HeldUntil *time.Time
+	// Status is status.promotion after this sync.
+	Status *cvv1.PromotionStatus
+}
+
+// Decide applies the gate to what was read of target's promotion source:
+// src and readErr are the result of Reader.Read (or of the observer's
+// cache). target's status.promotion carries what was last read, so a
+// source that becomes unreachable keeps showing its last known version.
+func Decide(target *cvv1.ContainerVersion, src *cvv1.ContainerVersion, readErr error, requireVerified bool, now time.Time) Decision {
+	if target.Spec.Promotion == nil {
+		return Decision{}
+	}
+	from := &target.Spec.Promotion.From
+	status := target.Status.Promotion.DeepCopy()
+	if readErr != nil || src == nil {
+		msg := fmt.Sprintf("cannot read %s/%s in the source cluster (Secret %s): %v; nothing is rolled until it can be read",
+			from.Namespace, from.Name, from.ClusterSecretRef.Name, readErr)
+		return Decision{Hold: true, Reason: cvv1.ReasonSourceUnreachable, Message: msg, Status: status}
+	}
+	if status == nil {
+		status = &cvv1.PromotionStatus{}
+	}
+	read := metav1.NewTime(now)
+	status.LastRead = &read
+	status.SourceVersion, status.SourceDigest = src.Status.SuccessVersion, src.Status.SuccessDigest
+	status.SourceSuccessSince = nil
+	if src.Status.CurrStatus == cvv1.StatusSuccess && src.Status.CurrDigest == src.Status.SuccessDigest && src.Status.CurrStatusTime != nil {
+		since := *src.Status.CurrStatusTime
+		status.SourceSuccessSince = &since
+	}
+	if src.Spec.ImageRepo != target.Spec.ImageRepo {
+		return Decision{Hold: true, Reason: ReasonSourceOtherRepository, Status: status,
+			Message: fmt.Sprintf("the source follows %s, this ContainerVersion %s: a digest cannot move between repositories", src.Spec.ImageRepo, target.Spec.ImageRepo)}
+	}
+	v := Gate(src, GateOptions{MinSoak: MinSoak(from), RequireVerified: requireVerified}, now)
+	if !v.Open {
+		d := Decision{Hold: true, Reason: v.Reason, Message: v.Message, Version: v.Version, Digest: v.Digest, Status: status}
+		if v.Reason == cvv1.ReasonSoaking && !v.Until.IsZero() {
+			until := v.Until
+			d.HeldUntil = &until
+		}
+		return d
+	}
+	st := &target.Status
+	if st.CurrDigest == v.Digest || (st.Rollout != nil && st.Rollout.Digest == v.Digest) {
+		return Decision{Version: v.Version, Digest: v.Digest, Status: status}
+	}
+	return Decision{Promote: true, Version: v.Version, Digest: v.Digest, Message: v.Message, Status: status}
+}
