@@ -263,6 +263,7 @@ func TestPlanDrift(t *testing.T) {
 	rest := func(o restObservation, edit ...func(*cvv1.ContainerVersionSpec)) *snapshot {
 		o.target = rollout.Target{Version: "v1", Digest: digest1, Image: v1}
 		o.restoreImage = poller.ResolvedImage{Digest: digest1, Version: "v1"}
+		o.needed = true
 		return &snapshot{cv: webCV(polled(), edit...), now: t0, rest: &o}
 	}
 	report := func(s *cvv1.ContainerVersionSpec) { s.DriftPolicy = cvv1.DriftReport }
@@ -287,5 +288,26 @@ func TestPlanDrift(t *testing.T) {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestReportedDriftStillPolls: a drift already reported under Report
+// changes nothing, so the sync goes on to the poll instead of stopping at
+// the workloads: a CV whose drift is only reported keeps following its tag.
+func TestReportedDriftStillPolls(t *testing.T) {
+	drifted := mismatch{w: workload.Workload{Kind: workload.Deployment, Object: webDeployment(repo+":v0", true)}, running: repo + ":v0"}
+	o := &restObservation{drifted: []mismatch{drifted}, target: rollout.Target{Version: "v1", Digest: digest1, Image: pinned("v1", digest1)}}
+	cv := webCV(polled(), func(s *cvv1.ContainerVersionSpec) { s.DriftPolicy = cvv1.DriftReport })
+	if !restChangesStatus(cv, o) {
+		t.Fatal("a first report must be written")
+	}
+	d := decision{cv: cv.DeepCopy()}
+	planRest(&snapshot{cv: cv, rest: o, now: t0}, &d)
+	if restChangesStatus(d.cv, o) {
+		t.Error("the same report again: nothing changes, the sync must go on to the poll")
+	}
+	o.drifted = nil
+	if !restChangesStatus(d.cv, o) {
+		t.Error("drift gone: the Drifted condition must be cleared")
 	}
 }
