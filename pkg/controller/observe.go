@@ -46,6 +46,10 @@ type snapshot struct {
 	// start with (nil while unread).
 	startProvenance *cvv1.Provenance
 
+	// imported is the last-known-good version a CV created by `state
+	// import` restores first (cvv1.AnnotationImported), on its first sync.
+	imported *rollout.Target
+
 	rest    *restObservation
 	poll    *pollObservation
 	rollout *rolloutObservation
@@ -126,6 +130,9 @@ func (c *Controller) observe(ctx context.Context, s *syncerState, cached *cvv1.C
 		r, err := c.observeRollout(ctx, cached)
 		snap.rollout = r
 		return snap, err
+	}
+	if snap.imported = importedTarget(cached); snap.imported != nil {
+		return snap, nil
 	}
 	if len(snap.requests) == 0 {
 		rest, err := c.observeRest(ctx, cached)

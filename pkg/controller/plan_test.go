@@ -311,3 +311,35 @@ func TestReportedDriftStillPolls(t *testing.T) {
 		t.Error("drift gone: the Drifted condition must be cleared")
 	}
 }
+
+// TestPlanImport: a CV created by `state import` restores its exported
+// last-known-good version first, once; a CV with status ignores the mark.
+func TestPlanImport(t *testing.T) {
+	cv := webCV(cvv1.ContainerVersionStatus{})
+	cv.Annotations = map[string]string{cvv1.AnnotationImported: "v7@" + digest1}
+	target := importedTarget(cv)
+	if target == nil || target.Version != "v7" || target.Digest != digest1 {
+		t.Fatalf("import mark read as %+v", target)
+	}
+	snap := &snapshot{cv: cv, now: t0, imported: target}
+	d := plan(snap)
+	st := d.cv.Status
+	want := outcome{Status: cvv1.StatusProgressing, Rollout: true, Write: true, Effects: []string{"event " + ReasonRolloutStarted}}
+	if diff := cmp.Diff(want, summarise(snap, d)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if st.SuccessDigest != digest1 || st.Rollout.Trigger != history.TriggerImport || st.Rollout.Digest != digest1 {
+		t.Errorf("status %+v: want v7 as success version and an import rollout of it", st)
+	}
+	cv.Status = st
+	if importedTarget(cv) != nil {
+		t.Error("the mark must be acted on once: a CV with status ignores it")
+	}
+	for _, bad := range []string{"v7", "v7@", "@" + digest1, "v7@md5:abc"} {
+		cv := webCV(cvv1.ContainerVersionStatus{})
+		cv.Annotations = map[string]string{cvv1.AnnotationImported: bad}
+		if importedTarget(cv) != nil {
+			t.Errorf("mark %q should be ignored", bad)
+		}
+	}
+}
