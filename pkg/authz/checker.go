@@ -81,7 +81,27 @@ func (c *Checker) Missing(ctx context.Context, id Identity, perms []Permission) 
 }
 
 // Allowed answers one permission, from the cache when it can.
+//
+// A permission on one named object is first asked for every object of its
+// resource in the namespace (Name ""): an authorizer that allows a verb on
+// all of a resource's objects allows it on each (RBAC grants only add up),
+// and that one answer, cached, serves every CV of the author in the
+// namespace. A burst of 1,000 first rollouts by one author then costs one
+// review per verb and resource, not one per workload. Only when the broad
+// question is denied is the named one asked.
 func (c *Checker) Allowed(ctx context.Context, id Identity, p Permission) (bool, error) {
+	if p.Name != "" {
+		broad := p
+		broad.Name = ""
+		if ok, err := c.allowed(ctx, id, broad); err != nil || ok {
+			return ok, err
+		}
+	}
+	return c.allowed(ctx, id, p)
+}
+
+// allowed answers one permission exactly as asked, from the cache when it can.
+func (c *Checker) allowed(ctx context.Context, id Identity, p Permission) (bool, error) {
 	key := id.key() + "\x01" + p.key()
 	now := c.clock.Now()
 	c.mu.Lock()

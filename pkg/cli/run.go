@@ -174,6 +174,10 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 	if err != nil {
 		return err
 	}
+	eventsClient, err := o.eventsClient(kube)
+	if err != nil {
+		return err
+	}
 	m := metrics.New()
 	notifier := notify.New()
 	go notifier.Run(ctx, 4)
@@ -194,7 +198,7 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 	ctrl := multins.New(o.namespaces, func(namespace string) multins.Member {
 		factories := controller.NewFactories(kubeClient, cvClient, controller.Scope{Namespace: namespace, CVSelector: selector})
 		return multins.Member{Factories: factories, Controller: controller.New(kubeClient, cvClient, factories.Informers(),
-			controller.NewRecorder(kubeClient), clock.RealClock{}, controller.Options{
+			controller.NewRecorder(eventsClient), clock.RealClock{}, controller.Options{
 				Namespace: namespace, Workers: o.workers, Resolver: resolver,
 				Metrics: m, ProgressInterval: o.progressEvery, DefaultHistory: o.history, DefaultRollback: o.rollback,
 				Restrictions: restrictions, Notifier: notifier, DefaultNotifications: defaultNotifications,
@@ -283,6 +287,21 @@ func (o *runOptions) clients(kube *KubeFlags) (kubernetes.Interface, versioned.I
 	}
 	cfg.QPS, cfg.Burst = o.kubeQPS, o.kubeBurst
 	return newClients(cfg)
+}
+
+// eventsClient is the client Events are sent with: the same QPS and burst,
+// with a rate limiter of its own. Events are best effort and sent in the
+// background, so a burst of them (two per rollout) must not queue ahead of
+// the writes that move rollouts; kube-scheduler gives its Events a client
+// of their own for the same reason.
+func (o *runOptions) eventsClient(kube *KubeFlags) (kubernetes.Interface, error) {
+	cfg, err := kube.RESTConfig()
+	if err != nil {
+		return nil, err
+	}
+	cfg.QPS, cfg.Burst = o.kubeQPS, o.kubeBurst
+	cfg.UserAgent = "cvmanager-events"
+	return kubernetes.NewForConfig(cfg)
 }
 
 // readCaches are what the HTTP reads are served from: the informer caches

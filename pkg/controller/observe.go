@@ -46,6 +46,10 @@ type snapshot struct {
 	// start with (nil while unread).
 	startProvenance *cvv1.Provenance
 
+	// imported is the last-known-good version a CV created by `state
+	// import` restores first (cvv1.AnnotationImported), on its first sync.
+	imported *rollout.Target
+
 	rest    *restObservation
 	poll    *pollObservation
 	rollout *rolloutObservation
@@ -66,6 +70,8 @@ type restObservation struct {
 	// driftReported: the Drifted condition is True, to be cleared when
 	// nothing differs any more.
 	driftReported bool
+	// needed: planning the workloads' state changes something (acts).
+	needed bool
 }
 
 // pollObservation is one registry poll and the verdicts on its answer.
@@ -124,6 +130,9 @@ func (c *Controller) observe(ctx context.Context, s *syncerState, cached *cvv1.C
 		r, err := c.observeRollout(ctx, cached)
 		snap.rollout = r
 		return snap, err
+	}
+	if snap.imported = importedTarget(cached); snap.imported != nil {
+		return snap, nil
 	}
 	if len(snap.requests) == 0 {
 		rest, err := c.observeRest(ctx, cached)
@@ -323,17 +332,27 @@ func (c *Controller) observeRest(ctx context.Context, cv *cvv1.ContainerVersion)
 		o.otherManager = otherManager(o.drifted[0].w)
 	}
 	if trigger, ok := restoreTrigger(cv, o); ok {
-		o.startsRollout, o.restoreTrigger = true, trigger
+		o.startsRollout, o.restoreTrigger, o.needed = true, trigger, true
 		return o, c.checkStart(ctx, cv, st.SuccessDigest, &o.signature, &o.authz)
 	}
+	o.needed = restChangesStatus(cv, o)
 	return o, nil
+}
+
+// restChangesStatus reports whether planning the workloads' state would
+// change the CV's status (a new drift report, a fight stopped, a drift
+// cleared). A report already written changes nothing, so the sync goes on
+// to the poll: a CV whose drift is only reported keeps polling.
+func restChangesStatus(cv *cvv1.ContainerVersion, o *restObservation) bool {
+	snap := &snapshot{cv: cv, rest: o}
+	d := decision{cv: cv.DeepCopy()}
+	planRest(snap, &d)
+	return d.statusChanged(snap)
 }
 
 // acts reports whether the workloads need the sync's attention (a status
 // change or a restore); otherwise the sync goes on to the poll.
-func (o *restObservation) acts() bool {
-	return o.startsRollout || len(o.drifted) > 0 || len(o.joined) > 0 || o.driftReported
-}
+func (o *restObservation) acts() bool { return o.needed }
 
 // checkStart verifies a digest about to be rolled out: its signature and
 // the author's rights.

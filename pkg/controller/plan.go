@@ -81,6 +81,8 @@ func plan(snap *snapshot) decision {
 	switch {
 	case snap.rollout != nil:
 		planRollout(snap, &d)
+	case snap.imported != nil:
+		planImport(snap, &d)
 	case snap.rest != nil && snap.rest.acts():
 		planRest(snap, &d)
 	case snap.poll != nil:

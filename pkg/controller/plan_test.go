@@ -263,6 +263,7 @@ func TestPlanDrift(t *testing.T) {
 	rest := func(o restObservation, edit ...func(*cvv1.ContainerVersionSpec)) *snapshot {
 		o.target = rollout.Target{Version: "v1", Digest: digest1, Image: v1}
 		o.restoreImage = poller.ResolvedImage{Digest: digest1, Version: "v1"}
+		o.needed = true
 		return &snapshot{cv: webCV(polled(), edit...), now: t0, rest: &o}
 	}
 	report := func(s *cvv1.ContainerVersionSpec) { s.DriftPolicy = cvv1.DriftReport }
@@ -287,5 +288,58 @@ func TestPlanDrift(t *testing.T) {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestReportedDriftStillPolls: a drift already reported under Report
+// changes nothing, so the sync goes on to the poll instead of stopping at
+// the workloads: a CV whose drift is only reported keeps following its tag.
+func TestReportedDriftStillPolls(t *testing.T) {
+	drifted := mismatch{w: workload.Workload{Kind: workload.Deployment, Object: webDeployment(repo+":v0", true)}, running: repo + ":v0"}
+	o := &restObservation{drifted: []mismatch{drifted}, target: rollout.Target{Version: "v1", Digest: digest1, Image: pinned("v1", digest1)}}
+	cv := webCV(polled(), func(s *cvv1.ContainerVersionSpec) { s.DriftPolicy = cvv1.DriftReport })
+	if !restChangesStatus(cv, o) {
+		t.Fatal("a first report must be written")
+	}
+	d := decision{cv: cv.DeepCopy()}
+	planRest(&snapshot{cv: cv, rest: o, now: t0}, &d)
+	if restChangesStatus(d.cv, o) {
+		t.Error("the same report again: nothing changes, the sync must go on to the poll")
+	}
+	o.drifted = nil
+	if !restChangesStatus(d.cv, o) {
+		t.Error("drift gone: the Drifted condition must be cleared")
+	}
+}
+
+// TestPlanImport: a CV created by `state import` restores its exported
+// last-known-good version first, once; a CV with status ignores the mark.
+func TestPlanImport(t *testing.T) {
+	cv := webCV(cvv1.ContainerVersionStatus{})
+	cv.Annotations = map[string]string{cvv1.AnnotationImported: "v7@" + digest1}
+	target := importedTarget(cv)
+	if target == nil || target.Version != "v7" || target.Digest != digest1 {
+		t.Fatalf("import mark read as %+v", target)
+	}
+	snap := &snapshot{cv: cv, now: t0, imported: target}
+	d := plan(snap)
+	st := d.cv.Status
+	want := outcome{Status: cvv1.StatusProgressing, Rollout: true, Write: true, Effects: []string{"event " + ReasonRolloutStarted}}
+	if diff := cmp.Diff(want, summarise(snap, d)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if st.SuccessDigest != digest1 || st.Rollout.Trigger != history.TriggerImport || st.Rollout.Digest != digest1 {
+		t.Errorf("status %+v: want v7 as success version and an import rollout of it", st)
+	}
+	cv.Status = st
+	if importedTarget(cv) != nil {
+		t.Error("the mark must be acted on once: a CV with status ignores it")
+	}
+	for _, bad := range []string{"v7", "v7@", "@" + digest1, "v7@md5:abc"} {
+		cv := webCV(cvv1.ContainerVersionStatus{})
+		cv.Annotations = map[string]string{cvv1.AnnotationImported: bad}
+		if importedTarget(cv) != nil {
+			t.Errorf("mark %q should be ignored", bad)
+		}
 	}
 }

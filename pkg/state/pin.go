@@ -4,11 +4,9 @@ import (
 	"context"
 	"fmt"
 	"maps"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -17,13 +15,10 @@ import (
 	"cvmanager.dev/cvmanager/pkg/history"
 )
 
-// ReasonImported is the Progressing condition reason of an imported CV
-// whose last-known-good version is being restored.
-const ReasonImported = "Imported"
-
-// createCV creates the CV from its exported spec, then pins it. A CV is
-// created without status (the status subresource ignores it on create), so
-// the pin is a second write.
+// createCV creates the CV from its exported spec. A CV with a
+// last-known-good version carries it in the import mark
+// (cvv1.AnnotationImported): the controller, which alone writes status,
+// restores that version first, then follows the tag.
 func (im *Importer) createCV(ctx context.Context, s CVState) (*cvv1.ContainerVersion, error) {
 	cv := &cvv1.ContainerVersion{
 		ObjectMeta: metav1.ObjectMeta{Namespace: s.Namespace, Name: s.Name,
@@ -35,51 +30,24 @@ func (im *Importer) createCV(ctx context.Context, s CVState) (*cvv1.ContainerVer
 		// importer vouches for the CV here (the admission policy insists).
 		authz.Stamp(cv, im.Author)
 	}
-	cvs := im.CVs.CvmanagerV1alpha1().ContainerVersions(s.Namespace)
-	created, err := cvs.Create(ctx, cv, metav1.CreateOptions{})
+	if s.Pinned() {
+		if cv.Annotations == nil {
+			cv.Annotations = map[string]string{}
+		}
+		cv.Annotations[cvv1.AnnotationImported] = ImportMark(s)
+	}
+	created, err := im.CVs.CvmanagerV1alpha1().ContainerVersions(s.Namespace).Create(ctx, cv, metav1.CreateOptions{})
 	if err != nil {
 		if apierrors.IsAlreadyExists(err) {
 			return nil, err
 		}
 		return nil, fmt.Errorf("creating ContainerVersion %s/%s: %w", s.Namespace, s.Name, err)
 	}
-	if !s.Pinned() {
-		return created, nil
-	}
-	created.Status = Pin(s, im.now())
-	pinned, err := cvs.UpdateStatus(ctx, created, metav1.UpdateOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("pinning ContainerVersion %s/%s to %s: %w", s.Namespace, s.Name, s.SuccessVersion, err)
-	}
-	return pinned, nil
+	return created, nil
 }
 
-// Pin is the status an imported CV starts with. It records the
-// last-known-good version as the success version (the rollback target and
-// the downgrade baseline) and, unless the CV is suspended, as a rollout
-// under way with trigger "import". The controller resumes a rollout found
-// in status before it polls the registry (that is how it survives a
-// restart), so the new cluster's workloads are first set to exactly the
-// exported digest; only then does the CV follow its tag again.
-//
-// The rollout's timeout counts from now, so the controller should be
-// running when the import happens (see docs/state.md).
-func Pin(s CVState, now time.Time) cvv1.ContainerVersionStatus {
-	t := metav1.NewTime(now)
-	st := cvv1.ContainerVersionStatus{SuccessVersion: s.SuccessVersion, SuccessDigest: s.SuccessDigest}
-	if s.Spec.Suspend {
-		return st
-	}
-	st.CurrVersion, st.CurrDigest = s.SuccessVersion, s.SuccessDigest
-	st.CurrStatus, st.CurrStatusTime = cvv1.StatusProgressing, &t
-	st.Rollout = &cvv1.RolloutStatus{Version: s.SuccessVersion, Digest: s.SuccessDigest,
-		Trigger: history.TriggerImport, StartTime: t}
-	meta.SetStatusCondition(&st.Conditions, metav1.Condition{
-		Type: cvv1.ConditionProgressing, Status: metav1.ConditionTrue, Reason: ReasonImported, LastTransitionTime: t,
-		Message: fmt.Sprintf("restoring the last-known-good version %s (%s) from an exported state", s.SuccessVersion, s.SuccessDigest),
-	})
-	return st
-}
+// ImportMark is the value of the import mark for s: "<version>@<digest>".
+func ImportMark(s CVState) string { return s.SuccessVersion + "@" + s.SuccessDigest }
 
 // restoreHistory recreates the history ConfigMap, owned by the new CV. An
 // existing one keeps its records and gains the exported ones it lacks.

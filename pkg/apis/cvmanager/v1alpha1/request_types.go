@@ -68,3 +68,10 @@ type ContainerVersionRequestList struct {
 
 	Items []ContainerVersionRequest `json:"items"`
 }
+
+// AnnotationImported marks a CV created by `cvmanager state import`:
+// "<version>@<digest>", the last-known-good version of the exported
+// cluster. The importer writes spec and metadata only; the controller,
+// the status's one writer, restores that version first (trigger import)
+// when it finds the mark on a CV with no status yet.
+const AnnotationImported = "cvmanager.dev/imported"
