@@ -3,12 +3,13 @@ package cli
 import (
 	"context"
 	"fmt"
-	"github.com/prometheus/client_golang/prometheus"
 	"net"
 	"net/http"
 	"os"
 	"strconv"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
@@ -24,6 +25,7 @@ import (
 	"cvmanager.dev/cvmanager/pkg/metrics"
 	"cvmanager.dev/cvmanager/pkg/multins"
 	"cvmanager.dev/cvmanager/pkg/notify"
+	"cvmanager.dev/cvmanager/pkg/platform"
 	"cvmanager.dev/cvmanager/pkg/policy"
 	"cvmanager.dev/cvmanager/pkg/provenance"
 	"cvmanager.dev/cvmanager/pkg/registry/poller"
@@ -193,17 +195,21 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 	if o.provenance {
 		provenanceCache = provenance.NewCache(reader)
 	}
+	platforms := platform.NewCache(reader) // the platform gate: one index read per digest
 	// One controller per watched namespace (the namespaced install), each
 	// with its own informers; every replica starts them, leader or not.
 	ctrl := multins.New(o.namespaces, func(namespace string) multins.Member {
 		factories := controller.NewFactories(kubeClient, cvClient, controller.Scope{Namespace: namespace, CVSelector: selector})
+		if len(o.namespaces) == 0 {
+			factories.WithNodes() // a namespaced install may not read nodes: no platform gate there
+		}
 		return multins.Member{Factories: factories, Controller: controller.New(kubeClient, cvClient, factories.Informers(),
 			controller.NewRecorder(eventsClient), clock.RealClock{}, controller.Options{
 				Namespace: namespace, Workers: o.workers, Resolver: resolver,
 				Metrics: m, ProgressInterval: o.progressEvery, DefaultHistory: o.history, DefaultRollback: o.rollback,
 				Restrictions: restrictions, Notifier: notifier, DefaultNotifications: defaultNotifications,
 				LastPolledEvery: o.lastPolledEvery, Authorization: authorization, PushFirst: o.pushFirst(),
-				Signatures: signatures, Provenance: provenanceCache,
+				Signatures: signatures, Provenance: provenanceCache, Platforms: platforms,
 			})}
 	})
 	if err := o.watchSettings(ctx, kubeClient, ctrl, restrictions); err != nil {

@@ -37,6 +37,7 @@ import (
 	"cvmanager.dev/cvmanager/pkg/history"
 	"cvmanager.dev/cvmanager/pkg/metrics"
 	"cvmanager.dev/cvmanager/pkg/notify"
+	"cvmanager.dev/cvmanager/pkg/platform"
 	"cvmanager.dev/cvmanager/pkg/policy"
 	"cvmanager.dev/cvmanager/pkg/provenance"
 	"cvmanager.dev/cvmanager/pkg/registry/poller"
@@ -87,6 +88,9 @@ type Options struct {
 	// Provenance reads the provenance of each new digest once, in the
 	// background (pkg/provenance); nil reads none.
 	Provenance *provenance.Cache
+	// Platforms reads each new digest's index once, for the platform gate
+	// (pkg/platform); nil, or no node informer, checks nothing.
+	Platforms *platform.Cache
 }
 
 // Controller reconciles ContainerVersions.
@@ -111,6 +115,7 @@ type Controller struct {
 	executor  *rollout.Executor
 	authz     *authz.Authorizer
 
+	nodes          nodeLister
 	requestIndexer cache.Indexer
 	handled        handledRequests
 	local          localRequests
@@ -192,6 +197,9 @@ func (c *Controller) watch(inf Informers) {
 	_ = cvInformer.AddIndexers(cache.Indexers{rolloutSelectorIndex: rolloutSelectorKeys, selectorIndex: selectorKeys})
 	if inf.Requests != nil {
 		c.watchRequests(inf.Requests.Informer())
+	}
+	if inf.Nodes != nil {
+		c.nodes = inf.Nodes.Lister()
 	}
 
 	apps, batch := inf.Workloads.Apps().V1(), inf.Workloads.Batch().V1()

@@ -58,6 +58,7 @@ func released(cv *cvv1.ContainerVersion, version, digest string) bool {
 // clearHold marks the release gate open once a version passes it.
 func clearHold(cv *cvv1.ContainerVersion, now metav1.Time) {
 	cv.Status.AvailableVersion, cv.Status.AvailableDigest = "", ""
+	cv.Status.HeldUntil = nil
 	if findCondition(cv.Status.Conditions, cvv1.ConditionReleaseBlocked) != nil {
 		setCondition(cv, cvv1.ConditionReleaseBlocked, metav1.ConditionFalse, "Released", "", now.Time)
 	}

@@ -6,6 +6,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	kubeinformers "k8s.io/client-go/informers"
 	batchinformers "k8s.io/client-go/informers/batch/v1"
+	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
@@ -31,6 +32,9 @@ type Informers struct {
 	// Requests are the pending requests for the leader (trigger, webhook,
 	// clear-failed); nil when nothing creates any (library use).
 	Requests cvinformers.ContainerVersionRequestInformer
+	// Nodes, slimmed to labels and taints, feed the platform gate; nil in
+	// a namespaced install, which may not read nodes.
+	Nodes coreinformers.NodeInformer
 }
 
 // Scope narrows what the factories watch.
@@ -52,6 +56,8 @@ type Factories struct {
 	// Requests watches ContainerVersionRequests: its own factory, since the
 	// CV factory's selectors (labels, a CV's name) do not apply to them.
 	Requests externalversions.SharedInformerFactory
+	// Nodes watches nodes for the platform gate; nil unless WithNodes.
+	Nodes kubeinformers.SharedInformerFactory
 	// client lists pods while a rollout needs them (WorkloadListers).
 	client kubernetes.Interface
 }
@@ -91,12 +97,16 @@ func NewFactories(kube kubernetes.Interface, cvClient versioned.Interface, scope
 
 // Informers returns the informers the controller needs from f.
 func (f *Factories) Informers() Informers {
-	return Informers{
+	inf := Informers{
 		CVs:       f.CVs.Cvmanager().V1alpha1().ContainerVersions(),
 		Workloads: f.Kube,
 		Jobs:      f.Jobs.Batch().V1().Jobs(),
 		Requests:  f.Requests.Cvmanager().V1alpha1().ContainerVersionRequests(),
 	}
+	if f.Nodes != nil {
+		inf.Nodes = f.Nodes.Core().V1().Nodes()
+	}
+	return inf
 }
 
 // WorkloadListers reads the workloads of f's caches and lists pods from
@@ -111,6 +121,16 @@ func (f *Factories) Start(stop <-chan struct{}) {
 	f.CVs.Start(stop)
 	f.Jobs.Start(stop)
 	f.Requests.Start(stop)
+	if f.Nodes != nil {
+		f.Nodes.Start(stop)
+	}
+}
+
+// WithNodes adds the (cluster-scoped) node informer the platform gate
+// reads; a namespaced install, which may not list nodes, goes without.
+func (f *Factories) WithNodes() *Factories {
+	f.Nodes = kubeinformers.NewSharedInformerFactoryWithOptions(f.client, 0, kubeinformers.WithTransform(slimNode))
+	return f
 }
 
 // Shutdown stops the informers and waits for them.
@@ -119,6 +139,9 @@ func (f *Factories) Shutdown() {
 	f.CVs.Shutdown()
 	f.Jobs.Shutdown()
 	f.Requests.Shutdown()
+	if f.Nodes != nil {
+		f.Nodes.Shutdown()
+	}
 }
 
 // informerSynced lists the HasSynced of every informer in inf the
@@ -132,6 +155,9 @@ func informerSynced(inf Informers) []cache.InformerSynced {
 	}
 	if inf.Requests != nil {
 		synced = append(synced, inf.Requests.Informer().HasSynced)
+	}
+	if inf.Nodes != nil {
+		synced = append(synced, inf.Nodes.Informer().HasSynced)
 	}
 	return synced
 }

@@ -94,6 +94,12 @@ type pollObservation struct {
 	// recheck is set when a push event's digest was not served yet: the
 	// request stays pending and is looked at again.
 	recheck bool
+	// heldUntil is when a digest held by spec.policy.minAge becomes
+	// eligible (status.heldUntil).
+	heldUntil *time.Time
+	// pending: a verdict the new digest needs is still being read (the
+	// image index's platforms); nothing is written, its read wakes the CV.
+	pending bool
 }
 
 // rolloutObservation is the world of a rollout under way.
@@ -377,6 +383,9 @@ func (c *Controller) observePoll(ctx context.Context, s *syncerState, snap *snap
 	if st := cv.Status; st.AvailableDigest != "" && released(cv, st.AvailableVersion, st.AvailableDigest) {
 		s.force(history.TriggerRelease) // a held version was approved: act now, not at the next poll
 	}
+	if st := cv.Status; st.AvailableDigest != "" && st.HeldUntil != nil && !snap.now.Before(st.HeldUntil.Time) {
+		s.force(history.TriggerPoll) // a version held by minAge is old enough now
+	}
 	if newest != nil {
 		s.force(requestTrigger(snap.requests))
 	}
@@ -450,10 +459,13 @@ func (c *Controller) judgeNewDigest(ctx context.Context, cv *cvv1.ContainerVersi
 	if o.verdict = c.gate(cv, o.version, o.img.Digest); !o.verdict.Allowed {
 		return nil
 	}
+	c.requestProvenance(ctx, cv, o.img.Digest)
+	if c.holdYoung(cv, o) || c.checkPlatforms(ctx, cv, o) {
+		return nil
+	}
 	if err := c.checkStart(ctx, cv, o.img.Digest, &o.signature, &o.authz); err != nil {
 		return err
 	}
-	c.requestProvenance(ctx, cv, o.img.Digest)
 	if !promoted {
 		return nil // only `cvmanager promote` asks: other new digests read no history
 	}

@@ -109,6 +109,8 @@ func planPoll(snap *snapshot, d *decision) {
 		registryError(snap, d)
 	case o.action != syncer.StartRollout:
 		recordPoll(snap, d)
+	case o.pending:
+		// a verdict is being read (the index's platforms): its read wakes the CV
 	case !o.verdict.Allowed:
 		hold(snap, d)
 	default:
@@ -165,6 +167,11 @@ func hold(snap *snapshot, d *decision) {
 	}
 	d.cv.Status.AvailableVersion, d.cv.Status.AvailableDigest = o.version, o.img.Digest
 	d.cv.Status.LastPolled = &metav1.Time{Time: snap.now}
+	d.cv.Status.HeldUntil = nil
+	if o.heldUntil != nil {
+		until := metav1.NewTime(*o.heldUntil)
+		d.cv.Status.HeldUntil = &until // minAge: shown with the time the version becomes eligible
+	}
 	setCondition(d.cv, cvv1.ConditionReleaseBlocked, metav1.ConditionTrue, o.verdict.Reason, o.verdict.Message, snap.now)
 	d.effects = append(d.effects, normal(ReasonReleaseBlocked, o.verdict.Message),
 		notification(notify.Blocked, o.version, o.img.Digest, cv.Status.CurrVersion, o.verdict.Message))

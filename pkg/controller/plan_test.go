@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -341,5 +342,39 @@ func TestPlanImport(t *testing.T) {
 		if importedTarget(cv) != nil {
 			t.Errorf("mark %q should be ignored", bad)
 		}
+	}
+}
+
+// TestMinAgeHoldsAYoungDigest: under spec.policy.minAge a digest first
+// seen now (no build time known) is held, shown as available with the
+// time it becomes eligible, and the CV is looked at again then; a sync at
+// that time rolls it out.
+func TestMinAgeHoldsAYoungDigest(t *testing.T) {
+	young := func(s *cvv1.ContainerVersionSpec) {
+		s.Policy = &cvv1.PolicySpec{MinAge: &metav1.Duration{Duration: time.Hour}}
+	}
+	f := newFixture(t, poller.ResolvedImage{Digest: digest2, Version: "v2"}, webCV(neverPolled(), young),
+		annotated(webDeployment(pinned("v1", digest1), true), pinned("v1", digest1)))
+	f.sync("web")
+	st := f.lastStatus()
+	blocked := findCondition(st.Conditions, cvv1.ConditionReleaseBlocked)
+	if st.Rollout != nil || blocked == nil || blocked.Reason != cvv1.ReasonMinAge {
+		t.Fatalf("a digest first seen now must be held by minAge: rollout %+v, ReleaseBlocked %+v", st.Rollout, blocked)
+	}
+	if st.HeldUntil == nil || !st.HeldUntil.Time.Equal(t0.Add(time.Hour)) || st.AvailableDigest != digest2 {
+		t.Fatalf("heldUntil %v available %s; want %s and digest2", st.HeldUntil, st.AvailableDigest, t0.Add(time.Hour))
+	}
+	cv, err := f.cvs.CvmanagerV1alpha1().ContainerVersions(ns).Get(context.Background(), "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Step(time.Hour)
+	snap, err := f.c.observe(context.Background(), f.c.syncerFor(ns+"/web"), cv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := plan(snap)
+	if d.cv.Status.Rollout == nil || d.cv.Status.Rollout.Digest != digest2 || d.cv.Status.HeldUntil != nil {
+		t.Errorf("an hour later the digest must roll out and the hold clear: rollout %+v heldUntil %v", d.cv.Status.Rollout, d.cv.Status.HeldUntil)
 	}
 }
