@@ -202,6 +202,10 @@ type ContainerVersionSpec struct {
 	// +optional
 	// +kubebuilder:validation:Enum=Restore;Report
 	DriftPolicy string `json:"driftPolicy,omitempty"`
+
+	// WriteBack records each verified rollout's image in a git repository.
+	// +optional
+	WriteBack *WriteBackSpec `json:"writeBack,omitempty"`
 }
 
 // LocalObjectReference names an object in the CV's namespace.
@@ -666,6 +670,9 @@ type ContainerVersionStatus struct {
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// WriteBack is the outcome of the last git write-back (spec.writeBack).
+	// +optional
+	WriteBack *WriteBackStatus `json:"writeBack,omitempty"`
 }
 
 // RolloutStatus is the durable state of an unfinished rollout.

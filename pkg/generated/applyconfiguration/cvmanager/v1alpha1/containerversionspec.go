@@ -44,6 +44,7 @@ type ContainerVersionSpecApplyConfiguration struct {
 	Provider            *string                                  `json:"provider,omitempty"`
 	Suspend             *bool                                    `json:"suspend,omitempty"`
 	DriftPolicy         *string                                  `json:"driftPolicy,omitempty"`
+	WriteBack           *WriteBackSpecApplyConfiguration         `json:"writeBack,omitempty"`
 }
 
 // ContainerVersionSpecApplyConfiguration constructs a declarative configuration of the ContainerVersionSpec type for use with
@@ -211,5 +212,13 @@ func (b *ContainerVersionSpecApplyConfiguration) WithSuspend(value bool) *Contai
 // If called multiple times, the DriftPolicy field is set to the value of the last call.
 func (b *ContainerVersionSpecApplyConfiguration) WithDriftPolicy(value string) *ContainerVersionSpecApplyConfiguration {
 	b.DriftPolicy = &value
+	return b
+}
+
+// WithWriteBack sets the WriteBack field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the WriteBack field is set to the value of the last call.
+func (b *ContainerVersionSpecApplyConfiguration) WithWriteBack(value *WriteBackSpecApplyConfiguration) *ContainerVersionSpecApplyConfiguration {
+	b.WriteBack = value
 	return b
 }
