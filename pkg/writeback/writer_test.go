@@ -1,0 +1,314 @@
+package writeback
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+)
+
+// collector gathers reports by key.
+type collector struct {
+	mu   sync.Mutex
+	got  map[string][]cvv1.WriteBackStatus
+	cond *sync.Cond
+}
+
+func newCollector() *collector {
+	c := &collector{got: map[string][]cvv1.WriteBackStatus{}}
+	c.cond = sync.NewCond(&c.mu)
+	return c
+}
+
+func (c *collector) report(key string, st cvv1.WriteBackStatus) {
+	c.mu.Lock()
+	c.got[key] = append(c.got[key], st)
+	c.mu.Unlock()
+	c.cond.Broadcast()
+}
+
+// wait returns the n-th report (1-based) for key, failing after a timeout.
+func (c *collector) wait(t *testing.T, key string, n int) cvv1.WriteBackStatus {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	go func() { time.Sleep(61 * time.Second); c.cond.Broadcast() }()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for len(c.got[key]) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("no report %d for %s within 60s (have %v)", n, key, c.got[key])
+		}
+		c.cond.Wait()
+	}
+	return c.got[key][n-1]
+}
+
+func newTestWriter(t *testing.T, c *collector, cfg Config) *Writer {
+	if cfg.BatchWindow == 0 {
+		cfg.BatchWindow = 50 * time.Millisecond
+	}
+	w := New(cfg, c.report)
+	t.Cleanup(w.Close)
+	return w
+}
+
+func digest(n int) string { return fmt.Sprintf("sha256:%064x", n) }
+
+const kustomization = `# overlay
+resources:
+- deployment.yaml
+images:
+- name: registry.example.com/team/web # frontend
+  newTag: old
+  digest: sha256:0000000000000000000000000000000000000000000000000000000000000000
+`
+
+const helmValues = `image:
+  repository: registry.example.com/team/web
+  tag: old  # set by cvmanager
+`
+
+const setterManifest = `apiVersion: apps/v1
+kind: Deployment
+spec:
+  template:
+    spec:
+      containers:
+      - name: app
+        image: registry.example.com/team/web:old # {"$cvmanager": "prod:web"}
+`
+
+func request(s *gitServer, url, key, id string, n int, targets ...cvv1.WriteBackTarget) Request {
+	return Request{
+		Key: key, RolloutID: id, ImageRepo: "registry.example.com/team/web",
+		Version: fmt.Sprintf("v%d", n), Digest: digest(n),
+		Provenance:  cvv1.Provenance{Revision: "0123abc", Source: "https://git.example.com/team/web", CILink: "https://ci.example.com/run/7"},
+		Signer:      "key SHA256:abc",
+		Spec:        cvv1.WriteBackSpec{URL: url, Branch: "main", Targets: targets},
+		Credentials: Credentials{Username: s.user, Password: s.pass},
+	}
+}
+
+var (
+	kustomizeTarget = cvv1.WriteBackTarget{Path: "overlays/prod/kustomization.yaml", Kind: cvv1.TargetKustomize}
+	helmTarget      = cvv1.WriteBackTarget{Path: "charts/web/values.yaml", Kind: cvv1.TargetYAMLPath, YAMLPaths: &cvv1.YAMLPaths{Tag: "image.tag", Digest: "image.digest"}}
+	setterTarget    = cvv1.WriteBackTarget{Path: "deploy/web.yaml", Kind: cvv1.TargetSetter}
+)
+
+// TestEachTargetKindOneCommit: one rollout with the three kinds of target
+// becomes one commit with the trailer, and every file holds the new image
+// with its comments.
+func TestEachTargetKindOneCommit(t *testing.T) {
+	s := newGitServer(t)
+	url := s.newRepo("app", map[string]string{
+		"overlays/prod/kustomization.yaml": kustomization, "charts/web/values.yaml": helmValues, "deploy/web.yaml": setterManifest, "README.md": "hi\n"})
+	c := newCollector()
+	w := newTestWriter(t, c, Config{})
+	w.Submit(request(s, url, "prod/web", "r1", 1, kustomizeTarget, helmTarget, setterTarget))
+	st := c.wait(t, "prod/web", 1)
+	if st.State != cvv1.WriteBackWritten || st.Commit == "" || st.RolloutID != "r1" || st.Digest != digest(1) {
+		t.Fatalf("status = %+v, want Written with a commit", st)
+	}
+	if head := s.git(s.bare("app"), "rev-parse", "main"); head != st.Commit {
+		t.Fatalf("main is at %s, the report says %s", head, st.Commit)
+	}
+	if n := s.commits("app", "main"); n != 2 {
+		t.Fatalf("%d commits on main, want 2 (seed + one write)", n)
+	}
+	msg := s.git(s.bare("app"), "log", "-1", "--format=%B", "main")
+	for _, want := range []string{"Deploy prod/web to v1", "Source revision: 0123abc", "CI: https://ci.example.com/run/7", "Signed by: key SHA256:abc", "Cvmanager-Rollout: r1"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("commit message lacks %q:\n%s", want, msg)
+		}
+	}
+	if got := s.show("app", "main", "overlays/prod/kustomization.yaml"); !strings.Contains(got, "newTag: v1\n  digest: "+digest(1)) || !strings.Contains(got, "# frontend") {
+		t.Errorf("kustomization.yaml:\n%s", got)
+	}
+	if got, want := s.show("app", "main", "charts/web/values.yaml"), "image:\n  repository: registry.example.com/team/web\n  tag: v1  # set by cvmanager\n  digest: "+digest(1); got != want {
+		t.Errorf("values.yaml = %q, want %q", got, want)
+	}
+	if got := s.show("app", "main", "deploy/web.yaml"); !strings.Contains(got, "image: registry.example.com/team/web:v1@"+digest(1)+" # {\"$cvmanager\": \"prod:web\"}") {
+		t.Errorf("deploy/web.yaml:\n%s", got)
+	}
+	// Files the write did not target are untouched.
+	if got := s.show("app", "main", "README.md"); got != "hi" {
+		t.Errorf("README.md = %q", got)
+	}
+}
+
+// TestConcurrentPushIsNotLost: another writer pushes between our fetch and
+// our push. Our push is refused (never forced), we re-fetch, re-apply and
+// push again: both changes are on the branch.
+func TestConcurrentPushIsNotLost(t *testing.T) {
+	s := newGitServer(t)
+	url := s.newRepo("race", map[string]string{"charts/web/values.yaml": helmValues})
+	s.mu.Lock()
+	s.beforeReceive = func() { s.pushOther("race", "other.txt", "theirs\n") }
+	s.mu.Unlock()
+	c := newCollector()
+	w := newTestWriter(t, c, Config{})
+	w.Submit(request(s, url, "prod/web", "r1", 1, helmTarget))
+	st := c.wait(t, "prod/web", 1)
+	if st.State != cvv1.WriteBackWritten {
+		t.Fatalf("status = %+v, want Written", st)
+	}
+	if got := s.show("race", "main", "other.txt"); got != "theirs" {
+		t.Fatalf("the other writer's commit was lost: other.txt = %q", got)
+	}
+	if got := s.show("race", "main", "charts/web/values.yaml"); !strings.Contains(got, digest(1)) {
+		t.Fatalf("our edit is missing:\n%s", got)
+	}
+	if n := s.commits("race", "main"); n != 3 {
+		t.Fatalf("%d commits, want 3 (seed, theirs, ours)", n)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.receives < 2 {
+		t.Fatalf("%d pushes reached the server, want a refused one and a retry", s.receives)
+	}
+}
+
+// TestFiftyCVsOneRepo: 50 CVs of one repository move at once; they share
+// at most 3 commits and every digest is in the files at the end.
+func TestFiftyCVsOneRepo(t *testing.T) {
+	s := newGitServer(t)
+	files := map[string]string{}
+	for i := 0; i < 50; i++ {
+		files[fmt.Sprintf("apps/cv%02d/values.yaml", i)] = helmValues
+	}
+	url := s.newRepo("mono", files)
+	c := newCollector()
+	w := newTestWriter(t, c, Config{BatchWindow: 200 * time.Millisecond})
+	var wg sync.WaitGroup
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			tg := helmTarget
+			tg.Path = fmt.Sprintf("apps/cv%02d/values.yaml", i)
+			w.Submit(request(s, url, fmt.Sprintf("prod/cv%02d", i), fmt.Sprintf("r%02d", i), 100+i, tg))
+		}(i)
+	}
+	wg.Wait()
+	for i := 0; i < 50; i++ {
+		if st := c.wait(t, fmt.Sprintf("prod/cv%02d", i), 1); st.State != cvv1.WriteBackWritten {
+			t.Fatalf("cv%02d: %+v", i, st)
+		}
+	}
+	if n := s.commits("mono", "main") - 1; n < 1 || n > 3 {
+		t.Fatalf("%d commits for 50 CVs, want 1 to 3", n)
+	}
+	for i := 0; i < 50; i++ {
+		if got := s.show("mono", "main", fmt.Sprintf("apps/cv%02d/values.yaml", i)); !strings.Contains(got, digest(100+i)) {
+			t.Errorf("cv%02d's digest is missing:\n%s", i, got)
+		}
+	}
+}
+
+// TestWrongCredentials: the reason names the repository and carries no
+// secret; nothing is written.
+func TestWrongCredentials(t *testing.T) {
+	s := newGitServer(t)
+	url := s.newRepo("locked", map[string]string{"charts/web/values.yaml": helmValues})
+	c := newCollector()
+	w := newTestWriter(t, c, Config{})
+	req := request(s, url, "prod/web", "r1", 1, helmTarget)
+	req.Credentials = Credentials{Username: "writer", Password: "wrong-password-123", Token: ""}
+	w.Submit(req)
+	st := c.wait(t, "prod/web", 1)
+	if st.State != cvv1.WriteBackFailed {
+		t.Fatalf("status = %+v, want Failed", st)
+	}
+	if !strings.Contains(st.Reason, url) || !strings.Contains(st.Reason, "authentication") {
+		t.Errorf("reason %q should name %s and say authentication failed", st.Reason, url)
+	}
+	for _, secret := range []string{"wrong-password-123", s.pass} {
+		if strings.Contains(st.Reason, secret) {
+			t.Errorf("reason leaks a secret: %q", st.Reason)
+		}
+	}
+	req.Credentials = Credentials{Token: "tok-wrong-456"}
+	req.RolloutID = "r2"
+	w.Submit(req)
+	if st := c.wait(t, "prod/web", 2); st.State != cvv1.WriteBackFailed || strings.Contains(st.Reason, "tok-wrong-456") {
+		t.Errorf("token: status = %+v", st)
+	}
+	if n := s.commits("locked", "main"); n != 1 {
+		t.Fatalf("%d commits, want only the seed", n)
+	}
+}
+
+// TestReplayWritesNothing: the same rollout submitted again (a controller
+// restart, a redone apply) finds its trailer and reports the same commit,
+// even after other commits landed on top.
+func TestReplayWritesNothing(t *testing.T) {
+	s := newGitServer(t)
+	url := s.newRepo("replay", map[string]string{"charts/web/values.yaml": helmValues})
+	c := newCollector()
+	w := newTestWriter(t, c, Config{})
+	req := request(s, url, "prod/web", "r1", 1, helmTarget)
+	w.Submit(req)
+	first := c.wait(t, "prod/web", 1)
+	// Someone edits the file by hand afterwards; the replay must not undo it.
+	s.pushOther("replay", "charts/web/values.yaml", "image:\n  tag: hand-edited\n")
+	w2 := newTestWriter(t, c, Config{}) // a restarted controller: fresh cache
+	w2.Submit(req)
+	second := c.wait(t, "prod/web", 2)
+	if second.State != cvv1.WriteBackWritten || second.Commit != first.Commit {
+		t.Fatalf("replay: %+v, want Written at %s", second, first.Commit)
+	}
+	if n := s.commits("replay", "main"); n != 3 {
+		t.Fatalf("%d commits, want 3 (seed, write, hand edit)", n)
+	}
+	if got := s.show("replay", "main", "charts/web/values.yaml"); !strings.Contains(got, "hand-edited") {
+		t.Fatalf("the replay rewrote the file:\n%s", got)
+	}
+}
+
+// TestRollbackWritesRestoredDigest: a rollback's request writes the
+// restored digest, and says so.
+func TestRollbackWritesRestoredDigest(t *testing.T) {
+	s := newGitServer(t)
+	url := s.newRepo("rollback", map[string]string{"overlays/prod/kustomization.yaml": kustomization})
+	c := newCollector()
+	w := newTestWriter(t, c, Config{})
+	w.Submit(request(s, url, "prod/web", "r1", 1, kustomizeTarget))
+	c.wait(t, "prod/web", 1)
+	back := request(s, url, "prod/web", "r3-rollback", 1, kustomizeTarget)
+	back.RolledBack, back.FromVersion = true, "v2"
+	back.Version = "v0"
+	back.Digest = digest(0)
+	w.Submit(back)
+	if st := c.wait(t, "prod/web", 2); st.State != cvv1.WriteBackWritten {
+		t.Fatalf("%+v", st)
+	}
+	if got := s.show("rollback", "main", "overlays/prod/kustomization.yaml"); !strings.Contains(got, "digest: "+digest(0)) {
+		t.Fatalf("restored digest missing:\n%s", got)
+	}
+	if msg := s.git(s.bare("rollback"), "log", "-1", "--format=%B", "main"); !strings.HasPrefix(msg, "Roll back prod/web to v0") {
+		t.Fatalf("message: %s", msg)
+	}
+}
+
+// TestTargetErrorFailsOnlyItsRequest: a CV whose target is missing fails
+// with a reason naming the repository and file; the others in the batch
+// are written.
+func TestTargetErrorFailsOnlyItsRequest(t *testing.T) {
+	s := newGitServer(t)
+	url := s.newRepo("partial", map[string]string{"charts/web/values.yaml": helmValues})
+	c := newCollector()
+	w := newTestWriter(t, c, Config{BatchWindow: 200 * time.Millisecond})
+	bad := helmTarget
+	bad.Path = "charts/missing/values.yaml"
+	w.Submit(request(s, url, "prod/bad", "rb", 1, bad))
+	w.Submit(request(s, url, "prod/web", "rw", 2, helmTarget))
+	if st := c.wait(t, "prod/bad", 1); st.State != cvv1.WriteBackFailed || !strings.Contains(st.Reason, url) || !strings.Contains(st.Reason, "charts/missing/values.yaml") {
+		t.Errorf("bad: %+v", st)
+	}
+	if st := c.wait(t, "prod/web", 1); st.State != cvv1.WriteBackWritten {
+		t.Errorf("web: %+v", st)
+	}
+}
