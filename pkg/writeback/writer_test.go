@@ -222,6 +222,7 @@ func TestWrongCredentials(t *testing.T) {
 	if st.State != cvv1.WriteBackFailed {
 		t.Fatalf("status = %+v, want Failed", st)
 	}
+	t.Logf("reason: %s", st.Reason)
 	if !strings.Contains(st.Reason, url) || !strings.Contains(st.Reason, "authentication") {
 		t.Errorf("reason %q should name %s and say authentication failed", st.Reason, url)
 	}
