@@ -420,6 +420,9 @@ func push(ctx context.Context, repo *git.Repository, am transport.AuthMethod, br
 // permanent says a git error will not go away by retrying the same request.
 func permanent(err error) bool {
 	var pe permanentErr
+	if err != nil && strings.Contains(err.Error(), "ssh: handshake failed") {
+		return true // host key or SSH authentication: retrying will not help
+	}
 	return errors.As(err, &pe) || errors.Is(err, transport.ErrAuthenticationRequired) || errors.Is(err, transport.ErrAuthorizationFailed) ||
 		errors.Is(err, transport.ErrRepositoryNotFound) || errors.Is(err, transport.ErrInvalidAuthMethod) ||
 		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
@@ -427,7 +430,14 @@ func permanent(err error) bool {
 
 // describeGitErr turns go-git's errors into a reason a person can act on.
 func describeGitErr(err error) string {
+	msg := err.Error()
 	switch {
+	case strings.Contains(msg, "knownhosts: key mismatch"):
+		return "the SSH host key does not match the known_hosts in writeBack.secretRef"
+	case strings.Contains(msg, "knownhosts: key is unknown"):
+		return "the SSH host is not in the known_hosts in writeBack.secretRef"
+	case strings.Contains(msg, "ssh: handshake failed") && strings.Contains(msg, "unable to authenticate"):
+		return "SSH authentication failed: check the key in writeBack.secretRef"
 	case errors.Is(err, transport.ErrAuthenticationRequired):
 		return "authentication failed: check the credentials in writeBack.secretRef"
 	case errors.Is(err, transport.ErrAuthorizationFailed):

@@ -41,6 +41,10 @@ type Request struct {
 	Spec cvv1.WriteBackSpec
 	// Credentials resolved from spec.writeBack.secretRef.
 	Credentials Credentials
+	// Attempts is how many earlier attempts at this rollout's write failed
+	// (status.writeBack.attempts when its rolloutID matches); a Failed
+	// report carries Attempts+1, for Backoff.
+	Attempts int32
 }
 
 // Credentials are the resolved contents of spec.writeBack.secretRef. They

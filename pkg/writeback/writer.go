@@ -18,8 +18,9 @@
 // superseded (a later Submit for the same key before the first was written
 // replaces it), with state Written or Failed. It must not block for long.
 // The writer does not retry a Failed write on its own: the controller
-// resubmits after Backoff(st.Attempts), re-reading the Secret, which is
-// safe because writes are idempotent.
+// resubmits after Backoff(st.Attempts) with Request.Attempts set to
+// st.Attempts, re-reading the Secret; that is safe because writes are
+// idempotent. A failing write never blocks or undoes the rollout.
 //
 // Guarantees:
 //   - Only the targeted values change; the file is never re-marshalled
@@ -234,5 +235,5 @@ func (w *Writer) written(req Request, commit, prURL string) {
 func (w *Writer) fail(req Request, err error) {
 	t := metav1.NewTime(w.cfg.Now())
 	w.report(req.Key, cvv1.WriteBackStatus{State: cvv1.WriteBackFailed, RolloutID: req.RolloutID, Version: req.Version,
-		Digest: req.Digest, Reason: req.Credentials.scrub(err.Error()), Time: &t})
+		Digest: req.Digest, Reason: req.Credentials.scrub(err.Error()), Attempts: req.Attempts + 1, Time: &t})
 }

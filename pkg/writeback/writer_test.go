@@ -219,7 +219,7 @@ func TestWrongCredentials(t *testing.T) {
 	req.Credentials = Credentials{Username: "writer", Password: "wrong-password-123", Token: ""}
 	w.Submit(req)
 	st := c.wait(t, "prod/web", 1)
-	if st.State != cvv1.WriteBackFailed {
+	if st.State != cvv1.WriteBackFailed || st.Attempts != 1 {
 		t.Fatalf("status = %+v, want Failed", st)
 	}
 	t.Logf("reason: %s", st.Reason)
