@@ -127,7 +127,6 @@ func serveSession(ch ssh.Channel, reqs <-chan *ssh.Request, root string) {
 	}
 }
 
-
 // TestSSHWriteBack writes over SSH with a key and known_hosts; a host key
 // that does not match known_hosts is refused.
 func TestSSHWriteBack(t *testing.T) {
