@@ -8,8 +8,11 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/workload"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -111,6 +114,52 @@ func TestPlainOrQuoted(t *testing.T) {
 	} {
 		if got := plainOrQuoted(in); got != want {
 			t.Errorf("plainOrQuoted(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+// TestKustomizeRendersTheDeployedImage: kustomize itself renders a
+// kustomization the writer edited to exactly the reference the controller
+// writes into workloads (repo:version@digest), so a GitOps tool applying
+// the commit leaves the drift detector nothing to correct.
+func TestKustomizeRendersTheDeployedImage(t *testing.T) {
+	fs := filesys.MakeFsInMemory()
+	deployment := `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: app
+        image: registry.example.com/team/web:bootstrap
+`
+	kustom := "resources:\n- deployment.yaml\nimages:\n- name: registry.example.com/team/web\n  newTag: old # pinned by cvmanager\n"
+	for _, img := range []Image{testImage, {Repo: testImage.Repo, Digest: testImage.Digest}} {
+		edited, err := EditTarget([]byte(kustom), cvv1.WriteBackTarget{Kind: cvv1.TargetKustomize}, img, "prod:web")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := fs.WriteFile("/app/deployment.yaml", []byte(deployment)); err != nil {
+			t.Fatal(err)
+		}
+		if err := fs.WriteFile("/app/kustomization.yaml", edited); err != nil {
+			t.Fatal(err)
+		}
+		res, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(fs, "/app")
+		if err != nil {
+			t.Fatalf("kustomize build: %v", err)
+		}
+		out, err := res.AsYaml()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := workload.PinnedImage(img.Repo, img.Version, img.Digest)
+		if !strings.Contains(string(out), "image: "+want+"\n") {
+			t.Errorf("kustomize renders\n%s\nwant image %s (the controller's pinned reference)", out, want)
 		}
 	}
 }
