@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
@@ -129,18 +130,10 @@ func offset(src []byte, starts []int, line, col int) (int, error) {
 		if off >= len(src) || src[off] == '\n' {
 			return 0, fmt.Errorf("column %d out of range on line %d", col, line)
 		}
-		_, size := decodeRune(src[off:])
+		_, size := utf8.DecodeRune(src[off:])
 		off += size
 	}
 	return off, nil
-}
-
-func decodeRune(b []byte) (rune, int) {
-	r := []rune(string(b[:min(len(b), 4)]))
-	if len(r) == 0 {
-		return 0, 1
-	}
-	return r[0], len(string(r[0]))
 }
 
 // scalarEdit replaces the scalar node n with value, keeping its quoting

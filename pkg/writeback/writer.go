@@ -150,8 +150,12 @@ func Backoff(attempts int32) time.Duration {
 }
 
 // Submit queues req and returns at once. An invalid request is reported
-// Failed from another goroutine, like any other outcome.
+// Failed from another goroutine, like any other outcome. After Close,
+// Submit drops req.
 func (w *Writer) Submit(req Request) {
+	if w.ctx.Err() != nil {
+		return
+	}
 	if err := req.validate(); err != nil {
 		w.wg.Add(1)
 		go func() {
