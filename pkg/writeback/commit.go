@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
+	"time"
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
@@ -38,6 +40,9 @@ func (w *Writer) commitBatch(ctx context.Context, groupKey string, batch []Reque
 	todo := batch
 	var lastErr error
 	for attempt := 1; attempt <= w.cfg.PushAttempts && len(todo) > 0; attempt++ {
+		if attempt > 1 && !pause(ctx, attempt) {
+			break
+		}
 		var retry bool
 		todo, retry, lastErr = w.commitRound(ctx, cr.repo, am, branch, todo)
 		if lastErr != nil && !retry {
@@ -46,10 +51,29 @@ func (w *Writer) commitBatch(ctx context.Context, groupKey string, batch []Reque
 			return
 		}
 	}
+	if len(todo) > 0 && ctx.Err() != nil {
+		failAll(todo, fmt.Errorf("write-back to %s (branch %s): %v", repoName, branch, ctx.Err()))
+		return
+	}
 	if len(todo) > 0 {
 		w.repos.drop(groupKey)
 		failAll(todo, fmt.Errorf("write-back to %s (branch %s): push rejected %d times, the branch keeps moving: %v",
 			repoName, branch, w.cfg.PushAttempts, lastErr))
+	}
+}
+
+// pause waits a little before another round, longer each round and
+// jittered, so two writers racing for one branch stop colliding; false
+// when ctx ended.
+func pause(ctx context.Context, attempt int) bool {
+	d := time.Duration(attempt-1) * time.Duration(10+rand.IntN(40)) * time.Millisecond
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 

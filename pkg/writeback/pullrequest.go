@@ -44,6 +44,9 @@ func (w *Writer) pullRequest(ctx context.Context, groupKey string, req Request) 
 	defer cr.mu.Unlock()
 	var lastErr error
 	for attempt := 1; attempt <= w.cfg.PushAttempts; attempt++ {
+		if attempt > 1 && !pause(ctx, attempt) {
+			break
+		}
 		commit, done, err := w.prRound(ctx, cr.repo, am, req)
 		if err == nil && done {
 			w.written(req, commit, "") // the base branch already holds the image
@@ -62,6 +65,9 @@ func (w *Writer) pullRequest(ctx context.Context, groupKey string, req Request) 
 		if permanent(err) {
 			break
 		}
+	}
+	if lastErr == nil {
+		lastErr = ctx.Err()
 	}
 	w.repos.drop(groupKey)
 	fail(errors.New(describeGitErr(lastErr)))
