@@ -93,6 +93,12 @@ type edit struct {
 }
 
 func applyEdits(src []byte, edits []edit) ([]byte, error) {
+	if bytes.Contains(src, []byte("\r\n")) {
+		// Lines added to a CRLF file end in CRLF too.
+		for i := range edits {
+			edits[i].text = strings.ReplaceAll(edits[i].text, "\n", "\r\n")
+		}
+	}
 	sort.SliceStable(edits, func(i, j int) bool { return edits[i].start < edits[j].start })
 	var out bytes.Buffer
 	pos := 0
@@ -154,7 +160,7 @@ func scalarEdit(src []byte, starts []int, n *yaml.Node, value string) (edit, err
 		// An empty value (key:) has its mark after the colon; write after one space.
 		return edit{start: start, end: start, text: plainOrQuoted(value)}, nil
 	}
-	end, err := scalarEnd(src, start, n.Style)
+	end, err := scalarEnd(src, start, n)
 	if err != nil {
 		return edit{}, fmt.Errorf("line %d: %w", n.Line, err)
 	}
@@ -184,8 +190,17 @@ func plainOrQuoted(value string) string {
 	return strconv.Quote(value)
 }
 
-// scalarEnd finds where a one-line scalar starting at start ends.
-func scalarEnd(src []byte, start int, style yaml.Style) (int, error) {
+// scalarEnd finds where a one-line scalar starting at start ends. A plain
+// scalar's text is its value (plain scalars have no escapes), so its end
+// is exact; quoted ones are scanned for the closing quote.
+func scalarEnd(src []byte, start int, n *yaml.Node) (int, error) {
+	style := n.Style
+	if style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) == 0 {
+		if end := start + len(n.Value); end <= len(src) && string(src[start:end]) == n.Value {
+			return end, nil
+		}
+		return 0, errors.New("multi-line plain scalars are not edited; write the value on one line")
+	}
 	lineEnd := bytes.IndexByte(src[start:], '\n')
 	if lineEnd < 0 {
 		lineEnd = len(src)
@@ -215,22 +230,7 @@ func scalarEnd(src []byte, start int, style yaml.Style) (int, error) {
 		}
 		return 0, errors.New("multi-line quoted scalars are not edited")
 	}
-	end := lineEnd
-	for i := start; i < lineEnd; i++ {
-		if src[i] == '#' && i > start && (src[i-1] == ' ' || src[i-1] == '\t') {
-			end = i
-			break
-		}
-		// In a flow collection a plain scalar stops at , ] or }.
-		if src[i] == ',' || src[i] == ']' || src[i] == '}' {
-			end = i
-			break
-		}
-	}
-	for end > start && (src[end-1] == ' ' || src[end-1] == '\t' || src[end-1] == '\r') {
-		end--
-	}
-	return end, nil
+	return 0, errors.New("unsupported scalar")
 }
 
 func kindName(k yaml.Kind) string {

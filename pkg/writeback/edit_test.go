@@ -163,3 +163,17 @@ spec:
 		}
 	}
 }
+
+// TestEditKeepsCRLF: a file with CRLF line ends keeps them, added lines
+// included, and plain values with commas or colons are replaced whole.
+func TestEditKeepsCRLF(t *testing.T) {
+	src := "image:\r\n  repository: reg/web\r\n  tag: a,b:c # note\r\n"
+	got, err := EditTarget([]byte(src), cvv1.WriteBackTarget{Kind: cvv1.TargetYAMLPath, YAMLPaths: &cvv1.YAMLPaths{Tag: "image.tag", Digest: "image.digest"}}, testImage, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "image:\r\n  repository: reg/web\r\n  tag: \"2222222\" # note\r\n  digest: " + testImage.Digest + "\r\n"
+	if diff := cmp.Diff(want, string(got)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
