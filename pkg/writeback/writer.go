@@ -6,13 +6,21 @@
 // or pushes them to cvmanager/<namespace>-<name> and opens or updates one
 // pull or merge request per CV (GitHub and GitLab REST).
 //
-// The contract with the controller is three calls:
+// The contract with the controller:
 //
 //	w := writeback.New(writeback.Config{}, func(key string, st cvv1.WriteBackStatus) {
-//		// from the writer's goroutines: remember st for key and enqueue key
+//		// from the writer's goroutines: remember st for key and enqueue key;
+//		// the next sync copies it into status.writeBack
 //	})
-//	w.Submit(req) // never blocks; the controller sets status.writeBack to Pending(req)
-//	w.Close()     // on shutdown
+//	defer w.Close()
+//
+//	// plan (pure): after a rollout finished Success or a rollback restored a digest
+//	if due, wait := writeback.Due(cv, now, 0); due { /* action */ } else if wait > 0 { /* AddAfter(key, wait) */ }
+//	// apply: resolve spec.writeBack.secretRef, then
+//	creds, err := writeback.CredentialsFromSecret(cv.Spec.WriteBack.SecretRef, secret.Data)
+//	req := writeback.NewRequest(cv, rolloutID, creds) // rolloutID "" on a resubmission
+//	w.Submit(req)                                     // never blocks
+//	status.WriteBack = ptr(writeback.Pending(req, now, req.Attempts))
 //
 // The report callback is called exactly once per Submit that is not
 // superseded (a later Submit for the same key before the first was written
