@@ -21,8 +21,12 @@ const DefaultPendingTimeout = 5 * time.Minute
 // to look again (0: nothing to wait for).
 //
 // It follows from the rule that a failed rollout writes nothing: it leaves
-// successDigest alone, and git already holds that image. A rollback to a
-// digest git does not hold (a hand edit since) writes it again.
+// successDigest alone, and git already holds that image. A finished
+// rollback leaves successDigest alone too, so Due does not ask for it: the
+// controller submits NewRequest(cv, <the failed rollout's ID>, …) with
+// RolledBack set as the rollback's action. That write is a no-op when git
+// holds the restored image (the usual case) and puts it back when someone
+// changed the file since.
 func Due(cv *cvv1.ContainerVersion, now time.Time, pendingTimeout time.Duration) (bool, time.Duration) {
 	st := cv.Status
 	if cv.Spec.WriteBack == nil || st.SuccessDigest == "" || st.Rollout != nil || cv.Spec.Suspend {
