@@ -263,6 +263,9 @@ func (fs *fileSet) read(p string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("target %s: %w", p, err)
 	}
+	if !f.Mode.IsRegular() && f.Mode != filemode.Executable {
+		return nil, fmt.Errorf("target %s is not a regular file (a symlink or submodule); name the file itself", p)
+	}
 	s, err := f.Contents()
 	if err != nil {
 		return nil, fmt.Errorf("target %s: %w", p, err)

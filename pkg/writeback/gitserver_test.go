@@ -154,3 +154,16 @@ func (s *gitServer) pushOther(name, path, content string) {
 	s.git(work, "commit", "-q", "-m", "another writer")
 	s.git(work, "push", "-q", "origin", "main")
 }
+
+// gitStdin runs git with stdin in dir and returns its trimmed output.
+func (s *gitServer) gitStdin(dir, stdin string, args ...string) string {
+	s.t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.Output()
+	if err != nil {
+		s.t.Fatalf("git %s: %v", strings.Join(args, " "), err)
+	}
+	return strings.TrimSpace(string(out))
+}

@@ -313,3 +313,29 @@ func TestTargetErrorFailsOnlyItsRequest(t *testing.T) {
 		t.Errorf("web: %+v", st)
 	}
 }
+
+// TestMissingBranchOrSymlink: a branch that does not exist and a target
+// that is a symlink fail with reasons saying so.
+func TestMissingBranchOrSymlink(t *testing.T) {
+	s := newGitServer(t)
+	url := s.newRepo("odd", map[string]string{"charts/web/values.yaml": helmValues})
+	work := t.TempDir()
+	s.git(work, "clone", "-q", s.bare("odd"), ".")
+	s.git(work, "update-index", "--add", "--cacheinfo", "120000,"+s.gitStdin(work, "charts/web/values.yaml", "hash-object", "-w", "--stdin")+",link.yaml")
+	s.git(work, "commit", "-q", "-m", "a symlink")
+	s.git(work, "push", "-q", "origin", "main")
+	c := newCollector()
+	w := newTestWriter(t, c, Config{})
+	req := request(s, url, "prod/a", "r1", 1, helmTarget)
+	req.Spec.Branch = "release"
+	w.Submit(req)
+	if st := c.wait(t, "prod/a", 1); st.State != cvv1.WriteBackFailed || !strings.Contains(st.Reason, "branch release does not exist") {
+		t.Errorf("missing branch: %+v", st)
+	}
+	link := helmTarget
+	link.Path = "link.yaml"
+	w.Submit(request(s, url, "prod/b", "r2", 1, link))
+	if st := c.wait(t, "prod/b", 1); st.State != cvv1.WriteBackFailed || !strings.Contains(st.Reason, "not a regular file") {
+		t.Errorf("symlink: %+v", st)
+	}
+}
