@@ -2,6 +2,7 @@ package writeback
 
 import (
 	"bytes"
+	"io"
 	"net/http"
 	"net/http/cgi"
 	"net/http/httptest"
@@ -49,7 +50,9 @@ func newGitServer(t *testing.T) *gitServer {
 	t.Helper()
 	needGit(t)
 	s := &gitServer{t: t, root: t.TempDir(), user: "writer", pass: "s3cret-Pa55word"}
-	backend := &cgi.Handler{Path: httpBackend, Env: []string{"GIT_PROJECT_ROOT=" + s.root, "GIT_HTTP_EXPORT_ALL=1"}}
+	// The backend's stderr ("cannot lock ref" on a refused push) is noise
+	// here: the tests check the outcome.
+	backend := &cgi.Handler{Path: httpBackend, Env: []string{"GIT_PROJECT_ROOT=" + s.root, "GIT_HTTP_EXPORT_ALL=1"}, Stderr: io.Discard}
 	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u, p, ok := r.BasicAuth()
 		if !ok || u != s.user || p != s.pass {

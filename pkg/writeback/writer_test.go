@@ -339,3 +339,47 @@ func TestMissingBranchOrSymlink(t *testing.T) {
 		t.Errorf("symlink: %+v", st)
 	}
 }
+
+// TestTwoWritersContend: two writers (two controllers, or two clusters
+// sharing a repository) push 25 CVs each at the same moment. Their pushes
+// keep colliding; every digest of both ends up on the branch and nothing
+// is forced.
+func TestTwoWritersContend(t *testing.T) {
+	s := newGitServer(t)
+	files := map[string]string{}
+	for i := 0; i < 50; i++ {
+		files[fmt.Sprintf("apps/cv%02d/values.yaml", i)] = helmValues
+	}
+	url := s.newRepo("shared", files)
+	c := newCollector()
+	writers := []*Writer{newTestWriter(t, c, Config{BatchWindow: 20 * time.Millisecond}), newTestWriter(t, c, Config{BatchWindow: 20 * time.Millisecond})}
+	var wg sync.WaitGroup
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			tg := helmTarget
+			tg.Path = fmt.Sprintf("apps/cv%02d/values.yaml", i)
+			// Each CV submits a few rollouts in a row, so pushes keep racing.
+			for n := 0; n < 3; n++ {
+				writers[i%2].Submit(request(s, url, fmt.Sprintf("prod/cv%02d", i), fmt.Sprintf("c%02d-%d", i, n), 100*n+i, tg))
+				c.wait(t, fmt.Sprintf("prod/cv%02d", i), n+1)
+			}
+		}(i)
+	}
+	wg.Wait()
+	for i := 0; i < 50; i++ {
+		key := fmt.Sprintf("prod/cv%02d", i)
+		for n, st := range c.got[key] {
+			if st.State != cvv1.WriteBackWritten {
+				t.Errorf("%s rollout %d: %+v", key, n, st)
+			}
+		}
+		if got := s.show("shared", "main", fmt.Sprintf("apps/cv%02d/values.yaml", i)); !strings.Contains(got, digest(200+i)) {
+			t.Errorf("%s: the last digest is missing:\n%s", key, got)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t.Logf("%d commits, %d pushes reached the server", s.commits("shared", "main")-1, s.receives)
+}
