@@ -10,7 +10,6 @@ import (
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/transport"
 )
 
 // commitBatch writes a batch of Commit-mode requests for one repository,
@@ -25,7 +24,7 @@ func (w *Writer) commitBatch(ctx context.Context, groupKey string, batch []Reque
 			w.fail(r, err)
 		}
 	}
-	am, err := auth(first.Spec.URL, first.Credentials)
+	rc, err := connect(first.Spec.URL, first.Credentials)
 	if err != nil {
 		failAll(batch, fmt.Errorf("write-back to %s: %w", repoName, err))
 		return
@@ -44,7 +43,7 @@ func (w *Writer) commitBatch(ctx context.Context, groupKey string, batch []Reque
 			break
 		}
 		var retry bool
-		todo, retry, lastErr = w.commitRound(ctx, cr.repo, am, branch, todo)
+		todo, retry, lastErr = w.commitRound(ctx, cr.repo, rc, branch, todo)
 		if lastErr != nil && !retry {
 			w.repos.drop(groupKey)
 			failAll(todo, fmt.Errorf("write-back to %s (branch %s): %s", repoName, branch, describeGitErr(lastErr)))
@@ -57,8 +56,13 @@ func (w *Writer) commitBatch(ctx context.Context, groupKey string, batch []Reque
 	}
 	if len(todo) > 0 {
 		w.repos.drop(groupKey)
-		failAll(todo, fmt.Errorf("write-back to %s (branch %s): push rejected %d times, the branch keeps moving: %v",
-			repoName, branch, w.cfg.PushAttempts, lastErr))
+		var refused pushRefused
+		if errors.As(lastErr, &refused) {
+			failAll(todo, fmt.Errorf("write-back to %s (branch %s): push refused %d times, the branch keeps moving: %v",
+				repoName, branch, w.cfg.PushAttempts, refused.error))
+			return
+		}
+		failAll(todo, fmt.Errorf("write-back to %s (branch %s): failed %d times: %s", repoName, branch, w.cfg.PushAttempts, describeGitErr(lastErr)))
 	}
 }
 
@@ -81,8 +85,8 @@ func pause(ctx context.Context, attempt int) bool {
 // settled (written, already present, or failed on their own) and returns
 // those left to retry; retry is false when the error is not worth another
 // round.
-func (w *Writer) commitRound(ctx context.Context, repo *git.Repository, am transport.AuthMethod, branch string, reqs []Request) ([]Request, bool, error) {
-	heads, err := fetchBranch(ctx, repo, am, branch)
+func (w *Writer) commitRound(ctx context.Context, repo *git.Repository, rc remoteConn, branch string, reqs []Request) ([]Request, bool, error) {
+	heads, err := fetchBranch(ctx, repo, rc, branch)
 	if err != nil {
 		return reqs, !permanent(err), err
 	}
@@ -141,8 +145,11 @@ func (w *Writer) commitRound(ctx context.Context, repo *git.Repository, am trans
 	if err != nil {
 		return toWrite, true, err
 	}
-	if err := push(ctx, repo, am, branch, head, newCommit); err != nil {
-		return toWrite, !permanent(err), err
+	if err := push(ctx, repo, rc, branch, head, newCommit); err != nil {
+		if permanent(err) {
+			return toWrite, false, err
+		}
+		return toWrite, true, pushRefused{err}
 	}
 	for _, r := range toWrite {
 		w.written(r, newCommit.String(), "")

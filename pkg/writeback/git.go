@@ -2,6 +2,8 @@ package writeback
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -95,6 +97,18 @@ func (c *repoCache) drop(key string) {
 	c.mu.Unlock()
 }
 
+// remoteConn is how to reach a remote: the auth method and extra CAs.
+type remoteConn struct {
+	auth transport.AuthMethod
+	ca   []byte
+}
+
+// connect turns credentials into the way to reach url.
+func connect(rawURL string, c Credentials) (remoteConn, error) {
+	am, err := auth(rawURL, c)
+	return remoteConn{auth: am, ca: c.CABundle}, err
+}
+
 // auth turns credentials into a go-git auth method for url.
 func auth(rawURL string, c Credentials) (transport.AuthMethod, error) {
 	ep, err := transport.NewEndpoint(rawURL)
@@ -170,12 +184,12 @@ func redactURL(raw string) string {
 
 // fetchBranch brings branch (and, when extra is set, that branch too) into
 // the clone and returns their heads (zero when absent on the remote).
-func fetchBranch(ctx context.Context, repo *git.Repository, am transport.AuthMethod, branches ...string) (map[string]plumbing.Hash, error) {
+func fetchBranch(ctx context.Context, repo *git.Repository, rc remoteConn, branches ...string) (map[string]plumbing.Hash, error) {
 	rem, err := repo.Remote("origin")
 	if err != nil {
 		return nil, err
 	}
-	refs, err := rem.ListContext(ctx, &git.ListOptions{Auth: am})
+	refs, err := rem.ListContext(ctx, &git.ListOptions{Auth: rc.auth, CABundle: rc.ca})
 	if err != nil {
 		return nil, err
 	}
@@ -192,7 +206,7 @@ func fetchBranch(ctx context.Context, repo *git.Repository, am transport.AuthMet
 	if len(specs) == 0 {
 		return heads, nil
 	}
-	err = repo.FetchContext(ctx, &git.FetchOptions{RemoteName: "origin", RefSpecs: specs, Auth: am, Tags: git.NoTags})
+	err = repo.FetchContext(ctx, &git.FetchOptions{RemoteName: "origin", RefSpecs: specs, Auth: rc.auth, CABundle: rc.ca, Tags: git.NoTags})
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
 		return nil, err
 	}
@@ -406,9 +420,9 @@ func storeCommit(repo *git.Repository, tree plumbing.Hash, parents []plumbing.Ha
 
 // push updates branch from old to commit, never forced: the remote must
 // still be at old (RequireRemoteRefs), and the update is a fast-forward.
-func push(ctx context.Context, repo *git.Repository, am transport.AuthMethod, branch string, old, commit plumbing.Hash) error {
+func push(ctx context.Context, repo *git.Repository, rc remoteConn, branch string, old, commit plumbing.Hash) error {
 	dst := plumbing.NewBranchReferenceName(branch)
-	opts := &git.PushOptions{RemoteName: "origin", Auth: am,
+	opts := &git.PushOptions{RemoteName: "origin", Auth: rc.auth, CABundle: rc.ca,
 		RefSpecs: []config.RefSpec{config.RefSpec(commit.String() + ":" + dst.String())}}
 	if !old.IsZero() {
 		opts.RequireRemoteRefs = []config.RefSpec{config.RefSpec(old.String() + ":" + dst.String())}
@@ -420,11 +434,23 @@ func push(ctx context.Context, repo *git.Repository, am transport.AuthMethod, br
 	return err
 }
 
+// pushRefused marks a push the remote (or the ref check before it)
+// refused because the branch moved: another round fetches and retries.
+type pushRefused struct{ error }
+
+func (e pushRefused) Unwrap() error { return e.error }
+
 // permanent says a git error will not go away by retrying the same request.
 func permanent(err error) bool {
 	var pe permanentErr
 	if err != nil && strings.Contains(err.Error(), "ssh: handshake failed") {
 		return true // host key or SSH authentication: retrying will not help
+	}
+	var unknownCA x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var verify *tls.CertificateVerificationError
+	if errors.As(err, &unknownCA) || errors.As(err, &hostname) || errors.As(err, &verify) {
+		return true
 	}
 	return errors.As(err, &pe) || errors.Is(err, transport.ErrAuthenticationRequired) || errors.Is(err, transport.ErrAuthorizationFailed) ||
 		errors.Is(err, transport.ErrRepositoryNotFound) || errors.Is(err, transport.ErrInvalidAuthMethod) ||
@@ -434,7 +460,13 @@ func permanent(err error) bool {
 // describeGitErr turns go-git's errors into a reason a person can act on.
 func describeGitErr(err error) string {
 	msg := err.Error()
+	var unknownCA x509.UnknownAuthorityError
+	var verify *tls.CertificateVerificationError
 	switch {
+	case errors.As(err, &unknownCA) || (errors.As(err, &verify) && strings.Contains(msg, "unknown authority")):
+		return "the server's certificate is signed by an unknown authority: for a private CA, name its certificates in writeBack.secretRef.caKey"
+	case errors.As(err, &verify):
+		return "the server's certificate is not valid: " + verify.Err.Error()
 	case strings.Contains(msg, "knownhosts: key mismatch"):
 		return "the SSH host key does not match the known_hosts in writeBack.secretRef"
 	case strings.Contains(msg, "knownhosts: key is unknown"):

@@ -2,7 +2,9 @@ package writeback
 
 import (
 	"bytes"
+	"encoding/pem"
 	"io"
+	"log"
 	"net/http"
 	"net/http/cgi"
 	"net/http/httptest"
@@ -46,14 +48,23 @@ func needGit(t *testing.T) {
 	}
 }
 
-func newGitServer(t *testing.T) *gitServer {
+func newGitServer(t *testing.T) *gitServer { t.Helper(); return startGitServer(t, false) }
+
+// newTLSGitServer serves HTTPS with httptest's certificate (caPEM).
+func newTLSGitServer(t *testing.T) (*gitServer, []byte) {
+	t.Helper()
+	s := startGitServer(t, true)
+	return s, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.srv.Certificate().Raw})
+}
+
+func startGitServer(t *testing.T, useTLS bool) *gitServer {
 	t.Helper()
 	needGit(t)
 	s := &gitServer{t: t, root: t.TempDir(), user: "writer", pass: "s3cret-Pa55word"}
 	// The backend's stderr ("cannot lock ref" on a refused push) is noise
 	// here: the tests check the outcome.
 	backend := &cgi.Handler{Path: httpBackend, Env: []string{"GIT_PROJECT_ROOT=" + s.root, "GIT_HTTP_EXPORT_ALL=1"}, Stderr: io.Discard}
-	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u, p, ok := r.BasicAuth()
 		if !ok || u != s.user || p != s.pass {
 			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
@@ -77,6 +88,12 @@ func newGitServer(t *testing.T) *gitServer {
 		h.Env = append(append([]string(nil), backend.Env...), "REMOTE_USER="+u)
 		h.ServeHTTP(w, r2)
 	}))
+	s.srv.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are expected in tests
+	if useTLS {
+		s.srv.StartTLS()
+	} else {
+		s.srv.Start()
+	}
 	t.Cleanup(s.srv.Close)
 	return s
 }

@@ -3,6 +3,8 @@ package writeback
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,7 +28,7 @@ func (w *Writer) pullRequest(ctx context.Context, groupKey string, req Request) 
 	fail := func(err error) {
 		w.fail(req, fmt.Errorf("write-back to %s (pull request from %s): %w", repoName, req.prBranch(), err))
 	}
-	am, err := auth(req.Spec.URL, req.Credentials)
+	rc, err := connect(req.Spec.URL, req.Credentials)
 	if err != nil {
 		fail(err)
 		return
@@ -47,7 +49,7 @@ func (w *Writer) pullRequest(ctx context.Context, groupKey string, req Request) 
 		if attempt > 1 && !pause(ctx, attempt) {
 			break
 		}
-		commit, done, err := w.prRound(ctx, cr.repo, am, req)
+		commit, done, err := w.prRound(ctx, cr.repo, rc, req)
 		if err == nil && done {
 			w.written(req, commit, "") // the base branch already holds the image
 			return
@@ -76,9 +78,9 @@ func (w *Writer) pullRequest(ctx context.Context, groupKey string, req Request) 
 // prRound is one fetch-edit-push round of PullRequest mode. done is true
 // when nothing needs a pull request (the base already has the image or
 // the rollout's commit).
-func (w *Writer) prRound(ctx context.Context, repo *git.Repository, am transport.AuthMethod, req Request) (string, bool, error) {
+func (w *Writer) prRound(ctx context.Context, repo *git.Repository, rc remoteConn, req Request) (string, bool, error) {
 	base, prb := req.branch(), req.prBranch()
-	heads, err := fetchBranch(ctx, repo, am, base, prb)
+	heads, err := fetchBranch(ctx, repo, rc, base, prb)
 	if err != nil {
 		return "", false, err
 	}
@@ -130,7 +132,7 @@ func (w *Writer) prRound(ctx context.Context, repo *git.Repository, am transport
 	if err != nil {
 		return "", false, err
 	}
-	if err := push(ctx, repo, am, prb, prHead, c); err != nil {
+	if err := push(ctx, repo, rc, prb, prHead, c); err != nil {
 		return "", false, err
 	}
 	return c.String(), false, nil
@@ -214,6 +216,10 @@ func newForge(req Request, hc *http.Client) (forge, error) {
 	if ep.Protocol == "http" {
 		scheme = "http"
 	}
+	hc, err = withCA(hc, req.Credentials.CABundle)
+	if err != nil {
+		return nil, err
+	}
 	c := &restClient{http: hc, project: project, header: http.Header{}, kind: pr.Provider}
 	host := ep.Host
 	if ep.Port != 0 && ep.Protocol != "ssh" {
@@ -239,6 +245,30 @@ func newForge(req Request, hc *http.Client) (forge, error) {
 		return githubForge{c}, nil
 	}
 	return gitlabForge{c}, nil
+}
+
+// withCA returns hc trusting the PEM certificates in ca besides the system
+// roots (hc itself when ca is empty).
+func withCA(hc *http.Client, ca []byte) (*http.Client, error) {
+	if len(ca) == 0 {
+		return hc, nil
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(ca) {
+		return nil, errors.New("the CA certificates in the Secret (caKey) do not parse as PEM")
+	}
+	base, _ := hc.Transport.(*http.Transport)
+	if base == nil {
+		base = http.DefaultTransport.(*http.Transport)
+	}
+	tr := base.Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	out := *hc
+	out.Transport = tr
+	return &out, nil
 }
 
 // do sends one JSON request and decodes the answer into out.

@@ -61,6 +61,9 @@ type Credentials struct {
 	// lines that the server's host key must match.
 	SSHKey     []byte
 	KnownHosts []byte
+	// CABundle holds PEM CA certificates trusted for HTTPS besides the
+	// system roots (a private CA).
+	CABundle []byte
 }
 
 // CredentialsFromSecret picks the keys ref names out of a Secret's data.
@@ -82,8 +85,9 @@ func CredentialsFromSecret(ref *cvv1.GitSecretRef, data map[string][]byte) (Cred
 		*dst = strings.TrimRight(string(v), "\r\n")
 		return nil
 	}
-	var key, hosts string
-	for _, e := range []error{get(ref.TokenKey, &c.Token), get(ref.UsernameKey, &c.Username), get(ref.PasswordKey, &c.Password), get(ref.IdentityKey, &key), get(ref.KnownHostsKey, &hosts)} {
+	var key, hosts, ca string
+	for _, e := range []error{get(ref.TokenKey, &c.Token), get(ref.UsernameKey, &c.Username), get(ref.PasswordKey, &c.Password),
+		get(ref.IdentityKey, &key), get(ref.KnownHostsKey, &hosts), get(ref.CAKey, &ca)} {
 		if e != nil {
 			return Credentials{}, e
 		}
@@ -94,13 +98,16 @@ func CredentialsFromSecret(ref *cvv1.GitSecretRef, data map[string][]byte) (Cred
 	if hosts != "" {
 		c.KnownHosts = []byte(hosts + "\n")
 	}
+	if ca != "" {
+		c.CABundle = []byte(ca + "\n")
+	}
 	return c, nil
 }
 
 // fingerprint tells credential sets apart without keeping them in a key.
 func (c Credentials) fingerprint() string {
 	h := sha256.New()
-	for _, s := range [][]byte{[]byte(c.Token), []byte(c.Username), []byte(c.Password), c.SSHKey, c.KnownHosts} {
+	for _, s := range [][]byte{[]byte(c.Token), []byte(c.Username), []byte(c.Password), c.SSHKey, c.KnownHosts, c.CABundle} {
 		h.Write(s)
 		h.Write([]byte{0})
 	}

@@ -2,6 +2,8 @@ package writeback
 
 import (
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -382,4 +384,39 @@ func TestTwoWritersContend(t *testing.T) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t.Logf("%d commits, %d pushes reached the server", s.commits("shared", "main")-1, s.receives)
+}
+
+// TestHTTPSPrivateCA: a server whose certificate a private CA signs is
+// refused until the Secret's CA bundle is given, for git and for the
+// forge API.
+func TestHTTPSPrivateCA(t *testing.T) {
+	s, ca := newTLSGitServer(t)
+	url := s.newRepo("team/app", map[string]string{"charts/web/values.yaml": helmValues})
+	c := newCollector()
+	w := newTestWriter(t, c, Config{})
+	req := request(s, url, "prod/web", "r1", 1, helmTarget)
+	w.Submit(req)
+	st := c.wait(t, "prod/web", 1)
+	if st.State != cvv1.WriteBackFailed || !strings.Contains(st.Reason, url) || !strings.Contains(st.Reason, "certificate") {
+		t.Fatalf("without the CA: %+v", st)
+	}
+	t.Logf("reason: %s", st.Reason)
+	req.Credentials.CABundle = ca
+	w.Submit(req)
+	if st := c.wait(t, "prod/web", 2); st.State != cvv1.WriteBackWritten {
+		t.Fatalf("with the CA: %+v", st)
+	}
+
+	// PullRequest mode over HTTPS to a forge API signed by the same CA.
+	f := &forgeStandIn{t: t, git: s, repo: "team/app", token: s.pass}
+	api := httptest.NewTLSServer(http.HandlerFunc(f.serve))
+	t.Cleanup(api.Close)
+	pr := request(s, url, "prod/web", "r2", 2, helmTarget)
+	pr.Spec.Mode = cvv1.WriteBackPullRequest
+	pr.Spec.PullRequest = &cvv1.PullRequestSpec{Provider: "GitHub", APIURL: api.URL + "/github"}
+	pr.Credentials = Credentials{Username: s.user, Token: s.pass, CABundle: ca}
+	w.Submit(pr)
+	if st := c.wait(t, "prod/web", 3); st.State != cvv1.WriteBackWritten || st.PullRequestURL == "" {
+		t.Fatalf("PR over HTTPS: %+v", st)
+	}
 }

@@ -130,6 +130,12 @@ type GitSecretRef struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
 	KnownHostsKey string `json:"knownHostsKey,omitempty"`
+	// CAKey is the key holding PEM CA certificates that sign the HTTPS
+	// server's certificate (and the forge API's), for a private CA; they
+	// are trusted besides the system roots.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	CAKey string `json:"caKey,omitempty"`
 }
 
 // WriteBackTarget is one file to edit and how.

@@ -27,6 +27,7 @@ type GitSecretRefApplyConfiguration struct {
 	PasswordKey   *string `json:"passwordKey,omitempty"`
 	IdentityKey   *string `json:"identityKey,omitempty"`
 	KnownHostsKey *string `json:"knownHostsKey,omitempty"`
+	CAKey         *string `json:"caKey,omitempty"`
 }
 
 // GitSecretRefApplyConfiguration constructs a declarative configuration of the GitSecretRef type for use with
@@ -80,5 +81,13 @@ func (b *GitSecretRefApplyConfiguration) WithIdentityKey(value string) *GitSecre
 // If called multiple times, the KnownHostsKey field is set to the value of the last call.
 func (b *GitSecretRefApplyConfiguration) WithKnownHostsKey(value string) *GitSecretRefApplyConfiguration {
 	b.KnownHostsKey = &value
+	return b
+}
+
+// WithCAKey sets the CAKey field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the CAKey field is set to the value of the last call.
+func (b *GitSecretRefApplyConfiguration) WithCAKey(value string) *GitSecretRefApplyConfiguration {
+	b.CAKey = &value
 	return b
 }
