@@ -2,6 +2,7 @@ package writeback
 
 import (
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -103,5 +104,26 @@ func TestInvalidRequestIsReported(t *testing.T) {
 	w.Submit(Request{Key: "prod/web", RolloutID: "r1", ImageRepo: "reg/web", Digest: "sha256:ab", Spec: cvv1.WriteBackSpec{URL: "https://git.example.com/a.git"}})
 	if st := c.wait(t, "prod/web", 1); st.State != cvv1.WriteBackFailed || !strings.Contains(st.Reason, "targets is empty") {
 		t.Fatalf("%+v", st)
+	}
+}
+
+// TestObserve: each report is observed with its state and a duration.
+func TestObserve(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	c := newCollector()
+	w := newTestWriter(t, c, Config{Observe: func(state string, d time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		if d > 0 {
+			got = append(got, state)
+		}
+	}})
+	w.Submit(Request{Key: "prod/web", RolloutID: "r1", ImageRepo: "reg/web", Digest: "sha256:ab", Spec: cvv1.WriteBackSpec{URL: "https://git.example.com/a.git"}})
+	c.wait(t, "prod/web", 1)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 1 || got[0] != cvv1.WriteBackFailed {
+		t.Fatalf("observed %v, want one Failed", got)
 	}
 }

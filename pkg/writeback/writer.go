@@ -84,6 +84,10 @@ type Config struct {
 	Now func() time.Time
 	// MaxCachedRepos bounds the in-memory clones kept (default 32).
 	MaxCachedRepos int
+	// Observe, when set, is called with each report's state and the time
+	// since its Submit, for metrics (a counter by state, a latency
+	// histogram); it runs on the writer's goroutines.
+	Observe func(state string, sinceSubmit time.Duration)
 }
 
 func (c *Config) defaults() {
@@ -164,6 +168,7 @@ func (w *Writer) Submit(req Request) {
 	if w.ctx.Err() != nil {
 		return
 	}
+	req.submitted = w.cfg.Now()
 	if err := req.validate(); err != nil {
 		w.wg.Add(1)
 		go func() {
@@ -238,14 +243,22 @@ func (w *Writer) run(g *group) {
 	}
 }
 
+func (w *Writer) observe(state string, req Request, now time.Time) {
+	if w.cfg.Observe != nil && !req.submitted.IsZero() {
+		w.cfg.Observe(state, now.Sub(req.submitted))
+	}
+}
+
 func (w *Writer) written(req Request, commit, prURL string) {
 	t := metav1.NewTime(w.cfg.Now())
+	w.observe(cvv1.WriteBackWritten, req, t.Time)
 	w.report(req.Key, cvv1.WriteBackStatus{State: cvv1.WriteBackWritten, RolloutID: req.RolloutID, Version: req.Version,
 		Digest: req.Digest, Commit: commit, PullRequestURL: prURL, Time: &t})
 }
 
 func (w *Writer) fail(req Request, err error) {
 	t := metav1.NewTime(w.cfg.Now())
+	w.observe(cvv1.WriteBackFailed, req, t.Time)
 	w.report(req.Key, cvv1.WriteBackStatus{State: cvv1.WriteBackFailed, RolloutID: req.RolloutID, Version: req.Version,
 		Digest: req.Digest, Reason: req.Credentials.scrub(err.Error()), Attempts: req.Attempts + 1, Time: &t})
 }
