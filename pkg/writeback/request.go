@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"strings"
 	"text/template"
-	"time"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 )
@@ -46,8 +45,6 @@ type Request struct {
 	// (status.writeBack.attempts when its rolloutID matches); a Failed
 	// report carries Attempts+1, for Backoff.
 	Attempts int32
-
-	submitted time.Time // set by Submit, for Config.Observe
 }
 
 // Credentials are the resolved contents of spec.writeBack.secretRef. They

@@ -126,6 +126,8 @@ type Writer struct {
 	mu     sync.Mutex
 	groups map[string]*group
 	repos  *repoCache
+
+	submitted sync.Map // request key and rollout ID → Submit time, for Config.Observe
 }
 
 // group is the queue of one repository, branch and credential set (and,
@@ -168,7 +170,9 @@ func (w *Writer) Submit(req Request) {
 	if w.ctx.Err() != nil {
 		return
 	}
-	req.submitted = w.cfg.Now()
+	if w.cfg.Observe != nil {
+		w.submitted.Store(req.Key+"\x00"+req.RolloutID, w.cfg.Now())
+	}
 	if err := req.validate(); err != nil {
 		w.wg.Add(1)
 		go func() {
@@ -191,6 +195,9 @@ func (w *Writer) Submit(req Request) {
 	replaced := false
 	for i := range g.pending {
 		if g.pending[i].Key == req.Key {
+			if old := g.pending[i]; old.RolloutID != req.RolloutID {
+				w.submitted.Delete(old.Key + "\x00" + old.RolloutID) // never reported
+			}
 			g.pending[i] = req // the newer rollout supersedes the queued one
 			replaced = true
 		}
@@ -244,8 +251,11 @@ func (w *Writer) run(g *group) {
 }
 
 func (w *Writer) observe(state string, req Request, now time.Time) {
-	if w.cfg.Observe != nil && !req.submitted.IsZero() {
-		w.cfg.Observe(state, now.Sub(req.submitted))
+	if w.cfg.Observe == nil {
+		return
+	}
+	if at, ok := w.submitted.LoadAndDelete(req.Key + "\x00" + req.RolloutID); ok {
+		w.cfg.Observe(state, now.Sub(at.(time.Time)))
 	}
 }
 
