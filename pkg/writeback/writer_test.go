@@ -420,3 +420,28 @@ func TestHTTPSPrivateCA(t *testing.T) {
 		t.Fatalf("PR over HTTPS: %+v", st)
 	}
 }
+
+// TestNewerRolloutSupersedesQueued: a second rollout of a CV submitted
+// while the first still waits in the batch window replaces it; only the
+// newer image is written and reported.
+func TestNewerRolloutSupersedesQueued(t *testing.T) {
+	s := newGitServer(t)
+	url := s.newRepo("supersede", map[string]string{"charts/web/values.yaml": helmValues})
+	c := newCollector()
+	w := newTestWriter(t, c, Config{BatchWindow: 300 * time.Millisecond})
+	w.Submit(request(s, url, "prod/web", "r1", 1, helmTarget))
+	w.Submit(request(s, url, "prod/web", "r2", 2, helmTarget))
+	if st := c.wait(t, "prod/web", 1); st.State != cvv1.WriteBackWritten || st.RolloutID != "r2" {
+		t.Fatalf("%+v, want r2 written", st)
+	}
+	time.Sleep(400 * time.Millisecond)
+	c.mu.Lock()
+	n := len(c.got["prod/web"])
+	c.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d reports, want 1 (r1 was superseded)", n)
+	}
+	if got := s.show("supersede", "main", "charts/web/values.yaml"); !strings.Contains(got, digest(2)) || s.commits("supersede", "main") != 2 {
+		t.Fatalf("want one commit with digest 2:\n%s", got)
+	}
+}
