@@ -42,7 +42,25 @@ func (i Image) Ref() string {
 // missing, lines are inserted): the file is never re-marshalled, so
 // comments, key order, quoting and indentation survive. setter is the
 // default setter name for Setter targets (<namespace>:<name>).
+//
+// The result is checked before it is returned: it must parse, and editing
+// it again must change nothing (the values sit where the edit put them).
+// A layout the splice cannot handle (a multi-line value before an insert
+// point, say) is an error asking for a one-time hand edit, never a broken
+// file in git.
 func EditTarget(src []byte, target cvv1.WriteBackTarget, img Image, setter string) ([]byte, error) {
+	out, err := editOnce(src, target, img, setter)
+	if err != nil {
+		return nil, err
+	}
+	again, err := editOnce(out, target, img, setter)
+	if err != nil || !bytes.Equal(again, out) {
+		return nil, errors.New("the edit would not leave valid YAML with the new values in place (an unusual layout near the targeted fields); set the fields by hand once, later writes then only replace values")
+	}
+	return out, nil
+}
+
+func editOnce(src []byte, target cvv1.WriteBackTarget, img Image, setter string) ([]byte, error) {
 	docs, err := parseDocs(src)
 	if err != nil {
 		return nil, err
@@ -156,9 +174,17 @@ func scalarEdit(src []byte, starts []int, n *yaml.Node, value string) (edit, err
 	if err != nil {
 		return edit{}, err
 	}
-	if n.Tag == "!!null" && n.Value == "" && (start >= len(src) || src[start] == '\n' || src[start] == '#') {
-		// An empty value (key:) has its mark after the colon; write after one space.
-		return edit{start: start, end: start, text: plainOrQuoted(value)}, nil
+	if n.Value == "" && n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) == 0 {
+		// An empty value (key:): keep a space after the colon and before a
+		// comment that follows.
+		text := plainOrQuoted(value)
+		if start > 0 && src[start-1] != ' ' && src[start-1] != '\t' {
+			text = " " + text
+		}
+		if start < len(src) && src[start] == '#' {
+			text += " "
+		}
+		return edit{start: start, end: start, text: text}, nil
 	}
 	end, err := scalarEnd(src, start, n)
 	if err != nil {

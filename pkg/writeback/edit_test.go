@@ -36,6 +36,7 @@ func TestEditTargetsGolden(t *testing.T) {
 		{"kustomize-no-images", cvv1.WriteBackTarget{Kind: cvv1.TargetKustomize}},
 		{"kustomize-new-entry", cvv1.WriteBackTarget{Kind: cvv1.TargetKustomize}},
 		{"kustomize-newname", cvv1.WriteBackTarget{Kind: cvv1.TargetKustomize, ImageName: "web"}},
+		{"kustomize-wide-entry", cvv1.WriteBackTarget{Kind: cvv1.TargetKustomize}},
 		{"helm-values", cvv1.WriteBackTarget{Kind: cvv1.TargetYAMLPath, YAMLPaths: &cvv1.YAMLPaths{Tag: "image.tag", Digest: "image.digest"}}},
 		{"manifest", cvv1.WriteBackTarget{Kind: cvv1.TargetYAMLPath, YAMLPaths: &cvv1.YAMLPaths{Image: "spec.template.spec.containers[name=app].image"}}},
 		{"setter", cvv1.WriteBackTarget{Kind: cvv1.TargetSetter}},

@@ -56,13 +56,16 @@ func kustomizeEdits(src []byte, docs []*yaml.Node, target cvv1.WriteBackTarget, 
 	if images.Style&yaml.FlowStyle != 0 || len(images.Content) == 0 {
 		return nil, fmt.Errorf("line %d: the images list is in flow style ([...]); write it as a block list to let cvmanager add entries", images.Line)
 	}
+	// The new entry copies the first one's layout: the dash at the list's
+	// column, its keys at the first entry's key column.
 	first := images.Content[0]
-	indent := strings.Repeat(" ", first.Column-3) // "- " precedes the entry's first key
-	entry := "- name: " + plainOrQuoted(name) + "\n"
+	gap := max(1, first.Column-images.Column-1)
+	keyIndent := strings.Repeat(" ", max(images.Column+1, first.Column)-1)
+	entry := strings.Repeat(" ", images.Column-1) + "-" + strings.Repeat(" ", gap) + "name: " + plainOrQuoted(name) + "\n"
 	for _, f := range fields {
-		entry += "  " + f[0] + ": " + plainOrQuoted(f[1]) + "\n"
+		entry += keyIndent + f[0] + ": " + plainOrQuoted(f[1]) + "\n"
 	}
-	return []edit{insertAfterLine(src, starts, lastLine(images), indentLines(entry, indent))}, nil
+	return []edit{insertAfterLine(src, starts, lastLine(images), entry)}, nil
 }
 
 func indentLines(text, indent string) string {
