@@ -12,7 +12,7 @@ GO_TEST_FLAGS ?= -count=1 -timeout 60m
 BUILD_TAGS := kustomize_disable_go_plugin_support
 export GOFLAGS := $(strip $(GOFLAGS) -tags=$(BUILD_TAGS))
 
-.PHONY: all build image generate verify test test-unit control-plane browser helm demo bench fmt vet clean help
+.PHONY: all build image generate verify test test-unit control-plane browser helm git demo bench fmt vet clean help
 
 all: build
 
@@ -53,10 +53,15 @@ browser: ## install Debian's chromium for the dashboard's browser test, when mis
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
+git: ## install Debian's git when missing: pkg/writeback's tests serve repositories with its git-http-backend
+	@test -x /usr/lib/git-core/git-http-backend || { echo "installing git from Debian packages" >&2; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq git >/dev/null; }
+
 helm: ## build helm (once, cached) for the chart tests
 	hack/build-helm.sh >/dev/null
 
-test: control-plane browser helm verify ## unit + integration tests against a real control plane, registry and browser
+test: control-plane browser helm git verify ## unit + integration tests against a real control plane, registry and browser
 	go test $(GO_TEST_FLAGS) ./...
 
 test-unit: ## tests that need no control plane
