@@ -12,7 +12,7 @@ GO_TEST_FLAGS ?= -count=1 -timeout 60m
 BUILD_TAGS := kustomize_disable_go_plugin_support
 export GOFLAGS := $(strip $(GOFLAGS) -tags=$(BUILD_TAGS))
 
-.PHONY: all build image generate verify test test-unit control-plane browser distribution helm demo bench fmt vet clean help
+.PHONY: all build image generate verify test test-unit control-plane browser distribution helm git demo bench fmt vet clean help
 
 all: build
 
@@ -58,10 +58,15 @@ distribution: ## install Debian's docker-registry (CNCF Distribution 2.8) for th
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq docker-registry >/dev/null; }
 
+git: ## install Debian's git when missing: pkg/writeback's tests serve repositories with its git-http-backend
+	@test -x /usr/lib/git-core/git-http-backend || { echo "installing git from Debian packages" >&2; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq git >/dev/null; }
+
 helm: ## build helm (once, cached) for the chart tests
 	hack/build-helm.sh >/dev/null
 
-test: control-plane browser distribution helm verify ## unit + integration tests against a real control plane, registries and browser
+test: control-plane browser distribution helm git verify ## unit + integration tests against a real control plane, registries and browser
 	go test $(GO_TEST_FLAGS) ./...
 
 test-unit: ## tests that need no control plane

@@ -194,6 +194,45 @@ var corpus = []invalidCV{
 	}, []string{"spec.notifications", "must have at most 16 items"}},
 	{"imagePullSecrets.name", "missing", func(s *spec) { s.ImagePullSecrets = []cvv1.LocalObjectReference{{}} }, []string{"spec.imagePullSecrets[0].name"}},
 	{"imagePullSecrets", "more than 8", func(s *spec) { s.ImagePullSecrets = make([]cvv1.LocalObjectReference, 9) }, []string{"spec.imagePullSecrets", "must have at most 8 items"}},
+	{"writeBack.targets", "empty", func(s *spec) { writeBack(s, func(w *cvv1.WriteBackSpec) { w.Targets = nil }) }, []string{"spec.writeBack.targets"}},
+	{"writeBack.url", "embeds credentials", func(s *spec) {
+		writeBack(s, func(w *cvv1.WriteBackSpec) { w.URL = "https://user:token@git.example.com/team/deploy.git" })
+	}, []string{"spec.writeBack.url", "writeBack.url must not embed credentials"}},
+	{"writeBack.url", "not a git URL", func(s *spec) { writeBack(s, func(w *cvv1.WriteBackSpec) { w.URL = "ftp://x" }) }, []string{"writeBack.url must be an https://"}},
+	{"writeBack.secretRef", "ssh without known_hosts", func(s *spec) {
+		writeBack(s, func(w *cvv1.WriteBackSpec) {
+			w.URL = "ssh://git@git.example.com/team/deploy.git"
+			w.SecretRef = &cvv1.GitSecretRef{Name: "deploy", IdentityKey: "identity"}
+		})
+	}, []string{"secretRef.identityKey needs secretRef.knownHostsKey"}},
+	{"writeBack.mode", "PullRequest without provider", func(s *spec) {
+		writeBack(s, func(w *cvv1.WriteBackSpec) { w.Mode = cvv1.WriteBackPullRequest })
+	}, []string{"writeBack.mode PullRequest needs writeBack.pullRequest.provider"}},
+	{"writeBack.branch", "not a branch name", func(s *spec) { writeBack(s, func(w *cvv1.WriteBackSpec) { w.Branch = "a..b" }) }, []string{"writeBack.branch must be a valid git branch name"}},
+	{"writeBack.targets.path", "leaves the repository", func(s *spec) {
+		writeBack(s, func(w *cvv1.WriteBackSpec) { w.Targets[0].Path = "../secrets.yaml" })
+	}, []string{"spec.writeBack.targets[0].path", "target path must be relative"}},
+	{"writeBack.targets.kind", "unknown", func(s *spec) { writeBack(s, func(w *cvv1.WriteBackSpec) { w.Targets[0].Kind = "Helm" }) }, []string{"spec.writeBack.targets[0].kind", `Unsupported value: "Helm"`}},
+	{"writeBack.targets.yamlPaths", "missing for YAMLPath", func(s *spec) {
+		writeBack(s, func(w *cvv1.WriteBackSpec) {
+			w.Targets[0] = cvv1.WriteBackTarget{Path: "values.yaml", Kind: cvv1.TargetYAMLPath}
+		})
+	}, []string{"a YAMLPath target needs yamlPaths"}},
+}
+
+// writeBack sets a valid spec.writeBack, then applies edit to it.
+func writeBack(s *spec, edit func(*cvv1.WriteBackSpec)) {
+	w := validWriteBack()
+	edit(w)
+	s.WriteBack = w
+}
+
+func validWriteBack() *cvv1.WriteBackSpec {
+	return &cvv1.WriteBackSpec{
+		URL:       "https://git.example.com/team/deploy.git",
+		SecretRef: &cvv1.GitSecretRef{Name: "deploy", TokenKey: "token"},
+		Targets:   []cvv1.WriteBackTarget{{Path: "overlays/prod/kustomization.yaml", Kind: cvv1.TargetKustomize}},
+	}
 }
 
 // TestInvalidCVCorpusIsRejectedAtAdmission creates every entry of the
@@ -233,6 +272,27 @@ func TestBranchPolicyIsAccepted(t *testing.T) {
 	}))
 	if _, err := client.CvmanagerV1alpha1().ContainerVersions(ns).Create(ctx, cv, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("a valid branch policy was refused: %v", err)
+	}
+}
+
+// TestWriteBackIsAccepted: HTTPS and SSH write-backs with every kind of
+// target, and PullRequest mode, are valid specs.
+func TestWriteBackIsAccepted(t *testing.T) {
+	ctx, client, ns := setup(t)
+	https := validWriteBack()
+	https.Targets = append(https.Targets,
+		cvv1.WriteBackTarget{Path: "charts/web/values.yaml", Kind: cvv1.TargetYAMLPath, YAMLPaths: &cvv1.YAMLPaths{Tag: "image.tag", Digest: "image.digest"}},
+		cvv1.WriteBackTarget{Path: "apps/web.yaml", Kind: cvv1.TargetSetter, Setter: "prod:web"})
+	ssh := validWriteBack()
+	ssh.URL = "git@git.example.com:team/deploy.git"
+	ssh.SecretRef = &cvv1.GitSecretRef{Name: "deploy", IdentityKey: "identity", KnownHostsKey: "known_hosts"}
+	ssh.Mode = cvv1.WriteBackPullRequest
+	ssh.PullRequest = &cvv1.PullRequestSpec{Provider: "GitLab", APIURL: "https://git.example.com/api/v4"}
+	for name, wb := range map[string]*cvv1.WriteBackSpec{"https": https, "ssh-pr": ssh} {
+		cv := gen.CV(ns, "writeback-"+name, gen.WithSpec(func(s *spec) { s.WriteBack = wb }))
+		if _, err := client.CvmanagerV1alpha1().ContainerVersions(ns).Create(ctx, cv, metav1.CreateOptions{}); err != nil {
+			t.Errorf("%s: a valid writeBack was refused: %v", name, err)
+		}
 	}
 }
 

@@ -50,6 +50,10 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &cvmanagerv1alpha1.ContainerVersionSpecApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("ContainerVersionStatus"):
 		return &cvmanagerv1alpha1.ContainerVersionStatusApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("GitAuthor"):
+		return &cvmanagerv1alpha1.GitAuthorApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("GitSecretRef"):
+		return &cvmanagerv1alpha1.GitSecretRefApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("HistorySpec"):
 		return &cvmanagerv1alpha1.HistorySpecApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("KeylessIdentity"):
@@ -72,6 +76,8 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &cvmanagerv1alpha1.PromotionStatusApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("Provenance"):
 		return &cvmanagerv1alpha1.ProvenanceApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("PullRequestSpec"):
+		return &cvmanagerv1alpha1.PullRequestSpecApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("RollbackSpec"):
 		return &cvmanagerv1alpha1.RollbackSpecApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("RolloutStatus"):
@@ -86,6 +92,14 @@ func ForKind(kind schema.GroupVersionKind) interface{} {
 		return &cvmanagerv1alpha1.StrategySpecApplyConfiguration{}
 	case v1alpha1.SchemeGroupVersion.WithKind("VerifySpec"):
 		return &cvmanagerv1alpha1.VerifySpecApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("WriteBackSpec"):
+		return &cvmanagerv1alpha1.WriteBackSpecApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("WriteBackStatus"):
+		return &cvmanagerv1alpha1.WriteBackStatusApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("WriteBackTarget"):
+		return &cvmanagerv1alpha1.WriteBackTargetApplyConfiguration{}
+	case v1alpha1.SchemeGroupVersion.WithKind("YAMLPaths"):
+		return &cvmanagerv1alpha1.YAMLPathsApplyConfiguration{}
 
 	}
 	return nil

@@ -207,6 +207,9 @@ type ContainerVersionSpec struct {
 	// once they have soaked there (docs/fleet.md).
 	// +optional
 	Promotion *PromotionSpec `json:"promotion,omitempty"`
+	// WriteBack records each verified rollout's image in a git repository.
+	// +optional
+	WriteBack *WriteBackSpec `json:"writeBack,omitempty"`
 }
 
 // LocalObjectReference names an object in the CV's namespace.
@@ -689,6 +692,9 @@ type ContainerVersionStatus struct {
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+	// WriteBack is the outcome of the last git write-back (spec.writeBack).
+	// +optional
+	WriteBack *WriteBackStatus `json:"writeBack,omitempty"`
 }
 
 // RolloutStatus is the durable state of an unfinished rollout.

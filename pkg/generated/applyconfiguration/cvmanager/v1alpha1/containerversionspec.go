@@ -45,6 +45,7 @@ type ContainerVersionSpecApplyConfiguration struct {
 	Suspend             *bool                                    `json:"suspend,omitempty"`
 	DriftPolicy         *string                                  `json:"driftPolicy,omitempty"`
 	Promotion           *PromotionSpecApplyConfiguration         `json:"promotion,omitempty"`
+	WriteBack           *WriteBackSpecApplyConfiguration         `json:"writeBack,omitempty"`
 }
 
 // ContainerVersionSpecApplyConfiguration constructs a declarative configuration of the ContainerVersionSpec type for use with
@@ -220,5 +221,13 @@ func (b *ContainerVersionSpecApplyConfiguration) WithDriftPolicy(value string) *
 // If called multiple times, the Promotion field is set to the value of the last call.
 func (b *ContainerVersionSpecApplyConfiguration) WithPromotion(value *PromotionSpecApplyConfiguration) *ContainerVersionSpecApplyConfiguration {
 	b.Promotion = value
+	return b
+}
+
+// WithWriteBack sets the WriteBack field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the WriteBack field is set to the value of the last call.
+func (b *ContainerVersionSpecApplyConfiguration) WithWriteBack(value *WriteBackSpecApplyConfiguration) *ContainerVersionSpecApplyConfiguration {
+	b.WriteBack = value
 	return b
 }

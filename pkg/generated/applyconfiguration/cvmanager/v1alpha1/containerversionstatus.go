@@ -43,6 +43,7 @@ type ContainerVersionStatusApplyConfiguration struct {
 	HeldUntil          *v1.Time                             `json:"heldUntil,omitempty"`
 	Promotion          *PromotionStatusApplyConfiguration   `json:"promotion,omitempty"`
 	Conditions         []metav1.ConditionApplyConfiguration `json:"conditions,omitempty"`
+	WriteBack          *WriteBackStatusApplyConfiguration   `json:"writeBack,omitempty"`
 }
 
 // ContainerVersionStatusApplyConfiguration constructs a declarative configuration of the ContainerVersionStatus type for use with
@@ -189,5 +190,13 @@ func (b *ContainerVersionStatusApplyConfiguration) WithConditions(values ...*met
 		}
 		b.Conditions = append(b.Conditions, *values[i])
 	}
+	return b
+}
+
+// WithWriteBack sets the WriteBack field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the WriteBack field is set to the value of the last call.
+func (b *ContainerVersionStatusApplyConfiguration) WithWriteBack(value *WriteBackStatusApplyConfiguration) *ContainerVersionStatusApplyConfiguration {
+	b.WriteBack = value
 	return b
 }
