@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"time"
 
+	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/spf13/cobra"
@@ -32,6 +34,7 @@ import (
 	"cvmanager.dev/cvmanager/pkg/server"
 	"cvmanager.dev/cvmanager/pkg/trigger"
 	"cvmanager.dev/cvmanager/pkg/workload"
+	"cvmanager.dev/cvmanager/pkg/writeback"
 )
 
 // runOptions are the flags of `cvmanager run`. Names follow the original
@@ -196,9 +199,14 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 		provenanceCache = provenance.NewCache(reader)
 	}
 	platforms := platform.NewCache(reader) // the platform gate: one index read per digest
+	var ctrl *multins.Group
+	writer := writeback.New(writeback.Config{Observe: m.ObserveWriteBack}, func(key string, st cvv1.WriteBackStatus) {
+		ctrl.ReportWriteBack(key, st) // set below, before any write is submitted
+	})
+	defer writer.Close()
 	// One controller per watched namespace (the namespaced install), each
 	// with its own informers; every replica starts them, leader or not.
-	ctrl := multins.New(o.namespaces, func(namespace string) multins.Member {
+	ctrl = multins.New(o.namespaces, func(namespace string) multins.Member {
 		factories := controller.NewFactories(kubeClient, cvClient, controller.Scope{Namespace: namespace, CVSelector: selector})
 		if len(o.namespaces) == 0 {
 			factories.WithNodes() // a namespaced install may not read nodes: no platform gate there
@@ -209,7 +217,7 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 				Metrics: m, ProgressInterval: o.progressEvery, DefaultHistory: o.history, DefaultRollback: o.rollback,
 				Restrictions: restrictions, Notifier: notifier, DefaultNotifications: defaultNotifications,
 				LastPolledEvery: o.lastPolledEvery, Authorization: authorization, PushFirst: o.pushFirst(),
-				Signatures: signatures, Provenance: provenanceCache, Platforms: platforms,
+				Signatures: signatures, Provenance: provenanceCache, Platforms: platforms, WriteBack: writer,
 			})}
 	})
 	if err := o.watchSettings(ctx, kubeClient, ctrl, restrictions); err != nil {

@@ -89,6 +89,9 @@ func (c *Controller) afterWrite(ctx context.Context, snap *snapshot, d decision)
 	if d.corrected {
 		c.corrections.note(key, snap.now)
 	}
+	if d.cv.Status.WriteBack != nil {
+		c.writeBacks.recorded(key, d.cv.Status.WriteBack)
+	}
 	id := rolloutIDOf(snap.cv, d.cv)
 	for _, e := range d.effects {
 		c.emit(ctx, d.cv, id, e)
@@ -113,7 +116,7 @@ func rolloutIDOf(before, after *cvv1.ContainerVersion) string {
 // emit sends one effect. Effects of a rollout are keyed by its ID, so a
 // sync replayed after its status write (a lagging cache) sends none twice.
 func (c *Controller) emit(ctx context.Context, cv *cvv1.ContainerVersion, id string, e effect) {
-	if id != "" && !c.sent.first(id+"|"+e.reason+"|"+e.notify+"|"+e.log) {
+	if id != "" && !c.sent.first(id+"|"+e.reason+"|"+e.notify+"|"+e.log+"|"+writeBackKey(e)) {
 		return
 	}
 	switch {
@@ -125,6 +128,8 @@ func (c *Controller) emit(ctx context.Context, cv *cvv1.ContainerVersion, id str
 		c.recordRolloutMetrics(e.outcome, e.rolloutDone, c.clock.Now())
 	case e.authzRefused:
 		c.metrics.AuthzRefusals.Inc()
+	case e.writeBack != nil:
+		c.sendWriteBack(ctx, cv, e.writeBack)
 	}
 	if e.log != "" {
 		c.logTransition(cv, e)
@@ -174,4 +179,12 @@ func (s *sentEffects) first(key string) bool {
 		s.order = s.order[1:]
 	}
 	return true
+}
+
+// writeBackKey tells write-back effects apart in the sent set.
+func writeBackKey(e effect) string {
+	if e.writeBack == nil {
+		return ""
+	}
+	return "writeback:" + e.writeBack.rolloutID
 }

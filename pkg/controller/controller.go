@@ -43,6 +43,7 @@ import (
 	"cvmanager.dev/cvmanager/pkg/registry/poller"
 	"cvmanager.dev/cvmanager/pkg/rollout"
 	"cvmanager.dev/cvmanager/pkg/workload"
+	"cvmanager.dev/cvmanager/pkg/writeback"
 )
 
 // Options configure a Controller.
@@ -88,6 +89,9 @@ type Options struct {
 	// Provenance reads the provenance of each new digest once, in the
 	// background (pkg/provenance); nil reads none.
 	Provenance *provenance.Cache
+	// WriteBack writes what passed into git (spec.writeBack, pkg/writeback);
+	// nil writes nothing. Its report function must call ReportWriteBack.
+	WriteBack *writeback.Writer
 	// Platforms reads each new digest's index once, for the platform gate
 	// (pkg/platform); nil, or no node informer, checks nothing.
 	Platforms *platform.Cache
@@ -116,6 +120,7 @@ type Controller struct {
 	authz     *authz.Authorizer
 
 	nodes          nodeLister
+	writeBacks     writeBackResults
 	requestIndexer cache.Indexer
 	handled        handledRequests
 	local          localRequests

@@ -46,6 +46,9 @@ type snapshot struct {
 	// start with (nil while unread).
 	startProvenance *cvv1.Provenance
 
+	// writeBackResult is an outcome the git writer reported, not yet in
+	// status (writeback.go).
+	writeBackResult *cvv1.WriteBackStatus
 	// imported is the last-known-good version a CV created by `state
 	// import` restores first (cvv1.AnnotationImported), on its first sync.
 	imported *rollout.Target
@@ -132,6 +135,7 @@ func (c *Controller) observe(ctx context.Context, s *syncerState, cached *cvv1.C
 		progressInterval: c.opts.ProgressInterval, lastPolledEvery: c.opts.LastPolledEvery,
 	}
 	snap.provenance, snap.provenanceDigest = c.unwrittenProvenance(&cached.Status)
+	snap.writeBackResult = c.writeBacks.get(namespacedKey(cached))
 	if cached.Status.Rollout != nil {
 		r, err := c.observeRollout(ctx, cached)
 		snap.rollout = r

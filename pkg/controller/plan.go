@@ -30,6 +30,9 @@ type decision struct {
 	consumed bool
 	// fixed marks a drift correction, counted for fight detection.
 	corrected bool
+	// rolledBack is the ID of a rollout whose rollback finished in this
+	// sync: its restored image is written back (planWriteBack).
+	rolledBack string
 }
 
 // plannedRecord is a history record of the rollout in r.
@@ -54,6 +57,8 @@ type effect struct {
 	authzRefused bool
 	// log: an Info line on a rollout transition.
 	log string
+	// writeBack hands a write to the git writer (writeback.go).
+	writeBack *writeBackSubmit
 	// id keys the effect: a replayed sync never sends one twice.
 	id string
 }
@@ -89,6 +94,7 @@ func plan(snap *snapshot) decision {
 		planPoll(snap, &d)
 	}
 	attachProvenance(snap, &d)
+	planWriteBack(snap, &d)
 	return d
 }
 

@@ -198,6 +198,7 @@ func finishFailed(snap *snapshot, d *decision, p rollout.Progress, outcome, note
 	kind := notify.Failed
 	if outcome == history.OutcomeRolledBack {
 		kind = notify.RolledBack
+		d.rolledBack = r.ID
 		d.effects = append(d.effects, warning(ReasonRolledBack,
 			fmt.Sprintf("Rolled back to %s (%s)", st.SuccessVersion, st.SuccessDigest)))
 	}

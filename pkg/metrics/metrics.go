@@ -20,6 +20,8 @@
 //	dora_namespace_*{namespace}             the same figures pooled per namespace
 //	signature_verifications_total{result}   image signature checks before a deploy: verified, refused, audited
 //	                                        (Audit mode let an unverified image through), error (registry unreadable)
+//	writeback_total{state}                  git write-backs finished: Written, Failed
+//	writeback_duration_seconds{state}       submit to the commit pushed (or the failure)
 //	workqueue_*                             client-go workqueue metrics (depth, adds, latency, ...)
 //	registry_requests_total{host,method,code}    registered by pkg/registry/poller on the same registry
 //	registry_request_duration_seconds{host,method}
@@ -32,6 +34,7 @@ package metrics
 
 import (
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -51,6 +54,10 @@ type Metrics struct {
 	// SignatureVerifications counts signature checks by result: verified,
 	// refused, audited, error.
 	SignatureVerifications *prometheus.CounterVec
+	// WriteBacks and WriteBackDuration count git write-backs by state
+	// (Written, Failed) and time them from submit (ObserveWriteBack).
+	WriteBacks        *prometheus.CounterVec
+	WriteBackDuration *prometheus.HistogramVec
 }
 
 // New creates the collectors on a fresh registry, with Go and process
@@ -87,8 +94,15 @@ func New() *Metrics {
 			Name: "cvmanager_signature_verifications_total",
 			Help: "Image signature checks before a deploy by result: verified, refused, audited (Audit mode let it through), error.",
 		}, []string{"result"}),
+		WriteBacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cvmanager_writeback_total", Help: "Git write-backs finished, by state: Written, Failed.",
+		}, []string{"state"}),
+		WriteBackDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "cvmanager_writeback_duration_seconds", Help: "Time from a write-back's submit to its commit pushed (or its failure).",
+			Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60},
+		}, []string{"state"}),
 	}
-	m.Registry.MustRegister(m.RolloutsTotal, m.RolloutDuration, m.Syncers, m.PollsTotal, m.PollDuration, m.AuthzChecks, m.AuthzRefusals,
+	m.Registry.MustRegister(m.WriteBacks, m.WriteBackDuration, m.RolloutsTotal, m.RolloutDuration, m.Syncers, m.PollsTotal, m.PollDuration, m.AuthzChecks, m.AuthzRefusals,
 		m.SignatureVerifications,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Every result starts at zero, so an alert on refusals sees a series
@@ -115,4 +129,11 @@ func (m *Metrics) LeaderGauge(isLeader func() bool) prometheus.Collector {
 		}
 		return 0
 	})
+}
+
+// ObserveWriteBack records one finished git write-back (the writer's
+// Config.Observe).
+func (m *Metrics) ObserveWriteBack(state string, sinceSubmit time.Duration) {
+	m.WriteBacks.WithLabelValues(state).Inc()
+	m.WriteBackDuration.WithLabelValues(state).Observe(sinceSubmit.Seconds())
 }

@@ -15,6 +15,7 @@ package multins
 import (
 	"context"
 	"sort"
+	"strings"
 
 	"golang.org/x/sync/errgroup"
 	"k8s.io/apimachinery/pkg/labels"
@@ -117,6 +118,15 @@ func (g *Group) UpdateSettings(s controller.Settings) {
 
 func cvListerOf(m Member) cvlisters.ContainerVersionLister {
 	return m.Factories.Informers().CVs.Lister()
+}
+
+// ReportWriteBack routes a git writer's outcome for the CV key
+// ("namespace/name") to the controller watching its namespace.
+func (g *Group) ReportWriteBack(key string, st cvv1.WriteBackStatus) {
+	namespace, _, _ := strings.Cut(key, "/")
+	if m, ok := g.owner(namespace); ok {
+		m.Controller.ReportWriteBack(key, st)
+	}
 }
 
 // Accept hands a request to the controller watching namespace when this
