@@ -111,7 +111,7 @@ func (c *Controller) mismatches(cv *cvv1.ContainerVersion, image string) ([]mism
 	var out []mismatch
 	for _, w := range workloads {
 		running, found := workload.ContainerImage(w, cv.Spec.Container.Name)
-		if !found || running == image {
+		if !found || workload.SameImage(running, image) {
 			continue
 		}
 		out = append(out, mismatch{w: w, running: running, joined: workload.WrittenImage(w, cv.Spec.Container.Name) == ""})

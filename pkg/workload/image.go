@@ -32,3 +32,26 @@ func DigestOf(image string) string {
 	}
 	return ""
 }
+
+// SameImage reports whether two references name the same image: equal, or
+// the same repository pinned at the same digest, whatever tag either
+// carries. A GitOps tool that applies repo@sha256:… (Kustomize's digest
+// field) runs exactly what cvmanager wrote as repo:v1@sha256:….
+func SameImage(a, b string) bool {
+	if a == b {
+		return true
+	}
+	da, db := DigestOf(a), DigestOf(b)
+	return da != "" && da == db && repositoryOf(a) == repositoryOf(b)
+}
+
+// repositoryOf is a reference's repository: without its digest, and
+// without a tag (a colon after the last slash; one before it is a port).
+func repositoryOf(image string) string {
+	name, _, _ := strings.Cut(image, "@")
+	slash := strings.LastIndex(name, "/")
+	if colon := strings.LastIndex(name, ":"); colon > slash {
+		name = name[:colon]
+	}
+	return name
+}

@@ -1,0 +1,242 @@
+package e2e
+
+import (
+	"context"
+	"net/http"
+	"net/http/cgi"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/yaml"
+
+	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/controller"
+	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
+	"cvmanager.dev/cvmanager/pkg/writeback"
+	"cvmanager.dev/cvmanager/test/e2eenv"
+	"cvmanager.dev/cvmanager/test/gen"
+)
+
+// gitRepo is a bare repository served over smart HTTP by Debian's
+// git-http-backend (net/http/cgi) on 127.0.0.1, with basic auth.
+type gitRepo struct {
+	t    *testing.T
+	bare string
+	url  string
+}
+
+func newGitRepo(t *testing.T, files map[string]string) *gitRepo {
+	t.Helper()
+	const backend = "/usr/lib/git-core/git-http-backend"
+	if _, err := os.Stat(backend); err != nil {
+		t.Fatalf("%s missing: run make git (apt-get install git)", backend)
+	}
+	root := t.TempDir()
+	r := &gitRepo{t: t, bare: filepath.Join(root, "deploy.git")}
+	r.git(root, "init", "--bare", "-b", "main", r.bare)
+	r.git(r.bare, "config", "http.receivepack", "true")
+	r.git(r.bare, "config", "receive.denyNonFastForwards", "true")
+	work := filepath.Join(root, "seed")
+	r.git(root, "clone", r.bare, work)
+	for path, content := range files {
+		e2eenv.Must(t, os.MkdirAll(filepath.Dir(filepath.Join(work, path)), 0o755))
+		e2eenv.Must(t, os.WriteFile(filepath.Join(work, path), []byte(content), 0o644))
+	}
+	r.git(work, "add", "-A")
+	r.git(work, "-c", "user.name=seed", "-c", "user.email=seed@example.com", "commit", "-m", "seed")
+	r.git(work, "push", "origin", "HEAD:main")
+	handler := &cgi.Handler{Path: backend, Env: []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1", "REMOTE_USER=ci"}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if user, pass, ok := req.BasicAuth(); !ok || user != "ci" || pass != "token" {
+			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		handler.ServeHTTP(w, req)
+	}))
+	t.Cleanup(srv.Close)
+	r.url = srv.URL + "/deploy.git"
+	return r
+}
+
+func (r *gitRepo) git(dir string, args ...string) string {
+	r.t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		r.t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// show is path's content on main; log the commit subjects, newest first.
+func (r *gitRepo) show(path string) string { return r.git(r.bare, "show", "main:"+path) }
+func (r *gitRepo) log() string             { return r.git(r.bare, "log", "--format=%H %s", "main") }
+
+// TestWriteBackRecordsWhatPassed runs the real controller with the git
+// writer against a real git server: a rollout that passed is committed
+// with its digest (comments kept), a failed one (rolled back) leaves git on
+// the version that runs, and wrong credentials fail the write, name the
+// repository and leave the rollout alone.
+func TestWriteBackRecordsWhatPassed(t *testing.T) {
+	e := e2eenv.New(t)
+	reg := e2eenv.NewRegistry(t)
+	repo := reg.Repo("team/wb")
+	kustomization := "# the web app, deployed by the GitOps tool\nresources:\n- deployment.yaml\nimages:\n- name: " + repo + "\n  newTag: old # set by cvmanager\n"
+	git := newGitRepo(t, map[string]string{"web/kustomization.yaml": kustomization})
+	_, err := e.Kube.CoreV1().Secrets(e.NS).Create(e.Ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "git"},
+		Data: map[string][]byte{"username": []byte("ci"), "password": []byte("token"), "wrong": []byte("nope")}}, metav1.CreateOptions{})
+	e2eenv.Must(t, err)
+	_, err = e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, gen.NewDeployment(e.NS, "wb", "wb", repo+":old", 1), metav1.CreateOptions{})
+	e2eenv.Must(t, err)
+
+	var ctrl *e2eenv.Controller
+	writer := writeback.New(writeback.Config{BatchWindow: 20 * time.Millisecond}, func(key string, st cvv1.WriteBackStatus) {
+		ctrl.ReportWriteBack(key, st)
+	})
+	t.Cleanup(writer.Close)
+	opts := e.Options(reg.Resolver(t))
+	opts.WriteBack = writer
+	cfg := e2eenv.ControllerConfig(t)
+	ctrl = e2eenv.NewController(kubernetes.NewForConfigOrDie(cfg), versioned.NewForConfigOrDie(cfg), opts)
+	ctx, cancel := context.WithCancel(e.Ctx)
+	done := make(chan error, 1)
+	go func() { done <- ctrl.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	d1 := reg.MustPush(t, "team/wb", "v1", "env-prod")
+	e.CreateCV(gen.NewCV(e.NS, "wb", repo, func(s *cvv1.ContainerVersionSpec) {
+		s.TimeoutSeconds = 8
+		s.Rollback.Enabled = true
+		s.WriteBack = &cvv1.WriteBackSpec{URL: git.url, Branch: "main",
+			SecretRef: &cvv1.GitSecretRef{Name: "git", UsernameKey: "username", PasswordKey: "password"},
+			Targets:   []cvv1.WriteBackTarget{{Path: "web/kustomization.yaml", Kind: cvv1.TargetKustomize, ImageName: repo}}}
+	}))
+	e.WaitStatus("wb", cvv1.StatusSuccess, d1, 60*time.Second)
+	written := waitWriteBack(e, "wb", d1, cvv1.WriteBackWritten)
+	file := git.show("web/kustomization.yaml")
+	if !strings.Contains(file, d1) || !strings.Contains(file, "# the web app, deployed by the GitOps tool") ||
+		!strings.Contains(file, "# set by cvmanager") {
+		t.Errorf("kustomization after v1 (want its digest, comments kept):\n%s", file)
+	}
+	if !strings.Contains(git.log(), written.Commit) {
+		t.Errorf("status names commit %s, not on main:\n%s", written.Commit, git.log())
+	}
+	commits := strings.Count(git.log(), "\n")
+
+	// A tiny GitOps loop applies what git holds, as Argo CD or Flux would,
+	// under its own field manager. It converges on the digest cvmanager
+	// rolled out: the drift detector sees its own image, no correction and
+	// no second rollout follow.
+	applied := kustomizedImage(t, git.show("web/kustomization.yaml"), repo)
+	patch := `{"spec":{"template":{"spec":{"containers":[{"name":"app","image":"` + applied + `"}]}}}}`
+	_, err = e.Kube.AppsV1().Deployments(e.NS).Patch(e.Ctx, "wb", types.StrategicMergePatchType, []byte(patch),
+		metav1.PatchOptions{FieldManager: "gitops-loop"})
+	e2eenv.Must(t, err)
+	generation, records := e.DeploymentGeneration("wb"), len(e.History("wb"))
+	waitPolls(e, reg, reg.Count("HEAD", "manifests"), 2, 30*time.Second)
+	if got := e.DeploymentImage("wb"); got != applied {
+		t.Errorf("cvmanager changed what the GitOps loop applied from git: %s, want %s", got, applied)
+	}
+	if e.DeploymentGeneration("wb") != generation || len(e.History("wb")) != records {
+		t.Errorf("the GitOps loop's apply of the written digest caused another rollout (generation %d → %d, %d → %d records)",
+			generation, e.DeploymentGeneration("wb"), records, len(e.History("wb")))
+	}
+	if cond := conditionOf(e.GetCV("wb"), cvv1.ConditionDrifted); cond != nil && cond.Status == metav1.ConditionTrue {
+		t.Errorf("the written digest, applied by the GitOps loop, is reported as drift: %s", cond.Message)
+	}
+
+	// kwok keeps pods of images containing "unready" in ImagePullBackOff:
+	// the rollout fails and rolls back; git must not hear of v2.
+	bad := reg.MustPush(t, "team/wb", "v2-unready", "env-prod")
+	e.WaitStatus("wb", cvv1.StatusFailed, bad, 60*time.Second)
+	waitPolls(e, reg, reg.Count("HEAD", "manifests"), 2, 30*time.Second)
+	if file := git.show("web/kustomization.yaml"); strings.Contains(file, bad) || !strings.Contains(file, d1) {
+		t.Errorf("git after a failed rollout must still hold v1:\n%s", file)
+	}
+	if got := strings.Count(git.log(), "\n"); got > commits+1 {
+		t.Errorf("%d commits after the rollback, want at most one (the restored v1, a no-op here)", got-commits)
+	}
+	if cond := conditionOf(e.GetCV("wb"), controller.ConditionWriteBack); cond == nil || cond.Status != metav1.ConditionTrue {
+		t.Errorf("WriteBack condition %+v, want True", cond)
+	}
+
+	// Wrong credentials: the write fails naming the repository, without
+	// the password, and the rollout stands.
+	cv := e.GetCV("wb")
+	cv.Spec.WriteBack.SecretRef.PasswordKey = "wrong"
+	_, err = e.CVClient.CvmanagerV1alpha1().ContainerVersions(e.NS).Update(e.Ctx, cv, metav1.UpdateOptions{})
+	e2eenv.Must(t, err)
+	d3 := reg.MustPush(t, "team/wb", "v3", "env-prod")
+	e.WaitStatus("wb", cvv1.StatusSuccess, d3, 60*time.Second)
+	failed := waitWriteBack(e, "wb", d3, cvv1.WriteBackFailed)
+	if !strings.Contains(failed.Reason, git.url) || strings.Contains(failed.Reason, "nope") || strings.Contains(failed.Reason, "token") {
+		t.Errorf("failure reason must name the repository and no secret: %q", failed.Reason)
+	}
+	if got := e.DeploymentImage("wb"); got != gen.Pinned(repo, "v3", d3) {
+		t.Errorf("a failed write-back touched the rollout: image %s", got)
+	}
+	if reasons := e.EventReasons("wb"); reasons[controller.ReasonWriteBackFailed] == 0 {
+		t.Errorf("no %s Event: %v", controller.ReasonWriteBackFailed, reasons)
+	}
+}
+
+// kustomizedImage is the image Kustomize renders for repo's images entry:
+// name[:newTag][@digest].
+func kustomizedImage(t *testing.T, kustomization, repo string) string {
+	t.Helper()
+	var k struct {
+		Images []struct {
+			Name, NewTag, Digest string
+		} `json:"images"`
+	}
+	e2eenv.Must(t, yaml.Unmarshal([]byte(kustomization), &k))
+	for _, img := range k.Images {
+		if img.Name != repo {
+			continue
+		}
+		out := img.Name
+		if img.NewTag != "" {
+			out += ":" + img.NewTag
+		}
+		if img.Digest != "" {
+			out += "@" + img.Digest
+		}
+		return out
+	}
+	t.Fatalf("no images entry for %s in:\n%s", repo, kustomization)
+	return ""
+}
+
+// waitWriteBack waits until status.writeBack shows state for digest.
+func waitWriteBack(e *e2eenv.Env, name, digest, state string) cvv1.WriteBackStatus {
+	e.T.Helper()
+	var got cvv1.WriteBackStatus
+	e.Eventually(30*time.Second, "status.writeBack "+state+" for "+digest, func() (bool, error) {
+		wb := e.GetCV(name).Status.WriteBack
+		if wb != nil {
+			got = *wb
+		}
+		return wb != nil && wb.Digest == digest && wb.State == state, nil
+	})
+	return got
+}
+
+func conditionOf(cv *cvv1.ContainerVersion, typ string) *metav1.Condition {
+	for i := range cv.Status.Conditions {
+		if cv.Status.Conditions[i].Type == typ {
+			return &cv.Status.Conditions[i]
+		}
+	}
+	return nil
+}
