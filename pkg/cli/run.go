@@ -313,7 +313,7 @@ func (o *runOptions) httpRoutes(m *metrics.Metrics, ctrl *multins.Group, leader 
 		}
 		trigger.New(keys, caches.cvs, caches.requests, o.triggerRate).Register(mux)
 	}
-	return mux, o.registerWebhooks(mux, caches)
+	return mux, o.registerWebhooks(mux, caches, m.Registry)
 }
 
 // serveAndLead runs the HTTP server, the export loop and the controller
@@ -346,7 +346,7 @@ func (o *runOptions) pushFirst() *controller.PushFirst {
 	return &controller.PushFirst{SafetyInterval: o.webhookSafety, TrustWindow: o.webhookTrust}
 }
 
-func (o *runOptions) registerWebhooks(mux server.Router, caches readCaches) error {
+func (o *runOptions) registerWebhooks(mux server.Router, caches readCaches, reg prometheus.Registerer) error {
 	if o.webhookSecret == "" {
 		return nil
 	}
@@ -358,6 +358,7 @@ func (o *runOptions) registerWebhooks(mux server.Router, caches readCaches) erro
 	if err != nil {
 		return err
 	}
+	hooks.MustRegister(reg)
 	hooks.Register(mux)
 	return nil
 }
