@@ -94,7 +94,7 @@ func parseFlags() (*config, error) {
 	flag.IntVar(&c.pushFirstRefs, "push-first-refs", 100, "refs (one CV each) announced by the registry's own push notifications in the push-first figure, and as many refs only polled")
 	flag.DurationVar(&c.pushFirstInterval, "push-first-interval", 5*time.Second, "spec.pollIntervalSeconds of the push-first figure's CVs (the safety interval is 10x)")
 	flag.DurationVar(&c.pushFirstGap, "push-first-gap", 100*time.Millisecond, "time between two announced pushes in the push-first figure")
-	skip := flag.String("skip", "", "scenarios to leave out, comma-separated: latency, trigger, burst, push-first (the steady interval always runs)")
+	skip := flag.String("skip", "", "scenarios to leave out, comma-separated: latency, trigger, burst, push-first, push-path (the steady interval always runs)")
 	flag.Parse()
 	var err error
 	if c.pushFirstInterval < 5*time.Second || c.pushFirstRefs < 0 {
@@ -163,6 +163,10 @@ func run(ctx context.Context, cfg *config) error {
 		return err
 	}
 	defer env.stop()
+	if *pushPathOnly {
+		_, err := measurePushPath(ctx, env, cfg)
+		return err
+	}
 	rep := newReport(cfg)
 	defer func() {
 		if err := rep.write(cfg.out); err != nil {
@@ -201,6 +205,13 @@ func run(ctx context.Context, cfg *config) error {
 		rep.PushFirst = res
 		if err != nil {
 			rep.Errors = append(rep.Errors, fmt.Sprintf("push-first: %v", err))
+			return err
+		}
+	}
+	if !cfg.skip["push-path"] {
+		// Written to its own <date>-push.json/.md (test/bench/pushpath.go).
+		if _, err := measurePushPath(ctx, env, cfg); err != nil {
+			rep.Errors = append(rep.Errors, fmt.Sprintf("push-path: %v", err))
 			return err
 		}
 	}

@@ -1,0 +1,344 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"cvmanager.dev/cvmanager/test/localregistry"
+)
+
+// The push-path figure (issue 31): a real Distribution registry posts every
+// event it emits (no `ignore:`) to the controller's Distribution webhook,
+// with the controller on default flags (--registry-qps 5, --registry-burst
+// 20, --trigger-rate 10). It measures announced pushes, 10 at a time, push
+// → patched, which rollouts the webhook started, and the 429s the registry
+// got (its own log); then what a new digest costs in repositories of 1, 42
+// and 500 version tags. Its flags live here so the scenario stays additive.
+var (
+	pushPathOnly     = flag.Bool("push-path-only", false, "run only the push-path figure (no scales) and write <date>-push.json/.md")
+	pushPathPushes   = flag.Int("push-path-pushes", 100, "announced pushes in the push-path figure, one ref each")
+	pushPathParallel = flag.Int("push-path-parallel", 10, "announced pushes at a time in the push-path figure")
+	pushPathCosts    = flag.String("push-path-version-tags", "1,42,500", "version tags in the repositories whose new-digest cost is measured")
+	pushPathRounds   = flag.Int("push-path-cost-rounds", 3, "new digests per repository in the cost measurement")
+)
+
+// pushPathResult is the figure.
+type pushPathResult struct {
+	Started time.Time `json:"started"`
+	Machine machine   `json:"machine"`
+	Flags   []string  `json:"controllerFlags"`
+	// Pushes announced, Parallel at a time; PollSeconds is the CVs' poll
+	// interval, which races the webhook.
+	Pushes      int           `json:"pushes"`
+	Parallel    int           `json:"parallel"`
+	PollSeconds float64       `json:"pollIntervalSeconds"`
+	Patched     latencyResult `json:"pushToPatched"`
+	Finished    latencyResult `json:"pushToFinished"`
+	// ByTrigger counts rollouts by what the controller says started them.
+	ByTrigger      map[string]int `json:"rolloutsByTrigger"`
+	WebhookPercent float64        `json:"webhookTriggeredPercent"`
+	// Registry429 are the registry's own log lines of a delivery refused
+	// with 429; RegistryRetries every retried delivery.
+	Registry429     int `json:"registry429"`
+	RegistryRetries int `json:"registryRetries"`
+	// Deliveries are the controller's cvmanager_webhook_deliveries_total by
+	// outcome (ignored, triggered, limited, invalid).
+	Deliveries map[string]float64 `json:"webhookDeliveries"`
+	// BudgetWaitMeanMs is the mean wait for the host budget per lane.
+	BudgetWaitMeanMs map[string]float64 `json:"budgetWaitMeanMs"`
+	NewDigest        []newDigestCost    `json:"newDigestCost"`
+	Errors           []string           `json:"errors,omitempty"`
+}
+
+// newDigestCost is what new digests of one repository cost: registry
+// requests counted at the proxy from the push until 2 s after the rollout
+// finished (so background provenance reads are in), and push → patched.
+type newDigestCost struct {
+	VersionTags int           `json:"versionTags"`
+	Requests    []int64       `json:"requestsPerNewDigest"`
+	Patched     latencyResult `json:"pushToPatched"`
+}
+
+// logCounter keeps counts of the registry's notification log lines only
+// (Distribution logs every request; nothing else is kept).
+type logCounter struct {
+	mu               sync.Mutex
+	retries, tooMany int
+	partial          []byte
+}
+
+func (c *logCounter) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	data := append(c.partial, p...)
+	for {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			break
+		}
+		line := string(data[:i])
+		data = data[i+1:]
+		if strings.Contains(line, "retryingsink") || strings.Contains(line, "eventqueue") {
+			c.retries++
+			if strings.Contains(line, "429") {
+				c.tooMany++
+			}
+		}
+	}
+	c.partial = append(c.partial[:0], data...)
+	return len(p), nil
+}
+
+func (c *logCounter) counts() (retries, tooMany int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.retries, c.tooMany
+}
+
+// pushPathRig is the scenario's registry, proxy, populations and controller.
+type pushPathRig struct {
+	reg   *localregistry.Registry
+	log   *logCounter
+	proxy *countingProxy
+	proc  *ctrlProc
+	pop   *population // one CV per ref, announced pushes
+	cost  *population // one CV per repository of many version tags
+	tags  []int       // version tags of each cost ref
+	flags []string
+}
+
+func (r *pushPathRig) stop(out string) {
+	if r.proc != nil {
+		r.proc.stop(out)
+	}
+	if r.proxy != nil {
+		r.proxy.close()
+	}
+	if r.reg != nil {
+		_ = r.reg.Close()
+	}
+}
+
+// measurePushPath runs the figure and writes <date>-push.json and .md.
+func measurePushPath(ctx context.Context, e *env, cfg *config) (*pushPathResult, error) {
+	res := &pushPathResult{Started: time.Now().UTC(), Machine: readMachine(), Pushes: *pushPathPushes,
+		Parallel: *pushPathParallel, PollSeconds: cfg.pushFirstInterval.Seconds()}
+	defer func() {
+		if err := res.write(cfg.out); err != nil {
+			say("push path: writing the report: %v", err)
+		}
+	}()
+	rig, err := startPushPath(ctx, e, cfg)
+	if rig != nil {
+		defer rig.stop(cfg.out)
+		res.Flags = rig.flags
+	}
+	if err != nil {
+		res.Errors = append(res.Errors, err.Error())
+		return res, err
+	}
+	announcedPushes(ctx, e, rig, res)
+	res.RegistryRetries, res.Registry429 = rig.log.counts()
+	say("push path: patched p50 %.0f ms p99 %.0f ms (n=%d), %.0f%% by webhook, %d 429s in the registry's log",
+		res.Patched.P50Ms, res.Patched.P99Ms, res.Patched.Samples, res.WebhookPercent, res.Registry429)
+	for i, n := range rig.tags {
+		c := newDigestCosts(ctx, e, rig, rig.cost.refs[i], n)
+		res.NewDigest = append(res.NewDigest, c)
+		say("push path: %d version tags: requests per new digest %v, patched p50 %.0f ms", n, c.Requests, c.Patched.P50Ms)
+	}
+	res.Deliveries = map[string]float64{}
+	for _, o := range []string{"ignored", "triggered", "limited", "invalid"} {
+		res.Deliveries[o] = rig.proc.metric("cvmanager_webhook_deliveries_total", `outcome="`+o+`"`)
+	}
+	res.BudgetWaitMeanMs = map[string]float64{}
+	for _, lane := range []string{"urgent", "scheduled", "background"} {
+		sum := rig.proc.metric("cvmanager_registry_budget_wait_seconds_sum", `lane="`+lane+`"`)
+		n := rig.proc.metric("cvmanager_registry_budget_wait_seconds_count", `lane="`+lane+`"`)
+		if n > 0 {
+			res.BudgetWaitMeanMs[lane] = 1000 * sum / n
+		}
+	}
+	return res, ctx.Err()
+}
+
+// startPushPath starts the registry (notifying a port chosen first), the
+// proxy, both populations and the controller on default budgets.
+func startPushPath(ctx context.Context, e *env, cfg *config) (*pushPathRig, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	secret := strings.Repeat("pa7h", 8)
+	secretFile := filepath.Join(e.dir, "push-path-secret")
+	if err := os.WriteFile(secretFile, []byte(secret), 0o600); err != nil {
+		return nil, err
+	}
+	hook := fmt.Sprintf("http://127.0.0.1:%d/v1/webhooks/distribution", port)
+	rig := &pushPathRig{log: &logCounter{}}
+	if rig.reg, err = localregistry.Start("127.0.0.1:0", localregistry.WithAllNotifications(hook,
+		http.Header{"Authorization": {"Bearer " + secret}}), localregistry.WithLog(rig.log)); err != nil {
+		return nil, err
+	}
+	if rig.proxy, err = startProxy(rig.reg.Host); err != nil {
+		return rig, err
+	}
+	pcfg := *cfg
+	pcfg.pollInterval = cfg.pushFirstInterval
+	rig.pop = &population{env: e, cfg: &pcfg, prefix: "pushpath", host: rig.proxy.host, pushTo: rig.reg.Push}
+	rig.cost = &population{env: e, cfg: &pcfg, prefix: "pushcost", host: rig.proxy.host, pushTo: rig.reg.Push}
+	if rig.tags, err = ascending("-push-path-version-tags", *pushPathCosts); err != nil {
+		return rig, err
+	}
+	if err := rig.pop.growTo(ctx, *pushPathPushes, func(i int) int { return i }); err != nil {
+		return rig, err
+	}
+	for i, n := range rig.tags {
+		r := &ref{path: fmt.Sprintf("pushcost/app-%05d", i)}
+		rig.cost.refs = append(rig.cost.refs, r)
+		for range n {
+			if err := rig.cost.push(r); err != nil {
+				return rig, err
+			}
+		}
+	}
+	if err := rig.cost.growTo(ctx, len(rig.tags), func(i int) int { return i }); err != nil {
+		return rig, err
+	}
+	e.quiet(ctx, 2*time.Minute)
+	rig.flags = []string{"--cv-selector", "bench in (pushpath,pushcost)", "--insecure-registry", rig.proxy.host,
+		"--webhook-secret-file", secretFile, "--registry-qps", "5", "--registry-burst", "20", "--trigger-rate", "10"}
+	if rig.proc, err = startControllerOn(e, "cvmanager-push-path", port, rig.flags...); err != nil {
+		return rig, err
+	}
+	if _, err := rig.proc.waitReady(ctx, 2*time.Minute); err != nil {
+		return rig, err
+	}
+	// Later pushes go through the proxy (uncounted) so the notifications
+	// name the host the CVs follow.
+	rig.pop.pushTo, rig.cost.pushTo = pushVia(rig.proxy.host), pushVia(rig.proxy.host)
+	since := time.Now().Add(-cfg.pushFirstInterval)
+	waitFor(ctx, 4*cfg.pushFirstInterval, func() bool {
+		return !rig.proxy.allHeadedSince(rig.pop.repos(*pushPathPushes), since).IsZero()
+	})
+	return rig, nil
+}
+
+// announcedPushes pushes every ref once, -push-path-parallel at a time,
+// each batch waiting for its rollouts to be patched.
+func announcedPushes(ctx context.Context, e *env, rig *pushPathRig, res *pushPathResult) {
+	refs, byRef := rig.pop.refsOf(len(rig.pop.members), len(rig.pop.refs), nil)
+	var all []*moved
+	for i := 0; i < len(refs) && ctx.Err() == nil; i += res.Parallel {
+		batch := refs[i:min(i+res.Parallel, len(refs))]
+		ms, err := moveRefs(ctx, e, rig.pop, batch, byRef)
+		if err != nil {
+			res.Errors = append(res.Errors, err.Error())
+			break
+		}
+		all = append(all, ms...)
+		waitFor(ctx, time.Minute, func() bool { return e.track.allDone(allExpects(ms), false) })
+	}
+	waitFor(ctx, time.Minute, func() bool { return e.track.allDone(allExpects(all), true) })
+	var patched, finished []time.Duration
+	res.ByTrigger = map[string]int{}
+	for _, mv := range all {
+		for _, x := range mv.expects {
+			p, f := e.track.times(x)
+			if !p.IsZero() {
+				patched = append(patched, p.Sub(mv.pushed))
+			}
+			if !f.IsZero() {
+				finished = append(finished, f.Sub(mv.pushed))
+			}
+			res.ByTrigger[e.track.triggerOf(x)]++
+		}
+	}
+	want := len(allExpects(all))
+	res.Patched, res.Finished = summarize(patched, want), summarize(finished, want)
+	res.Patched.Complete, res.Finished.Complete = res.Patched.Samples == want, res.Finished.Samples == want
+	if want > 0 {
+		res.WebhookPercent = 100 * float64(res.ByTrigger["webhook"]) / float64(want)
+	}
+}
+
+// newDigestCosts pushes -push-path-cost-rounds new digests (each with one
+// new version tag) to r and counts each one's registry requests.
+func newDigestCosts(ctx context.Context, e *env, rig *pushPathRig, r *ref, tags int) newDigestCost {
+	c := newDigestCost{VersionTags: tags}
+	_, byRef := rig.cost.refsOf(len(rig.cost.members), len(rig.cost.refs), nil)
+	var patched []time.Duration
+	for range *pushPathRounds {
+		e.settle(ctx, settleLimit)
+		from := time.Now()
+		ms, err := moveRefs(ctx, e, rig.cost, []*ref{r}, byRef)
+		if err != nil {
+			say("push path: cost: %v", err)
+			break
+		}
+		xs := allExpects(ms)
+		waitFor(ctx, time.Minute, func() bool { return e.track.allDone(xs, true) })
+		sleepCtx(ctx, 2*time.Second) // background reads (provenance) follow the rollout
+		c.Requests = append(c.Requests, rig.proxy.requestsBetween([]string{r.path}, from, time.Now()))
+		for _, x := range xs {
+			if p, _ := e.track.times(x); !p.IsZero() {
+				patched = append(patched, p.Sub(ms[0].pushed))
+			}
+		}
+	}
+	c.Patched = summarize(patched, *pushPathRounds)
+	return c
+}
+
+// write saves <date>-push.json and .md under dir.
+func (r *pushPathResult) write(dir string) error {
+	if err := ensureDir(dir); err != nil {
+		return err
+	}
+	base := filepath.Join(dir, r.Started.Format("2006-01-02T1504")+"-push")
+	js, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(base+".json", js, 0o644); err != nil {
+		return err
+	}
+	md := r.markdown()
+	fmt.Print(md)
+	say("push path report written to %s.json", base)
+	return os.WriteFile(base+".md", []byte(md), 0o644)
+}
+
+func (r *pushPathResult) markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Push path, %s\n\n", r.Started.Format(time.RFC3339))
+	fmt.Fprintf(&b, "Machine: %s, %d CPUs, load %s. A real Distribution registry posts every event (no `ignore:`) to\n"+
+		"`/v1/webhooks/distribution`; controller flags: `%s`; CVs poll every %.0f s.\n\n",
+		r.Machine.Host, r.Machine.CPUs, loadavg(), strings.Join(r.Flags, " "), r.PollSeconds)
+	fmt.Fprintf(&b, "## %d announced pushes, %d at a time\n\n", r.Pushes, r.Parallel)
+	b.WriteString("| figure | value |\n|---|---|\n")
+	fmt.Fprintf(&b, "| push → patched p50 / p99 / max (n) | %.0f / %.0f / %.0f ms (%d of %d) |\n",
+		r.Patched.P50Ms, r.Patched.P99Ms, r.Patched.MaxMs, r.Patched.Samples, r.Patched.Expected)
+	fmt.Fprintf(&b, "| push → finished p50 / p99 (n) | %.0f / %.0f ms (%d) |\n", r.Finished.P50Ms, r.Finished.P99Ms, r.Finished.Samples)
+	fmt.Fprintf(&b, "| started by the webhook | %.0f %% (%v) |\n", r.WebhookPercent, r.ByTrigger)
+	fmt.Fprintf(&b, "| 429s in the registry's log (all retries) | %d (%d) |\n", r.Registry429, r.RegistryRetries)
+	fmt.Fprintf(&b, "| webhook deliveries by outcome | %v |\n", r.Deliveries)
+	fmt.Fprintf(&b, "| mean wait for the host budget by lane (ms) | %v |\n\n", r.BudgetWaitMeanMs)
+	b.WriteString("## New digest cost\n\nRequests at the proxy from the push to 2 s after the rollout finished" +
+		" (resolve, tag list, new tags, provenance reads).\n\n| version tags | requests per new digest | push → patched p50 / max |\n|---|---|---|\n")
+	for _, c := range r.NewDigest {
+		fmt.Fprintf(&b, "| %d | %v | %.0f / %.0f ms |\n", c.VersionTags, c.Requests, c.Patched.P50Ms, c.Patched.MaxMs)
+	}
+	for _, e := range r.Errors {
+		fmt.Fprintf(&b, "\nError: %s\n", e)
+	}
+	return b.String()
+}
