@@ -25,8 +25,8 @@ import (
 // and 500 version tags. Its flags live here so the scenario stays additive.
 var (
 	pushPathOnly     = flag.Bool("push-path-only", false, "run only the push-path figure (no scales) and write <date>-push.json/.md")
-	pushPathPushes   = flag.Int("push-path-pushes", 100, "announced pushes in the push-path figure, one ref each")
-	pushPathParallel = flag.Int("push-path-parallel", 10, "announced pushes at a time in the push-path figure")
+	pushPathPushes   = flag.Int("push-path-pushes", 100, "announced pushes in the push-path figure")
+	pushPathParallel = flag.Int("push-path-parallel", 10, "announced pushes at a time in the push-path figure: as many refs (one CV each), all pushed at once each round")
 	pushPathCosts    = flag.String("push-path-version-tags", "1,42,500", "version tags in the repositories whose new-digest cost is measured")
 	pushPathRounds   = flag.Int("push-path-cost-rounds", 3, "new digests per repository in the cost measurement")
 )
@@ -198,7 +198,7 @@ func startPushPath(ctx context.Context, e *env, cfg *config) (*pushPathRig, erro
 	if rig.tags, err = ascending("-push-path-version-tags", *pushPathCosts); err != nil {
 		return rig, err
 	}
-	if err := rig.pop.growTo(ctx, *pushPathPushes, func(i int) int { return i }); err != nil {
+	if err := rig.pop.growTo(ctx, *pushPathParallel, func(i int) int { return i }); err != nil {
 		return rig, err
 	}
 	for i, n := range rig.tags {
@@ -227,25 +227,26 @@ func startPushPath(ctx context.Context, e *env, cfg *config) (*pushPathRig, erro
 	rig.pop.pushTo, rig.cost.pushTo = pushVia(rig.proxy.host), pushVia(rig.proxy.host)
 	since := time.Now().Add(-cfg.pushFirstInterval)
 	waitFor(ctx, 4*cfg.pushFirstInterval, func() bool {
-		return !rig.proxy.allHeadedSince(rig.pop.repos(*pushPathPushes), since).IsZero()
+		return !rig.proxy.allHeadedSince(rig.pop.repos(*pushPathParallel), since).IsZero()
 	})
 	return rig, nil
 }
 
-// announcedPushes pushes every ref once, -push-path-parallel at a time,
-// each batch waiting for its rollouts to be patched.
+// announcedPushes pushes all -push-path-parallel refs at once, round after
+// round, until -push-path-pushes were pushed; each round waits for its
+// rollouts to finish (a push during a rollout would supersede it).
 func announcedPushes(ctx context.Context, e *env, rig *pushPathRig, res *pushPathResult) {
 	refs, byRef := rig.pop.refsOf(len(rig.pop.members), len(rig.pop.refs), nil)
 	var all []*moved
-	for i := 0; i < len(refs) && ctx.Err() == nil; i += res.Parallel {
-		batch := refs[i:min(i+res.Parallel, len(refs))]
-		ms, err := moveRefs(ctx, e, rig.pop, batch, byRef)
+	for pushed := 0; pushed < res.Pushes && ctx.Err() == nil; pushed += len(refs) {
+		e.settle(ctx, settleLimit)
+		ms, err := moveRefs(ctx, e, rig.pop, refs, byRef)
 		if err != nil {
 			res.Errors = append(res.Errors, err.Error())
 			break
 		}
 		all = append(all, ms...)
-		waitFor(ctx, time.Minute, func() bool { return e.track.allDone(allExpects(ms), false) })
+		waitFor(ctx, time.Minute, func() bool { return e.track.allDone(allExpects(ms), true) })
 	}
 	waitFor(ctx, time.Minute, func() bool { return e.track.allDone(allExpects(all), true) })
 	var patched, finished []time.Duration
