@@ -208,6 +208,7 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 		cvs: ctrl.CVLister(), workloads: ctrl.WorkloadListers(), kube: kubeClient,
 		requests: controller.NewRequests(cvClient, clock.RealClock{}),
 	}
+	caches.tags, _ = reader.(trigger.TagObserver)
 	mux, err := o.httpRoutes(m, ctrl, leader, caches)
 	if err != nil {
 		return err
@@ -289,6 +290,9 @@ type readCaches struct {
 	// requests hand triggers to the leader through the CVs, so any
 	// replica accepts them.
 	requests *controller.Requests
+	// tags learns tag → digest from verified webhook deliveries (the
+	// registry layer's version tag cache), when the reader offers it.
+	tags trigger.TagObserver
 }
 
 // httpRoutes mounts probes, metrics, the dashboard and, when configured,
@@ -359,6 +363,9 @@ func (o *runOptions) registerWebhooks(mux server.Router, caches readCaches, reg 
 		return err
 	}
 	hooks.MustRegister(reg)
+	if caches.tags != nil {
+		hooks.ObserveTags(caches.tags)
+	}
 	hooks.Register(mux)
 	return nil
 }

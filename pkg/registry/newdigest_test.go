@@ -2,7 +2,10 @@ package registry
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"regexp"
+	"strings"
 	"sync"
 	"testing"
 
@@ -108,5 +111,69 @@ func TestRepushedVersionTagIsFoundAndCorrected(t *testing.T) {
 	}
 	if known, _, _, _ := oci.tags.plan(reg.Repo("team/app"), []string{"bbbbbbb"}, d2); known != "bbbbbbb" {
 		t.Errorf("the poll of bbbbbbb did not record its new digest")
+	}
+}
+
+// failingTag answers 503 to requests for one tag's manifest and forwards
+// the rest to the registry.
+type failingTag struct {
+	tag  string
+	next http.RoundTripper
+}
+
+func (f failingTag) RoundTrip(r *http.Request) (*http.Response, error) {
+	if strings.HasSuffix(r.URL.Path, "/manifests/"+f.tag) {
+		return &http.Response{StatusCode: http.StatusServiceUnavailable, Status: "503 Service Unavailable",
+			Header: http.Header{}, Body: io.NopCloser(strings.NewReader("")), Request: r}, nil
+	}
+	return f.next.RoundTrip(r)
+}
+
+// TestUnreadableVersionTagIsAnErrorNotNoVersion: a HEAD of a candidate that
+// fails (5xx, a budget refusal) makes the resolve fail, to be retried; it
+// is never taken for "this digest has no version tag", which would be
+// remembered for the digest (rollouts then named the image by its followed
+// tag). Once the tag is readable, the version is found.
+func TestUnreadableVersionTagIsAnErrorNotNoVersion(t *testing.T) {
+	reg := startRegistry(t)
+	rt := &failingTag{tag: "bbbbbbb", next: http.DefaultTransport}
+	oci := NewOCI(OCIOptions{Insecure: true, NoRetries: true, Transport: rt})
+	ctx := testContext(t)
+	push(t, reg, "team/app", "aaaaaaa", "env-prod")
+	req := ResolveRequest{Repo: Repo{Name: reg.Repo("team/app")}, Tag: "env-prod", VersionSyntax: shaSyntax}
+	if _, err := oci.Resolve(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	d := push(t, reg, "team/app", "bbbbbbb", "env-prod")
+	if img, err := oci.Resolve(ctx, req); err == nil {
+		t.Fatalf("with the version tag unreadable: %+v and no error", img)
+	}
+	rt.tag = "none"
+	if img, err := oci.Resolve(ctx, req); err != nil || img.Version != "bbbbbbb" || img.Digest != d {
+		t.Fatalf("once readable: %+v %v, want bbbbbbb %s", img, err, d)
+	}
+}
+
+// TestObservedTagCostsNoListing: a tag → digest a push notification named
+// (ObserveTag) answers the version of that digest: the new digest costs
+// the HEAD of the followed tag alone.
+func TestObservedTagCostsNoListing(t *testing.T) {
+	reg := startRegistry(t)
+	oci := insecureOCI()
+	ctx := testContext(t)
+	push(t, reg, "team/app", "aaaaaaa", "env-prod")
+	req := ResolveRequest{Repo: Repo{Name: reg.Repo("team/app")}, Tag: "env-prod", VersionSyntax: shaSyntax}
+	if _, err := oci.Resolve(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	d := push(t, reg, "team/app", "bbbbbbb", "env-prod")
+	oci.ObserveTag(reg.Repo("team/app"), "bbbbbbb", d)
+	before, lists := reg.Requests(), reg.Count("GET", "tags")
+	img, err := oci.Resolve(ctx, req)
+	if err != nil || img.Version != "bbbbbbb" || img.Digest != d {
+		t.Fatalf("%+v %v", img, err)
+	}
+	if n, l := reg.Requests()-before, reg.Count("GET", "tags")-lists; n != 1 || l != 0 {
+		t.Errorf("new digest announced with its version tag cost %d requests (%d tag lists), want 1 HEAD", n, l)
 	}
 }

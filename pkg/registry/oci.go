@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"k8s.io/klog/v2"
 )
@@ -256,13 +257,18 @@ func (o *OCI) observeVersion(repo, tag, digest string) {
 }
 
 // findVersion finds which version tag carries digest, at a cost that does
-// not grow with the repository's history: one tag listing, then a HEAD
+// not grow with the repository's history. A tag already known to carry it
+// (a push notification named it, or a HEAD found it) answers at no cost;
+// otherwise one tag listing, then a HEAD
 // only for version tags that are new since the last listing (newest
 // first), stopping at the first match; tags whose digest is already known
 // cost nothing. Only when none of those match (the followed tag moved back
 // to an old image never HEADed, one evicted, or a re-pushed version tag)
 // are the remaining tags HEADed, newest first.
 func (o *OCI) findVersion(ctx context.Context, p *remote.Puller, req ResolveRequest, repo name.Repository, digest v1.Hash) (string, error) {
+	if known := o.tags.carrying(repo.Name(), digest.String(), req.VersionSyntax); known != "" {
+		return known, nil // announced by a push notification, or HEADed before
+	}
 	tags, err := o.ListTags(ctx, req.Repo)
 	if err != nil {
 		return "", err
@@ -279,8 +285,13 @@ func (o *OCI) findVersion(ctx context.Context, p *remote.Puller, req ResolveRequ
 	}
 	for _, tag := range slices.Concat(fresh, stale, others) {
 		d, err := head(ctx, p, repo.Tag(tag))
+		if isNotFound(err) {
+			continue // deleted since the listing: not this one
+		}
 		if err != nil {
-			continue // deleted since the listing, or unreadable: not this one
+			// Not knowing is not "no version": an answer of "" would be
+			// remembered for the digest. The poll is retried instead.
+			return "", fmt.Errorf("finding the version tag of %s@%s: %w", repo.Name(), digest, err)
 		}
 		o.observeVersion(repo.Name(), tag, d.Digest.String())
 		if d.Digest == digest {
@@ -288,6 +299,24 @@ func (o *OCI) findVersion(ctx context.Context, p *remote.Puller, req ResolveRequ
 		}
 	}
 	return "", nil
+}
+
+// isNotFound is a registry's 404 (a tag deleted since it was listed).
+func isNotFound(err error) bool {
+	var terr *transport.Error
+	return errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound
+}
+
+// ObserveTag records that tag of repo points to digest, as a verified push
+// notification said (pkg/trigger): a resolve that then meets digest finds
+// its version tag without listing or HEADing anything. Repositories that do
+// not parse are ignored.
+func (o *OCI) ObserveTag(repo, tag, digest string) {
+	r, err := o.repository(repo)
+	if err != nil || tag == "" || digest == "" {
+		return
+	}
+	o.observeVersion(r.Name(), tag, digest)
 }
 
 // TagsOf implements Registry. The v2 protocol has no "tags of a digest"

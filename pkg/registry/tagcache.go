@@ -2,6 +2,7 @@ package registry
 
 import (
 	"cmp"
+	"regexp"
 	"slices"
 	"sync"
 
@@ -98,6 +99,24 @@ func (c *versionTags) observe(repo, tag, digest string) (previous string) {
 		return old
 	}
 	return ""
+}
+
+// carrying is the lowest sorting tag matching syntax known to carry
+// digest, "" when none is.
+func (c *versionTags) carrying(repo, digest string, syntax *regexp.Regexp) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, ok := c.repos[repo]
+	if !ok {
+		return ""
+	}
+	known := ""
+	for tag, d := range r.digests {
+		if d == digest && syntax.MatchString(tag) && (known == "" || tag < known) {
+			known = tag
+		}
+	}
+	return known
 }
 
 // plan splits the candidates of a fresh listing: known is the first

@@ -49,6 +49,36 @@ func (p *digestPoller) announced(key, digest string) bool {
 	return false
 }
 
+// tagRecorder is a TagObserver remembering the last digest of each repo:tag.
+type tagRecorder struct {
+	mu   sync.Mutex
+	tags map[string]string
+}
+
+func (r *tagRecorder) ObserveTag(repo, tag, digest string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.tags[repo+":"+tag] = digest
+}
+
+func (r *tagRecorder) count(prefix string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for k := range r.tags {
+		if strings.HasPrefix(k, prefix) {
+			n++
+		}
+	}
+	return n
+}
+
+func (r *tagRecorder) get(key string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.tags[key]
+}
+
 // lockedBuffer is the registry's log, written by its goroutines.
 type lockedBuffer struct {
 	mu  sync.Mutex
@@ -117,6 +147,8 @@ func TestRealRegistryNotificationStormGetsOnly202(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	observed := &tagRecorder{tags: map[string]string{}}
+	hooks.ObserveTags(observed)
 	mux := http.NewServeMux()
 	hooks.Register(mux)
 	counter := &statusCounter{codes: map[int]int{}, next: mux}
@@ -153,6 +185,15 @@ func TestRealRegistryNotificationStormGetsOnly202(t *testing.T) {
 	// really sent its noise, far more than the budget's burst of 11.
 	if ignored < 200 {
 		t.Errorf("only %d deliveries were noise: the registry did not post its blob and pull events", ignored)
+	}
+	// Every tag pushed to the followed repository reached the version tag
+	// cache with its digest (41: 40 version tags and env-prod); the
+	// unfollowed repository's did not.
+	if n, other := observed.count(reg.Repo("team/app")+":"), observed.count(reg.Repo("team/other")+":"); n != 41 || other != 0 {
+		t.Errorf("observed %d tags of the followed repository (want 41) and %d of the other (want 0)", n, other)
+	}
+	if got := observed.get(reg.Repo("team/app") + ":env-prod"); got != followed {
+		t.Errorf("observed env-prod at %q, want %s", got, followed)
 	}
 	if n := strings.Count(log.String(), "retrying"); n > 0 {
 		t.Errorf("the registry logged %d retries:\n%s", n, tail(log.String()))

@@ -54,7 +54,23 @@ type Webhooks struct {
 	poller  Poller
 	limits  *repoLimits
 	metrics *webhookMetrics
+	// observer learns the tag → digest of every push to a followed
+	// repository (ObserveTags).
+	observer TagObserver
 }
+
+// TagObserver learns which digest a pushed tag names. The registry layer
+// (its version tag cache) is one: CI pushes the version tag and then moves
+// the followed tag onto the same image, so the resolve the second event
+// triggers knows the version tag without listing the repository.
+type TagObserver interface {
+	ObserveTag(repo, tag, digest string)
+}
+
+// ObserveTags hands every pushed tag → digest of a repository some CV
+// follows to o (a verified delivery; it costs no request). Call before
+// serving.
+func (h *Webhooks) ObserveTags(o TagObserver) { h.observer = o }
 
 // NewWebhooks builds the handler; secret must be at least 16 characters.
 //
@@ -208,7 +224,8 @@ type match struct {
 }
 
 // match finds the CVs following a pushed repo:tag. It reads the informer
-// cache only, so answering noise costs no API or registry request.
+// cache only, so answering noise costs no API or registry request. Pushes
+// with a digest to a followed repository go to the observer on the way.
 func (h *Webhooks) match(pushes []Push) ([]match, error) {
 	if len(pushes) == 0 {
 		return nil, nil
@@ -218,9 +235,18 @@ func (h *Webhooks) match(pushes []Push) ([]match, error) {
 		return nil, err
 	}
 	var out []match
+	followed := map[string]bool{}
 	for _, cv := range cvs {
+		followed[imageref.NormalizeRepo(cv.Spec.ImageRepo)] = true
 		if push, ok := follows(cv, pushes); ok {
 			out = append(out, match{cv, push})
+		}
+	}
+	if h.observer != nil {
+		for _, p := range pushes {
+			if p.Digest != "" && followed[p.Repo] {
+				h.observer.ObserveTag(p.Repo, p.Tag, p.Digest)
+			}
 		}
 	}
 	return out, nil

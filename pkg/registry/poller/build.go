@@ -82,6 +82,16 @@ func (b backgroundReader) Blob(ctx context.Context, repo registry.Repo, digest s
 	return b.next.Blob(background(ctx), repo, digest, limit)
 }
 
+// ObserveTag hands a tag → digest named by a verified push notification to
+// the registry layer's version tag cache (pkg/trigger's TagObserver), so
+// the resolve that notification triggers finds the version tag without a
+// tag listing.
+func (b backgroundReader) ObserveTag(repo, tag, digest string) {
+	if o, ok := b.next.(interface{ ObserveTag(repo, tag, digest string) }); ok {
+		o.ObserveTag(repo, tag, digest)
+	}
+}
+
 // Referrers implements registry.ArtifactReader.
 func (b backgroundReader) Referrers(ctx context.Context, repo registry.Repo, digest string) ([]v1.Descriptor, error) {
 	return b.next.Referrers(background(ctx), repo, digest)
