@@ -102,10 +102,20 @@ func (b *laneBucket) dispatch(now time.Time) (next time.Duration, more bool) {
 	return time.Duration((1 - b.tokens) / b.rate * float64(time.Second)), true
 }
 
+// backgroundWaits is how many times maxWait a background read may wait:
+// it holds no worker (provenance reads run on their own), it is served
+// last, and a refused read is remembered as empty.
+const backgroundWaits = 5
+
 // waitForBudget spends a token of endpoint's bucket in the request's lane,
-// waiting at most maxWait; a wait that would be longer is refused at once,
-// as before lanes (it would hold a worker that other CVs need).
+// waiting at most maxWait (background: backgroundWaits times that); a wait
+// that would be longer is refused at once, as before lanes (it would hold
+// a worker that other CVs need).
 func (g *HostGuard) waitForBudget(endpoint string, lane registry.Lane) error {
+	limit := g.maxWait
+	if lane == registry.LaneBackground {
+		limit *= backgroundWaits
+	}
 	g.mu.Lock()
 	st := g.state(endpoint)
 	now := g.clock.Now()
@@ -115,7 +125,7 @@ func (g *HostGuard) waitForBudget(endpoint string, lane registry.Lane) error {
 		g.metrics.budgetWait.WithLabelValues(lane.String()).Observe(0)
 		return nil
 	}
-	if wait > g.maxWait {
+	if wait > limit {
 		g.mu.Unlock()
 		return &ErrHostClosed{Host: endpoint, Until: now.Add(wait), Reason: "request budget exhausted"}
 	}
@@ -123,7 +133,7 @@ func (g *HostGuard) waitForBudget(endpoint string, lane registry.Lane) error {
 	g.scheduleDispatch(st)
 	g.mu.Unlock()
 
-	timer := g.clock.NewTimer(g.maxWait)
+	timer := g.clock.NewTimer(limit)
 	defer timer.Stop()
 	select {
 	case <-w.ready:
