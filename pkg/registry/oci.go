@@ -316,7 +316,10 @@ func (o *OCI) ObserveTag(repo, tag, digest string) {
 	if err != nil || tag == "" || digest == "" {
 		return
 	}
-	o.observeVersion(r.Name(), tag, digest)
+	// Every pushed tag is recorded, the followed (moving) ones too: which
+	// are version tags depends on each CV's versionSyntax, applied when
+	// the cache is read. So a moved tag here is no news, and not logged.
+	o.tags.observe(r.Name(), tag, digest)
 }
 
 // TagsOf implements Registry. The v2 protocol has no "tags of a digest"

@@ -53,6 +53,10 @@ type pushPathResult struct {
 	// Deliveries are the controller's cvmanager_webhook_deliveries_total by
 	// outcome (ignored, triggered, limited, invalid).
 	Deliveries map[string]float64 `json:"webhookDeliveries"`
+	// Requests are the controller's registry requests during the announced
+	// pushes, by method and kind, counted at the proxy (polls included).
+	Requests map[string]int64 `json:"registryRequests"`
+	Seconds  float64          `json:"seconds"`
 	// BudgetWaitMeanMs is the mean wait for the host budget per lane.
 	BudgetWaitMeanMs map[string]float64 `json:"budgetWaitMeanMs"`
 	NewDigest        []newDigestCost    `json:"newDigestCost"`
@@ -146,7 +150,16 @@ func measurePushPath(ctx context.Context, e *env, cfg *config) (*pushPathResult,
 		res.Errors = append(res.Errors, err.Error())
 		return res, err
 	}
+	before, start := rig.proxy.snapshot(), time.Now()
 	announcedPushes(ctx, e, rig, res)
+	after := rig.proxy.snapshot()
+	res.Seconds = time.Since(start).Seconds()
+	res.Requests = map[string]int64{}
+	for k := range after {
+		if d := delta(after, before, k); d > 0 {
+			res.Requests[k] = d
+		}
+	}
 	res.RegistryRetries, res.Registry429 = rig.log.counts()
 	say("push path: patched p50 %.0f ms p99 %.0f ms (n=%d), %.0f%% by webhook, %d 429s in the registry's log",
 		res.Patched.P50Ms, res.Patched.P99Ms, res.Patched.Samples, res.WebhookPercent, res.Registry429)
@@ -332,6 +345,7 @@ func (r *pushPathResult) markdown() string {
 	fmt.Fprintf(&b, "| started by the webhook | %.0f %% (%v) |\n", r.WebhookPercent, r.ByTrigger)
 	fmt.Fprintf(&b, "| 429s in the registry's log (all retries) | %d (%d) |\n", r.Registry429, r.RegistryRetries)
 	fmt.Fprintf(&b, "| webhook deliveries by outcome | %v |\n", r.Deliveries)
+	fmt.Fprintf(&b, "| registry requests during the pushes (%.0f s, polls included) | %v |\n", r.Seconds, r.Requests)
 	fmt.Fprintf(&b, "| mean wait for the host budget by lane (ms) | %v |\n\n", r.BudgetWaitMeanMs)
 	b.WriteString("## New digest cost\n\nRequests at the proxy from the push to 2 s after the rollout finished" +
 		" (resolve, tag list, new tags, provenance reads).\n\n| version tags | requests per new digest | push → patched p50 / max |\n|---|---|---|\n")
