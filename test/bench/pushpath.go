@@ -29,6 +29,7 @@ var (
 	pushPathParallel = flag.Int("push-path-parallel", 10, "announced pushes at a time in the push-path figure: as many refs (one CV each), all pushed at once each round")
 	pushPathCosts    = flag.String("push-path-version-tags", "1,42,500", "version tags in the repositories whose new-digest cost is measured")
 	pushPathRounds   = flag.Int("push-path-cost-rounds", 3, "new digests per repository in the cost measurement")
+	pushPathGap      = flag.Duration("push-path-gap", 2*time.Second, "pause between two rounds of pushes: 10 pushes cost 10 HEADs, 2 s of a 5/s budget, so rounds back to back measure the budget, not the path")
 )
 
 // pushPathResult is the figure.
@@ -40,6 +41,7 @@ type pushPathResult struct {
 	// interval, which races the webhook.
 	Pushes      int           `json:"pushes"`
 	Parallel    int           `json:"parallel"`
+	GapSeconds  float64       `json:"gapBetweenRoundsSeconds"`
 	PollSeconds float64       `json:"pollIntervalSeconds"`
 	Patched     latencyResult `json:"pushToPatched"`
 	Finished    latencyResult `json:"pushToFinished"`
@@ -135,7 +137,7 @@ func (r *pushPathRig) stop(out string) {
 // measurePushPath runs the figure and writes <date>-push.json and .md.
 func measurePushPath(ctx context.Context, e *env, cfg *config) (*pushPathResult, error) {
 	res := &pushPathResult{Started: time.Now().UTC(), Machine: readMachine(), Pushes: *pushPathPushes,
-		Parallel: *pushPathParallel, PollSeconds: cfg.pushFirstInterval.Seconds()}
+		Parallel: *pushPathParallel, GapSeconds: pushPathGap.Seconds(), PollSeconds: cfg.pushFirstInterval.Seconds()}
 	defer func() {
 		if err := res.write(cfg.out); err != nil {
 			say("push path: writing the report: %v", err)
@@ -253,6 +255,9 @@ func announcedPushes(ctx context.Context, e *env, rig *pushPathRig, res *pushPat
 	var all []*moved
 	for pushed := 0; pushed < res.Pushes && ctx.Err() == nil; pushed += len(refs) {
 		e.settle(ctx, settleLimit)
+		if pushed > 0 {
+			sleepCtx(ctx, *pushPathGap)
+		}
 		ms, err := moveRefs(ctx, e, rig.pop, refs, byRef)
 		if err != nil {
 			res.Errors = append(res.Errors, err.Error())
@@ -337,7 +342,7 @@ func (r *pushPathResult) markdown() string {
 	fmt.Fprintf(&b, "Machine: %s, %d CPUs, load %s. A real Distribution registry posts every event (no `ignore:`) to\n"+
 		"`/v1/webhooks/distribution`; controller flags: `%s`; CVs poll every %.0f s.\n\n",
 		r.Machine.Host, r.Machine.CPUs, loadavg(), strings.Join(r.Flags, " "), r.PollSeconds)
-	fmt.Fprintf(&b, "## %d announced pushes, %d at a time\n\n", r.Pushes, r.Parallel)
+	fmt.Fprintf(&b, "## %d announced pushes, %d at a time, %.1f s between rounds\n\n", r.Pushes, r.Parallel, r.GapSeconds)
 	b.WriteString("| figure | value |\n|---|---|\n")
 	fmt.Fprintf(&b, "| push → patched p50 / p99 / max (n) | %.0f / %.0f / %.0f ms (%d of %d) |\n",
 		r.Patched.P50Ms, r.Patched.P99Ms, r.Patched.MaxMs, r.Patched.Samples, r.Patched.Expected)
