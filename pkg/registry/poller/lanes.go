@@ -9,11 +9,16 @@ import (
 )
 
 // laneBucket is one host's token bucket with a queue per lane. A request
-// takes a token at once when one is there and nobody of its lane or a more
-// urgent one waits; otherwise it queues, and each token that refills goes
-// to the oldest waiter of the most urgent lane. Lanes reorder the queue;
-// the rate and burst are the host's, whatever the mix. Called with the
-// guard's mutex held, except the dispatch goroutine, which takes it.
+// takes a token at once when its lane's threshold is met and nobody of its
+// lane or a more urgent one waits; otherwise it queues, and each token that
+// refills goes to the oldest waiter of the most urgent lane whose threshold
+// is met. Thresholds keep a reserve of the burst for the more urgent lanes:
+// scheduled polls leave a quarter of the burst, background reads half of
+// it, so a round of triggers finds tokens even while polls and provenance
+// reads keep the budget busy. The rate and burst are the host's, whatever
+// the mix: the reserve only decides who may spend the tokens there are.
+// Called with the guard's mutex held, except the dispatch goroutine, which
+// takes it.
 type laneBucket struct {
 	rate   float64 // tokens per second
 	burst  float64
@@ -33,6 +38,18 @@ type laneWaiter struct {
 
 func newLaneBucket(rate float64, burst int, now time.Time) *laneBucket {
 	return &laneBucket{rate: rate, burst: float64(burst), tokens: float64(burst), last: now}
+}
+
+// threshold is the tokens lane l needs to find before it spends one.
+func (b *laneBucket) threshold(l registry.Lane) float64 {
+	switch l {
+	case registry.LaneScheduled:
+		return 1 + float64(int(b.burst)/4)
+	case registry.LaneBackground:
+		return 1 + float64(int(b.burst)/2)
+	default:
+		return 1
+	}
 }
 
 func (b *laneBucket) refill(now time.Time) {
@@ -57,11 +74,11 @@ func (b *laneBucket) ahead(l registry.Lane) int {
 func (b *laneBucket) take(l registry.Lane, now time.Time) (granted bool, wait time.Duration) {
 	b.refill(now)
 	ahead := b.ahead(l)
-	if ahead == 0 && b.tokens >= 1 {
+	if ahead == 0 && b.tokens >= b.threshold(l) {
 		b.tokens--
 		return true, 0
 	}
-	need := float64(ahead) + 1 - b.tokens
+	need := float64(ahead) + b.threshold(l) - b.tokens
 	return false, time.Duration(need / b.rate * float64(time.Second))
 }
 
@@ -88,18 +105,20 @@ func (b *laneBucket) remove(w *laneWaiter) {
 func (b *laneBucket) dispatch(now time.Time) (next time.Duration, more bool) {
 	b.refill(now)
 	for i := range b.queues {
-		for len(b.queues[i]) > 0 && b.tokens >= 1 {
+		lane := registry.Lane(i + 1)
+		for len(b.queues[i]) > 0 && b.tokens >= b.threshold(lane) {
 			w := b.queues[i][0]
 			b.queues[i] = b.queues[i][1:]
 			b.tokens--
 			w.granted = true
 			close(w.ready)
 		}
+		if len(b.queues[i]) > 0 {
+			// This lane waits: lanes after it wait behind it.
+			return time.Duration((b.threshold(lane) - b.tokens) / b.rate * float64(time.Second)), true
+		}
 	}
-	if b.ahead(registry.LaneBackground) == 0 {
-		return 0, false
-	}
-	return time.Duration((1 - b.tokens) / b.rate * float64(time.Second)), true
+	return 0, false
 }
 
 // backgroundWaits is how many times maxWait a background read may wait:

@@ -150,3 +150,27 @@ func TestLaneOf(t *testing.T) {
 		t.Errorf("urgent: %s", got)
 	}
 }
+
+// TestBurstReserveKeepsTokensForTriggers: background reads may spend the
+// burst only down to half of it, scheduled polls down to a quarter, so a
+// trigger arriving while they keep the budget busy is served at once.
+// Spending all tokens together still takes exactly the burst.
+func TestBurstReserveKeepsTokensForTriggers(t *testing.T) {
+	now := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+	b := newLaneBucket(5, 20, now)
+	take := func(l registry.Lane) bool { ok, _ := b.take(l, now); return ok }
+	count := func(l registry.Lane) int {
+		n := 0
+		for take(l) {
+			n++
+		}
+		return n
+	}
+	got := []int{count(registry.LaneBackground), count(registry.LaneScheduled), count(registry.LaneUrgent)}
+	if diff := cmp.Diff([]int{10, 5, 5}, got); diff != "" {
+		t.Errorf("tokens spent by background, then scheduled, then urgent (-want +got):\n%s", diff)
+	}
+	if _, wait := b.take(registry.LaneUrgent, now); wait != 200*time.Millisecond {
+		t.Errorf("an urgent request on an empty bucket waits %s, want one token (200 ms at 5/s)", wait)
+	}
+}
