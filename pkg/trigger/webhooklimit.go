@@ -41,7 +41,7 @@ func (l *repoLimits) allow(source string, repos []string) (time.Duration, bool) 
 	reservations := make([]*rate.Reservation, 0, len(repos))
 	var wait time.Duration
 	for _, repo := range repos {
-		r := l.bucket(source + "|" + repo).ReserveN(now, 1)
+		r := l.bucket(source+"|"+repo).ReserveN(now, 1)
 		reservations = append(reservations, r)
 		if !r.OK() {
 			wait = max(wait, time.Hour) // a zero rate never refills

@@ -87,7 +87,9 @@ func (b backgroundReader) Blob(ctx context.Context, repo registry.Repo, digest s
 // the resolve that notification triggers finds the version tag without a
 // tag listing.
 func (b backgroundReader) ObserveTag(repo, tag, digest string) {
-	if o, ok := b.next.(interface{ ObserveTag(repo, tag, digest string) }); ok {
+	if o, ok := b.next.(interface {
+		ObserveTag(repo, tag, digest string)
+	}); ok {
 		o.ObserveTag(repo, tag, digest)
 	}
 }
