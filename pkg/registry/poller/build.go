@@ -87,11 +87,14 @@ func (b backgroundReader) Blob(ctx context.Context, repo registry.Repo, digest s
 // the resolve that notification triggers finds the version tag without a
 // tag listing.
 func (b backgroundReader) ObserveTag(repo, tag, digest string) {
-	if o, ok := b.next.(interface {
-		ObserveTag(repo, tag, digest string)
-	}); ok {
+	if o, ok := b.next.(tagObserver); ok {
 		o.ObserveTag(repo, tag, digest)
 	}
+}
+
+// tagObserver is what registry.Router offers for ObserveTag.
+type tagObserver interface {
+	ObserveTag(repo, tag, digest string)
 }
 
 // Referrers implements registry.ArtifactReader.
