@@ -68,10 +68,18 @@ type pushPathResult struct {
 // newDigestCost is what new digests of one repository cost: registry
 // requests counted at the proxy from the push until 2 s after the rollout
 // finished (so background provenance reads are in), and push → patched.
+// Announced: pushed through the proxy, so the registry's notification
+// names the followed host (the version tag's digest comes with it).
+// Polled: pushed straight to the registry, whose notification names a
+// host no CV follows, so the CV's poll finds the digest and the version
+// tag is looked up by listing (push → patched includes the wait for it).
 type newDigestCost struct {
-	VersionTags int           `json:"versionTags"`
-	Requests    []int64       `json:"requestsPerNewDigest"`
-	Patched     latencyResult `json:"pushToPatched"`
+	VersionTags      int           `json:"versionTags"`
+	Requests         []int64       `json:"requestsPerNewDigest"`
+	Patched          latencyResult `json:"pushToPatched"`
+	PolledRequests   []int64       `json:"polledRequestsPerNewDigest"`
+	PolledPatched    latencyResult `json:"polledPushToPatched"`
+	PolledTagListing []int64       `json:"polledTagListings"`
 }
 
 // logCounter keeps counts of the registry's notification log lines only
@@ -168,7 +176,7 @@ func measurePushPath(ctx context.Context, e *env, cfg *config) (*pushPathResult,
 	for i, n := range rig.tags {
 		c := newDigestCosts(ctx, e, rig, rig.cost.refs[i], n)
 		res.NewDigest = append(res.NewDigest, c)
-		say("push path: %d version tags: requests per new digest %v, patched p50 %.0f ms", n, c.Requests, c.Patched.P50Ms)
+		say("push path: %d version tags: requests per new digest %v announced, %v polled", n, c.Requests, c.PolledRequests)
 	}
 	res.Deliveries = map[string]float64{}
 	for _, o := range []string{"ignored", "triggered", "limited", "invalid"} {
@@ -290,14 +298,26 @@ func announcedPushes(ctx context.Context, e *env, rig *pushPathRig, res *pushPat
 }
 
 // newDigestCosts pushes -push-path-cost-rounds new digests (each with one
-// new version tag) to r and counts each one's registry requests.
+// new version tag) to r, announced and then unannounced, and counts each
+// one's registry requests.
 func newDigestCosts(ctx context.Context, e *env, rig *pushPathRig, r *ref, tags int) newDigestCost {
 	c := newDigestCost{VersionTags: tags}
-	_, byRef := rig.cost.refsOf(len(rig.cost.members), len(rig.cost.refs), nil)
+	announced := rig.cost.pushTo
 	var patched []time.Duration
+	c.Requests, patched, _ = costRounds(ctx, e, rig, r)
+	c.Patched = summarize(patched, *pushPathRounds)
+	rig.cost.pushTo = rig.reg.Push
+	c.PolledRequests, patched, c.PolledTagListing = costRounds(ctx, e, rig, r)
+	c.PolledPatched = summarize(patched, *pushPathRounds)
+	rig.cost.pushTo = announced
+	return c
+}
+
+func costRounds(ctx context.Context, e *env, rig *pushPathRig, r *ref) (requests []int64, patched []time.Duration, lists []int64) {
+	_, byRef := rig.cost.refsOf(len(rig.cost.members), len(rig.cost.refs), nil)
 	for range *pushPathRounds {
 		e.settle(ctx, settleLimit)
-		from := time.Now()
+		from, before := time.Now(), rig.proxy.snapshot()
 		ms, err := moveRefs(ctx, e, rig.cost, []*ref{r}, byRef)
 		if err != nil {
 			say("push path: cost: %v", err)
@@ -306,15 +326,15 @@ func newDigestCosts(ctx context.Context, e *env, rig *pushPathRig, r *ref, tags 
 		xs := allExpects(ms)
 		waitFor(ctx, time.Minute, func() bool { return e.track.allDone(xs, true) })
 		sleepCtx(ctx, 2*time.Second) // background reads (provenance) follow the rollout
-		c.Requests = append(c.Requests, rig.proxy.requestsBetween([]string{r.path}, from, time.Now()))
+		requests = append(requests, rig.proxy.requestsBetween([]string{r.path}, from, time.Now()))
+		lists = append(lists, delta(rig.proxy.snapshot(), before, "GET tags"))
 		for _, x := range xs {
 			if p, _ := e.track.times(x); !p.IsZero() {
 				patched = append(patched, p.Sub(ms[0].pushed))
 			}
 		}
 	}
-	c.Patched = summarize(patched, *pushPathRounds)
-	return c
+	return requests, patched, lists
 }
 
 // write saves <date>-push.json and .md under dir.
@@ -353,9 +373,12 @@ func (r *pushPathResult) markdown() string {
 	fmt.Fprintf(&b, "| registry requests during the pushes (%.0f s, polls included) | %v |\n", r.Seconds, r.Requests)
 	fmt.Fprintf(&b, "| mean wait for the host budget by lane (ms) | %v |\n\n", r.BudgetWaitMeanMs)
 	b.WriteString("## New digest cost\n\nRequests at the proxy from the push to 2 s after the rollout finished" +
-		" (resolve, tag list, new tags, provenance reads).\n\n| version tags | requests per new digest | push → patched p50 / max |\n|---|---|---|\n")
+		" (resolve, tag list, new tags, provenance reads). Announced: the notification names the version tag's digest;" +
+		" polled: unannounced, found by the CV's poll (push → patched includes the wait for it).\n\n" +
+		"| version tags | announced: requests per new digest | push → patched p50 / max | polled: requests (tag listings) | push → patched p50 / max |\n|---|---|---|---|---|\n")
 	for _, c := range r.NewDigest {
-		fmt.Fprintf(&b, "| %d | %v | %.0f / %.0f ms |\n", c.VersionTags, c.Requests, c.Patched.P50Ms, c.Patched.MaxMs)
+		fmt.Fprintf(&b, "| %d | %v | %.0f / %.0f ms | %v (%v) | %.0f / %.0f ms |\n", c.VersionTags, c.Requests, c.Patched.P50Ms, c.Patched.MaxMs,
+			c.PolledRequests, c.PolledTagListing, c.PolledPatched.P50Ms, c.PolledPatched.MaxMs)
 	}
 	for _, e := range r.Errors {
 		fmt.Fprintf(&b, "\nError: %s\n", e)
