@@ -5,8 +5,8 @@ import "context"
 // Lane is the priority of a registry request in the per-host budget (the
 // controller's host guard, pkg/registry/poller): when requests wait for the
 // budget, an urgent one goes before a scheduled one, and a scheduled one
-// before background reads. The total rate stays what was configured; lanes
-// only order the queue.
+// before background reads, and the lanes behind leave part of the burst to
+// the lanes ahead. The total rate stays what was configured.
 type Lane int
 
 // Lanes, most urgent first.

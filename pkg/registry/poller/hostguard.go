@@ -21,7 +21,9 @@ import (
 //   - a token bucket bounds the request rate; requests waiting for it are
 //     served by lane (registry.WithLane): urgent (triggers, webhooks, push
 //     re-checks), then scheduled polls, then background reads (provenance,
-//     signatures), so a background flood cannot delay a trigger;
+//     signatures), and polls and background reads leave a reserve of the
+//     burst to the lanes ahead, so a background flood cannot delay a
+//     trigger (lanes.go);
 //   - a 429 closes the host until its Retry-After (seconds or HTTP date) has
 //     passed, never shorter; 5xx answers and transport errors back off
 //     exponentially up to MaxBackoff;
