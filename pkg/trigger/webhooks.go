@@ -235,16 +235,16 @@ func (h *Webhooks) match(pushes []Push) ([]match, error) {
 		return nil, err
 	}
 	var out []match
-	followed := map[string]bool{}
+	followedRepo := make([]bool, len(pushes)) // per push: some CV follows its repository
 	for _, cv := range cvs {
-		followed[imageref.NormalizeRepo(cv.Spec.ImageRepo)] = true
-		if push, ok := follows(cv, pushes); ok {
+		repo := imageref.NormalizeRepo(cv.Spec.ImageRepo)
+		if push, ok := follows(repo, cv.Spec.Tag, pushes, followedRepo); ok {
 			out = append(out, match{cv, push})
 		}
 	}
 	if h.observer != nil {
-		for _, p := range pushes {
-			if p.Digest != "" && followed[p.Repo] {
+		for i, p := range pushes {
+			if p.Digest != "" && followedRepo[i] {
 				h.observer.ObserveTag(p.Repo, p.Tag, p.Digest)
 			}
 		}
@@ -295,14 +295,18 @@ func (h *Webhooks) triggerPoll(ctx context.Context, cv *cvv1.ContainerVersion, d
 	return h.poller.TriggerPoll(ctx, cv.Namespace, cv.Name, history.TriggerWebhook)
 }
 
-// follows returns the last push cv follows: with several events for one
-// tag in a delivery, the newest names the digest to expect.
-func follows(cv *cvv1.ContainerVersion, pushes []Push) (Push, bool) {
-	repo := imageref.NormalizeRepo(cv.Spec.ImageRepo)
+// follows returns the last push of repo:tag (a CV's, repo normalized):
+// with several events for one tag in a delivery, the newest names the
+// digest to expect. It marks in followedRepo the pushes to repo.
+func follows(repo, tag string, pushes []Push, followedRepo []bool) (Push, bool) {
 	var found Push
 	ok := false
-	for _, p := range pushes {
-		if p.Repo == repo && p.Tag == cv.Spec.Tag {
+	for i, p := range pushes {
+		if p.Repo != repo {
+			continue
+		}
+		followedRepo[i] = true
+		if p.Tag == tag {
 			found, ok = p, true
 		}
 	}
