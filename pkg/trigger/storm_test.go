@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +19,7 @@ import (
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	cvlisters "cvmanager.dev/cvmanager/pkg/generated/listers/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/registry"
 	"cvmanager.dev/cvmanager/test/localregistry"
 )
 
@@ -243,4 +245,58 @@ func tail(s string) string {
 		return s[len(s)-4000:]
 	}
 	return s
+}
+
+// TestAnnouncedVersionTagCostsOneHead: with the registry layer observing
+// the deliveries, the resolve a real Distribution's notification triggers
+// finds the version tag pushed with the image without listing the
+// repository: the new digest costs the registry one HEAD, counted by the
+// registry itself.
+func TestAnnouncedVersionTagCostsOneHead(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a registry")
+	}
+	const secret = "storm-secret-0123456789"
+	poller := &digestPoller{digests: map[string][]string{}}
+	indexer := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})
+	hooks, err := NewWebhooks(secret, cvlisters.NewContainerVersionLister(indexer), poller, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oci := registry.NewOCI(registry.OCIOptions{Insecure: true, NoRetries: true})
+	hooks.ObserveTags(oci)
+	mux := http.NewServeMux()
+	hooks.Register(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	reg := localregistry.StartForTest(t, localregistry.WithAllNotifications(srv.URL+"/v1/webhooks/distribution",
+		http.Header{"Authorization": {"Bearer " + secret}}))
+	repo := reg.Repo("team/app")
+	_ = indexer.Add(&cvv1.ContainerVersion{ObjectMeta: metav1.ObjectMeta{Namespace: "prod", Name: "app"},
+		Spec: cvv1.ContainerVersionSpec{ImageRepo: repo, Tag: "env-prod"}})
+	syntax := regexp.MustCompile(`^[0-9a-f]{7}$`)
+	for i := range 42 {
+		if _, err := reg.Push("team/app", fmt.Sprintf("%07x", 0xa000000+i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	digest, err := reg.Push("team/app", "b000000", "env-prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for !poller.announced("prod/app", digest) {
+		if time.Now().After(deadline) {
+			t.Fatal("the push of env-prod was never announced")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	before, lists := reg.Requests(), reg.Count("GET", "tags")
+	img, err := oci.Resolve(context.Background(), registry.ResolveRequest{Repo: registry.Repo{Name: repo}, Tag: "env-prod", VersionSyntax: syntax})
+	if err != nil || img.Digest != digest || img.Version != "b000000" {
+		t.Fatalf("resolve: %+v %v, want %s b000000", img, err, digest)
+	}
+	if n, l := reg.Requests()-before, reg.Count("GET", "tags")-lists; n != 1 || l != 0 {
+		t.Errorf("the announced new digest cost %d requests (%d tag lists), want 1 HEAD", n, l)
+	}
 }
