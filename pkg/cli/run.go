@@ -230,6 +230,7 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 	caches := readCaches{
 		cvs: ctrl.CVLister(), workloads: ctrl.WorkloadListers(), kube: kubeClient, requests: requests,
 	}
+	caches.tags, _ = reader.(trigger.TagObserver)
 	mux, err := o.httpRoutes(m, ctrl, leader, caches)
 	if err != nil {
 		return err
@@ -327,6 +328,9 @@ type readCaches struct {
 	// requests hand triggers to the leader (in memory on the leader, as
 	// request objects from a standby), so any replica accepts them.
 	requests *controller.Requests
+	// tags learns tag → digest from verified webhook deliveries (the
+	// registry layer's version tag cache), when the reader offers it.
+	tags trigger.TagObserver
 }
 
 // httpRoutes mounts probes, metrics, the dashboard and, when configured,
@@ -354,7 +358,7 @@ func (o *runOptions) httpRoutes(m *metrics.Metrics, ctrl *multins.Group, leader 
 		}
 		trigger.New(keys, caches.cvs, caches.requests, o.triggerRate).Register(mux)
 	}
-	return mux, o.registerWebhooks(mux, caches)
+	return mux, o.registerWebhooks(mux, caches, m.Registry)
 }
 
 // serveAndLead runs the HTTP server, the export loop and the controller
@@ -387,7 +391,7 @@ func (o *runOptions) pushFirst() *controller.PushFirst {
 	return &controller.PushFirst{SafetyInterval: o.webhookSafety, TrustWindow: o.webhookTrust}
 }
 
-func (o *runOptions) registerWebhooks(mux server.Router, caches readCaches) error {
+func (o *runOptions) registerWebhooks(mux server.Router, caches readCaches, reg prometheus.Registerer) error {
 	if o.webhookSecret == "" {
 		return nil
 	}
@@ -398,6 +402,10 @@ func (o *runOptions) registerWebhooks(mux server.Router, caches readCaches) erro
 	hooks, err := trigger.NewWebhooks(secret, caches.cvs, caches.requests, o.triggerRate)
 	if err != nil {
 		return err
+	}
+	hooks.MustRegister(reg)
+	if caches.tags != nil {
+		hooks.ObserveTags(caches.tags)
 	}
 	hooks.Register(mux)
 	return nil

@@ -27,6 +27,8 @@
 //	registry_request_duration_seconds{host,method}
 //	registry_ratelimit_limit{host}          ratelimit-limit a registry reports (Docker Hub)
 //	registry_ratelimit_remaining{host}      ratelimit-remaining a registry reports
+//	registry_budget_wait_seconds{lane}      time a request waited for its host's budget: urgent, scheduled, background
+//	webhook_deliveries_total{source,outcome} webhook deliveries: ignored, triggered, limited, invalid (pkg/trigger)
 //
 // docs/metrics.md is the user's list; test/faults checks it against a
 // real scrape.

@@ -15,7 +15,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"k8s.io/klog/v2"
 )
 
 // OCIOptions configure the OCI/Docker v2 implementation.
@@ -31,9 +33,15 @@ type OCIOptions struct {
 	// controller the host guard backs off and the next poll retries, and a
 	// retry storm is exactly what a rate-limited registry must not see.
 	NoRetries bool
-	// TagPageSize is the n of tags/list requests (default 100, Quay's
-	// maximum); MaxTagPages bounds the pages followed (default 100).
+	// TagPageSize is the n of tags/list requests. The default is 1,000
+	// (ECR's maximum; one request lists a repository of 1,000 tags), 100 for
+	// Quay hosts (its maximum), and 100 for any host that refuses a page of
+	// 1,000. MaxTagPages bounds the pages followed (default 100).
 	TagPageSize, MaxTagPages int
+	// VersionCacheRepos and VersionCacheTags bound the version tag →
+	// digest cache: repositories kept, and tags per repository (defaults
+	// 1,024 and 10,000).
+	VersionCacheRepos, VersionCacheTags int
 	// Cloud configures logins with GCP's and Azure's workload identities,
 	// used when no static credential applies (see Auth.Provider).
 	Cloud CloudOptions
@@ -53,21 +61,24 @@ type OCI struct {
 	// listers are authenticated transports for tag listing, per repo and
 	// credential set.
 	listers map[string]http.RoundTripper
+	// smallPages are hosts that refused a page of 1,000 tags.
+	smallPages map[string]bool
 	// versions remembers the version tag of each digest, so a poll that
 	// finds the digest unchanged costs one HEAD and no tag listing.
 	versions map[string]string
+	// tags remembers version tag → digest per repository, so a new digest
+	// costs a listing and a HEAD per tag new since the last one.
+	tags *versionTags
 }
 
 // NewOCI returns the OCI/Docker v2 implementation.
 func NewOCI(opts OCIOptions) *OCI {
-	if opts.TagPageSize <= 0 {
-		opts.TagPageSize = 100
-	}
 	if opts.MaxTagPages <= 0 {
 		opts.MaxTagPages = 100
 	}
 	o := &OCI{opts: opts, pullers: map[string]*remote.Puller{}, pushers: map[string]*remote.Pusher{},
-		listers: map[string]http.RoundTripper{}, versions: map[string]string{}}
+		listers: map[string]http.RoundTripper{}, smallPages: map[string]bool{}, versions: map[string]string{},
+		tags: newVersionTags(opts.VersionCacheRepos, opts.VersionCacheTags)}
 	rt := opts.Transport
 	if rt == nil {
 		rt = remote.DefaultTransport
@@ -212,6 +223,9 @@ func (o *OCI) Resolve(ctx context.Context, req ResolveRequest) (Image, error) {
 	img := Image{Digest: desc.Digest.String(), MediaType: string(desc.MediaType)}
 	if req.VersionSyntax == nil || req.VersionSyntax.MatchString(req.Tag) {
 		img.Version = PickVersion(req.Tag, nil, req.VersionSyntax)
+		if img.Version != "" {
+			o.observeVersion(ref.Context().Name(), req.Tag, img.Digest)
+		}
 		return img, nil
 	}
 	cacheKey := ref.Context().Name() + "@" + img.Digest + "|" + req.VersionSyntax.String()
@@ -231,23 +245,81 @@ func (o *OCI) Resolve(ctx context.Context, req ResolveRequest) (Image, error) {
 	return img, nil
 }
 
-// findVersion lists the tags and HEADs those matching versionSyntax, in
-// order, until one has the digest; it runs once per new digest.
+// observeVersion records a version tag's digest seen by the ordinary poll
+// of a CV that follows the version tag itself; a digest that differs from
+// the remembered one means the "immutable" tag was re-pushed, which is
+// logged and corrected here (docs/registries.md states the assumption).
+func (o *OCI) observeVersion(repo, tag, digest string) {
+	if previous := o.tags.observe(repo, tag, digest); previous != "" {
+		klog.InfoS("A version tag was re-pushed to another image; its remembered digest is corrected",
+			"repo", repo, "tag", tag, "was", previous, "now", digest)
+	}
+}
+
+// findVersion finds which version tag carries digest, at a cost that does
+// not grow with the repository's history. A tag already known to carry it
+// (a push notification named it, or a HEAD found it) answers at no cost;
+// otherwise one tag listing, then a HEAD
+// only for version tags that are new since the last listing (newest
+// first), stopping at the first match; tags whose digest is already known
+// cost nothing. Only when none of those match (the followed tag moved back
+// to an old image never HEADed, one evicted, or a re-pushed version tag)
+// are the remaining tags HEADed, newest first.
 func (o *OCI) findVersion(ctx context.Context, p *remote.Puller, req ResolveRequest, repo name.Repository, digest v1.Hash) (string, error) {
+	if known := o.tags.carrying(repo.Name(), digest.String(), req.VersionSyntax); known != "" {
+		return known, nil // announced by a push notification, or HEADed before
+	}
 	tags, err := o.ListTags(ctx, req.Repo)
 	if err != nil {
 		return "", err
 	}
-	sort.Strings(tags)
+	var candidates []string
 	for _, tag := range tags {
-		if !req.VersionSyntax.MatchString(tag) {
-			continue
+		if req.VersionSyntax.MatchString(tag) {
+			candidates = append(candidates, tag)
 		}
-		if d, err := head(ctx, p, repo.Tag(tag)); err == nil && d.Digest == digest {
+	}
+	known, fresh, stale, others := o.tags.plan(repo.Name(), candidates, digest.String())
+	if known != "" {
+		return known, nil
+	}
+	for _, tag := range slices.Concat(fresh, stale, others) {
+		d, err := head(ctx, p, repo.Tag(tag))
+		if isNotFound(err) {
+			continue // deleted since the listing: not this one
+		}
+		if err != nil {
+			// Not knowing is not "no version": an answer of "" would be
+			// remembered for the digest. The poll is retried instead.
+			return "", fmt.Errorf("finding the version tag of %s@%s: %w", repo.Name(), digest, err)
+		}
+		o.observeVersion(repo.Name(), tag, d.Digest.String())
+		if d.Digest == digest {
 			return tag, nil
 		}
 	}
 	return "", nil
+}
+
+// isNotFound is a registry's 404 (a tag deleted since it was listed).
+func isNotFound(err error) bool {
+	var terr *transport.Error
+	return errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound
+}
+
+// ObserveTag records that tag of repo points to digest, as a verified push
+// notification said (pkg/trigger): a resolve that then meets digest finds
+// its version tag without listing or HEADing anything. Repositories that do
+// not parse are ignored.
+func (o *OCI) ObserveTag(repo, tag, digest string) {
+	r, err := o.repository(repo)
+	if err != nil || tag == "" || digest == "" {
+		return
+	}
+	// Every pushed tag is recorded, the followed (moving) ones too: which
+	// are version tags depends on each CV's versionSyntax, applied when
+	// the cache is read. So a moved tag here is no news, and not logged.
+	o.tags.observe(r.Name(), tag, digest)
 }
 
 // TagsOf implements Registry. The v2 protocol has no "tags of a digest"

@@ -64,3 +64,12 @@ func (r *Router) AddTags(ctx context.Context, repo Repo, version string, tags []
 func (r *Router) RemoveTags(ctx context.Context, repo Repo, tags []string) error {
 	return r.route(repo).RemoveTags(ctx, repo, tags)
 }
+
+// ObserveTag records a tag → digest a verified push notification named
+// (see OCI.ObserveTag). ECR needs none: DescribeImages answers every tag of
+// a digest in one call.
+func (r *Router) ObserveTag(repo, tag, digest string) {
+	if _, ecr := r.route(Repo{Name: repo}).(*ECR); !ecr {
+		r.OCI.ObserveTag(repo, tag, digest)
+	}
+}

@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -27,7 +28,45 @@ func (o *OCI) ListTags(ctx context.Context, repo Repo) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listing tags of %s: %w", repo.Name, err)
 	}
-	return listTags(ctx, rt, r, o.opts.TagPageSize, o.opts.MaxTagPages)
+	n := o.pageSize(r.RegistryStr())
+	tags, err := listTags(ctx, rt, r, n, o.opts.MaxTagPages)
+	if err != nil && o.opts.TagPageSize <= 0 && n > smallPage && pageTooLarge(err) {
+		o.mu.Lock()
+		o.smallPages[r.RegistryStr()] = true
+		o.mu.Unlock()
+		return listTags(ctx, rt, r, smallPage, o.opts.MaxTagPages)
+	}
+	return tags, err
+}
+
+// Page sizes of tags/list: large pages keep a new digest's listing to one
+// request in repositories of up to 1,000 tags; Quay allows at most 100.
+const (
+	largePage = 1000
+	smallPage = 100
+)
+
+// pageSize is the n to ask host for: the configured one, else 100 for Quay
+// and hosts that refused 1,000, else 1,000.
+func (o *OCI) pageSize(host string) int {
+	if o.opts.TagPageSize > 0 {
+		return o.opts.TagPageSize
+	}
+	o.mu.Lock()
+	small := o.smallPages[host]
+	o.mu.Unlock()
+	if small || strings.Contains(strings.ToLower(host), "quay") {
+		return smallPage
+	}
+	return largePage
+}
+
+// pageTooLarge recognises a registry refusing the page size: 400 (Quay's
+// TOO_MANY_TAGS_REQUESTED, Distribution's PAGINATION_NUMBER_INVALID) or
+// 405 (ECR past 1,000).
+func pageTooLarge(err error) bool {
+	var terr *transport.Error
+	return errors.As(err, &terr) && (terr.StatusCode == http.StatusBadRequest || terr.StatusCode == http.StatusMethodNotAllowed)
 }
 
 // listTags follows tags/list pages from the first, n tags at a time.

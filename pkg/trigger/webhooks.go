@@ -9,10 +9,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
-	"golang.org/x/time/rate"
 
 	"k8s.io/apimachinery/pkg/labels"
 
@@ -52,18 +52,41 @@ type Webhooks struct {
 	key     []byte // the secret itself, only as GitHub's HMAC key
 	cvs     cvlisters.ContainerVersionLister
 	poller  Poller
-	limiter *rate.Limiter
+	limits  *repoLimits
+	metrics *webhookMetrics
+	// observer learns the tag → digest of every push to a followed
+	// repository (ObserveTags).
+	observer TagObserver
 }
 
+// TagObserver learns which digest a pushed tag names. The registry layer
+// (its version tag cache) is one: CI pushes the version tag and then moves
+// the followed tag onto the same image, so the resolve the second event
+// triggers knows the version tag without listing the repository.
+type TagObserver interface {
+	ObserveTag(repo, tag, digest string)
+}
+
+// ObserveTags hands every pushed tag → digest of a repository some CV
+// follows to o (a verified delivery; it costs no request). Call before
+// serving.
+func (h *Webhooks) ObserveTags(o TagObserver) { h.observer = o }
+
 // NewWebhooks builds the handler; secret must be at least 16 characters.
-// requestsPerSecond bounds all webhook calls together: each one scans the
-// CVs, and registries retry a 429 later.
+//
+// requestsPerSecond bounds, per source and per repository, the deliveries
+// that move a tag some CV follows: only those cost a poll. Everything else a
+// registry announces (blob uploads, pulls, deletes, repositories and tags no
+// CV follows) is answered 202 before any limit is consulted: a registry
+// such as Distribution retries a refused delivery through one queue per
+// endpoint and backs off, so refusing its noise would delay the next real
+// push behind it.
 func NewWebhooks(secret string, cvs cvlisters.ContainerVersionLister, poller Poller, requestsPerSecond float64) (*Webhooks, error) {
 	if len(secret) < 16 {
 		return nil, errors.New("webhook secret must be at least 16 characters")
 	}
 	return &Webhooks{secret: sha256.Sum256([]byte(secret)), key: []byte(secret), cvs: cvs, poller: poller,
-		limiter: newLimiter(requestsPerSecond)}, nil
+		limits: newRepoLimits(requestsPerSecond), metrics: newWebhookMetrics()}, nil
 }
 
 // source is one push endpoint: how its payload reads and how it signs.
@@ -95,11 +118,11 @@ func sources() map[string]source {
 func (h *Webhooks) Register(mux server.Router) {
 	all := sources()
 	for _, name := range Sources {
-		mux.HandleFunc("POST /v1/webhooks/"+name, h.handle(all[name]))
+		mux.HandleFunc("POST /v1/webhooks/"+name, h.handle(name, all[name]))
 	}
 }
 
-func (h *Webhooks) handle(src source) http.HandlerFunc {
+func (h *Webhooks) handle(name string, src source) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !src.signed && !h.authenticated(r) {
 			httpError(w, http.StatusUnauthorized, "missing or invalid webhook secret")
@@ -119,26 +142,46 @@ func (h *Webhooks) handle(src source) http.HandlerFunc {
 			httpError(w, http.StatusUnauthorized, "missing or invalid X-Hub-Signature-256")
 			return
 		}
-		if !h.limiter.Allow() {
-			tooMany(w)
-			return
-		}
-		h.act(w, r, src, body)
+		h.act(w, r, name, src, body)
 	}
 }
 
-func (h *Webhooks) act(w http.ResponseWriter, r *http.Request, src source, body []byte) {
+// act answers one authenticated delivery. The order matters: a delivery
+// that names no followed repo:tag is accepted (202) before the rate limit
+// is consulted, so only deliveries that cost a poll can spend the budget.
+func (h *Webhooks) act(w http.ResponseWriter, r *http.Request, name string, src source, body []byte) {
 	pushes, err := src.parse(body)
 	if err != nil {
+		h.metrics.outcome(name, outcomeInvalid)
 		httpError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	triggered, err := h.schedule(r.Context(), pushes)
+	matches, err := h.match(pushes)
+	if err != nil {
+		httpError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	if len(matches) == 0 {
+		h.metrics.outcome(name, outcomeIgnored)
+		accepted(w, []Triggered{})
+		return
+	}
+	if wait, ok := h.limits.allow(name, matchedRepos(matches)); !ok {
+		h.metrics.outcome(name, outcomeLimited)
+		tooManyFor(w, wait)
+		return
+	}
+	triggered, err := h.trigger(r.Context(), matches)
 	if err != nil {
 		// The registry retries a failed delivery: nothing is lost.
 		httpError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
+	h.metrics.outcome(name, outcomeTriggered)
+	accepted(w, triggered)
+}
+
+func accepted(w http.ResponseWriter, triggered []Triggered) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusAccepted)
 	_ = json.NewEncoder(w).Encode(map[string]any{"triggered": triggered})
@@ -174,23 +217,75 @@ func readLimited(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	return io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 }
 
-// schedule polls every CV following a pushed repo:tag. Only a poll is
-// scheduled: the digest still comes from the registry.
-func (h *Webhooks) schedule(ctx context.Context, pushes []Push) ([]Triggered, error) {
+// match is one CV that follows a pushed repo:tag, with the push.
+type match struct {
+	cv   *cvv1.ContainerVersion
+	push Push
+}
+
+// match finds the CVs following a pushed repo:tag. It reads the informer
+// cache only, so answering noise costs no API or registry request. Pushes
+// with a digest to a followed repository go to the observer on the way.
+func (h *Webhooks) match(pushes []Push) ([]match, error) {
+	if len(pushes) == 0 {
+		return nil, nil
+	}
 	cvs, err := h.cvs.List(labels.Everything())
 	if err != nil {
 		return nil, err
 	}
-	out := []Triggered{}
+	var out []match
+	followedRepo := make([]bool, len(pushes)) // per push: some CV follows its repository
 	for _, cv := range cvs {
-		if push, ok := follows(cv, pushes); ok {
-			if err := h.triggerPoll(ctx, cv, push.Digest); err != nil {
-				return nil, fmt.Errorf("recording the trigger of %s/%s: %w", cv.Namespace, cv.Name, err)
+		repo := imageref.NormalizeRepo(cv.Spec.ImageRepo)
+		if push, ok := follows(repo, cv.Spec.Tag, pushes, followedRepo); ok {
+			out = append(out, match{cv, push})
+		}
+	}
+	if h.observer != nil {
+		for i, p := range pushes {
+			if p.Digest != "" && followedRepo[i] {
+				h.observer.ObserveTag(p.Repo, p.Tag, p.Digest)
 			}
-			out = append(out, Triggered{cv.Namespace, cv.Name, fmt.Sprintf("/v1/cv/containerversions/%s/history?namespace=%s", cv.Name, cv.Namespace)})
 		}
 	}
 	return out, nil
+}
+
+// matchedRepos lists the distinct repositories of matches, which the rate
+// limit is counted against.
+func matchedRepos(matches []match) []string {
+	var repos []string
+	for _, m := range matches {
+		if !slices.Contains(repos, m.push.Repo) {
+			repos = append(repos, m.push.Repo)
+		}
+	}
+	return repos
+}
+
+// trigger records a poll request for every match. Only a poll is
+// scheduled: the digest still comes from the registry.
+func (h *Webhooks) trigger(ctx context.Context, matches []match) ([]Triggered, error) {
+	out := []Triggered{}
+	for _, m := range matches {
+		cv := m.cv
+		if err := h.triggerPoll(ctx, cv, m.push.Digest); err != nil {
+			return nil, fmt.Errorf("recording the trigger of %s/%s: %w", cv.Namespace, cv.Name, err)
+		}
+		out = append(out, Triggered{cv.Namespace, cv.Name, fmt.Sprintf("/v1/cv/containerversions/%s/history?namespace=%s", cv.Name, cv.Namespace)})
+	}
+	return out, nil
+}
+
+// schedule polls every CV following a pushed repo:tag (match, then
+// trigger), without a rate limit.
+func (h *Webhooks) schedule(ctx context.Context, pushes []Push) ([]Triggered, error) {
+	matches, err := h.match(pushes)
+	if err != nil {
+		return nil, err
+	}
+	return h.trigger(ctx, matches)
 }
 
 func (h *Webhooks) triggerPoll(ctx context.Context, cv *cvv1.ContainerVersion, digest string) error {
@@ -200,14 +295,18 @@ func (h *Webhooks) triggerPoll(ctx context.Context, cv *cvv1.ContainerVersion, d
 	return h.poller.TriggerPoll(ctx, cv.Namespace, cv.Name, history.TriggerWebhook)
 }
 
-// follows returns the last push cv follows: with several events for one
-// tag in a delivery, the newest names the digest to expect.
-func follows(cv *cvv1.ContainerVersion, pushes []Push) (Push, bool) {
-	repo := imageref.NormalizeRepo(cv.Spec.ImageRepo)
+// follows returns the last push of repo:tag (a CV's, repo normalized):
+// with several events for one tag in a delivery, the newest names the
+// digest to expect. It marks in followedRepo the pushes to repo.
+func follows(repo, tag string, pushes []Push, followedRepo []bool) (Push, bool) {
 	var found Push
 	ok := false
-	for _, p := range pushes {
-		if p.Repo == repo && p.Tag == cv.Spec.Tag {
+	for i, p := range pushes {
+		if p.Repo != repo {
+			continue
+		}
+		followedRepo[i] = true
+		if p.Tag == tag {
 			found, ok = p, true
 		}
 	}

@@ -98,7 +98,7 @@ func parseFlags() (*config, error) {
 	flag.DurationVar(&c.pushFirstGap, "push-first-gap", 100*time.Millisecond, "time between two announced pushes in the push-first figure")
 	flag.BoolVar(&c.docs, "docs", false, "measure nothing: regenerate docs/performance.md's targets table from the newest results file (run from the repository root)")
 	flag.StringVar(&c.render, "render", "", "measure nothing: render the markdown of this results JSON again, next to it")
-	skip := flag.String("skip", "", "scenarios to leave out, comma-separated: latency, trigger, burst, push-first (the steady interval always runs)")
+	skip := flag.String("skip", "", "scenarios to leave out, comma-separated: latency, trigger, burst, push-first, push-path (the steady interval always runs)")
 	flag.Parse()
 	var err error
 	if c.pushFirstInterval < 5*time.Second || c.pushFirstRefs < 0 {
@@ -180,6 +180,10 @@ func run(ctx context.Context, cfg *config) error {
 		return err
 	}
 	defer env.stop()
+	if *pushPathOnly {
+		_, err := measurePushPath(ctx, env, cfg)
+		return err
+	}
 	rep := newReport(cfg)
 	defer func() {
 		if err := rep.write(cfg.out); err != nil {
@@ -218,6 +222,13 @@ func run(ctx context.Context, cfg *config) error {
 		rep.PushFirst = res
 		if err != nil {
 			rep.Errors = append(rep.Errors, fmt.Sprintf("push-first: %v", err))
+			return err
+		}
+	}
+	if !cfg.skip["push-path"] {
+		// Written to its own <date>-push.json/.md (test/bench/pushpath.go).
+		if _, err := measurePushPath(ctx, env, cfg); err != nil {
+			rep.Errors = append(rep.Errors, fmt.Sprintf("push-path: %v", err))
 			return err
 		}
 	}

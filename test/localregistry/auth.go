@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -33,6 +34,8 @@ type settings struct {
 	handlers map[string]http.Handler
 	// notify is the notification endpoint of WithNotifications.
 	notify *configuration.Endpoint
+	// log receives the registry's log (WithLog); nil discards it.
+	log io.Writer
 }
 
 // WithHtpasswd protects the registry with Distribution's htpasswd access

@@ -83,7 +83,11 @@ func Start(addr string, opts ...Option) (*Registry, error) {
 	if s.htpasswd || s.token {
 		r.auth = &authn.Basic{Username: s.username, Password: s.password}
 	}
-	logrus.SetOutput(io.Discard) // Distribution logs every request
+	if s.log != nil {
+		logrus.SetOutput(s.log)
+	} else {
+		logrus.SetOutput(io.Discard) // Distribution logs every request
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/", r.counting(handlers.NewApp(context.Background(), cfg)))
 	if r.Tokens != nil {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -59,7 +60,46 @@ func NewWithReader(r Options, reg prometheus.Registerer) (ImageResolver, registr
 		registry.ECROptions{Endpoint: r.ECREndpoint, HTTPClient: &http.Client{Transport: guard}, Transport: guard},
 		registry.HubOptions{},
 	)
-	return NewSharedResolver(registryResolver{router}, nil), router, nil
+	return NewSharedResolver(registryResolver{router}, nil), backgroundReader{router}, nil
+}
+
+// backgroundReader sends every read of signatures, attestations and
+// provenance in the background lane of the host budget: no rollout waits on
+// them, so a burst of them must not delay a trigger's resolve.
+type backgroundReader struct{ next registry.ArtifactReader }
+
+func background(ctx context.Context) context.Context {
+	return registry.WithLane(ctx, registry.LaneBackground)
+}
+
+// Manifest implements registry.ArtifactReader.
+func (b backgroundReader) Manifest(ctx context.Context, repo registry.Repo, ref string) (registry.Manifest, error) {
+	return b.next.Manifest(background(ctx), repo, ref)
+}
+
+// Blob implements registry.ArtifactReader.
+func (b backgroundReader) Blob(ctx context.Context, repo registry.Repo, digest string, limit int64) ([]byte, error) {
+	return b.next.Blob(background(ctx), repo, digest, limit)
+}
+
+// ObserveTag hands a tag → digest named by a verified push notification to
+// the registry layer's version tag cache (pkg/trigger's TagObserver), so
+// the resolve that notification triggers finds the version tag without a
+// tag listing.
+func (b backgroundReader) ObserveTag(repo, tag, digest string) {
+	if o, ok := b.next.(tagObserver); ok {
+		o.ObserveTag(repo, tag, digest)
+	}
+}
+
+// tagObserver is what registry.Router offers for ObserveTag.
+type tagObserver interface {
+	ObserveTag(repo, tag, digest string)
+}
+
+// Referrers implements registry.ArtifactReader.
+func (b backgroundReader) Referrers(ctx context.Context, repo registry.Repo, digest string) ([]v1.Descriptor, error) {
+	return b.next.Referrers(background(ctx), repo, digest)
 }
 
 // registryTimeout bounds the wait for a registry's response headers: a

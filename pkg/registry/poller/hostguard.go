@@ -11,12 +11,19 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 	"k8s.io/utils/clock"
+
+	"cvmanager.dev/cvmanager/pkg/registry"
 )
 
 // HostGuard is an http.RoundTripper that keeps cvmanager a polite registry
 // client, per registry host:
 //
-//   - a token bucket bounds the request rate;
+//   - a token bucket bounds the request rate; requests waiting for it are
+//     served by lane (registry.WithLane): urgent (triggers, webhooks, push
+//     re-checks), then scheduled polls, then background reads (provenance,
+//     signatures), and polls and background reads leave a reserve of the
+//     burst to the lanes ahead, so a background flood cannot delay a
+//     trigger (lanes.go);
 //   - a 429 closes the host until its Retry-After (seconds or HTTP date) has
 //     passed, never shorter; 5xx answers and transport errors back off
 //     exponentially up to MaxBackoff;
@@ -44,7 +51,7 @@ type HostGuard struct {
 }
 
 type hostState struct {
-	limiter    *rate.Limiter
+	bucket     *laneBucket
 	closedTill time.Time
 	reason     string
 	backoff    time.Duration
@@ -97,7 +104,7 @@ func NewHostGuard(next http.RoundTripper, qps float64, burst int, reg prometheus
 func (g *HostGuard) RoundTrip(req *http.Request) (*http.Response, error) {
 	host := req.URL.Host
 	endpoint := req.URL.Scheme + "://" + host
-	if err := g.admit(endpoint); err != nil {
+	if err := g.admit(endpoint, registry.LaneOf(req.Context())); err != nil {
 		return nil, err
 	}
 	release, err := g.acquire(endpoint)
@@ -112,9 +119,10 @@ func (g *HostGuard) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-// admit refuses a closed host and spends a token, waiting at most maxWait
-// for one (a longer wait would hold a worker that other CVs need).
-func (g *HostGuard) admit(host string) error {
+// admit refuses a closed host and spends a token in the request's lane,
+// waiting at most maxWait for one (a longer wait would hold a worker that
+// other CVs need).
+func (g *HostGuard) admit(host string, lane registry.Lane) error {
 	g.mu.Lock()
 	st := g.state(host)
 	if now := g.clock.Now(); now.Before(st.closedTill) {
@@ -122,15 +130,8 @@ func (g *HostGuard) admit(host string) error {
 		g.mu.Unlock()
 		return err
 	}
-	reservation := st.limiter.Reserve()
 	g.mu.Unlock()
-	delay := reservation.Delay()
-	if delay > g.maxWait {
-		reservation.Cancel()
-		return &ErrHostClosed{Host: host, Until: g.clock.Now().Add(delay), Reason: "request budget exhausted"}
-	}
-	time.Sleep(delay)
-	return nil
+	return g.waitForBudget(host, lane)
 }
 
 // acquire takes one of the host's in-flight slots, waiting at most maxWait:
@@ -159,7 +160,7 @@ func (g *HostGuard) acquire(host string) (release func(), err error) {
 func (g *HostGuard) state(host string) *hostState {
 	st, ok := g.hosts[host]
 	if !ok {
-		st = &hostState{limiter: rate.NewLimiter(g.qps, g.burst), slots: make(chan struct{}, g.inFlight)}
+		st = &hostState{bucket: newLaneBucket(float64(g.qps), g.burst, g.clock.Now()), slots: make(chan struct{}, g.inFlight)}
 		g.hosts[host] = st
 	}
 	return st
@@ -212,6 +213,8 @@ type guardMetrics struct {
 	duration  *prometheus.HistogramVec
 	limit     *prometheus.GaugeVec
 	remaining *prometheus.GaugeVec
+	// budgetWait is the time a request waited for its host's budget, by lane.
+	budgetWait *prometheus.HistogramVec
 }
 
 func newGuardMetrics(reg prometheus.Registerer) *guardMetrics {
@@ -229,9 +232,14 @@ func newGuardMetrics(reg prometheus.Registerer) *guardMetrics {
 		remaining: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "cvmanager_registry_ratelimit_remaining", Help: "Pulls left the registry reports (ratelimit-remaining).",
 		}, []string{"host"}),
+		budgetWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "cvmanager_registry_budget_wait_seconds",
+			Help:    "Time a registry request waited for its host's request budget, by lane: urgent, scheduled, background.",
+			Buckets: []float64{0, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2},
+		}, []string{"lane"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.duration, m.limit, m.remaining)
+		reg.MustRegister(m.requests, m.duration, m.limit, m.remaining, m.budgetWait)
 	}
 	return m
 }

@@ -1,0 +1,179 @@
+package registry
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+
+	"cvmanager.dev/cvmanager/test/localregistry"
+)
+
+// pushVersions pushes n distinct images under version tags 1000000+i, 8 at
+// a time, the last also under env-prod.
+func pushVersions(t *testing.T, reg *localregistry.Registry, path string, n int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			tags := []string{fmt.Sprint(1000000 + i)}
+			if i == n-1 {
+				tags = append(tags, "env-prod")
+			}
+			if _, err := reg.Push(path, tags...); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+// TestNewDigestCostIsFlatInTheRepositorysHistory: in repositories with 1,
+// 42 and 500 version tags, once the repository has been listed, each new
+// digest of the followed tag costs the HEAD of the tag, one tag listing and
+// one HEAD of the one version tag pushed with it: 3 requests, whatever the
+// history (it was one HEAD per version tag, 47 requests at 42 tags).
+// Counted by the registry itself.
+func TestNewDigestCostIsFlatInTheRepositorysHistory(t *testing.T) {
+	syntax := regexp.MustCompile(`^[0-9]{7}$`)
+	reg := startRegistry(t)
+	for _, n := range []int{1, 42, 500} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			path := fmt.Sprintf("team/app-%d", n)
+			pushVersions(t, reg, path, n)
+			oci := insecureOCI()
+			req := ResolveRequest{Repo: Repo{Name: reg.Repo(path)}, Tag: "env-prod", VersionSyntax: syntax}
+			before := reg.Requests()
+			img, err := oci.Resolve(testContext(t), req)
+			if err != nil || img.Version != fmt.Sprint(1000000+n-1) {
+				t.Fatalf("first resolve: %+v %v", img, err)
+			}
+			t.Logf("first resolve (nothing known, newest first): %d requests", reg.Requests()-before)
+			for i := range 3 {
+				version := fmt.Sprint(2000000 + i)
+				d := push(t, reg, path, version, "env-prod")
+				before, heads, lists := reg.Requests(), reg.Count("HEAD", "manifests"), reg.Count("GET", "tags")
+				img, err := oci.Resolve(testContext(t), req)
+				if err != nil || img.Digest != d || img.Version != version {
+					t.Fatalf("new digest %d: %+v %v, want %s %s", i, img, err, d, version)
+				}
+				cost := reg.Requests() - before
+				t.Logf("new digest %d: %d requests (%d HEAD, %d tag pages)", i, cost,
+					reg.Count("HEAD", "manifests")-heads, reg.Count("GET", "tags")-lists)
+				if cost > 3+1 || reg.Count("HEAD", "manifests")-heads != 2 {
+					t.Errorf("new digest %d cost %d requests, %d HEADs; want at most 3 + 1 new tag, 2 HEADs", i, cost, reg.Count("HEAD", "manifests")-heads)
+				}
+			}
+		})
+	}
+}
+
+// TestRepushedVersionTagIsFoundAndCorrected: a version tag re-pushed to
+// another image (breaking the immutability the cache assumes) is still
+// found: no new or unknown tag carries the digest, so the known ones are
+// asked again, and the entry is corrected.
+func TestRepushedVersionTagIsFoundAndCorrected(t *testing.T) {
+	reg := startRegistry(t)
+	oci := insecureOCI()
+	ctx := testContext(t)
+	req := ResolveRequest{Repo: Repo{Name: reg.Repo("team/app")}, Tag: "env-prod", VersionSyntax: shaSyntax}
+	for _, version := range []string{"aaaaaaa", "bbbbbbb"} {
+		push(t, reg, "team/app", version, "env-prod")
+		if img, err := oci.Resolve(ctx, req); err != nil || img.Version != version {
+			t.Fatalf("%s: %+v %v", version, img, err)
+		}
+	}
+	d := push(t, reg, "team/app", "aaaaaaa", "env-prod") // aaaaaaa re-pushed to a new image
+	img, err := oci.Resolve(ctx, req)
+	if err != nil || img.Digest != d || img.Version != "aaaaaaa" {
+		t.Fatalf("after the re-push: %+v %v, want %s aaaaaaa", img, err, d)
+	}
+	if _, _, _, others := oci.tags.plan(reg.Repo("team/app"), []string{"aaaaaaa"}, d); len(others) != 0 {
+		t.Errorf("the cache still holds the old digest of aaaaaaa")
+	}
+	// A CV following the version tag itself corrects the cache at its poll.
+	d2 := push(t, reg, "team/app", "bbbbbbb")
+	if _, err := oci.Resolve(ctx, ResolveRequest{Repo: req.Repo, Tag: "bbbbbbb", VersionSyntax: shaSyntax}); err != nil {
+		t.Fatal(err)
+	}
+	if known, _, _, _ := oci.tags.plan(reg.Repo("team/app"), []string{"bbbbbbb"}, d2); known != "bbbbbbb" {
+		t.Errorf("the poll of bbbbbbb did not record its new digest")
+	}
+}
+
+// failingTag answers 503 to requests for one tag's manifest and forwards
+// the rest to the registry.
+type failingTag struct {
+	tag  string
+	next http.RoundTripper
+}
+
+func (f failingTag) RoundTrip(r *http.Request) (*http.Response, error) {
+	if strings.HasSuffix(r.URL.Path, "/manifests/"+f.tag) {
+		return &http.Response{StatusCode: http.StatusServiceUnavailable, Status: "503 Service Unavailable",
+			Header: http.Header{}, Body: io.NopCloser(strings.NewReader("")), Request: r}, nil
+	}
+	return f.next.RoundTrip(r)
+}
+
+// TestUnreadableVersionTagIsAnErrorNotNoVersion: a HEAD of a candidate that
+// fails (5xx, a budget refusal) makes the resolve fail, to be retried; it
+// is never taken for "this digest has no version tag", which would be
+// remembered for the digest (rollouts then named the image by its followed
+// tag). Once the tag is readable, the version is found.
+func TestUnreadableVersionTagIsAnErrorNotNoVersion(t *testing.T) {
+	reg := startRegistry(t)
+	rt := &failingTag{tag: "bbbbbbb", next: http.DefaultTransport}
+	oci := NewOCI(OCIOptions{Insecure: true, NoRetries: true, Transport: rt})
+	ctx := testContext(t)
+	push(t, reg, "team/app", "aaaaaaa", "env-prod")
+	req := ResolveRequest{Repo: Repo{Name: reg.Repo("team/app")}, Tag: "env-prod", VersionSyntax: shaSyntax}
+	if _, err := oci.Resolve(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	d := push(t, reg, "team/app", "bbbbbbb", "env-prod")
+	if img, err := oci.Resolve(ctx, req); err == nil {
+		t.Fatalf("with the version tag unreadable: %+v and no error", img)
+	}
+	rt.tag = "none"
+	if img, err := oci.Resolve(ctx, req); err != nil || img.Version != "bbbbbbb" || img.Digest != d {
+		t.Fatalf("once readable: %+v %v, want bbbbbbb %s", img, err, d)
+	}
+}
+
+// TestObservedTagCostsNoListing: a tag → digest a push notification named
+// (ObserveTag) answers the version of that digest: the new digest costs
+// the HEAD of the followed tag alone.
+func TestObservedTagCostsNoListing(t *testing.T) {
+	reg := startRegistry(t)
+	oci := insecureOCI()
+	ctx := testContext(t)
+	push(t, reg, "team/app", "aaaaaaa", "env-prod")
+	req := ResolveRequest{Repo: Repo{Name: reg.Repo("team/app")}, Tag: "env-prod", VersionSyntax: shaSyntax}
+	if _, err := oci.Resolve(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	d := push(t, reg, "team/app", "bbbbbbb", "env-prod")
+	oci.ObserveTag(reg.Repo("team/app"), "bbbbbbb", d)
+	before, lists := reg.Requests(), reg.Count("GET", "tags")
+	img, err := oci.Resolve(ctx, req)
+	if err != nil || img.Version != "bbbbbbb" || img.Digest != d {
+		t.Fatalf("%+v %v", img, err)
+	}
+	if n, l := reg.Requests()-before, reg.Count("GET", "tags")-lists; n != 1 || l != 0 {
+		t.Errorf("new digest announced with its version tag cost %d requests (%d tag lists), want 1 HEAD", n, l)
+	}
+}

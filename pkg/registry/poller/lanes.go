@@ -1,0 +1,194 @@
+package poller
+
+import (
+	"time"
+
+	"k8s.io/utils/clock"
+
+	"cvmanager.dev/cvmanager/pkg/registry"
+)
+
+// laneBucket is one host's token bucket with a queue per lane. A request
+// takes a token at once when its lane's threshold is met and nobody of its
+// lane or a more urgent one waits; otherwise it queues, and each token that
+// refills goes to the oldest waiter of the most urgent lane whose threshold
+// is met. Thresholds keep a reserve of the burst for the more urgent lanes:
+// scheduled polls leave a quarter of the burst, background reads half of
+// it, so a round of triggers finds tokens even while polls and provenance
+// reads keep the budget busy. The rate and burst are the host's, whatever
+// the mix: the reserve only decides who may spend the tokens there are.
+// Called with the guard's mutex held, except the dispatch goroutine, which
+// takes it.
+type laneBucket struct {
+	rate   float64 // tokens per second
+	burst  float64
+	tokens float64
+	last   time.Time
+	queues [3]laneQueue // one per lane, most urgent first
+	// timerSet: a dispatch is scheduled for the next token.
+	timerSet bool
+}
+
+type laneQueue []*laneWaiter
+
+type laneWaiter struct {
+	ready   chan struct{}
+	granted bool
+}
+
+func newLaneBucket(rate float64, burst int, now time.Time) *laneBucket {
+	return &laneBucket{rate: rate, burst: float64(burst), tokens: float64(burst), last: now}
+}
+
+// threshold is the tokens lane l needs to find before it spends one.
+func (b *laneBucket) threshold(l registry.Lane) float64 {
+	switch l {
+	case registry.LaneScheduled:
+		return 1 + float64(int(b.burst)/4)
+	case registry.LaneBackground:
+		return 1 + float64(int(b.burst)/2)
+	default:
+		return 1
+	}
+}
+
+func (b *laneBucket) refill(now time.Time) {
+	if elapsed := now.Sub(b.last); elapsed > 0 {
+		b.tokens = min(b.burst, b.tokens+elapsed.Seconds()*b.rate)
+		b.last = now
+	}
+}
+
+// ahead counts the waiters that go before a new request of lane l.
+func (b *laneBucket) ahead(l registry.Lane) int {
+	n := 0
+	for i := 0; i < int(l); i++ {
+		n += len(b.queues[i])
+	}
+	return n
+}
+
+// take grants a token at once when it can; otherwise it returns the
+// expected wait of a request of lane l, which queues behind the waiters
+// ahead of it.
+func (b *laneBucket) take(l registry.Lane, now time.Time) (granted bool, wait time.Duration) {
+	b.refill(now)
+	ahead := b.ahead(l)
+	if ahead == 0 && b.tokens >= b.threshold(l) {
+		b.tokens--
+		return true, 0
+	}
+	need := float64(ahead) + b.threshold(l) - b.tokens
+	return false, time.Duration(need / b.rate * float64(time.Second))
+}
+
+func (b *laneBucket) enqueue(l registry.Lane) *laneWaiter {
+	w := &laneWaiter{ready: make(chan struct{})}
+	b.queues[l-1] = append(b.queues[l-1], w)
+	return w
+}
+
+// remove takes a waiter that gave up out of its queue.
+func (b *laneBucket) remove(w *laneWaiter) {
+	for i, q := range b.queues {
+		for j, x := range q {
+			if x == w {
+				b.queues[i] = append(q[:j:j], q[j+1:]...)
+				return
+			}
+		}
+	}
+}
+
+// dispatch hands the tokens there are to the waiters, most urgent lane
+// first, and says how long until the next token when some still wait.
+func (b *laneBucket) dispatch(now time.Time) (next time.Duration, more bool) {
+	b.refill(now)
+	for i := range b.queues {
+		lane := registry.Lane(i + 1)
+		for len(b.queues[i]) > 0 && b.tokens >= b.threshold(lane) {
+			w := b.queues[i][0]
+			b.queues[i] = b.queues[i][1:]
+			b.tokens--
+			w.granted = true
+			close(w.ready)
+		}
+		if len(b.queues[i]) > 0 {
+			// This lane waits: lanes after it wait behind it.
+			return time.Duration((b.threshold(lane) - b.tokens) / b.rate * float64(time.Second)), true
+		}
+	}
+	return 0, false
+}
+
+// backgroundWaits is how many times maxWait a background read may wait:
+// it holds no worker (provenance reads run on their own), it is served
+// last, and a refused read is remembered as empty.
+const backgroundWaits = 5
+
+// waitForBudget spends a token of endpoint's bucket in the request's lane,
+// waiting at most maxWait (background: backgroundWaits times that); a wait
+// that would be longer is refused at once, as before lanes (it would hold
+// a worker that other CVs need).
+func (g *HostGuard) waitForBudget(endpoint string, lane registry.Lane) error {
+	limit := g.maxWait
+	if lane == registry.LaneBackground {
+		limit *= backgroundWaits
+	}
+	g.mu.Lock()
+	st := g.state(endpoint)
+	now := g.clock.Now()
+	granted, wait := st.bucket.take(lane, now)
+	if granted {
+		g.mu.Unlock()
+		g.metrics.budgetWait.WithLabelValues(lane.String()).Observe(0)
+		return nil
+	}
+	if wait > limit {
+		g.mu.Unlock()
+		return &ErrHostClosed{Host: endpoint, Until: now.Add(wait), Reason: "request budget exhausted"}
+	}
+	w := st.bucket.enqueue(lane)
+	g.scheduleDispatch(st)
+	g.mu.Unlock()
+
+	timer := g.clock.NewTimer(limit)
+	defer timer.Stop()
+	select {
+	case <-w.ready:
+	case <-timer.C():
+		g.mu.Lock()
+		if !w.granted {
+			st.bucket.remove(w)
+			g.mu.Unlock()
+			return &ErrHostClosed{Host: endpoint, Until: g.clock.Now(), Reason: "request budget exhausted"}
+		}
+		g.mu.Unlock()
+	}
+	g.metrics.budgetWait.WithLabelValues(lane.String()).Observe(g.clock.Since(now).Seconds())
+	return nil
+}
+
+// scheduleDispatch starts, unless one runs, the goroutine that hands out
+// tokens as they refill. Called with g.mu held.
+func (g *HostGuard) scheduleDispatch(st *hostState) {
+	if st.bucket.timerSet {
+		return
+	}
+	st.bucket.timerSet = true
+	go g.dispatchLoop(st, g.clock)
+}
+
+func (g *HostGuard) dispatchLoop(st *hostState, clk clock.Clock) {
+	for {
+		g.mu.Lock()
+		next, more := st.bucket.dispatch(clk.Now())
+		if !more {
+			st.bucket.timerSet = false
+			g.mu.Unlock()
+			return
+		}
+		g.mu.Unlock()
+		<-clk.After(max(next, time.Millisecond))
+	}
+}
