@@ -26,7 +26,7 @@ func TestBenchSmoke(t *testing.T) {
 		pollInterval: 5 * time.Second, latencyRefs: 5, triggerRefs: 2, latencySamples: 20,
 		triggerGap: 100 * time.Millisecond, lastPolled: 15 * time.Minute,
 		kubeQPS: 200, kubeBurst: 400, registryQPS: 50, registryBurst: 50, workers: 16, kcmQPS: 300, kcmBurst: 600,
-		out: out, label: "smoke", skip: map[string]bool{"latency": true},
+		out: out, label: "smoke", skip: map[string]bool{"latency": true, "push-path": true},
 	}
 	// The binary is built first, outside the bench's own time: linking it
 	// on a loaded 2-core machine can take minutes.
