@@ -6,6 +6,7 @@ import (
 	"time"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/registry"
 	"cvmanager.dev/cvmanager/pkg/registry/poller"
 	"cvmanager.dev/cvmanager/pkg/syncer"
 )
@@ -29,6 +30,11 @@ import (
 // asks for the version at once: the two-step request would cost it one
 // HEAD more, which a burst of triggers under a tight budget feels.
 func (c *Controller) resolve(ctx context.Context, cv *cvv1.ContainerVersion, syntax *regexp.Regexp, maxAge time.Duration, forced bool) (poller.ResolvedImage, error) {
+	if forced {
+		// A trigger, webhook, release or push re-check: ahead of scheduled
+		// polls and background reads in the host's budget (registry lanes).
+		ctx = registry.WithLane(ctx, registry.LaneUrgent)
+	}
 	req := poller.ResolveRequest{
 		Repo: cv.Spec.ImageRepo, Tag: cv.Spec.Tag, MaxAge: maxAge, PullSecrets: c.pullSecrets(ctx, cv),
 		Provider: cv.Spec.Provider,
