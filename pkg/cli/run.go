@@ -10,6 +10,7 @@ import (
 	"time"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/fleet"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -199,6 +200,8 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 		provenanceCache = provenance.NewCache(reader)
 	}
 	platforms := platform.NewCache(reader) // the platform gate: one index read per digest
+	sources := fleet.NewObserver()         // promotion sources in other clusters (spec.promotion.from)
+	kubeconfigs := &fleet.KubeconfigSecrets{Kube: kubeClient, Clock: clock.RealClock{}}
 	var ctrl *multins.Group
 	writer := writeback.New(writeback.Config{Observe: m.ObserveWriteBack}, func(key string, st cvv1.WriteBackStatus) {
 		ctrl.ReportWriteBack(key, st) // set below, before any write is submitted
@@ -218,6 +221,7 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 				Restrictions: restrictions, Notifier: notifier, DefaultNotifications: defaultNotifications,
 				LastPolledEvery: o.lastPolledEvery, Authorization: authorization, PushFirst: o.pushFirst(),
 				Signatures: signatures, Provenance: provenanceCache, Platforms: platforms, WriteBack: writer,
+				Fleet: sources, Kubeconfigs: kubeconfigs,
 			})}
 	})
 	if err := o.watchSettings(ctx, kubeClient, ctrl, restrictions); err != nil {

@@ -20,7 +20,7 @@ func TestBranchPolicyGate(t *testing.T) {
 		s.Policy = &cvv1.PolicySpec{AutoReleaseBranches: []string{"main"}, BranchRestriction: "main|release-.*"}
 	}
 	held := []string{"update containerversions/status web"}
-	var rollout []string // the intent only: the patch follows in the next sync, and no history is read
+	rollout := []string{"patch deployments web"} // after the intent; no history is read
 	for _, tc := range []struct {
 		name       string
 		version    string

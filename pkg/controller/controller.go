@@ -31,6 +31,7 @@ import (
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/authz"
+	"cvmanager.dev/cvmanager/pkg/fleet"
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
 	cvscheme "cvmanager.dev/cvmanager/pkg/generated/clientset/versioned/scheme"
 	cvlisters "cvmanager.dev/cvmanager/pkg/generated/listers/cvmanager/v1alpha1"
@@ -89,6 +90,11 @@ type Options struct {
 	// Provenance reads the provenance of each new digest once, in the
 	// background (pkg/provenance); nil reads none.
 	Provenance *provenance.Cache
+	// Fleet reads promotion sources in other clusters, through the
+	// kubeconfig Secrets Kubeconfigs reads (spec.promotion.from,
+	// pkg/fleet); nil for either leaves spec.promotion.from unread.
+	Fleet       *fleet.Observer
+	Kubeconfigs *fleet.KubeconfigSecrets
 	// WriteBack writes what passed into git (spec.writeBack, pkg/writeback);
 	// nil writes nothing. Its report function must call ReportWriteBack.
 	WriteBack *writeback.Writer

@@ -276,13 +276,14 @@ func TestSyncTransitions(t *testing.T) {
 		wantHist  []string
 		wantEvent []string
 	}{{
-		name:     "sync: a moved tag records the intent only; the patch waits for the next sync",
+		name:     "sync: a moved tag writes the intent, then patches from the object the write returned",
 		resolved: poller.ResolvedImage{Digest: digest2, Version: "v2"},
 		cv:       webCV(neverPolled()),
 		workload: webDeployment(v1, true),
-		// One status write (the intent); no workload is touched before the
-		// intent is durable, and no history is read (no promote request).
+		// One status write (the intent), then the patch (TestIntentIsDurableBeforeThePatch
+		// checks the order); no history is read (no promote request).
 		wantCV:    []string{"update containerversions/status web"},
+		wantKube:  []string{"patch deployments web"},
 		wantPhase: cvv1.StatusProgressing, wantRoll: true,
 		wantEvent: []string{ReasonRolloutStarted},
 	}, {
@@ -351,6 +352,7 @@ func TestSyncTransitions(t *testing.T) {
 		cv:       webCV(polled()),
 		workload: annotated(webDeployment(repo+":v0", true), v1),
 		wantCV:   []string{"update containerversions/status web"},
+		wantKube:  []string{"patch deployments web"},
 		// Rollout recorded from v1 to v1 with trigger drift.
 		wantPhase: cvv1.StatusProgressing, wantRoll: true, wantTrig: history.TriggerDrift,
 		wantEvent: []string{ReasonDriftDetected, ReasonRolloutStarted},
@@ -377,6 +379,7 @@ func TestSyncTransitions(t *testing.T) {
 		cv:        webCV(polled()),
 		workload:  webDeployment(repo+":v0", true),
 		wantCV:    []string{"update containerversions/status web"},
+		wantKube:  []string{"patch deployments web"},
 		wantPhase: cvv1.StatusProgressing, wantRoll: true, wantTrig: history.TriggerJoin,
 		wantEvent: []string{ReasonWorkloadJoined, ReasonRolloutStarted},
 	}, {
@@ -394,6 +397,7 @@ func TestSyncTransitions(t *testing.T) {
 		requests:  []runtime.Object{request("web-a", cvv1.RequestPoll, history.TriggerAPI)},
 		workload:  annotated(webDeployment(v1, true), v1),
 		wantCV:    []string{"update containerversions/status web", "delete containerversionrequests web-a"},
+		wantKube:  []string{"patch deployments web"},
 		wantPhase: cvv1.StatusProgressing, wantRoll: true, wantTrig: history.TriggerAPI,
 		wantEvent: []string{ReasonRolloutStarted},
 	}, {
@@ -407,6 +411,7 @@ func TestSyncTransitions(t *testing.T) {
 		requests:  []runtime.Object{request("web-b", cvv1.RequestClearFailed, history.TriggerClearFailed)},
 		workload:  annotated(webDeployment(v1, true), v1),
 		wantCV:    []string{"update containerversions/status web", "delete containerversionrequests web-b"},
+		wantKube:  []string{"patch deployments web"},
 		wantPhase: cvv1.StatusProgressing, wantRoll: true, wantTrig: history.TriggerClearFailed,
 		wantEvent: []string{ReasonRolloutStarted},
 	}, {
@@ -423,7 +428,7 @@ func TestSyncTransitions(t *testing.T) {
 		requests:  []runtime.Object{request("web-p", cvv1.RequestPoll, history.TriggerPromote)},
 		workload:  annotated(webDeployment(v1, true), v1),
 		wantCV:    []string{"update containerversions/status web", "delete containerversionrequests web-p"},
-		wantKube:  []string{"get configmaps web.history"},
+		wantKube:  []string{"get configmaps web.history", "patch deployments web"},
 		wantPhase: cvv1.StatusProgressing, wantRoll: true, wantTrig: history.TriggerPromote,
 		wantEvent: []string{ReasonRolloutStarted},
 	}, {
@@ -679,5 +684,25 @@ func TestLeaderTakesRequestsInMemory(t *testing.T) {
 	}
 	if left := f.c.local.of(ns + "/web"); len(left) != 0 {
 		t.Errorf("in-memory request still pending after it was served: %d", len(left))
+	}
+}
+
+// TestIntentIsDurableBeforeThePatch: the workload patch of a new rollout
+// follows the status write that records its intent, never precedes it,
+// across the two clientsets.
+func TestIntentIsDurableBeforeThePatch(t *testing.T) {
+	f := newFixture(t, poller.ResolvedImage{Digest: digest2, Version: "v2"}, webCV(neverPolled()), webDeployment(pinned("v1", digest1), true))
+	var order []string
+	record := func(what string) core.ReactionFunc {
+		return func(core.Action) (bool, runtime.Object, error) {
+			order = append(order, what)
+			return false, nil, nil
+		}
+	}
+	f.cvs.PrependReactor("update", "containerversions", record("status"))
+	f.kube.PrependReactor("patch", "deployments", record("patch"))
+	f.sync("web")
+	if diff := cmp.Diff([]string{"status", "patch"}, order); diff != "" {
+		t.Errorf("order of writes (-want +got):\n%s", diff)
 	}
 }

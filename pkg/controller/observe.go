@@ -53,6 +53,9 @@ type snapshot struct {
 	// import` restores first (cvv1.AnnotationImported), on its first sync.
 	imported *rollout.Target
 
+	// promotion is what is known of the source a CV follows (promotion.go).
+	promotion *promotionObservation
+
 	rest    *restObservation
 	poll    *pollObservation
 	rollout *rolloutObservation
@@ -144,7 +147,7 @@ func (c *Controller) observe(ctx context.Context, s *syncerState, cached *cvv1.C
 	if snap.imported = importedTarget(cached); snap.imported != nil {
 		return snap, nil
 	}
-	if len(snap.requests) == 0 {
+	if len(snap.requests) == 0 || c.follows(cached) {
 		rest, err := c.observeRest(ctx, cached)
 		snap.rest = rest
 		if err != nil || rest != nil && rest.acts() {
@@ -153,6 +156,14 @@ func (c *Controller) observe(ctx context.Context, s *syncerState, cached *cvv1.C
 			}
 			return snap, err
 		}
+	}
+	if c.follows(cached) {
+		var err error
+		snap.promotion, err = c.observePromotion(ctx, cached)
+		if p := snap.promotion; p != nil && p.decision.Promote {
+			snap.startProvenance = c.provenanceOf(p.decision.Digest)
+		}
+		return snap, err
 	}
 	poll, err := c.observePoll(ctx, s, snap)
 	snap.poll = poll

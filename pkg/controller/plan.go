@@ -90,6 +90,8 @@ func plan(snap *snapshot) decision {
 		planImport(snap, &d)
 	case snap.rest != nil && snap.rest.acts():
 		planRest(snap, &d)
+	case snap.promotion != nil:
+		planPromotion(snap, &d)
 	case snap.poll != nil:
 		planPoll(snap, &d)
 	}
@@ -103,6 +105,9 @@ func plan(snap *snapshot) decision {
 // event's digest not served yet keeps its request waiting). Requests that
 // arrive during a rollout wait for it to finish.
 func servesRequests(snap *snapshot) bool {
+	if snap.promotion != nil {
+		return len(snap.requests) > 0 // a CV following a source has no poll to ask for
+	}
 	return len(snap.requests) > 0 && snap.poll != nil && !snap.poll.recheck
 }
 
