@@ -131,6 +131,13 @@ func (r *report) tableBurst(b *strings.Builder) {
 // writesBurst lists the API writes per rollout of each burst against the
 // write budget (docs/architecture.md).
 func (r *report) writesBurst(b *strings.Builder) {
+	measured := false
+	for _, sc := range r.Scales {
+		measured = measured || len(sc.Burst.WritesPerRollout) > 0
+	}
+	if !measured {
+		return // runs from before the count was kept
+	}
 	b.WriteString("\nAPI writes per rollout in the burst (apiserver_request_total, resources cvmanager writes):\n\n")
 	for _, sc := range r.Scales {
 		if len(sc.Burst.WritesPerRollout) > 0 {

@@ -214,7 +214,7 @@ type results struct {
 func newestResults(root string) (*results, error) {
 	dir := filepath.Join(root, "bench", "results")
 	benchPath, err := benchresults.Newest(dir, ".json", func(name string) bool {
-		return !strings.HasSuffix(name, "-"+benchresults.DashboardKind+".json")
+		return !strings.HasSuffix(name, "-"+benchresults.DashboardKind+".json") && fullRun(filepath.Join(dir, name))
 	})
 	if err != nil || benchPath == "" {
 		return nil, fmt.Errorf("no bench results in %s (%v)", dir, err)
@@ -236,6 +236,27 @@ func newestResults(root string) (*results, error) {
 		res.dashPath, _ = filepath.Rel(root, dashPath)
 	}
 	return res, nil
+}
+
+// fullRun reports whether path is a bench report that measured every
+// standard scale (100, 1,000 and 10,000 CVs). The targets table quotes the
+// newest such run; partial runs (one scale, a before/after comparison of
+// one figure) and the other figures' files (push path, fleet, write-back,
+// day-2) are quoted where they are discussed, not in its place.
+func fullRun(path string) bool {
+	var r struct {
+		Scales []struct {
+			CVs int `json:"cvs"`
+		} `json:"scales"`
+	}
+	if readJSON(path, &r) != nil {
+		return false
+	}
+	seen := map[int]bool{}
+	for _, sc := range r.Scales {
+		seen[sc.CVs] = true
+	}
+	return seen[100] && seen[1000] && seen[10000]
 }
 
 func readJSON(path string, v any) error {
