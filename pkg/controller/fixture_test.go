@@ -352,7 +352,7 @@ func TestSyncTransitions(t *testing.T) {
 		cv:       webCV(polled()),
 		workload: annotated(webDeployment(repo+":v0", true), v1),
 		wantCV:   []string{"update containerversions/status web"},
-		wantKube:  []string{"patch deployments web"},
+		wantKube: []string{"patch deployments web"},
 		// Rollout recorded from v1 to v1 with trigger drift.
 		wantPhase: cvv1.StatusProgressing, wantRoll: true, wantTrig: history.TriggerDrift,
 		wantEvent: []string{ReasonDriftDetected, ReasonRolloutStarted},
