@@ -14,7 +14,6 @@ import (
 
 	"cvmanager.dev/cvmanager/pkg/authz"
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
-	"cvmanager.dev/cvmanager/pkg/helmrelease"
 	"cvmanager.dev/cvmanager/pkg/state"
 )
 
@@ -129,7 +128,15 @@ func (o *stateOptions) cluster(ctx context.Context, kube *KubeFlags) (kubernetes
 
 var backendArgs = cobra.MatchAll(cobra.ExactArgs(1), cobra.OnlyValidArgs)
 
-func newStateCommand(kube *KubeFlags) *cobra.Command {
+// HelmFactory opens the Helm release store of the cluster a kubeconfig and
+// context select. The state commands take it from their caller so that
+// pkg/cli does not link the Helm SDK: only cmd/cvmanager-state passes
+// pkg/helmrelease's New, and the controller binary stays light.
+type HelmFactory func(kubeconfig, kubeContext string) state.HelmReleases
+
+// NewStateCommand is `cvmanager state` with its subcommands, run in this
+// process with helm as the Helm release store.
+func NewStateCommand(kube *KubeFlags, helm HelmFactory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "state",
 		Short: "Export, import, show and clear the release state (failover, cluster upgrades)",
@@ -138,11 +145,11 @@ digest) and its history, one object per CV plus a manifest, in a local
 directory or an S3 bucket. Export it from one cluster, import it into another:
 the imported CVs deploy their last-known-good versions first. See docs/state.md.`,
 	}
-	cmd.AddCommand(newStateExportCommand(kube), newStateImportCommand(kube), newStateShowCommand(), newStateClearCommand())
+	cmd.AddCommand(newStateExportCommand(kube, helm), newStateImportCommand(kube, helm), newStateShowCommand(), newStateClearCommand())
 	return cmd
 }
 
-func newStateExportCommand(kube *KubeFlags) *cobra.Command {
+func newStateExportCommand(kube *KubeFlags, helm HelmFactory) *cobra.Command {
 	o := &stateOptions{}
 	cmd := &cobra.Command{
 		Use:       "export local|s3",
@@ -166,7 +173,7 @@ func newStateExportCommand(kube *KubeFlags) *cobra.Command {
 			e := &state.Exporter{Kube: kubeClient, CVs: cvClient, Backend: b, ClusterID: id, Identity: o.identity,
 				Namespaces: o.namespaces, Force: o.force, Concurrency: o.concurrency, Workloads: o.workloads}
 			if o.helm {
-				e.Helm = helmrelease.New(kube.Kubeconfig, kube.Context)
+				e.Helm = helm(kube.Kubeconfig, kube.Context)
 			}
 			if o.interval > 0 {
 				// Daemon mode (the chart's stateDaemon): export until stopped.
@@ -191,7 +198,7 @@ func newStateExportCommand(kube *KubeFlags) *cobra.Command {
 	return cmd
 }
 
-func newStateImportCommand(kube *KubeFlags) *cobra.Command {
+func newStateImportCommand(kube *KubeFlags, helm HelmFactory) *cobra.Command {
 	o := &stateOptions{}
 	var newPath string
 	var dryRun, createNamespaces bool
@@ -214,7 +221,7 @@ another cluster's continuous exporter still writes it, unless --new-path
 				return err
 			}
 			ctx := cmd.Context()
-			im, err := o.importer(ctx, kube, args[0], newPath)
+			im, err := o.importer(ctx, kube, helm, args[0], newPath)
 			if err != nil {
 				return err
 			}
@@ -243,7 +250,7 @@ another cluster's continuous exporter still writes it, unless --new-path
 	return cmd
 }
 
-func (o *stateOptions) importer(ctx context.Context, kube *KubeFlags, kind, newPath string) (*state.Importer, error) {
+func (o *stateOptions) importer(ctx context.Context, kube *KubeFlags, helm HelmFactory, kind, newPath string) (*state.Importer, error) {
 	src, err := o.backend.open(ctx, kind, "")
 	if err != nil {
 		return nil, err
@@ -264,7 +271,7 @@ func (o *stateOptions) importer(ctx context.Context, kube *KubeFlags, kind, newP
 	}
 	return &state.Importer{Kube: kubeClient, CVs: cvClient, Source: src, NewPath: dst, ClusterID: id,
 		Identity: o.identity, Namespaces: o.namespaces, Force: o.force, Concurrency: o.concurrency, Author: author,
-		Helm: helmrelease.New(kube.Kubeconfig, kube.Context)}, nil
+		Helm: helm(kube.Kubeconfig, kube.Context)}, nil
 }
 
 func exportSummary(res state.ExportResult) string {
