@@ -68,6 +68,7 @@ type runOptions struct {
 	notify          notifyFlags
 	signatures      signatureFlags
 	configMapKey    string
+	logging         loggingFlags
 	// flagChanged says whether a flag was given on the command line.
 	flagChanged func(name string) bool
 }
@@ -80,6 +81,9 @@ func newRunCommand(kube *KubeFlags) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.flagChanged = func(name string) bool { return cmd.Flags().Changed(name) }
+			if err := o.logging.apply(cmd.ErrOrStderr()); err != nil {
+				return err
+			}
 			return o.run(cmd.Context(), kube)
 		},
 	}
@@ -130,6 +134,7 @@ func newRunCommand(kube *KubeFlags) *cobra.Command {
 	o.stateExport.addFlags(f)
 	o.notify.addFlags(f)
 	o.signatures.addFlags(f)
+	o.logging.addFlags(f)
 	return cmd
 }
 
@@ -277,6 +282,7 @@ func (o *runOptions) clients(kube *KubeFlags) (kubernetes.Interface, versioned.I
 		return nil, nil, err
 	}
 	cfg.QPS, cfg.Burst = o.kubeQPS, o.kubeBurst
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return requestLogger{next: rt} })
 	return newClients(cfg)
 }
 
