@@ -29,7 +29,7 @@ const (
 	// statePath is the state commands' binary (with the Helm SDK), which
 	// `cvmanager state` runs from beside itself.
 	statePath = "usr/local/bin/cvmanager-state"
-	caPath     = "etc/ssl/certs/ca-certificates.crt"
+	caPath    = "etc/ssl/certs/ca-certificates.crt"
 	// nonRoot is the uid and gid the controller runs as (distroless' nonroot).
 	nonRoot = 65532
 )
