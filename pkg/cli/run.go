@@ -184,6 +184,9 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 	if err != nil {
 		return err
 	}
+	if err := checkKubernetesVersion(ctx, kubeClient.Discovery()); err != nil {
+		return err
+	}
 	m := metrics.New()
 	notifier := notify.New()
 	go notifier.Run(ctx, 4)
