@@ -10,6 +10,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/klog/v2"
 )
 
 // Kinds exported beside the workloads, so that importing brings a plain
@@ -65,6 +66,9 @@ func selectsAny(sel labels.Selector, pods []labels.Set) bool {
 func (c *collector) companions(ctx context.Context, cvs []CVState) error {
 	pods, byName := c.podLabels()
 	services, err := c.kube.CoreV1().Services(c.ns).List(ctx, metav1.ListOptions{})
+	if forbidden(err, "list services") {
+		services, err = &corev1.ServiceList{}, nil
+	}
 	if err != nil {
 		return fmt.Errorf("listing Services in %s: %w", c.ns, err)
 	}
@@ -78,30 +82,39 @@ func (c *collector) companions(ctx context.Context, cvs []CVState) error {
 		}
 	}
 	hpas, err := c.kube.AutoscalingV2().HorizontalPodAutoscalers(c.ns).List(ctx, metav1.ListOptions{})
-	if err != nil && !apierrors.IsForbidden(err) {
+	if forbidden(err, "list horizontalpodautoscalers.autoscaling") {
+		return c.pdbs(ctx, pods, cvs)
+	}
+	if err != nil {
 		return fmt.Errorf("listing HorizontalPodAutoscalers in %s: %w", c.ns, err)
 	}
-	if err == nil {
-		for i := range hpas.Items {
-			h := &hpas.Items[i]
-			if byName[h.Spec.ScaleTargetRef.Kind+"/"+h.Spec.ScaleTargetRef.Name] {
-				obj, err := cleanHPA(h)
-				if err := c.add(KindHPA, h.Name, obj, err); err != nil {
-					return err
-				}
+	for i := range hpas.Items {
+		h := &hpas.Items[i]
+		if byName[h.Spec.ScaleTargetRef.Kind+"/"+h.Spec.ScaleTargetRef.Name] {
+			obj, err := cleanHPA(h)
+			if err := c.add(KindHPA, h.Name, obj, err); err != nil {
+				return err
 			}
 		}
 	}
-	if err := c.pdbs(ctx, pods); err != nil {
-		return err
-	}
-	return c.configMaps(ctx, cvs)
+	return c.pdbs(ctx, pods, cvs)
 }
 
-func (c *collector) pdbs(ctx context.Context, pods []labels.Set) error {
+// forbidden reports whether err is RBAC refusing permission, and then logs
+// that this kind stays out of the export: the exporter's role decides
+// (the chart's state daemon has it; the controller's own role does not).
+func forbidden(err error, permission string) bool {
+	if !apierrors.IsForbidden(err) {
+		return false
+	}
+	klog.InfoS("Not exported: the exporter may not "+permission+" (grant it to export them)", "permission", permission)
+	return true
+}
+
+func (c *collector) pdbs(ctx context.Context, pods []labels.Set, cvs []CVState) error {
 	list, err := c.kube.PolicyV1().PodDisruptionBudgets(c.ns).List(ctx, metav1.ListOptions{})
-	if apierrors.IsForbidden(err) {
-		return nil
+	if forbidden(err, "list poddisruptionbudgets.policy") {
+		return c.configMaps(ctx, cvs)
 	}
 	if err != nil {
 		return fmt.Errorf("listing PodDisruptionBudgets in %s: %w", c.ns, err)
@@ -116,7 +129,7 @@ func (c *collector) pdbs(ctx context.Context, pods []labels.Set) error {
 			}
 		}
 	}
-	return nil
+	return c.configMaps(ctx, cvs)
 }
 
 // configMaps reads the ConfigMap each CV's spec.config names; a missing
@@ -127,7 +140,7 @@ func (c *collector) configMaps(ctx context.Context, cvs []CVState) error {
 			continue
 		}
 		cm, err := c.kube.CoreV1().ConfigMaps(c.ns).Get(ctx, s.Spec.Config.Name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
+		if apierrors.IsNotFound(err) || forbidden(err, "get configmaps") {
 			continue
 		}
 		if err != nil {
