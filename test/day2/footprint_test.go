@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +27,22 @@ const (
 	repos        = 5
 	pollSeconds  = 10
 )
+
+var (
+	shippedOnce sync.Once
+	shippedPath string
+	shippedSize float64
+)
+
+// shippedController builds the controller as shipped, once per run, where
+// binproc runs it from.
+func shippedController(t *testing.T) (string, float64) {
+	shippedOnce.Do(func() { shippedPath, shippedSize = buildShipped(t, binDir, "cvmanager") })
+	if shippedPath == "" {
+		t.Fatal("the shipped controller did not build")
+	}
+	return shippedPath, shippedSize
+}
 
 // buildShipped builds ./cmd/<name> the way the Dockerfile does (static,
 // stripped, trimmed) into dir and returns its path and size in MiB.
@@ -49,12 +66,13 @@ func buildShipped(t *testing.T, dir, name string) (string, float64) {
 // cluster-wide with leader election (as the chart installs it) and
 // measures its RSS idle and at 20 apps after two rollouts of every app.
 func TestFootprint(t *testing.T) {
-	dir := t.TempDir()
-	bin, size := buildShipped(t, dir, "cvmanager")
+	bin, size := shippedController(t)
 	record(t, "binary_size_cvmanager", size, "MiB", 0, "the controller and CLI (`run`), built as the Dockerfile builds it")
-	_, stateSize := buildShipped(t, dir, "cvmanager-state")
+	_, stateSize := buildShipped(t, binDir, "cvmanager-state")
 	record(t, "binary_size_cvmanager_state", stateSize, "MiB", 0, "the state commands with the Helm SDK, run by `cvmanager state`")
-	t.Setenv(binproc.EnvBinary, bin)
+	if got := binproc.Binary(t); got != bin {
+		t.Fatalf("the processes would run %s, not the shipped build %s", got, bin)
+	}
 
 	e := e2eenv.New(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -68,6 +86,7 @@ func TestFootprint(t *testing.T) {
 	peak, last := p.sampleRSS(t, 20*time.Second)
 	record(t, "rss_idle_peak", peak, "MiB", rssTargetMiB, "VmRSS peak over 20 s idle after ready (no CVs), cluster-wide, leader")
 	record(t, "rss_idle", last, "MiB", rssTargetMiB, "VmRSS after 20 s idle")
+	recordSplit(t, p, "idle")
 
 	// 20 Deployments over 5 repositories, each followed by a CV polling every 10 s.
 	repoOf := func(i int) string { return reg.Repo(fmt.Sprintf("keelset/app%d", i%repos)) }
@@ -96,6 +115,7 @@ func TestFootprint(t *testing.T) {
 	peak, last = p.sampleRSS(t, 60*time.Second)
 	record(t, "rss_20_apps_peak", peak, "MiB", rssTargetMiB, "VmRSS peak over 60 s (6 polls) after both rollouts, 20 apps")
 	record(t, "rss_20_apps", last, "MiB", rssTargetMiB, "VmRSS at the end of those 60 s")
+	recordSplit(t, p, "20_apps")
 	for _, m := range []struct{ metric, name, what string }{
 		{"go_memstats_heap_inuse_bytes", "heap_inuse_20_apps", "Go heap in use at 20 apps"},
 		{"go_memstats_sys_bytes", "go_sys_20_apps", "memory the Go runtime holds from the OS at 20 apps"},
@@ -146,4 +166,13 @@ func heapProfile(t *testing.T, p *proc, bin string) {
 			note("heap at 20 apps (%s): `%s`", filepath.Base(path), strings.Join(strings.Fields(l), " "))
 		}
 	}
+}
+
+// recordSplit records the resident set's anonymous part (heap, stacks,
+// runtime) and its file-backed part (the binary's pages that were read).
+func recordSplit(t *testing.T, p *proc, when string) {
+	s, err := p.status()
+	e2eenv.Must(t, err)
+	record(t, "rss_anon_"+when, s["RssAnon"]/1024, "MiB", 0, "RssAnon "+when+": heap, stacks, runtime")
+	record(t, "rss_file_"+when, s["RssFile"]/1024, "MiB", 0, "RssFile "+when+": pages of the binary read so far (shared, reclaimable)")
 }

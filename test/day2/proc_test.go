@@ -22,7 +22,7 @@ import (
 
 // proc is one `cvmanager run` process, stopped by its PID at cleanup.
 type proc struct {
-	t    testing.TB
+	t    *testing.T
 	name string
 	cmd  *exec.Cmd
 	pid  int
@@ -32,8 +32,9 @@ type proc struct {
 }
 
 // startProc runs `cvmanager run` as cfg's identity with extra flags.
-func startProc(t testing.TB, name string, cfg *rest.Config, args ...string) *proc {
+func startProc(t *testing.T, name string, cfg *rest.Config, args ...string) *proc {
 	t.Helper()
+	shippedController(t)
 	dir := t.TempDir()
 	kubeconfig := filepath.Join(dir, "kubeconfig")
 	if err := controlplane.Shared().WriteKubeconfig(cfg, kubeconfig); err != nil {
@@ -78,20 +79,35 @@ func (p *proc) exited() bool {
 	}
 }
 
-// rssKiB is the process's resident set (VmRSS) from /proc.
-func (p *proc) rssKiB() (float64, error) {
+// status reads the process's memory lines (VmRSS, RssAnon, RssFile, ...)
+// from /proc, in KiB.
+func (p *proc) status() (map[string]float64, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", p.pid))
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer f.Close()
+	out := map[string]float64{}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			return strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+		key, rest, ok := strings.Cut(sc.Text(), ":")
+		if !ok || !strings.HasSuffix(rest, " kB") {
+			continue
+		}
+		if v, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(rest, " kB")), 64); err == nil {
+			out[key] = v
 		}
 	}
-	return 0, fmt.Errorf("no VmRSS for pid %d", p.pid)
+	if _, ok := out["VmRSS"]; !ok {
+		return nil, fmt.Errorf("no VmRSS for pid %d", p.pid)
+	}
+	return out, nil
+}
+
+// rssKiB is the process's resident set (VmRSS).
+func (p *proc) rssKiB() (float64, error) {
+	s, err := p.status()
+	return s["VmRSS"], err
 }
 
 // sampleRSS samples RSS every 500 ms for d and returns the peak and the
