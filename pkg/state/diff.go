@@ -21,6 +21,14 @@ func DiffFields(live, exported map[string]any) []string {
 func diffInto(out *[]string, path string, a, b any) {
 	ma, aok := a.(map[string]any)
 	mb, bok := b.(map[string]any)
+	// A map on one side only (labels added where the export had none)
+	// names the keys inside it, not the whole map.
+	if aok && b == nil {
+		mb, bok = map[string]any{}, true
+	}
+	if bok && a == nil {
+		ma, aok = map[string]any{}, true
+	}
 	if !aok || !bok {
 		if !reflect.DeepEqual(a, b) {
 			*out = append(*out, path)

@@ -11,11 +11,12 @@ func TestDiffFields(t *testing.T) {
 		"metadata": map[string]any{"name": "web", "labels": map[string]any{"app": "web"}},
 		"spec":     map[string]any{"replicas": float64(2), "ports": []any{map[string]any{"port": float64(80)}}},
 	}
+	exported["metadata"].(map[string]any)["annotations"] = nil
 	live := map[string]any{
-		"metadata": map[string]any{"name": "web", "labels": map[string]any{"app": "web", "tier": "front"}},
+		"metadata": map[string]any{"name": "web", "labels": map[string]any{"app": "web", "tier": "front"}, "annotations": map[string]any{"team": "a"}},
 		"spec":     map[string]any{"replicas": float64(3), "ports": []any{map[string]any{"port": float64(8080)}}},
 	}
-	if diff := cmp.Diff([]string{"metadata.labels.tier", "spec.ports", "spec.replicas"}, DiffFields(live, exported)); diff != "" {
+	if diff := cmp.Diff([]string{"metadata.annotations.team", "metadata.labels.tier", "spec.ports", "spec.replicas"}, DiffFields(live, exported)); diff != "" {
 		t.Errorf("fields (-want +got):\n%s", diff)
 	}
 	if got := DiffFields(exported, exported); len(got) != 0 {
