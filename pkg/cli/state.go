@@ -5,8 +5,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+	"k8s.io/klog/v2"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -14,6 +23,7 @@ import (
 
 	"cvmanager.dev/cvmanager/pkg/authz"
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
+	"cvmanager.dev/cvmanager/pkg/server"
 	"cvmanager.dev/cvmanager/pkg/state"
 )
 
@@ -93,6 +103,30 @@ type stateOptions struct {
 	workloads   bool
 	helm        bool
 	interval    time.Duration
+	bindAddress string
+	port        int
+}
+
+// daemon exports every interval until ctx ends and, with --port, serves
+// what the path holds (/v1/state) and the export metrics (/metrics).
+func (o *stateOptions) daemon(ctx context.Context, e *state.Exporter, b state.Backend) error {
+	if o.port == 0 {
+		state.RunLoop(ctx, e, o.interval, func() bool { return true })
+		return nil
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	e.Metrics = state.NewExportMetrics(reg)
+	mux := http.NewServeMux()
+	mux.Handle("GET /v1/state", state.Handler(b))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	addr := net.JoinHostPort(o.bindAddress, strconv.Itoa(o.port))
+	klog.InfoS("State daemon serving", "address", addr, "paths", "/v1/state /metrics /healthz", "location", b.String())
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return server.Serve(ctx, addr, mux, server.TLSFiles{}) })
+	g.Go(func() error { state.RunLoop(ctx, e, o.interval, func() bool { return true }); return nil })
+	return g.Wait()
 }
 
 func (o *stateOptions) addClusterFlags(fs *pflag.FlagSet) {
@@ -178,8 +212,7 @@ func newStateExportCommand(kube *KubeFlags, helm HelmFactory) *cobra.Command {
 			if o.interval > 0 {
 				// Daemon mode (the chart's stateDaemon): export until stopped.
 				e.Interval = o.interval
-				state.RunLoop(ctx, e, o.interval, func() bool { return true })
-				return nil
+				return o.daemon(ctx, e, b)
 			}
 			res, err := e.Export(ctx)
 			if err != nil {
@@ -192,6 +225,8 @@ func newStateExportCommand(kube *KubeFlags, helm HelmFactory) *cobra.Command {
 	o.addClusterFlags(cmd.Flags())
 	cmd.Flags().BoolVar(&o.force, "force", false, "write even though another cluster owns the path")
 	cmd.Flags().DurationVar(&o.interval, "interval", 0, "daemon mode: export this often until stopped (0: export once); run only one exporter per path")
+	cmd.Flags().StringVar(&o.bindAddress, "bind-address", "127.0.0.1", "daemon mode: address of the HTTP server (use 0.0.0.0 in a pod)")
+	cmd.Flags().IntVar(&o.port, "port", 0, "daemon mode: port of the HTTP server serving /v1/state, /metrics and /healthz (0: no server)")
 	cmd.Flags().BoolVar(&o.helm, "helm-releases", false, "also export every deployed Helm release of the namespaces (chart and values, read from Helm's release Secrets)")
 	cmd.Flags().BoolVar(&o.workloads, "workloads", false, "also export the Deployments, StatefulSets, DaemonSets and CronJobs the CVs select and the Services blue-green CVs switch, cleaned of cluster-specific fields")
 	cmd.Flags().StringVarP(&o.output, "output", "o", "text", "output: text or json")
