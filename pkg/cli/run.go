@@ -187,6 +187,7 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 	if err := checkKubernetesVersion(ctx, kubeClient.Discovery()); err != nil {
 		return err
 	}
+	logAuthorStamping(ctx, kubeClient.Discovery())
 	m := metrics.New()
 	notifier := notify.New()
 	go notifier.Run(ctx, 4)

@@ -32,3 +32,31 @@ func checkKubernetesVersion(ctx context.Context, d discovery.ServerVersionInterf
 	klog.FromContext(ctx).Info("Kubernetes API server", "version", info.GitVersion)
 	return nil
 }
+
+// mutatingPolicyVersions are the API versions that may serve
+// MutatingAdmissionPolicy, newest first.
+var mutatingPolicyVersions = []string{"admissionregistration.k8s.io/v1", "admissionregistration.k8s.io/v1beta1"}
+
+// logAuthorStamping says at start whether the API server can stamp
+// cvmanager.dev/author itself (MutatingAdmissionPolicy, deploy/author-stamp/)
+// or whether every CV must carry it (`cvmanager cv stamp`). Only a log
+// line: the policies decide, and the controller reads the annotation
+// either way.
+func logAuthorStamping(ctx context.Context, d discovery.ServerResourcesInterface) {
+	logger := klog.FromContext(ctx)
+	for _, gv := range mutatingPolicyVersions {
+		list, err := d.ServerResourcesForGroupVersion(gv)
+		if err != nil {
+			continue
+		}
+		for _, r := range list.APIResources {
+			if r.Name == "mutatingadmissionpolicies" {
+				logger.Info("MutatingAdmissionPolicy is served: the API server can stamp cvmanager.dev/author "+
+					"(deploy/author-stamp/, the chart's authorPolicy.stamp)", "apiVersion", gv)
+				return
+			}
+		}
+	}
+	logger.Info("MutatingAdmissionPolicy is not served: every ContainerVersion must carry cvmanager.dev/author " +
+		"(`cvmanager cv stamp`); see docs/security.md")
+}
