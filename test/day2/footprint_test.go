@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -175,4 +176,22 @@ func recordSplit(t *testing.T, p *proc, when string) {
 	e2eenv.Must(t, err)
 	record(t, "rss_anon_"+when, s["RssAnon"]/1024, "MiB", 0, "RssAnon "+when+": heap, stacks, runtime")
 	record(t, "rss_file_"+when, s["RssFile"]/1024, "MiB", 0, "RssFile "+when+": pages of the binary read so far (shared, reclaimable)")
+	if pmd, err := filePmdMapped(p.pid); err == nil {
+		record(t, "rss_file_pmd_mapped_"+when, pmd/1024, "MiB", 0,
+			"FilePmdMapped "+when+": of RssFile, the binary's pages mapped as whole 2 MiB page-cache folios (the kernel maps a folio at once)")
+	}
+}
+
+// filePmdMapped is the process's FilePmdMapped from smaps_rollup, in KiB.
+func filePmdMapped(pid int) (float64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "FilePmdMapped:"); ok {
+			return strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 64)
+		}
+	}
+	return 0, fmt.Errorf("no FilePmdMapped")
 }
