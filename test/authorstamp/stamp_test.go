@@ -96,6 +96,11 @@ func TestPlainApplyIsStampedAndRollsOut(t *testing.T) {
 	if got := e.GetCV("web").Annotations[authorKey]; got != gitops {
 		t.Errorf("after %s changed the spec the author is %q, want %q", gitops, got, gitops)
 	}
+	// The GitOps path: what an impersonating loop applies is checked
+	// against that account's rights, not the controller's. ci-bot may
+	// write CVs but not Deployments, so its CV is refused by name.
+	checkRightsOfStampedWriter(t, e, kubectl, reg, example)
+
 	// A label-only change by someone else keeps the author.
 	if out, err := kubectl("label", "cv", "web", "-n", e.NS, "team=web", "--as", deployer); err != nil {
 		t.Fatalf("label: %v\n%s", err, out)
@@ -200,4 +205,60 @@ func startController(t *testing.T, e *e2eenv.Env, reg *e2eenv.Registry) {
 			t.Errorf("controller log (want the start-up line saying the stamping API is served):\n%s", data)
 		}
 	})
+}
+
+// checkRightsOfStampedWriter applies, as ci-bot (CVs only), a CV selecting
+// a Deployment: it is stamped with ci-bot, and the controller refuses it
+// with the missing permission and leaves the Deployment alone.
+func checkRightsOfStampedWriter(t *testing.T, e *e2eenv.Env, kubectl func(...string) (string, error), reg *e2eenv.Registry, example string) {
+	t.Helper()
+	bot := limitedAccount(t, e, "ci-bot")
+	repo := reg.Repo("team/limited")
+	reg.MustPush(t, "team/limited", "0a1b2c3", "env-prod")
+	dep := gen.NewDeployment(e.NS, "limited", "limited", repo+":old", 1)
+	dep.Spec.Template.Spec.Containers[0].Name = "web"
+	_, err := e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, dep, metav1.CreateOptions{})
+	e2eenv.Must(t, err)
+	cv := strings.Replace(strings.Replace(example, "name: web\n", "name: limited\n", 1), "{app: web}", "{app: limited}", 1)
+	cv = regexp.MustCompile(`(?m)^(\s*imageRepo:).*$`).ReplaceAllString(cv, "${1} "+repo)
+	file := filepath.Join(t.TempDir(), "limited.yaml")
+	e2eenv.Must(t, os.WriteFile(file, []byte(cv), 0o600))
+	if out, err := kubectl("apply", "-n", e.NS, "-f", file, "--as", bot); err != nil {
+		t.Fatalf("apply as %s: %v\n%s", bot, err, out)
+	}
+	if got := e.GetCV("limited").Annotations[authorKey]; got != bot {
+		t.Fatalf("author %q, want %q", got, bot)
+	}
+	var msg string
+	e.Eventually(60*time.Second, "CV limited refused for its author's rights", func() (bool, error) {
+		for _, c := range e.GetCV("limited").Status.Conditions {
+			if c.Type == "Authorized" && c.Status == metav1.ConditionFalse {
+				msg = c.Message
+				return true, nil
+			}
+		}
+		return false, fmt.Errorf("conditions %+v", e.GetCV("limited").Status.Conditions)
+	})
+	if !strings.Contains(msg, bot) || !strings.Contains(msg, "deployments") {
+		t.Errorf("refusal %q should name the author %s and the missing permission on deployments", msg, bot)
+	}
+	if img := e.DeploymentImage("limited"); img != repo+":old" {
+		t.Errorf("Deployment limited was changed to %s for an author without the right", img)
+	}
+}
+
+// limitedAccount may write ContainerVersions in the namespace and nothing else.
+func limitedAccount(t *testing.T, e *e2eenv.Env, name string) string {
+	t.Helper()
+	_, err := e.Kube.CoreV1().ServiceAccounts(e.NS).Create(e.Ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+	e2eenv.Must(t, err)
+	meta := metav1.ObjectMeta{Name: name, Namespace: e.NS}
+	_, err = e.Kube.RbacV1().Roles(e.NS).Create(e.Ctx, &rbacv1.Role{ObjectMeta: meta, Rules: []rbacv1.PolicyRule{{
+		APIGroups: []string{"cvmanager.dev"}, Resources: []string{"containerversions"}, Verbs: []string{"*"}}}}, metav1.CreateOptions{})
+	e2eenv.Must(t, err)
+	_, err = e.Kube.RbacV1().RoleBindings(e.NS).Create(e.Ctx, &rbacv1.RoleBinding{ObjectMeta: meta,
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: name},
+		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: name, Namespace: e.NS}}}, metav1.CreateOptions{})
+	e2eenv.Must(t, err)
+	return "system:serviceaccount:" + e.NS + ":" + name
 }
