@@ -3,6 +3,7 @@ package state
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
@@ -100,12 +101,19 @@ func (c *collector) companions(ctx context.Context, cvs []CVState) error {
 	return c.pdbs(ctx, pods, cvs)
 }
 
+// forbiddenLogged holds the permissions already reported, so a periodic
+// export logs each once per process.
+var forbiddenLogged sync.Map
+
 // forbidden reports whether err is RBAC refusing permission, and then logs
 // that this kind stays out of the export: the exporter's role decides
 // (the chart's state daemon has it; the controller's own role does not).
 func forbidden(err error, permission string) bool {
 	if !apierrors.IsForbidden(err) {
 		return false
+	}
+	if _, logged := forbiddenLogged.LoadOrStore(permission, true); logged {
+		return true
 	}
 	klog.InfoS("Not exported: the exporter may not "+permission+" (grant it to export them)", "permission", permission)
 	return true
