@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -75,6 +76,13 @@ func TestKeelBeside(t *testing.T) {
 		e2eenv.Must(t, err)
 		gens[name] = created.Generation
 	}
+	// Keel records the digest it first sees when it adds a watch: the new
+	// version is pushed only once all five watches are in its log.
+	e.Eventually(2*time.Minute, "Keel watches the 5 repositories", func() (bool, error) {
+		data, err := os.ReadFile(p.log)
+		n := strings.Count(string(data), "new watch tag digest job added")
+		return n >= repos, fmt.Errorf("%d watches (%v)", n, err)
+	})
 	for r := 0; r < repos; r++ {
 		reg.MustPush(t, repoOf(r), "v2", "env-prod")
 	}
