@@ -57,7 +57,7 @@ with --service they take environments instead: the CV labelled
 <--label>=<service> in that namespace (or with <--env-label>=<environment>).
 With --service and --env, the source is the environment before --env in the
 service's chain (dev → staging → prod), declared with --env-order or the
-annotation `+EnvOrderAnnotation+` on the service's CVs.`,
+annotation ` + EnvOrderAnnotation + ` on the service's CVs.`,
 		Example: `  cvmanager promote --from staging/web --to prod/web --dry-run
   cvmanager promote --service web --from staging --to prod --actor "$CI_USER" --insecure
   cvmanager promote --service web --env prod --env-order dev,staging,prod`,
