@@ -14,6 +14,11 @@ ARG COMMIT=unknown
 RUN CGO_ENABLED=0 go build -trimpath -tags kustomize_disable_go_plugin_support \
     -ldflags "-s -w -X cvmanager.dev/cvmanager/pkg/version.Version=${VERSION} -X cvmanager.dev/cvmanager/pkg/version.Commit=${COMMIT}" \
     -o /out/cvmanager ./cmd/cvmanager
+# The state commands and the Helm SDK they need live in a second binary, so
+# the controller does not carry the SDK; `cvmanager state` runs it.
+RUN CGO_ENABLED=0 go build -trimpath -tags kustomize_disable_go_plugin_support \
+    -ldflags "-s -w -X cvmanager.dev/cvmanager/pkg/version.Version=${VERSION} -X cvmanager.dev/cvmanager/pkg/version.Commit=${COMMIT}" \
+    -o /out/cvmanager-state ./cmd/cvmanager-state
 
 FROM gcr.io/distroless/static-debian12:nonroot
 ARG VERSION=v0.0.0-dev
@@ -22,6 +27,7 @@ LABEL org.opencontainers.image.title="cvmanager" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=build /out/cvmanager /usr/local/bin/cvmanager
+COPY --from=build /out/cvmanager-state /usr/local/bin/cvmanager-state
 USER 65532:65532
 EXPOSE 8081
 ENTRYPOINT ["/usr/local/bin/cvmanager"]

@@ -19,8 +19,9 @@ all: build
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-build: ## build bin/cvmanager (static)
+build: ## build bin/cvmanager (the controller and CLI) and bin/cvmanager-state (the state commands, with the Helm SDK), static
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o bin/cvmanager ./cmd/cvmanager
+	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o bin/cvmanager-state ./cmd/cvmanager-state
 
 # The image is built without a container engine (hack/image): the same files,
 # user, entrypoint and labels as the Dockerfile, for both platforms under one index.

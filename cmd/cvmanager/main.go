@@ -3,6 +3,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -22,6 +23,11 @@ func main() {
 	}
 	err := root.ExecuteContext(ctx)
 	stop()
+	var exit *cli.ExitCodeError
+	if errors.As(err, &exit) {
+		// cvmanager-state ran and said why it failed.
+		os.Exit(exit.Code)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "Error:", err)
 		os.Exit(1)

@@ -26,7 +26,10 @@ import (
 const (
 	module     = "cvmanager.dev/cvmanager"
 	binaryPath = "usr/local/bin/cvmanager"
-	caPath     = "etc/ssl/certs/ca-certificates.crt"
+	// statePath is the state commands' binary (with the Helm SDK), which
+	// `cvmanager state` runs from beside itself.
+	statePath = "usr/local/bin/cvmanager-state"
+	caPath    = "etc/ssl/certs/ca-certificates.crt"
 	// nonRoot is the uid and gid the controller runs as (distroless' nonroot).
 	nonRoot = 65532
 )
@@ -50,11 +53,15 @@ func buildIndex(work string, platforms []v1.Platform, caPEM []byte, o options) (
 }
 
 func buildImage(work string, p v1.Platform, base v1.Layer, o options) (v1.Image, error) {
-	bin, err := buildBinary(work, p.Architecture, o.version, o.commit)
+	bin, err := buildBinary(work, p.Architecture, o.version, o.commit, "cvmanager")
 	if err != nil {
 		return nil, err
 	}
-	binLayer, err := binaryLayer(bin, o.created)
+	stateBin, err := buildBinary(work, p.Architecture, o.version, o.commit, "cvmanager-state")
+	if err != nil {
+		return nil, err
+	}
+	binLayer, err := binaryLayer(bin, stateBin, o.created)
 	if err != nil {
 		return nil, err
 	}
@@ -97,14 +104,15 @@ func imageConfig(version, commit string, created v1.Time) v1.Config {
 	}
 }
 
-// buildBinary cross-compiles the static binary the way the Dockerfile does.
-func buildBinary(work, arch, version, commit string) (string, error) {
-	out := filepath.Join(work, arch, "cvmanager")
+// buildBinary cross-compiles the static binary ./cmd/<name> the way the
+// Dockerfile does.
+func buildBinary(work, arch, version, commit, name string) (string, error) {
+	out := filepath.Join(work, arch, name)
 	ldflags := fmt.Sprintf("-s -w -X %[1]s/pkg/version.Version=%[2]s -X %[1]s/pkg/version.Commit=%[3]s", module, version, commit)
-	cmd := exec.Command("go", "build", "-trimpath", "-tags", buildinfo.BuildTags, "-ldflags", ldflags, "-o", out, "./cmd/cvmanager")
+	cmd := exec.Command("go", "build", "-trimpath", "-tags", buildinfo.BuildTags, "-ldflags", ldflags, "-o", out, "./cmd/"+name)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	log.Printf("building cvmanager for linux/%s", arch)
+	log.Printf("building %s for linux/%s", name, arch)
 	if err := cmd.Run(); err != nil {
 		return "", fmt.Errorf("go build: %w", err)
 	}
@@ -165,8 +173,12 @@ func baseLayer(caPEM []byte, created int64) (v1.Layer, error) {
 	})
 }
 
-func binaryLayer(path string, created int64) (v1.Layer, error) {
+func binaryLayer(path, stateBin string, created int64) (v1.Layer, error) {
 	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	stateData, err := os.ReadFile(stateBin)
 	if err != nil {
 		return nil, err
 	}
@@ -175,6 +187,7 @@ func binaryLayer(path string, created int64) (v1.Layer, error) {
 		{path: "usr/local/", mode: 0o755},
 		{path: "usr/local/bin/", mode: 0o755},
 		{path: binaryPath, mode: 0o755, data: data},
+		{path: statePath, mode: 0o755, data: stateData},
 	})
 }
 

@@ -31,6 +31,10 @@ type PolicyRow struct {
 	AllowedVersions     string   `json:"allowedVersions,omitempty"`
 	AutoReleaseBranches []string `json:"autoReleaseBranches,omitempty"`
 	BranchRestriction   string   `json:"branchRestriction,omitempty"`
+	// ControllerRestrictions are the controller-wide restrictions
+	// (--policy-version-restriction, the settings ConfigMap) that apply in
+	// the CV's namespace: its versions must also match these.
+	ControllerRestrictions []string `json:"controllerRestrictions,omitempty"`
 }
 
 // policyFlags are the flags of `policy list|apply|delete`.
@@ -71,12 +75,15 @@ func newPolicyListCommand(kube *KubeFlags) *cobra.Command {
 			if f.allNamespaces && f.name != "" {
 				return fmt.Errorf("--cv names one ContainerVersion in one namespace: leave out -A")
 			}
-			_, cvClient, err := clients(kube)
+			kubeClient, cvClient, err := clients(kube)
 			if err != nil {
 				return err
 			}
 			rows, err := f.list(cmd.Context(), cvClient, kube.Namespace())
 			if err != nil {
+				return err
+			}
+			if err := f.addRestrictions(cmd.Context(), cmd.ErrOrStderr(), kubeClient, rows); err != nil {
 				return err
 			}
 			return printPolicies(cmd.OutOrStdout(), rows, f.output)
@@ -86,7 +93,26 @@ func newPolicyListCommand(kube *KubeFlags) *cobra.Command {
 	cmd.Flags().BoolVarP(&f.allNamespaces, "all-namespaces", "A", false, "list the ContainerVersions of every namespace")
 	cmd.Flags().StringVar(&f.name, "cv", "", "only this ContainerVersion")
 	cmd.Flags().StringVarP(&f.output, "output", "o", "text", "output: text, json or yaml")
+	cmd.Flags().StringVar(&f.settings, "configmap-key", DefaultSettingsConfigMap, "namespace/name of the controller's settings ConfigMap, whose restrictions are shown (empty: do not read it)")
+	cmd.Flags().StringArrayVar(&f.restrictions, "policy-version-restriction", nil, "<namespace-regex>=<version-regex> the controller enforces from its flags, to show beside each CV (repeatable)")
 	return cmd
+}
+
+// addRestrictions fills in the controller-wide restrictions of each row.
+// A settings ConfigMap this user may not read is reported on w and left
+// out: the list itself is still worth showing.
+func (f *policyFlags) addRestrictions(ctx context.Context, w io.Writer, kube kubernetes.Interface, rows []PolicyRow) error {
+	specs, _, err := f.restrictionSpecs(ctx, kube)
+	if err != nil {
+		fmt.Fprintf(w, "warning: controller-wide restrictions not shown: %v\n", err)
+		specs = f.restrictions
+	}
+	for i := range rows {
+		if rows[i].ControllerRestrictions, err = restrictionsFor(specs, rows[i].Namespace); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (f *policyFlags) list(ctx context.Context, cvClient versioned.Interface, defaultNamespace string) ([]PolicyRow, error) {
@@ -133,10 +159,11 @@ func printPolicies(w io.Writer, rows []PolicyRow, output string) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAMESPACE\tCV\tAUTO-RELEASE-BRANCHES\tBRANCH-RESTRICTION\tRELEASE-MODE\tALLOWED-VERSIONS\tVERSION-SYNTAX")
+	fmt.Fprintln(tw, "NAMESPACE\tCV\tAUTO-RELEASE-BRANCHES\tBRANCH-RESTRICTION\tRELEASE-MODE\tALLOWED-VERSIONS\tVERSION-SYNTAX\tCONTROLLER-RESTRICTIONS")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Namespace, r.Name, orDash(strings.Join(r.AutoReleaseBranches, ",")),
-			orDash(r.BranchRestriction), orDash(r.ReleaseMode), orDash(r.AllowedVersions), orDash(r.VersionSyntax))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Namespace, r.Name, orDash(strings.Join(r.AutoReleaseBranches, ",")),
+			orDash(r.BranchRestriction), orDash(r.ReleaseMode), orDash(r.AllowedVersions), orDash(r.VersionSyntax),
+			orDash(strings.Join(r.ControllerRestrictions, " ")))
 	}
 	return tw.Flush()
 }

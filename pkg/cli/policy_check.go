@@ -50,6 +50,20 @@ func checkBranchPolicy(cv *cvv1.ContainerVersion, p *cvv1.PolicySpec) error {
 // the settings ConfigMap's policy-version-restriction key plus those given
 // as flags. source names where they came from, for the refusal message.
 func (f *policyFlags) controllerRestrictions(ctx context.Context, kube kubernetes.Interface) ([]policy.Restriction, string, error) {
+	specs, source, err := f.restrictionSpecs(ctx, kube)
+	if err != nil {
+		return nil, "", err
+	}
+	restrictions, err := policy.ParseRestrictions(specs)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", source, err)
+	}
+	return restrictions, source, nil
+}
+
+// restrictionSpecs are the controller-wide restrictions as written
+// (<namespace-regex>=<version-regex>) and where they came from.
+func (f *policyFlags) restrictionSpecs(ctx context.Context, kube kubernetes.Interface) ([]string, string, error) {
 	specs := append([]string(nil), f.restrictions...)
 	source := "--policy-version-restriction"
 	if f.settings != "" {
@@ -68,9 +82,21 @@ func (f *policyFlags) controllerRestrictions(ctx context.Context, kube kubernete
 		}
 		source = fmt.Sprintf("settings ConfigMap %s key %s and %s", f.settings, settingRestrictions, source)
 	}
-	restrictions, err := policy.ParseRestrictions(specs)
-	if err != nil {
-		return nil, "", fmt.Errorf("%s: %w", source, err)
+	return specs, source, nil
+}
+
+// restrictionsFor are the specs whose namespace pattern matches namespace:
+// what the controller enforces on a CV there, whatever its own policy.
+func restrictionsFor(specs []string, namespace string) ([]string, error) {
+	var out []string
+	for _, spec := range specs {
+		r, err := policy.ParseRestriction(spec)
+		if err != nil {
+			return nil, err
+		}
+		if r.Namespace.MatchString(namespace) {
+			out = append(out, spec)
+		}
 	}
-	return restrictions, source, nil
+	return out, nil
 }

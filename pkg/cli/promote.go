@@ -41,6 +41,7 @@ type promoteOptions struct {
 	fromContext, toContext string
 	clusterConfigs         []string
 	minSoak                time.Duration
+	env, envOrder          string
 }
 
 func newPromoteCommand(kube *KubeFlags) *cobra.Command {
@@ -62,6 +63,9 @@ target's history. --dry-run checks everything and changes nothing.
 --from and --to take namespace/name, or a name in the kubeconfig's namespace;
 with --service they take environments instead: the CV labelled
 <--label>=<service> in that namespace (or with <--env-label>=<environment>).
+With --service and --env, the source is the environment before --env in the
+service's chain (dev → staging → prod), declared with --env-order or the
+annotation ` + EnvOrderAnnotation + ` on the service's CVs.
 
 Across clusters, the source is read in one cluster and the target in another:
 --from-context and --to-context pick contexts of the kubeconfig, or --from and
@@ -75,16 +79,17 @@ spec.promotion.from.minSoakSeconds; each refusal names its reason
   cvmanager promote --from-context staging --to-context prod --from web/web --to web/web --min-soak 24h
   cvmanager promote --cluster-kubeconfig staging=staging.yaml --cluster-kubeconfig prod=prod.yaml \
       --from staging/web/web --to prod/web/web
-  cvmanager promote --service web --from staging --to prod --actor "$CI_USER" --insecure`,
+  cvmanager promote --service web --from staging --to prod --actor "$CI_USER" --insecure
+  cvmanager promote --service web --env prod --env-order dev,staging,prod`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd.Context(), cmd.OutOrStdout(), kube) },
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.from, "from", "", "source ContainerVersion (namespace/name) or, with --service, environment (required)")
-	f.StringVar(&o.to, "to", "", "target ContainerVersion (namespace/name) or, with --service, environment (required)")
-	_ = cmd.MarkFlagRequired("from")
-	_ = cmd.MarkFlagRequired("to")
+	f.StringVar(&o.from, "from", "", "source ContainerVersion (namespace/name) or, with --service, environment (required unless --env)")
+	f.StringVar(&o.to, "to", "", "target ContainerVersion (namespace/name) or, with --service, environment (required unless --env)")
 	f.StringVar(&o.service.service, "service", "", "pick --from and --to by environment: the CVs of this service")
+	f.StringVar(&o.env, "env", "", "with --service: promote into this environment from the one before it in the service's chain (--env-order or annotation "+EnvOrderAnnotation+")")
+	f.StringVar(&o.envOrder, "env-order", "", "the environment chain, in promotion order, e.g. dev,staging,prod (default: the service CVs' "+EnvOrderAnnotation+" annotation)")
 	o.service.addLabelFlags(f)
 	f.BoolVar(&o.dryRun, "dry-run", false, "check and show the promotion without tagging or recording anything")
 	f.StringVar(&o.actor, "actor", "", "who promotes, for the history (default: the Kubernetes user)")
@@ -110,6 +115,9 @@ func (o *promoteOptions) run(ctx context.Context, out io.Writer, kube *KubeFlags
 	}
 	kubeClient, cvClient, err := clients(dst.kube)
 	if err != nil {
+		return err
+	}
+	if err := o.resolveChain(ctx, cvClient); err != nil {
 		return err
 	}
 	p, err := o.promoter(kubeClient, cvClient)

@@ -33,7 +33,7 @@ rolls the workload out (by digest) whenever the tag moves.`,
 		newPromoteCommand(kube),
 		newPolicyCommand(kube),
 		newStatusCommand(kube),
-		newStateCommand(kube),
+		newStateExecCommand(),
 		newMigrateCommand(),
 		newVersionCommand(),
 	)

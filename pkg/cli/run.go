@@ -75,6 +75,7 @@ type runOptions struct {
 	signatures      signatureFlags
 	fleet           fleetPeerFlags
 	configMapKey    string
+	logging         loggingFlags
 	// flagChanged says whether a flag was given on the command line.
 	flagChanged func(name string) bool
 }
@@ -87,6 +88,9 @@ func newRunCommand(kube *KubeFlags) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.flagChanged = func(name string) bool { return cmd.Flags().Changed(name) }
+			if err := o.logging.apply(cmd.ErrOrStderr()); err != nil {
+				return err
+			}
 			return o.run(cmd.Context(), kube)
 		},
 	}
@@ -105,9 +109,16 @@ func newRunCommand(kube *KubeFlags) *cobra.Command {
 	f.StringVar(&o.leaseNamespace, "leader-elect-namespace", "",
 		"namespace of the leader Lease (default: $POD_NAMESPACE in a pod, else the kubeconfig context's namespace)")
 	f.StringVar(&o.leaseName, "leader-elect-name", "cvmanager", "name of the leader Lease")
-	f.DurationVar(&o.leaseDuration, "leader-elect-lease-duration", 15*time.Second, "how long a lease lasts without renewal")
-	f.DurationVar(&o.renewDeadline, "leader-elect-renew-deadline", 10*time.Second, "how long the leader retries renewing")
-	f.DurationVar(&o.retryPeriod, "leader-elect-retry-period", 2*time.Second, "how often candidates try to acquire the lease")
+	// The trade-offs are in docs/replicas.md: the lease duration bounds a
+	// takeover after a crash; the retry period bounds a handover after
+	// SIGTERM (the leader releases the Lease) and sets how often the leader
+	// writes the Lease.
+	f.DurationVar(&o.leaseDuration, "leader-elect-lease-duration", 15*time.Second,
+		"how long a lease lasts without renewal: after a crash (kill -9) a standby takes over within this plus one retry period")
+	f.DurationVar(&o.renewDeadline, "leader-elect-renew-deadline", 10*time.Second,
+		"how long the leader retries renewing before it gives up leading (less than the lease duration)")
+	f.DurationVar(&o.retryPeriod, "leader-elect-retry-period", 500*time.Millisecond,
+		"how often standbys try to take the lease and the leader renews it: on SIGTERM the leader releases the lease and a standby takes it within 1-2.2 retry periods; each renewal is one Lease write")
 	f.DurationVar(&o.progressEvery, "progress-interval", 2*time.Second, "re-examine unfinished rollouts at least this often")
 	f.DurationVar(&o.lastPolledEvery, "last-polled-interval", 15*time.Minute,
 		"least time between writes of a CV's status.lastPolled (0: twice per spec.livenessSeconds, as a standalone `cr sync` does)")
@@ -138,6 +149,7 @@ func newRunCommand(kube *KubeFlags) *cobra.Command {
 	o.notify.addFlags(f)
 	o.signatures.addFlags(f)
 	o.fleet.addFlags(f)
+	o.logging.addFlags(f)
 	return cmd
 }
 
@@ -184,6 +196,10 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 	if err != nil {
 		return err
 	}
+	if err := checkKubernetesVersion(ctx, kubeClient.Discovery()); err != nil {
+		return err
+	}
+	logAuthorStamping(ctx, kubeClient.Discovery())
 	m := metrics.New()
 	notifier := notify.New()
 	go notifier.Run(ctx, 4)
@@ -305,6 +321,7 @@ func (o *runOptions) clients(kube *KubeFlags) (kubernetes.Interface, versioned.I
 		return nil, nil, err
 	}
 	cfg.QPS, cfg.Burst = o.kubeQPS, o.kubeBurst
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return requestLogger{next: rt} })
 	return newClients(cfg)
 }
 

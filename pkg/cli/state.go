@@ -5,8 +5,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+	"k8s.io/klog/v2"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -14,7 +23,7 @@ import (
 
 	"cvmanager.dev/cvmanager/pkg/authz"
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
-	"cvmanager.dev/cvmanager/pkg/helmrelease"
+	"cvmanager.dev/cvmanager/pkg/server"
 	"cvmanager.dev/cvmanager/pkg/state"
 )
 
@@ -94,6 +103,30 @@ type stateOptions struct {
 	workloads   bool
 	helm        bool
 	interval    time.Duration
+	bindAddress string
+	port        int
+}
+
+// daemon exports every interval until ctx ends and, with --port, serves
+// what the path holds (/v1/state) and the export metrics (/metrics).
+func (o *stateOptions) daemon(ctx context.Context, e *state.Exporter, b state.Backend) error {
+	if o.port == 0 {
+		state.RunLoop(ctx, e, o.interval, func() bool { return true })
+		return nil
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	e.Metrics = state.NewExportMetrics(reg)
+	mux := http.NewServeMux()
+	mux.Handle("GET /v1/state", state.Handler(b))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	addr := net.JoinHostPort(o.bindAddress, strconv.Itoa(o.port))
+	klog.InfoS("State daemon serving", "address", addr, "paths", "/v1/state /metrics /healthz", "location", b.String())
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return server.Serve(ctx, addr, mux, server.TLSFiles{}) })
+	g.Go(func() error { state.RunLoop(ctx, e, o.interval, func() bool { return true }); return nil })
+	return g.Wait()
 }
 
 func (o *stateOptions) addClusterFlags(fs *pflag.FlagSet) {
@@ -129,7 +162,15 @@ func (o *stateOptions) cluster(ctx context.Context, kube *KubeFlags) (kubernetes
 
 var backendArgs = cobra.MatchAll(cobra.ExactArgs(1), cobra.OnlyValidArgs)
 
-func newStateCommand(kube *KubeFlags) *cobra.Command {
+// HelmFactory opens the Helm release store of the cluster a kubeconfig and
+// context select. The state commands take it from their caller so that
+// pkg/cli does not link the Helm SDK: only cmd/cvmanager-state passes
+// pkg/helmrelease's New, and the controller binary stays light.
+type HelmFactory func(kubeconfig, kubeContext string) state.HelmReleases
+
+// NewStateCommand is `cvmanager state` with its subcommands, run in this
+// process with helm as the Helm release store.
+func NewStateCommand(kube *KubeFlags, helm HelmFactory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "state",
 		Short: "Export, import, show and clear the release state (failover, cluster upgrades)",
@@ -138,11 +179,11 @@ digest) and its history, one object per CV plus a manifest, in a local
 directory or an S3 bucket. Export it from one cluster, import it into another:
 the imported CVs deploy their last-known-good versions first. See docs/state.md.`,
 	}
-	cmd.AddCommand(newStateExportCommand(kube), newStateImportCommand(kube), newStateShowCommand(), newStateClearCommand())
+	cmd.AddCommand(newStateExportCommand(kube, helm), newStateImportCommand(kube, helm), newStateShowCommand(), newStateClearCommand())
 	return cmd
 }
 
-func newStateExportCommand(kube *KubeFlags) *cobra.Command {
+func newStateExportCommand(kube *KubeFlags, helm HelmFactory) *cobra.Command {
 	o := &stateOptions{}
 	cmd := &cobra.Command{
 		Use:       "export local|s3",
@@ -166,13 +207,12 @@ func newStateExportCommand(kube *KubeFlags) *cobra.Command {
 			e := &state.Exporter{Kube: kubeClient, CVs: cvClient, Backend: b, ClusterID: id, Identity: o.identity,
 				Namespaces: o.namespaces, Force: o.force, Concurrency: o.concurrency, Workloads: o.workloads}
 			if o.helm {
-				e.Helm = helmrelease.New(kube.Kubeconfig, kube.Context)
+				e.Helm = helm(kube.Kubeconfig, kube.Context)
 			}
 			if o.interval > 0 {
 				// Daemon mode (the chart's stateDaemon): export until stopped.
 				e.Interval = o.interval
-				state.RunLoop(ctx, e, o.interval, func() bool { return true })
-				return nil
+				return o.daemon(ctx, e, b)
 			}
 			res, err := e.Export(ctx)
 			if err != nil {
@@ -185,13 +225,15 @@ func newStateExportCommand(kube *KubeFlags) *cobra.Command {
 	o.addClusterFlags(cmd.Flags())
 	cmd.Flags().BoolVar(&o.force, "force", false, "write even though another cluster owns the path")
 	cmd.Flags().DurationVar(&o.interval, "interval", 0, "daemon mode: export this often until stopped (0: export once); run only one exporter per path")
+	cmd.Flags().StringVar(&o.bindAddress, "bind-address", "127.0.0.1", "daemon mode: address of the HTTP server (use 0.0.0.0 in a pod)")
+	cmd.Flags().IntVar(&o.port, "port", 0, "daemon mode: port of the HTTP server serving /v1/state, /metrics and /healthz (0: no server)")
 	cmd.Flags().BoolVar(&o.helm, "helm-releases", false, "also export every deployed Helm release of the namespaces (chart and values, read from Helm's release Secrets)")
 	cmd.Flags().BoolVar(&o.workloads, "workloads", false, "also export the Deployments, StatefulSets, DaemonSets and CronJobs the CVs select and the Services blue-green CVs switch, cleaned of cluster-specific fields")
 	cmd.Flags().StringVarP(&o.output, "output", "o", "text", "output: text or json")
 	return cmd
 }
 
-func newStateImportCommand(kube *KubeFlags) *cobra.Command {
+func newStateImportCommand(kube *KubeFlags, helm HelmFactory) *cobra.Command {
 	o := &stateOptions{}
 	var newPath string
 	var dryRun, createNamespaces bool
@@ -214,7 +256,7 @@ another cluster's continuous exporter still writes it, unless --new-path
 				return err
 			}
 			ctx := cmd.Context()
-			im, err := o.importer(ctx, kube, args[0], newPath)
+			im, err := o.importer(ctx, kube, helm, args[0], newPath)
 			if err != nil {
 				return err
 			}
@@ -243,7 +285,7 @@ another cluster's continuous exporter still writes it, unless --new-path
 	return cmd
 }
 
-func (o *stateOptions) importer(ctx context.Context, kube *KubeFlags, kind, newPath string) (*state.Importer, error) {
+func (o *stateOptions) importer(ctx context.Context, kube *KubeFlags, helm HelmFactory, kind, newPath string) (*state.Importer, error) {
 	src, err := o.backend.open(ctx, kind, "")
 	if err != nil {
 		return nil, err
@@ -264,7 +306,7 @@ func (o *stateOptions) importer(ctx context.Context, kube *KubeFlags, kind, newP
 	}
 	return &state.Importer{Kube: kubeClient, CVs: cvClient, Source: src, NewPath: dst, ClusterID: id,
 		Identity: o.identity, Namespaces: o.namespaces, Force: o.force, Concurrency: o.concurrency, Author: author,
-		Helm: helmrelease.New(kube.Kubeconfig, kube.Context)}, nil
+		Helm: helm(kube.Kubeconfig, kube.Context)}, nil
 }
 
 func exportSummary(res state.ExportResult) string {

@@ -16,6 +16,7 @@ import (
 	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/storage/driver"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/klog/v2"
 
 	"cvmanager.dev/cvmanager/pkg/state"
 )
@@ -67,8 +68,24 @@ func (s *Store) List(ctx context.Context, namespaces []string) ([]state.Workload
 			return nil, fmt.Errorf("listing Helm releases: %w", err)
 		}
 		for _, rel := range releases {
+			if rel.Chart != nil && rel.Chart.Metadata != nil && rel.Chart.Metadata.Name == ownChart {
+				// The new cluster installs its own controller.
+				klog.InfoS("Helm release of cvmanager itself not exported", "release", klog.KRef(rel.Namespace, rel.Name))
+				continue
+			}
 			w, err := toWorkload(rel)
 			if err != nil {
+				return nil, err
+			}
+			relCfg, err := s.config(rel.Namespace)
+			if err != nil {
+				return nil, err
+			}
+			revs, err := history(relCfg, rel.Name)
+			if err != nil {
+				return nil, err
+			}
+			if err := withRevisions(w, revs); err != nil {
 				return nil, err
 			}
 			out = append(out, w)
@@ -128,10 +145,24 @@ func (s *Store) Install(ctx context.Context, w state.Workload, dryRun bool) (out
 	existing, err := action.NewGet(cfg).Run(w.Name)
 	switch {
 	case err == nil:
-		return state.ImportSkipped, fmt.Sprintf("release exists (chart %s, revision %d, %s)",
-			existing.Chart.Metadata.Version, existing.Version, existing.Info.Status), nil
+		return state.ImportSkipped, compareRelease(existing, w), nil
 	case !errors.Is(err, driver.ErrReleaseNotFound):
 		return "", "", fmt.Errorf("reading release: %w", err)
+	}
+	if ch.Metadata.Name == ownChart {
+		return state.ImportSkipped, "cvmanager's own release: the new cluster installs its own controller", nil
+	}
+	revs, err := revisionsOf(w)
+	if err != nil {
+		return "", "", err
+	}
+	if len(revs) > 1 && !dryRun {
+		rel, err := s.restoreHistory(ctx, cfg, w, revs)
+		if err != nil {
+			return "", "", err
+		}
+		return state.ImportCreated, fmt.Sprintf("chart %s %s, %s, revisions %d-%d restored", ch.Metadata.Name, ch.Metadata.Version,
+			rel.Info.Status, revs[0].Version, rel.Version), nil
 	}
 	install := action.NewInstall(cfg)
 	install.ReleaseName, install.Namespace = w.Name, w.Namespace

@@ -55,6 +55,8 @@ type Exporter struct {
 	Helm HelmReleases
 	// Clock is the clock; the real one when nil.
 	Clock clock.Clock
+	// Metrics, when set, count the exports RunLoop makes.
+	Metrics *ExportMetrics
 }
 
 // ExportResult says what an export did.

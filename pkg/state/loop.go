@@ -31,7 +31,11 @@ func RunLoop(ctx context.Context, e *Exporter, interval time.Duration, isLeader 
 }
 
 func exportOnce(ctx context.Context, e *Exporter) {
+	start := time.Now()
 	res, err := e.Export(ctx)
+	if ctx.Err() == nil {
+		e.Metrics.observe(res, time.Since(start), err, time.Now())
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			klog.ErrorS(err, "State export failed", "location", e.Backend.String())

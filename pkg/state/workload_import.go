@@ -6,8 +6,10 @@ import (
 	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -74,6 +76,12 @@ func opsFor(kube kubernetes.Interface, kind, ns string) (kindOps, error) {
 		return opsOf[batchv1.CronJob](kube.BatchV1().CronJobs(ns), cleanCronJob), nil
 	case KindService:
 		return opsOf[corev1.Service](kube.CoreV1().Services(ns), cleanService), nil
+	case KindConfigMap:
+		return opsOf[corev1.ConfigMap](kube.CoreV1().ConfigMaps(ns), cleanConfigMap), nil
+	case KindHPA:
+		return opsOf[autoscalingv2.HorizontalPodAutoscaler](kube.AutoscalingV2().HorizontalPodAutoscalers(ns), cleanHPA), nil
+	case KindPDB:
+		return opsOf[policyv1.PodDisruptionBudget](kube.PolicyV1().PodDisruptionBudgets(ns), cleanPDB), nil
 	}
 	return kindOps{}, fmt.Errorf("kind %s is not one cvmanager exports", kind)
 }
@@ -146,21 +154,18 @@ func (im *Importer) compareLive(ctx context.Context, ops kindOps, w Workload) st
 	if err != nil {
 		return "exists (not compared: " + err.Error() + ")"
 	}
-	if sameManifest(live, w.Object) {
-		return "exists, identical"
-	}
-	return "exists, differs from the export: left unchanged"
+	return differsDetail(DiffFields(live, w.Object))
 }
 
-// importWorkloads imports every workload, in order (Services first, so a
-// blue-green switch finds them; Helm releases last, so a chart's objects
+// importWorkloads imports every workload, in order (Services and
+// ConfigMaps first, so a blue-green switch and the pods find them; Helm releases last, so a chart's objects
 // named like an exported workload are reported by the workload), and
 // reports each.
 func (im *Importer) importWorkloads(ctx context.Context, ws []Workload) []WorkloadItem {
 	items := make([]WorkloadItem, 0, len(ws))
 	rank := func(kind string) int {
 		switch kind {
-		case KindService:
+		case KindService, KindConfigMap:
 			return 0
 		case KindHelmRelease:
 			return 2

@@ -1,7 +1,6 @@
 package state
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -211,8 +210,9 @@ func userNodePorts(managed []metav1.ManagedFieldsEntry) map[string]bool {
 }
 
 // CollectWorkloads reads the workloads the CVs of states select (by their
-// labels, as the controller does) and the Services of blue-green CVs,
-// cleaned, sorted by key.
+// labels, as the controller does), the Services of blue-green CVs and the
+// objects that go with the workloads (companions: Services selecting
+// their pods, HPAs, PDBs, spec.config ConfigMaps), cleaned, sorted by key.
 func CollectWorkloads(ctx context.Context, kube kubernetes.Interface, states []CVState) ([]Workload, error) {
 	byNS := map[string][]CVState{}
 	for _, s := range states {
@@ -282,7 +282,10 @@ func (c *collector) collect(ctx context.Context, cvs []CVState) error {
 			return err
 		}
 	}
-	return c.services(ctx, cvs)
+	if err := c.services(ctx, cvs); err != nil {
+		return err
+	}
+	return c.companions(ctx, cvs)
 }
 
 func (c *collector) deployments(ctx context.Context) error {
@@ -375,11 +378,4 @@ func (c *collector) services(ctx context.Context, cvs []CVState) error {
 		}
 	}
 	return nil
-}
-
-// sameManifest reports whether two cleaned manifests are identical.
-func sameManifest(a, b map[string]any) bool {
-	ja, errA := json.Marshal(a)
-	jb, errB := json.Marshal(b)
-	return errA == nil && errB == nil && bytes.Equal(ja, jb)
 }

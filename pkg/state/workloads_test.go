@@ -114,7 +114,7 @@ func TestImportWorkloadIdempotent(t *testing.T) {
 	want := []WorkloadItem{
 		item(KindDeployment, "web", ImportCreated, ""),
 		item(KindDeployment, "web", ImportSkipped, "exists, identical"),
-		item(KindDeployment, "web", ImportSkipped, "exists, differs from the export: left unchanged"),
+		item(KindDeployment, "web", ImportSkipped, "exists, differs from the export in metadata.labels.team: left unchanged"),
 		item("Pod", "p", ImportFailed, "kind Pod is not one cvmanager exports"),
 	}
 	if diff := cmp.Diff(want, got); diff != "" {

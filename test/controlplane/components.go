@@ -84,21 +84,22 @@ func (c *ControlPlane) startEtcd(ctx context.Context) error {
 // how RestartAPIServer brings it back: same port, certificates and etcd.
 func (c *ControlPlane) startAPIServer(ctx context.Context) error {
 	d := c.dir
-	_, err := c.launch("kube-apiserver",
+	args := []string{
 		fmt.Sprintf("--etcd-servers=http://127.0.0.1:%d", c.ports.etcdClient),
 		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
 		fmt.Sprintf("--secure-port=%d", c.ports.apiserver),
-		"--cert-dir="+filepath.Join(d, "certs"),
-		"--service-account-key-file="+filepath.Join(d, "sa.pub"),
-		"--service-account-signing-key-file="+filepath.Join(d, "sa.key"),
+		"--cert-dir=" + filepath.Join(d, "certs"),
+		"--service-account-key-file=" + filepath.Join(d, "sa.pub"),
+		"--service-account-signing-key-file=" + filepath.Join(d, "sa.key"),
 		"--service-account-issuer=https://kubernetes.default.svc",
 		"--service-cluster-ip-range=10.0.0.0/24",
 		"--endpoint-reconciler-type=none",
-		"--token-auth-file="+filepath.Join(d, "tokens.csv"),
+		"--token-auth-file=" + filepath.Join(d, "tokens.csv"),
 		"--authorization-mode=RBAC",
 		"--disable-admission-plugins=ServiceAccount",
 		"--enable-priority-and-fairness=false",
-		"--allow-privileged=true")
+		"--allow-privileged=true"}
+	_, err := c.launch("kube-apiserver", append(args, c.opts.APIServerFlags...)...)
 	if err != nil {
 		return err
 	}

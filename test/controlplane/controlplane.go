@@ -40,6 +40,9 @@ type Options struct {
 	KeepDir bool
 	// Log receives build progress and the timing line; nil means os.Stderr.
 	Log io.Writer
+	// APIServerFlags are added to kube-apiserver's flags, e.g. a feature
+	// gate and the API version it serves.
+	APIServerFlags []string
 }
 
 // ControlPlane is a running local control plane, or (from RunMain with

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -52,6 +53,39 @@ func TestLeaderKilledStandbyTakesOver(t *testing.T) {
 	// Slack for a loaded CI machine; still well under two lease durations.
 	if limit := leaseDuration + 2*retryPeriod + 2*time.Second; took > limit {
 		t.Errorf("takeover took %s, more than the lease duration allows (%s)", took, limit)
+	}
+	f.WaitStatus(f.app, cvv1.StatusSuccess, d1, 60*time.Second)
+	f.assertOnce(1, "Success")
+}
+
+// TestLeaderTerminatedStandbyTakesOverAtOnce: with the shipped Lease
+// settings (15 s lease), a leader sent SIGTERM in the middle of a rollout
+// releases the Lease as it stops, so the standby takes over within 2 s,
+// not after the lease expires, and finishes the rollout once.
+func TestLeaderTerminatedStandbyTakesOverAtOnce(t *testing.T) {
+	f := newFixture(t, "sigterm", slow)
+	f.createCV()
+	lease := "lease-" + f.NS
+	args := []string{"--namespace", f.NS, "--insecure-registry", f.reg.Host, "--leader-elect=true",
+		"--leader-elect-namespace", "cvmanager-system", "--leader-elect-name", lease}
+	replicas := map[int]*proc{}
+	for _, name := range []string{"replica-a", "replica-b"} {
+		p := startProc(t, name, e2eenv.ControllerConfig(t), args...)
+		replicas[p.pid] = p
+	}
+	leader := f.waitLeader(lease, replicas, nil)
+	d1 := f.push("v1")
+	f.waitPatchedOpen(1)
+
+	sent := time.Now()
+	if err := syscall.Kill(leader.pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	successor := f.waitLeader(lease, replicas, leader)
+	took := time.Since(sent)
+	t.Logf("MEASURE SIGTERM handover: %s took over from %s in %s", successor.name, leader.name, took.Round(time.Millisecond))
+	if took > 2*time.Second {
+		t.Errorf("handover after SIGTERM took %s; the released Lease should be taken within 2 s", took)
 	}
 	f.WaitStatus(f.app, cvv1.StatusSuccess, d1, 60*time.Second)
 	f.assertOnce(1, "Success")

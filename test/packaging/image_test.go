@@ -55,6 +55,14 @@ func TestImage(t *testing.T) {
 			t.Fatalf("version output %q lacks the build's version", out)
 		}
 	})
+	t.Run("state commands run the image's cvmanager-state", func(t *testing.T) {
+		// `cvmanager state` finds cvmanager-state beside itself; an empty
+		// local path is the smallest real answer it gives.
+		out := runFromImage(t, root, filepath.Join(root, "etc/ssl/certs/ca-certificates.crt"), "state", "show", "local", "--path", t.TempDir())
+		if !strings.Contains(out, ": empty") {
+			t.Fatalf("state show output %q: want the empty path reported", out)
+		}
+	})
 	t.Run("binary trusts a TLS registry by the image's CA bundle", func(t *testing.T) { checkTLSTrust(t, root, b.ca) })
 	t.Run("chart renders the image", func(t *testing.T) { checkChart(t, b) })
 }
@@ -233,9 +241,11 @@ func extract(t *testing.T, img v1.Image) string {
 		headers[strings.TrimSuffix(hdr.Name, "/")] = hdr
 		writeEntry(t, dir, hdr, tr)
 	}
-	bin := headers["usr/local/bin/cvmanager"]
-	if bin == nil || bin.Uid != 0 || bin.Mode&0o022 != 0 || bin.Mode&0o111 == 0 {
-		t.Fatalf("binary entry %+v: want root-owned, executable, not group/world writable", bin)
+	for _, name := range []string{"usr/local/bin/cvmanager", "usr/local/bin/cvmanager-state"} {
+		bin := headers[name]
+		if bin == nil || bin.Uid != 0 || bin.Mode&0o022 != 0 || bin.Mode&0o111 == 0 {
+			t.Fatalf("binary entry %s %+v: want root-owned, executable, not group/world writable", name, bin)
+		}
 	}
 	if passwd, _ := os.ReadFile(filepath.Join(dir, "etc/passwd")); !strings.Contains(string(passwd), "nonroot:x:65532:65532:") {
 		t.Errorf("/etc/passwd lacks the non-root user 65532:\n%s", passwd)

@@ -126,3 +126,27 @@ func TestShippedBuildLinksNoGoPlugins(t *testing.T) {
 		t.Error("the shipped build links Go's plugin package; find the importer with `go list -deps -f '{{.ImportPath}}: {{.Imports}}' ./cmd/cvmanager | grep -w plugin`")
 	}
 }
+
+// TestControllerLinksNoHelm: the binary `run` executes does not link the
+// Helm SDK, which only the state commands need (they live in
+// cmd/cvmanager-state); linked in, it grew the controller's idle RSS.
+func TestControllerLinksNoHelm(t *testing.T) {
+	deps := func(pkg string) []string {
+		cmd := exec.Command("go", "list", "-tags", version.BuildTags, "-deps", "-f", "{{.ImportPath}}", pkg)
+		cmd.Dir = root()
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("go list %s: %v", pkg, err)
+		}
+		return strings.Fields(string(out))
+	}
+	hasHelm := func(deps []string) bool {
+		return slices.ContainsFunc(deps, func(p string) bool { return strings.HasPrefix(p, "helm.sh/") })
+	}
+	if hasHelm(deps("./cmd/cvmanager")) {
+		t.Error("./cmd/cvmanager links helm.sh/...; find the importer with `go list -deps -f '{{.ImportPath}}: {{.Imports}}' ./cmd/cvmanager | grep helm.sh`")
+	}
+	if !hasHelm(deps("./cmd/cvmanager-state")) {
+		t.Error("./cmd/cvmanager-state does not link the Helm SDK: --helm-releases cannot work")
+	}
+}
