@@ -51,11 +51,20 @@ func TestCRDIsEstablishedWithPrinterColumns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(crds) != 1 {
-		t.Fatalf("want 1 CRD, got %d", len(crds))
+	names := map[string]int{}
+	for i, c := range crds {
+		names[c.Name] = i
 	}
-	crd := crds[0]
-	if crd.Name != "containerversions.cvmanager.dev" || crd.Spec.Names.ShortNames[0] != "cv" {
+	cvIndex, okCV := names["containerversions.cvmanager.dev"]
+	reqIndex, okReq := names["containerversionrequests.cvmanager.dev"]
+	if len(crds) != 2 || !okCV || !okReq {
+		t.Fatalf("want the ContainerVersion and ContainerVersionRequest CRDs, got %v", names)
+	}
+	if short := crds[reqIndex].Spec.Names.ShortNames; len(short) != 1 || short[0] != "cvreq" {
+		t.Errorf("ContainerVersionRequest short names %v, want [cvreq]", short)
+	}
+	crd := crds[cvIndex]
+	if crd.Spec.Names.ShortNames[0] != "cv" {
 		t.Errorf("unexpected names: %s %v", crd.Name, crd.Spec.Names.ShortNames)
 	}
 	var columns []string

@@ -155,7 +155,7 @@ func TestDocCommandLinesMatchTheCLI(t *testing.T) {
 		}
 		for _, cl := range commandLines(filepath.Base(doc), string(data)) {
 			checked++
-			for _, p := range checkLine(cli.NewRootCommand(), cl.line) {
+			for _, p := range checkLine(rootFor(cl.line), cl.line) {
 				t.Errorf("%s: %q: %s", cl.doc, cl.line, p)
 			}
 		}
@@ -182,4 +182,13 @@ func TestCheckLineCatchesWhatItShould(t *testing.T) {
 			t.Errorf("%q: problems %v, want %v (%v)", line, got, wantProblems, checkLine(root, line))
 		}
 	}
+}
+
+// rootFor is the command tree a line runs in: `cvmanager state ...` runs
+// the cvmanager-state binary, which carries the state commands (and Helm).
+func rootFor(line string) *cobra.Command {
+	if ws := words(line); len(ws) > 1 && ws[1] == "state" {
+		return cli.NewStateRootCommand(nil)
+	}
+	return cli.NewRootCommand()
 }

@@ -35,7 +35,7 @@ func TestNamespacedInstallWatchesOnlyItsNamespaces(t *testing.T) {
 	if len(roles) != 2 || roles[0].Namespace == roles[1].Namespace {
 		t.Fatalf("want one Role in each of %s and %s, got %d", a.NS, b.NS, len(roles))
 	}
-	if diff := cmp.Diff(grantedPermissions(t), permissionsOf(roles[0].Rules, "coordination.k8s.io/leases")); diff != "" {
+	if diff := cmp.Diff(namespacedPermissions(t), permissionsOf(roles[0].Rules, "coordination.k8s.io/leases")); diff != "" {
 		t.Errorf("the namespaced Role differs from deploy/'s ClusterRole (-deploy +chart):\n%s", diff)
 	}
 	file := filepath.Join(t.TempDir(), "chart.yaml")

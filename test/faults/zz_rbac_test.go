@@ -239,6 +239,23 @@ var notExercisedHere = map[string]string{
 	"batch/jobs get":                      "test/rollouts (suspended template Job)",
 	"cvmanager.dev/containerversions get": "a re-read after a status conflict in pkg/controller, and `cvmanager cr sync`",
 	"/events patch":                       "client-go's event correlator, when an identical Event repeats",
+	"/nodes list":                         "a cluster-wide `run` (the platform gate's node cache); this suite's controllers watch namespaces, test/fleet TestPlatformGateOnKwokNodes reads real nodes",
+	"/nodes watch":                        "a cluster-wide `run` (the platform gate's node cache); this suite's controllers watch namespaces, test/fleet TestPlatformGateOnKwokNodes reads real nodes",
+}
+
+// clusterScoped are permissions on cluster-scoped resources: a namespaced
+// install's Roles cannot hold them, and it goes without what needs them.
+var clusterScoped = map[string]bool{"/nodes list": true, "/nodes watch": true}
+
+// namespacedPermissions is what deploy/'s ClusterRole grants that a Role can.
+func namespacedPermissions(t *testing.T) []string {
+	var out []string
+	for _, p := range grantedPermissions(t) {
+		if !clusterScoped[p] {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // TestClusterRoleIsExactlyWhatTheCodeUses runs last (file order): every

@@ -110,7 +110,9 @@ func seedCVs(t *testing.T, e *e2eenv.Env, n int) {
 	t.Logf("seeded %d CVs with status and history in %s", n, time.Since(start).Round(time.Millisecond))
 }
 
-// countPinned counts the CVs of ns in c pinned to their seeded digest.
+// countPinned counts the CVs of ns in c marked to restore their seeded
+// digest first (the import mark: the controller, not the import, writes
+// the status that pins them).
 func countPinned(t *testing.T, c *Cluster, ns string) int {
 	t.Helper()
 	list, err := c.CVs.CvmanagerV1alpha1().ContainerVersions(ns).List(context.Background(), metav1.ListOptions{})
@@ -118,8 +120,8 @@ func countPinned(t *testing.T, c *Cluster, ns string) int {
 	n := 0
 	for _, cv := range list.Items {
 		var i int
-		if _, err := fmt.Sscanf(cv.Name, "cv-%d", &i); err == nil && cv.Status.SuccessDigest == fakeDigest(i) &&
-			cv.Status.Rollout != nil && cv.Status.Rollout.Trigger == history.TriggerImport {
+		if _, err := fmt.Sscanf(cv.Name, "cv-%d", &i); err == nil &&
+			strings.HasSuffix(cv.Annotations[cvv1.AnnotationImported], "@"+fakeDigest(i)) {
 			n++
 		}
 	}
