@@ -41,7 +41,7 @@ func newCVGetCommand(kube *KubeFlags) *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&namespace, "namespace", "n", "", "namespace (default: the kubeconfig's)")
 	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "all namespaces")
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table, wide (adds SIGNER and REVISION), json or yaml")
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table, wide (adds SIGNER, REVISION and GIT), json or yaml")
 	return cmd
 }
 
@@ -82,13 +82,14 @@ func printStructured[T any](w io.Writer, items []T, output string) (bool, error)
 }
 
 // printTable prints one line per workload; wide adds who signed the
-// deployed image (spec.policy.verify) and the revision it was built from
-// (its provenance, shortened as git does).
+// deployed image (spec.policy.verify), the revision it was built from
+// (its provenance, shortened as git does) and where git stands on it
+// (spec.writeBack).
 func printTable(w io.Writer, rows []dashboard.Row, wide bool) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	header := "NAMESPACE\tWORKLOAD\tCV\tTAG\tVERSION\tPODS\tSTATUS\tUPDATED\tRUNNING"
 	if wide {
-		header += "\tSIGNER\tREVISION"
+		header += "\tSIGNER\tREVISION\tGIT"
 	}
 	fmt.Fprintln(tw, header)
 	for _, r := range rows {
@@ -107,7 +108,7 @@ func printTable(w io.Writer, rows []dashboard.Row, wide bool) error {
 			if r.Provenance != nil {
 				revision = r.Provenance.ShortRevision()
 			}
-			fmt.Fprintf(tw, "\t%s\t%s", orDash(r.Signer), orDash(oneLine(revision)))
+			fmt.Fprintf(tw, "\t%s\t%s\t%s", orDash(r.Signer), orDash(oneLine(revision)), orDash(oneLine(r.WriteBack)))
 		}
 		fmt.Fprintln(tw)
 	}

@@ -63,21 +63,22 @@ web staging (staging/web) v2
 }
 
 // TestCVGetWideShowsRevision: -o wide adds a REVISION column with the
-// short revision; rows without provenance show a dash.
+// short revision and a GIT column with the write-back; rows without them
+// show a dash.
 func TestCVGetWideShowsRevision(t *testing.T) {
 	rows := []dashboard.Row{
 		{Namespace: "shop", Type: "Deployment", Name: "web", CV: "web", Tag: "env-prod", Version: "v1", Status: "Success",
 			Image: "r/web:v1@" + digestOne, Provenance: &dashboard.Provenance{Revision: "0123456789abcdef0123456789abcdef01234567"}},
 		{Namespace: "shop", Type: "Deployment", Name: "api", CV: "api", Tag: "env-prod", Version: "v2", Status: "Success",
-			Image: "r/api:v2@" + digestTwo},
+			Image: "r/api:v2@" + digestTwo, WriteBack: "Written 5eb63bb"},
 	}
 	var out bytes.Buffer
 	if err := printTable(&out, rows, true); err != nil {
 		t.Fatal(err)
 	}
-	want := `NAMESPACE  WORKLOAD        CV   TAG       VERSION  PODS  STATUS   UPDATED  RUNNING                                                                           SIGNER  REVISION
-shop       Deployment/web  web  env-prod  v1       0/0   Success  -        r/web:v1@sha256:1111111111111111111111111111111111111111111111111111111111111111  -       0123456
-shop       Deployment/api  api  env-prod  v2       0/0   Success  -        r/api:v2@sha256:2222222222222222222222222222222222222222222222222222222222222222  -       -
+	want := `NAMESPACE  WORKLOAD        CV   TAG       VERSION  PODS  STATUS   UPDATED  RUNNING                                                                           SIGNER  REVISION  GIT
+shop       Deployment/web  web  env-prod  v1       0/0   Success  -        r/web:v1@sha256:1111111111111111111111111111111111111111111111111111111111111111  -       0123456   -
+shop       Deployment/api  api  env-prod  v2       0/0   Success  -        r/api:v2@sha256:2222222222222222222222222222222222222222222222222222222222222222  -       -         Written 5eb63bb
 `
 	if diff := cmp.Diff(want, out.String()); diff != "" {
 		t.Errorf("cv get -o wide (-want +got):\n%s", diff)

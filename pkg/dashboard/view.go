@@ -81,6 +81,10 @@ type Row struct {
 	// Provenance is where the image the workload runs was built from (its
 	// OCI annotations and labels), when it carries any and was read.
 	Provenance *Provenance `json:"Provenance,omitempty"`
+	// WriteBack is where git stands on the image the workload runs, when
+	// the CV writes back (spec.writeBack): "Written <commit>" (or the pull
+	// request's URL), "Pending", or "Failed: <reason>".
+	WriteBack string `json:"WriteBack,omitempty"`
 }
 
 // Provenance is a row's image provenance, in the row's key style: the
@@ -188,6 +192,7 @@ func rowFor(cv *cvv1.ContainerVersion, w workload.Workload) Row {
 		r.Signer = cv.Status.Signer
 	}
 	r.Provenance = provenanceOf(cv, r.Digest)
+	r.WriteBack = writeBackOf(cv, r.Digest)
 	if cv.Status.CurrStatusTime != nil {
 		r.LastUpdate = cv.Status.CurrStatusTime.Time
 	}
@@ -305,4 +310,31 @@ func SortRows(rows []Row) {
 		}
 		return a.Type < b.Type
 	})
+}
+
+// writeBackOf says where git stands on digest, the image a workload runs:
+// only the write-back of that very digest is shown.
+func writeBackOf(cv *cvv1.ContainerVersion, digest string) string {
+	wb := cv.Status.WriteBack
+	if wb == nil || digest == "" || wb.Digest != digest {
+		return ""
+	}
+	switch wb.State {
+	case cvv1.WriteBackWritten:
+		if wb.PullRequestURL != "" {
+			return "Written " + wb.PullRequestURL
+		}
+		return "Written " + shortCommit(wb.Commit)
+	case cvv1.WriteBackFailed:
+		return "Failed: " + wb.Reason
+	}
+	return wb.State
+}
+
+// shortCommit is a commit SHA shortened to 7 characters, as git shows it.
+func shortCommit(sha string) string {
+	if len(sha) > 7 {
+		return sha[:7]
+	}
+	return sha
 }
