@@ -239,14 +239,16 @@ func newestResults(root string) (*results, error) {
 }
 
 // fullRun reports whether path is a bench report that measured every
-// standard scale (100, 1,000 and 10,000 CVs). The targets table quotes the
+// standard scale (100, 1,000 and 10,000 CVs) with its latency figures. The targets table quotes the
 // newest such run; partial runs (one scale, a before/after comparison of
 // one figure) and the other figures' files (push path, fleet, write-back,
 // day-2) are quoted where they are discussed, not in its place.
 func fullRun(path string) bool {
 	var r struct {
 		Scales []struct {
-			CVs int `json:"cvs"`
+			CVs            int                  `json:"cvs"`
+			PollLatency    struct{ Rounds int } `json:"pollLatency"`
+			TriggerLatency struct{ Rounds int } `json:"triggerLatency"`
 		} `json:"scales"`
 	}
 	if readJSON(path, &r) != nil {
@@ -254,7 +256,7 @@ func fullRun(path string) bool {
 	}
 	seen := map[int]bool{}
 	for _, sc := range r.Scales {
-		seen[sc.CVs] = true
+		seen[sc.CVs] = sc.PollLatency.Rounds > 0 && sc.TriggerLatency.Rounds > 0 // every figure, not a burst alone
 	}
 	return seen[100] && seen[1000] && seen[10000]
 }
