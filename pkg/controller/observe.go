@@ -63,16 +63,17 @@ type snapshot struct {
 
 // restObservation is what the workloads of a CV at rest run.
 type restObservation struct {
-	target           rollout.Target
-	joined, drifted  []mismatch
-	wouldFight       bool
-	otherManager     string
-	signature        signatureVerdict
-	authz            authzResult
-	signatureChecked bool
-	startsRollout    bool
-	restoreTrigger   string
-	restoreImage     poller.ResolvedImage
+	target          rollout.Target
+	joined, drifted []mismatch
+	// wouldFight: another correction now would be a fight (drift.go).
+	wouldFight   bool
+	otherManager string
+	// signature and authz are the verdicts on restoreImage, read only
+	// when a restore starts (startsRollout).
+	signature     signatureVerdict
+	authz         authzResult
+	startsRollout bool
+	restoreImage  poller.ResolvedImage
 	// driftReported: the Drifted condition is True, to be cleared when
 	// nothing differs any more.
 	driftReported bool
@@ -352,8 +353,8 @@ func (c *Controller) observeRest(ctx context.Context, cv *cvv1.ContainerVersion)
 	if len(o.drifted) > 0 {
 		o.otherManager = otherManager(o.drifted[0].w)
 	}
-	if trigger, ok := restoreTrigger(cv, o); ok {
-		o.startsRollout, o.restoreTrigger, o.needed = true, trigger, true
+	if _, ok := restoreTrigger(cv, o); ok {
+		o.startsRollout, o.needed = true, true
 		return o, c.checkStart(ctx, cv, st.SuccessDigest, &o.signature, &o.authz)
 	}
 	o.needed = restChangesStatus(cv, o)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"sync"
-	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -233,16 +232,16 @@ func (c *Controller) consumeRequests(ctx context.Context, requests []*cvv1.Conta
 // not shown yet.
 type handledRequests struct {
 	mu  sync.Mutex
-	uid map[types.UID]time.Time
+	uid map[types.UID]struct{}
 }
 
 func (h *handledRequests) add(uid types.UID) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.uid == nil {
-		h.uid = map[types.UID]time.Time{}
+		h.uid = map[types.UID]struct{}{}
 	}
-	h.uid[uid] = time.Now()
+	h.uid[uid] = struct{}{}
 }
 
 func (h *handledRequests) has(uid types.UID) bool {
