@@ -19,7 +19,7 @@ import (
 // Events, notifications and metrics follow the successful write only.
 func (c *Controller) apply(ctx context.Context, snap *snapshot, d decision) error {
 	if len(d.actions) > 0 {
-		outcome, err := c.executor.Apply(ctx, d.cv, d.actions)
+		outcome, err := c.runActions(ctx, d.cv, d.actions)
 		if err != nil {
 			return err
 		}
@@ -66,7 +66,7 @@ func (c *Controller) firstStep(ctx context.Context, written *cvv1.ContainerVersi
 		return nil
 	}
 	if len(d.actions) > 0 {
-		outcome, err := c.executor.Apply(ctx, d.cv, d.actions)
+		outcome, err := c.runActions(ctx, d.cv, d.actions)
 		if err != nil || outcome != nil {
 			c.queue.Add(key) // the next sync plans with the fresh world
 			return err
@@ -76,6 +76,21 @@ func (c *Controller) firstStep(ctx context.Context, written *cvv1.ContainerVersi
 		c.queue.AddAfter(key, d.requeue)
 	}
 	return nil
+}
+
+// runActions applies a plan's actions, but for image patches already made
+// that the cache has not shown yet (patchExpectations).
+func (c *Controller) runActions(ctx context.Context, cv *cvv1.ContainerVersion, actions []rollout.Action) (*rollout.Progress, error) {
+	now := c.clock.Now()
+	todo := c.expected.pending(actions, now)
+	if len(todo) == 0 {
+		return nil, nil
+	}
+	outcome, err := c.executor.Apply(ctx, cv, todo)
+	if err == nil {
+		c.expected.made(todo, now)
+	}
+	return outcome, err
 }
 
 // replan decides a rollout again once an action reported its outcome.

@@ -127,6 +127,7 @@ type Controller struct {
 
 	nodes          nodeLister
 	writeBacks     writeBackResults
+	expected       patchExpectations
 	requestIndexer cache.Indexer
 	handled        handledRequests
 	local          localRequests
