@@ -147,9 +147,17 @@ func applyExamples(t *testing.T) {
 	t.Helper()
 	examples, err := filepath.Glob(filepath.Join(kubetest.RepoRoot(), "deploy", "examples", "*.yaml"))
 	e2eenv.Must(t, err)
-	if out, err := controlplane.Shared().Kubectl("apply", "--dry-run=server", "-f", examples[0]); err == nil ||
-		!strings.Contains(string(out), "cvmanager.dev/author") {
-		t.Errorf("an unstamped example passed the author policy: %v\n%s", err, out)
+	// The API server starts enforcing a new admission policy a moment after
+	// it is created (its policy cache syncs), so the refusal is waited for.
+	var out []byte
+	refused := false
+	for deadline := time.Now().Add(15 * time.Second); !refused && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		var err error
+		out, err = controlplane.Shared().Kubectl("apply", "--dry-run=server", "-f", examples[0])
+		refused = err != nil && strings.Contains(string(out), "cvmanager.dev/author")
+	}
+	if !refused {
+		t.Errorf("an unstamped example passed the author policy:\n%s", out)
 	}
 	for _, example := range examples {
 		stamped, err := e2eenv.RunCLI("cv", "stamp", "-f", example, "--kubeconfig", controlplane.Shared().KubeconfigPath())

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/promql/parser"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/yaml"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
@@ -151,7 +153,13 @@ func servedMetrics(t *testing.T) map[string]bool {
 	p := f.startController("monitoring")
 	p.waitReady(f)
 	f.WaitStatus("mon", cvv1.StatusSuccess, d1, 60*time.Second)
-	f.reg.MustPush(t, "team/mon", "v2-unready", "env-prod")
+	// A rollout left in progress: v2's pods cannot be scheduled (no node
+	// matches), so they wait without a stuck reason and the 600 s timeout
+	// keeps the rollout open while the metrics are read.
+	unschedulable := `{"spec":{"template":{"spec":{"nodeSelector":{"cvmanager.dev/no-such-node":"true"}}}}}`
+	_, err := f.Kube.AppsV1().Deployments(f.NS).Patch(f.Ctx, "mon", types.StrategicMergePatchType, []byte(unschedulable), metav1.PatchOptions{})
+	e2eenv.Must(t, err)
+	f.reg.MustPush(t, "team/mon", "v2", "env-prod")
 	f.Eventually(60*time.Second, "a rollout in progress and a polling error", func() (bool, error) {
 		return f.GetCV("mon").Status.Rollout != nil && e2eenv.ConditionIs(f.GetCV("broken"), cvv1.ConditionDegraded, "RegistryError"), nil
 	})
