@@ -18,7 +18,7 @@ import (
 // holdYoung applies spec.policy.minAge to a new digest (pkg/maturity): a
 // digest younger than minAge, by its build time (provenance, read once per
 // digest) or else its first sighting, is held until it is old enough, and
-// the CV is looked at again then. An explicit release skips the wait. It
+// the plan looks at the CV again then. An explicit release skips the wait. It
 // reports whether the digest is held.
 func (c *Controller) holdYoung(cv *cvv1.ContainerVersion, o *pollObservation) bool {
 	if released(cv, o.version, o.img.Digest) {
@@ -36,8 +36,7 @@ func (c *Controller) holdYoung(cv *cvv1.ContainerVersion, o *pollObservation) bo
 	}
 	o.verdict = policy.Verdict{Reason: v.Reason, Message: v.Message}
 	until := v.Until
-	o.heldUntil = &until
-	c.queue.AddAfter(namespacedKey(cv), until.Sub(now))
+	o.heldUntil = &until // hold() records it and looks again then
 	return true
 }
 

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"fmt"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -162,6 +163,9 @@ func recordPoll(snap *snapshot, d *decision) {
 // ReleaseBlocked condition and one Event per held digest.
 func hold(snap *snapshot, d *decision) {
 	o, cv := snap.poll, snap.cv
+	if o.heldUntil != nil {
+		d.requeue = max(o.heldUntil.Sub(snap.now), time.Second) // minAge: look again when it is old enough
+	}
 	if cv.Status.AvailableDigest == o.img.Digest && conditionIs(cv, cvv1.ConditionReleaseBlocked, o.verdict.Reason) {
 		return // already reported
 	}

@@ -378,3 +378,19 @@ func TestMinAgeHoldsAYoungDigest(t *testing.T) {
 		t.Errorf("an hour later the digest must roll out and the hold clear: rollout %+v heldUntil %v", d.cv.Status.Rollout, d.cv.Status.HeldUntil)
 	}
 }
+
+// TestMinAgeHoldLooksAgainWhenOldEnough: a minAge hold, new or already
+// reported, asks to look at the CV again when the digest becomes eligible.
+func TestMinAgeHoldLooksAgainWhenOldEnough(t *testing.T) {
+	until := t0.Add(time.Hour)
+	o := pollObservation{img: poller.ResolvedImage{Digest: digest2, Version: "v2"}, action: syncer.StartRollout, version: "v2",
+		verdict: policy.Verdict{Reason: cvv1.ReasonMinAge, Message: "too young"}, heldUntil: &until}
+	first := plan(polledSnap(polled(), o))
+	if first.requeue != time.Hour || first.cv.Status.HeldUntil == nil {
+		t.Fatalf("first hold: requeue %s heldUntil %v, want 1h and a time", first.requeue, first.cv.Status.HeldUntil)
+	}
+	again := plan(polledSnap(first.cv.Status, o))
+	if again.statusChanged(polledSnap(first.cv.Status, o)) || again.requeue != time.Hour {
+		t.Errorf("hold already reported: want no write and the same requeue, got requeue %s", again.requeue)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
@@ -158,8 +159,8 @@ func (c *Controller) writeBackCredentials(ctx context.Context, cv *cvv1.Containe
 
 // reasonOnly keeps an API error's reason, never a Secret's content.
 func reasonOnly(err error) string {
-	if status, ok := err.(interface{ Status() metav1.Status }); ok {
-		return string(status.Status().Reason)
+	if reason := apierrors.ReasonForError(err); reason != metav1.StatusReasonUnknown {
+		return string(reason)
 	}
 	return "read failed"
 }
