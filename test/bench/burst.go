@@ -20,6 +20,7 @@ func measureBurst(ctx context.Context, e *env, pop *population, proc *ctrlProc, 
 	r.Backlog = e.track.backlog()
 	say("scale %d: burst of %d refs (%d CVs); control-plane backlog %d Deployments", res.CVs, len(refs), b, r.Backlog)
 	api0, errors0 := e.apiMetrics(ctx), e.proxy.errors()
+	apiWindow := time.Now()
 	window := watchRSS(ctx, proc)
 	queue0, _ := proc.get("/metrics")
 	ms, err := moveRefs(ctx, e, pop, refs, byRef)
@@ -65,7 +66,8 @@ func measureBurst(ctx context.Context, e *env, pop *population, proc *ctrlProc, 
 	r.Patch = summarize(patched, len(xs))
 	r.Finish = summarize(finished, len(xs))
 	api1 := e.apiMetrics(ctx)
-	r.WritesPerRollout = writesByResource(api0, api1, len(xs))
+	r.BackgroundWrites = scaled(res.SteadyWritesPerSecond, time.Since(apiWindow))
+	r.WritesPerRollout = writesByResource(api0, api1, r.BackgroundWrites, len(xs))
 	say("scale %d: writes per rollout: %s", res.CVs, formatWrites(r.WritesPerRollout))
 	r.Apiserver429 = sumMetric(api1, "apiserver_request_total", `code="429"`) - sumMetric(api0, "apiserver_request_total", `code="429"`)
 	r.PollErrors = e.proxy.errors() - errors0

@@ -64,10 +64,14 @@ type scaleResult struct {
 	PollLatency               pushLatency     `json:"pollLatency"`
 	TriggerLatency            pushLatency     `json:"triggerLatency"`
 	Burst                     burstResult     `json:"burst"`
-	LoadBefore                string          `json:"loadBefore"`
-	LoadAfter                 string          `json:"loadAfter"`
-	OtherProcesses            []string        `json:"otherProcesses,omitempty"`
-	Profiles                  []string        `json:"profiles,omitempty"`
+	// SteadyWritesPerSecond are the apiserver's writes to cvmanager's
+	// resources per second over the steady interval: the background the
+	// burst's writes per rollout leave out.
+	SteadyWritesPerSecond map[string]float64 `json:"steadyWritesPerSecond,omitempty"`
+	LoadBefore            string             `json:"loadBefore"`
+	LoadAfter             string             `json:"loadAfter"`
+	OtherProcesses        []string           `json:"otherProcesses,omitempty"`
+	Profiles              []string           `json:"profiles,omitempty"`
 }
 
 // restartResult is observed from outside the controller: registry
@@ -138,8 +142,12 @@ type burstResult struct {
 	SettleSeconds float64     `json:"settleSeconds"`
 	Queue         queueResult `json:"queue"`
 	// WritesPerRollout are the apiserver's write requests to the resources
-	// cvmanager writes, per "VERB resource", divided by the burst's CVs.
+	// cvmanager writes, per "VERB resource", less BackgroundWrites, divided
+	// by the burst's CVs.
 	WritesPerRollout map[string]float64 `json:"writesPerRollout,omitempty"`
+	// BackgroundWrites are the steady interval's write rates over the
+	// burst's window: what the population writes anyway (lastPolled).
+	BackgroundWrites map[string]float64 `json:"backgroundWrites,omitempty"`
 }
 
 type queueResult struct {

@@ -126,6 +126,7 @@ func measureSteady(ctx context.Context, e *env, proc *ctrlProc, res *scaleResult
 	<-profiled
 	f := window.close(proc)
 	after, apiAfter := e.proxy.snapshot(), e.apiMetrics(ctx)
+	res.SteadyWritesPerSecond = writeRates(apiBefore, apiAfter, interval)
 	res.Economy = economyResult{
 		IntervalSeconds: interval.Seconds(), DistinctRefs: res.Refs,
 		Heads: delta(after, before, "HEAD manifests"), ManifestGets: delta(after, before, "GET manifests"),

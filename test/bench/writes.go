@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // writeBudget is the write budget of one rollout (docs/architecture.md): at
@@ -21,27 +22,51 @@ var writeBudget = map[string]float64{
 
 // writesByResource is the apiserver's write requests between two /metrics
 // scrapes (apiserver_request_total), per "VERB resource[/subresource]",
-// divided by n rollouts. Only the resources cvmanager writes are kept; the
-// kube-controller-manager's own writes go to other resources (replicasets,
-// pods, deployments/status).
-func writesByResource(before, after string, n int) map[string]float64 {
+// less the background (what the whole population writes anyway in that
+// time, e.g. lastPolled refreshes), divided by n rollouts. Only the
+// resources cvmanager writes are kept; the kube-controller-manager's own
+// writes go to other resources (replicasets, pods, deployments/status).
+func writesByResource(before, after string, background map[string]float64, n int) map[string]float64 {
 	if n <= 0 {
 		return nil
 	}
-	delta := map[string]float64{}
-	for key, v := range writeCounts(after) {
-		delta[key] = v
-	}
-	for key, v := range writeCounts(before) {
-		delta[key] -= v
-	}
+	delta := writesBetween(before, after)
 	out := map[string]float64{}
 	for key, v := range delta {
-		if v > 0 {
+		if v -= background[key]; v > 0 {
 			out[key] = v / float64(n)
 		}
 	}
 	out["history (POST+PUT configmaps)"] = out["POST configmaps"] + out["PUT configmaps"]
+	return out
+}
+
+// writesBetween is the growth of each "VERB resource" write count between
+// two scrapes.
+func writesBetween(before, after string) map[string]float64 {
+	delta := writeCounts(after)
+	for key, v := range writeCounts(before) {
+		delta[key] -= v
+	}
+	return delta
+}
+
+// writeRates is writesBetween per second of a window.
+func writeRates(before, after string, window time.Duration) map[string]float64 {
+	rates := writesBetween(before, after)
+	for key := range rates {
+		rates[key] /= window.Seconds()
+	}
+	return rates
+}
+
+// scaled is rates multiplied over a window: the background writes a
+// steady population makes in that time.
+func scaled(rates map[string]float64, window time.Duration) map[string]float64 {
+	out := make(map[string]float64, len(rates))
+	for key, r := range rates {
+		out[key] = r * window.Seconds()
+	}
 	return out
 }
 
@@ -112,4 +137,16 @@ func formatWrites(w map[string]float64) string {
 		parts = append(parts, part)
 	}
 	return strings.Join(parts, "; ")
+}
+
+// formatBackground names the background left out, when there was any.
+func formatBackground(background map[string]float64) string {
+	total := 0.0
+	for _, v := range background {
+		total += v
+	}
+	if total < 0.5 {
+		return ""
+	}
+	return fmt.Sprintf(" (background left out: %.0f writes)", total)
 }
