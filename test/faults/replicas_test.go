@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +19,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/dashboard"
@@ -204,7 +207,60 @@ func TestEveryReplicaAnswers(t *testing.T) {
 	if triggered != 52 || len(perDigest) != 52 || perDigest[last] != 1 || perDigest[barrier] != 1 {
 		t.Errorf("52 triggers led to %d rollouts of %d digests (v51 %d times, v52 %d), want each once", triggered, len(perDigest), perDigest[last], perDigest[barrier])
 	}
+	inMemoryTriggerSurvivesTheLeader(t, f, standby, perRollout, args)
 	t.Logf("MEASURE multi-replica test: %s in all", time.Since(started).Round(time.Millisecond))
+}
+
+// inMemoryTriggerSurvivesTheLeader is the other gap of docs/architecture.md:
+// the leader takes a trigger in memory, answers 202 and is killed with
+// kill -9 at once, maybe before it wrote the intent. Its successor does not
+// know of the request; its next poll of the CV finds the moved tag, so the
+// version rolls out exactly once either way (the leader's intent finished
+// by the successor, or the successor's poll). The CV polls every 5 s here,
+// so "the next poll" is within the test's patience.
+func inMemoryTriggerSurvivesTheLeader(t *testing.T, f *fixture, leader *proc, perRollout int64, args []string) {
+	successor := startProc(t, "replica-c", e2eenv.ControllerConfig(t), args...)
+	successor.waitReady(f)
+	cv := f.cv()
+	cv.Spec.PollIntervalSeconds = 5
+	_, err := f.CVClient.CvmanagerV1alpha1().ContainerVersions(f.NS).Update(f.Ctx, cv, metav1.UpdateOptions{})
+	e2eenv.Must(t, err)
+	gen := f.DeploymentGeneration(f.app)
+	moved := f.push("v53")
+	if status, body := send(t, leader.url()+"/v1/trigger", "Bearer "+apiKey,
+		jsonBody(fmt.Sprintf(`{"namespace":%q,"name":%q}`, f.NS, f.app))()); status != http.StatusAccepted {
+		t.Fatalf("trigger to the leader: %d %s", status, body)
+	}
+	leader.kill9()
+	f.WaitStatus(f.app, cvv1.StatusSuccess, moved, 60*time.Second)
+	// The successor's own polls go on every 5 s: two more that found
+	// nothing new (its polls_total) would have shown a second rollout of
+	// v53 as a generation change.
+	unchanged := func() int {
+		m := regexp.MustCompile(`cvmanager_polls_total\{[^}]*result="unchanged"[^}]*\} ([0-9]+)`).FindStringSubmatch(get(t, successor.url()+"/metrics"))
+		if m == nil {
+			return 0
+		}
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	polls := unchanged()
+	f.Eventually(30*time.Second, "two more polls by the successor", func() (bool, error) { return unchanged() >= polls+2, nil })
+	if got := f.DeploymentGeneration(f.app) - gen; got != perRollout {
+		t.Errorf("v53 changed the Deployment's template %d times, want %d (one rollout)", got, perRollout)
+	}
+	rollouts := 0
+	for _, r := range f.History(f.app) {
+		if r.ToDigest == moved {
+			rollouts++
+			// "api": the leader wrote the intent before it died; "poll":
+			// it did not, and the successor's poll found the tag.
+			t.Logf("v53 rolled out, started by %q", r.Trigger)
+		}
+	}
+	if rollouts != 1 {
+		t.Errorf("v53, triggered on the leader just before its kill -9, rolled out %d times, want once", rollouts)
+	}
 }
 
 // dashboardShows checks one dashboard load and one history read through
