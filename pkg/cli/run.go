@@ -169,6 +169,7 @@ func (o *runOptions) resolveLeaseNamespace(kube *KubeFlags) (namespace, source s
 }
 
 func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
+	tuneGC()
 	selector, err := labels.Parse(o.cvSelector)
 	if err != nil {
 		return fmt.Errorf("--cv-selector: %w", err)

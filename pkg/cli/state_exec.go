@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -30,6 +32,7 @@ func newStateExecCommand() *cobra.Command {
 the controller does not need. This command runs it with the same arguments;
 see ` + "`cvmanager state --help`" + ` and docs/state.md.`,
 		DisableFlagParsing: true,
+		ValidArgsFunction:  completeState,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			bin, err := findStateBinary()
 			if err != nil {
@@ -38,6 +41,41 @@ see ` + "`cvmanager state --help`" + ` and docs/state.md.`,
 			return execState(cmd, bin, append([]string{"state"}, args...))
 		},
 	}
+}
+
+// completeState asks cvmanager-state for the completions of `state ...`
+// (cobra's hidden __complete command), so shell completion reaches the
+// subcommands and flags that live there. Without the binary it offers
+// nothing rather than failing the shell.
+func completeState(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	bin, err := findStateBinary()
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	line := append(append([]string{cobra.ShellCompRequestCmd, "state"}, args...), toComplete)
+	out, err := exec.CommandContext(cmd.Context(), bin, line...).Output()
+	if err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	return parseCompletions(string(out))
+}
+
+// parseCompletions reads __complete's answer: one completion per line,
+// then ":<directive>".
+func parseCompletions(out string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	last := lines[len(lines)-1]
+	directive, err := strconv.Atoi(strings.TrimPrefix(last, ":"))
+	if !strings.HasPrefix(last, ":") || err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	var completions []cobra.Completion
+	for _, l := range lines[:len(lines)-1] {
+		if l != "" {
+			completions = append(completions, l)
+		}
+	}
+	return completions, cobra.ShellCompDirective(directive)
 }
 
 // findStateBinary looks at $CVMANAGER_STATE_BINARY, then beside this

@@ -63,6 +63,14 @@ func TestImage(t *testing.T) {
 			t.Fatalf("state show output %q: want the empty path reported", out)
 		}
 	})
+	t.Run("shell completion of state comes from the image's cvmanager-state", func(t *testing.T) {
+		out := runFromImage(t, root, filepath.Join(root, "etc/ssl/certs/ca-certificates.crt"), "__complete", "state", "")
+		for _, sub := range []string{"export", "import", "show", "clear"} {
+			if !strings.Contains(out, sub) {
+				t.Errorf("completion of `cvmanager state ` lacks %s:\n%s", sub, out)
+			}
+		}
+	})
 	t.Run("binary trusts a TLS registry by the image's CA bundle", func(t *testing.T) { checkTLSTrust(t, root, b.ca) })
 	t.Run("chart renders the image", func(t *testing.T) { checkChart(t, b) })
 }
