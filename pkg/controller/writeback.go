@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/history"
 	"cvmanager.dev/cvmanager/pkg/writeback"
 )
 
@@ -21,6 +22,17 @@ import (
 // its own goroutine; the outcome waits in memory until the CV's next sync
 // writes it into status.writeBack. A failed rollout writes nothing, so git
 // never records an image that did not pass.
+//
+// The history record learns the commit the same way. The finish appends
+// the rollout's record with writeBack Pending, keyed by the rollout ID the
+// write carries (the commit does not exist yet, and the record must not
+// wait for git: a write may fail for days). The sync that records the
+// writer's outcome in status also puts it into that record
+// (decision.historyWriteBack), before its status write like every history
+// write: one read and at most one write per history ConfigMap, only when
+// the record changes, so a replayed sync writes nothing twice. A failed
+// write's retries rewrite the record only when the reason changes, and a
+// status write that conflicts leaves the outcome in memory for the retry.
 const (
 	// ConditionWriteBack is True once the running version is in git, False
 	// when the last write failed (its reason names the repository).
@@ -78,6 +90,10 @@ func awaited(st, r *cvv1.WriteBackStatus) bool {
 // and an Event.
 func recordWriteBack(snap *snapshot, d *decision, r *cvv1.WriteBackStatus) {
 	d.cv.Status.WriteBack = r.DeepCopy()
+	if r.RolloutID != "" {
+		d.historyWriteBack = &history.WriteBack{RolloutID: r.RolloutID, State: r.State, Commit: r.Commit,
+			URL: r.PullRequestURL, Reason: r.Reason}
+	}
 	repo := d.cv.Spec.WriteBack.URL
 	if r.State == cvv1.WriteBackWritten {
 		where := r.Commit
@@ -101,6 +117,11 @@ func submitWriteBack(snap *snapshot, d *decision, s writeBackSubmit) {
 	req := writeback.NewRequest(d.cv, s.rolloutID, writeback.Credentials{})
 	pending := writeback.Pending(req, snap.now, req.Attempts)
 	d.cv.Status.WriteBack = &pending
+	if d.record != nil && s.rolloutID != "" {
+		// The finish's own record: it names the write, and learns its
+		// outcome from recordWriteBack.
+		d.record.writeBack = &history.WriteBack{RolloutID: req.RolloutID, State: cvv1.WriteBackPending}
+	}
 	d.effects = append(d.effects, effect{writeBack: &writeBackSubmit{rolloutID: req.RolloutID, rolledBack: s.rolledBack, from: s.from}})
 }
 

@@ -21,6 +21,7 @@ import (
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/controller"
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
+	"cvmanager.dev/cvmanager/pkg/history"
 	"cvmanager.dev/cvmanager/pkg/writeback"
 	"cvmanager.dev/cvmanager/test/e2eenv"
 	"cvmanager.dev/cvmanager/test/gen"
@@ -133,6 +134,14 @@ func TestWriteBackRecordsWhatPassed(t *testing.T) {
 		t.Errorf("status names commit %s, not on main:\n%s", written.Commit, git.log())
 	}
 	commits := strings.Count(git.log(), "\n")
+	// The rollout's history record names the commit: the one the remote
+	// holds with the rollout's trailer.
+	inRemote := strings.TrimSpace(git.git(git.bare, "log", "--format=%H", "--grep", "Cvmanager-Rollout: "+written.RolloutID, "main"))
+	if rec := recordOf(e, "wb", d1); rec.WriteBack == nil || rec.WriteBack.State != cvv1.WriteBackWritten ||
+		rec.WriteBack.Commit != inRemote || inRemote == "" || rec.WriteBack.RolloutID != written.RolloutID {
+		t.Errorf("history record of v1: writeBack %+v, want Written with commit %q (the remote's commit of rollout %s)",
+			rec.WriteBack, inRemote, written.RolloutID)
+	}
 
 	// A tiny GitOps loop applies what git holds, as Argo CD or Flux would,
 	// under its own field manager. It converges on the digest cvmanager
@@ -186,9 +195,25 @@ func TestWriteBackRecordsWhatPassed(t *testing.T) {
 	if got := e.DeploymentImage("wb"); got != gen.Pinned(repo, "v3", d3) {
 		t.Errorf("a failed write-back touched the rollout: image %s", got)
 	}
+	if rec := recordOf(e, "wb", d3); rec.WriteBack == nil || rec.WriteBack.State != cvv1.WriteBackFailed ||
+		rec.WriteBack.Reason != failed.Reason || rec.WriteBack.Commit != "" {
+		t.Errorf("history record of v3: writeBack %+v, want Failed with the status's reason %q", rec.WriteBack, failed.Reason)
+	}
 	if reasons := e.EventReasons("wb"); reasons[controller.ReasonWriteBackFailed] == 0 {
 		t.Errorf("no %s Event: %v", controller.ReasonWriteBackFailed, reasons)
 	}
+}
+
+// recordOf is the newest Success record of the CV's rollout to digest.
+func recordOf(e *e2eenv.Env, name, digest string) history.Record {
+	e.T.Helper()
+	for _, rec := range e.History(name) {
+		if rec.ToDigest == digest && rec.Outcome == history.OutcomeSuccess {
+			return rec
+		}
+	}
+	e.T.Fatalf("no Success record of %s in the history of %s", digest, name)
+	return history.Record{}
 }
 
 // kustomizedImage is the image Kustomize renders for repo's images entry:
