@@ -2,12 +2,6 @@ package e2e
 
 import (
 	"context"
-	"net/http"
-	"net/http/cgi"
-	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -25,10 +19,11 @@ import (
 	"cvmanager.dev/cvmanager/pkg/writeback"
 	"cvmanager.dev/cvmanager/test/e2eenv"
 	"cvmanager.dev/cvmanager/test/gen"
+	"cvmanager.dev/cvmanager/test/gitserver"
 )
 
 // gitRepo is a bare repository served over smart HTTP by Debian's
-// git-http-backend (net/http/cgi) on 127.0.0.1, with basic auth.
+// git-http-backend (test/gitserver) on 127.0.0.1, with basic auth.
 type gitRepo struct {
 	t    *testing.T
 	bare string
@@ -37,47 +32,21 @@ type gitRepo struct {
 
 func newGitRepo(t *testing.T, files map[string]string) *gitRepo {
 	t.Helper()
-	const backend = "/usr/lib/git-core/git-http-backend"
-	if _, err := os.Stat(backend); err != nil {
-		t.Fatalf("%s missing: run make git (apt-get install git)", backend)
+	srv, err := gitserver.Start(t.TempDir(), "ci", "token", files)
+	if err != nil {
+		t.Fatal(err)
 	}
-	root := t.TempDir()
-	r := &gitRepo{t: t, bare: filepath.Join(root, "deploy.git")}
-	r.git(root, "init", "--bare", "-b", "main", r.bare)
-	r.git(r.bare, "config", "http.receivepack", "true")
-	r.git(r.bare, "config", "receive.denyNonFastForwards", "true")
-	work := filepath.Join(root, "seed")
-	r.git(root, "clone", r.bare, work)
-	for path, content := range files {
-		e2eenv.Must(t, os.MkdirAll(filepath.Dir(filepath.Join(work, path)), 0o755))
-		e2eenv.Must(t, os.WriteFile(filepath.Join(work, path), []byte(content), 0o644))
-	}
-	r.git(work, "add", "-A")
-	r.git(work, "-c", "user.name=seed", "-c", "user.email=seed@example.com", "commit", "-m", "seed")
-	r.git(work, "push", "origin", "HEAD:main")
-	handler := &cgi.Handler{Path: backend, Env: []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1", "REMOTE_USER=ci"}}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if user, pass, ok := req.BasicAuth(); !ok || user != "ci" || pass != "token" {
-			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
-			http.Error(w, "unauthorized", http.StatusUnauthorized)
-			return
-		}
-		handler.ServeHTTP(w, req)
-	}))
 	t.Cleanup(srv.Close)
-	r.url = srv.URL + "/deploy.git"
-	return r
+	return &gitRepo{t: t, bare: srv.Bare, url: srv.URL}
 }
 
 func (r *gitRepo) git(dir string, args ...string) string {
 	r.t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
+	out, err := gitserver.Git(dir, args...)
 	if err != nil {
-		r.t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+		r.t.Fatal(err)
 	}
-	return string(out)
+	return out
 }
 
 // show is path's content on main; log the commit subjects, newest first.
