@@ -70,19 +70,7 @@ func TestWriteBackRecordsWhatPassed(t *testing.T) {
 	_, err = e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, gen.NewDeployment(e.NS, "wb", "wb", repo+":old", 1), metav1.CreateOptions{})
 	e2eenv.Must(t, err)
 
-	var ctrl *e2eenv.Controller
-	writer := writeback.New(writeback.Config{BatchWindow: 20 * time.Millisecond}, func(key string, st cvv1.WriteBackStatus) {
-		ctrl.ReportWriteBack(key, st)
-	})
-	t.Cleanup(writer.Close)
-	opts := e.Options(reg.Resolver(t))
-	opts.WriteBack = writer
-	cfg := e2eenv.ControllerConfig(t)
-	ctrl = e2eenv.NewController(kubernetes.NewForConfigOrDie(cfg), versioned.NewForConfigOrDie(cfg), opts)
-	ctx, cancel := context.WithCancel(e.Ctx)
-	done := make(chan error, 1)
-	go func() { done <- ctrl.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	runWriteBackController(t, e, reg)
 
 	d1 := reg.MustPush(t, "team/wb", "v1", "env-prod")
 	e.CreateCV(gen.NewCV(e.NS, "wb", repo, func(s *cvv1.ContainerVersionSpec) {
@@ -183,6 +171,73 @@ func recordOf(e *e2eenv.Env, name, digest string) history.Record {
 	}
 	e.T.Fatalf("no Success record of %s in the history of %s", digest, name)
 	return history.Record{}
+}
+
+// runWriteBackController runs the real controller with the git writer
+// (20 ms batch window) until the test ends.
+func runWriteBackController(t *testing.T, e *e2eenv.Env, reg *e2eenv.Registry) {
+	var ctrl *e2eenv.Controller
+	writer := writeback.New(writeback.Config{BatchWindow: 20 * time.Millisecond}, func(key string, st cvv1.WriteBackStatus) {
+		ctrl.ReportWriteBack(key, st)
+	})
+	t.Cleanup(writer.Close)
+	opts := e.Options(reg.Resolver(t))
+	opts.WriteBack = writer
+	cfg := e2eenv.ControllerConfig(t)
+	ctrl = e2eenv.NewController(kubernetes.NewForConfigOrDie(cfg), versioned.NewForConfigOrDie(cfg), opts)
+	ctx, cancel := context.WithCancel(e.Ctx)
+	done := make(chan error, 1)
+	go func() { done <- ctrl.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// TestWriteBackNamespaceDefaults: a CV that sets only its targets writes
+// to the repository the namespace's cvmanager-defaults names, with its
+// credentials. A broken defaults ConfigMap fails the write with a reason
+// naming the ConfigMap key (condition, Event), leaves the rollout alone,
+// and once fixed the retry writes.
+func TestWriteBackNamespaceDefaults(t *testing.T) {
+	e := e2eenv.New(t)
+	reg := e2eenv.NewRegistry(t)
+	repo := reg.Repo("team/nsdefaults")
+	git := newGitRepo(t, map[string]string{"web/kustomization.yaml": "images:\n- name: " + repo + "\n  newTag: old\n"})
+	_, err := e.Kube.CoreV1().Secrets(e.NS).Create(e.Ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "deploy-repo"},
+		Data: map[string][]byte{"username": []byte("ci"), "password": []byte("token")}}, metav1.CreateOptions{})
+	e2eenv.Must(t, err)
+	defaults := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: writeback.DefaultsConfigMap},
+		Data: map[string]string{writeback.DefaultsKey: "url: " + git.url + "\nbrnach: main\n"}} // a typo
+	_, err = e.Kube.CoreV1().ConfigMaps(e.NS).Create(e.Ctx, defaults, metav1.CreateOptions{})
+	e2eenv.Must(t, err)
+	_, err = e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, gen.NewDeployment(e.NS, "nd", "nd", repo+":old", 1), metav1.CreateOptions{})
+	e2eenv.Must(t, err)
+	runWriteBackController(t, e, reg)
+
+	d1 := reg.MustPush(t, "team/nsdefaults", "v1", "env-prod")
+	e.CreateCV(gen.NewCV(e.NS, "nd", repo, func(s *cvv1.ContainerVersionSpec) {
+		s.WriteBack = &cvv1.WriteBackSpec{Targets: []cvv1.WriteBackTarget{{Path: "web/kustomization.yaml", Kind: cvv1.TargetKustomize}}}
+	}))
+	e.WaitStatus("nd", cvv1.StatusSuccess, d1, 60*time.Second)
+	failed := waitWriteBack(e, "nd", d1, cvv1.WriteBackFailed)
+	if !strings.Contains(failed.Reason, `cvmanager-defaults key writeBack`) || !strings.Contains(failed.Reason, `"brnach"`) {
+		t.Errorf("reason %q, want the ConfigMap key and the unknown field", failed.Reason)
+	}
+	if cond := conditionOf(e.GetCV("nd"), controller.ConditionWriteBack); cond == nil || cond.Status != metav1.ConditionFalse {
+		t.Errorf("WriteBack condition %+v, want False", cond)
+	}
+	if reasons := e.EventReasons("nd"); reasons[controller.ReasonWriteBackFailed] == 0 {
+		t.Errorf("no %s Event: %v", controller.ReasonWriteBackFailed, reasons)
+	}
+
+	defaults.Data[writeback.DefaultsKey] = "url: " + git.url + "\nbranch: main\nsecretRef: {name: deploy-repo, usernameKey: username, passwordKey: password}\n"
+	_, err = e.Kube.CoreV1().ConfigMaps(e.NS).Update(e.Ctx, defaults, metav1.UpdateOptions{})
+	e2eenv.Must(t, err)
+	written := waitWriteBack(e, "nd", d1, cvv1.WriteBackWritten) // the retry after the 10 s backoff
+	if file := git.show("web/kustomization.yaml"); !strings.Contains(file, d1) {
+		t.Errorf("kustomization after the defaults were fixed (want %s):\n%s", d1, file)
+	}
+	if !strings.Contains(git.log(), written.Commit) {
+		t.Errorf("status names commit %s, not on main:\n%s", written.Commit, git.log())
+	}
 }
 
 // kustomizedImage is the image Kustomize renders for repo's images entry:
