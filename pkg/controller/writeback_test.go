@@ -1,15 +1,19 @@
 package controller
 
 import (
+	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/history"
+	"cvmanager.dev/cvmanager/pkg/registry/poller"
 	"cvmanager.dev/cvmanager/pkg/rollout"
 	"cvmanager.dev/cvmanager/pkg/writeback"
 )
@@ -158,3 +162,54 @@ func TestFailedWriteBackWaitsItsBackoff(t *testing.T) {
 }
 
 func metav1Time(t time.Time) metav1.Time { return metav1.NewTime(t) }
+
+// TestWriteBackOutcomeReachesTheHistory: the sync that records the writer's
+// outcome in status also puts the commit into the rollout's history record
+// (one read and one update of the workload's history, and the one status
+// write), leaving the records of other rollouts alone.
+func TestWriteBackOutcomeReachesTheHistory(t *testing.T) {
+	st := deployed()
+	st.LastPolled = &metav1.Time{Time: t0}
+	st.WriteBack = &cvv1.WriteBackStatus{State: cvv1.WriteBackPending, RolloutID: "r1", Version: "v1", Digest: digest1}
+	cv := webCV(st, withWriteBack)
+	records := []history.Record{
+		{ID: "a-web", Rollout: "a", CV: "web", Time: t0.Add(-time.Minute), Workload: "Deployment/web", ToDigest: digest1,
+			Outcome: history.OutcomeSuccess, WriteBack: &history.WriteBack{RolloutID: "r1", State: cvv1.WriteBackPending}},
+		{ID: "b-web", Rollout: "b", CV: "web", Time: t0.Add(-time.Hour), Workload: "Deployment/web", ToDigest: digest2,
+			Outcome: history.OutcomeSuccess, WriteBack: &history.WriteBack{RolloutID: "r0", State: cvv1.WriteBackWritten, Commit: "0ld"}},
+	}
+	data, err := history.Encode(records)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hist := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: history.WorkloadConfigMapName("web")}, Data: data}
+	f := newFixture(t, poller.ResolvedImage{Digest: digest1, Version: "v1"}, cv, webDeployment(pinned("v1", digest1), true), hist)
+	f.c.ReportWriteBack(ns+"/web", cvv1.WriteBackStatus{State: cvv1.WriteBackWritten, RolloutID: "r1", Version: "v1", Digest: digest1, Commit: "9b1e0c"})
+	f.sync("web")
+
+	var configMaps []string
+	for _, a := range actions(f.kube) {
+		if strings.Contains(a, "configmaps") {
+			configMaps = append(configMaps, a)
+		}
+	}
+	if diff := cmp.Diff([]string{"get configmaps web.history", "update configmaps web.history"}, configMaps); diff != "" {
+		t.Errorf("history actions (-want +got):\n%s", diff)
+	}
+	if got := f.lastStatus().WriteBack; got == nil || got.State != cvv1.WriteBackWritten || got.Commit != "9b1e0c" {
+		t.Errorf("status.writeBack %+v, want Written 9b1e0c", got)
+	}
+	stored, err := history.NewStore(f.kube).List(context.Background(), ns, "web.history")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]history.WriteBack{"a-web": {RolloutID: "r1", State: cvv1.WriteBackWritten, Commit: "9b1e0c"},
+		"b-web": {RolloutID: "r0", State: cvv1.WriteBackWritten, Commit: "0ld"}}
+	got := map[string]history.WriteBack{}
+	for _, r := range stored {
+		got[r.ID] = *r.WriteBack
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("history write-backs (-want +got):\n%s", diff)
+	}
+}
