@@ -61,16 +61,32 @@ func printRecords(w io.Writer, records []history.Record, output string) error {
 	switch output {
 	case "table", "":
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "FINISHED\tOUTCOME\tFROM\tTO\tDURATION\tTRIGGER\tWORKLOADS\tREASON")
+		fmt.Fprintln(tw, "FINISHED\tOUTCOME\tFROM\tTO\tDURATION\tTRIGGER\tWORKLOADS\tGIT\tREASON")
 		for _, r := range records {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Time.UTC().Format(time.RFC3339), orDash(r.Outcome), orDash(r.FromVersion),
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Time.UTC().Format(time.RFC3339), orDash(r.Outcome), orDash(r.FromVersion),
 				orDash(r.ToVersion), (time.Duration(r.DurationSeconds * float64(time.Second))).Round(time.Second), orDash(r.Trigger),
-				orDash(r.Workload), firstLine(r.Reason))
+				orDash(r.Workload), gitColumn(r.WriteBack), firstLine(r.Reason))
 		}
 		return tw.Flush()
 	default:
 		return fmt.Errorf("unknown output format %q: use table, json or yaml", output)
 	}
+}
+
+// gitColumn is a record's write-back in a word or two: the state and the
+// short commit or the pull request; -o json has the failure's reason.
+func gitColumn(wb *history.WriteBack) string {
+	switch {
+	case wb == nil:
+		return "-"
+	case wb.URL != "":
+		return wb.State + " " + wb.URL
+	case len(wb.Commit) > 7:
+		return wb.State + " " + wb.Commit[:7]
+	case wb.Commit != "":
+		return wb.State + " " + wb.Commit
+	}
+	return wb.State
 }
 
 // firstLine keeps a table row on one line; -o json has the whole reason.

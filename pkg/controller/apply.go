@@ -61,7 +61,7 @@ func (c *Controller) firstStep(ctx context.Context, written *cvv1.ContainerVersi
 		return err
 	}
 	d := plan(snap)
-	if d.statusChanged(snap) || d.record != nil || len(d.effects) > 0 {
+	if d.statusChanged(snap) || d.record != nil || d.historyWriteBack != nil || len(d.effects) > 0 {
 		c.queue.Add(key)
 		return nil
 	}
@@ -100,12 +100,18 @@ func replan(snap *snapshot, p rollout.Progress) decision {
 	return d
 }
 
-// writeRecords appends the history record and keeps spec.config's key on
-// the deployed version, before the status write that makes them final.
-// Both are idempotent: a replayed sync finds its own record and value.
+// writeRecords appends the history record (or records a write-back outcome
+// in the records of its rollout) and keeps spec.config's key on the
+// deployed version, before the status write that makes them final. All are
+// idempotent: a replayed sync finds its own record and value.
 func (c *Controller) writeRecords(ctx context.Context, snap *snapshot, d decision) error {
 	if rec := d.record; rec != nil && snap.historyOn {
 		if err := c.appendHistory(ctx, d.cv, rec); err != nil {
+			return err
+		}
+	}
+	if wb := d.historyWriteBack; wb != nil && snap.historyOn {
+		if err := c.recordWriteBackInHistory(ctx, d.cv, *wb); err != nil {
 			return err
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/history"
 	"cvmanager.dev/cvmanager/pkg/rollout"
 )
 
@@ -21,6 +22,10 @@ type decision struct {
 	actions []rollout.Action
 	// record is a history record to append before the status write.
 	record *plannedRecord
+	// historyWriteBack is a write-back outcome the writer reported, to put
+	// into the history records of its rollout before the status write
+	// that records it (planWriteBack).
+	historyWriteBack *history.WriteBack
 	// configVersion is the version spec.config's key must hold, "" none.
 	configVersion string
 	effects       []effect
@@ -41,6 +46,9 @@ type plannedRecord struct {
 	outcome   string
 	reason    string
 	workloads []string
+	// writeBack is the record's git write-back, Pending when the finish
+	// submits one (planWriteBack).
+	writeBack *history.WriteBack
 }
 
 // effect is something the world learns once the status write succeeded.

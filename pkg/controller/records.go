@@ -43,6 +43,7 @@ func (c *Controller) appendHistory(ctx context.Context, cv *cvv1.ContainerVersio
 		Provenance:      c.rolloutProvenance(r),
 		Jobs:            rollout.JobRecords(c.jobs.Lister, cv, r.Digest),
 		DurationSeconds: now.Sub(r.StartTime.Time).Seconds(),
+		WriteBack:       planned.writeBack,
 	}
 	workloads := planned.workloads
 	if len(workloads) == 0 {
@@ -51,6 +52,31 @@ func (c *Controller) appendHistory(ctx context.Context, cv *cvv1.ContainerVersio
 	for _, w := range perWorkloadRecords(cv, rec, workloads) {
 		if err := c.history.AppendTo(ctx, cv, w.configMap, w.record); err != nil {
 			return fmt.Errorf("recording history of %s: %w", namespacedKey(cv), err)
+		}
+	}
+	return nil
+}
+
+// recordWriteBackInHistory puts a write-back outcome into the history
+// records of its rollout: those of the workloads the CV selects, where
+// rollouts are recorded, or the CV's own history when it selects none (as
+// appendHistory chose). Store.SetWriteBack writes only a record that
+// changes, so a replayed sync reads and writes nothing more.
+func (c *Controller) recordWriteBackInHistory(ctx context.Context, cv *cvv1.ContainerVersion, wb history.WriteBack) error {
+	names := []string{history.ConfigMapName(cv)}
+	if workloads := c.selectedNames(cv); len(workloads) > 0 {
+		names = names[:0]
+		seen := map[string]bool{}
+		for _, w := range workloads {
+			if name := history.WorkloadConfigMapName(w); !seen[name] {
+				seen[name] = true
+				names = append(names, name)
+			}
+		}
+	}
+	for _, name := range names {
+		if err := c.history.SetWriteBack(ctx, cv, name, wb); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/history"
 	"cvmanager.dev/cvmanager/pkg/writeback"
 )
 
@@ -21,6 +22,17 @@ import (
 // its own goroutine; the outcome waits in memory until the CV's next sync
 // writes it into status.writeBack. A failed rollout writes nothing, so git
 // never records an image that did not pass.
+//
+// The history record learns the commit the same way. The finish appends
+// the rollout's record with writeBack Pending, keyed by the rollout ID the
+// write carries (the commit does not exist yet, and the record must not
+// wait for git: a write may fail for days). The sync that records the
+// writer's outcome in status also puts it into that record
+// (decision.historyWriteBack), before its status write like every history
+// write: one read and at most one write per history ConfigMap, only when
+// the record changes, so a replayed sync writes nothing twice. A failed
+// write's retries rewrite the record only when the reason changes, and a
+// status write that conflicts leaves the outcome in memory for the retry.
 const (
 	// ConditionWriteBack is True once the running version is in git, False
 	// when the last write failed (its reason names the repository).
@@ -78,7 +90,14 @@ func awaited(st, r *cvv1.WriteBackStatus) bool {
 // and an Event.
 func recordWriteBack(snap *snapshot, d *decision, r *cvv1.WriteBackStatus) {
 	d.cv.Status.WriteBack = r.DeepCopy()
+	if r.RolloutID != "" {
+		d.historyWriteBack = &history.WriteBack{RolloutID: r.RolloutID, State: r.State, Commit: r.Commit,
+			URL: r.PullRequestURL, Reason: r.Reason}
+	}
 	repo := d.cv.Spec.WriteBack.URL
+	if repo == "" {
+		repo = "the repository of ConfigMap " + writeback.DefaultsConfigMap
+	}
 	if r.State == cvv1.WriteBackWritten {
 		where := r.Commit
 		if r.PullRequestURL != "" {
@@ -101,6 +120,11 @@ func submitWriteBack(snap *snapshot, d *decision, s writeBackSubmit) {
 	req := writeback.NewRequest(d.cv, s.rolloutID, writeback.Credentials{})
 	pending := writeback.Pending(req, snap.now, req.Attempts)
 	d.cv.Status.WriteBack = &pending
+	if d.record != nil && s.rolloutID != "" {
+		// The finish's own record: it names the write, and learns its
+		// outcome from recordWriteBack.
+		d.record.writeBack = &history.WriteBack{RolloutID: req.RolloutID, State: cvv1.WriteBackPending}
+	}
 	d.effects = append(d.effects, effect{writeBack: &writeBackSubmit{rolloutID: req.RolloutID, rolledBack: s.rolledBack, from: s.from}})
 }
 
@@ -120,16 +144,23 @@ func fromVersionOf(snap *snapshot) string {
 	return ""
 }
 
-// sendWriteBack reads the credentials, within the author's rights, and
-// submits the write. A failure to read them is reported like a failed
-// write: status, condition, Event, and a retry with backoff.
+// sendWriteBack resolves the repository (the CV's, or the namespace's
+// defaults), reads the credentials within the author's rights, and submits
+// the write. A failure of either is reported like a failed write: status,
+// condition, Event, and a retry with backoff, which also picks up a fixed
+// defaults ConfigMap.
 func (c *Controller) sendWriteBack(ctx context.Context, cv *cvv1.ContainerVersion, s *writeBackSubmit) {
 	if c.opts.WriteBack == nil {
 		return
 	}
 	key := namespacedKey(cv)
-	creds, err := c.writeBackCredentials(ctx, cv)
+	spec, err := c.writeBackSpec(ctx, cv)
+	var creds writeback.Credentials
+	if err == nil {
+		creds, err = c.writeBackCredentials(ctx, cv, spec)
+	}
 	req := writeback.NewRequest(cv, s.rolloutID, creds)
+	req.Spec = spec
 	req.RolledBack, req.FromVersion = s.rolledBack, s.from
 	if err != nil {
 		failed := writeback.Pending(req, c.clock.Now(), req.Attempts+1)
@@ -140,19 +171,45 @@ func (c *Controller) sendWriteBack(ctx context.Context, cv *cvv1.ContainerVersio
 	c.opts.WriteBack.Submit(req)
 }
 
-// writeBackCredentials reads the git credentials Secret, which the CV's
-// author must be allowed to read.
-func (c *Controller) writeBackCredentials(ctx context.Context, cv *cvv1.ContainerVersion) (writeback.Credentials, error) {
-	ref := cv.Spec.WriteBack.SecretRef
+// writeBackSpec is the CV's spec.writeBack with the namespace's defaults
+// applied (writeback.Effective). The defaults ConfigMap is read only for
+// a CV that names no repository, once per write.
+func (c *Controller) writeBackSpec(ctx context.Context, cv *cvv1.ContainerVersion) (cvv1.WriteBackSpec, error) {
+	spec := *cv.Spec.WriteBack.DeepCopy()
+	if spec.URL != "" {
+		return spec, nil
+	}
+	cm, err := c.kube.CoreV1().ConfigMaps(cv.Namespace).Get(ctx, writeback.DefaultsConfigMap, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return writeback.Effective(spec, nil)
+	case err != nil:
+		return spec, fmt.Errorf("reading ConfigMap %s: %v", writeback.DefaultsConfigMap, reasonOnly(err))
+	}
+	value, ok := cm.Data[writeback.DefaultsKey]
+	if !ok {
+		return writeback.Effective(spec, nil)
+	}
+	defaults, err := writeback.ParseDefaults(value)
+	if err != nil {
+		return spec, err
+	}
+	return writeback.Effective(spec, &defaults)
+}
+
+// writeBackCredentials reads the git credentials Secret spec names, which
+// the CV's author must be allowed to read.
+func (c *Controller) writeBackCredentials(ctx context.Context, cv *cvv1.ContainerVersion, spec cvv1.WriteBackSpec) (writeback.Credentials, error) {
+	ref := spec.SecretRef
 	if ref == nil {
 		return writeback.Credentials{}, nil
 	}
 	if len(c.readableSecrets(ctx, cv, []string{ref.Name})) == 0 {
-		return writeback.Credentials{}, fmt.Errorf("%s: the CV's author may not read Secret %s holding its git credentials", cv.Spec.WriteBack.URL, ref.Name)
+		return writeback.Credentials{}, fmt.Errorf("%s: the CV's author may not read Secret %s holding its git credentials", spec.URL, ref.Name)
 	}
 	secret, err := c.kube.CoreV1().Secrets(cv.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
 	if err != nil {
-		return writeback.Credentials{}, fmt.Errorf("%s: reading Secret %s: %v", cv.Spec.WriteBack.URL, ref.Name, reasonOnly(err))
+		return writeback.Credentials{}, fmt.Errorf("%s: reading Secret %s: %v", spec.URL, ref.Name, reasonOnly(err))
 	}
 	return writeback.CredentialsFromSecret(ref, secret.Data)
 }

@@ -1,14 +1,19 @@
 package controller
 
 import (
+	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/history"
+	"cvmanager.dev/cvmanager/pkg/registry/poller"
 	"cvmanager.dev/cvmanager/pkg/rollout"
 	"cvmanager.dev/cvmanager/pkg/writeback"
 )
@@ -47,6 +52,9 @@ func TestWriteBackFollowsWhatPassed(t *testing.T) {
 	type got struct {
 		State, RolloutID      string
 		Submitted, RolledBack bool
+		// Record is the write-back the finish's history record carries;
+		// History the outcome put into the records of its rollout.
+		Record, History *history.WriteBack
 	}
 	for _, tc := range []struct {
 		name string
@@ -55,7 +63,8 @@ func TestWriteBackFollowsWhatPassed(t *testing.T) {
 	}{{
 		name: "success: Pending in the finish's status write, submitted after it",
 		snap: underWay(rollingOutWithID(), stubPlanner{forward: rollout.Plan{Progress: progress(rollout.Succeeded, "RolloutComplete")}}, withWriteBack),
-		want: got{State: cvv1.WriteBackPending, RolloutID: "r2", Submitted: true},
+		want: got{State: cvv1.WriteBackPending, RolloutID: "r2", Submitted: true,
+			Record: &history.WriteBack{RolloutID: "r2", State: cvv1.WriteBackPending}},
 	}, {
 		name: "failed rollout: nothing is written, git keeps v1",
 		snap: underWay(rollingOutWithID(), stubPlanner{forward: rollout.Plan{Progress: progress(rollout.Failed, "CrashLoopBackOff")}}, withWriteBack),
@@ -68,7 +77,8 @@ func TestWriteBackFollowsWhatPassed(t *testing.T) {
 			st.WriteBack = &cvv1.WriteBackStatus{State: cvv1.WriteBackWritten, RolloutID: "r1", Version: "v1", Digest: digest1}
 			return underWay(st, stubPlanner{revert: rollout.Plan{Progress: progress(rollout.Succeeded, "")}}, withWriteBack)
 		}(),
-		want: got{State: cvv1.WriteBackPending, RolloutID: "r2", Submitted: true, RolledBack: true},
+		want: got{State: cvv1.WriteBackPending, RolloutID: "r2", Submitted: true, RolledBack: true,
+			Record: &history.WriteBack{RolloutID: "r2", State: cvv1.WriteBackPending}},
 	}, {
 		name: "the writer reported Written: recorded, nothing submitted",
 		snap: func() *snapshot {
@@ -78,7 +88,20 @@ func TestWriteBackFollowsWhatPassed(t *testing.T) {
 			s.writeBackResult = &cvv1.WriteBackStatus{State: cvv1.WriteBackWritten, RolloutID: "r1", Version: "v1", Digest: digest1, Commit: "abc123"}
 			return s
 		}(),
-		want: got{State: cvv1.WriteBackWritten, RolloutID: "r1"},
+		want: got{State: cvv1.WriteBackWritten, RolloutID: "r1",
+			History: &history.WriteBack{RolloutID: "r1", State: cvv1.WriteBackWritten, Commit: "abc123"}},
+	}, {
+		name: "the writer reported a pull request: its URL goes to the history",
+		snap: func() *snapshot {
+			st := polled()
+			st.WriteBack = &cvv1.WriteBackStatus{State: cvv1.WriteBackPending, RolloutID: "r1", Version: "v1", Digest: digest1}
+			s := &snapshot{cv: webCV(st, withWriteBack), now: t0}
+			s.writeBackResult = &cvv1.WriteBackStatus{State: cvv1.WriteBackWritten, RolloutID: "r1", Version: "v1", Digest: digest1,
+				Commit: "abc123", PullRequestURL: "https://git.example/team/deploy/pull/7"}
+			return s
+		}(),
+		want: got{State: cvv1.WriteBackWritten, RolloutID: "r1", History: &history.WriteBack{RolloutID: "r1",
+			State: cvv1.WriteBackWritten, Commit: "abc123", URL: "https://git.example/team/deploy/pull/7"}},
 	}, {
 		name: "an outcome of a superseded write is dropped",
 		snap: func() *snapshot {
@@ -92,8 +115,13 @@ func TestWriteBackFollowsWhatPassed(t *testing.T) {
 		want: got{State: cvv1.WriteBackPending, RolloutID: "r1"},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
-			state, id, submitted, rolledBack := writeBackOf(plan(tc.snap))
-			if diff := cmp.Diff(tc.want, got{state, id, submitted, rolledBack}); diff != "" {
+			d := plan(tc.snap)
+			state, id, submitted, rolledBack := writeBackOf(d)
+			var record *history.WriteBack
+			if d.record != nil {
+				record = d.record.writeBack
+			}
+			if diff := cmp.Diff(tc.want, got{state, id, submitted, rolledBack, record, d.historyWriteBack}); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
@@ -109,6 +137,9 @@ func TestFailedWriteBackWaitsItsBackoff(t *testing.T) {
 	snap := &snapshot{cv: webCV(st, withWriteBack), now: t0, writeBackResult: &cvv1.WriteBackStatus{State: cvv1.WriteBackFailed,
 		RolloutID: "r1", Version: "v1", Digest: digest1, Reason: "https://git.example/team/deploy.git: authentication required", Attempts: 1, Time: &failedAt}}
 	d := plan(snap)
+	if want := (&history.WriteBack{RolloutID: "r1", State: cvv1.WriteBackFailed, Reason: snap.writeBackResult.Reason}); !cmp.Equal(want, d.historyWriteBack) {
+		t.Errorf("history write-back %+v, want the failure %+v", d.historyWriteBack, want)
+	}
 	cond := findCondition(d.cv.Status.Conditions, ConditionWriteBack)
 	if cond == nil || cond.Status != "False" || d.cv.Status.WriteBack.State != cvv1.WriteBackFailed {
 		t.Fatalf("condition %+v status %+v: want WriteBack=False and Failed recorded", cond, d.cv.Status.WriteBack)
@@ -131,3 +162,54 @@ func TestFailedWriteBackWaitsItsBackoff(t *testing.T) {
 }
 
 func metav1Time(t time.Time) metav1.Time { return metav1.NewTime(t) }
+
+// TestWriteBackOutcomeReachesTheHistory: the sync that records the writer's
+// outcome in status also puts the commit into the rollout's history record
+// (one read and one update of the workload's history, and the one status
+// write), leaving the records of other rollouts alone.
+func TestWriteBackOutcomeReachesTheHistory(t *testing.T) {
+	st := deployed()
+	st.LastPolled = &metav1.Time{Time: t0}
+	st.WriteBack = &cvv1.WriteBackStatus{State: cvv1.WriteBackPending, RolloutID: "r1", Version: "v1", Digest: digest1}
+	cv := webCV(st, withWriteBack)
+	records := []history.Record{
+		{ID: "a-web", Rollout: "a", CV: "web", Time: t0.Add(-time.Minute), Workload: "Deployment/web", ToDigest: digest1,
+			Outcome: history.OutcomeSuccess, WriteBack: &history.WriteBack{RolloutID: "r1", State: cvv1.WriteBackPending}},
+		{ID: "b-web", Rollout: "b", CV: "web", Time: t0.Add(-time.Hour), Workload: "Deployment/web", ToDigest: digest2,
+			Outcome: history.OutcomeSuccess, WriteBack: &history.WriteBack{RolloutID: "r0", State: cvv1.WriteBackWritten, Commit: "0ld"}},
+	}
+	data, err := history.Encode(records)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hist := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: history.WorkloadConfigMapName("web")}, Data: data}
+	f := newFixture(t, poller.ResolvedImage{Digest: digest1, Version: "v1"}, cv, webDeployment(pinned("v1", digest1), true), hist)
+	f.c.ReportWriteBack(ns+"/web", cvv1.WriteBackStatus{State: cvv1.WriteBackWritten, RolloutID: "r1", Version: "v1", Digest: digest1, Commit: "9b1e0c"})
+	f.sync("web")
+
+	var configMaps []string
+	for _, a := range actions(f.kube) {
+		if strings.Contains(a, "configmaps") {
+			configMaps = append(configMaps, a)
+		}
+	}
+	if diff := cmp.Diff([]string{"get configmaps web.history", "update configmaps web.history"}, configMaps); diff != "" {
+		t.Errorf("history actions (-want +got):\n%s", diff)
+	}
+	if got := f.lastStatus().WriteBack; got == nil || got.State != cvv1.WriteBackWritten || got.Commit != "9b1e0c" {
+		t.Errorf("status.writeBack %+v, want Written 9b1e0c", got)
+	}
+	stored, err := history.NewStore(f.kube).List(context.Background(), ns, "web.history")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]history.WriteBack{"a-web": {RolloutID: "r1", State: cvv1.WriteBackWritten, Commit: "9b1e0c"},
+		"b-web": {RolloutID: "r0", State: cvv1.WriteBackWritten, Commit: "0ld"}}
+	got := map[string]history.WriteBack{}
+	for _, r := range stored {
+		got[r.ID] = *r.WriteBack
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("history write-backs (-want +got):\n%s", diff)
+	}
+}

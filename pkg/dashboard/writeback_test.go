@@ -1,9 +1,18 @@
 package dashboard
 
 import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/history"
 )
 
 // TestRowWriteBack: a row says where git stands on the very digest its
@@ -29,5 +38,28 @@ func TestRowWriteBack(t *testing.T) {
 				t.Errorf("WriteBack = %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestHistoryShowsWriteBack: a CV's history, as JSON and as the HTML page,
+// names the commit that recorded each rollout in git.
+func TestHistoryShowsWriteBack(t *testing.T) {
+	srv, store := fixture(t)
+	ctx := context.Background()
+	cv := &cvv1.ContainerVersion{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web", UID: "uid-web"}}
+	const commit = "5eb63bbbe01eeed093cb22bb8f5acdc3a1b2c3d4"
+	wb := &history.WriteBack{RolloutID: "r1", State: cvv1.WriteBackWritten, Commit: commit}
+	if err := store.AppendTo(ctx, cv, "frontend.history", history.Record{ID: "r1-x", Rollout: "r1", CV: "web",
+		Time: time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC), Workload: "Deployment/frontend", ToVersion: "1a2b3c4", WriteBack: wb}); err != nil {
+		t.Fatal(err)
+	}
+	code, body := fetch(t, srv.URL+"/v1/cv/containerversions/web/history?namespace=shop")
+	var records []history.Record
+	if code != http.StatusOK || json.Unmarshal([]byte(body), &records) != nil || len(records) != 1 || !cmp.Equal(records[0].WriteBack, wb) {
+		t.Errorf("CV history JSON: %d %s, want writeBack %+v", code, body, wb)
+	}
+	code, page := fetch(t, srv.URL+"/v1/cv/containerversions/web/history?namespace=shop&format=html")
+	if code != http.StatusOK || !strings.Contains(page, `Written <code title="`+commit+`">5eb63bbbe01e</code>`) {
+		t.Errorf("CV history page: %d, want the commit in the Git column: %.3000s", code, page)
 	}
 }

@@ -32,6 +32,12 @@
 // stay small. Unknown fields are ignored on read, so older controllers can read
 // newer histories.
 //
+// A rollout of a CV with spec.writeBack carries writeBack ({rolloutID,
+// state, commit, url, reason}): the rollout's finish records it Pending,
+// and Store.SetWriteBack records the writer's outcome in place once the
+// commit (or its failure) is known. It is the one change ever made to a
+// stored record.
+//
 // # Bounds
 //
 // A history keeps at most spec.history.limit records (DefaultLimit when unset)

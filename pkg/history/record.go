@@ -108,6 +108,30 @@ type Record struct {
 	// the records one rollout writes into the histories of its workloads
 	// share it, and the CV's history shows them as one record.
 	Rollout string `json:"rollout,omitempty"`
+	// WriteBack is where git stands on the image the rollout left running
+	// (spec.writeBack): Pending in the record the finish writes, then the
+	// commit (or pull request) or the failure once the writer reported it.
+	// Absent when the CV has no spec.writeBack, and in older records.
+	WriteBack *WriteBack `json:"writeBack,omitempty"`
+}
+
+// WriteBack is a record's git write-back: the same state, commit, pull
+// request URL and reason as the CV's status.writeBack, kept per rollout so
+// the history still names the commit after later rollouts moved status on.
+type WriteBack struct {
+	// RolloutID is status.rollout.id of the rollout whose image is written
+	// (for a rollback, of the failed rollout whose restored image is
+	// written), as status.writeBack.rolloutID names it: the key by which
+	// the writer's outcome finds this record (Store.SetWriteBack).
+	RolloutID string `json:"rolloutID"`
+	// State is Pending, Written or Failed.
+	State string `json:"state"`
+	// Commit is the SHA of the commit holding the edit.
+	Commit string `json:"commit,omitempty"`
+	// URL is the pull or merge request, in PullRequest mode.
+	URL string `json:"url,omitempty"`
+	// Reason says why the write failed; it never carries a credential.
+	Reason string `json:"reason,omitempty"`
 }
 
 // Provenance is the image provenance a record keeps; the same keys as a
@@ -183,6 +207,11 @@ func normalize(rec Record) Record {
 			jobs[i] = j
 		}
 		rec.Jobs = jobs
+	}
+	if rec.WriteBack != nil {
+		wb := *rec.WriteBack
+		wb.Reason = truncate(wb.Reason, MaxReasonBytes)
+		rec.WriteBack = &wb
 	}
 	if rec.ID == "" {
 		rec.ID = contentID(rec)

@@ -253,3 +253,64 @@ func ensureOwner(cm *corev1.ConfigMap, cv *cvv1.ContainerVersion) bool {
 	cm.OwnerReferences = append(cm.OwnerReferences, ref)
 	return true
 }
+
+// SetWriteBack records the git write-back outcome wb in the records of
+// the history ConfigMap name (in cv's namespace) that carry a write-back of
+// wb.RolloutID: the records the rollout's finish wrote with it Pending. It
+// writes only when a record changes, so a repeated outcome costs one read
+// and no write, and it retries on conflict like Append. A missing
+// ConfigMap or a history without such a record is left alone: the record
+// was written before records carried write-backs, or has been trimmed.
+func (s *Store) SetWriteBack(ctx context.Context, cv *cvv1.ContainerVersion, name string, wb WriteBack) error {
+	wb.Reason = truncate(wb.Reason, MaxReasonBytes)
+	err := retry.OnError(s.backoff, retriable, func() error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		cms := s.client.CoreV1().ConfigMaps(cv.Namespace)
+		cm, err := cms.Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		changed, err := s.setWriteBack(cm, wb)
+		if err != nil || !changed {
+			return err
+		}
+		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("recording the write-back of rollout %s in history %s/%s: %w", wb.RolloutID, cv.Namespace, name, err)
+	}
+	return nil
+}
+
+// setWriteBack puts wb into cm's records of its rollout, in memory, and
+// reports whether cm needs writing. An unreadable history is not touched:
+// Append sets it aside with the next rollout's record.
+func (s *Store) setWriteBack(cm *corev1.ConfigMap, wb WriteBack) (bool, error) {
+	records, err := Decode(cm)
+	if err != nil {
+		return false, nil
+	}
+	changed := false
+	for i := range records {
+		if old := records[i].WriteBack; old != nil && old.RolloutID == wb.RolloutID && *old != wb {
+			one := wb
+			records[i].WriteBack = &one
+			changed = true
+		}
+	}
+	if !changed {
+		return false, nil
+	}
+	data, _, err := encodeBounded(records, len(records), s.budget-otherBytes(cm))
+	if err != nil {
+		return false, err
+	}
+	cm.Data[DataKey] = data
+	return true, nil
+}

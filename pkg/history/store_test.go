@@ -328,3 +328,52 @@ func TestListMissing(t *testing.T) {
 		t.Errorf("List = %v, %v; want nil, nil", got, err)
 	}
 }
+
+// TestSetWriteBack: the writer's outcome lands in the records of its
+// rollout only (the per-workload copies of one rollout share it), an
+// unchanged outcome writes nothing, and a history without the rollout or
+// without a ConfigMap is left alone.
+func TestSetWriteBack(t *testing.T) {
+	ctx := context.Background()
+	client := fake.NewClientset()
+	s := NewStore(client)
+	cv := newCV("web")
+	pending := func(id, rollout string) Record {
+		r := rec(id, len(id))
+		r.WriteBack = &WriteBack{RolloutID: rollout, State: "Pending"}
+		return r
+	}
+	for _, r := range []Record{rec("old", 1), pending("r1-a", "r1"), pending("r1-b", "r1"), pending("r2-a", "r2")} {
+		if err := s.Append(ctx, cv, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	written := WriteBack{RolloutID: "r1", State: "Written", Commit: "9b1e0c"}
+	if err := s.SetWriteBack(ctx, cv, ConfigMapName(cv), written); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.List(ctx, cv.Namespace, ConfigMapName(cv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]*WriteBack{"old": nil, "r1-a": &written, "r1-b": &written, "r2-a": {RolloutID: "r2", State: "Pending"}}
+	have := map[string]*WriteBack{}
+	for _, r := range got {
+		have[r.ID] = r.WriteBack
+	}
+	if diff := cmp.Diff(want, have); diff != "" {
+		t.Errorf("write-backs by record (-want +got):\n%s", diff)
+	}
+	client.ClearActions()
+	if err := s.SetWriteBack(ctx, cv, ConfigMapName(cv), written); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetWriteBack(ctx, cv, "absent.history", written); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range client.Actions() {
+		if a.GetVerb() != "get" {
+			t.Errorf("an outcome already recorded, or a missing history, made a %s", a.GetVerb())
+		}
+	}
+}

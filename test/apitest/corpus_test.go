@@ -276,7 +276,8 @@ func TestBranchPolicyIsAccepted(t *testing.T) {
 }
 
 // TestWriteBackIsAccepted: HTTPS and SSH write-backs with every kind of
-// target, and PullRequest mode, are valid specs.
+// target, PullRequest mode, and targets alone (the repository from the
+// namespace's cvmanager-defaults) are valid specs.
 func TestWriteBackIsAccepted(t *testing.T) {
 	ctx, client, ns := setup(t)
 	https := validWriteBack()
@@ -288,7 +289,8 @@ func TestWriteBackIsAccepted(t *testing.T) {
 	ssh.SecretRef = &cvv1.GitSecretRef{Name: "deploy", IdentityKey: "identity", KnownHostsKey: "known_hosts"}
 	ssh.Mode = cvv1.WriteBackPullRequest
 	ssh.PullRequest = &cvv1.PullRequestSpec{Provider: "GitLab", APIURL: "https://git.example.com/api/v4"}
-	for name, wb := range map[string]*cvv1.WriteBackSpec{"https": https, "ssh-pr": ssh} {
+	targetsOnly := &cvv1.WriteBackSpec{Targets: validWriteBack().Targets}
+	for name, wb := range map[string]*cvv1.WriteBackSpec{"https": https, "ssh-pr": ssh, "targets-only": targetsOnly} {
 		cv := gen.CV(ns, "writeback-"+name, gen.WithSpec(func(s *spec) { s.WriteBack = wb }))
 		if _, err := client.CvmanagerV1alpha1().ContainerVersions(ns).Create(ctx, cv, metav1.CreateOptions{}); err != nil {
 			t.Errorf("%s: a valid writeBack was refused: %v", name, err)

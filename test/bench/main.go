@@ -98,7 +98,7 @@ func parseFlags() (*config, error) {
 	flag.DurationVar(&c.pushFirstGap, "push-first-gap", 100*time.Millisecond, "time between two announced pushes in the push-first figure")
 	flag.BoolVar(&c.docs, "docs", false, "measure nothing: regenerate docs/performance.md's targets table from the newest results file (run from the repository root)")
 	flag.StringVar(&c.render, "render", "", "measure nothing: render the markdown of this results JSON again, next to it")
-	skip := flag.String("skip", "", "scenarios to leave out, comma-separated: latency, trigger, burst, push-first, push-path (the steady interval always runs)")
+	skip := flag.String("skip", "", "scenarios to leave out, comma-separated: latency, trigger, burst, push-first, push-path, writeback (the steady interval always runs)")
 	flag.Parse()
 	var err error
 	if c.pushFirstInterval < 5*time.Second || c.pushFirstRefs < 0 {
@@ -159,6 +159,9 @@ func main() {
 			os.Exit(1)
 		}
 	}
+	if *writeBackOnly {
+		return
+	}
 	if err := runFleet(ctx, cfg); err != nil { // fleet.go
 		fmt.Fprintln(os.Stderr, "bench: fleet:", err)
 		os.Exit(1)
@@ -182,6 +185,10 @@ func run(ctx context.Context, cfg *config) error {
 	defer env.stop()
 	if *pushPathOnly {
 		_, err := measurePushPath(ctx, env, cfg)
+		return err
+	}
+	if *writeBackOnly {
+		_, err := measureWriteBack(ctx, env, cfg) // writeback.go
 		return err
 	}
 	rep := newReport(cfg)
@@ -229,6 +236,13 @@ func run(ctx context.Context, cfg *config) error {
 		// Written to its own <date>-push.json/.md (test/bench/pushpath.go).
 		if _, err := measurePushPath(ctx, env, cfg); err != nil {
 			rep.Errors = append(rep.Errors, fmt.Sprintf("push-path: %v", err))
+			return err
+		}
+	}
+	if !cfg.skip["writeback"] {
+		// Written to its own <date>-writeback-finish.json/.md (writeback.go).
+		if _, err := measureWriteBack(ctx, env, cfg); err != nil {
+			rep.Errors = append(rep.Errors, fmt.Sprintf("writeback: %v", err))
 			return err
 		}
 	}

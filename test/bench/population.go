@@ -48,6 +48,9 @@ type population struct {
 	// straight to the bench's registry). The push-first scenario sets both.
 	host   string
 	pushTo func(path string, tags ...string) (string, error)
+	// edit, when set, completes each new CV before it is created (the
+	// write-back figure adds spec.writeBack).
+	edit func(m member, cv *cvv1.ContainerVersion)
 }
 
 func newPopulation(e *env, cfg *config) *population {
@@ -151,6 +154,9 @@ func (p *population) createMember(ctx context.Context, m member) error {
 	}
 	p.authorOnce.Do(func() { p.author, _ = authz.WhoAmI(ctx, p.env.kube) })
 	newCV := p.newCV(m, labels)
+	if p.edit != nil {
+		p.edit(m, newCV)
+	}
 	authz.Stamp(newCV, p.author)
 	cv, err := p.env.cvs.CvmanagerV1alpha1().ContainerVersions(m.ns).Create(ctx, newCV, metav1.CreateOptions{})
 	if err != nil {

@@ -84,6 +84,20 @@ func TestBenchSmoke(t *testing.T) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}
 	}
+	// The write-back figure ran too, into its own file: every rollout's
+	// commit was seen, and every history record names it.
+	wbPaths, err := filepath.Glob(filepath.Join(out, "*-writeback-finish.json"))
+	if err != nil || len(wbPaths) != 1 {
+		t.Fatalf("write-back results JSON: %v %v", wbPaths, err)
+	}
+	var wb writeBackResult
+	if err := readJSON(wbPaths[0], &wb); err != nil {
+		t.Fatal(err)
+	}
+	if v := wb.Visible; len(wb.Errors) > 0 || v.Expected == 0 || v.Samples != v.Expected || wb.RecordsNamingCommit != v.Samples {
+		t.Errorf("write-back figure: %d of %d seen, %d records naming their commit, errors %v, misses %v",
+			v.Samples, v.Expected, wb.RecordsNamingCommit, wb.Errors, wb.Misses)
+	}
 	section := (&results{benchPath: "bench/results/x.json", bench: &r}).targetsSection()
 	if !strings.Contains(section, "| RSS < 250 MiB at 10,000 CVs (steady) | not measured in this run | not measured |") {
 		t.Errorf("targets of a 100-CV run: the 10,000-CV targets must read \"not measured\":\n%s", section)

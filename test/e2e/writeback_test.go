@@ -2,12 +2,6 @@ package e2e
 
 import (
 	"context"
-	"net/http"
-	"net/http/cgi"
-	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,13 +15,15 @@ import (
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/controller"
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
+	"cvmanager.dev/cvmanager/pkg/history"
 	"cvmanager.dev/cvmanager/pkg/writeback"
 	"cvmanager.dev/cvmanager/test/e2eenv"
 	"cvmanager.dev/cvmanager/test/gen"
+	"cvmanager.dev/cvmanager/test/gitserver"
 )
 
 // gitRepo is a bare repository served over smart HTTP by Debian's
-// git-http-backend (net/http/cgi) on 127.0.0.1, with basic auth.
+// git-http-backend (test/gitserver) on 127.0.0.1, with basic auth.
 type gitRepo struct {
 	t    *testing.T
 	bare string
@@ -36,47 +32,21 @@ type gitRepo struct {
 
 func newGitRepo(t *testing.T, files map[string]string) *gitRepo {
 	t.Helper()
-	const backend = "/usr/lib/git-core/git-http-backend"
-	if _, err := os.Stat(backend); err != nil {
-		t.Fatalf("%s missing: run make git (apt-get install git)", backend)
+	srv, err := gitserver.Start(t.TempDir(), "ci", "token", files)
+	if err != nil {
+		t.Fatal(err)
 	}
-	root := t.TempDir()
-	r := &gitRepo{t: t, bare: filepath.Join(root, "deploy.git")}
-	r.git(root, "init", "--bare", "-b", "main", r.bare)
-	r.git(r.bare, "config", "http.receivepack", "true")
-	r.git(r.bare, "config", "receive.denyNonFastForwards", "true")
-	work := filepath.Join(root, "seed")
-	r.git(root, "clone", r.bare, work)
-	for path, content := range files {
-		e2eenv.Must(t, os.MkdirAll(filepath.Dir(filepath.Join(work, path)), 0o755))
-		e2eenv.Must(t, os.WriteFile(filepath.Join(work, path), []byte(content), 0o644))
-	}
-	r.git(work, "add", "-A")
-	r.git(work, "-c", "user.name=seed", "-c", "user.email=seed@example.com", "commit", "-m", "seed")
-	r.git(work, "push", "origin", "HEAD:main")
-	handler := &cgi.Handler{Path: backend, Env: []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1", "REMOTE_USER=ci"}}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if user, pass, ok := req.BasicAuth(); !ok || user != "ci" || pass != "token" {
-			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
-			http.Error(w, "unauthorized", http.StatusUnauthorized)
-			return
-		}
-		handler.ServeHTTP(w, req)
-	}))
 	t.Cleanup(srv.Close)
-	r.url = srv.URL + "/deploy.git"
-	return r
+	return &gitRepo{t: t, bare: srv.Bare, url: srv.URL}
 }
 
 func (r *gitRepo) git(dir string, args ...string) string {
 	r.t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
+	out, err := gitserver.Git(dir, args...)
 	if err != nil {
-		r.t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+		r.t.Fatal(err)
 	}
-	return string(out)
+	return out
 }
 
 // show is path's content on main; log the commit subjects, newest first.
@@ -100,19 +70,7 @@ func TestWriteBackRecordsWhatPassed(t *testing.T) {
 	_, err = e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, gen.NewDeployment(e.NS, "wb", "wb", repo+":old", 1), metav1.CreateOptions{})
 	e2eenv.Must(t, err)
 
-	var ctrl *e2eenv.Controller
-	writer := writeback.New(writeback.Config{BatchWindow: 20 * time.Millisecond}, func(key string, st cvv1.WriteBackStatus) {
-		ctrl.ReportWriteBack(key, st)
-	})
-	t.Cleanup(writer.Close)
-	opts := e.Options(reg.Resolver(t))
-	opts.WriteBack = writer
-	cfg := e2eenv.ControllerConfig(t)
-	ctrl = e2eenv.NewController(kubernetes.NewForConfigOrDie(cfg), versioned.NewForConfigOrDie(cfg), opts)
-	ctx, cancel := context.WithCancel(e.Ctx)
-	done := make(chan error, 1)
-	go func() { done <- ctrl.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	runWriteBackController(t, e, reg)
 
 	d1 := reg.MustPush(t, "team/wb", "v1", "env-prod")
 	e.CreateCV(gen.NewCV(e.NS, "wb", repo, func(s *cvv1.ContainerVersionSpec) {
@@ -133,6 +91,14 @@ func TestWriteBackRecordsWhatPassed(t *testing.T) {
 		t.Errorf("status names commit %s, not on main:\n%s", written.Commit, git.log())
 	}
 	commits := strings.Count(git.log(), "\n")
+	// The rollout's history record names the commit: the one the remote
+	// holds with the rollout's trailer.
+	inRemote := strings.TrimSpace(git.git(git.bare, "log", "--format=%H", "--grep", "Cvmanager-Rollout: "+written.RolloutID, "main"))
+	if rec := recordOf(e, "wb", d1); rec.WriteBack == nil || rec.WriteBack.State != cvv1.WriteBackWritten ||
+		rec.WriteBack.Commit != inRemote || inRemote == "" || rec.WriteBack.RolloutID != written.RolloutID {
+		t.Errorf("history record of v1: writeBack %+v, want Written with commit %q (the remote's commit of rollout %s)",
+			rec.WriteBack, inRemote, written.RolloutID)
+	}
 
 	// A tiny GitOps loop applies what git holds, as Argo CD or Flux would,
 	// under its own field manager. It converges on the digest cvmanager
@@ -186,8 +152,91 @@ func TestWriteBackRecordsWhatPassed(t *testing.T) {
 	if got := e.DeploymentImage("wb"); got != gen.Pinned(repo, "v3", d3) {
 		t.Errorf("a failed write-back touched the rollout: image %s", got)
 	}
+	if rec := recordOf(e, "wb", d3); rec.WriteBack == nil || rec.WriteBack.State != cvv1.WriteBackFailed ||
+		rec.WriteBack.Reason != failed.Reason || rec.WriteBack.Commit != "" {
+		t.Errorf("history record of v3: writeBack %+v, want Failed with the status's reason %q", rec.WriteBack, failed.Reason)
+	}
 	if reasons := e.EventReasons("wb"); reasons[controller.ReasonWriteBackFailed] == 0 {
 		t.Errorf("no %s Event: %v", controller.ReasonWriteBackFailed, reasons)
+	}
+}
+
+// recordOf is the newest Success record of the CV's rollout to digest.
+func recordOf(e *e2eenv.Env, name, digest string) history.Record {
+	e.T.Helper()
+	for _, rec := range e.History(name) {
+		if rec.ToDigest == digest && rec.Outcome == history.OutcomeSuccess {
+			return rec
+		}
+	}
+	e.T.Fatalf("no Success record of %s in the history of %s", digest, name)
+	return history.Record{}
+}
+
+// runWriteBackController runs the real controller with the git writer
+// (20 ms batch window) until the test ends.
+func runWriteBackController(t *testing.T, e *e2eenv.Env, reg *e2eenv.Registry) {
+	var ctrl *e2eenv.Controller
+	writer := writeback.New(writeback.Config{BatchWindow: 20 * time.Millisecond}, func(key string, st cvv1.WriteBackStatus) {
+		ctrl.ReportWriteBack(key, st)
+	})
+	t.Cleanup(writer.Close)
+	opts := e.Options(reg.Resolver(t))
+	opts.WriteBack = writer
+	cfg := e2eenv.ControllerConfig(t)
+	ctrl = e2eenv.NewController(kubernetes.NewForConfigOrDie(cfg), versioned.NewForConfigOrDie(cfg), opts)
+	ctx, cancel := context.WithCancel(e.Ctx)
+	done := make(chan error, 1)
+	go func() { done <- ctrl.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// TestWriteBackNamespaceDefaults: a CV that sets only its targets writes
+// to the repository the namespace's cvmanager-defaults names, with its
+// credentials. A broken defaults ConfigMap fails the write with a reason
+// naming the ConfigMap key (condition, Event), leaves the rollout alone,
+// and once fixed the retry writes.
+func TestWriteBackNamespaceDefaults(t *testing.T) {
+	e := e2eenv.New(t)
+	reg := e2eenv.NewRegistry(t)
+	repo := reg.Repo("team/nsdefaults")
+	git := newGitRepo(t, map[string]string{"web/kustomization.yaml": "images:\n- name: " + repo + "\n  newTag: old\n"})
+	_, err := e.Kube.CoreV1().Secrets(e.NS).Create(e.Ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "deploy-repo"},
+		Data: map[string][]byte{"username": []byte("ci"), "password": []byte("token")}}, metav1.CreateOptions{})
+	e2eenv.Must(t, err)
+	defaults := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: writeback.DefaultsConfigMap},
+		Data: map[string]string{writeback.DefaultsKey: "url: " + git.url + "\nbrnach: main\n"}} // a typo
+	_, err = e.Kube.CoreV1().ConfigMaps(e.NS).Create(e.Ctx, defaults, metav1.CreateOptions{})
+	e2eenv.Must(t, err)
+	_, err = e.Kube.AppsV1().Deployments(e.NS).Create(e.Ctx, gen.NewDeployment(e.NS, "nd", "nd", repo+":old", 1), metav1.CreateOptions{})
+	e2eenv.Must(t, err)
+	runWriteBackController(t, e, reg)
+
+	d1 := reg.MustPush(t, "team/nsdefaults", "v1", "env-prod")
+	e.CreateCV(gen.NewCV(e.NS, "nd", repo, func(s *cvv1.ContainerVersionSpec) {
+		s.WriteBack = &cvv1.WriteBackSpec{Targets: []cvv1.WriteBackTarget{{Path: "web/kustomization.yaml", Kind: cvv1.TargetKustomize}}}
+	}))
+	e.WaitStatus("nd", cvv1.StatusSuccess, d1, 60*time.Second)
+	failed := waitWriteBack(e, "nd", d1, cvv1.WriteBackFailed)
+	if !strings.Contains(failed.Reason, `cvmanager-defaults key writeBack`) || !strings.Contains(failed.Reason, `"brnach"`) {
+		t.Errorf("reason %q, want the ConfigMap key and the unknown field", failed.Reason)
+	}
+	if cond := conditionOf(e.GetCV("nd"), controller.ConditionWriteBack); cond == nil || cond.Status != metav1.ConditionFalse {
+		t.Errorf("WriteBack condition %+v, want False", cond)
+	}
+	if reasons := e.EventReasons("nd"); reasons[controller.ReasonWriteBackFailed] == 0 {
+		t.Errorf("no %s Event: %v", controller.ReasonWriteBackFailed, reasons)
+	}
+
+	defaults.Data[writeback.DefaultsKey] = "url: " + git.url + "\nbranch: main\nsecretRef: {name: deploy-repo, usernameKey: username, passwordKey: password}\n"
+	_, err = e.Kube.CoreV1().ConfigMaps(e.NS).Update(e.Ctx, defaults, metav1.UpdateOptions{})
+	e2eenv.Must(t, err)
+	written := waitWriteBack(e, "nd", d1, cvv1.WriteBackWritten) // the retry after the 10 s backoff
+	if file := git.show("web/kustomization.yaml"); !strings.Contains(file, d1) {
+		t.Errorf("kustomization after the defaults were fixed (want %s):\n%s", d1, file)
+	}
+	if !strings.Contains(git.log(), written.Commit) {
+		t.Errorf("status names commit %s, not on main:\n%s", written.Commit, git.log())
 	}
 }
 

@@ -40,22 +40,25 @@ const (
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.pullRequest) || (has(self.mode) && self.mode == 'PullRequest')",message="writeBack.pullRequest is only for mode PullRequest"
 // +kubebuilder:validation:XValidation:rule="!has(self.mode) || self.mode != 'PullRequest' || has(self.pullRequest)",message="writeBack.mode PullRequest needs writeBack.pullRequest.provider (GitHub or GitLab)"
-// +kubebuilder:validation:XValidation:rule="!self.url.startsWith('http') || !has(self.secretRef) || !has(self.secretRef.knownHostsKey) && !has(self.secretRef.identityKey)",message="an https repository takes token or username/password keys, not identityKey/knownHostsKey"
-// +kubebuilder:validation:XValidation:rule="self.url.startsWith('http') || (has(self.secretRef) && has(self.secretRef.identityKey) && has(self.secretRef.knownHostsKey))",message="an ssh repository needs secretRef with identityKey and knownHostsKey"
+// +kubebuilder:validation:XValidation:rule="!has(self.url) || !self.url.startsWith('http') || !has(self.secretRef) || !has(self.secretRef.knownHostsKey) && !has(self.secretRef.identityKey)",message="an https repository takes token or username/password keys, not identityKey/knownHostsKey"
+// +kubebuilder:validation:XValidation:rule="!has(self.url) || self.url.startsWith('http') || (has(self.secretRef) && has(self.secretRef.identityKey) && has(self.secretRef.knownHostsKey))",message="an ssh repository needs secretRef with identityKey and knownHostsKey"
 type WriteBackSpec struct {
 	// URL of the repository: https://host/owner/repo.git or
 	// ssh://git@host[:port]/owner/repo.git (or the scp form git@host:owner/repo.git).
-	// +required
+	// Unset: the namespace's default repository (URL, and branch and
+	// secretRef unless set here) from the ConfigMap cvmanager-defaults,
+	// key writeBack (see docs/gitops.md).
+	// +optional
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=2048
 	// +kubebuilder:validation:XValidation:rule="self.matches('^(https?://[^/@ ]+/[^ ]+|ssh://[^/ ]+/[^ ]+|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^ ]+)$')",message="writeBack.url must be an https://, http://, ssh:// or user@host:path repository URL"
 	// +kubebuilder:validation:XValidation:rule="!self.matches('^https?://[^/]*@')",message="writeBack.url must not embed credentials; put them in the Secret named by writeBack.secretRef"
-	URL string `json:"url"`
+	URL string `json:"url,omitempty"`
 
 	// Branch the targets are read from and written to (in PullRequest
-	// mode: the base of the pull request).
+	// mode: the base of the pull request). Unset: the namespace default's
+	// branch when the URL is the default's too, else main.
 	// +optional
-	// +kubebuilder:default="main"
 	// +kubebuilder:validation:MaxLength=255
 	// +kubebuilder:validation:XValidation:rule="self.matches('^[A-Za-z0-9._/-]+$') && !self.startsWith('/') && !self.endsWith('/') && !self.contains('..') && !self.endsWith('.lock')",message="writeBack.branch must be a valid git branch name"
 	Branch string `json:"branch,omitempty"`
