@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -40,18 +41,20 @@ func TestTargetsJudgeMissesAsMisses(t *testing.T) {
 	lat := func(samples, expected int, p99 float64) latencyResult {
 		return latencyResult{Samples: samples, Expected: expected, P50Ms: p99 / 2, P99Ms: p99, MaxMs: p99 + 1}
 	}
-	quick := func(sc *scaleResult) {
+	scale := func(cvs int, rss float64) scaleResult {
+		sc := scaleResult{CVs: cvs}
 		sc.TriggerLatency.Patched = lat(200, 200, 400)
-		sc.Burst = burstResult{CVs: 1000, Patched: 1000, AllPatched: true, Patch: lat(1000, 1000, 20000)}
-		sc.Burst.Patch.MaxMs = 25000
-		sc.Footprint = footprintResult{RSSMiB: 200, CPUPercentIdle: 4, Goroutines: 100}
+		burst := min(cvs, 1000)
+		sc.Burst = burstResult{CVs: burst, Patched: burst, Finished: burst, AllPatched: true, AllFinished: true,
+			Patch: lat(burst, burst, 1000), Finish: lat(burst, burst, 2000)}
+		sc.Burst.WritesPerRollout = map[string]float64{"PATCH deployments": 1, "PUT containerversions/status": 2}
+		sc.Footprint = footprintResult{RSSMiB: rss, CPUPercentIdle: 4, Goroutines: 100}
 		fp := lat(50, 50, 900)
 		sc.PollLatency.FromPoll = &fp
 		sc.Economy = economyResult{DistinctRefs: 1000, Heads: 1000}
 		sc.Restart = restartResult{PeakRequestsPerSecond: 40, BudgetQPS: 50}
+		return sc
 	}
-	good := scaleResult{CVs: 10000}
-	quick(&good)
 	verdicts := func(r *report, d *benchresults.Dashboard) map[string]string {
 		out := map[string]string{}
 		for _, tg := range targets {
@@ -63,28 +66,43 @@ func TestTargetsJudgeMissesAsMisses(t *testing.T) {
 		}
 		return out
 	}
-	small := scaleResult{CVs: 100}
-	quick(&small)
-	got := verdicts(&report{Scales: []scaleResult{small, good}}, &benchresults.Dashboard{RenderMs: 700, BudgetMs: 1000})
-	for _, name := range []string{targets[0].name, targets[2].name, targets[3].name, targets[4].name, targets[5].name, targets[6].name, targets[7].name, targets[8].name, targets[12].name} {
-		if got[name] != "met" {
+	named := func(prefix string) string {
+		for _, tg := range targets {
+			if strings.HasPrefix(tg.name, prefix) {
+				return tg.name
+			}
+		}
+		t.Fatalf("no target starts with %q", prefix)
+		return ""
+	}
+	small, mid, large := scale(100, 60), scale(1000, 70), scale(10000, 190)
+	got := verdicts(&report{Scales: []scaleResult{small, mid, large}}, &benchresults.Dashboard{RenderMs: 700, BudgetMs: 1000})
+	for _, prefix := range []string{"10,000 CVs over", "detection by poll", "detection by trigger", "burst (issue 29)", "writes per rollout",
+		"steady RSS ≤ 75", "steady RSS ≤ 200", "idle CPU", "goroutines", "restart", "dashboard"} {
+		if name := named(prefix); got[name] != "met" {
 			t.Errorf("good run: %q %s, want met", name, got[name])
 		}
 	}
-	if got[targets[1].name] != "not measured" || got[targets[9].name] != "not measured" || got[targets[11].name] != "not measured" {
-		t.Errorf("figures the run did not measure: %v", got)
+	for _, prefix := range []string{"50% of CVs", "RSS with 20,000", "the same, controller restarted", "push-first"} {
+		if name := named(prefix); got[name] != "not measured" {
+			t.Errorf("good run: %q %s, want not measured", name, got[name])
+		}
 	}
 
-	bad := good
-	bad.TriggerLatency.Patched = lat(195, 200, 400) // the p99's rank (198) never arrived
-	bad.Burst.Patch.MaxMs = 43900
-	bad.Footprint.CPUPercentIdle = 5.4
+	badMid, badLarge := mid, large
+	badLarge.TriggerLatency.Patched = lat(195, 200, 400) // the p99's rank (198) never arrived
+	badMid.Burst.Finish.MaxMs = 12100                    // finished after 12 s
+	badMid.Burst.WritesPerRollout = map[string]float64{"PATCH deployments": 1.06, "PUT containerversions/status": 2}
+	badMid.Footprint.RSSMiB = 83
+	badLarge.Footprint.RSSMiB = 237
+	badLarge.Footprint.CPUPercentIdle = 5.4
 	fp := lat(50, 50, 1000)
-	bad.PollLatency.FromPoll = &fp
-	got = verdicts(&report{Scales: []scaleResult{small, bad}}, &benchresults.Dashboard{RenderMs: 1200, BudgetMs: 1000})
-	for _, i := range []int{2, 3, 4, 6, 12} {
-		if got[targets[i].name] != "missed" {
-			t.Errorf("bad run: %q %s, want missed", targets[i].name, got[targets[i].name])
+	badLarge.PollLatency.FromPoll = &fp
+	got = verdicts(&report{Scales: []scaleResult{small, badMid, badLarge}}, &benchresults.Dashboard{RenderMs: 1200, BudgetMs: 1000})
+	for _, prefix := range []string{"detection by poll", "detection by trigger", "burst (issue 29)", "writes per rollout",
+		"steady RSS ≤ 75", "steady RSS ≤ 200", "idle CPU", "dashboard"} {
+		if name := named(prefix); got[name] != "missed" {
+			t.Errorf("bad run: %q %s, want missed", name, got[name])
 		}
 	}
 }
