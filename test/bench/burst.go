@@ -52,8 +52,11 @@ func measureBurst(ctx context.Context, e *env, pop *population, proc *ctrlProc, 
 	r.Queue = queueDelta(queue0, queue1)
 	r.AllFinished = waitFor(ctx, 90*time.Second, func() bool { return e.track.allDone(xs, true) })
 	cpu.Wait()
-	var patched, finished []time.Duration
+	var patched, rolled, finished []time.Duration
 	for _, x := range xs {
+		if at := e.track.rolledAt(x); !at.IsZero() {
+			rolled = append(rolled, at.Sub(start))
+		}
 		p, f := e.track.times(x)
 		if !p.IsZero() {
 			patched = append(patched, p.Sub(start))
@@ -65,6 +68,7 @@ func measureBurst(ctx context.Context, e *env, pop *population, proc *ctrlProc, 
 	r.Patched, r.Finished = len(patched), len(finished)
 	r.Patch = summarize(patched, len(xs))
 	r.Finish = summarize(finished, len(xs))
+	r.Rolled = summarize(rolled, len(xs))
 	api1 := e.apiMetrics(ctx)
 	r.BackgroundWrites = scaled(res.SteadyWritesPerSecond, time.Since(apiWindow))
 	r.WritesPerRollout = writesByResource(api0, api1, r.BackgroundWrites, len(xs))

@@ -148,6 +148,10 @@ func (r *report) writesBurst(b *strings.Builder) {
 	for _, sc := range r.Scales {
 		if len(sc.Burst.WritesPerRollout) > 0 {
 			fmt.Fprintf(b, "- %d CVs: %s%s\n", sc.CVs, formatWrites(sc.Burst.WritesPerRollout), formatBackground(sc.Burst.BackgroundWrites))
+			if u := sc.Burst; u.Rolled.Samples > 0 {
+				fmt.Fprintf(b, "  - kube-controller-manager observed the patched templates: p50 %.1f s, all within %.1f s (%d of %d); "+
+					"cvmanager then reported them finished: all within %.1f s\n", u.Rolled.P50Ms/1000, u.Rolled.MaxMs/1000, u.Rolled.Samples, u.CVs, u.Finish.MaxMs/1000)
+			}
 		}
 	}
 }

@@ -135,8 +135,11 @@ type burstResult struct {
 	Finished       int           `json:"finished"`
 	Patch          latencyResult `json:"patch"`
 	Finish         latencyResult `json:"finish"`
-	Apiserver429   float64       `json:"apiserver429"`
-	PollErrors     int64         `json:"registryErrors"`
+	// Rolled is when the kube-controller-manager had observed each patched
+	// template (the control plane's share, between patch and finish).
+	Rolled       latencyResult `json:"rolledByControlPlane"`
+	Apiserver429 float64       `json:"apiserver429"`
+	PollErrors   int64         `json:"registryErrors"`
 	// PeakRSSMiB is the largest VmRSS sampled from the moves to the end.
 	PeakRSSMiB    float64     `json:"peakRssMiB"`
 	SettleSeconds float64     `json:"settleSeconds"`

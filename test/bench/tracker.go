@@ -34,8 +34,12 @@ type tracker struct {
 
 // expectation is one CV expected to roll out digest.
 type expectation struct {
-	digest   string
-	patched  time.Time
+	digest  string
+	patched time.Time
+	// rolled is when the kube-controller-manager had observed the patched
+	// template (status.observedGeneration caught up): the control plane's
+	// share of a rollout, between cvmanager's patch and its finish.
+	rolled   time.Time
 	finished time.Time
 	// trigger is what the controller says started the rollout
 	// (status.rollout.trigger: poll, trigger, webhook, ...), "" if the
@@ -74,11 +78,16 @@ func (t *tracker) deploymentChanged(oldObj, newObj any) {
 	defer t.mu.Unlock()
 	t.deployEvents++
 	image, oldImage := firstImage(d), firstImage(old)
+	x := t.byDeploy[d.Namespace+"/"+d.Name]
+	if x != nil && !x.patched.IsZero() && x.rolled.IsZero() && strings.HasSuffix(image, "@"+x.digest) &&
+		d.Status.ObservedGeneration >= d.Generation {
+		x.rolled = now
+	}
 	if image == oldImage {
 		return
 	}
 	t.imageChanges++
-	if x := t.byDeploy[d.Namespace+"/"+d.Name]; x != nil && x.patched.IsZero() && strings.HasSuffix(image, "@"+x.digest) {
+	if x != nil && x.patched.IsZero() && strings.HasSuffix(image, "@"+x.digest) {
 		x.patched = now
 	}
 }
@@ -123,6 +132,13 @@ func (t *tracker) times(x *expectation) (patched, finished time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return x.patched, x.finished
+}
+
+// rolledAt is when the control plane had observed x's patched template.
+func (t *tracker) rolledAt(x *expectation) time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return x.rolled
 }
 
 // triggerOf is what started x's rollout, as the controller reported it.
