@@ -177,3 +177,33 @@ func TestObservedTagCostsNoListing(t *testing.T) {
 		t.Errorf("new digest announced with its version tag cost %d requests (%d tag lists), want 1 HEAD", n, l)
 	}
 }
+
+// TestPolledNewDigestIsNotHEADedTwice: the controller's poll first HEADs
+// the followed tag alone, then asks for the version of the digest it saw
+// (ResolveRequest.Digest). That second step lists the tags and HEADs the
+// one new version tag, and never HEADs the followed tag again: a polled
+// new digest costs 3 requests, not 4 (the bench counted the second HEAD).
+func TestPolledNewDigestIsNotHEADedTwice(t *testing.T) {
+	reg := startRegistry(t)
+	oci := insecureOCI()
+	ctx := testContext(t)
+	req := ResolveRequest{Repo: Repo{Name: reg.Repo("team/app")}, Tag: "env-prod", VersionSyntax: shaSyntax}
+	push(t, reg, "team/app", "aaaaaaa", "env-prod")
+	if _, err := oci.Resolve(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	d := push(t, reg, "team/app", "bbbbbbb", "env-prod")
+	before, heads := reg.Requests(), reg.Count("HEAD", "manifests")
+	seen, err := oci.Resolve(ctx, ResolveRequest{Repo: req.Repo, Tag: req.Tag})
+	if err != nil || seen.Digest != d {
+		t.Fatalf("digest-only poll: %+v %v, want %s", seen, err, d)
+	}
+	req.Digest = seen.Digest
+	img, err := oci.Resolve(ctx, req)
+	if err != nil || img.Digest != d || img.Version != "bbbbbbb" {
+		t.Fatalf("version of the digest seen: %+v %v, want bbbbbbb %s", img, err, d)
+	}
+	if n, h := reg.Requests()-before, reg.Count("HEAD", "manifests")-heads; n != 3 || h != 2 {
+		t.Errorf("polled new digest cost %d requests, %d HEADs; want 3: HEAD env-prod, tag list, HEAD bbbbbbb", n, h)
+	}
+}

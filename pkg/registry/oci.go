@@ -216,7 +216,7 @@ func (o *OCI) Resolve(ctx context.Context, req ResolveRequest) (Image, error) {
 	if err != nil {
 		return Image{}, err
 	}
-	desc, err := head(ctx, p, ref)
+	desc, err := o.digestOf(ctx, p, ref, req.Digest)
 	if err != nil {
 		return Image{}, fmt.Errorf("%s:%s: %w", req.Name, req.Tag, err)
 	}
@@ -243,6 +243,21 @@ func (o *OCI) Resolve(ctx context.Context, req ResolveRequest) (Image, error) {
 	o.versions[cacheKey] = img.Version
 	o.mu.Unlock()
 	return img, nil
+}
+
+// digestOf is the tag's digest: the one the caller's HEAD just returned
+// when it passes one (a new digest then costs no second HEAD of the tag),
+// else a HEAD. A digest that does not parse is refused, not resolved
+// around: it came from a registry answer that should have been checked.
+func (o *OCI) digestOf(ctx context.Context, p *remote.Puller, ref name.Tag, known string) (*v1.Descriptor, error) {
+	if known == "" {
+		return head(ctx, p, ref)
+	}
+	h, err := v1.NewHash(known)
+	if err != nil {
+		return nil, fmt.Errorf("the digest passed for the tag: %w", err)
+	}
+	return &v1.Descriptor{Digest: h}, nil
 }
 
 // observeVersion records a version tag's digest seen by the ordinary poll
