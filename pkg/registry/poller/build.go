@@ -30,6 +30,9 @@ type Options struct {
 	// NoCloudIdentity turns off logins with GCP's and Azure's workload
 	// identities (registry.CloudOptions.Disabled).
 	NoCloudIdentity bool
+	// KeepManifests: the reader will GET each new digest's manifest (image
+	// provenance), so the version lookup fetches it (registry.OCIOptions).
+	KeepManifests bool
 }
 
 // New builds the resolver `run`, `cr sync`, the tests and the demo use.
@@ -56,7 +59,7 @@ func NewWithReader(r Options, reg prometheus.Registerer) (ImageResolver, registr
 	guard := NewHostGuard(base, r.QPS, r.Burst, reg)
 	router := registry.NewRouter(
 		registry.OCIOptions{Transport: guard, InsecureHosts: r.InsecureRegistries, NoRetries: true,
-			Cloud: registry.CloudOptions{Disabled: r.NoCloudIdentity}},
+			Cloud: registry.CloudOptions{Disabled: r.NoCloudIdentity}, KeepManifests: r.KeepManifests},
 		registry.ECROptions{Endpoint: r.ECREndpoint, HTTPClient: &http.Client{Transport: guard}, Transport: guard},
 		registry.HubOptions{},
 	)
