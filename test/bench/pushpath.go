@@ -423,7 +423,11 @@ func costRounds(ctx context.Context, e *env, rig *pushPathRig, r *ref) (requests
 		}
 		xs := allExpects(ms)
 		waitFor(ctx, time.Minute, func() bool { return e.track.allDone(xs, true) })
-		sleepCtx(ctx, 2*time.Second) // background reads (provenance) follow the rollout
+		// Background reads (provenance) follow the rollout and wait behind
+		// polls in the host budget: wait for the config read (a blob GET)
+		// up to 15 s, then 2 s more, so it lands in this round's window.
+		waitFor(ctx, 15*time.Second, func() bool { return delta(rig.proxy.snapshot(), before, "GET blobs") > 0 })
+		sleepCtx(ctx, 2*time.Second)
 		requests = append(requests, rig.proxy.requestsBetween([]string{r.path}, from, time.Now()))
 		lists = append(lists, delta(rig.proxy.snapshot(), before, "GET tags"))
 		for _, x := range xs {
@@ -470,7 +474,7 @@ func (r *pushPathResult) markdown() string {
 	fmt.Fprintf(&b, "| webhook deliveries by outcome | %v |\n", r.Deliveries)
 	fmt.Fprintf(&b, "| registry requests during the pushes (%.0f s, polls included) | %v |\n", r.Seconds, r.Requests)
 	fmt.Fprintf(&b, "| mean wait for the host budget by lane (ms) | %v |\n\n", r.BudgetWaitMeanMs)
-	b.WriteString("## New digest cost\n\nRequests at the proxy from the push to 2 s after the rollout finished" +
+	b.WriteString("## New digest cost\n\nRequests at the proxy for the repository from the push to 2 s after the rollout finished and provenance read the config" +
 		" (resolve, tag list, new tags, provenance reads). Polled (measured first): unannounced, found by the CV's poll" +
 		" (push → patched includes the wait for it); announced (after): the notification names the version tag's digest.\n\n" +
 		"| version tags | announced: requests per new digest | push → patched p50 / max | polled: requests (tag listings) | push → patched p50 / max |\n|---|---|---|---|---|\n")
