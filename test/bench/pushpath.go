@@ -416,6 +416,7 @@ func costRounds(ctx context.Context, e *env, rig *pushPathRig, r *ref) (requests
 	for range *pushPathRounds {
 		e.settle(ctx, settleLimit)
 		from, before := time.Now(), rig.proxy.snapshot()
+		configs := rig.proxy.countFor(http.MethodGet, "blobs", r.path)
 		ms, err := moveRefs(ctx, e, rig.cost, []*ref{r}, byRef)
 		if err != nil {
 			say("push path: cost: %v", err)
@@ -426,7 +427,7 @@ func costRounds(ctx context.Context, e *env, rig *pushPathRig, r *ref) (requests
 		// Background reads (provenance) follow the rollout and wait behind
 		// polls in the host budget: wait for the config read (a blob GET)
 		// up to 15 s, then 2 s more, so it lands in this round's window.
-		waitFor(ctx, 15*time.Second, func() bool { return delta(rig.proxy.snapshot(), before, "GET blobs") > 0 })
+		waitFor(ctx, 15*time.Second, func() bool { return rig.proxy.countFor(http.MethodGet, "blobs", r.path) > configs })
 		sleepCtx(ctx, 2*time.Second)
 		requests = append(requests, rig.proxy.requestsBetween([]string{r.path}, from, time.Now()))
 		lists = append(lists, delta(rig.proxy.snapshot(), before, "GET tags"))
