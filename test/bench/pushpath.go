@@ -197,6 +197,7 @@ func measurePushPath(ctx context.Context, e *env, cfg *config) (*pushPathResult,
 	res.RegistryRetries, res.Registry429 = rig.log.counts()
 	say("push path: patched p50 %.0f ms p99 %.0f ms (n=%d), %.0f%% by webhook, %d 429s in the registry's log",
 		res.Patched.P50Ms, res.Patched.P99Ms, res.Patched.Samples, res.WebhookPercent, res.Registry429)
+	backgroundDrained(ctx, rig.proxy)
 	for i, n := range rig.tags {
 		c := newDigestCosts(ctx, e, rig, rig.cost.refs[i], n)
 		res.NewDigest = append(res.NewDigest, c)
@@ -328,6 +329,20 @@ func announcedPushes(ctx context.Context, e *env, rig *pushPathRig, res *pushPat
 	if want > 0 {
 		res.WebhookPercent = 100 * float64(res.ByTrigger["webhook"]) / float64(want)
 	}
+}
+
+// backgroundDrained waits (up to 90 s) until no blob has been read for 3 s:
+// the announced pushes' provenance reads queue in the background lane
+// behind polls, and a cost round measured while they drain waits up to
+// 15 s for its own config read, so its window took in extra polls.
+func backgroundDrained(ctx context.Context, proxy *countingProxy) {
+	last, changed := proxy.snapshot()["GET blobs"], time.Now()
+	waitFor(ctx, 90*time.Second, func() bool {
+		if n := proxy.snapshot()["GET blobs"]; n != last {
+			last, changed = n, time.Now()
+		}
+		return time.Since(changed) >= 3*time.Second
+	})
 }
 
 // newDigestCosts pushes -push-path-cost-rounds new digests (each with one
