@@ -73,6 +73,9 @@ func (p *countingProxy) count(next http.Handler) http.Handler {
 			}
 			if repo := repoOf(r.URL.Path); repo != "" {
 				p.requests[repo] = append(p.requests[repo], now)
+				if p.byRepo == nil {
+					p.byRepo = map[string]int64{}
+				}
 				p.byRepo[r.Method+" "+faultproxy.Kind(r.URL.Path)+" "+repo]++
 			}
 			p.mu.Unlock()
