@@ -204,6 +204,7 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 	m := metrics.New()
 	notifier := notify.New()
 	go notifier.Run(ctx, 4)
+	o.registry.KeepManifests = o.provenance // provenance GETs each new digest's manifest
 	resolver, reader, err := poller.NewWithReader(o.registry.Options, m.Registry)
 	if err != nil {
 		return err

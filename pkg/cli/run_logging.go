@@ -42,7 +42,7 @@ func (l *loggingFlags) addFlags(fs *pflag.FlagSet) {
 	for _, name := range []string{"v", "vmodule"} {
 		fs.AddGoFlag(goFlags.Lookup(name))
 	}
-	fs.Lookup("v").Usage = "log verbosity: 0 actions and errors, 2 also decisions that change nothing, 4 also every Kubernetes API request (docs/operations.md)"
+	fs.Lookup("v").Usage = "log verbosity: 0 actions and errors, 2 also decisions that change nothing, 4 also every Kubernetes API and registry request (docs/operations.md)"
 	fs.StringVar(&l.format, "logging-format", logFormatText, "log format: text (klog's) or json (one object per line, structured keys as fields)")
 }
 

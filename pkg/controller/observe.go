@@ -393,7 +393,7 @@ func (c *Controller) checkStart(ctx context.Context, cv *cvv1.ContainerVersion, 
 func (c *Controller) observePoll(ctx context.Context, s *syncerState, snap *snapshot) (*pollObservation, error) {
 	cv := snap.cv
 	newest := newestRequest(snap.requests)
-	if newest != nil && c.waitForRecheck(s, cv, newest.Spec.Digest) {
+	if newest != nil && c.waitForRecheck(s, cv, recheckToken(newest)) {
 		return nil, nil
 	}
 	if st := cv.Status; st.AvailableDigest != "" && released(cv, st.AvailableVersion, st.AvailableDigest) {
@@ -411,6 +411,9 @@ func (c *Controller) observePoll(ctx context.Context, s *syncerState, snap *snap
 		return nil, nil
 	}
 	o, err := c.pollRegistry(ctx, s, cv, clearsFailed(snap.requests))
+	if err == nil && o.err != nil && newest != nil {
+		o.recheck = c.scheduleRecheck(s, cv, recheckToken(newest), "")
+	}
 	if err != nil || o.misconfigured != "" || o.refused != "" || o.err != nil {
 		return o, err
 	}

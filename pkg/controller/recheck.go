@@ -78,3 +78,19 @@ func (c *Controller) scheduleRecheck(s *syncerState, cv *cvv1.ContainerVersion, 
 	}
 	return again
 }
+
+// recheckToken is what a request's re-check after a failed poll waits for:
+// the digest the push named, or for a request that names none (a trigger)
+// the request itself.
+//
+// Why: a request whose poll failed (the registry's answer, a budget
+// refusal, a shared request that timed out) used to be consumed with the
+// failure, and on a ref pushes cover the next poll came only at the safety
+// interval: the bench saw one announced push patched after 52 s. Now the
+// request stays pending and is looked at again on the re-check delays.
+func recheckToken(req *cvv1.ContainerVersionRequest) string {
+	if req.Spec.Digest != "" {
+		return req.Spec.Digest
+	}
+	return "request/" + req.Namespace + "/" + req.Name
+}

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -121,5 +122,53 @@ func TestRefRecheckIsSharedByItsCVs(t *testing.T) {
 		if _, err := f.cvs.CvmanagerV1alpha1().ContainerVersionRequests(ns).Get(context.Background(), name, metav1.GetOptions{}); err != nil {
 			t.Errorf("request %s should wait for the re-check: %v", name, err)
 		}
+	}
+}
+
+// failingFirstResolver fails its first fails resolves, then answers digest.
+type failingFirstResolver struct {
+	fails  int
+	digest string
+}
+
+func (r *failingFirstResolver) Resolve(context.Context, poller.ResolveRequest) (poller.ResolvedImage, error) {
+	if r.fails > 0 {
+		r.fails--
+		return poller.ResolvedImage{}, errors.New("503 Service Unavailable")
+	}
+	return poller.ResolvedImage{Digest: r.digest, Version: "v2"}, nil
+}
+
+// TestRequestWhosePollFailedIsRetriedSoon: a trigger (no digest) and a
+// push event whose poll fails are not consumed with the failure: the
+// request stays pending, the ref is not marked covered by pushes (its next
+// poll would be the safety interval away), and the first re-check rolls
+// the new digest out with the request's trigger.
+func TestRequestWhosePollFailedIsRetriedSoon(t *testing.T) {
+	for _, tc := range []struct {
+		name, trigger, digest string
+	}{
+		{"trigger", history.TriggerAPI, ""},
+		{"push event", history.TriggerWebhook, digest2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := request("web-req", cvv1.RequestPoll, tc.trigger)
+			req.Spec.Digest = tc.digest
+			f := newFixtureWith(t, poller.ResolvedImage{}, []runtime.Object{webCV(polled()), req}, webDeployment(pinned("v1", digest1), true))
+			f.c.opts.Resolver = &failingFirstResolver{fails: 1, digest: digest2}
+			f.sync("web")
+			if _, err := f.cvs.CvmanagerV1alpha1().ContainerVersionRequests(ns).Get(context.Background(), "web-req", metav1.GetOptions{}); err != nil {
+				t.Fatalf("the request was consumed by the failed poll: %v", err)
+			}
+			if rec := f.c.pushes.get(repo + ":env-prod"); rec.rechecks != 1 || !rec.lastPush.IsZero() {
+				t.Fatalf("after the failed poll: schedule %+v, want one re-check and no push noted", rec)
+			}
+			f.clock.Step(recheckDelays[0])
+			f.sync("web")
+			st := f.lastStatus()
+			if st.CurrDigest != digest2 || st.Rollout == nil || st.Rollout.Trigger != tc.trigger {
+				t.Fatalf("after the re-check: %+v, want digest2 rolled out by %s", st, tc.trigger)
+			}
+		})
 	}
 }

@@ -48,15 +48,18 @@ func (c *Controller) resolve(ctx context.Context, cv *cvv1.ContainerVersion, syn
 	if err != nil || syntax == nil || syncer.Decide(&cv.Status, img.Digest) != syncer.StartRollout {
 		return img, err
 	}
-	// With the same maxAge the version answer is shared by the CVs of the
-	// ref too. If it predates the digest just seen, ask once more for an
-	// answer at least as new, so digest and version always come from one
-	// registry answer.
-	req.VersionSyntax = syntax
+	// The version is asked for the digest just seen, so the registry layer
+	// does not HEAD the tag again (that second HEAD was one of the six
+	// requests a polled new digest cost). With the same maxAge the answer
+	// is shared by the CVs of the ref too. A registry that cannot look up
+	// by digest (ECR) resolves the tag again; if its answer differs from
+	// the digest just seen, ask once more for an answer at least as new, so
+	// digest and version always come from one registry answer.
+	req.VersionSyntax, req.Digest = syntax, img.Digest
 	full, err := c.opts.Resolver.Resolve(ctx, req)
 	if err != nil || full.Digest == img.Digest {
 		return full, err
 	}
-	req.MaxAge = max(c.clock.Since(start), time.Nanosecond)
+	req.MaxAge, req.Digest = max(c.clock.Since(start), time.Nanosecond), ""
 	return c.opts.Resolver.Resolve(ctx, req)
 }

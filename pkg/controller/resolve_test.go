@@ -26,11 +26,13 @@ type recordingResolver struct {
 	err       error
 	asked     []bool // per call: was a versionSyntax given
 	providers []string
+	digests   []string // per call: the digest passed in
 }
 
 func (r *recordingResolver) Resolve(_ context.Context, req poller.ResolveRequest) (poller.ResolvedImage, error) {
 	r.asked = append(r.asked, req.VersionSyntax != nil)
 	r.providers = append(r.providers, req.Provider)
+	r.digests = append(r.digests, req.Digest)
 	if req.VersionSyntax != nil && req.MaxAge <= 0 {
 		return poller.ResolvedImage{}, errors.New("the version request must accept the answer just fetched")
 	}
@@ -73,6 +75,22 @@ func TestResolveAsksForTheVersionOnlyForARollout(t *testing.T) {
 				t.Errorf("requests asking for a version (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestVersionIsAskedForTheDigestSeen: the version step passes the digest
+// the digest-only step returned, so the registry layer does not HEAD the
+// tag again; the retry after an answer that differs (a registry that
+// resolves the tag anyway) passes none.
+func TestVersionIsAskedForTheDigestSeen(t *testing.T) {
+	r := &recordingResolver{digest: "sha256:new", versioned: []string{"sha256:older"}}
+	c := &Controller{opts: Options{Resolver: r}, clock: clocktesting.NewFakeClock(time.Unix(1000, 0)),
+		workloads: workload.NewListers(informers.NewSharedInformerFactory(fake.NewClientset(), 0), nil)}
+	cv := &cvv1.ContainerVersion{Spec: cvv1.ContainerVersionSpec{ImageRepo: "reg/app", Tag: "env-prod"},
+		Status: cvv1.ContainerVersionStatus{CurrDigest: "sha256:old", CurrStatus: cvv1.StatusSuccess}}
+	_, _ = c.resolve(context.Background(), cv, regexp.MustCompile(`^v[0-9]+$`), time.Minute, false)
+	if diff := cmp.Diff([]string{"", "sha256:new", ""}, r.digests); diff != "" {
+		t.Errorf("digests passed (-want +got):\n%s", diff)
 	}
 }
 

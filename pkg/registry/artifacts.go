@@ -52,6 +52,9 @@ func (o *OCI) Manifest(ctx context.Context, repo Repo, ref string) (Manifest, er
 	if err != nil {
 		return Manifest{}, err
 	}
+	if m, ok := o.kept.take(r.Name()+"@"+ref, p); ok {
+		return m, nil // GET by the version lookup a moment ago (getCandidate)
+	}
 	desc, err := p.Get(ctx, parsed)
 	if err != nil {
 		return Manifest{}, notFound(fmt.Errorf("%s: %w", parsed, err))

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net/http"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"cvmanager.dev/cvmanager/test/localregistry"
 )
@@ -175,5 +178,103 @@ func TestObservedTagCostsNoListing(t *testing.T) {
 	}
 	if n, l := reg.Requests()-before, reg.Count("GET", "tags")-lists; n != 1 || l != 0 {
 		t.Errorf("new digest announced with its version tag cost %d requests (%d tag lists), want 1 HEAD", n, l)
+	}
+}
+
+// TestPolledNewDigestIsNotHEADedTwice: the controller's poll first HEADs
+// the followed tag alone, then asks for the version of the digest it saw
+// (ResolveRequest.Digest). That second step lists the tags and HEADs the
+// one new version tag, and never HEADs the followed tag again: a polled
+// new digest costs 3 requests, not 4 (the bench counted the second HEAD).
+func TestPolledNewDigestIsNotHEADedTwice(t *testing.T) {
+	reg := startRegistry(t)
+	oci := insecureOCI()
+	ctx := testContext(t)
+	req := ResolveRequest{Repo: Repo{Name: reg.Repo("team/app")}, Tag: "env-prod", VersionSyntax: shaSyntax}
+	push(t, reg, "team/app", "aaaaaaa", "env-prod")
+	if _, err := oci.Resolve(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	d := push(t, reg, "team/app", "bbbbbbb", "env-prod")
+	before, heads := reg.Requests(), reg.Count("HEAD", "manifests")
+	seen, err := oci.Resolve(ctx, ResolveRequest{Repo: req.Repo, Tag: req.Tag})
+	if err != nil || seen.Digest != d {
+		t.Fatalf("digest-only poll: %+v %v, want %s", seen, err, d)
+	}
+	req.Digest = seen.Digest
+	img, err := oci.Resolve(ctx, req)
+	if err != nil || img.Digest != d || img.Version != "bbbbbbb" {
+		t.Fatalf("version of the digest seen: %+v %v, want bbbbbbb %s", img, err, d)
+	}
+	if n, h := reg.Requests()-before, reg.Count("HEAD", "manifests")-heads; n != 3 || h != 2 {
+		t.Errorf("polled new digest cost %d requests, %d HEADs; want 3: HEAD env-prod, tag list, HEAD bbbbbbb", n, h)
+	}
+}
+
+// TestKeptManifestServesTheProvenanceRead: with KeepManifests (the
+// controller reads each new digest's provenance), the version lookup GETs
+// the new version tag instead of HEADing it and the provenance's manifest
+// read is answered from that body: a polled new digest and its manifest
+// cost 3 requests (HEAD, tag list, GET), one GET as before. The body kept
+// is the manifest of the digest; a second read goes to the registry.
+func TestKeptManifestServesTheProvenanceRead(t *testing.T) {
+	reg := startRegistry(t)
+	oci := NewOCI(OCIOptions{Insecure: true, NoRetries: true, KeepManifests: true})
+	ctx := testContext(t)
+	repo := Repo{Name: reg.Repo("team/app")}
+	req := ResolveRequest{Repo: repo, Tag: "env-prod", VersionSyntax: shaSyntax}
+	push(t, reg, "team/app", "aaaaaaa", "env-prod")
+	if _, err := oci.Resolve(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	d := push(t, reg, "team/app", "bbbbbbb", "env-prod")
+	before, gets := reg.Requests(), reg.Count("GET", "manifests")
+	seen, err := oci.Resolve(ctx, ResolveRequest{Repo: repo, Tag: req.Tag})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Digest = seen.Digest
+	if img, err := oci.Resolve(ctx, req); err != nil || img.Digest != d || img.Version != "bbbbbbb" {
+		t.Fatalf("version of the digest seen: %+v %v, want bbbbbbb %s", img, err, d)
+	}
+	m, err := oci.Manifest(ctx, repo, d)
+	if err != nil || m.Descriptor.Digest.String() != d || !m.Descriptor.MediaType.IsImage() {
+		t.Fatalf("manifest of %s: %+v %v", d, m.Descriptor, err)
+	}
+	if h, _, err := v1.SHA256(bytes.NewReader(m.Body)); err != nil || h.String() != d {
+		t.Errorf("the body kept hashes to %s, want %s", h, d)
+	}
+	if n, g := reg.Requests()-before, reg.Count("GET", "manifests")-gets; n != 3 || g != 1 {
+		t.Errorf("new digest and its manifest cost %d requests, %d manifest GETs; want 3 (HEAD, tag list, GET bbbbbbb), 1", n, g)
+	}
+	before = reg.Requests()
+	if _, err := oci.Manifest(ctx, repo, d); err != nil || reg.Requests()-before != 1 {
+		t.Errorf("a second read: %v, %d requests; want one GET (the body is kept for one read)", err, reg.Requests()-before)
+	}
+}
+
+// TestKeptManifestFaultIsAnError: with KeepManifests, a GET of the new
+// version tag that fails is an error to retry, as a failed HEAD is, never
+// "no version" and never a kept body.
+func TestKeptManifestFaultIsAnError(t *testing.T) {
+	reg := startRegistry(t)
+	rt := &failingTag{tag: "bbbbbbb", next: http.DefaultTransport}
+	oci := NewOCI(OCIOptions{Insecure: true, NoRetries: true, Transport: rt, KeepManifests: true})
+	ctx := testContext(t)
+	req := ResolveRequest{Repo: Repo{Name: reg.Repo("team/app")}, Tag: "env-prod", VersionSyntax: shaSyntax}
+	push(t, reg, "team/app", "aaaaaaa", "env-prod")
+	if _, err := oci.Resolve(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	d := push(t, reg, "team/app", "bbbbbbb", "env-prod")
+	if img, err := oci.Resolve(ctx, req); err == nil {
+		t.Fatalf("with the version tag unreadable: %+v and no error", img)
+	}
+	if _, ok := oci.kept.entries[reg.Repo("team/app")+"@"+d]; ok {
+		t.Error("a manifest was kept from a failed read")
+	}
+	rt.tag = "none"
+	if img, err := oci.Resolve(ctx, req); err != nil || img.Version != "bbbbbbb" || img.Digest != d {
+		t.Fatalf("once readable: %+v %v, want bbbbbbb %s", img, err, d)
 	}
 }

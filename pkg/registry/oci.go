@@ -45,6 +45,11 @@ type OCIOptions struct {
 	// Cloud configures logins with GCP's and Azure's workload identities,
 	// used when no static credential applies (see Auth.Provider).
 	Cloud CloudOptions
+	// KeepManifests says a reader will GET the manifest of every new digest
+	// (the controller's image provenance): the version lookup then GETs the
+	// first new version tag instead of HEADing it and keeps the body for
+	// that read, so a new digest costs one request less and no more pulls.
+	KeepManifests bool
 }
 
 // OCI implements Registry over the OCI/Docker v2 protocol.
@@ -69,6 +74,8 @@ type OCI struct {
 	// tags remembers version tag → digest per repository, so a new digest
 	// costs a listing and a HEAD per tag new since the last one.
 	tags *versionTags
+	// kept holds manifests the version lookup fetched (KeepManifests).
+	kept keptManifests
 }
 
 // NewOCI returns the OCI/Docker v2 implementation.
@@ -216,7 +223,7 @@ func (o *OCI) Resolve(ctx context.Context, req ResolveRequest) (Image, error) {
 	if err != nil {
 		return Image{}, err
 	}
-	desc, err := head(ctx, p, ref)
+	desc, err := o.digestOf(ctx, p, ref, req.Digest)
 	if err != nil {
 		return Image{}, fmt.Errorf("%s:%s: %w", req.Name, req.Tag, err)
 	}
@@ -243,6 +250,21 @@ func (o *OCI) Resolve(ctx context.Context, req ResolveRequest) (Image, error) {
 	o.versions[cacheKey] = img.Version
 	o.mu.Unlock()
 	return img, nil
+}
+
+// digestOf is the tag's digest: the one the caller's HEAD just returned
+// when it passes one (a new digest then costs no second HEAD of the tag),
+// else a HEAD. A digest that does not parse is refused, not resolved
+// around: it came from a registry answer that should have been checked.
+func (o *OCI) digestOf(ctx context.Context, p *remote.Puller, ref name.Tag, known string) (*v1.Descriptor, error) {
+	if known == "" {
+		return head(ctx, p, ref)
+	}
+	h, err := v1.NewHash(known)
+	if err != nil {
+		return nil, fmt.Errorf("the digest passed for the tag: %w", err)
+	}
+	return &v1.Descriptor{Digest: h}, nil
 }
 
 // observeVersion records a version tag's digest seen by the ordinary poll
@@ -283,6 +305,15 @@ func (o *OCI) findVersion(ctx context.Context, p *remote.Puller, req ResolveRequ
 	if known != "" {
 		return known, nil
 	}
+	if len(fresh) > 0 && o.opts.KeepManifests {
+		tag, answered, err := o.getCandidate(ctx, p, repo, fresh[0], digest)
+		if tag != "" || err != nil {
+			return tag, err
+		}
+		if answered {
+			fresh = fresh[1:]
+		}
+	}
 	for _, tag := range slices.Concat(fresh, stale, others) {
 		d, err := head(ctx, p, repo.Tag(tag))
 		if isNotFound(err) {
@@ -299,6 +330,33 @@ func (o *OCI) findVersion(ctx context.Context, p *remote.Puller, req ResolveRequ
 		}
 	}
 	return "", nil
+}
+
+// getCandidate asks for the newest new version tag with a GET instead of
+// a HEAD: it is usually the tag pushed with the digest, whose manifest the
+// provenance read GETs next anyway, so the body is kept for that read
+// (OCI.Manifest) and the pull is the same one. The body's digest is its
+// sha256, so a body kept is the manifest of digest, never a guess; a body
+// that is not a manifest (schema 1, garbage) answers nothing and the tag is
+// HEADed with the rest. It returns tag when the tag carries digest, and
+// whether the tag was answered for (a 404 or another digest is an answer).
+func (o *OCI) getCandidate(ctx context.Context, p *remote.Puller, repo name.Repository, tag string, digest v1.Hash) (string, bool, error) {
+	full, err := p.Get(ctx, repo.Tag(tag))
+	if isNotFound(err) {
+		return "", true, nil // deleted since the listing: not this one
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("finding the version tag of %s@%s: %w", repo.Name(), digest, err)
+	}
+	if checkManifest(full.Manifest) != nil {
+		return "", false, nil
+	}
+	o.observeVersion(repo.Name(), tag, full.Digest.String())
+	if full.Digest != digest {
+		return "", true, nil
+	}
+	o.kept.put(repo.Name()+"@"+digest.String(), p, Manifest{Body: full.Manifest, Descriptor: full.Descriptor})
+	return tag, true, nil
 }
 
 // isNotFound is a registry's 404 (a tag deleted since it was listed).

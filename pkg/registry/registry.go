@@ -80,6 +80,11 @@ type ResolveRequest struct {
 	// VersionSyntax picks the version tag among the image's tags; nil means
 	// no version is wanted.
 	VersionSyntax *regexp.Regexp
+	// Digest, when set, is the tag's digest as a request made a moment ago
+	// answered (the controller's digest-only poll): only its version tag is
+	// looked up, and the tag is not asked for again. Implementations that
+	// cannot look up a version by digest ignore it and resolve the tag.
+	Digest string
 }
 
 // Image is a manifest (or index) in a repository.

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -187,5 +188,22 @@ func TestClearFailedNeedsAKey(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"prod/web"}, poller.cleared); diff != "" {
 		t.Errorf("cleared (-want +got):\n%s", diff)
+	}
+}
+
+// TestTwentyTriggersBackToBackAreAccepted: at the default --trigger-rate
+// of 10/s, 20 triggers sent back to back (a CI job deploying 20 services)
+// are all taken; the limiter refuses only past two seconds' worth.
+func TestTwentyTriggersBackToBackAreAccepted(t *testing.T) {
+	l := newLimiter(10)
+	now := time.Now()
+	accepted := 0
+	for range 25 {
+		if l.AllowN(now, 1) {
+			accepted++
+		}
+	}
+	if accepted != 21 {
+		t.Errorf("%d of 25 back-to-back triggers accepted, want 21 (20 and the one of the burst's plus one)", accepted)
 	}
 }

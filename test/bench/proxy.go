@@ -28,6 +28,7 @@ type countingProxy struct {
 	firstSeen map[string]time.Time
 	heads     map[string][]time.Time // repository path → every HEAD of a manifest, in order
 	requests  map[string][]time.Time // repository path → every request for it, in order
+	byRepo    map[string]int64       // "GET blobs team/app": requests by method, kind and repository
 	errs      int64                  // answers ≥ 400
 }
 
@@ -46,7 +47,7 @@ func startProxy(target string) (*countingProxy, error) {
 	}
 	p := &countingProxy{host: ln.Addr().String(), counts: map[string]int64{},
 		perSecond: map[int64]int64{}, firstSeen: map[string]time.Time{}, heads: map[string][]time.Time{},
-		requests: map[string][]time.Time{}}
+		requests: map[string][]time.Time{}, byRepo: map[string]int64{}}
 	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: target})
 	rp.ModifyResponse = p.observe
 	p.server = &http.Server{Handler: p.count(rp), ReadHeaderTimeout: 10 * time.Second}
@@ -72,6 +73,10 @@ func (p *countingProxy) count(next http.Handler) http.Handler {
 			}
 			if repo := repoOf(r.URL.Path); repo != "" {
 				p.requests[repo] = append(p.requests[repo], now)
+				if p.byRepo == nil {
+					p.byRepo = map[string]int64{}
+				}
+				p.byRepo[r.Method+" "+faultproxy.Kind(r.URL.Path)+" "+repo]++
 			}
 			p.mu.Unlock()
 		}
@@ -166,6 +171,14 @@ func (p *countingProxy) requestsBetween(repos []string, from, to time.Time) int6
 		n += int64(j - i)
 	}
 	return n
+}
+
+// countFor is the requests of one method and kind ("GET", "blobs") for
+// one repository so far.
+func (p *countingProxy) countFor(method, kind, repo string) int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.byRepo[method+" "+kind+" "+repo]
 }
 
 // snapshot copies the counters.

@@ -53,6 +53,9 @@ func TestProxyCountsRequestsPerRef(t *testing.T) {
 	if diff := cmp.Diff(map[string]int64{"HEAD manifests": 2, "GET tags": 1}, p.snapshot()); diff != "" {
 		t.Errorf("counters (-want +got):\n%s", diff)
 	}
+	if got := p.countFor(http.MethodHead, "manifests", "pf/app-1"); got != 1 {
+		t.Errorf("HEADs of pf/app-1's manifests: %d, want 1 (the push left out)", got)
+	}
 }
 
 // TestTraffic: requests per interval per distinct ref is 1 for refs polled

@@ -30,6 +30,9 @@ type Options struct {
 	// NoCloudIdentity turns off logins with GCP's and Azure's workload
 	// identities (registry.CloudOptions.Disabled).
 	NoCloudIdentity bool
+	// KeepManifests: the reader will GET each new digest's manifest (image
+	// provenance), so the version lookup fetches it (registry.OCIOptions).
+	KeepManifests bool
 }
 
 // New builds the resolver `run`, `cr sync`, the tests and the demo use.
@@ -56,7 +59,7 @@ func NewWithReader(r Options, reg prometheus.Registerer) (ImageResolver, registr
 	guard := NewHostGuard(base, r.QPS, r.Burst, reg)
 	router := registry.NewRouter(
 		registry.OCIOptions{Transport: guard, InsecureHosts: r.InsecureRegistries, NoRetries: true,
-			Cloud: registry.CloudOptions{Disabled: r.NoCloudIdentity}},
+			Cloud: registry.CloudOptions{Disabled: r.NoCloudIdentity}, KeepManifests: r.KeepManifests},
 		registry.ECROptions{Endpoint: r.ECREndpoint, HTTPClient: &http.Client{Transport: guard}, Transport: guard},
 		registry.HubOptions{},
 	)
@@ -107,20 +110,23 @@ func (b backgroundReader) Referrers(ctx context.Context, repo registry.Repo, dig
 // worker for longer (the host guard then backs off from it).
 const registryTimeout = 15 * time.Second
 
-// Transport is the HTTP transport to registries: bounded header wait and,
-// when caFile is set, its CAs trusted besides the system roots.
+// Transport is the HTTP transport to registries: bounded header wait,
+// when caFile is set its CAs trusted besides the system roots, and every
+// request logged at --v=4 (registry.LogRequests). The host guard wraps it,
+// so the logged duration is the registry's, not the wait for the budget,
+// and a request the guard refuses is not logged as sent.
 func Transport(caFile string) (http.RoundTripper, error) {
 	t := remote.DefaultTransport.(*http.Transport).Clone()
 	t.ResponseHeaderTimeout = registryTimeout
 	if caFile == "" {
-		return t, nil
+		return registry.LogRequests(t), nil
 	}
 	pool, err := CertPool("--registry-ca-file", caFile)
 	if err != nil {
 		return nil, err
 	}
 	t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	return t, nil
+	return registry.LogRequests(t), nil
 }
 
 // CertPool is the system's roots plus the PEM certificates in file, which
@@ -148,7 +154,7 @@ type registryResolver struct{ reg registry.Registry }
 func (a registryResolver) Resolve(ctx context.Context, req ResolveRequest) (ResolvedImage, error) {
 	img, err := a.reg.Resolve(ctx, registry.ResolveRequest{
 		Repo: registry.Repo{Name: req.Repo, Auth: registry.Auth{PullSecrets: req.PullSecrets, Provider: registry.Provider(req.Provider)}},
-		Tag:  req.Tag, VersionSyntax: req.VersionSyntax,
+		Tag:  req.Tag, VersionSyntax: req.VersionSyntax, Digest: req.Digest,
 	})
 	if err != nil {
 		return ResolvedImage{}, err

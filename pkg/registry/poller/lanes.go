@@ -124,15 +124,21 @@ func (b *laneBucket) dispatch(now time.Time) (next time.Duration, more bool) {
 // backgroundWaits is how many times maxWait a background read may wait:
 // it holds no worker (provenance reads run on their own), it is served
 // last, and a refused read is remembered as empty.
+//
+// An urgent request may wait as long: someone waits for it, and a refusal
+// only sends it to the back of the urgent queue on its re-check (the bench
+// saw 20 back-to-back triggers on one host refused and retried in turn, 5
+// of them not patched within a minute). Scheduled polls keep maxWait: the
+// next interval retries them.
 const backgroundWaits = 5
 
 // waitForBudget spends a token of endpoint's bucket in the request's lane,
-// waiting at most maxWait (background: backgroundWaits times that); a wait
-// that would be longer is refused at once, as before lanes (it would hold
-// a worker that other CVs need).
+// waiting at most maxWait (background and urgent: backgroundWaits times
+// that); a wait that would be longer is refused at once, as before lanes
+// (it would hold a worker that other CVs need).
 func (g *HostGuard) waitForBudget(endpoint string, lane registry.Lane) error {
 	limit := g.maxWait
-	if lane == registry.LaneBackground {
+	if lane == registry.LaneBackground || lane == registry.LaneUrgent {
 		limit *= backgroundWaits
 	}
 	g.mu.Lock()

@@ -174,3 +174,39 @@ func TestBurstReserveKeepsTokensForTriggers(t *testing.T) {
 		t.Errorf("an urgent request on an empty bucket waits %s, want one token (200 ms at 5/s)", wait)
 	}
 }
+
+// TestUrgentRequestWaitsLongerThanAPoll: with the budget spent and the next
+// token 3 s away (maxWait 1 s), a scheduled poll is refused at once, while
+// an urgent request (someone waits for it) queues and is served when the
+// token comes, instead of being refused and retried at the back.
+func TestUrgentRequestWaitsLongerThanAPoll(t *testing.T) {
+	clock := clocktesting.NewFakeClock(time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC))
+	guard := NewHostGuard(http.DefaultTransport, 1.0/3, 1, prometheus.NewRegistry())
+	guard.clock = clock
+	guard.maxWait = time.Second
+	if err := guard.waitForBudget("h", registry.LaneUrgent); err != nil {
+		t.Fatalf("the burst's token: %v", err)
+	}
+	if err := guard.waitForBudget("h", registry.LaneScheduled); err == nil {
+		t.Fatal("a poll 3 s from a token was not refused")
+	}
+	done := make(chan error, 1)
+	go func() { done <- guard.waitForBudget("h", registry.LaneUrgent) }()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		guard.mu.Lock()
+		n := len(guard.hosts["h"].bucket.queues[registry.LaneUrgent-1])
+		guard.mu.Unlock()
+		if n == 1 || time.Now().After(deadline) {
+			break
+		}
+	}
+	clock.Step(3 * time.Second)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("the urgent request was refused: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("the urgent request was not served when the token came")
+	}
+}

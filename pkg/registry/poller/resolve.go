@@ -21,6 +21,10 @@ type ResolveRequest struct {
 	// Provider is the CV's spec.provider: the cloud whose identity logs in
 	// when no pull secret applies ("" chooses by host).
 	Provider string
+	// Digest is the tag's digest as a digest-only request just answered:
+	// the registry layer then looks up only its version tag, without a
+	// second HEAD of the tag (registry.ResolveRequest.Digest).
+	Digest string
 }
 
 // ResolvedImage is what the tag points to.

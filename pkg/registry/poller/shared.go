@@ -119,8 +119,9 @@ func (s *SharedResolver) Forget(maxAge time.Duration) {
 }
 
 // shareKey identifies what a request may share: the same image, the same
-// version rule and the same credentials (different credentials may see
-// different things).
+// version rule, the same digest given (a version lookup for one digest
+// answers nothing about another) and the same credentials (different
+// credentials may see different things).
 func shareKey(req ResolveRequest) string {
 	h := sha256.New()
 	for _, secret := range req.PullSecrets {
@@ -131,5 +132,5 @@ func shareKey(req ResolveRequest) string {
 	if req.VersionSyntax != nil {
 		syntax = req.VersionSyntax.String()
 	}
-	return req.Repo + ":" + req.Tag + "|" + syntax + "|" + req.Provider + "|" + hex.EncodeToString(h.Sum(nil)[:8])
+	return req.Repo + ":" + req.Tag + "|" + syntax + "|" + req.Digest + "|" + req.Provider + "|" + hex.EncodeToString(h.Sum(nil)[:8])
 }
