@@ -16,9 +16,9 @@ func (r *report) markdown() string {
 	s := r.Settings
 	fmt.Fprintf(&b, "Settings: poll interval %.0f s, %d CVs per ref, %d CVs per namespace, 0-replica Deployments, "+
 		"controller --kube-api-qps %d --kube-api-burst %d --registry-qps %d --registry-burst %d --concurrent-syncs %d --last-polled-interval %.0fs; "+
-		"one CI trigger every %.0f ms in figure 2b.\n\n",
+		"one CI trigger every %.0f ms in figure 2b.%s\n\n",
 		s.PollIntervalSeconds, s.CVsPerRef, s.PerNamespace, s.KubeAPIQPS, s.KubeAPIBurst, s.RegistryQPS, s.RegistryBurst, s.ConcurrentSyncs,
-		s.LastPolledSeconds, s.TriggerGapMs)
+		s.LastPolledSeconds, s.TriggerGapMs, kcmSettings(s))
 	r.tableEconomy(&b)
 	r.tableLatency(&b)
 	r.tableBurst(&b)
@@ -265,4 +265,13 @@ func (r *report) tablePushFirst(b *strings.Builder) {
 			pct(t.Patched), pct(t.Finished), counts(t.Patched, t.Finished), t.Rounds)
 	}
 	b.WriteString("\n")
+}
+
+// kcmSettings names kube-controller-manager's client budget, for runs that
+// recorded it.
+func kcmSettings(s settings) string {
+	if s.KCMAPIQPS == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" kube-controller-manager --kube-api-qps %d --kube-api-burst %d.", s.KCMAPIQPS, s.KCMAPIBurst)
 }

@@ -48,6 +48,10 @@ type settings struct {
 	TriggerGapMs        float64 `json:"triggerGapMs"`
 	LatencySamples      int     `json:"latencySamples"`
 	Replicas            int     `json:"replicas"`
+	// KCMAPIQPS and KCMAPIBurst are kube-controller-manager's client
+	// budget (0 in runs from before it was recorded: 300 and 600).
+	KCMAPIQPS   int `json:"kcmApiQps,omitempty"`
+	KCMAPIBurst int `json:"kcmApiBurst,omitempty"`
 }
 
 type scaleResult struct {
@@ -167,7 +171,7 @@ func newReport(cfg *config) *report {
 			KubeAPIQPS: cfg.kubeQPS, KubeAPIBurst: cfg.kubeBurst, RegistryQPS: cfg.registryQPS,
 			RegistryBurst: cfg.registryBurst, ConcurrentSyncs: cfg.workers,
 			LastPolledSeconds: cfg.lastPolled.Seconds(), TriggerGapMs: float64(cfg.triggerGap.Milliseconds()),
-			LatencySamples: cfg.latencySamples,
+			LatencySamples: cfg.latencySamples, KCMAPIQPS: cfg.kcmQPS, KCMAPIBurst: cfg.kcmBurst,
 		},
 	}
 }
