@@ -202,6 +202,10 @@ func (c *Controller) logTransition(cv *cvv1.ContainerVersion, e effect) {
 		r = e.rolloutDone
 	}
 	if r == nil {
+		if e.detail != "" {
+			klog.InfoS(e.log, "cv", klog.KObj(cv), "err", e.detail)
+			return
+		}
 		klog.InfoS(e.log, "cv", klog.KObj(cv))
 		return
 	}

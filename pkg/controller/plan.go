@@ -63,8 +63,9 @@ type effect struct {
 	outcome     string
 	// authzRefused counts an author refusal.
 	authzRefused bool
-	// log: an Info line on a rollout transition.
-	log string
+	// log: an Info line on a rollout transition; detail, when set, is
+	// logged with it as "err" (what went wrong, as the Event says it).
+	log, detail string
 	// writeBack hands a write to the git writer (writeback.go).
 	writeBack *writeBackSubmit
 	// id keys the effect: a replayed sync never sends one twice.

@@ -137,7 +137,7 @@ func registryError(snap *snapshot, d *decision) {
 		return
 	}
 	setCondition(d.cv, cvv1.ConditionDegraded, metav1.ConditionTrue, ReasonRegistryError, message, snap.now)
-	d.effects = append(d.effects, warning(ReasonRegistryError, message), effect{log: "Registry error"})
+	d.effects = append(d.effects, warning(ReasonRegistryError, message), effect{log: "Registry error", detail: message})
 }
 
 // recordPoll persists lastPolled now and then (syncer.ShouldPersistLastPolled)

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -233,6 +234,21 @@ func TestPlanPollTransitions(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPlanLogsWhyTheRegistryFailed: the log line of a failed poll says what
+// failed, as the Event does (an operator reading logs alone sees the cause).
+func TestPlanLogsWhyTheRegistryFailed(t *testing.T) {
+	d := plan(polledSnap(polled(), pollObservation{err: errors.New("503 Service Unavailable")}))
+	for _, e := range d.effects {
+		if e.log == "Registry error" {
+			if !strings.Contains(e.detail, "503 Service Unavailable") {
+				t.Errorf("log detail %q lacks the registry's answer", e.detail)
+			}
+			return
+		}
+	}
+	t.Error("no log effect for the failed poll")
 }
 
 func TestPlanRequestsAreServedOnlyByAPoll(t *testing.T) {
