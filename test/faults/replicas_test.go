@@ -156,10 +156,7 @@ func TestEveryReplicaAnswers(t *testing.T) {
 			genBefore50 = f.DeploymentGeneration(f.app)
 		}
 		digest := f.push(fmt.Sprintf("v%d", i))
-		if status, body := send(t, svc.URL+"/v1/trigger", "Bearer "+apiKey,
-			jsonBody(fmt.Sprintf(`{"namespace":%q,"name":%q}`, f.NS, f.app))()); status != http.StatusAccepted {
-			t.Fatalf("trigger %d: %d %s", i, status, body)
-		}
+		f.trigger(t, svc.URL, fmt.Sprintf("trigger %d", i))
 		f.WaitStatus(f.app, cvv1.StatusSuccess, digest, 30*time.Second)
 	}
 	t.Logf("MEASURE 50 triggers through the round-robin address: all accepted and rolled out in %s",
@@ -181,17 +178,11 @@ func TestEveryReplicaAnswers(t *testing.T) {
 	}
 	gen51 := f.DeploymentGeneration(f.app)
 	last := f.push("v51")
-	if status, body := send(t, standby.url()+"/v1/trigger", "Bearer "+apiKey,
-		jsonBody(fmt.Sprintf(`{"namespace":%q,"name":%q}`, f.NS, f.app))()); status != http.StatusAccepted {
-		t.Fatalf("trigger to the standby: %d %s", status, body)
-	}
+	f.trigger(t, standby.url(), "trigger to the standby")
 	leader.kill9()
 	f.WaitStatus(f.app, cvv1.StatusSuccess, last, 60*time.Second)
 	barrier := f.push("v52")
-	if status, body := send(t, standby.url()+"/v1/trigger", "Bearer "+apiKey,
-		jsonBody(fmt.Sprintf(`{"namespace":%q,"name":%q}`, f.NS, f.app))()); status != http.StatusAccepted {
-		t.Fatalf("trigger after the takeover: %d %s", status, body)
-	}
+	f.trigger(t, standby.url(), "trigger after the takeover")
 	f.WaitStatus(f.app, cvv1.StatusSuccess, barrier, 60*time.Second)
 	if got, want := f.DeploymentGeneration(f.app)-gen51, 2*perRollout; got != want {
 		t.Errorf("v51 and v52 changed the Deployment's template %d times, want %d (%d per rollout)", got, want, perRollout)
@@ -227,10 +218,7 @@ func inMemoryTriggerSurvivesTheLeader(t *testing.T, f *fixture, leader *proc, pe
 	e2eenv.Must(t, err)
 	gen := f.DeploymentGeneration(f.app)
 	moved := f.push("v53")
-	if status, body := send(t, leader.url()+"/v1/trigger", "Bearer "+apiKey,
-		jsonBody(fmt.Sprintf(`{"namespace":%q,"name":%q}`, f.NS, f.app))()); status != http.StatusAccepted {
-		t.Fatalf("trigger to the leader: %d %s", status, body)
-	}
+	f.trigger(t, leader.url(), "trigger to the leader")
 	leader.kill9()
 	f.WaitStatus(f.app, cvv1.StatusSuccess, moved, 60*time.Second)
 	// The successor's own polls go on every 5 s: two more that found
@@ -260,6 +248,16 @@ func inMemoryTriggerSurvivesTheLeader(t *testing.T, f *fixture, leader *proc, pe
 	}
 	if rollouts != 1 {
 		t.Errorf("v53, triggered on the leader just before its kill -9, rolled out %d times, want once", rollouts)
+	}
+}
+
+// trigger POSTs a trigger of the app's CV to base and fails the test
+// unless it is accepted; what names the call in the failure.
+func (f *fixture) trigger(t *testing.T, base, what string) {
+	t.Helper()
+	if status, body := send(t, base+"/v1/trigger", "Bearer "+apiKey,
+		jsonBody(fmt.Sprintf(`{"namespace":%q,"name":%q}`, f.NS, f.app))()); status != http.StatusAccepted {
+		t.Fatalf("%s: %d %s", what, status, body)
 	}
 }
 
