@@ -32,8 +32,11 @@ import (
 func (c *Controller) resolve(ctx context.Context, cv *cvv1.ContainerVersion, syntax *regexp.Regexp, maxAge time.Duration, forced bool) (poller.ResolvedImage, error) {
 	if forced {
 		// A trigger, webhook, release or push re-check: ahead of scheduled
-		// polls and background reads in the host's budget (registry lanes).
-		ctx = registry.WithLane(ctx, registry.LaneUrgent)
+		// polls and background reads in the host's budget (registry lanes),
+		// and within the lane behind the forced resolves that began
+		// earlier, so each trigger's follow-up requests (tag list, new
+		// version tag) go before the next triggers' first ones.
+		ctx = registry.WithOrigin(registry.WithLane(ctx, registry.LaneUrgent), c.clock.Now())
 	}
 	req := poller.ResolveRequest{
 		Repo: cv.Spec.ImageRepo, Tag: cv.Spec.Tag, MaxAge: maxAge, PullSecrets: c.pullSecrets(ctx, cv),

@@ -1,6 +1,9 @@
 package registry
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Lane is the priority of a registry request in the per-host budget (the
 // controller's host guard, pkg/registry/poller): when requests wait for the
@@ -52,4 +55,22 @@ func LaneOf(ctx context.Context) Lane {
 		return l
 	}
 	return LaneScheduled
+}
+
+type originKey struct{}
+
+// WithOrigin returns ctx stamped with when the work its requests serve
+// began (a trigger's resolve). Within a lane the host budget serves the
+// oldest work first, so one trigger's follow-up requests (the tag list, the
+// new version tag) go before the next triggers' first ones: under a tight
+// budget each trigger finishes in turn instead of all of them finishing
+// together at the end.
+func WithOrigin(ctx context.Context, t time.Time) context.Context {
+	return context.WithValue(ctx, originKey{}, t)
+}
+
+// OriginOf is the time WithOrigin put in ctx; ok is false when none.
+func OriginOf(ctx context.Context) (t time.Time, ok bool) {
+	t, ok = ctx.Value(originKey{}).(time.Time)
+	return t, ok
 }

@@ -104,7 +104,7 @@ func NewHostGuard(next http.RoundTripper, qps float64, burst int, reg prometheus
 func (g *HostGuard) RoundTrip(req *http.Request) (*http.Response, error) {
 	host := req.URL.Host
 	endpoint := req.URL.Scheme + "://" + host
-	if err := g.admit(endpoint, registry.LaneOf(req.Context())); err != nil {
+	if err := g.admit(endpoint, registry.LaneOf(req.Context()), originOf(req, g.clock.Now())); err != nil {
 		return nil, err
 	}
 	release, err := g.acquire(endpoint)
@@ -122,7 +122,7 @@ func (g *HostGuard) RoundTrip(req *http.Request) (*http.Response, error) {
 // admit refuses a closed host and spends a token in the request's lane,
 // waiting at most maxWait for one (a longer wait would hold a worker that
 // other CVs need).
-func (g *HostGuard) admit(host string, lane registry.Lane) error {
+func (g *HostGuard) admit(host string, lane registry.Lane, origin time.Time) error {
 	g.mu.Lock()
 	st := g.state(host)
 	if now := g.clock.Now(); now.Before(st.closedTill) {
@@ -131,7 +131,16 @@ func (g *HostGuard) admit(host string, lane registry.Lane) error {
 		return err
 	}
 	g.mu.Unlock()
-	return g.waitForBudget(host, lane)
+	return g.waitForBudget(host, lane, origin)
+}
+
+// originOf is when the work req serves began (registry.WithOrigin), or now:
+// work with no origin is served in arrival order.
+func originOf(req *http.Request, now time.Time) time.Time {
+	if t, ok := registry.OriginOf(req.Context()); ok {
+		return t
+	}
+	return now
 }
 
 // acquire takes one of the host's in-flight slots, waiting at most maxWait:

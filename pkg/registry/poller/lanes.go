@@ -34,6 +34,9 @@ type laneQueue []*laneWaiter
 type laneWaiter struct {
 	ready   chan struct{}
 	granted bool
+	// origin orders the waiters of one lane: oldest work first
+	// (registry.WithOrigin).
+	origin time.Time
 }
 
 func newLaneBucket(rate float64, burst int, now time.Time) *laneBucket {
@@ -59,11 +62,23 @@ func (b *laneBucket) refill(now time.Time) {
 	}
 }
 
-// ahead counts the waiters that go before a new request of lane l.
-func (b *laneBucket) ahead(l registry.Lane) int {
+// ahead counts the waiters that go before a new request of lane l whose
+// work began at origin: every waiter of a more urgent lane, and those of
+// its own lane whose work began no later.
+func (b *laneBucket) ahead(l registry.Lane, origin time.Time) int {
 	n := 0
-	for i := 0; i < int(l); i++ {
+	for i := 0; i < int(l)-1; i++ {
 		n += len(b.queues[i])
+	}
+	return n + b.queues[l-1].olderThan(origin)
+}
+
+// olderThan is the number of waiters whose work began no later than
+// origin: the position a new waiter of that origin takes in the queue.
+func (q laneQueue) olderThan(origin time.Time) int {
+	n := 0
+	for n < len(q) && !q[n].origin.After(origin) {
+		n++
 	}
 	return n
 }
@@ -71,9 +86,9 @@ func (b *laneBucket) ahead(l registry.Lane) int {
 // take grants a token at once when it can; otherwise it returns the
 // expected wait of a request of lane l, which queues behind the waiters
 // ahead of it.
-func (b *laneBucket) take(l registry.Lane, now time.Time) (granted bool, wait time.Duration) {
+func (b *laneBucket) take(l registry.Lane, origin, now time.Time) (granted bool, wait time.Duration) {
 	b.refill(now)
-	ahead := b.ahead(l)
+	ahead := b.ahead(l, origin)
 	if ahead == 0 && b.tokens >= b.threshold(l) {
 		b.tokens--
 		return true, 0
@@ -82,9 +97,13 @@ func (b *laneBucket) take(l registry.Lane, now time.Time) (granted bool, wait ti
 	return false, time.Duration(need / b.rate * float64(time.Second))
 }
 
-func (b *laneBucket) enqueue(l registry.Lane) *laneWaiter {
-	w := &laneWaiter{ready: make(chan struct{})}
-	b.queues[l-1] = append(b.queues[l-1], w)
+// enqueue queues a request of lane l behind the waiters of its lane whose
+// work began no later than origin.
+func (b *laneBucket) enqueue(l registry.Lane, origin time.Time) *laneWaiter {
+	w := &laneWaiter{ready: make(chan struct{}), origin: origin}
+	q := b.queues[l-1]
+	at := q.olderThan(origin)
+	b.queues[l-1] = append(q[:at:at], append(laneQueue{w}, q[at:]...)...)
 	return w
 }
 
@@ -136,7 +155,7 @@ const backgroundWaits = 5
 // waiting at most maxWait (background and urgent: backgroundWaits times
 // that); a wait that would be longer is refused at once, as before lanes
 // (it would hold a worker that other CVs need).
-func (g *HostGuard) waitForBudget(endpoint string, lane registry.Lane) error {
+func (g *HostGuard) waitForBudget(endpoint string, lane registry.Lane, origin time.Time) error {
 	limit := g.maxWait
 	if lane == registry.LaneBackground || lane == registry.LaneUrgent {
 		limit *= backgroundWaits
@@ -144,7 +163,7 @@ func (g *HostGuard) waitForBudget(endpoint string, lane registry.Lane) error {
 	g.mu.Lock()
 	st := g.state(endpoint)
 	now := g.clock.Now()
-	granted, wait := st.bucket.take(lane, now)
+	granted, wait := st.bucket.take(lane, origin, now)
 	if granted {
 		g.mu.Unlock()
 		g.metrics.budgetWait.WithLabelValues(lane.String()).Observe(0)
@@ -154,7 +173,7 @@ func (g *HostGuard) waitForBudget(endpoint string, lane registry.Lane) error {
 		g.mu.Unlock()
 		return &ErrHostClosed{Host: endpoint, Until: now.Add(wait), Reason: "request budget exhausted"}
 	}
-	w := st.bucket.enqueue(lane)
+	w := st.bucket.enqueue(lane, origin)
 	g.scheduleDispatch(st)
 	g.mu.Unlock()
 

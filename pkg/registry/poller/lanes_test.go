@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -158,7 +159,7 @@ func TestLaneOf(t *testing.T) {
 func TestBurstReserveKeepsTokensForTriggers(t *testing.T) {
 	now := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
 	b := newLaneBucket(5, 20, now)
-	take := func(l registry.Lane) bool { ok, _ := b.take(l, now); return ok }
+	take := func(l registry.Lane) bool { ok, _ := b.take(l, now, now); return ok }
 	count := func(l registry.Lane) int {
 		n := 0
 		for take(l) {
@@ -170,7 +171,7 @@ func TestBurstReserveKeepsTokensForTriggers(t *testing.T) {
 	if diff := cmp.Diff([]int{10, 5, 5}, got); diff != "" {
 		t.Errorf("tokens spent by background, then scheduled, then urgent (-want +got):\n%s", diff)
 	}
-	if _, wait := b.take(registry.LaneUrgent, now); wait != 200*time.Millisecond {
+	if _, wait := b.take(registry.LaneUrgent, now, now); wait != 200*time.Millisecond {
 		t.Errorf("an urgent request on an empty bucket waits %s, want one token (200 ms at 5/s)", wait)
 	}
 }
@@ -184,14 +185,14 @@ func TestUrgentRequestWaitsLongerThanAPoll(t *testing.T) {
 	guard := NewHostGuard(http.DefaultTransport, 1.0/3, 1, prometheus.NewRegistry())
 	guard.clock = clock
 	guard.maxWait = time.Second
-	if err := guard.waitForBudget("h", registry.LaneUrgent); err != nil {
+	if err := guard.waitForBudget("h", registry.LaneUrgent, clock.Now()); err != nil {
 		t.Fatalf("the burst's token: %v", err)
 	}
-	if err := guard.waitForBudget("h", registry.LaneScheduled); err == nil {
+	if err := guard.waitForBudget("h", registry.LaneScheduled, clock.Now()); err == nil {
 		t.Fatal("a poll 3 s from a token was not refused")
 	}
 	done := make(chan error, 1)
-	go func() { done <- guard.waitForBudget("h", registry.LaneUrgent) }()
+	go func() { done <- guard.waitForBudget("h", registry.LaneUrgent, clock.Now()) }()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
 		guard.mu.Lock()
 		n := len(guard.hosts["h"].bucket.queues[registry.LaneUrgent-1])
@@ -208,5 +209,36 @@ func TestUrgentRequestWaitsLongerThanAPoll(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Error("the urgent request was not served when the token came")
+	}
+}
+
+// TestOldestWorkIsServedFirstWithinALane: with the budget spent, three
+// triggers' first requests wait; the follow-up of the oldest (its tag
+// list) arrives last but is served first, so that trigger finishes before
+// the next ones start, instead of every trigger finishing at the end.
+func TestOldestWorkIsServedFirstWithinALane(t *testing.T) {
+	now := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+	b := newLaneBucket(5, 1, now)
+	if ok, _ := b.take(registry.LaneUrgent, now, now); !ok {
+		t.Fatal("the burst's token was not granted")
+	}
+	trigger := func(i int) time.Time { return now.Add(time.Duration(i) * time.Millisecond) }
+	second := b.enqueue(registry.LaneUrgent, trigger(2))
+	third := b.enqueue(registry.LaneUrgent, trigger(3))
+	if _, wait := b.take(registry.LaneUrgent, trigger(1), now); wait != 200*time.Millisecond {
+		t.Errorf("the oldest trigger's follow-up waits %s, want one token (200 ms): nothing goes before it", wait)
+	}
+	followUp := b.enqueue(registry.LaneUrgent, trigger(1))
+	var order []*laneWaiter
+	for step := 1; step <= 3; step++ {
+		b.dispatch(now.Add(time.Duration(step) * 200 * time.Millisecond))
+		for _, w := range []*laneWaiter{followUp, second, third} {
+			if w.granted && !slices.Contains(order, w) {
+				order = append(order, w)
+			}
+		}
+	}
+	if want := []*laneWaiter{followUp, second, third}; !slices.Equal(order, want) {
+		t.Errorf("served in the order %v, want the oldest work first %v", order, want)
 	}
 }
