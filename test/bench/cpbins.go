@@ -20,7 +20,10 @@ import (
 // ReplicaSet, scale, status), so a burst of 1,000 rollouts would measure
 // the controller-manager's client limiter, not cvmanager. The wrapper
 // `exec`s, so the PID test/controlplane records is the real process.
-func tunedBinDir(ctx context.Context, dir string, qps, burst int) (string, error) {
+// syncs sets its Deployment and ReplicaSet workers: with 10 (the control
+// plane's setting for tests) it observed a burst's patched templates
+// seconds after cvmanager had patched them all.
+func tunedBinDir(ctx context.Context, dir string, qps, burst, syncs int) (string, error) {
 	real, err := controlPlaneBins(ctx)
 	if err != nil {
 		return "", err
@@ -41,8 +44,8 @@ func tunedBinDir(ctx context.Context, dir string, qps, burst int) (string, error
 			return "", err
 		}
 	}
-	script := fmt.Sprintf("#!/bin/sh\nexec %q \"$@\" --kube-api-qps=%d --kube-api-burst=%d\n",
-		filepath.Join(real, "kube-controller-manager"), qps, burst)
+	script := fmt.Sprintf("#!/bin/sh\nexec %q \"$@\" --kube-api-qps=%d --kube-api-burst=%d --concurrent-deployment-syncs=%d --concurrent-replicaset-syncs=%d\n",
+		filepath.Join(real, "kube-controller-manager"), qps, burst, syncs, syncs)
 	return out, os.WriteFile(filepath.Join(out, "kube-controller-manager"), []byte(script), 0o755)
 }
 

@@ -56,11 +56,11 @@ func startEnv(ctx context.Context, cfg *config) (e *env, err error) {
 	if e.bin, err = buildController(ctx, cfg.bin, dir); err != nil {
 		return nil, err
 	}
-	binDir, err := tunedBinDir(ctx, dir, cfg.kcmQPS, cfg.kcmBurst)
+	binDir, err := tunedBinDir(ctx, dir, cfg.kcmQPS, cfg.kcmBurst, cfg.kcmSyncs)
 	if err != nil {
 		return nil, err
 	}
-	say("starting the control plane (kube-controller-manager --kube-api-qps %d --kube-api-burst %d)", cfg.kcmQPS, cfg.kcmBurst)
+	say("starting the control plane (kube-controller-manager --kube-api-qps %d --kube-api-burst %d --concurrent-deployment-syncs %d)", cfg.kcmQPS, cfg.kcmBurst, cfg.kcmSyncs)
 	if e.cp, err = controlplane.Start(ctx, controlplane.Options{BinDir: binDir, Log: os.Stderr}); err != nil {
 		return nil, err
 	}

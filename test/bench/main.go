@@ -51,6 +51,7 @@ type config struct {
 	registryBurst  int
 	workers        int
 	kcmQPS         int
+	kcmSyncs       int
 	kcmBurst       int
 	bin            string
 	out            string
@@ -87,6 +88,7 @@ func parseFlags() (*config, error) {
 	flag.IntVar(&c.workers, "concurrent-syncs", 16, "controller's --concurrent-syncs (syncs are API round trips, not CPU: 16 keep a burst moving)")
 	flag.IntVar(&c.kcmQPS, "kcm-api-qps", 1000, "kube-controller-manager's --kube-api-qps (its default, 20, would bound rollouts, not cvmanager; at 300 it still bounded a burst's finish among 10,000 CVs)")
 	flag.IntVar(&c.kcmBurst, "kcm-api-burst", 2000, "kube-controller-manager's --kube-api-burst")
+	flag.IntVar(&c.kcmSyncs, "kcm-deployment-syncs", 10, "kube-controller-manager's --concurrent-deployment-syncs and --concurrent-replicaset-syncs (10 as in the tests' control plane)")
 	flag.StringVar(&c.bin, "cvmanager", "", "prebuilt cvmanager binary (default: go build ./cmd/cvmanager)")
 	flag.StringVar(&c.out, "out", "bench/results", "directory for the JSON, markdown and profiles")
 	flag.StringVar(&c.label, "label", "", "label for this run in the report (e.g. before-fix)")

@@ -273,5 +273,8 @@ func kcmSettings(s settings) string {
 	if s.KCMAPIQPS == 0 {
 		return ""
 	}
-	return fmt.Sprintf(" kube-controller-manager --kube-api-qps %d --kube-api-burst %d.", s.KCMAPIQPS, s.KCMAPIBurst)
+	if s.KCMSyncs == 0 {
+		return fmt.Sprintf(" kube-controller-manager --kube-api-qps %d --kube-api-burst %d.", s.KCMAPIQPS, s.KCMAPIBurst)
+	}
+	return fmt.Sprintf(" kube-controller-manager --kube-api-qps %d --kube-api-burst %d --concurrent-deployment-syncs %d.", s.KCMAPIQPS, s.KCMAPIBurst, s.KCMSyncs)
 }

@@ -52,6 +52,9 @@ type settings struct {
 	// budget (0 in runs from before it was recorded: 300 and 600).
 	KCMAPIQPS   int `json:"kcmApiQps,omitempty"`
 	KCMAPIBurst int `json:"kcmApiBurst,omitempty"`
+	// KCMSyncs are its Deployment and ReplicaSet workers (0: not recorded,
+	// 10).
+	KCMSyncs int `json:"kcmDeploymentSyncs,omitempty"`
 }
 
 type scaleResult struct {
@@ -171,7 +174,7 @@ func newReport(cfg *config) *report {
 			KubeAPIQPS: cfg.kubeQPS, KubeAPIBurst: cfg.kubeBurst, RegistryQPS: cfg.registryQPS,
 			RegistryBurst: cfg.registryBurst, ConcurrentSyncs: cfg.workers,
 			LastPolledSeconds: cfg.lastPolled.Seconds(), TriggerGapMs: float64(cfg.triggerGap.Milliseconds()),
-			LatencySamples: cfg.latencySamples, KCMAPIQPS: cfg.kcmQPS, KCMAPIBurst: cfg.kcmBurst,
+			LatencySamples: cfg.latencySamples, KCMAPIQPS: cfg.kcmQPS, KCMAPIBurst: cfg.kcmBurst, KCMSyncs: cfg.kcmSyncs,
 		},
 	}
 }
