@@ -57,6 +57,11 @@ func (c *Controller) checkPlatforms(ctx context.Context, cv *cvv1.ContainerVersi
 		c.opts.Platforms.Request(ctx, repo, o.img.Digest, func() { c.queue.Add(key) })
 	}
 	g := platform.Gate(idx, known, nodes)
+	if known && idx.Err != nil {
+		// A failed read refuses this poll only: the next one reads again,
+		// so a registry hiccup does not hold the digest until restart.
+		c.opts.Platforms.Forget(o.img.Digest)
+	}
 	switch {
 	case g.Pending:
 		o.pending = true
