@@ -93,10 +93,12 @@ func (c *Controller) runActions(ctx context.Context, cv *cvv1.ContainerVersion, 
 	return outcome, err
 }
 
-// replan decides a rollout again once an action reported its outcome.
+// replan decides a rollout again once an action reported its outcome,
+// ending like every plan (a rollback it finishes is written back).
 func replan(snap *snapshot, p rollout.Progress) decision {
 	d := decision{cv: snap.cv.DeepCopy(), consumed: servesRequests(snap)}
 	judge(snap, &d, rollout.Plan{Progress: p})
+	planAfterTransition(snap, &d)
 	return d
 }
 

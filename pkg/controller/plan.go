@@ -104,9 +104,16 @@ func plan(snap *snapshot) decision {
 	case snap.poll != nil:
 		planPoll(snap, &d)
 	}
-	attachProvenance(snap, &d)
-	planWriteBack(snap, &d)
+	planAfterTransition(snap, &d)
 	return d
+}
+
+// planAfterTransition runs the rules every decision ends with, whatever
+// made the transition (plan, or replan after an action's outcome): the
+// provenance read since the last status write, and git write-back.
+func planAfterTransition(snap *snapshot, d *decision) {
+	attachProvenance(snap, d)
+	planWriteBack(snap, d)
 }
 
 // servesRequests reports whether this sync's poll serves the pending

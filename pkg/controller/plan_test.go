@@ -410,3 +410,21 @@ func TestMinAgeHoldLooksAgainWhenOldEnough(t *testing.T) {
 		t.Errorf("hold already reported: want no write and the same requeue, got requeue %s", again.requeue)
 	}
 }
+
+// TestReplanEndsLikeEveryPlan: a Job the executor could not create fails
+// the rollout in apply (replan). That decision carries the provenance read
+// since the last status write, as plan's do: the rollback it starts writes
+// status, and the provenance rides along rather than waiting for a later
+// write.
+func TestReplanEndsLikeEveryPlan(t *testing.T) {
+	snap := underWay(rollingOut(t0.Add(-10*time.Second)), stubPlanner{}, func(s *cvv1.ContainerVersionSpec) { s.Rollback.Enabled = true })
+	snap.provenance, snap.provenanceDigest = &cvv1.Provenance{Revision: "abc123"}, digest2
+	d := replan(snap, progress(rollout.Failed, "JobInvalid"))
+	r := d.cv.Status.Rollout
+	if r == nil || !r.RollingBack {
+		t.Fatalf("rollout %+v, want a rollback under way", r)
+	}
+	if r.Provenance == nil || r.Provenance.Revision != "abc123" {
+		t.Errorf("rollout provenance %+v, want the revision read since the last write", r.Provenance)
+	}
+}

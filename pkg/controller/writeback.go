@@ -64,8 +64,12 @@ func planWriteBack(snap *snapshot, d *decision) {
 	if cv.Spec.WriteBack == nil || cv.Status.Rollout != nil {
 		return
 	}
-	if r := snap.writeBackResult; r != nil && awaited(cv.Status.WriteBack, r) {
-		recordWriteBack(snap, d, r)
+	if r := snap.writeBackResult; r != nil {
+		if awaited(cv.Status.WriteBack, r) {
+			recordWriteBack(snap, d, r)
+		} else {
+			recordSuperseded(d, r)
+		}
 	}
 	if d.rolledBack != "" {
 		submitWriteBack(snap, d, writeBackSubmit{rolloutID: d.rolledBack, rolledBack: true})
@@ -86,13 +90,28 @@ func awaited(st, r *cvv1.WriteBackStatus) bool {
 	return st != nil && st.State == cvv1.WriteBackPending && st.RolloutID == r.RolloutID && st.Digest == r.Digest
 }
 
+// recordSuperseded puts the outcome of a write that a newer one replaced
+// in status (a later rollout finished before git answered) into the
+// history record of its own rollout only: status speaks of the newer
+// write, but the older record must not stay Pending for ever.
+func recordSuperseded(d *decision, r *cvv1.WriteBackStatus) {
+	if r.RolloutID == "" || r.State == cvv1.WriteBackPending {
+		return
+	}
+	d.historyWriteBack = historyWriteBackOf(r)
+}
+
+// historyWriteBackOf is what a history record keeps of a write's outcome.
+func historyWriteBackOf(r *cvv1.WriteBackStatus) *history.WriteBack {
+	return &history.WriteBack{RolloutID: r.RolloutID, State: r.State, Commit: r.Commit, URL: r.PullRequestURL, Reason: r.Reason}
+}
+
 // recordWriteBack writes an outcome into status, the WriteBack condition
 // and an Event.
 func recordWriteBack(snap *snapshot, d *decision, r *cvv1.WriteBackStatus) {
 	d.cv.Status.WriteBack = r.DeepCopy()
 	if r.RolloutID != "" {
-		d.historyWriteBack = &history.WriteBack{RolloutID: r.RolloutID, State: r.State, Commit: r.Commit,
-			URL: r.PullRequestURL, Reason: r.Reason}
+		d.historyWriteBack = historyWriteBackOf(r)
 	}
 	repo := d.cv.Spec.WriteBack.URL
 	if repo == "" {

@@ -103,16 +103,17 @@ func TestWriteBackFollowsWhatPassed(t *testing.T) {
 		want: got{State: cvv1.WriteBackWritten, RolloutID: "r1", History: &history.WriteBack{RolloutID: "r1",
 			State: cvv1.WriteBackWritten, Commit: "abc123", URL: "https://git.example/team/deploy/pull/7"}},
 	}, {
-		name: "an outcome of a superseded write is dropped",
+		name: "an outcome of a superseded write goes to its own history record, not to status",
 		snap: func() *snapshot {
 			st := polled()
 			submitted := metav1Time(t0.Add(-time.Second))
 			st.WriteBack = &cvv1.WriteBackStatus{State: cvv1.WriteBackPending, RolloutID: "r1", Version: "v1", Digest: digest1, Time: &submitted}
 			s := &snapshot{cv: webCV(st, withWriteBack), now: t0}
-			s.writeBackResult = &cvv1.WriteBackStatus{State: cvv1.WriteBackWritten, RolloutID: "r0", Version: "v0", Digest: digest2}
+			s.writeBackResult = &cvv1.WriteBackStatus{State: cvv1.WriteBackWritten, RolloutID: "r0", Version: "v0", Digest: digest2, Commit: "0ld"}
 			return s
 		}(),
-		want: got{State: cvv1.WriteBackPending, RolloutID: "r1"},
+		want: got{State: cvv1.WriteBackPending, RolloutID: "r1",
+			History: &history.WriteBack{RolloutID: "r0", State: cvv1.WriteBackWritten, Commit: "0ld"}},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := plan(tc.snap)
