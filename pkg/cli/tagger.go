@@ -66,6 +66,17 @@ func (f *taggerFlags) registry() (*registry.Router, error) {
 	), nil
 }
 
+// open checks the flags and returns the repository they name and a
+// registry client for it.
+func (f *taggerFlags) open() (registry.Repo, *registry.Router, error) {
+	repo, err := f.target()
+	if err != nil {
+		return registry.Repo{}, nil, err
+	}
+	reg, err := f.registry()
+	return repo, reg, err
+}
+
 // target checks the flags and names the repository with its credentials:
 // --username/--password, else the Docker config (--docker-config,
 // $DOCKER_CONFIG or ~/.docker) as `docker` would read it, else the cloud
@@ -131,11 +142,7 @@ func newTagsGetCommand() *cobra.Command {
 		Example: "  cvmanager cr tags get --repo ghcr.io/team/app --version 3f2a9c1 -o json",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			repo, err := f.target()
-			if err != nil {
-				return err
-			}
-			reg, err := f.registry()
+			repo, reg, err := f.open()
 			if err != nil {
 				return err
 			}
@@ -167,11 +174,7 @@ is available. An image they would refuse is not tagged unless --force.`,
 		Example: "  cvmanager cr tags add --repo ghcr.io/team/app --version 3f2a9c1 --tags env-prod,env-stage",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			repo, err := f.target()
-			if err != nil {
-				return err
-			}
-			reg, err := f.registry()
+			repo, reg, err := f.open()
 			if err != nil {
 				return err
 			}
@@ -244,11 +247,7 @@ take every tag on the image with it, so there the command refuses.`,
 		Example: "  cvmanager cr tags remove --repo 123456789012.dkr.ecr.eu-west-1.amazonaws.com/app --tags env-prod",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			repo, err := f.target()
-			if err != nil {
-				return err
-			}
-			reg, err := f.registry()
+			repo, reg, err := f.open()
 			if err != nil {
 				return err
 			}
