@@ -56,12 +56,15 @@ type config struct {
 	bin            string
 	out            string
 	label          string
-	profile        bool
-	unrelatedPods  []int
-	podsWindow     time.Duration
-	skip           map[string]bool
-	docs           bool
-	render         string
+	// runName is the run's results file name without extension, which
+	// its profiles are named after (set once the report exists).
+	runName       string
+	profile       bool
+	unrelatedPods []int
+	podsWindow    time.Duration
+	skip          map[string]bool
+	docs          bool
+	render        string
 	// The push-first figure (8).
 	pushFirstRefs     int
 	pushFirstInterval time.Duration
@@ -194,6 +197,7 @@ func run(ctx context.Context, cfg *config) error {
 		return err
 	}
 	rep := newReport(cfg)
+	cfg.runName = rep.base()
 	defer func() {
 		if err := rep.write(cfg.out); err != nil {
 			say("writing the report: %v", err)

@@ -179,16 +179,22 @@ func newReport(cfg *config) *report {
 	}
 }
 
-// write saves <date>-<host>[-label].json and .md, and latest.md.
+// base names the run's files: <date>-<host>[-label].
+func (r *report) base() string {
+	base := r.Started.Format("2006-01-02T1504") + "-" + r.Machine.Host
+	if r.Label != "" {
+		base += "-" + r.Label
+	}
+	return base
+}
+
+// write saves <base>.json and .md, and latest.md.
 func (r *report) write(dir string) error {
 	r.DurationSeconds = time.Since(r.Started).Seconds()
 	if err := ensureDir(dir); err != nil {
 		return err
 	}
-	base := r.Started.Format("2006-01-02T1504") + "-" + r.Machine.Host
-	if r.Label != "" {
-		base += "-" + r.Label
-	}
+	base := r.base()
 	js, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return err

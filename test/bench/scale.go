@@ -157,10 +157,12 @@ func (e *env) apiMetrics(ctx context.Context) string {
 	return string(b)
 }
 
-// saveProfile fetches a pprof endpoint into the results' pprof folder and
-// returns the file name ("" on failure, which is reported, not fatal).
+// saveProfile fetches a pprof endpoint into the results' pprof folder,
+// named after the run's results file (a later run, or the old binary's
+// run beside it, must not overwrite it), and returns the file name (""
+// on failure, which is reported, not fatal).
 func (e *env) saveProfile(ctx context.Context, proc *ctrlProc, endpoint, name string) string {
-	path := filepath.Join(e.cfg.out, "pprof", name)
+	path := filepath.Join(e.cfg.out, "pprof", e.cfg.runName+"-"+name)
 	if err := ensureDir(filepath.Dir(path)); err != nil {
 		say("profile %s: %v", name, err)
 		return ""
