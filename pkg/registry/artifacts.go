@@ -48,9 +48,9 @@ func (o *OCI) Manifest(ctx context.Context, repo Repo, ref string) (Manifest, er
 	if err != nil {
 		return Manifest{}, fmt.Errorf("invalid reference %q for %s: %w", ref, repo.Name, err)
 	}
-	p, err := o.puller(r.Registry, repo.Auth)
+	p, err := o.puller(ctx, r, repo.Auth)
 	if err != nil {
-		return Manifest{}, err
+		return Manifest{}, fmt.Errorf("%s: %w", parsed, err)
 	}
 	if m, ok := o.kept.take(r.Name()+"@"+ref, p); ok {
 		return m, nil // GET by the version lookup a moment ago (getCandidate)
@@ -64,7 +64,7 @@ func (o *OCI) Manifest(ctx context.Context, repo Repo, ref string) (Manifest, er
 
 // Blob implements ArtifactReader.
 func (o *OCI) Blob(ctx context.Context, repo Repo, digest string, limit int64) ([]byte, error) {
-	d, p, err := o.digestRef(repo, digest)
+	d, p, err := o.digestRef(ctx, repo, digest)
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +89,7 @@ func (o *OCI) Blob(ctx context.Context, repo Repo, digest string, limit int64) (
 
 // Referrers implements ArtifactReader.
 func (o *OCI) Referrers(ctx context.Context, repo Repo, digest string) ([]v1.Descriptor, error) {
-	d, p, err := o.digestRef(repo, digest)
+	d, p, err := o.digestRef(ctx, repo, digest)
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +107,7 @@ func (o *OCI) Referrers(ctx context.Context, repo Repo, digest string) ([]v1.Des
 	return m.Manifests, nil
 }
 
-func (o *OCI) digestRef(repo Repo, digest string) (name.Digest, *remote.Puller, error) {
+func (o *OCI) digestRef(ctx context.Context, repo Repo, digest string) (name.Digest, *remote.Puller, error) {
 	r, err := o.repository(repo.Name)
 	if err != nil {
 		return name.Digest{}, nil, err
@@ -116,8 +116,11 @@ func (o *OCI) digestRef(repo Repo, digest string) (name.Digest, *remote.Puller, 
 	if err != nil {
 		return name.Digest{}, nil, fmt.Errorf("invalid digest %q for %s: %w", digest, repo.Name, err)
 	}
-	p, err := o.puller(r.Registry, repo.Auth)
-	return d, p, err
+	p, err := o.puller(ctx, r, repo.Auth)
+	if err != nil {
+		return name.Digest{}, nil, fmt.Errorf("%s: %w", d, err)
+	}
+	return d, p, nil
 }
 
 func refSeparator(ref string) string {

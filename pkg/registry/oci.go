@@ -57,15 +57,16 @@ type OCI struct {
 	opts  OCIOptions
 	cloud *cloudKeychain
 
+	// base carries every request (baseTransport).
+	base http.RoundTripper
+
 	mu sync.Mutex
-	// pullers and pushers keep one authenticated client per credential
-	// set, so bearer tokens are fetched once per scope and reused until the
-	// registry refuses them, not once per request.
-	pullers map[string]*remote.Puller
+	// clients keep one authenticated client per repository and credential
+	// set (clients.go), so the registry is pinged and a bearer token
+	// fetched once per repository, not once per request or kind of request.
+	clients map[string]*repoClient
+	// pushers keep one authenticated pusher per credential set.
 	pushers map[string]*remote.Pusher
-	// listers are authenticated transports for tag listing, per repo and
-	// credential set.
-	listers map[string]http.RoundTripper
 	// smallPages are hosts that refused a page of 1,000 tags.
 	smallPages map[string]bool
 	// versions remembers the version tag of each digest, so a poll that
@@ -83,8 +84,8 @@ func NewOCI(opts OCIOptions) *OCI {
 	if opts.MaxTagPages <= 0 {
 		opts.MaxTagPages = 100
 	}
-	o := &OCI{opts: opts, pullers: map[string]*remote.Puller{}, pushers: map[string]*remote.Pusher{},
-		listers: map[string]http.RoundTripper{}, smallPages: map[string]bool{}, versions: map[string]string{},
+	o := &OCI{opts: opts, base: baseTransport(opts), clients: map[string]*repoClient{}, pushers: map[string]*remote.Pusher{},
+		smallPages: map[string]bool{}, versions: map[string]string{},
 		tags: newVersionTags(opts.VersionCacheRepos, opts.VersionCacheTags)}
 	rt := opts.Transport
 	if rt == nil {
@@ -122,34 +123,14 @@ func nameOptions(r name.Repository) []name.Option {
 	return nil
 }
 
+// remoteOptions configure a pusher: go-containerregistry wraps the
+// transport in its own retries unless NoRetries.
 func (o *OCI) remoteOptions(auth authn.Authenticator) []remote.Option {
-	opts := []remote.Option{remote.WithAuth(auth)}
-	if o.opts.Transport != nil {
-		opts = append(opts, remote.WithTransport(o.opts.Transport))
-	}
+	opts := []remote.Option{remote.WithAuth(auth), remote.WithTransport(plainBase(o.opts))}
 	if o.opts.NoRetries {
 		opts = append(opts, remote.WithRetryPredicate(func(error) bool { return false }), remote.WithRetryStatusCodes())
 	}
 	return opts
-}
-
-// puller returns the shared client for the credentials repo.Auth selects.
-func (o *OCI) puller(reg name.Registry, a Auth) (*remote.Puller, error) {
-	auth, key, err := a.authenticator(reg, o.cloud)
-	if err != nil {
-		return nil, err
-	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if p, ok := o.pullers[key]; ok {
-		return p, nil
-	}
-	p, err := remote.NewPuller(o.remoteOptions(auth)...)
-	if err != nil {
-		return nil, err
-	}
-	o.pullers[key] = p
-	return p, nil
 }
 
 func (o *OCI) pusher(reg name.Registry, a Auth) (*remote.Pusher, error) {
@@ -219,9 +200,9 @@ func (o *OCI) Resolve(ctx context.Context, req ResolveRequest) (Image, error) {
 	if err != nil {
 		return Image{}, err
 	}
-	p, err := o.puller(ref.Context().Registry, req.Auth)
+	p, err := o.puller(ctx, ref.Context(), req.Auth)
 	if err != nil {
-		return Image{}, err
+		return Image{}, fmt.Errorf("%s:%s: %w", req.Name, req.Tag, err)
 	}
 	desc, err := o.digestOf(ctx, p, ref, req.Digest)
 	if err != nil {
@@ -387,9 +368,9 @@ func (o *OCI) TagsOf(ctx context.Context, repo Repo, tag string) (Image, error) 
 	if err != nil {
 		return Image{}, err
 	}
-	p, err := o.puller(ref.Context().Registry, repo.Auth)
+	p, err := o.puller(ctx, ref.Context(), repo.Auth)
 	if err != nil {
-		return Image{}, err
+		return Image{}, fmt.Errorf("%s:%s: %w", repo.Name, tag, err)
 	}
 	desc, err := head(ctx, p, ref)
 	if err != nil {
@@ -416,9 +397,9 @@ func (o *OCI) AddTags(ctx context.Context, repo Repo, version string, tags []str
 	if err != nil {
 		return Image{}, err
 	}
-	p, err := o.puller(src.Context().Registry, repo.Auth)
+	p, err := o.puller(ctx, src.Context(), repo.Auth)
 	if err != nil {
-		return Image{}, err
+		return Image{}, fmt.Errorf("%s:%s: %w", repo.Name, version, err)
 	}
 	desc, err := p.Get(ctx, src)
 	if err != nil {

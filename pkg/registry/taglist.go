@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
@@ -24,10 +23,11 @@ func (o *OCI) ListTags(ctx context.Context, repo Repo) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	rt, err := o.listTransport(ctx, r, repo.Auth)
+	c, err := o.client(ctx, r, repo.Auth)
 	if err != nil {
 		return nil, fmt.Errorf("listing tags of %s: %w", repo.Name, err)
 	}
+	rt := c.rt
 	n := o.pageSize(r.RegistryStr())
 	tags, err := listTags(ctx, rt, r, n, o.opts.MaxTagPages)
 	if err != nil && o.opts.TagPageSize <= 0 && n > smallPage && pageTooLarge(err) {
@@ -180,32 +180,4 @@ func isNextRel(params string) bool {
 		}
 	}
 	return false
-}
-
-// listTransport returns an authenticated transport for tag listing of r,
-// made once per repository and credential set.
-func (o *OCI) listTransport(ctx context.Context, r name.Repository, a Auth) (http.RoundTripper, error) {
-	auth, key, err := a.authenticator(r.Registry, o.cloud)
-	if err != nil {
-		return nil, err
-	}
-	cacheKey := r.String() + "|" + r.Scheme() + "|" + key
-	o.mu.Lock()
-	rt, ok := o.listers[cacheKey]
-	o.mu.Unlock()
-	if ok {
-		return rt, nil
-	}
-	base := o.opts.Transport
-	if base == nil {
-		base = remote.DefaultTransport
-	}
-	rt, err = transport.NewWithContext(ctx, r.Registry, auth, base, []string{r.Scope(transport.PullScope)})
-	if err != nil {
-		return nil, err
-	}
-	o.mu.Lock()
-	o.listers[cacheKey] = rt
-	o.mu.Unlock()
-	return rt, nil
 }

@@ -86,6 +86,9 @@ type triggerFigure struct {
 	Patched   latencyResult  `json:"triggerToPatched"`
 	ByTrigger map[string]int `json:"rolloutsByTrigger"`
 	Requests  int64          `json:"registryRequests"`
+	// InSendOrder is each trigger → patched in ms, in the order sent (-1:
+	// not patched), which shows whether triggers finish in turn.
+	InSendOrder []float64 `json:"patchedMsInSendOrder,omitempty"`
 }
 
 // newDigestCost is what new digests of one repository cost: registry
@@ -393,9 +396,12 @@ func backToBackTriggers(ctx context.Context, e *env, rig *pushPathRig) triggerFi
 	var patched []time.Duration
 	for i, mv := range ms {
 		for _, x := range mv.expects {
+			ms := -1.0
 			if p, _ := e.track.times(x); !p.IsZero() {
 				patched = append(patched, p.Sub(sent[i]))
+				ms = float64(p.Sub(sent[i]).Milliseconds())
 			}
+			f.InSendOrder = append(f.InSendOrder, ms)
 			f.ByTrigger[e.track.triggerOf(x)]++
 		}
 	}
