@@ -396,12 +396,12 @@ func backToBackTriggers(ctx context.Context, e *env, rig *pushPathRig) triggerFi
 	var patched []time.Duration
 	for i, mv := range ms {
 		for _, x := range mv.expects {
-			ms := -1.0
+			took := -1.0
 			if p, _ := e.track.times(x); !p.IsZero() {
 				patched = append(patched, p.Sub(sent[i]))
-				ms = float64(p.Sub(sent[i]).Milliseconds())
+				took = float64(p.Sub(sent[i]).Milliseconds())
 			}
-			f.InSendOrder = append(f.InSendOrder, ms)
+			f.InSendOrder = append(f.InSendOrder, took)
 			f.ByTrigger[e.track.triggerOf(x)]++
 		}
 	}
