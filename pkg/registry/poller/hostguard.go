@@ -1,6 +1,7 @@
 package poller
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -104,7 +105,7 @@ func NewHostGuard(next http.RoundTripper, qps float64, burst int, reg prometheus
 func (g *HostGuard) RoundTrip(req *http.Request) (*http.Response, error) {
 	host := req.URL.Host
 	endpoint := req.URL.Scheme + "://" + host
-	if err := g.admit(endpoint, registry.LaneOf(req.Context()), originOf(req, g.clock.Now())); err != nil {
+	if err := g.admit(req.Context(), endpoint, registry.LaneOf(req.Context()), originOf(req, g.clock.Now())); err != nil {
 		return nil, err
 	}
 	release, err := g.acquire(endpoint)
@@ -115,6 +116,13 @@ func (g *HostGuard) RoundTrip(req *http.Request) (*http.Response, error) {
 	start := g.clock.Now()
 	resp, err := g.next.RoundTrip(req)
 	g.metrics.observe(host, req.Method, resp, err, g.clock.Now().Sub(start))
+	if err != nil && req.Context().Err() != nil {
+		// The caller gave up (a deadline, or the HTTP ping that lost
+		// go-containerregistry's race between its two attempts): that
+		// says nothing of the registry, and closing the host for it
+		// failed every other CV's request for a second.
+		return nil, err
+	}
 	g.record(endpoint, resp, err)
 	return resp, err
 }
@@ -122,7 +130,7 @@ func (g *HostGuard) RoundTrip(req *http.Request) (*http.Response, error) {
 // admit refuses a closed host and spends a token in the request's lane,
 // waiting at most maxWait for one (a longer wait would hold a worker that
 // other CVs need).
-func (g *HostGuard) admit(host string, lane registry.Lane, origin time.Time) error {
+func (g *HostGuard) admit(ctx context.Context, host string, lane registry.Lane, origin time.Time) error {
 	g.mu.Lock()
 	st := g.state(host)
 	if now := g.clock.Now(); now.Before(st.closedTill) {
@@ -131,7 +139,7 @@ func (g *HostGuard) admit(host string, lane registry.Lane, origin time.Time) err
 		return err
 	}
 	g.mu.Unlock()
-	return g.waitForBudget(host, lane, origin)
+	return g.waitForBudget(ctx, host, lane, origin)
 }
 
 // originOf is when the work req serves began (registry.WithOrigin), or now:

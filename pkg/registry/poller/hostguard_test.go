@@ -1,6 +1,7 @@
 package poller
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -170,4 +171,42 @@ func TestHostGuardCapsRequestsInFlightPerHost(t *testing.T) {
 		t.Fatalf("healthy host while the other hangs: %v", err)
 	}
 	resp.Body.Close()
+}
+
+// TestCallerThatGivesUpDoesNotCloseTheHost: a request whose caller
+// cancels it (a deadline, the losing attempt of a ping race) fails, but
+// the host stays open: the next request reaches the registry. A real
+// transport error still closes it.
+func TestCallerThatGivesUpDoesNotCloseTheHost(t *testing.T) {
+	var hits atomic.Int64
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hits.Add(1) == 1 {
+			<-r.Context().Done() // the first caller gives up while it waits
+		}
+	}))
+	defer slow.Close()
+	guard := NewHostGuard(http.DefaultTransport, 1000, 1000, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, slow.URL+"/v2/", nil)
+	if _, err := guard.RoundTrip(req); err == nil {
+		t.Fatal("the cancelled request succeeded")
+	}
+	resp, err := (&http.Client{Transport: guard}).Get(slow.URL + "/v2/")
+	if err != nil {
+		t.Fatalf("after a caller gave up, the host was closed: %v", err)
+	}
+	resp.Body.Close()
+	if hits.Load() != 2 {
+		t.Errorf("the registry saw %d requests, want 2", hits.Load())
+	}
+
+	slow.CloseClientConnections()
+	slow.Close() // now a real transport error
+	if _, err := (&http.Client{Transport: guard}).Get(slow.URL + "/v2/"); err == nil {
+		t.Fatal("a closed server answered")
+	}
+	if _, err := (&http.Client{Transport: guard}).Get(slow.URL + "/v2/"); err == nil || !strings.Contains(err.Error(), "after a transport error") {
+		t.Errorf("after a transport error the host should back off, got %v", err)
+	}
 }

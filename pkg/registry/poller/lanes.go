@@ -1,6 +1,7 @@
 package poller
 
 import (
+	"context"
 	"time"
 
 	"k8s.io/utils/clock"
@@ -154,8 +155,9 @@ const backgroundWaits = 5
 // waitForBudget spends a token of endpoint's bucket in the request's lane,
 // waiting at most maxWait (background and urgent: backgroundWaits times
 // that); a wait that would be longer is refused at once, as before lanes
-// (it would hold a worker that other CVs need).
-func (g *HostGuard) waitForBudget(endpoint string, lane registry.Lane, origin time.Time) error {
+// (it would hold a worker that other CVs need). A request whose caller
+// gives up while it waits leaves the queue without spending a token.
+func (g *HostGuard) waitForBudget(ctx context.Context, endpoint string, lane registry.Lane, origin time.Time) error {
 	limit := g.maxWait
 	if lane == registry.LaneBackground || lane == registry.LaneUrgent {
 		limit *= backgroundWaits
@@ -182,16 +184,28 @@ func (g *HostGuard) waitForBudget(endpoint string, lane registry.Lane, origin ti
 	select {
 	case <-w.ready:
 	case <-timer.C():
-		g.mu.Lock()
-		if !w.granted {
-			st.bucket.remove(w)
-			g.mu.Unlock()
+		if g.leaveQueue(st, w) {
 			return &ErrHostClosed{Host: endpoint, Until: g.clock.Now(), Reason: "request budget exhausted"}
 		}
-		g.mu.Unlock()
+	case <-ctx.Done():
+		if g.leaveQueue(st, w) {
+			return ctx.Err()
+		}
 	}
 	g.metrics.budgetWait.WithLabelValues(lane.String()).Observe(g.clock.Since(now).Seconds())
 	return nil
+}
+
+// leaveQueue takes a waiter that gives up out of its queue; false means
+// it was granted a token meanwhile, which it then spends.
+func (g *HostGuard) leaveQueue(st *hostState, w *laneWaiter) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if w.granted {
+		return false
+	}
+	st.bucket.remove(w)
+	return true
 }
 
 // scheduleDispatch starts, unless one runs, the goroutine that hands out

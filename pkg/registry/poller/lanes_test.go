@@ -2,6 +2,7 @@ package poller
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -185,14 +186,14 @@ func TestUrgentRequestWaitsLongerThanAPoll(t *testing.T) {
 	guard := NewHostGuard(http.DefaultTransport, 1.0/3, 1, prometheus.NewRegistry())
 	guard.clock = clock
 	guard.maxWait = time.Second
-	if err := guard.waitForBudget("h", registry.LaneUrgent, clock.Now()); err != nil {
+	if err := guard.waitForBudget(context.Background(), "h", registry.LaneUrgent, clock.Now()); err != nil {
 		t.Fatalf("the burst's token: %v", err)
 	}
-	if err := guard.waitForBudget("h", registry.LaneScheduled, clock.Now()); err == nil {
+	if err := guard.waitForBudget(context.Background(), "h", registry.LaneScheduled, clock.Now()); err == nil {
 		t.Fatal("a poll 3 s from a token was not refused")
 	}
 	done := make(chan error, 1)
-	go func() { done <- guard.waitForBudget("h", registry.LaneUrgent, clock.Now()) }()
+	go func() { done <- guard.waitForBudget(context.Background(), "h", registry.LaneUrgent, clock.Now()) }()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
 		guard.mu.Lock()
 		n := len(guard.hosts["h"].bucket.queues[registry.LaneUrgent-1])
@@ -240,5 +241,54 @@ func TestOldestWorkIsServedFirstWithinALane(t *testing.T) {
 	}
 	if want := []*laneWaiter{followUp, second, third}; !slices.Equal(order, want) {
 		t.Errorf("served in the order %v, want the oldest work first %v", order, want)
+	}
+}
+
+// TestWaiterThatGivesUpSpendsNoToken: a request waiting for the budget
+// whose caller gives up returns at once with the caller's error and
+// leaves the queue; the token that comes next goes to the next request.
+func TestWaiterThatGivesUpSpendsNoToken(t *testing.T) {
+	clock := clocktesting.NewFakeClock(time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC))
+	guard := NewHostGuard(http.DefaultTransport, 1.0/3, 1, prometheus.NewRegistry())
+	guard.clock = clock
+	if err := guard.waitForBudget(context.Background(), "h", registry.LaneUrgent, clock.Now()); err != nil {
+		t.Fatalf("the burst's token: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- guard.waitForBudget(ctx, "h", registry.LaneUrgent, clock.Now()) }()
+	waitQueued(t, guard, "h", registry.LaneUrgent, 1)
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("the waiter that gave up returned %v, want context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waiter that gave up kept waiting")
+	}
+	waitQueued(t, guard, "h", registry.LaneUrgent, 0)
+	clock.Step(3 * time.Second)
+	guard.mu.Lock()
+	granted, _ := guard.hosts["h"].bucket.take(registry.LaneUrgent, clock.Now(), clock.Now())
+	guard.mu.Unlock()
+	if !granted {
+		t.Error("the next token was spent by the waiter that gave up")
+	}
+}
+
+// waitQueued waits until n requests of lane wait for host's budget.
+func waitQueued(t *testing.T, guard *HostGuard, host string, lane registry.Lane, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		guard.mu.Lock()
+		queued := len(guard.hosts[host].bucket.queues[lane-1])
+		guard.mu.Unlock()
+		if queued == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests queued, want %d", queued, n)
+		}
 	}
 }
