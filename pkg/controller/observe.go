@@ -107,6 +107,10 @@ type pollObservation struct {
 	// pending: a verdict the new digest needs is still being read (the
 	// image index's platforms); nothing is written, its read wakes the CV.
 	pending bool
+	// deferred: this controller's request budget for the registry had no
+	// token in time; the poll is tried again soon (budgetRetry) and nothing
+	// is reported, since the registry did nothing wrong.
+	deferred bool
 }
 
 // rolloutObservation is the world of a rollout under way.
@@ -453,6 +457,12 @@ func (c *Controller) pollRegistry(ctx context.Context, s *syncerState, cv *cvv1.
 	o.trigger = s.polled(now)
 	c.queue.AddAfter(s.key, s.interval)
 	if o.err != nil {
+		if at, ok := budgetRetry(o.err, s.key, s.interval, now); ok {
+			o.deferred, s.next = true, at
+			c.queue.AddAfter(s.key, at.Sub(now))
+			c.metrics.PollsTotal.WithLabelValues("deferred").Inc()
+			return o, nil
+		}
 		c.metrics.PollsTotal.WithLabelValues("error").Inc()
 		return o, nil
 	}

@@ -106,6 +106,8 @@ func planPoll(snap *snapshot, d *decision) {
 		reportMisconfigured(snap, d, "InvalidVersionSyntax", o.misconfigured)
 	case o.refused != "":
 		refuse(snap, d, o.refused, "", "")
+	case o.deferred:
+		// paced by the request budget: tried again soon, nothing to report
 	case o.err != nil:
 		registryError(snap, d)
 	case o.action != syncer.StartRollout:

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"errors"
+	"fmt"
 	"regexp"
 	"testing"
 	"time"
@@ -122,5 +123,52 @@ func TestTriggerTimesMaxAge(t *testing.T) {
 	}
 	if got := tt.maxAge("ns/a", t0.Add(4*time.Second)); got != 0 {
 		t.Errorf("consumed trigger: maxAge %s, want 0", got)
+	}
+}
+
+// failingResolver answers every resolve with err.
+type failingResolver struct{ err error }
+
+func (r failingResolver) Resolve(context.Context, poller.ResolveRequest) (poller.ResolvedImage, error) {
+	return poller.ResolvedImage{}, r.err
+}
+
+// TestPollPacedByTheBudgetIsRetriedSoon: a poll the controller's own
+// request budget refuses reports nothing (no Degraded condition, no status
+// write) and is tried again once the budget has a token, within half an
+// interval, not one interval later. A host the registry closed (429) is
+// still reported.
+func TestPollPacedByTheBudgetIsRetriedSoon(t *testing.T) {
+	until := t0.Add(3 * time.Second)
+	for _, tc := range []struct {
+		name       string
+		err        error
+		wantWrites []string
+		wantNext   func(next time.Time) bool
+	}{{
+		name:     "budget spent: retried within half an interval of the next token, nothing written",
+		err:      &poller.ErrHostClosed{Host: "http://reg.example", Until: until, Reason: "request budget exhausted", Budget: true},
+		wantNext: func(next time.Time) bool { return !next.Before(until) && next.Before(until.Add(time.Minute)) },
+	}, {
+		name:       "rate limited by the registry: reported, next poll one interval later",
+		err:        &poller.ErrHostClosed{Host: "http://reg.example", Until: until, Reason: "rate limited (429)"},
+		wantWrites: []string{"update containerversions/status web"},
+		wantNext:   func(next time.Time) bool { return next.Equal(t0.Add(10 * time.Minute)) },
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := polled()
+			st.LastPolled = nil // never polled by this process: due now
+			cv := webCV(st)
+			cv.Spec.PollIntervalSeconds = 600
+			f := newFixture(t, poller.ResolvedImage{}, cv, webDeployment(pinned("v1", digest1), true))
+			f.c.opts.Resolver = failingResolver{err: fmt.Errorf("cannot resolve: %w", tc.err)}
+			f.sync("web")
+			if diff := cmp.Diff(tc.wantWrites, actions(f.cvs)); diff != "" {
+				t.Errorf("CV writes (-want +got):\n%s", diff)
+			}
+			if next := f.c.syncerFor(ns + "/web").next; !tc.wantNext(next) {
+				t.Errorf("next poll at %s (t0 + %s)", next, next.Sub(t0))
+			}
+		})
 	}
 }

@@ -1,11 +1,13 @@
 package controller
 
 import (
+	"errors"
 	"sync"
 	"time"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/history"
+	"cvmanager.dev/cvmanager/pkg/registry/poller"
 	"cvmanager.dev/cvmanager/pkg/syncer"
 )
 
@@ -110,4 +112,28 @@ func liveness(cv *cvv1.ContainerVersion) time.Duration {
 
 func namespacedKey(cv *cvv1.ContainerVersion) string {
 	return cv.Namespace + "/" + cv.Name
+}
+
+// budgetRetry is when a poll that this controller's own request budget
+// deferred (poller.ErrHostClosed with Budget) is tried again: once the
+// budget has a token again, spread by the CV's jitter over half an
+// interval (a minute at most), rather than a whole interval later.
+//
+// Why: a poll the budget refuses is pacing, not a registry fault. After a
+// restart every new CV polls at once, and with the default budget (5
+// requests a second, a burst of 20) only the first few dozen got through;
+// the others were marked Degraded with "request budget exhausted" (one
+// status write and one Warning each) and waited a full interval for their
+// first answer.
+func budgetRetry(err error, key string, interval time.Duration, now time.Time) (time.Time, bool) {
+	var closed *poller.ErrHostClosed
+	if !errors.As(err, &closed) || !closed.Budget {
+		return time.Time{}, false
+	}
+	spread := min(interval/2, time.Minute)
+	from := now
+	if closed.Until.After(now) {
+		from = closed.Until
+	}
+	return from.Add(time.Duration(syncer.Jitter(key) * float64(spread))), true
 }

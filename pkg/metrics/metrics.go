@@ -7,7 +7,7 @@
 //	rollouts_total{outcome}                 finished rollouts: Success, Failed, RolledBack
 //	rollout_duration_seconds{outcome}       start of a rollout to its end
 //	syncers                                 ContainerVersions with a live syncer
-//	polls_total{result}                     registry polls: unchanged, changed, error
+//	polls_total{result}                     registry polls: unchanged, changed, error, deferred
 //	poll_duration_seconds                   time to resolve a tag (after dedup)
 //	authz_checks_total{answer}              author permission checks: allowed, denied (a review sent), cached
 //	authz_refusals_total                    ContainerVersions refused for their author's rights (per report)
@@ -79,7 +79,7 @@ func New() *Metrics {
 			Name: "cvmanager_syncers", Help: "ContainerVersions with a live syncer.",
 		}),
 		PollsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "cvmanager_polls_total", Help: "Registry polls by result: unchanged, changed, error.",
+			Name: "cvmanager_polls_total", Help: "Registry polls by result: unchanged, changed, error, deferred (paced by the request budget, tried again soon).",
 		}, []string{"result"}),
 		PollDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "cvmanager_poll_duration_seconds", Help: "Time to resolve a tag, after request dedup.",

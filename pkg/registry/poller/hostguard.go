@@ -60,11 +60,16 @@ type hostState struct {
 	slots chan struct{}
 }
 
-// ErrHostClosed reports a host that is rate limited or backing off.
+// ErrHostClosed reports a host that is rate limited or backing off, or
+// whose request budget in this controller is spent for now (Budget).
 type ErrHostClosed struct {
 	Host   string
 	Until  time.Time
 	Reason string
+	// Budget says the registry did nothing wrong: this controller's own
+	// budget for the host (--registry-qps) has no token for the request
+	// in time. Its poll is pacing to retry soon, not a registry fault.
+	Budget bool
 }
 
 func (e *ErrHostClosed) Error() string {

@@ -173,7 +173,7 @@ func (g *HostGuard) waitForBudget(ctx context.Context, endpoint string, lane reg
 	}
 	if wait > limit {
 		g.mu.Unlock()
-		return &ErrHostClosed{Host: endpoint, Until: now.Add(wait), Reason: "request budget exhausted"}
+		return &ErrHostClosed{Host: endpoint, Until: now.Add(wait), Reason: "request budget exhausted", Budget: true}
 	}
 	w := st.bucket.enqueue(lane, origin)
 	g.scheduleDispatch(st)
@@ -185,7 +185,7 @@ func (g *HostGuard) waitForBudget(ctx context.Context, endpoint string, lane reg
 	case <-w.ready:
 	case <-timer.C():
 		if g.leaveQueue(st, w) {
-			return &ErrHostClosed{Host: endpoint, Until: g.clock.Now(), Reason: "request budget exhausted"}
+			return &ErrHostClosed{Host: endpoint, Until: g.clock.Now(), Reason: "request budget exhausted", Budget: true}
 		}
 	case <-ctx.Done():
 		if g.leaveQueue(st, w) {
