@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,6 +19,7 @@ import (
 	"cvmanager.dev/cvmanager/pkg/dashboard"
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
 	"cvmanager.dev/cvmanager/pkg/metrics"
+	"cvmanager.dev/cvmanager/test/browsertest"
 	"cvmanager.dev/cvmanager/test/e2eenv"
 	"cvmanager.dev/cvmanager/test/gen"
 	"cvmanager.dev/cvmanager/test/kubetest"
@@ -28,34 +28,10 @@ import (
 // xssImage would set window.__xss if the page ever parsed it as markup.
 const xssImage = `evil@<img/src=x/onerror=window.__xss=1>`
 
-// browser starts Debian's headless Chromium (installed by `make test`).
+// browser starts headless Chromium (test/browsertest). Generous timeout:
+// the states test waits for a 10 s refresh on a loaded machine.
 func browser(t testing.TB) context.Context {
-	t.Helper()
-	path, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Fatalf("chromium not found: `make test` installs it (apt-get install chromium): %v", err)
-	}
-	// Chromium may still write its profile for a moment after it is told to
-	// stop, so the directory is removed best-effort instead of by t.TempDir.
-	profile, err := os.MkdirTemp("", "cvmanager-chromium-")
-	e2eenv.Must(t, err)
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(path), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true),
-		chromedp.UserDataDir(profile), chromedp.WindowSize(1400, 700),
-	}
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelCtx := chromedp.NewContext(alloc)
-	// Generous: the states test waits for a 10 s refresh on a loaded machine.
-	ctx, cancelTimeout := context.WithTimeout(ctx, 120*time.Second)
-	t.Cleanup(func() {
-		cancelTimeout()
-		cancelCtx()
-		cancelAlloc()
-		_ = os.RemoveAll(profile)
-	})
-	return ctx
+	return browsertest.Start(t, 1400, 700, 2*time.Minute)
 }
 
 // TestDashboardInChromium renders the workloads page in a real browser:

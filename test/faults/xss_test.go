@@ -4,8 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +11,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"cvmanager.dev/cvmanager/pkg/history"
+	"cvmanager.dev/cvmanager/test/browsertest"
 	"cvmanager.dev/cvmanager/test/e2eenv"
 	"cvmanager.dev/cvmanager/test/gen"
 )
@@ -121,26 +120,7 @@ func assertJSONNotHTML(t *testing.T, url string) {
 	}
 }
 
-// chromium starts Debian's headless Chromium with a throwaway profile.
+// chromium starts headless Chromium (test/browsertest).
 func chromium(t *testing.T) context.Context {
-	t.Helper()
-	path, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Fatalf("chromium not found (make browser installs it): %v", err)
-	}
-	profile, err := os.MkdirTemp("", "cvmanager-faults-chromium-")
-	e2eenv.Must(t, err)
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(path), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.UserDataDir(profile))
-	ctx, cancelCtx := chromedp.NewContext(alloc)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
-	t.Cleanup(func() {
-		cancelTimeout()
-		cancelCtx()
-		cancelAlloc()
-		_ = os.RemoveAll(profile) // best effort: Chromium may still be writing
-	})
-	return ctx
+	return browsertest.Start(t, 1400, 700, 2*time.Minute)
 }

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -20,6 +19,7 @@ import (
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/dashboard"
+	"cvmanager.dev/cvmanager/test/browsertest"
 	"cvmanager.dev/cvmanager/test/controlplane"
 	"cvmanager.dev/cvmanager/test/e2eenv"
 	"cvmanager.dev/cvmanager/test/kubetest"
@@ -28,28 +28,9 @@ import (
 // hostile is what a compromised peer might send as names and versions.
 const hostile = `<img src=x onerror="window.__xss=1">`
 
-// browser starts Debian's headless Chromium with a fresh profile.
+// browser starts headless Chromium (test/browsertest).
 func browser(t *testing.T) context.Context {
-	t.Helper()
-	path, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Fatalf("chromium not found (apt-get install chromium): %v", err)
-	}
-	profile, err := os.MkdirTemp("", "cvmanager-chromium-")
-	e2eenv.Must(t, err)
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(path), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.UserDataDir(profile), chromedp.WindowSize(1200, 600))
-	ctx, cancelCtx := chromedp.NewContext(alloc)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
-	t.Cleanup(func() {
-		cancelTimeout()
-		cancelCtx()
-		cancelAlloc()
-		_ = os.RemoveAll(profile)
-	})
-	return ctx
+	return browsertest.Start(t, 1200, 600, 90*time.Second)
 }
 
 // TestFleetPageInChromium serves staging's dashboard with three peers:
