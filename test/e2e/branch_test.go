@@ -99,9 +99,7 @@ func TestBranchReleases(t *testing.T) {
 	if got := e.DeploymentImage("web"); got != gen.Pinned(repo, "main-1111111111", main1) {
 		t.Errorf("a restricted branch was rolled out: %s", got)
 	}
-	if e.EventReasons("web")[controller.ReasonReleaseBlocked] == 0 {
-		t.Error("no ReleaseBlocked Event")
-	}
+	e.WaitEvents("web", map[string]int{controller.ReasonReleaseBlocked: 1})
 	if _, err := runCLI(t, "release", "-n", e.NS, "--cv", "web"); err == nil || !strings.Contains(err.Error(), "no release overrides (BranchRestricted)") {
 		t.Errorf("releasing a restricted branch: %v", err)
 	}

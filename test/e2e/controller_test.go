@@ -71,9 +71,7 @@ func TestRolloutOfEveryWorkloadKind(t *testing.T) {
 	if records[0].ToDigest != d3 || records[0].FromDigest != d2 || records[0].Outcome != "Success" {
 		t.Errorf("newest record: %+v", records[0])
 	}
-	if reasons := e.EventReasons("web"); reasons[controller.ReasonRolloutStarted] < 3 || reasons[controller.ReasonRolloutSucceeded] < 3 {
-		t.Errorf("events: %v", reasons)
-	}
+	e.WaitEvents("web", map[string]int{controller.ReasonRolloutStarted: 3, controller.ReasonRolloutSucceeded: 3})
 }
 
 func assertAllKindsRun(e *e2eenv.Env, image string) {
@@ -159,9 +157,7 @@ func TestFailedRolloutRollsBackAndIsNotRetried(t *testing.T) {
 				r.FromVersion, r.ToVersion, r.Outcome, r.Time.Format(time.RFC3339Nano))
 		}
 	}
-	if reasons := e.EventReasons("api"); reasons[controller.ReasonRolledBack] == 0 || reasons[controller.ReasonRolloutFailed] == 0 {
-		t.Errorf("events: %v", reasons)
-	}
+	e.WaitEvents("api", map[string]int{controller.ReasonRolledBack: 1, controller.ReasonRolloutFailed: 1})
 }
 
 // TestRestartMidRolloutFinishesOnce: a controller stopped after it patched

@@ -51,9 +51,7 @@ func TestAllowedVersionsBlocksAndManualReleaseWaits(t *testing.T) {
 	if got := e.DeploymentImage("allowed"); got != gen.Pinned(repo, "v1", d1) {
 		t.Errorf("blocked version deployed: %s", got)
 	}
-	if e.EventReasons("allowed")[controller.ReasonReleaseBlocked] == 0 {
-		t.Error("no ReleaseBlocked event")
-	}
+	e.WaitEvents("allowed", map[string]int{controller.ReasonReleaseBlocked: 1})
 	d3 := reg.MustPush(t, "team/allowed", "v3", "env-prod")
 	e.WaitStatus("allowed", cvv1.StatusSuccess, d3, 60*time.Second)
 

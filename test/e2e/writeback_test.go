@@ -156,9 +156,7 @@ func TestWriteBackRecordsWhatPassed(t *testing.T) {
 		rec.WriteBack.Reason != failed.Reason || rec.WriteBack.Commit != "" {
 		t.Errorf("history record of v3: writeBack %+v, want Failed with the status's reason %q", rec.WriteBack, failed.Reason)
 	}
-	if reasons := e.EventReasons("wb"); reasons[controller.ReasonWriteBackFailed] == 0 {
-		t.Errorf("no %s Event: %v", controller.ReasonWriteBackFailed, reasons)
-	}
+	e.WaitEvents("wb", map[string]int{controller.ReasonWriteBackFailed: 1})
 }
 
 // recordOf is the newest Success record of the CV's rollout to digest.
@@ -224,9 +222,7 @@ func TestWriteBackNamespaceDefaults(t *testing.T) {
 	if cond := conditionOf(e.GetCV("nd"), controller.ConditionWriteBack); cond == nil || cond.Status != metav1.ConditionFalse {
 		t.Errorf("WriteBack condition %+v, want False", cond)
 	}
-	if reasons := e.EventReasons("nd"); reasons[controller.ReasonWriteBackFailed] == 0 {
-		t.Errorf("no %s Event: %v", controller.ReasonWriteBackFailed, reasons)
-	}
+	e.WaitEvents("nd", map[string]int{controller.ReasonWriteBackFailed: 1})
 
 	defaults.Data[writeback.DefaultsKey] = "url: " + git.url + "\nbranch: main\nsecretRef: {name: deploy-repo, usernameKey: username, passwordKey: password}\n"
 	_, err = e.Kube.CoreV1().ConfigMaps(e.NS).Update(e.Ctx, defaults, metav1.UpdateOptions{})

@@ -229,6 +229,25 @@ func (e *Env) EventReasons(cvName string) map[string]int {
 	return reasons
 }
 
+// WaitEvents waits until the CV has at least the given number of Events
+// of each reason and returns the counts of all reasons. Events are written
+// by the event broadcaster after the status write the test saw, so a
+// single read right after it can come too early.
+func (e *Env) WaitEvents(cvName string, atLeast map[string]int) map[string]int {
+	e.T.Helper()
+	var reasons map[string]int
+	e.Eventually(10*time.Second, "Events of "+cvName, func() (bool, error) {
+		reasons = e.EventReasons(cvName)
+		for reason, n := range atLeast {
+			if reasons[reason] < n {
+				return false, fmt.Errorf("events %v, want at least %v", reasons, atLeast)
+			}
+		}
+		return true, nil
+	})
+	return reasons
+}
+
 // History reads a CV's history records, newest first, as the CV history
 // page shows them: its own history and its records in the histories of the
 // workloads it selects (one record per workload and rollout).
