@@ -14,10 +14,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"cvmanager.dev/cvmanager/test/gitserver"
 )
 
-// httpBackend is where Debian's git keeps its smart-HTTP CGI program.
-const httpBackend = "/usr/lib/git-core/git-http-backend"
+// gitserver.Backend is where Debian's git keeps its smart-HTTP CGI program.
 
 // gitServer is a real git server for tests: bare repositories under a
 // temporary root, served over smart HTTP by git-http-backend through
@@ -42,15 +43,15 @@ type gitServer struct {
 // installs it; `make test` does so first); with -short it skips instead.
 func needGit(t *testing.T) {
 	t.Helper()
-	_, errBackend := os.Stat(httpBackend)
+	_, errBackend := os.Stat(gitserver.Backend)
 	_, errGit := exec.LookPath("git")
 	if errBackend == nil && errGit == nil {
 		return
 	}
 	if testing.Short() {
-		t.Skipf("git or %s not installed (make git)", httpBackend)
+		t.Skipf("git or %s not installed (make git)", gitserver.Backend)
 	}
-	t.Fatalf("git or %s not installed: run make git (apt-get install git)", httpBackend)
+	t.Fatalf("git or %s not installed: run make git (apt-get install git)", gitserver.Backend)
 }
 
 func newGitServer(t *testing.T) *gitServer { t.Helper(); return startGitServer(t, false) }
@@ -68,7 +69,7 @@ func startGitServer(t *testing.T, useTLS bool) *gitServer {
 	s := &gitServer{t: t, root: t.TempDir(), user: "writer", pass: "s3cret-Pa55word"}
 	// The backend's stderr ("cannot lock ref" on a refused push) is noise
 	// here: the tests check the outcome.
-	backend := &cgi.Handler{Path: httpBackend, Env: []string{"GIT_PROJECT_ROOT=" + s.root, "GIT_HTTP_EXPORT_ALL=1"}, Stderr: io.Discard}
+	backend := &cgi.Handler{Path: gitserver.Backend, Env: []string{"GIT_PROJECT_ROOT=" + s.root, "GIT_HTTP_EXPORT_ALL=1"}, Stderr: io.Discard}
 	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u, p, ok := r.BasicAuth()
 		if !ok || u != s.user || p != s.pass {
@@ -121,25 +122,9 @@ func (s *gitServer) git(dir string, args ...string) string {
 // newRepo creates a bare repository name.git whose branch main holds files.
 func (s *gitServer) newRepo(name string, files map[string]string) string {
 	s.t.Helper()
-	bare := filepath.Join(s.root, name+".git")
-	s.git(s.root, "init", "-q", "--bare", "-b", "main", bare)
-	s.git(bare, "config", "receive.denyNonFastForwards", "true")
-	s.git(bare, "config", "receive.denyDeletes", "true")
-	s.git(bare, "config", "http.receivepack", "true")
-	work := s.t.TempDir()
-	s.git(work, "init", "-q", "-b", "main")
-	for p, c := range files {
-		full := filepath.Join(work, p)
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			s.t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(c), 0o644); err != nil {
-			s.t.Fatal(err)
-		}
+	if err := gitserver.Seed(s.root, s.bare(name), files); err != nil {
+		s.t.Fatal(err)
 	}
-	s.git(work, "add", "-A")
-	s.git(work, "commit", "-q", "-m", "seed")
-	s.git(work, "push", "-q", bare, "main")
 	return s.srv.URL + "/" + name + ".git"
 }
 

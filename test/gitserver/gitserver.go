@@ -39,7 +39,7 @@ func Start(root, user, password string, files map[string]string) (*Server, error
 		return nil, fmt.Errorf("%s missing: install Debian's git package (make git)", Backend)
 	}
 	s := &Server{Bare: filepath.Join(root, "deploy.git"), User: user, Password: password}
-	if err := seed(root, s.Bare, files); err != nil {
+	if err := Seed(root, s.Bare, files); err != nil {
 		return nil, err
 	}
 	handler := &cgi.Handler{Path: Backend, Env: []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1", "REMOTE_USER=" + user}}
@@ -69,15 +69,18 @@ func Git(dir string, args ...string) (string, error) {
 	return string(out), nil
 }
 
-// seed makes the bare repository, refusing non-fast-forward pushes and
-// accepting pushes over HTTP, with files as main's first commit.
-func seed(root, bare string, files map[string]string) error {
-	work := filepath.Join(root, "seed")
+// Seed makes the bare repository bare (its seed clone goes beside it in
+// root), accepting pushes over HTTP but refusing non-fast-forward pushes
+// and branch deletions as a protected branch does, with files as main's
+// first commit.
+func Seed(root, bare string, files map[string]string) error {
+	work := filepath.Join(root, "seed-"+filepath.Base(bare))
 	steps := [][]string{
-		{root, "init", "--bare", "-b", "main", bare},
+		{root, "init", "-q", "--bare", "-b", "main", bare},
 		{bare, "config", "http.receivepack", "true"},
 		{bare, "config", "receive.denyNonFastForwards", "true"},
-		{root, "clone", bare, work},
+		{bare, "config", "receive.denyDeletes", "true"},
+		{root, "clone", "-q", bare, work},
 	}
 	for _, s := range steps {
 		if _, err := Git(s[0], s[1:]...); err != nil {
