@@ -68,6 +68,7 @@ type runOptions struct {
 	registry        RegistryFlags
 	enablePprof     bool
 	provenance      bool
+	releasePages    bool
 	stateExport     stateExportFlags
 	tls             server.TLSFiles
 	readAuth        bool
@@ -134,6 +135,9 @@ func newRunCommand(kube *KubeFlags) *cobra.Command {
 	f.BoolVar(&o.provenance, "image-provenance", true,
 		"read each new digest's OCI annotations and labels (revision, source, created, authors, url, CI link) once, in the background, "+
 			"for status, history, the dashboard and notifications: 2 GETs per new image (3 for an index); Docker Hub counts manifest GETs as pulls")
+	f.BoolVar(&o.releasePages, "release-startup-pages", true,
+		"once the caches are synced and startup has settled, hand the binary's pages back to the kernel (MADV_PAGEOUT); "+
+			"the ones the controller uses fault back in (docs/operations.md, Footprint)")
 	f.BoolVar(&o.enablePprof, "enable-pprof", false, "serve Go profiles at /debug/pprof/ on the HTTP port (for performance work; off by default)")
 	f.StringVar(&o.tls.CertFile, "tls-cert-file", "", "serve HTTPS with this PEM certificate (reloaded when the file changes); needs --tls-private-key-file")
 	f.StringVar(&o.tls.KeyFile, "tls-private-key-file", "", "PEM private key of --tls-cert-file")
@@ -170,6 +174,9 @@ func (o *runOptions) resolveLeaseNamespace(kube *KubeFlags) (namespace, source s
 
 func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 	tuneGC()
+	if o.releasePages {
+		releasePages("init") // the package inits are done; startup faults in what it needs
+	}
 	selector, err := labels.Parse(o.cvSelector)
 	if err != nil {
 		return fmt.Errorf("--cv-selector: %w", err)
@@ -270,6 +277,9 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 	// dashboard, history and state reads and answers /readyz truthfully.
 	ctrl.Start(ctx.Done())
 	defer ctrl.Shutdown()
+	if o.releasePages {
+		go releaseStartupPages(ctx, ctrl.HasSynced, startupSettle)
+	}
 	le := controller.LeaderElection{
 		Enabled: o.leaderElect, Name: o.leaseName,
 		LeaseDuration: o.leaseDuration, RenewDeadline: o.renewDeadline, RetryPeriod: o.retryPeriod,
