@@ -38,7 +38,7 @@ func measureBurst(ctx context.Context, e *env, pop *population, proc *ctrlProc, 
 			res.Profiles = append(res.Profiles, e.saveProfile(ctx, proc, "/debug/pprof/profile?seconds=30", name))
 		}()
 	}
-	start := time.Now()
+	start, cpu0 := time.Now(), sampleCPU()
 	if err := parallel(ctx, 16, len(ms), func(i int) error { return e.trigger(ctx, e.proxy.host+"/"+ms[i].ref.path) }); err != nil {
 		return err
 	}
@@ -51,6 +51,8 @@ func measureBurst(ctx context.Context, e *env, pop *population, proc *ctrlProc, 
 	queue1, _ := proc.get("/metrics")
 	r.Queue = queueDelta(queue0, queue1)
 	r.AllFinished = waitFor(ctx, 90*time.Second, func() bool { return e.track.allDone(xs, true) })
+	r.CPU = cpuBetween(cpu0, sampleCPU())
+	say("scale %d: burst CPU: %s", res.CVs, r.CPU)
 	cpu.Wait()
 	var patched, rolled, finished []time.Duration
 	for _, x := range xs {

@@ -174,11 +174,10 @@ func (p *ctrlProc) sample() (procSample, error) {
 	if err != nil {
 		return s, err
 	}
-	// Fields after the command name, which may hold spaces, start after ')'.
-	rest := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
-	utime, _ := strconv.ParseUint(rest[11], 10, 64)
-	stime, _ := strconv.ParseUint(rest[12], 10, 64)
-	s.cpuTick = utime + stime
+	var ok bool
+	if _, s.cpuTick, ok = parseStat(string(stat)); !ok {
+		return s, fmt.Errorf("/proc/%d/stat: cannot parse %q", pid, stat)
+	}
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return s, err

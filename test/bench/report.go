@@ -158,6 +158,10 @@ type burstResult struct {
 	// BackgroundWrites are the steady interval's write rates over the
 	// burst's window: what the population writes anyway (lastPolled).
 	BackgroundWrites map[string]float64 `json:"backgroundWrites,omitempty"`
+	// CPU is who used the machine's CPU from the triggers to the last
+	// rollout finished: the finish waits on the control plane, which
+	// shares the cores with cvmanager and the bench.
+	CPU cpuUse `json:"cpu,omitempty"`
 }
 
 type queueResult struct {
