@@ -55,7 +55,11 @@ func measureBurst(ctx context.Context, e *env, pop *population, proc *ctrlProc, 
 	say("scale %d: burst CPU: %s", res.CVs, r.CPU)
 	cpu.Wait()
 	var patched, rolled, finished []time.Duration
+	writes := &countResult{}
 	for _, x := range xs {
+		if _, done := e.track.times(x); !done.IsZero() {
+			writes.add(e.track.writesOf(x))
+		}
 		if at := e.track.rolledAt(x); !at.IsZero() {
 			rolled = append(rolled, at.Sub(start))
 		}
@@ -75,6 +79,8 @@ func measureBurst(ctx context.Context, e *env, pop *population, proc *ctrlProc, 
 	r.BackgroundWrites = scaled(res.SteadyWritesPerSecond, time.Since(apiWindow))
 	r.WritesPerRollout = writesByResource(api0, api1, r.BackgroundWrites, len(xs))
 	say("scale %d: writes per rollout: %s", res.CVs, formatWrites(r.WritesPerRollout))
+	r.CVWrites = writes
+	r.StatusConflicts = conflicts(api0, api1, "containerversions", "status")
 	r.Apiserver429 = sumMetric(api1, "apiserver_request_total", `code="429"`) - sumMetric(api0, "apiserver_request_total", `code="429"`)
 	r.PollErrors = e.proxy.errors() - errors0
 	r.PeakRSSMiB = window.close(proc).PeakRSSMiB

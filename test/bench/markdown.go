@@ -152,6 +152,10 @@ func (r *report) writesBurst(b *strings.Builder) {
 				fmt.Fprintf(b, "  - kube-controller-manager observed the patched templates: p50 %.1f s, all within %.1f s (%d of %d); "+
 					"cvmanager then reported them finished: all within %.1f s\n", u.Rolled.P50Ms/1000, u.Rolled.MaxMs/1000, u.Rolled.Samples, u.CVs, u.Finish.MaxMs/1000)
 			}
+			if w := sc.Burst.CVWrites; w != nil && w.N > 0 {
+				fmt.Fprintf(b, "  - writes of each burst CV that landed until its rollout finished (the bench's watch: exact, no background): "+
+					"mean %.2f, max %d over %d CVs; CV status writes refused with 409 in the window: %.0f\n", w.Mean, w.Max, w.N, sc.Burst.StatusConflicts)
+			}
 			if cpu := sc.Burst.CPU.String(); cpu != "" {
 				fmt.Fprintf(b, "  - CPU from the triggers to the last rollout finished: %s\n", cpu)
 			}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -96,15 +97,34 @@ func TestByTrigger(t *testing.T) {
 		return &cvv1.ContainerVersion{ObjectMeta: metav1.ObjectMeta{Namespace: "pf", Name: name},
 			Status: cvv1.ContainerVersionStatus{Rollout: &cvv1.RolloutStatus{Digest: digest, Trigger: trigger}}}
 	}
+	// write delivers cv as the watch would: the previous version of the
+	// object, then the new one with the next resourceVersion.
+	last, rv := map[string]*cvv1.ContainerVersion{}, 0
+	write := func(cv *cvv1.ContainerVersion) {
+		rv++
+		cv.ResourceVersion = fmt.Sprint(rv)
+		old := last[cv.Name]
+		if old == nil {
+			old = &cvv1.ContainerVersion{}
+		}
+		tr.cvChanged(old, cv)
+		last[cv.Name] = cv
+	}
 	var rounds pushedRounds
+	writes := map[string]int{}
 	for _, c := range []struct{ name, trigger string }{{"a", "webhook"}, {"b", "poll"}, {"c", ""}} {
 		x := tr.expect("pf", "d-"+c.name, c.name, "sha256:new")
-		tr.cvChanged(rolling(c.name, "sha256:old", "poll")) // an earlier rollout: not this one
+		write(rolling(c.name, "sha256:old", "poll")) // an earlier rollout: not this one
 		if c.trigger != "" {
-			tr.cvChanged(rolling(c.name, "sha256:new", c.trigger))
+			write(rolling(c.name, "sha256:new", c.trigger))
 		}
-		tr.cvChanged(rolling(c.name, "sha256:new", "release")) // the first seen wins
+		write(rolling(c.name, "sha256:new", "release")) // the first seen wins
+		tr.cvChanged(last[c.name], last[c.name])        // a resync: no write
+		writes[c.name] = tr.writesOf(x)
 		rounds.moved = append(rounds.moved, &moved{ref: &ref{path: "pf/" + c.name}, expects: []*expectation{x}})
+	}
+	if diff := cmp.Diff(map[string]int{"a": 3, "b": 3, "c": 2}, writes); diff != "" {
+		t.Errorf("writes counted per CV (-want +got):\n%s", diff)
 	}
 	covered, pollFirst := rounds.byTrigger(tr)
 	if diff := cmp.Diff([]string{"pf/a", "pf/c"}, covered); diff != "" {

@@ -158,10 +158,30 @@ type burstResult struct {
 	// BackgroundWrites are the steady interval's write rates over the
 	// burst's window: what the population writes anyway (lastPolled).
 	BackgroundWrites map[string]float64 `json:"backgroundWrites,omitempty"`
+	// CVWrites are the writes of each burst CV that landed until its
+	// rollout finished, from the bench's watch: exact, where
+	// WritesPerRollout's status writes are an estimate less the
+	// population's background. StatusConflicts are the CV status writes
+	// the apiserver refused with 409 in the window (any CV's).
+	CVWrites        *countResult `json:"cvWrites,omitempty"`
+	StatusConflicts float64      `json:"statusConflicts,omitempty"`
 	// CPU is who used the machine's CPU from the triggers to the last
 	// rollout finished: the finish waits on the control plane, which
 	// shares the cores with cvmanager and the bench.
 	CPU cpuUse `json:"cpu,omitempty"`
+}
+
+// countResult is a per-item count over n items.
+type countResult struct {
+	N    int     `json:"n"`
+	Mean float64 `json:"mean"`
+	Max  int     `json:"max"`
+}
+
+func (c *countResult) add(v int) {
+	c.Mean = (c.Mean*float64(c.N) + float64(v)) / float64(c.N+1)
+	c.N++
+	c.Max = max(c.Max, v)
 }
 
 type queueResult struct {

@@ -45,6 +45,11 @@ type expectation struct {
 	// (status.rollout.trigger: poll, trigger, webhook, ...), "" if the
 	// watch never saw the rollout in progress.
 	trigger string
+	// cvWrites counts the CV's new resourceVersions the watch delivered
+	// from the expectation to the rollout's finish, that one included:
+	// the writes of this CV that landed, exactly, with no other CV's
+	// background in them (a write refused with 409 is not seen).
+	cvWrites int
 }
 
 func startTracker(ctx context.Context, kube kubernetes.Interface, cvs versioned.Interface) *tracker {
@@ -60,7 +65,7 @@ func startTracker(ctx context.Context, kube kubernetes.Interface, cvs versioned.
 	t.deploys = kf.Apps().V1().Deployments().Informer()
 	t.cvs = cf.Cvmanager().V1alpha1().ContainerVersions().Informer()
 	_, _ = t.deploys.AddEventHandler(cache.ResourceEventHandlerFuncs{UpdateFunc: t.deploymentChanged})
-	_, _ = t.cvs.AddEventHandler(cache.ResourceEventHandlerFuncs{UpdateFunc: func(_, obj any) { t.cvChanged(obj) }})
+	_, _ = t.cvs.AddEventHandler(cache.ResourceEventHandlerFuncs{UpdateFunc: t.cvChanged})
 	kf.Start(ctx.Done())
 	cf.Start(ctx.Done())
 	cache.WaitForCacheSync(ctx.Done(), t.deploys.HasSynced, t.cvs.HasSynced)
@@ -92,15 +97,19 @@ func (t *tracker) deploymentChanged(oldObj, newObj any) {
 	}
 }
 
-func (t *tracker) cvChanged(obj any) {
+func (t *tracker) cvChanged(oldObj, obj any) {
 	now := time.Now()
 	cv, ok := obj.(*cvv1.ContainerVersion)
-	if !ok {
+	old, ok2 := oldObj.(*cvv1.ContainerVersion)
+	if !ok || !ok2 {
 		return
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	x := t.byCV[cv.Namespace+"/"+cv.Name]
+	if x != nil && x.finished.IsZero() && cv.ResourceVersion != old.ResourceVersion {
+		x.cvWrites++
+	}
 	if ro := cv.Status.Rollout; x != nil && x.trigger == "" && ro != nil && ro.Digest == x.digest {
 		x.trigger = ro.Trigger
 	}
@@ -125,6 +134,13 @@ func (t *tracker) expect(ns, deploy, cv, digest string) *expectation {
 	t.byCV[ns+"/"+cv] = x
 	t.mu.Unlock()
 	return x
+}
+
+// writesOf is how many writes of x's CV landed until its rollout finished.
+func (t *tracker) writesOf(x *expectation) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return x.cvWrites
 }
 
 // times reads an expectation under the lock.

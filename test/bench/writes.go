@@ -102,6 +102,24 @@ func writeCounts(body string) map[string]float64 {
 	return out
 }
 
+// conflicts is how many writes to resource/subresource the apiserver
+// answered 409 between two scrapes.
+func conflicts(before, after, resource, subresource string) float64 {
+	count := func(body string) float64 {
+		n := 0.0
+		for _, line := range strings.Split(body, "\n") {
+			if strings.HasPrefix(line, "apiserver_request_total{") && label(line, "code") == "409" &&
+				label(line, "resource") == resource && label(line, "subresource") == subresource && isWrite(label(line, "verb")) {
+				fields := strings.Fields(line)
+				v, _ := strconv.ParseFloat(fields[len(fields)-1], 64)
+				n += v
+			}
+		}
+		return n
+	}
+	return count(after) - count(before)
+}
+
 func isWrite(verb string) bool {
 	return verb == "POST" || verb == "PUT" || verb == "PATCH" || verb == "DELETE"
 }
