@@ -30,12 +30,18 @@ func measureBurst(ctx context.Context, e *env, pop *population, proc *ctrlProc, 
 	xs := allExpects(ms)
 	r.CVs = len(xs)
 	var cpu sync.WaitGroup
+	var apiserver string // the apiserver's profile, added after the wait (res.Profiles is not locked)
 	if profile {
 		cpu.Add(1)
 		go func() {
 			defer cpu.Done()
 			name := fmt.Sprintf("%d-cpu-burst.pb.gz", res.CVs)
 			res.Profiles = append(res.Profiles, e.saveProfile(ctx, proc, "/debug/pprof/profile?seconds=30", name))
+		}()
+		cpu.Add(1)
+		go func() {
+			defer cpu.Done()
+			apiserver = e.saveAPIServerProfile(ctx, 15*time.Second, fmt.Sprintf("%d-apiserver-cpu-burst.pb.gz", res.CVs))
 		}()
 	}
 	start, cpu0 := time.Now(), sampleCPU()
@@ -52,8 +58,13 @@ func measureBurst(ctx context.Context, e *env, pop *population, proc *ctrlProc, 
 	r.Queue = queueDelta(queue0, queue1)
 	r.AllFinished = waitFor(ctx, 90*time.Second, func() bool { return e.track.allDone(xs, true) })
 	r.CPU = cpuBetween(cpu0, sampleCPU())
+	queue2, _ := proc.get("/metrics")
+	r.FinishQueue = queueDelta(queue1, queue2)
 	say("scale %d: burst CPU: %s", res.CVs, r.CPU)
 	cpu.Wait()
+	if apiserver != "" {
+		res.Profiles = append(res.Profiles, apiserver)
+	}
 	var patched, rolled, finished []time.Duration
 	writes := &countResult{}
 	for _, x := range xs {

@@ -156,6 +156,11 @@ func (r *report) writesBurst(b *strings.Builder) {
 				fmt.Fprintf(b, "  - writes of each burst CV that landed until its rollout finished (the bench's watch: exact, no background): "+
 					"mean %.2f, max %d over %d CVs; CV status writes refused with 409 in the window: %.0f\n", w.Mean, w.Max, w.N, sc.Burst.StatusConflicts)
 			}
+			if q := sc.Burst.FinishQueue; q.Items > 0 {
+				fmt.Fprintf(b, "  - workqueue: %.0f syncs until all patched, mean wait %.0f ms, mean work %.0f ms; "+
+					"%.0f syncs from then until all finished, mean wait %.0f ms, mean work %.0f ms\n",
+					sc.Burst.Queue.Items, sc.Burst.Queue.MeanWaitMs, sc.Burst.Queue.MeanWorkMs, q.Items, q.MeanWaitMs, q.MeanWorkMs)
+			}
 			if cpu := sc.Burst.CPU.String(); cpu != "" {
 				fmt.Fprintf(b, "  - CPU from the triggers to the last rollout finished: %s\n", cpu)
 			}

@@ -151,6 +151,8 @@ type burstResult struct {
 	PeakRSSMiB    float64     `json:"peakRssMiB"`
 	SettleSeconds float64     `json:"settleSeconds"`
 	Queue         queueResult `json:"queue"`
+	// FinishQueue is the workqueue from all patched to all finished.
+	FinishQueue queueResult `json:"finishQueue"`
 	// WritesPerRollout are the apiserver's write requests to the resources
 	// cvmanager writes, per "VERB resource", less BackgroundWrites, divided
 	// by the burst's CVs.

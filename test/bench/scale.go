@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 )
 
@@ -168,6 +170,27 @@ func (e *env) saveProfile(ctx context.Context, proc *ctrlProc, endpoint, name st
 		return ""
 	}
 	if err := proc.fetch(ctx, endpoint, path); err != nil {
+		say("profile %s: %v", name, err)
+		return ""
+	}
+	return path
+}
+
+// saveAPIServerProfile saves the kube-apiserver's CPU profile over the
+// next d, read with the bench's admin credentials: in a burst the
+// apiserver uses most of the machine, and this says on what.
+func (e *env) saveAPIServerProfile(ctx context.Context, d time.Duration, name string) string {
+	path := filepath.Join(e.cfg.out, "pprof", e.cfg.runName+"-"+name)
+	if err := ensureDir(filepath.Dir(path)); err != nil {
+		say("profile %s: %v", name, err)
+		return ""
+	}
+	body, err := e.kube.CoreV1().RESTClient().Get().AbsPath("/debug/pprof/profile").
+		Param("seconds", strconv.Itoa(int(d.Seconds()))).Timeout(d + 30*time.Second).DoRaw(ctx)
+	if err == nil {
+		err = os.WriteFile(path, body, 0o644)
+	}
+	if err != nil {
 		say("profile %s: %v", name, err)
 		return ""
 	}
