@@ -190,6 +190,10 @@ func recordSplit(t *testing.T, p *proc, when string) {
 	e2eenv.Must(t, err)
 	record(t, "rss_anon_"+when, s["RssAnon"]/1024, "MiB", 0, "RssAnon "+when+": heap, stacks, runtime")
 	record(t, "rss_file_"+when, s["RssFile"]/1024, "MiB", 0, "RssFile "+when+": pages of the binary read so far (shared, reclaimable)")
+	faults, err := p.majorFaults()
+	e2eenv.Must(t, err)
+	record(t, "major_faults_"+when, faults, "pages", 0,
+		"major page faults since start "+when+": pages read from the disk (the binary's pages handed back come back this way)")
 	if pmd, err := filePmdMapped(p.pid); err == nil {
 		record(t, "rss_file_pmd_mapped_"+when, pmd/1024, "MiB", 0,
 			"FilePmdMapped "+when+": of RssFile, the binary's pages mapped as whole 2 MiB page-cache folios (the kernel maps a folio at once)")

@@ -104,6 +104,22 @@ func (p *proc) status() (map[string]float64, error) {
 	return out, nil
 }
 
+// majorFaults is the process's major page faults so far (majflt, field 12
+// of /proc/<pid>/stat): the pages it had to read from the disk.
+func (p *proc) majorFaults() (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the name, which may hold spaces, start after ')'; majflt is the 10th of them.
+	_, rest, _ := strings.Cut(string(b), ") ")
+	f := strings.Fields(rest)
+	if len(f) < 10 {
+		return 0, fmt.Errorf("/proc/%d/stat: %q", p.pid, b)
+	}
+	return strconv.ParseFloat(f[9], 64)
+}
+
 // rssKiB is the process's resident set (VmRSS).
 func (p *proc) rssKiB() (float64, error) {
 	s, err := p.status()
