@@ -7,12 +7,12 @@
 // with its neighbours (fault-around, large page-cache folios), so once
 // startup is over most of the binary is resident although little of it runs
 // again. Those pages count in VmRSS and in the container's memory charge.
-// After startup, PageOut asks the kernel to reclaim them (MADV_PAGEOUT,
-// Linux 5.4), much as the kernel frees its own init memory after boot;
-// pages the controller still uses fault back in on their next use, from
-// the page cache or the file. From then on the mappings are read without
-// readahead (MADV_RANDOM), so a page that faults back brings in itself,
-// not the large folio of its neighbours that the process never runs.
+// PageOut asks the kernel to reclaim them (MADV_PAGEOUT, Linux 5.4), much
+// as the kernel frees its own init memory after boot; pages the controller
+// still uses fault back in on their next use, from the page cache or the
+// disk. From then on the mappings are read without readahead
+// (MADV_RANDOM), so a page that faults back brings in itself, not the
+// large folio of its neighbours that the process never runs.
 package binarypages
 
 import (
@@ -26,10 +26,10 @@ import (
 
 // PageOut asks the kernel to reclaim the running executable's read-only
 // pages (text and read-only data) that this process maps, turns readahead
-// off for them, and returns how many bytes of mappings it covered. Pages another process also maps (a
-// second replica on the node) are left alone by the kernel. Nothing the
-// program can observe changes but page faults, so callers may ignore the
-// error (a kernel older than 5.4 answers EINVAL).
+// off for them, and returns how many bytes of mappings it covered. Pages
+// another process also maps (a second replica on the node) are left alone
+// by the kernel. Nothing the program can observe changes but page faults,
+// so callers may ignore the error (a kernel older than 5.4 answers EINVAL).
 func PageOut() (int, error) {
 	exe, err := os.Readlink("/proc/self/exe")
 	if err != nil {

@@ -136,8 +136,8 @@ func newRunCommand(kube *KubeFlags) *cobra.Command {
 		"read each new digest's OCI annotations and labels (revision, source, created, authors, url, CI link) once, in the background, "+
 			"for status, history, the dashboard and notifications: 2 GETs per new image (3 for an index); Docker Hub counts manifest GETs as pulls")
 	f.BoolVar(&o.releasePages, "release-startup-pages", true,
-		"once the caches are synced and startup has settled, hand the binary's pages back to the kernel (MADV_PAGEOUT); "+
-			"the ones the controller uses fault back in (docs/operations.md, Footprint)")
+		"after the package inits, and again once the caches are synced and startup has settled, hand the binary's pages back to the kernel "+
+			"(MADV_PAGEOUT, then MADV_RANDOM): the ones the controller still runs are read back, a page at a time (docs/operations.md, Footprint)")
 	f.BoolVar(&o.enablePprof, "enable-pprof", false, "serve Go profiles at /debug/pprof/ on the HTTP port (for performance work; off by default)")
 	f.StringVar(&o.tls.CertFile, "tls-cert-file", "", "serve HTTPS with this PEM certificate (reloaded when the file changes); needs --tls-private-key-file")
 	f.StringVar(&o.tls.KeyFile, "tls-private-key-file", "", "PEM private key of --tls-cert-file")

@@ -12,8 +12,9 @@ import (
 )
 
 // startupSettle is how long after the caches synced `run` waits before it
-// releases the binary's startup pages: long enough for leader election and
-// the first sync of every CV, so what steady work needs faults back once.
+// releases the binary's pages again: by then most of startup's one-off
+// work (leader election, the first sync of each CV) has run, and what the
+// steady work needs faults back once.
 const startupSettle = 5 * time.Second
 
 // releaseStartupPages waits for the caches, lets startup settle, then hands
