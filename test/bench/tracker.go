@@ -47,8 +47,9 @@ type expectation struct {
 	trigger string
 	// cvWrites counts the CV's new resourceVersions the watch delivered
 	// from the expectation to the rollout's finish, that one included:
-	// the writes of this CV that landed, exactly, with no other CV's
-	// background in them (a write refused with 409 is not seen).
+	// the writes of this CV that landed, with no other CV's background in
+	// them. A write refused with 409 is not seen, and a watch that had to
+	// relist would skip versions, so it can only undercount that way.
 	cvWrites int
 }
 
