@@ -40,7 +40,4 @@ func TestStartupPagesReleasedOnceSynced(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("releaseStartupPages did not return once synced")
 	}
-	if rssFile() == "" {
-		t.Fatal("no RssFile in /proc/self/status: the release would log nothing")
-	}
 }

@@ -455,14 +455,14 @@ func (c *Controller) pollRegistry(ctx context.Context, s *syncerState, cv *cvv1.
 	now := c.clock.Now()
 	c.metrics.PollDuration.Observe(now.Sub(start).Seconds())
 	o.trigger = s.polled(now)
+	if at, ok := budgetRetry(o.err, s.key, s.interval, now); ok {
+		o.deferred, s.next = true, at
+		c.queue.AddAfter(s.key, at.Sub(now))
+		c.metrics.PollsTotal.WithLabelValues("deferred").Inc()
+		return o, nil
+	}
 	c.queue.AddAfter(s.key, s.interval)
 	if o.err != nil {
-		if at, ok := budgetRetry(o.err, s.key, s.interval, now); ok {
-			o.deferred, s.next = true, at
-			c.queue.AddAfter(s.key, at.Sub(now))
-			c.metrics.PollsTotal.WithLabelValues("deferred").Inc()
-			return o, nil
-		}
 		c.metrics.PollsTotal.WithLabelValues("error").Inc()
 		return o, nil
 	}

@@ -157,13 +157,19 @@ func (a pingAnswer) response(req *http.Request) *http.Response {
 	}
 }
 
-// plainBase is the configured transport (go-containerregistry's default
-// when none), over plain HTTP for the hosts configured so.
-func plainBase(opts OCIOptions) http.RoundTripper {
-	rt := opts.Transport
-	if rt == nil {
-		rt = remote.DefaultTransport
+// configuredTransport is the configured transport, or
+// go-containerregistry's default when none is.
+func configuredTransport(opts OCIOptions) http.RoundTripper {
+	if opts.Transport != nil {
+		return opts.Transport
 	}
+	return remote.DefaultTransport
+}
+
+// plainBase is the configured transport, over plain HTTP for the hosts
+// configured so.
+func plainBase(opts OCIOptions) http.RoundTripper {
+	rt := configuredTransport(opts)
 	if opts.Insecure || len(opts.InsecureHosts) > 0 {
 		rt = plainHTTP{inner: rt, all: opts.Insecure, hosts: opts.InsecureHosts}
 	}

@@ -87,11 +87,7 @@ func NewOCI(opts OCIOptions) *OCI {
 	o := &OCI{opts: opts, base: baseTransport(opts), clients: map[string]*repoClient{}, pushers: map[string]*remote.Pusher{},
 		smallPages: map[string]bool{}, versions: map[string]string{},
 		tags: newVersionTags(opts.VersionCacheRepos, opts.VersionCacheTags)}
-	rt := opts.Transport
-	if rt == nil {
-		rt = remote.DefaultTransport
-	}
-	o.cloud = newCloudKeychain(opts.Cloud, rt)
+	o.cloud = newCloudKeychain(opts.Cloud, configuredTransport(opts))
 	return o
 }
 

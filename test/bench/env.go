@@ -14,6 +14,7 @@ import (
 
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
 	"cvmanager.dev/cvmanager/pkg/version"
+	"cvmanager.dev/cvmanager/test/binproc"
 	"cvmanager.dev/cvmanager/test/controlplane"
 	"cvmanager.dev/cvmanager/test/kubetest"
 	"cvmanager.dev/cvmanager/test/localregistry"
@@ -90,19 +91,7 @@ func buildController(ctx context.Context, prebuilt, dir string) (string, error) 
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build ./cmd/cvmanager: %v\n%s", err, out)
 	}
-	// Written back to disk, as a node has an image's binary: the linker's
-	// dirty pages could not be handed back after startup (--release-startup-pages)
-	// and the steady RSS would measure the build, not the controller.
-	return bin, syncFile(bin)
-}
-
-func syncFile(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
+	return bin, binproc.FlushToDisk(bin)
 }
 
 func (e *env) startRegistry() error {

@@ -113,3 +113,17 @@ func Stop(pid int, done <-chan struct{}) {
 		<-done
 	}
 }
+
+// FlushToDisk writes a freshly built binary back to disk, as a node has the
+// binary of an image it pulled long before: `cvmanager run` hands its
+// clean pages back to the kernel after startup, and the linker's pages
+// stay dirty (and unreclaimable) for up to half a minute, so a footprint
+// measured right after a build would measure the build.
+func FlushToDisk(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}

@@ -56,7 +56,7 @@ func buildShipped(t *testing.T, dir, name string) (string, float64) {
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build %s: %v\n%s", name, err, b)
 	}
-	writeBack(t, out)
+	e2eenv.Must(t, binproc.FlushToDisk(out))
 	fi, err := os.Stat(out)
 	if err != nil {
 		t.Fatal(err)
@@ -127,19 +127,6 @@ func TestFootprint(t *testing.T) {
 		record(t, m.name, v/(1<<20), "MiB", 0, m.what)
 	}
 	heapProfile(t, p, bin)
-}
-
-// writeBack flushes the freshly linked binary to disk, as a node has the
-// binary of an image it pulled long before the container starts. Pages
-// still dirty from the linker's writes cannot be reclaimed, so without
-// this the first half minute of the run would measure an artefact of the
-// build (pkg/binarypages hands clean pages back after startup).
-func writeBack(t *testing.T, path string) {
-	t.Helper()
-	f, err := os.Open(path)
-	e2eenv.Must(t, err)
-	defer f.Close()
-	e2eenv.Must(t, f.Sync())
 }
 
 // waitAll waits until the 20 CVs report Success at digestOf(i).

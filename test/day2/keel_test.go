@@ -39,7 +39,7 @@ func TestKeelBeside(t *testing.T) {
 	}
 	fi, err := os.Stat(bin)
 	e2eenv.Must(t, err)
-	writeBack(t, bin) // as TestFootprint does for cvmanager
+	e2eenv.Must(t, binproc.FlushToDisk(bin)) // as TestFootprint does for cvmanager
 	record(t, "keel_binary_size", float64(fi.Size())/(1<<20), "MiB", 0, "Keel's binary as built here (not stripped)")
 
 	e := e2eenv.New(t)
