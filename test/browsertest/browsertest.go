@@ -3,24 +3,36 @@
 package browsertest
 
 import (
+	"bufio"
 	"context"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+
+	"cvmanager.dev/cvmanager/test/binproc"
 )
 
 // Start starts Chromium with a throwaway profile and a width×height
-// window, and returns its context, which ends after timeout.
+// window, and returns a browser context, which ends after timeout.
 //
-// The browser is started here, not by the test's first action. A start
-// that fails (the websocket address not printed in time on a loaded
-// machine) then fails the test at once; before, the next chromedp.Run on
-// the same context started a second browser, and chromedp closed the
-// context's channel twice and panicked the whole test binary (seen in
-// make test, test/faults). The address is awaited a minute, not 20 s.
+// Chromium is started here, from binproc's launcher thread, and chromedp
+// connects to it. chromedp's own allocator starts the browser with
+// Pdeathsig from whichever OS thread runs the call, and the kernel sends
+// that signal when that thread ends, not when the test binary does. Under
+// make test's load a browser died within 90 ms of its start with nothing
+// in its output, which is what that signal looks like (not proven: the
+// thread's end was not observed); earlier a failed start made chromedp
+// start a second browser on the same context and panic. The launcher
+// thread never exits, so the browser dies only with the test binary (or
+// at cleanup), as every other process the tests start.
 func Start(t testing.TB, width, height int, timeout time.Duration) context.Context {
 	t.Helper()
 	path, err := exec.LookPath("chromium")
@@ -33,21 +45,70 @@ func Start(t testing.TB, width, height int, timeout time.Duration) context.Conte
 	if err != nil {
 		t.Fatal(err)
 	}
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(path), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-quic", true),
-		chromedp.UserDataDir(profile), chromedp.WindowSize(width, height), chromedp.WSURLReadTimeout(time.Minute))
+	cmd := exec.Command(path, "--headless", "--hide-scrollbars", "--mute-audio", "--no-sandbox", "--disable-gpu",
+		"--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--disable-quic", "--user-data-dir="+profile, fmt.Sprintf("--window-size=%d,%d", width, height),
+		"--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", "about:blank")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := binproc.StartLocked(cmd); err != nil {
+		t.Fatalf("starting chromium: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	ws, err := devtoolsURL(stderr, time.Minute)
+	if err != nil {
+		binproc.Stop(cmd.Process.Pid, exited)
+		t.Fatalf("starting chromium: %v", err)
+	}
+	alloc, cancelAlloc := chromedp.NewRemoteAllocator(context.Background(), ws)
 	ctx, cancelCtx := chromedp.NewContext(alloc)
 	ctx, cancelTimeout := context.WithTimeout(ctx, timeout)
 	t.Cleanup(func() {
 		cancelTimeout()
 		cancelCtx()
 		cancelAlloc()
+		binproc.Stop(cmd.Process.Pid, exited)
 		_ = os.RemoveAll(profile)
 	})
-	if err := chromedp.Run(ctx); err != nil {
-		t.Fatalf("starting chromium: %v", err)
+	// chromedp opens a tab of its own beside the browser's first one; in
+	// front, it renders frames (requestAnimationFrame runs) as a launched
+	// browser's only tab does.
+	if err := chromedp.Run(ctx, page.BringToFront()); err != nil {
+		t.Fatalf("connecting to chromium at %s: %v", ws, err)
 	}
 	return ctx
+}
+
+// devtoolsURL reads Chromium's stderr until it prints the DevTools
+// address, then keeps draining it so the browser never blocks on the pipe.
+// The output read so far is in the error when the address does not come.
+func devtoolsURL(stderr io.Reader, wait time.Duration) (string, error) {
+	found := make(chan string, 1)
+	var seen strings.Builder
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			if _, url, ok := strings.Cut(line, "DevTools listening on "); ok {
+				found <- strings.TrimSpace(url)
+				_, _ = io.Copy(io.Discard, stderr)
+				return
+			}
+			seen.WriteString(line + "\n")
+		}
+	}()
+	select {
+	case url := <-found:
+		return url, nil
+	case <-done:
+		return "", fmt.Errorf("chromium exited before printing its DevTools address:\n%s", seen.String())
+	case <-time.After(wait):
+		return "", fmt.Errorf("no DevTools address from chromium within %s", wait)
+	}
 }
