@@ -137,6 +137,7 @@ type Controller struct {
 	mu          sync.Mutex
 	syncers     map[string]*syncerState
 	triggers    triggerTimes
+	announced   announcedDigests
 	pushes      pushRefs
 	corrections corrections
 
@@ -206,7 +207,8 @@ func (c *Controller) watch(inf Informers) {
 		UpdateFunc: func(_, obj any) { c.enqueue(obj) },
 		DeleteFunc: c.enqueue,
 	})
-	_ = cvInformer.AddIndexers(cache.Indexers{rolloutSelectorIndex: rolloutSelectorKeys, selectorIndex: selectorKeys})
+	_ = cvInformer.AddIndexers(cache.Indexers{rolloutSelectorIndex: rolloutSelectorKeys, selectorIndex: selectorKeys,
+		followedIndex: followedKeys})
 	if inf.Requests != nil {
 		c.watchRequests(inf.Requests.Informer())
 	}

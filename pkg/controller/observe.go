@@ -475,6 +475,9 @@ func (c *Controller) pollRegistry(ctx context.Context, s *syncerState, cv *cvv1.
 	result := "unchanged"
 	if o.action == syncer.StartRollout {
 		result = "changed"
+		if !forced {
+			c.wakeFollowers(cv, o.img.Digest)
+		}
 	}
 	c.metrics.PollsTotal.WithLabelValues(result).Inc()
 	return o, nil

@@ -22,6 +22,9 @@ type syncerState struct {
 	// set from other goroutines (trigger API), hence the mutex.
 	mu     sync.Mutex
 	forced string
+	// woken asks for a poll now, scheduled rather than forced: another
+	// follower of the repo:tag just saw it move (wakeFollowers).
+	woken bool
 }
 
 func (c *Controller) syncerFor(key string) *syncerState {
@@ -34,6 +37,14 @@ func (c *Controller) syncerFor(key string) *syncerState {
 		c.metrics.Syncers.Set(float64(len(c.syncers)))
 	}
 	return s
+}
+
+// existingSyncer is key's state, or nil before its first sync and after
+// it stopped (a suspended CV is not brought back to life).
+func (c *Controller) existingSyncer(key string) *syncerState {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.syncers[key]
 }
 
 // stopSyncer forgets a deleted or suspended CV: with no state and no CV, the
@@ -61,13 +72,25 @@ func (s *syncerState) forcedBy() string {
 	return s.forced
 }
 
+func (s *syncerState) wake() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.woken = true
+}
+
+// takeWoken reports and clears a wake.
+func (s *syncerState) takeWoken() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	woken := s.woken
+	s.woken = false
+	return woken
+}
+
 // due reports whether the CV should poll now at interval, fixing the
 // schedule the first time it sees the CV (or a new interval) so events do
 // not push it back.
 func (s *syncerState) due(cv *cvv1.ContainerVersion, interval time.Duration, now time.Time) (bool, time.Duration) {
-	if s.forcedBy() != "" {
-		return true, 0
-	}
 	if s.next.IsZero() || interval != s.interval {
 		last := s.lastPoll
 		if last.IsZero() && cv.Status.LastPolled != nil {
@@ -75,6 +98,9 @@ func (s *syncerState) due(cv *cvv1.ContainerVersion, interval time.Duration, now
 		}
 		s.interval = interval
 		s.next = syncer.NextPoll(last, interval, now, syncer.Jitter(s.key))
+	}
+	if s.forcedBy() != "" || s.takeWoken() {
+		return true, 0
 	}
 	if now.Before(s.next) {
 		return false, s.next.Sub(now)

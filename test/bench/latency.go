@@ -59,7 +59,11 @@ type pushLatency struct {
 	// FromPoll (poll only) runs from the poll that first saw the new
 	// digest at the proxy to the ref's first Deployment patched: the
 	// controller's own reaction, without the wait for the poll.
-	FromPoll      *latencyResult `json:"pollToFirstPatched,omitempty"`
+	FromPoll *latencyResult `json:"pollToFirstPatched,omitempty"`
+	// FromPollAll (poll only) runs from that poll to the ref's last
+	// Deployment patched: the first poll after a move wakes the ref's
+	// other CVs, so none waits for a poll of its own.
+	FromPollAll   *latencyResult `json:"pollToAllPatched,omitempty"`
 	SettleSeconds float64        `json:"settleSeconds"`
 	// PollErrors are registry answers ≥ 400 counted at the proxy.
 	PollErrors int64        `json:"registryErrors"`
@@ -112,27 +116,41 @@ func measureRounds(ctx context.Context, e *env, pop *population, n, k int, wait 
 const maxRounds = 10
 
 // measurePollLatency (figure 2a): tags move with no trigger, -latency-refs
-// a round; each CV follows at its next poll, so push → patched is bounded
-// by the poll interval by design. The poll that first saw each move is
-// the first HEAD answered with the new digest at the proxy.
+// a round; each ref follows at the first poll of any of its CVs, so push
+// → patched is bounded by the poll interval by design. The poll that
+// first saw each move is the first HEAD answered with the new digest at
+// the proxy.
 func measurePollLatency(ctx context.Context, e *env, pop *population, res *scaleResult) error {
 	say("scale %d: detection by poll, %d refs a round", res.CVs, e.cfg.latencyRefs)
 	move := func(ctx context.Context, refs []*ref, byRef map[*ref][]member) ([]*moved, error) {
 		return moveRefs(ctx, e, pop, refs, byRef)
 	}
 	r, all := measureRounds(ctx, e, pop, res.CVs, e.cfg.latencyRefs, e.cfg.pollInterval+30*time.Second, move)
-	var fromPoll []time.Duration
+	var fromPoll, fromPollAll []time.Duration
 	for _, mv := range all {
 		seen, ok := e.proxy.seen(mv.ref.path, "env-prod", mv.digest)
-		first, _ := patchedRange(e.track, mv.expects)
+		first, last := patchedRange(e.track, mv.expects)
 		if ok && !first.IsZero() && !first.Before(seen) {
 			fromPoll = append(fromPoll, first.Sub(seen))
 		}
+		if ok && !last.IsZero() && !last.Before(seen) && allPatched(e.track, mv.expects) {
+			fromPollAll = append(fromPollAll, last.Sub(seen))
+		}
 	}
-	fp := summarize(fromPoll, len(all))
-	r.FromPoll = &fp
+	fp, fa := summarize(fromPoll, len(all)), summarize(fromPollAll, len(all))
+	r.FromPoll, r.FromPollAll = &fp, &fa
 	res.PollLatency = r
 	return nil
+}
+
+// allPatched says whether every CV of xs was patched.
+func allPatched(t *tracker, xs []*expectation) bool {
+	for _, x := range xs {
+		if p, _ := t.times(x); p.IsZero() {
+			return false
+		}
+	}
+	return true
 }
 
 // patchedRange is the earliest and latest patch among xs.
