@@ -5,6 +5,8 @@ import (
 	"sync"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/history"
 )
@@ -17,8 +19,8 @@ type cvRecords struct {
 
 // recordCache keeps every CV's history for a short while: the activity
 // view, the delivery metrics and their Prometheus series all read it, and
-// reading it costs one ConfigMap GET per history (the controller may not
-// list ConfigMaps: least privilege).
+// reading it costs one paged LIST of history ConfigMaps per namespace
+// (historySnapshots).
 type recordCache struct {
 	// now reads the handler's clock, which tests may replace after
 	// NewHandler.
@@ -64,6 +66,9 @@ func readHistories(ctx context.Context, src Source, hist HistoryReader, namespac
 	if err != nil {
 		return nil, err
 	}
+	if s, ok := hist.(historySnapshotter); ok {
+		hist = &historySnapshots{read: s, byName: hist, taken: map[string]history.Snapshot{}, forbidden: map[string]bool{}}
+	}
 	var out []cvRecords
 	for _, cv := range cvs {
 		names, err := workloadNames(src, cv)
@@ -89,4 +94,40 @@ func workloadNames(src Source, cv *cvv1.ContainerVersion) ([]string, error) {
 		names = append(names, r.Name)
 	}
 	return names, nil
+}
+
+// historySnapshotter lists a namespace's histories at once (history.Store).
+type historySnapshotter interface {
+	Snapshot(ctx context.Context, namespace string) (history.Snapshot, error)
+}
+
+// historySnapshots answers List from one history.Snapshot per namespace,
+// taken at its first use, so a view over N CVs costs a LIST per namespace
+// instead of about 2N GETs. A namespace whose ConfigMaps may not be listed
+// (a role that only gets them) is read by name, as before. One reader
+// serves one readHistories call, from one goroutine.
+type historySnapshots struct {
+	read      historySnapshotter
+	byName    HistoryReader
+	taken     map[string]history.Snapshot
+	forbidden map[string]bool
+}
+
+func (h *historySnapshots) List(ctx context.Context, namespace, name string) ([]history.Record, error) {
+	snap, ok := h.taken[namespace]
+	if !ok && !h.forbidden[namespace] {
+		var err error
+		switch snap, err = h.read.Snapshot(ctx, namespace); {
+		case err == nil:
+			h.taken[namespace], ok = snap, true
+		case apierrors.IsForbidden(err):
+			h.forbidden[namespace] = true
+		default:
+			return nil, err
+		}
+	}
+	if !ok {
+		return h.byName.List(ctx, namespace, name)
+	}
+	return snap.Records(name)
 }

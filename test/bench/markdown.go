@@ -208,6 +208,23 @@ func (r *report) tableFootprint(b *strings.Builder) {
 			f := sc.Footprint
 			return fmt.Sprintf("| %d | %.0f | %.0f | %.0f | %.1f | %.0f | %.0f |", sc.CVs, f.RSSMiB, f.PeakRSSMiB, f.HeapMiB, f.CPUPercentIdle, f.Goroutines, sc.Burst.PeakRSSMiB)
 		})
+	r.scrapeLines(b)
+}
+
+// scrapeLines report the timed /metrics scrape of each scale, when the run
+// measured it.
+func (r *report) scrapeLines(b *strings.Builder) {
+	var lines []string
+	for _, sc := range r.Scales {
+		if x := sc.MetricsScrape; x != nil {
+			lines = append(lines, fmt.Sprintf("- %d CVs: %.0f ms, %.0f ConfigMap GETs, %.0f ConfigMap LISTs, DORA series %s",
+				sc.CVs, x.Ms, x.ConfigMapGets, x.ConfigMapLists, map[bool]string{true: "served", false: "missing"}[x.DORASeries]))
+		}
+	}
+	if len(lines) > 0 {
+		b.WriteString("One GET /metrics after the steady interval (the histories behind the DORA series read afresh; apiserver_request_total):\n\n" +
+			strings.Join(lines, "\n") + "\n\n")
+	}
 }
 
 func (r *report) tableRestart(b *strings.Builder) {

@@ -68,6 +68,8 @@ type scaleResult struct {
 	Restart                   restartResult   `json:"restart"`
 	Economy                   economyResult   `json:"economy"`
 	Footprint                 footprintResult `json:"footprint"`
+	// MetricsScrape is one GET /metrics after the steady interval.
+	MetricsScrape *scrapeResult `json:"metricsScrape,omitempty"`
 	PollLatency               pushLatency     `json:"pollLatency"`
 	TriggerLatency            pushLatency     `json:"triggerLatency"`
 	Burst                     burstResult     `json:"burst"`
@@ -286,4 +288,17 @@ func busyProcesses() []string {
 		lines[i] = strings.Join(strings.Fields(lines[i]), " ")
 	}
 	return lines
+}
+
+// scrapeResult is one GET /metrics of the controller once its history
+// cache has expired (a minute after the last read): the DORA series read
+// every CV's histories, which the apiserver counts as ConfigMap GETs (by
+// name) and LISTs (a namespace by label).
+type scrapeResult struct {
+	Ms             float64 `json:"ms"`
+	ConfigMapGets  float64 `json:"configMapGets"`
+	ConfigMapLists float64 `json:"configMapLists"`
+	// DORASeries says whether the scrape carried the DORA series (a read
+	// that timed out leaves them out).
+	DORASeries bool `json:"doraSeries"`
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -135,6 +136,8 @@ func measureSteady(ctx context.Context, e *env, proc *ctrlProc, res *scaleResult
 		TagLists:     delta(after, before, "GET tags"),
 		StatusWrites: apiDelta(apiBefore, apiAfter, cvStatusUpdate...),
 	}
+	scrape := e.timeScrape(ctx, proc)
+	res.MetricsScrape = &scrape
 	res.Footprint = footprintResult{
 		CPUPercentIdle: f.CPUPercent, RSSMiB: f.RSSMiB, PeakRSSMiB: f.PeakRSSMiB,
 		Goroutines: proc.metric("go_goroutines"), HeapMiB: proc.metric("go_memstats_heap_inuse_bytes") / (1 << 20),
@@ -143,6 +146,22 @@ func measureSteady(ctx context.Context, e *env, proc *ctrlProc, res *scaleResult
 		res.Profiles = append(res.Profiles, e.saveProfile(ctx, proc, "/debug/pprof/heap", fmt.Sprintf("%d-heap.pb.gz", res.CVs)))
 	}
 	return nil
+}
+
+// timeScrape times one GET /metrics and counts the ConfigMap reads the
+// apiserver served meanwhile. Nothing scraped the controller during the
+// steady interval, so its history cache has expired and the scrape reads
+// the histories afresh.
+func (e *env) timeScrape(ctx context.Context, proc *ctrlProc) scrapeResult {
+	api0 := e.apiMetrics(ctx)
+	start := time.Now()
+	body, _ := proc.get("/metrics")
+	r := scrapeResult{Ms: float64(time.Since(start).Microseconds()) / 1000,
+		DORASeries: strings.Contains(body, "cvmanager_dora_")}
+	api1 := e.apiMetrics(ctx)
+	r.ConfigMapGets = apiDelta(api0, api1, `resource="configmaps"`, `verb="GET"`)
+	r.ConfigMapLists = apiDelta(api0, api1, `resource="configmaps"`, `verb="LIST"`)
+	return r
 }
 
 // cvStatusUpdate selects the apiserver's count of CV status updates: in

@@ -59,9 +59,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list"]
+# History records, the spec.config version key; list: a namespace's
+# histories in one paged request (delivery view, DORA series).
 - apiGroups: [""]
   resources: ["configmaps"]
-  verbs: ["get", "create", "update"]
+  verbs: ["get", "list", "create", "update"]
 # The settings ConfigMap (run --configmap-key), watched by name only.
 - apiGroups: [""]
   resources: ["configmaps"]
