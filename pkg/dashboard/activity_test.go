@@ -156,6 +156,12 @@ func TestDeliveryMetrics(t *testing.T) {
 	if diff := cmp.Diff(want, rep); diff != "" {
 		t.Errorf("report (-want +got):\n%s", diff)
 	}
+	// A CV without a rollout in the window has no per-CV series (absent
+	// rather than seven zeros: 10,000 idle CVs were 70,000 series).
+	src := h.Source.(fakeSource)
+	src.cvs = append(src.cvs, &cvv1.ContainerVersion{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "idle", UID: "uid-idle"}})
+	h.Source = src
+	h.records = &recordCache{now: func() time.Time { return h.Clock.Now() }, ttl: RecordCacheTTL}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(h.DORACollector())
 	families, err := reg.Gather()
@@ -171,6 +177,14 @@ func TestDeliveryMetrics(t *testing.T) {
 			}
 			got[key] = m.GetGauge().GetValue()
 		}
+	}
+	for key := range got {
+		if strings.Contains(key, ",idle,") {
+			t.Errorf("series for a CV without a rollout in the window: %s", key)
+		}
+	}
+	if _, ok := got["cvmanager_dora_deployments,api,shop"]; !ok {
+		t.Errorf("no series for api, which rolled out in the window: %v", got)
 	}
 	for key, v := range map[string]float64{
 		"cvmanager_dora_deployments,web,shop": 2, "cvmanager_dora_change_failure_ratio,web,shop": 1.0 / 3,

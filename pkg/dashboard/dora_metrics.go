@@ -63,6 +63,9 @@ func (c *doraCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for i, s := range doraSeries {
 		for _, r := range rep.ContainerVersions {
+			if r.Deployments+r.Failures == 0 {
+				continue // no rollout in the window: absent, not seven zeros per CV
+			}
 			ch <- prometheus.MustNewConstMetric(c.perCV[i], prometheus.GaugeValue, s.value(r), r.Namespace, r.Name)
 		}
 		for _, r := range rep.Namespaces {
