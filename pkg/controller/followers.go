@@ -32,11 +32,16 @@ type announcedDigests struct {
 	last map[string]string
 }
 
+// maxAnnounced bounds the memory of refs that come and go (a preview tag
+// per pull request): past it the map starts afresh, and the worst that
+// costs is one more round of wakes, each answered from the shared result.
+const maxAnnounced = 4096
+
 // first reports whether digest is news for key, and remembers it.
 func (a *announcedDigests) first(key, digest string) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.last == nil {
+	if a.last == nil || len(a.last) >= maxAnnounced {
 		a.last = map[string]string{}
 	}
 	if a.last[key] == digest {

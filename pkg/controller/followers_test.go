@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"fmt"
 	"testing"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -81,4 +82,21 @@ func (f *fixture) statusOf(name string) cvv1.ContainerVersionStatus {
 		}
 	}
 	return cvv1.ContainerVersionStatus{}
+}
+
+// TestAnnouncedDigestsAreBounded: refs that come and go do not grow the
+// memory of announced moves without bound.
+func TestAnnouncedDigestsAreBounded(t *testing.T) {
+	var a announcedDigests
+	for i := range 3 * maxAnnounced {
+		if !a.first(fmt.Sprintf("|repo:pr-%d", i), digest1) {
+			t.Fatalf("ref %d: a first move was not news", i)
+		}
+	}
+	if len(a.last) > maxAnnounced {
+		t.Errorf("%d refs remembered, bound %d", len(a.last), maxAnnounced)
+	}
+	if a.first(fmt.Sprintf("|repo:pr-%d", 3*maxAnnounced-1), digest1) {
+		t.Error("the newest move was forgotten at once")
+	}
 }

@@ -69,10 +69,10 @@ type scaleResult struct {
 	Economy                   economyResult   `json:"economy"`
 	Footprint                 footprintResult `json:"footprint"`
 	// MetricsScrape is one GET /metrics after the steady interval.
-	MetricsScrape *scrapeResult `json:"metricsScrape,omitempty"`
-	PollLatency               pushLatency     `json:"pollLatency"`
-	TriggerLatency            pushLatency     `json:"triggerLatency"`
-	Burst                     burstResult     `json:"burst"`
+	MetricsScrape  *scrapeResult `json:"metricsScrape,omitempty"`
+	PollLatency    pushLatency   `json:"pollLatency"`
+	TriggerLatency pushLatency   `json:"triggerLatency"`
+	Burst          burstResult   `json:"burst"`
 	// SteadyWritesPerSecond are the apiserver's writes to cvmanager's
 	// resources per second over the steady interval: the background the
 	// burst's writes per rollout leave out.
