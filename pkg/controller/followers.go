@@ -41,11 +41,11 @@ const maxAnnounced = 4096
 func (a *announcedDigests) first(key, digest string) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.last == nil || len(a.last) >= maxAnnounced {
-		a.last = map[string]string{}
-	}
 	if a.last[key] == digest {
 		return false
+	}
+	if a.last == nil || len(a.last) >= maxAnnounced {
+		a.last = map[string]string{}
 	}
 	a.last[key] = digest
 	return true
