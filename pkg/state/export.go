@@ -302,8 +302,8 @@ func listCVs(ctx context.Context, client versioned.Interface, namespace string) 
 }
 
 // historiesOf returns the history ConfigMaps by "namespace/name". It lists
-// them with one label selector; where RBAC forbids listing ConfigMaps (the
-// controller's shipped role only gets them) it reads each CV's by name.
+// them with one label selector; where RBAC forbids listing ConfigMaps (a
+// role that only gets them) it reads each CV's by name.
 func historiesOf(ctx context.Context, kube kubernetes.Interface, namespace string, cvs []cvv1.ContainerVersion) (map[string]*corev1.ConfigMap, error) {
 	out := map[string]*corev1.ConfigMap{}
 	if len(cvs) == 0 {
