@@ -28,8 +28,9 @@ import (
 // pages (text and read-only data) that this process maps, turns readahead
 // off for them, and returns how many bytes of mappings it covered. The
 // kernel's page-out skips pages another process also maps (a second
-// replica on the node; not exercised by the tests). Nothing the program can observe changes but page faults,
-// so callers may ignore the error (a kernel older than 5.4 answers EINVAL).
+// replica on the node; not exercised by the tests). Nothing the program
+// can observe changes but page faults, so callers may ignore the error (a
+// kernel older than 5.4 answers EINVAL).
 func PageOut() (int, error) {
 	exe, err := os.Readlink("/proc/self/exe")
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"cvmanager.dev/cvmanager/test/binproc"
 )
 
 // cpuSample is the CPU time used so far by each process name and by the
@@ -40,27 +42,8 @@ func processCPU(path string) (string, float64, bool) {
 	if err != nil {
 		return "", 0, false
 	}
-	name, ticks, ok := parseStat(string(b))
-	return name, float64(ticks) / clockTicks, ok
-}
-
-// parseStat takes the name and utime + stime (in clock ticks) out of a
-// /proc/<pid>/stat line; the name is in parentheses and may hold spaces.
-func parseStat(line string) (name string, ticks uint64, ok bool) {
-	open, closing := strings.IndexByte(line, '('), strings.LastIndexByte(line, ')')
-	if open < 0 || closing < open {
-		return "", 0, false
-	}
-	f := strings.Fields(line[closing+1:]) // f[0] is field 3, the state
-	if len(f) < 13 {
-		return "", 0, false
-	}
-	utime, err1 := strconv.ParseUint(f[11], 10, 64)
-	stime, err2 := strconv.ParseUint(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return "", 0, false
-	}
-	return line[open+1 : closing], utime + stime, true
+	st, ok := binproc.ParseStat(string(b))
+	return st.Name, float64(st.CPUTicks) / clockTicks, ok
 }
 
 // machineBusy is the CPU time the machine spent not idle (nor waiting for

@@ -7,18 +7,6 @@ import (
 	"time"
 )
 
-func TestParseStatTakesTheNameWithSpacesAndTheCPUTicks(t *testing.T) {
-	// Fields 14 and 15 (utime, stime) after a name holding a space and a parenthesis.
-	line := "4242 (kube (ctl) x) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 12 0 100 0 0"
-	name, ticks, ok := parseStat(line)
-	if !ok || name != "kube (ctl) x" || ticks != 325 {
-		t.Fatalf("parseStat = %q, %d, %v; want %q, 325, true", name, ticks, ok, "kube (ctl) x")
-	}
-	if _, _, ok := parseStat("4242 (short) S 1"); ok {
-		t.Fatal("a truncated line parsed")
-	}
-}
-
 // TestCPUBetweenSeesThisProcessSpin burns CPU in the test process and
 // checks that the window charges it to the test binary's name.
 func TestCPUBetweenSeesThisProcessSpin(t *testing.T) {

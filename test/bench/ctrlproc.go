@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"cvmanager.dev/cvmanager/test/binproc"
 )
 
 // ctrlProc is one `cvmanager run` process started by the bench.
@@ -170,14 +172,11 @@ type procSample struct {
 func (p *ctrlProc) sample() (procSample, error) {
 	pid := p.cmd.Process.Pid
 	s := procSample{at: time.Now()}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	stat, err := binproc.ReadStat(pid)
 	if err != nil {
 		return s, err
 	}
-	var ok bool
-	if _, s.cpuTick, ok = parseStat(string(stat)); !ok {
-		return s, fmt.Errorf("/proc/%d/stat: cannot parse %q", pid, stat)
-	}
+	s.cpuTick = stat.CPUTicks
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return s, err

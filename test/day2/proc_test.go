@@ -104,20 +104,11 @@ func (p *proc) status() (map[string]float64, error) {
 	return out, nil
 }
 
-// majorFaults is the process's major page faults so far (majflt, field 12
-// of /proc/<pid>/stat): the pages it had to read from the disk.
+// majorFaults is the process's major page faults so far: the pages it
+// had to read from the disk.
 func (p *proc) majorFaults() (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.pid))
-	if err != nil {
-		return 0, err
-	}
-	// Fields after the name, which may hold spaces, start after ')'; majflt is the 10th of them.
-	_, rest, _ := strings.Cut(string(b), ") ")
-	f := strings.Fields(rest)
-	if len(f) < 10 {
-		return 0, fmt.Errorf("/proc/%d/stat: %q", p.pid, b)
-	}
-	return strconv.ParseFloat(f[9], 64)
+	s, err := binproc.ReadStat(p.pid)
+	return float64(s.MajorFaults), err
 }
 
 // rssKiB is the process's resident set (VmRSS).
