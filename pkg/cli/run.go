@@ -38,6 +38,10 @@ import (
 	"cvmanager.dev/cvmanager/pkg/writeback"
 )
 
+// DefaultTriggerRate is --trigger-rate's default: trigger API calls (and,
+// separately, webhook deliveries that move a followed tag) per second.
+const DefaultTriggerRate = 10
+
 // runOptions are the flags of `cvmanager run`. Names follow the original
 // cvmanager where it had one (--port, --history, --rollback, --k8s-config).
 type runOptions struct {
@@ -124,7 +128,7 @@ func newRunCommand(kube *KubeFlags) *cobra.Command {
 	f.DurationVar(&o.lastPolledEvery, "last-polled-interval", 15*time.Minute,
 		"least time between writes of a CV's status.lastPolled (0: twice per spec.livenessSeconds, as a standalone `cr sync` does)")
 	f.StringVar(&o.triggerKeysDir, "trigger-keys-dir", "", "directory of API keys (a mounted Secret) enabling POST /v1/trigger")
-	f.Float64Var(&o.triggerRate, "trigger-rate", 10, "requests per second accepted by the trigger API (all keys together) and, separately, by the registry webhooks")
+	f.Float64Var(&o.triggerRate, "trigger-rate", DefaultTriggerRate, "requests per second accepted by the trigger API (all keys together) and, separately, by the registry webhooks")
 	f.StringVar(&o.webhookSecret, "webhook-secret-file", "", "file holding the shared secret that enables /v1/webhooks/{dockerhub,distribution,ecr,github,gitlab,harbor,quay,acr,artifactregistry}")
 	f.DurationVar(&o.webhookSafety, "webhook-safety-interval", 0,
 		"with webhooks enabled, refs a verified push covered recently are polled only this often (0: 10x the CV's pollIntervalSeconds; negative: poll every ref normally)")

@@ -146,8 +146,8 @@ func namespacedKey(cv *cvv1.ContainerVersion) string {
 // interval (a minute at most), rather than a whole interval later.
 //
 // Why: a poll the budget refuses is pacing, not a registry fault. After a
-// restart every new CV polls at once, and with the default budget (5
-// requests a second, a burst of 20) only the first few dozen got through;
+// restart every new CV polls at once, and with the default budget of
+// that time (5 requests a second, a burst of 20) only the first few dozen got through;
 // the others were marked Degraded with "request budget exhausted" (one
 // status write and one Warning each) and waited a full interval for their
 // first answer.

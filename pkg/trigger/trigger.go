@@ -83,7 +83,13 @@ func New(keys []APIKey, cvs cvlisters.ContainerVersionLister, poller Poller, req
 // back-to-back triggers to patch within 500 ms). The sustained rate stays
 // --trigger-rate.
 func newLimiter(requestsPerSecond float64) *rate.Limiter {
-	return rate.NewLimiter(rate.Limit(requestsPerSecond), int(2*requestsPerSecond)+1)
+	return rate.NewLimiter(rate.Limit(requestsPerSecond), Burst(requestsPerSecond))
+}
+
+// Burst is how many triggers the API takes back to back at
+// requestsPerSecond: two seconds' worth plus one.
+func Burst(requestsPerSecond float64) int {
+	return int(2*requestsPerSecond) + 1
 }
 
 func tooMany(w http.ResponseWriter) {

@@ -181,6 +181,20 @@ func (p *countingProxy) countFor(method, kind, repo string) int64 {
 	return p.byRepo[method+" "+kind+" "+repo]
 }
 
+// kindsFor copies one repository's counters, keyed by method and kind
+// ("GET blobs").
+func (p *countingProxy) kindsFor(repo string) map[string]int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string]int64{}
+	for k, v := range p.byRepo {
+		if kind, ok := strings.CutSuffix(k, " "+repo); ok {
+			out[kind] = v
+		}
+	}
+	return out
+}
+
 // snapshot copies the counters.
 func (p *countingProxy) snapshot() map[string]int64 {
 	p.mu.Lock()

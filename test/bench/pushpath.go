@@ -9,17 +9,19 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"cvmanager.dev/cvmanager/pkg/registry/poller"
 	"cvmanager.dev/cvmanager/test/localregistry"
 )
 
 // The push-path figure (issue 31): a real Distribution registry posts every
 // event it emits (no `ignore:`) to the controller's Distribution webhook,
 // with the controller on default flags (--registry-qps 5, --registry-burst
-// 20, --trigger-rate 10). It measures announced pushes, 10 at a time, push
+// 64, poller.DefaultHost*, --trigger-rate 10). It measures announced pushes, 10 at a time, push
 // → patched, which rollouts the webhook started, and the 429s the registry
 // got (its own log); then what a new digest costs in repositories of 1, 42
 // and 500 version tags. Its flags live here so the scenario stays additive.
@@ -59,6 +61,8 @@ type pushPathResult struct {
 	// with 429; RegistryRetries every retried delivery.
 	Registry429     int `json:"registry429"`
 	RegistryRetries int `json:"registryRetries"`
+	// RetryLines are the first of the registry's retry log lines.
+	RetryLines []string `json:"registryRetryLines,omitempty"`
 	// Deliveries are the controller's cvmanager_webhook_deliveries_total by
 	// outcome (ignored, triggered, limited, invalid).
 	Deliveries map[string]float64 `json:"webhookDeliveries"`
@@ -106,6 +110,11 @@ type newDigestCost struct {
 	PolledRequests   []int64       `json:"polledRequestsPerNewDigest"`
 	PolledPatched    latencyResult `json:"polledPushToPatched"`
 	PolledTagListing []int64       `json:"polledTagListings"`
+	// Kinds and PolledKinds split the requests of all rounds by method
+	// and kind ("HEAD manifests", "GET tags", "GET blobs"): which reads a
+	// round's count is made of, scheduled polls in the window included.
+	Kinds       map[string]int64 `json:"requestKinds,omitempty"`
+	PolledKinds map[string]int64 `json:"polledRequestKinds,omitempty"`
 }
 
 // logCounter keeps counts of the registry's notification log lines only
@@ -113,8 +122,13 @@ type newDigestCost struct {
 type logCounter struct {
 	mu               sync.Mutex
 	retries, tooMany int
+	samples          []string // the first retry lines, kept for the report
 	partial          []byte
 }
+
+// maxRetrySamples is how many of the registry's retry lines the report
+// keeps, so a count of retries or 429s can be checked against the lines.
+const maxRetrySamples = 5
 
 func (c *logCounter) Write(p []byte) (int, error) {
 	c.mu.Lock()
@@ -129,8 +143,13 @@ func (c *logCounter) Write(p []byte) (int, error) {
 		data = data[i+1:]
 		if strings.Contains(line, "retryingsink") || strings.Contains(line, "eventqueue") {
 			c.retries++
-			if strings.Contains(line, "429") {
+			// The status as the sink words it: a bare "429" also matches
+			// ports, timestamps and digests in the line.
+			if strings.Contains(line, "status 429 ") {
 				c.tooMany++
+			}
+			if len(c.samples) < maxRetrySamples {
+				c.samples = append(c.samples, line)
 			}
 		}
 	}
@@ -142,6 +161,12 @@ func (c *logCounter) counts() (retries, tooMany int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.retries, c.tooMany
+}
+
+func (c *logCounter) retryLines() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.samples...)
 }
 
 // pushPathRig is the scenario's registry, proxy, populations and controller.
@@ -198,6 +223,7 @@ func measurePushPath(ctx context.Context, e *env, cfg *config) (*pushPathResult,
 		}
 	}
 	res.RegistryRetries, res.Registry429 = rig.log.counts()
+	res.RetryLines = rig.log.retryLines()
 	say("push path: patched p50 %.0f ms p99 %.0f ms (n=%d), %.0f%% by webhook, %d 429s in the registry's log",
 		res.Patched.P50Ms, res.Patched.P99Ms, res.Patched.Samples, res.WebhookPercent, res.Registry429)
 	backgroundDrained(ctx, rig.proxy)
@@ -275,7 +301,8 @@ func startPushPath(ctx context.Context, e *env, cfg *config) (*pushPathRig, erro
 	}
 	e.quiet(ctx, 2*time.Minute)
 	rig.flags = []string{"--cv-selector", "bench in (pushpath,pushcost,pushtrig)", "--insecure-registry", rig.proxy.host,
-		"--webhook-secret-file", secretFile, "--registry-qps", "5", "--registry-burst", "20", "--trigger-rate", "10"}
+		"--webhook-secret-file", secretFile, "--registry-qps", strconv.Itoa(poller.DefaultHostQPS),
+		"--registry-burst", strconv.Itoa(poller.DefaultHostBurst), "--trigger-rate", "10"}
 	if rig.proc, err = startControllerOn(e, "cvmanager-push-path", port, rig.flags...); err != nil {
 		return rig, err
 	}
@@ -362,10 +389,10 @@ func newDigestCosts(ctx context.Context, e *env, rig *pushPathRig, r *ref, tags 
 	announced := rig.cost.pushTo
 	var patched []time.Duration
 	rig.cost.pushTo = rig.reg.Push
-	c.PolledRequests, patched, c.PolledTagListing = costRounds(ctx, e, rig, r)
+	c.PolledRequests, patched, c.PolledTagListing, c.PolledKinds = costRounds(ctx, e, rig, r)
 	c.PolledPatched = summarize(patched, *pushPathRounds)
 	rig.cost.pushTo = announced
-	c.Requests, patched, _ = costRounds(ctx, e, rig, r)
+	c.Requests, patched, _, c.Kinds = costRounds(ctx, e, rig, r)
 	c.Patched = summarize(patched, *pushPathRounds)
 	return c
 }
@@ -432,11 +459,12 @@ func triggerUntilAccepted(ctx context.Context, e *env, image string) int {
 	return refused
 }
 
-func costRounds(ctx context.Context, e *env, rig *pushPathRig, r *ref) (requests []int64, patched []time.Duration, lists []int64) {
+func costRounds(ctx context.Context, e *env, rig *pushPathRig, r *ref) (requests []int64, patched []time.Duration, lists []int64, kinds map[string]int64) {
 	_, byRef := rig.cost.refsOf(len(rig.cost.members), len(rig.cost.refs), nil)
+	kinds = map[string]int64{}
 	for range *pushPathRounds {
 		e.settle(ctx, settleLimit)
-		from, before := time.Now(), rig.proxy.snapshot()
+		from, before, repoBefore := time.Now(), rig.proxy.snapshot(), rig.proxy.kindsFor(r.path)
 		configs := rig.proxy.countFor(http.MethodGet, "blobs", r.path)
 		ms, err := moveRefs(ctx, e, rig.cost, []*ref{r}, byRef)
 		if err != nil {
@@ -452,13 +480,19 @@ func costRounds(ctx context.Context, e *env, rig *pushPathRig, r *ref) (requests
 		sleepCtx(ctx, 2*time.Second)
 		requests = append(requests, rig.proxy.requestsBetween([]string{r.path}, from, time.Now()))
 		lists = append(lists, delta(rig.proxy.snapshot(), before, "GET tags"))
+		repoAfter := rig.proxy.kindsFor(r.path)
+		for k := range repoAfter {
+			if d := delta(repoAfter, repoBefore, k); d > 0 {
+				kinds[k] += d
+			}
+		}
 		for _, x := range xs {
 			if p, _ := e.track.times(x); !p.IsZero() {
 				patched = append(patched, p.Sub(ms[0].pushed))
 			}
 		}
 	}
-	return requests, patched, lists
+	return requests, patched, lists, kinds
 }
 
 // write saves <date>-push.json and .md under dir.
@@ -496,6 +530,9 @@ func (r *pushPathResult) markdown() string {
 	fmt.Fprintf(&b, "| webhook deliveries by outcome | %v |\n", r.Deliveries)
 	fmt.Fprintf(&b, "| registry requests during the pushes (%.0f s, polls included) | %v |\n", r.Seconds, r.Requests)
 	fmt.Fprintf(&b, "| mean wait for the host budget by lane (ms) | %v |\n\n", r.BudgetWaitMeanMs)
+	if len(r.RetryLines) > 0 {
+		b.WriteString("The registry's first retry lines (a 429 reads `status 429`):\n\n```\n" + strings.Join(r.RetryLines, "\n") + "\n```\n\n")
+	}
 	b.WriteString("## New digest cost\n\nRequests at the proxy for the repository from the push to 2 s after the rollout finished and provenance read the config" +
 		" (resolve, tag list, new tags, provenance reads). Polled (measured first): unannounced, found by the CV's poll" +
 		" (push → patched includes the wait for it); announced (after): the notification names the version tag's digest.\n\n" +
@@ -503,6 +540,12 @@ func (r *pushPathResult) markdown() string {
 	for _, c := range r.NewDigest {
 		fmt.Fprintf(&b, "| %d | %v | %.0f / %.0f ms | %v (%v) | %.0f / %.0f ms |\n", c.VersionTags, c.Requests, c.Patched.P50Ms, c.Patched.MaxMs,
 			c.PolledRequests, c.PolledTagListing, c.PolledPatched.P50Ms, c.PolledPatched.MaxMs)
+	}
+	if len(r.NewDigest) > 0 && (r.NewDigest[0].Kinds != nil || r.NewDigest[0].PolledKinds != nil) {
+		b.WriteString("\nRequests of all rounds by kind (scheduled polls that fell in a round's window included):\n\n")
+		for _, c := range r.NewDigest {
+			fmt.Fprintf(&b, "- %d version tags: announced %v; polled %v\n", c.VersionTags, c.Kinds, c.PolledKinds)
+		}
 	}
 	t := r.Triggers
 	fmt.Fprintf(&b, "\n## %d triggers back to back\n\nEach of %d refs pushed unannounced (its CV polls every %.0f min), then POST /v1/trigger"+

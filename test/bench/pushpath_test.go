@@ -8,7 +8,7 @@ func TestLogCounterCountsRetriesAcrossWrites(t *testing.T) {
 	c := &logCounter{}
 	lines := `time="x" level=info msg="response completed" http.request.method=HEAD
 time="x" level=error msg="retryingsink: error writing event, retrying" error="httpSink{http://127.0.0.1:1/v1/webhooks/distribution}: response status 429 Too Many Requests unaccepted"
-time="x" level=error msg="retryingsink: error writing event, retrying" error="Post \"http://127.0.0.1:1\": dial tcp: connection refused"
+time="x" level=error msg="retryingsink: error writing event, retrying" error="Post \"http://127.0.0.1:34290\": dial tcp: connection refused"
 time="x" level=info msg="response completed 429"
 `
 	for i := 0; i < len(lines); i += 7 {
@@ -17,6 +17,9 @@ time="x" level=info msg="response completed 429"
 		}
 	}
 	if retries, tooMany := c.counts(); retries != 2 || tooMany != 1 {
-		t.Errorf("retries %d, 429s %d; want 2 and 1", retries, tooMany)
+		t.Errorf("retries %d, 429s %d; want 2 and 1 (a port holding 429 is no 429)", retries, tooMany)
+	}
+	if got := c.retryLines(); len(got) != 2 {
+		t.Errorf("kept %d retry lines, want 2: %q", len(got), got)
 	}
 }

@@ -76,11 +76,24 @@ func (e *ErrHostClosed) Error() string {
 	return fmt.Sprintf("registry %s: %s; next request after %s", e.Host, e.Reason, e.Until.UTC().Format(time.RFC3339))
 }
 
-// Defaults when a caller gives no budget: a zero rate would close every
-// host for ever.
+// The per-host budget's defaults (--registry-qps, --registry-burst), also
+// used when a caller gives none: a zero rate would close every host for
+// ever.
+//
+// The rate is Docker Hub etiquette: 5 requests a second, 18,000 an hour,
+// and its pull limit counts the manifest GETs among them. The burst is
+// sized from the trigger API's: --trigger-rate's default admits 21 calls
+// back to back (a CI job deploying 20 services), and a triggered new digest
+// nobody announced costs 3 requests (the tag's HEAD, the tag list, the new
+// version tag's HEAD), so one burst of triggers needs 63 tokens. At a burst
+// of 20 the last of 20 such triggers waited (60 − 20) / 5 = 8 s for the
+// budget (bench/results/2026-12-07T1155-push.md). 64 requests at once are
+// far below the abuse limits registries publish (Docker Hub: thousands a
+// minute); the sustained rate, which those limits and the pull limit
+// measure, stays 5 a second.
 const (
 	DefaultHostQPS   = 5
-	DefaultHostBurst = 20
+	DefaultHostBurst = 64
 	// MaxInFlight bounds concurrent requests to one host. Two keep a
 	// healthy registry busy (requests take milliseconds) while leaving the
 	// other workers free when one host hangs.
