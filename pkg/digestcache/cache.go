@@ -20,10 +20,27 @@ const (
 	defaultTimeout = 30 * time.Second
 )
 
+// Bounds of a read the controller's own request budget defers.
+const (
+	// maxDeferrals is how often one read may be deferred before its
+	// answer (empty) is stored anyway.
+	maxDeferrals = 60
+	// minDeferral is the least wait before a deferred read runs again.
+	minDeferral = time.Second
+)
+
 // ReadFunc reads digest's answer from repo. It never fails: a failure is
 // part of the answer (or an empty one), stored like any other, so a
 // registry that refuses is not asked again for that digest.
-type ReadFunc[T any] func(ctx context.Context, repo registry.Repo, digest string) T
+//
+// A non-zero retryAt says the read never reached the registry because the
+// controller's own budget for the host had no token in time
+// (poller.DeferredByBudget): that is pacing, not an answer. The read runs
+// again at retryAt, holding no slot meanwhile. Why: during a push storm a
+// backlog of background reads waited past the budget's limit, and every
+// provenance refused that way was stored as empty for good (10 digests of
+// 100 in one bench run showed no provenance).
+type ReadFunc[T any] func(ctx context.Context, repo registry.Repo, digest string) (answer T, retryAt time.Time)
 
 // Cache answers Lookup from memory; Request starts a read for a digest not
 // seen yet and calls done once the answer is stored, so reading never
@@ -34,10 +51,13 @@ type Cache[T any] struct {
 	// Timeout bounds one read.
 	Timeout time.Duration
 
-	mu      sync.Mutex
-	entries map[string]*entry[T]
-	order   []string // insertion order, for eviction
-	slots   chan struct{}
+	// deferralWait is the least wait before a deferred read runs again
+	// (minDeferral; tests shorten it).
+	deferralWait time.Duration
+	mu           sync.Mutex
+	entries      map[string]*entry[T]
+	order        []string // insertion order, for eviction
+	slots        chan struct{}
 }
 
 type entry[T any] struct {
@@ -47,7 +67,7 @@ type entry[T any] struct {
 
 // New reads through read.
 func New[T any](read ReadFunc[T]) *Cache[T] {
-	return &Cache[T]{read: read, Timeout: defaultTimeout, entries: map[string]*entry[T]{},
+	return &Cache[T]{read: read, Timeout: defaultTimeout, deferralWait: minDeferral, entries: map[string]*entry[T]{},
 		slots: make(chan struct{}, maxConcurrent)}
 }
 
@@ -74,22 +94,48 @@ func (c *Cache[T]) Request(ctx context.Context, repo registry.Repo, digest strin
 	if c == nil || c.read == nil || digest == "" || !c.claim(digest) {
 		return
 	}
-	go func() {
-		select {
-		case c.slots <- struct{}{}:
-		case <-ctx.Done():
+	go c.readUntilAnswered(ctx, repo, digest, done)
+}
+
+// readUntilAnswered reads digest, again after each deferral, and stores the
+// answer; a read whose ctx ends before it is answered is forgotten.
+func (c *Cache[T]) readUntilAnswered(ctx context.Context, repo registry.Repo, digest string, done func()) {
+	for deferrals := 0; ; deferrals++ {
+		answer, retryAt, ran := c.readOnce(ctx, repo, digest)
+		if !ran {
 			c.Forget(digest)
 			return
 		}
-		defer func() { <-c.slots }()
-		readCtx, cancel := context.WithTimeout(ctx, c.Timeout)
-		answer := c.read(readCtx, repo, digest)
-		cancel()
-		c.store(digest, answer)
-		if done != nil {
-			done()
+		if retryAt.IsZero() || deferrals >= maxDeferrals {
+			c.store(digest, answer)
+			if done != nil {
+				done()
+			}
+			return
 		}
-	}()
+		wait := time.NewTimer(max(time.Until(retryAt), c.deferralWait))
+		select {
+		case <-wait.C:
+		case <-ctx.Done():
+			wait.Stop()
+			c.Forget(digest)
+			return
+		}
+	}
+}
+
+// readOnce runs one read in a slot; ran is false when ctx ended first.
+func (c *Cache[T]) readOnce(ctx context.Context, repo registry.Repo, digest string) (answer T, retryAt time.Time, ran bool) {
+	select {
+	case c.slots <- struct{}{}:
+	case <-ctx.Done():
+		return answer, retryAt, false
+	}
+	defer func() { <-c.slots }()
+	readCtx, cancel := context.WithTimeout(ctx, c.Timeout)
+	defer cancel()
+	answer, retryAt = c.read(readCtx, repo, digest)
+	return answer, retryAt, true
 }
 
 // Forget drops digest, read or not, so the next Request reads it again.

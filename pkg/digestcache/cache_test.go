@@ -11,9 +11,9 @@ import (
 
 // counting reads answer the digest itself and count how often they ran.
 func counting(reads *atomic.Int32) ReadFunc[string] {
-	return func(_ context.Context, _ registry.Repo, digest string) string {
+	return func(_ context.Context, _ registry.Repo, digest string) (string, time.Time) {
 		reads.Add(1)
-		return "answer for " + digest
+		return "answer for " + digest, time.Time{}
 	}
 }
 
@@ -86,4 +86,80 @@ func TestANilCacheKnowsNothingAndReadsNothing(t *testing.T) {
 		t.Error("a nil cache answered")
 	}
 	New[string](nil).Request(context.Background(), registry.Repo{Name: "r"}, "d1", func() { t.Error("a cache without a read func read") })
+}
+
+// TestADeferredReadIsNoAnswerAndRunsAgain: a read the request budget
+// deferred stores nothing (Lookup still says pending, done is not called)
+// and runs again at its retryAt; the answer after that is the one kept.
+func TestADeferredReadIsNoAnswerAndRunsAgain(t *testing.T) {
+	var reads atomic.Int32
+	deferred := make(chan struct{})
+	c := New(func(_ context.Context, _ registry.Repo, digest string) (string, time.Time) {
+		if reads.Add(1) == 1 {
+			defer close(deferred)
+			return "", time.Now().Add(10 * time.Millisecond) // under minDeferral
+		}
+		return "answer for " + digest, time.Time{}
+	})
+	done := make(chan struct{})
+	start := time.Now()
+	c.Request(context.Background(), registry.Repo{Name: "r"}, "d1", func() { close(done) })
+	<-deferred
+	if _, ok := c.Lookup("d1"); ok {
+		t.Fatal("a deferred read was stored as an answer")
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the deferred read never ran again")
+	}
+	if got, ok := c.Lookup("d1"); !ok || got != "answer for d1" || reads.Load() != 2 {
+		t.Fatalf("lookup %q %v after %d reads; want the second read's answer", got, ok, reads.Load())
+	}
+	if waited := time.Since(start); waited < minDeferral {
+		t.Errorf("read again after %s, before the least deferral %s", waited, minDeferral)
+	}
+}
+
+// TestAReadDeferredForeverIsStoredInTheEnd: after maxDeferrals the answer
+// the read gave is kept, so a host whose budget never frees up does not
+// keep a goroutine retrying for ever.
+func TestAReadDeferredForeverIsStoredInTheEnd(t *testing.T) {
+	var reads atomic.Int32
+	c := New(func(context.Context, registry.Repo, string) (string, time.Time) {
+		reads.Add(1)
+		return "empty", time.Now()
+	})
+	c.deferralWait = time.Millisecond
+	waitFor(t, c, "d1")
+	if got, ok := c.Lookup("d1"); !ok || got != "empty" || reads.Load() != maxDeferrals+1 {
+		t.Errorf("lookup %q %v after %d reads; want the last answer after %d", got, ok, reads.Load(), maxDeferrals+1)
+	}
+}
+
+// TestADeferredReadEndsWithItsContext: a read waiting out a deferral when
+// its ctx ends is forgotten, so a later Request starts it again.
+func TestADeferredReadEndsWithItsContext(t *testing.T) {
+	var reads atomic.Int32
+	c := New(func(context.Context, registry.Repo, string) (string, time.Time) {
+		reads.Add(1)
+		return "", time.Now().Add(time.Hour)
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	c.Request(ctx, registry.Repo{Name: "r"}, "d1", nil)
+	for reads.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		c.mu.Lock()
+		_, claimed := c.entries["d1"]
+		c.mu.Unlock()
+		if !claimed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the cancelled deferred read still holds its claim")
+		}
+	}
 }

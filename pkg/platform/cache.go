@@ -3,9 +3,11 @@ package platform
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"cvmanager.dev/cvmanager/pkg/digestcache"
 	"cvmanager.dev/cvmanager/pkg/registry"
+	"cvmanager.dev/cvmanager/pkg/registry/poller"
 )
 
 // Index is what the gate knows of one digest: whether it is an index and
@@ -29,8 +31,12 @@ func NewCache(reader registry.ArtifactReader) *Cache {
 	if reader == nil {
 		return digestcache.New[Index](nil)
 	}
-	return digestcache.New(func(ctx context.Context, repo registry.Repo, digest string) Index {
-		return Read(ctx, reader, repo, digest)
+	return digestcache.New(func(ctx context.Context, repo registry.Repo, digest string) (Index, time.Time) {
+		idx := Read(ctx, reader, repo, digest)
+		if until, deferred := poller.DeferredByBudget(idx.Err); deferred {
+			return Index{}, until // pacing: the gate stays pending until the read runs
+		}
+		return idx, time.Time{}
 	})
 }
 

@@ -226,3 +226,37 @@ func (c counts) minus(before counts) map[string]int64 {
 	}
 	return out
 }
+
+// TestAReadTheBudgetRefusesIsADeferral: with the host's budget spent, the
+// read fails before reaching the registry, and the error says so through
+// the registry layer's wrapping (poller.DeferredByBudget), with the time a
+// token is expected: the cache then runs the read again instead of storing
+// an empty provenance for good.
+func TestAReadTheBudgetRefusesIsADeferral(t *testing.T) {
+	reg := localregistry.StartForTest(t)
+	digest, err := reg.PushAnnotated("acme/web", nil, labels, "2026-03-04T05:06:07Z", "v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One token a hundred seconds: the first request spends the burst, the
+	// next would wait far past the background lane's limit.
+	_, r, err := poller.NewWithReader(poller.Options{InsecureRegistries: []string{reg.Host}, QPS: 0.01, Burst: 2}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := requestCounts(reg)
+	_, err = provenance.Read(context.Background(), r, registry.Repo{Name: reg.Repo("acme/web")}, digest)
+	until, deferred := poller.DeferredByBudget(err)
+	if !deferred {
+		t.Fatalf("Read on a spent budget: %v; want a budget deferral", err)
+	}
+	if wait := time.Until(until); wait < 10*time.Second || wait > 200*time.Second {
+		t.Errorf("deferred until %s from now; want about the 100 s to the next token", wait.Round(time.Second))
+	}
+	if _, err := provenance.Read(context.Background(), r, registry.Repo{Name: reg.Repo("acme/web")}, digest); err == nil {
+		t.Error("a second read on the spent budget succeeded")
+	}
+	if after := requestCounts(reg); after["GET blobs"] != before["GET blobs"] {
+		t.Errorf("the registry served config reads on a spent budget: %v → %v", before, after)
+	}
+}

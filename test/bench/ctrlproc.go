@@ -105,6 +105,16 @@ func (p *ctrlProc) stop(out string) {
 	}
 }
 
+// countLogLines counts the lines of the controller's whole log (not the
+// tail kept in the results) that contain substr.
+func (p *ctrlProc) countLogLines(substr string) (int, error) {
+	b, err := os.ReadFile(p.logPath)
+	if err != nil {
+		return 0, err
+	}
+	return strings.Count(string(b), substr), nil
+}
+
 // waitReady waits for /readyz to report synced informers and returns how
 // long the process took from start.
 func (p *ctrlProc) waitReady(ctx context.Context, limit time.Duration) (time.Duration, error) {

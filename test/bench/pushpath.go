@@ -61,6 +61,10 @@ type pushPathResult struct {
 	// with 429; RegistryRetries every retried delivery.
 	Registry429     int `json:"registry429"`
 	RegistryRetries int `json:"registryRetries"`
+	// ProvenanceGivenUp counts the controller's "Cannot read image
+	// provenance" lines over the whole run: digests whose provenance the
+	// views will never show (nil in files from before it was counted).
+	ProvenanceGivenUp *int `json:"provenanceReadsGivenUp,omitempty"`
 	// RetryLines are the first of the registry's retry log lines.
 	RetryLines []string `json:"registryRetryLines,omitempty"`
 	// Deliveries are the controller's cvmanager_webhook_deliveries_total by
@@ -233,6 +237,9 @@ func measurePushPath(ctx context.Context, e *env, cfg *config) (*pushPathResult,
 		say("push path: %d version tags: requests per new digest %v announced, %v polled", n, c.Requests, c.PolledRequests)
 	}
 	res.Triggers = backToBackTriggers(ctx, e, rig)
+	if n, err := rig.proc.countLogLines("Cannot read image provenance"); err == nil {
+		res.ProvenanceGivenUp = &n
+	}
 	say("push path: %d back-to-back triggers: patched p50 %.0f ms, max %.0f ms (%d refused)",
 		res.Triggers.N, res.Triggers.Patched.P50Ms, res.Triggers.Patched.MaxMs, res.Triggers.Refused)
 	res.Deliveries = map[string]float64{}
@@ -529,7 +536,11 @@ func (r *pushPathResult) markdown() string {
 	fmt.Fprintf(&b, "| 429s in the registry's log (all retries) | %d (%d) |\n", r.Registry429, r.RegistryRetries)
 	fmt.Fprintf(&b, "| webhook deliveries by outcome | %v |\n", r.Deliveries)
 	fmt.Fprintf(&b, "| registry requests during the pushes (%.0f s, polls included) | %v |\n", r.Seconds, r.Requests)
-	fmt.Fprintf(&b, "| mean wait for the host budget by lane (ms) | %v |\n\n", r.BudgetWaitMeanMs)
+	fmt.Fprintf(&b, "| mean wait for the host budget by lane (ms) | %v |\n", r.BudgetWaitMeanMs)
+	if r.ProvenanceGivenUp != nil {
+		fmt.Fprintf(&b, "| provenance reads given up (whole run, from the controller's log) | %d |\n", *r.ProvenanceGivenUp)
+	}
+	b.WriteString("\n")
 	if len(r.RetryLines) > 0 {
 		b.WriteString("The registry's first retry lines (a 429 reads `status 429`):\n\n```\n" + strings.Join(r.RetryLines, "\n") + "\n```\n\n")
 	}

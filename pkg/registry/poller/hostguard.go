@@ -2,6 +2,7 @@ package poller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -70,6 +71,18 @@ type ErrHostClosed struct {
 	// budget for the host (--registry-qps) has no token for the request
 	// in time. Its poll is pacing to retry soon, not a registry fault.
 	Budget bool
+}
+
+// DeferredByBudget reports whether err is this controller's own request
+// budget deferring a request (ErrHostClosed with Budget), and when a token
+// is expected: the request may be sent again then, it told the registry
+// nothing.
+func DeferredByBudget(err error) (until time.Time, ok bool) {
+	var closed *ErrHostClosed
+	if !errors.As(err, &closed) || !closed.Budget {
+		return time.Time{}, false
+	}
+	return closed.Until, true
 }
 
 func (e *ErrHostClosed) Error() string {
