@@ -22,8 +22,8 @@ const (
 
 // Bounds of a read the controller's own request budget defers.
 const (
-	// maxDeferrals is how often one read may be deferred before its
-	// answer (empty) is stored anyway.
+	// maxDeferrals is how often one read may be deferred before the
+	// answer it gave is stored anyway.
 	maxDeferrals = 60
 	// minDeferral is the least wait before a deferred read runs again.
 	minDeferral = time.Second
@@ -38,8 +38,11 @@ const (
 // (poller.DeferredByBudget): that is pacing, not an answer. The read runs
 // again at retryAt, holding no slot meanwhile. Why: during a push storm a
 // backlog of background reads waited past the budget's limit, and every
-// provenance refused that way was stored as empty for good (10 digests of
-// 100 in one bench run showed no provenance).
+// provenance refused that way was stored as empty for good (7 reads given
+// up in 100 announced pushes, bench/results/2026-12-07T1410-push.md).
+//
+// After maxDeferrals the answer of the last read is stored as it is, so a
+// ReadFunc returns with retryAt the answer it wants kept in that case.
 type ReadFunc[T any] func(ctx context.Context, repo registry.Repo, digest string) (answer T, retryAt time.Time)
 
 // Cache answers Lookup from memory; Request starts a read for a digest not

@@ -34,7 +34,10 @@ func NewCache(reader registry.ArtifactReader) *Cache {
 	return digestcache.New(func(ctx context.Context, repo registry.Repo, digest string) (Index, time.Time) {
 		idx := Read(ctx, reader, repo, digest)
 		if until, deferred := poller.DeferredByBudget(idx.Err); deferred {
-			return Index{}, until // pacing: the gate stays pending until the read runs
+			// Pacing: the gate stays pending until the read runs. Should
+			// the cache give up deferring, it keeps this answer, whose Err
+			// holds the rollout like any failed read.
+			return idx, until
 		}
 		return idx, time.Time{}
 	})
