@@ -29,6 +29,23 @@ func waitFor(t *testing.T, c *Cache[string], digest string) {
 	}
 }
 
+// waitUnclaimed waits until the cache has dropped its claim on digest (a
+// read whose context ended).
+func waitUnclaimed(t *testing.T, c *Cache[string], digest string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		c.mu.Lock()
+		_, claimed := c.entries[digest]
+		c.mu.Unlock()
+		if !claimed {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the cancelled read of %s still holds its claim", digest)
+		}
+	}
+}
+
 func TestEachDigestIsReadOnceUntilForgotten(t *testing.T) {
 	var reads atomic.Int32
 	c := New(counting(&reads))
@@ -59,17 +76,7 @@ func TestARequestEndedBeforeItRanCanBeAskedAgain(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	c.Request(ctx, registry.Repo{Name: "r"}, "d1", nil)
 	cancel()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
-		c.mu.Lock()
-		_, claimed := c.entries["d1"]
-		c.mu.Unlock()
-		if !claimed {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the cancelled read still holds its claim")
-		}
-	}
+	waitUnclaimed(t, c, "d1")
 	for range maxConcurrent {
 		<-c.slots
 	}
@@ -151,15 +158,5 @@ func TestADeferredReadEndsWithItsContext(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	cancel()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
-		c.mu.Lock()
-		_, claimed := c.entries["d1"]
-		c.mu.Unlock()
-		if !claimed {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the cancelled deferred read still holds its claim")
-		}
-	}
+	waitUnclaimed(t, c, "d1")
 }
