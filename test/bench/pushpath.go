@@ -20,11 +20,12 @@ import (
 
 // The push-path figure (issue 31): a real Distribution registry posts every
 // event it emits (no `ignore:`) to the controller's Distribution webhook,
-// with the controller on default flags (--registry-qps 5, --registry-burst
-// 64, poller.DefaultHost*, --trigger-rate 10). It measures announced pushes, 10 at a time, push
-// → patched, which rollouts the webhook started, and the 429s the registry
-// got (its own log); then what a new digest costs in repositories of 1, 42
-// and 500 version tags. Its flags live here so the scenario stays additive.
+// with the controller on default flags (--registry-qps 5 and
+// --registry-burst 64, taken from poller.DefaultHost*; --trigger-rate 10).
+// It measures announced pushes, 10 at a time, push → patched, which
+// rollouts the webhook started, and the 429s the registry got (its own
+// log); then what a new digest costs in repositories of 1, 42 and 500
+// version tags. Its flags live here so the scenario stays additive.
 var (
 	pushPathOnly     = flag.Bool("push-path-only", false, "run only the push-path figure (no scales) and write <date>-push.json/.md")
 	pushPathPushes   = flag.Int("push-path-pushes", 100, "announced pushes in the push-path figure")
@@ -147,8 +148,8 @@ func (c *logCounter) Write(p []byte) (int, error) {
 		data = data[i+1:]
 		if strings.Contains(line, "retryingsink") || strings.Contains(line, "eventqueue") {
 			c.retries++
-			// The status as the sink words it: a bare "429" also matches
-			// ports, timestamps and digests in the line.
+			// The status as the sink words it: a bare "429" can also
+			// match the event, timestamps and ports the line quotes.
 			if strings.Contains(line, "status 429 ") {
 				c.tooMany++
 			}
