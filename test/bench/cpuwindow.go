@@ -108,7 +108,14 @@ func (u cpuUse) String() string {
 	for n := range u.ByProcess {
 		names = append(names, n)
 	}
-	sort.Slice(names, func(i, j int) bool { return u.ByProcess[names[i]] > u.ByProcess[names[j]] })
+	// Busiest first; equal times by name, so a recorded run renders the
+	// same every time (two processes at 0.23 CPU-s swapped places).
+	sort.Slice(names, func(i, j int) bool {
+		if a, b := u.ByProcess[names[i]], u.ByProcess[names[j]]; a != b {
+			return a > b
+		}
+		return names[i] < names[j]
+	})
 	parts := make([]string, len(names))
 	for i, n := range names {
 		parts[i] = fmt.Sprintf("%s %.1f", n, u.ByProcess[n])

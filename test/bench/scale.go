@@ -142,6 +142,9 @@ func measureSteady(ctx context.Context, e *env, proc *ctrlProc, res *scaleResult
 		CPUPercentIdle: f.CPUPercent, RSSMiB: f.RSSMiB, PeakRSSMiB: f.PeakRSSMiB,
 		Goroutines: steadyGoroutines(proc), HeapMiB: proc.metric("go_memstats_heap_inuse_bytes") / (1 << 20),
 	}
+	// Every scale's goroutines by stack, so a difference in the count
+	// between scales can be read off (a few kilobytes of text each).
+	res.Profiles = append(res.Profiles, e.saveProfile(ctx, proc, "/debug/pprof/goroutine?debug=1", fmt.Sprintf("%d-goroutines-steady.txt", res.CVs)))
 	if profile {
 		res.Profiles = append(res.Profiles, e.saveProfile(ctx, proc, "/debug/pprof/heap", fmt.Sprintf("%d-heap.pb.gz", res.CVs)))
 	}
