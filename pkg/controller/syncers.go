@@ -1,7 +1,6 @@
 package controller
 
 import (
-	"errors"
 	"sync"
 	"time"
 
@@ -141,25 +140,25 @@ func namespacedKey(cv *cvv1.ContainerVersion) string {
 }
 
 // budgetRetry is when a poll that this controller's own request budget
-// deferred (poller.ErrHostClosed with Budget) is tried again: once the
-// budget has a token again, spread by the CV's jitter over half an
-// interval (a minute at most), rather than a whole interval later.
+// deferred (poller.DeferredByBudget) is tried again: once the budget has a
+// token again, spread by the CV's jitter over half an interval (a minute at
+// most), rather than a whole interval later.
 //
 // Why: a poll the budget refuses is pacing, not a registry fault. After a
-// restart every new CV polls at once, and with the default budget of
-// that time (5 requests a second, a burst of 20) only the first few dozen got through;
-// the others were marked Degraded with "request budget exhausted" (one
-// status write and one Warning each) and waited a full interval for their
-// first answer.
+// restart every new CV polls at once, and with the default budget of that
+// time (5 requests a second, a burst of 20) only the first few dozen got
+// through; the others were marked Degraded with "request budget exhausted"
+// (one status write and one Warning each) and waited a full interval for
+// their first answer.
 func budgetRetry(err error, key string, interval time.Duration, now time.Time) (time.Time, bool) {
-	var closed *poller.ErrHostClosed
-	if !errors.As(err, &closed) || !closed.Budget {
+	until, deferred := poller.DeferredByBudget(err)
+	if !deferred {
 		return time.Time{}, false
 	}
 	spread := min(interval/2, time.Minute)
 	from := now
-	if closed.Until.After(now) {
-		from = closed.Until
+	if until.After(now) {
+		from = until
 	}
 	return from.Add(time.Duration(syncer.Jitter(key) * float64(spread))), true
 }

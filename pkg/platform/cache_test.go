@@ -71,3 +71,31 @@ func TestCacheReadsEachDigestOnce(t *testing.T) {
 		t.Errorf("a plain image is not gated, got %+v", idx)
 	}
 }
+
+// TestAReadTheBudgetDefersHoldsTheRollout: on a spent host budget the
+// index read reaches no registry, its error is a budget deferral (so the
+// cache reads again later), and the answer the cache keeps should it stop
+// deferring holds the rollout instead of passing as a plain manifest.
+func TestAReadTheBudgetDefersHoldsTheRollout(t *testing.T) {
+	reg := localregistry.StartForTest(t)
+	armOnly, err := reg.PushPlatformIndex("app", []v1.Platform{{OS: "linux", Architecture: "arm64"}}, "arm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One token a hundred seconds: the first request spends the burst.
+	_, reader, err := poller.NewWithReader(poller.Options{InsecureRegistries: []string{reg.Host}, QPS: 0.01, Burst: 2}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := reg.Count("GET", "manifests")
+	idx := platform.Read(context.Background(), reader, registry.Repo{Name: reg.Repo("app")}, armOnly)
+	if _, deferred := poller.DeferredByBudget(idx.Err); !deferred {
+		t.Fatalf("Read on a spent budget: %+v; want a budget deferral", idx)
+	}
+	if got := reg.Count("GET", "manifests"); got != before {
+		t.Errorf("the registry served %d manifest reads on a spent budget", got-before)
+	}
+	if v := platform.Gate(idx, true, []platform.Platform{{OS: "linux", Architecture: "amd64"}}); v.Allowed || v.Pending {
+		t.Errorf("gate on the deferred read's answer: %+v; want the rollout held", v)
+	}
+}

@@ -105,8 +105,8 @@ func (p *ctrlProc) stop(out string) {
 	}
 }
 
-// countLogLines counts the lines of the controller's whole log (not the
-// tail kept in the results) that contain substr.
+// countLogLines counts substr in the controller's whole log (not the tail
+// kept in the results): the lines of a message, which a line holds once.
 func (p *ctrlProc) countLogLines(substr string) (int, error) {
 	b, err := os.ReadFile(p.logPath)
 	if err != nil {
