@@ -232,6 +232,7 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 	sources := fleet.NewObserver()         // promotion sources in other clusters (spec.promotion.from)
 	kubeconfigs := &fleet.KubeconfigSecrets{Kube: kubeClient, Clock: clock.RealClock{}}
 	var ctrl *multins.Group
+	recorder := controller.NewRecorder(eventsClient) // one for every namespace's controller: its senders are shared
 	writer := writeback.New(writeback.Config{Observe: m.ObserveWriteBack}, func(key string, st cvv1.WriteBackStatus) {
 		ctrl.ReportWriteBack(key, st) // set below, before any write is submitted
 	})
@@ -244,7 +245,7 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 			factories.WithNodes() // a namespaced install may not read nodes: no platform gate there
 		}
 		return multins.Member{Factories: factories, Controller: controller.New(kubeClient, cvClient, factories.Informers(),
-			controller.NewRecorder(eventsClient), clock.RealClock{}, controller.Options{
+			recorder, clock.RealClock{}, controller.Options{
 				Namespace: namespace, Workers: o.workers, Resolver: resolver,
 				Metrics: m, ProgressInterval: o.progressEvery, DefaultHistory: o.history, DefaultRollback: o.rollback,
 				Restrictions: restrictions, Notifier: notifier, DefaultNotifications: defaultNotifications,

@@ -15,14 +15,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
@@ -33,7 +30,6 @@ import (
 	"cvmanager.dev/cvmanager/pkg/authz"
 	"cvmanager.dev/cvmanager/pkg/fleet"
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
-	cvscheme "cvmanager.dev/cvmanager/pkg/generated/clientset/versioned/scheme"
 	cvlisters "cvmanager.dev/cvmanager/pkg/generated/listers/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/history"
 	"cvmanager.dev/cvmanager/pkg/metrics"
@@ -186,15 +182,6 @@ func withDefaults(opts Options) Options {
 		opts.ProgressInterval = 2 * time.Second
 	}
 	return opts
-}
-
-// NewRecorder is the event recorder `run` and `cr sync` give New: Events on
-// CVs from component cvmanager.
-func NewRecorder(kube kubernetes.Interface) record.EventRecorder {
-	utilruntime.Must(cvscheme.AddToScheme(scheme.Scheme))
-	broadcaster := record.NewBroadcaster()
-	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
-	return broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "cvmanager"})
 }
 
 // watch registers the controller's event handlers and indexes.

@@ -95,6 +95,8 @@ func measureBurst(ctx context.Context, e *env, pop *population, proc *ctrlProc, 
 	r.Apiserver429 = sumMetric(api1, "apiserver_request_total", `code="429"`) - sumMetric(api0, "apiserver_request_total", `code="429"`)
 	r.PollErrors = e.proxy.errors() - errors0
 	r.PeakRSSMiB = window.close(proc).PeakRSSMiB
+	r.Events = countRolloutEvents(ctx, e, ms, start)
+	say("scale %d: burst Events %d of %d, the last %.0fs after the triggers", res.CVs, r.Events.Recorded, r.Events.Expected, r.Events.LastSeconds)
 	say("scale %d: burst patched %d/%d (max %.1fs), finished %d/%d (max %.1fs)", res.CVs,
 		r.Patched, r.CVs, r.Patch.MaxMs/1000, r.Finished, r.CVs, r.Finish.MaxMs/1000)
 	return nil

@@ -197,6 +197,10 @@ func (r *report) writesBurst(b *strings.Builder) {
 			if cpu := sc.Burst.CPU.String(); cpu != "" {
 				fmt.Fprintf(b, "  - CPU from the triggers to the last rollout finished: %s\n", cpu)
 			}
+			if ev := sc.Burst.Events; ev.Expected > 0 {
+				fmt.Fprintf(b, "  - Events RolloutStarted and RolloutSucceeded that reached the apiserver: %d of %d, the last created %.0f s after the triggers\n",
+					ev.Recorded, ev.Expected, ev.LastSeconds)
+			}
 		}
 	}
 }

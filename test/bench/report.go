@@ -173,6 +173,9 @@ type burstResult struct {
 	// rollout finished: the finish waits on the control plane, which
 	// shares the cores with cvmanager and the bench.
 	CPU cpuUse `json:"cpu,omitempty"`
+	// Events are the burst's RolloutStarted and RolloutSucceeded Events
+	// that reached the apiserver, counted after the finish.
+	Events eventsResult `json:"events,omitempty"`
 }
 
 // countResult is a per-item count over n items.
