@@ -38,6 +38,7 @@ func (c *Controller) apply(ctx context.Context, snap *snapshot, d decision) erro
 		if written, err = c.writeStatus(ctx, d.cv); err != nil {
 			return err
 		}
+		c.echoes.wrote(namespacedKey(written), snap.cv.ResourceVersion, written.ResourceVersion, c.clock.Now())
 	}
 	c.afterWrite(ctx, snap, d)
 	if written != nil && written.Status.Rollout != nil && snap.cv.Status.Rollout == nil {

@@ -124,6 +124,7 @@ type Controller struct {
 	nodes          nodeLister
 	writeBacks     writeBackResults
 	expected       patchExpectations
+	echoes         statusEchoes
 	requestIndexer cache.Indexer
 	handled        handledRequests
 	local          localRequests

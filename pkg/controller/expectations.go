@@ -69,3 +69,58 @@ func (p *patchExpectations) made(actions []rollout.Action, now time.Time) {
 		}
 	}
 }
+
+// statusEchoes remember, per CV, the resourceVersion this controller's last
+// status write replaced, until the CV cache shows the write. A sync that
+// runs before then (a Deployment's event outran the CV's echo, which a busy
+// apiserver delays) would plan from the object the write replaced, and its
+// own status write would be refused with a conflict: a request spent and a
+// retry queued for nothing. It is skipped instead; the echo queues the key
+// again. A cache that has not caught up within expectationTTL is not
+// waited for.
+type statusEchoes struct {
+	mu  sync.Mutex
+	set map[string]expectedEcho
+}
+
+type expectedEcho struct {
+	replaced string
+	at       time.Time
+}
+
+// wrote records that a status write of key at now moved its
+// resourceVersion from replaced to written. A write that did not move it
+// (a fake clientset's) leaves no echo to wait for.
+func (s *statusEchoes) wrote(key, replaced, written string, now time.Time) {
+	if replaced == written {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.set == nil {
+		s.set = map[string]expectedEcho{}
+	}
+	for k, e := range s.set {
+		if now.Sub(e.at) >= expectationTTL {
+			delete(s.set, k)
+		}
+	}
+	s.set[key] = expectedEcho{replaced: replaced, at: now}
+}
+
+// awaited says whether the cache, at resourceVersion cached, still holds
+// the object key's last status write replaced. Once it does not, the
+// write is forgotten.
+func (s *statusEchoes) awaited(key, cached string, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.set[key]
+	if !ok {
+		return false
+	}
+	if e.replaced == cached && now.Sub(e.at) < expectationTTL {
+		return true
+	}
+	delete(s.set, key)
+	return false
+}

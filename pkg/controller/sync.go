@@ -51,6 +51,9 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		c.stopSyncer(key)
 		return nil
 	}
+	if c.echoes.awaited(key, cached.ResourceVersion, c.clock.Now()) {
+		return nil // the cache lags behind this controller's own status write: its echo syncs again
+	}
 	snap, err := c.observe(ctx, c.syncerFor(key), cached)
 	if err != nil {
 		return err
