@@ -615,11 +615,11 @@ func enforceResourceVersion(t *testing.T, cvs *cvfake.Clientset) {
 	})
 }
 
-// TestStaleSyncCannotFinishARolloutTwice: a sync whose cache lags behind a
-// rollout this controller just finished plans the same finish again. Its
-// status write carries the stale resourceVersion and fails with a conflict;
-// nothing follows it: one Succeeded Event, one history record.
-func TestStaleSyncCannotFinishARolloutTwice(t *testing.T) {
+// finishedOverStaleCopy is a fixture whose rollout its first sync finished,
+// moving the CV's resourceVersion from 1 to 2 as the apiserver would, and
+// the CV as the cache held it before that write.
+func finishedOverStaleCopy(t *testing.T) (*fixture, *cvv1.ContainerVersion) {
+	t.Helper()
 	cv := webCV(rollingOut(t0.Add(-10 * time.Second)))
 	cv.ResourceVersion = "1"
 	f := newFixture(t, poller.ResolvedImage{}, cv, webDeployment(pinned("v2", digest2), true))
@@ -628,7 +628,16 @@ func TestStaleSyncCannotFinishARolloutTwice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.sync("web") // finishes the rollout: the status moves to resourceVersion 2
+	f.sync("web")
+	return f, stale
+}
+
+// TestStaleSyncCannotFinishARolloutTwice: a sync whose cache lags behind a
+// rollout this controller just finished plans the same finish again. Its
+// status write carries the stale resourceVersion and fails with a conflict;
+// nothing follows it: one Succeeded Event, one history record.
+func TestStaleSyncCannotFinishARolloutTwice(t *testing.T) {
+	f, stale := finishedOverStaleCopy(t)
 	ctx := context.Background()
 	snap, err := f.c.observe(ctx, f.c.syncerFor(ns+"/web"), stale)
 	if err != nil {
@@ -658,15 +667,7 @@ func TestStaleSyncCannotFinishARolloutTwice(t *testing.T) {
 // skipped, where its status write would have been refused with a conflict
 // and retried.
 func TestASyncBeforeItsOwnStatusEchoWritesNothing(t *testing.T) {
-	cv := webCV(rollingOut(t0.Add(-10 * time.Second)))
-	cv.ResourceVersion = "1"
-	f := newFixture(t, poller.ResolvedImage{}, cv, webDeployment(pinned("v2", digest2), true))
-	enforceResourceVersion(t, f.cvs)
-	stale, err := f.c.cvLister.ContainerVersions(ns).Get("web")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.sync("web") // finishes the rollout: the status moves to resourceVersion 2
+	f, stale := finishedOverStaleCopy(t)
 	cvCache := f.inf.CVs.Informer().GetIndexer()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
