@@ -122,7 +122,7 @@ func startController(ctx context.Context, cfg *controlplaneConfig, reg *localreg
 	kube := kubernetes.NewForConfigOrDie(cfg.sa)
 	cvClient := versioned.NewForConfigOrDie(cfg.sa)
 	factories := controller.NewFactories(kube, cvClient, controller.Scope{})
-	ctrl = controller.New(kube, cvClient, factories.Informers(), controller.NewRecorder(kube), clock.RealClock{},
+	ctrl = controller.New(kube, cvClient, factories.Informers(), controller.NewRecorder(kube, controller.EventSenders), clock.RealClock{},
 		controller.Options{Resolver: resolver, Metrics: m, ProgressInterval: 500 * time.Millisecond})
 	ctx, cancel := context.WithCancel(ctx)
 	stopped := make(chan struct{})

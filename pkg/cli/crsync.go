@@ -73,7 +73,7 @@ func runOneSyncer(ctx context.Context, kube *KubeFlags, registry *RegistryFlags,
 		return err
 	}
 	factories := controller.NewFactories(kubeClient, cvClient, controller.Scope{Namespace: namespace, Name: name})
-	ctrl := controller.New(kubeClient, cvClient, factories.Informers(), controller.NewRecorder(kubeClient), clock.RealClock{},
+	ctrl := controller.New(kubeClient, cvClient, factories.Informers(), controller.NewRecorder(kubeClient, 1), clock.RealClock{}, // one CV: one sender
 		controller.Options{Namespace: namespace, Workers: 1, Resolver: resolver, Metrics: m})
 	factories.Start(ctx.Done())
 	defer factories.Shutdown()

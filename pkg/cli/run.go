@@ -232,7 +232,7 @@ func (o *runOptions) run(ctx context.Context, kube *KubeFlags) error {
 	sources := fleet.NewObserver()         // promotion sources in other clusters (spec.promotion.from)
 	kubeconfigs := &fleet.KubeconfigSecrets{Kube: kubeClient, Clock: clock.RealClock{}}
 	var ctrl *multins.Group
-	recorder := controller.NewRecorder(eventsClient) // one for every namespace's controller: its senders are shared
+	recorder := controller.NewRecorder(eventsClient, controller.EventSenders) // one for every namespace's controller: its senders are shared
 	writer := writeback.New(writeback.Config{Observe: m.ObserveWriteBack}, func(key string, st cvv1.WriteBackStatus) {
 		ctrl.ReportWriteBack(key, st) // set below, before any write is submitted
 	})

@@ -15,19 +15,19 @@ import (
 	cvscheme "cvmanager.dev/cvmanager/pkg/generated/clientset/versioned/scheme"
 )
 
-// EventSenders is how many Events the recorder NewRecorder returns sends
-// at once. client-go's recorder sends one Event at a time and drops,
-// without a word, what does not fit its queue of 1,000. In the bench's
-// burst of 1,000 rollouts (2,000 Events) on a busy apiserver, one sender
-// delivered 1,530 and lost the rest.
+// EventSenders is how many Events the recorder of `run` sends at once.
+// client-go's recorder sends one Event at a time and drops, without a
+// word, what does not fit its queue of 1,000. In the bench's burst of
+// 1,000 rollouts (2,000 Events) on a busy apiserver, one sender delivered
+// 1,530 and lost the rest.
 const EventSenders = 8
 
 // NewRecorder is the event recorder `run` and `cr sync` give New: Events on
-// CVs from component cvmanager, sent by EventSenders recorders. Each
+// CVs from component cvmanager, sent by senders client-go recorders. Each
 // object's Events go through the same one, so they keep their order and
 // client-go's aggregation and spam filter still see all of them.
-func NewRecorder(kube kubernetes.Interface) record.EventRecorder {
-	return newShardedRecorder(kube, EventSenders)
+func NewRecorder(kube kubernetes.Interface, senders int) record.EventRecorder {
+	return newShardedRecorder(kube, max(senders, 1))
 }
 
 func newShardedRecorder(kube kubernetes.Interface, senders int) *shardedRecorder {

@@ -24,7 +24,7 @@ type Controller struct {
 // NewController builds a controller watching opts.Namespace with a real
 // clock and an event recorder writing to the API.
 func NewController(kube kubernetes.Interface, cvClient versioned.Interface, opts controller.Options) *Controller {
-	return NewControllerWith(kube, cvClient, opts, controller.NewRecorder(kube), clock.RealClock{})
+	return NewControllerWith(kube, cvClient, opts, controller.NewRecorder(kube, controller.EventSenders), clock.RealClock{})
 }
 
 // NewControllerWith is NewController with the recorder and clock given.
