@@ -40,24 +40,48 @@ func slowEventsClient(t *testing.T, perEvent time.Duration, stored *atomic.Int64
 	return kube
 }
 
-// A burst of Events on a slow apiserver arrives whole. One client-go
-// sender at 2 ms an Event delivered 1,002 of 3,000 here: its queue holds
-// 1,000, and it drops the rest without a word. EventSenders of them keep up.
-func TestABurstOfEventsOnASlowAPIServerLosesNone(t *testing.T) {
-	const objects = 3000
+// burstOfEvents sends one Event for each of objects CVs at once through
+// senders recorders whose apiserver takes 2 ms an Event, and returns how
+// many it stored once all arrived or none arrived for 200 ms (a hundred
+// Events' time: the senders are idle).
+func burstOfEvents(t *testing.T, senders, objects int) int64 {
 	var stored atomic.Int64
-	recorder := newShardedRecorder(slowEventsClient(t, 2*time.Millisecond, &stored), EventSenders)
+	recorder := newShardedRecorder(slowEventsClient(t, 2*time.Millisecond, &stored), senders)
 	for i := range objects {
 		cv := &cvv1.ContainerVersion{ObjectMeta: metav1.ObjectMeta{Namespace: "team", Name: fmt.Sprintf("cv-%d", i)}}
 		recorder.Event(cv, corev1.EventTypeNormal, ReasonRolloutStarted, "Rolling out")
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for stored.Load() < objects && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	last, lastChange := int64(-1), time.Now()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		n := stored.Load()
+		if n == int64(objects) || (n == last && time.Since(lastChange) >= 200*time.Millisecond) {
+			return n
+		}
+		if n != last {
+			last, lastChange = n, time.Now()
+		}
 	}
-	if got := stored.Load(); got != objects {
-		t.Fatalf("%d of %d Events reached the apiserver", got, objects)
+	return stored.Load()
+}
+
+// A burst of Events on a slow apiserver arrives whole through EventSenders
+// senders.
+func TestABurstOfEventsOnASlowAPIServerLosesNone(t *testing.T) {
+	if got := burstOfEvents(t, EventSenders, 3000); got != 3000 {
+		t.Fatalf("%d of 3000 Events reached the apiserver", got)
 	}
+}
+
+// Why there are several: one client-go sender drops, without a word, what
+// does not fit its queue of 1,000 (1,002 of 3,000 arrived when this was
+// written). Should client-go stop dropping, this fails and the sharding
+// can go.
+func TestOneClientGoSenderDropsABurstsEvents(t *testing.T) {
+	got := burstOfEvents(t, 1, 3000)
+	if got >= 3000 {
+		t.Fatalf("one sender delivered all %d Events", got)
+	}
+	t.Logf("one sender delivered %d of 3000 Events", got)
 }
 
 // One object's Events always go through one sender, so they keep their

@@ -33,19 +33,24 @@ const eventsSettle = 10 * time.Second
 // countRolloutEvents waits until every rollout of ms has its two Events
 // or their count stops growing, and counts them.
 func countRolloutEvents(ctx context.Context, e *env, ms []*moved, start time.Time) eventsResult {
+	digestOf := map[string]map[string]string{} // namespace → CV → the digest its move pushed
 	r := eventsResult{}
 	for _, m := range ms {
-		r.Expected += 2 * len(m.members)
-	}
-	waitStart, last, lastChange := time.Now(), -1, time.Now()
-	for ctx.Err() == nil && time.Since(waitStart) < 2*time.Minute {
-		n, newest := listRolloutEvents(ctx, e, ms, start)
-		if n != last {
-			last, lastChange = n, time.Now()
-			r.Recorded = n
-			if !newest.IsZero() {
-				r.LastSeconds = newest.Sub(start.Truncate(time.Second)).Seconds()
+		for _, mb := range m.members {
+			if digestOf[mb.ns] == nil {
+				digestOf[mb.ns] = map[string]string{}
 			}
+			digestOf[mb.ns][mb.cv] = m.digest
+			r.Expected += 2
+		}
+	}
+	from := start.Truncate(time.Second) // creation times have one-second resolution
+	waitStart, lastChange := time.Now(), time.Now()
+	for ctx.Err() == nil && time.Since(waitStart) < 2*time.Minute {
+		n, newest := listRolloutEvents(ctx, e, digestOf, from)
+		if n != r.Recorded {
+			r.Recorded, lastChange = n, time.Now()
+			r.LastSeconds = newest.Sub(from).Seconds()
 		}
 		if n >= r.Expected || time.Since(lastChange) >= eventsSettle {
 			break
@@ -57,27 +62,18 @@ func countRolloutEvents(ctx context.Context, e *env, ms []*moved, start time.Tim
 }
 
 // listRolloutEvents counts the RolloutStarted and RolloutSucceeded Events
-// of ms's CVs that name the digest each move pushed, and returns the
-// newest one's creation time.
-func listRolloutEvents(ctx context.Context, e *env, ms []*moved, start time.Time) (int, time.Time) {
-	digestOf := map[string]string{} // "ns/cv" → digest
-	namespaces := map[string]bool{}
-	for _, m := range ms {
-		for _, mb := range m.members {
-			digestOf[mb.ns+"/"+mb.cv] = m.digest
-			namespaces[mb.ns] = true
-		}
-	}
-	n, newest := 0, time.Time{}
-	for ns := range namespaces {
+// created at from or later that name the digest their CV was moved to, and
+// returns the newest one's creation time.
+func listRolloutEvents(ctx context.Context, e *env, digestOf map[string]map[string]string, from time.Time) (int, time.Time) {
+	n, newest := 0, from
+	for ns, cvs := range digestOf {
 		list, err := e.kube.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.kind=ContainerVersion"})
 		if err != nil {
 			continue // counted at the next try
 		}
 		for _, ev := range list.Items {
-			digest, ok := digestOf[ns+"/"+ev.InvolvedObject.Name]
-			if !ok || !isRolloutEvent(ev.Reason) || !strings.Contains(ev.Message, digest) ||
-				ev.CreationTimestamp.Time.Before(start.Truncate(time.Second)) {
+			digest, ok := cvs[ev.InvolvedObject.Name]
+			if !ok || !isRolloutEvent(ev.Reason) || !strings.Contains(ev.Message, digest) || ev.CreationTimestamp.Time.Before(from) {
 				continue
 			}
 			n++
