@@ -53,6 +53,7 @@ type config struct {
 	kcmQPS         int
 	kcmSyncs       int
 	kcmBurst       int
+	history        bool
 	bin            string
 	out            string
 	label          string
@@ -92,6 +93,7 @@ func parseFlags() (*config, error) {
 	flag.IntVar(&c.kcmQPS, "kcm-api-qps", 1000, "kube-controller-manager's --kube-api-qps (its default, 20, would bound rollouts, not cvmanager; at 300 it still bounded a burst's finish among 10,000 CVs)")
 	flag.IntVar(&c.kcmBurst, "kcm-api-burst", 2000, "kube-controller-manager's --kube-api-burst")
 	flag.IntVar(&c.kcmSyncs, "kcm-deployment-syncs", 10, "kube-controller-manager's --concurrent-deployment-syncs and --concurrent-replicaset-syncs (10 as in the tests' control plane)")
+	flag.BoolVar(&c.history, "history", true, "spec.history.enabled on every CV: each rollout appends to its workload's history ConfigMap, as the write budget of a Simple rollout with history assumes")
 	flag.StringVar(&c.bin, "cvmanager", "", "prebuilt cvmanager binary (default: go build ./cmd/cvmanager)")
 	flag.StringVar(&c.out, "out", "bench/results", "directory for the JSON, markdown and profiles")
 	flag.StringVar(&c.label, "label", "", "label for this run in the report (e.g. before-fix)")

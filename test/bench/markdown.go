@@ -14,10 +14,10 @@ func (r *report) markdown() string {
 	fmt.Fprintf(&b, "Machine: %s, %d CPUs (%s), %d GiB, kernel %s, %s. Run took %.0f s.\n\n",
 		m.Host, m.CPUs, m.CPUModel, m.MemoryGiB, m.Kernel, m.GoVersion, r.DurationSeconds)
 	s := r.Settings
-	fmt.Fprintf(&b, "Settings: poll interval %.0f s, %d CVs per ref, %d CVs per namespace, 0-replica Deployments, "+
+	fmt.Fprintf(&b, "Settings: poll interval %.0f s, %d CVs per ref, %d CVs per namespace, 0-replica Deployments%s, "+
 		"controller --kube-api-qps %d --kube-api-burst %d --registry-qps %d --registry-burst %d --concurrent-syncs %d --last-polled-interval %.0fs; "+
 		"one CI trigger every %.0f ms in figure 2b.%s\n\n",
-		s.PollIntervalSeconds, s.CVsPerRef, s.PerNamespace, s.KubeAPIQPS, s.KubeAPIBurst, s.RegistryQPS, s.RegistryBurst, s.ConcurrentSyncs,
+		s.PollIntervalSeconds, s.CVsPerRef, s.PerNamespace, historySetting(s), s.KubeAPIQPS, s.KubeAPIBurst, s.RegistryQPS, s.RegistryBurst, s.ConcurrentSyncs,
 		s.LastPolledSeconds, s.TriggerGapMs, kcmSettings(s))
 	r.tableEconomy(&b)
 	r.tableLatency(&b)
@@ -343,4 +343,13 @@ func kcmSettings(s settings) string {
 		return fmt.Sprintf(" kube-controller-manager --kube-api-qps %d --kube-api-burst %d.", s.KCMAPIQPS, s.KCMAPIBurst)
 	}
 	return fmt.Sprintf(" kube-controller-manager --kube-api-qps %d --kube-api-burst %d --concurrent-deployment-syncs %d.", s.KCMAPIQPS, s.KCMAPIBurst, s.KCMSyncs)
+}
+
+// historySetting names the history setting when it was on; runs recorded
+// before it existed wrote no history and render as they did.
+func historySetting(s settings) string {
+	if s.History {
+		return ", history on every CV (spec.history.enabled)"
+	}
+	return ""
 }

@@ -181,6 +181,7 @@ func (p *population) newCV(m member, labels map[string]string) *cvv1.ContainerVe
 			PollIntervalSeconds: int32(p.cfg.pollInterval / time.Second), TimeoutSeconds: 600,
 			Selector:  &metav1.LabelSelector{MatchLabels: labels},
 			Container: cvv1.ContainerSpec{Name: "app"},
+			History:   cvv1.HistorySpec{Enabled: p.cfg.history},
 		},
 	}
 }

@@ -55,6 +55,9 @@ type settings struct {
 	// KCMSyncs are its Deployment and ReplicaSet workers (0: not recorded,
 	// 10).
 	KCMSyncs int `json:"kcmDeploymentSyncs,omitempty"`
+	// History is spec.history.enabled on every CV (false in runs from
+	// before it was recorded: those wrote no history).
+	History bool `json:"historyEnabled,omitempty"`
 }
 
 type scaleResult struct {
@@ -206,6 +209,7 @@ func newReport(cfg *config) *report {
 			RegistryBurst: cfg.registryBurst, ConcurrentSyncs: cfg.workers,
 			LastPolledSeconds: cfg.lastPolled.Seconds(), TriggerGapMs: float64(cfg.triggerGap.Milliseconds()),
 			LatencySamples: cfg.latencySamples, KCMAPIQPS: cfg.kcmQPS, KCMAPIBurst: cfg.kcmBurst, KCMSyncs: cfg.kcmSyncs,
+			History: cfg.history,
 		},
 	}
 }
