@@ -41,7 +41,7 @@ func newCVGetCommand(kube *KubeFlags) *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&namespace, "namespace", "n", "", "namespace (default: the kubeconfig's)")
 	cmd.Flags().BoolVarP(&all, "all-namespaces", "A", false, "all namespaces")
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table, wide (adds SIGNER, REVISION and GIT), json or yaml")
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table, wide (adds SIGNER, REVISION, GIT and HELD: a version held back and, with spec.policy.minAge or a soak, when it becomes eligible), json or yaml")
 	return cmd
 }
 
@@ -83,13 +83,15 @@ func printStructured[T any](w io.Writer, items []T, output string) (bool, error)
 
 // printTable prints one line per workload; wide adds who signed the
 // deployed image (spec.policy.verify), the revision it was built from
-// (its provenance, shortened as git does) and where git stands on it
-// (spec.writeBack).
+// (its provenance, shortened as git does), where git stands on it
+// (spec.writeBack) and the version held back, with the time it becomes
+// eligible (status.heldUntil) when it waits for minAge or a soak. Wide
+// columns are appended after the default ones, which scripts may parse.
 func printTable(w io.Writer, rows []dashboard.Row, wide bool) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	header := "NAMESPACE\tWORKLOAD\tCV\tTAG\tVERSION\tPODS\tSTATUS\tUPDATED\tRUNNING"
 	if wide {
-		header += "\tSIGNER\tREVISION\tGIT"
+		header += "\tSIGNER\tREVISION\tGIT\tHELD"
 	}
 	fmt.Fprintln(tw, header)
 	for _, r := range rows {
@@ -108,11 +110,28 @@ func printTable(w io.Writer, rows []dashboard.Row, wide bool) error {
 			if r.Provenance != nil {
 				revision = r.Provenance.ShortRevision()
 			}
-			fmt.Fprintf(tw, "\t%s\t%s\t%s", orDash(r.Signer), orDash(oneLine(revision)), orDash(oneLine(r.WriteBack)))
+			fmt.Fprintf(tw, "\t%s\t%s\t%s\t%s", orDash(r.Signer), orDash(oneLine(revision)), orDash(oneLine(r.WriteBack)), orDash(heldCell(r)))
 		}
 		fmt.Fprintln(tw)
 	}
 	return tw.Flush()
+}
+
+// heldCell is the version the row's CV holds back ("held" when it names
+// only a digest), with " until <RFC 3339 UTC>" when it becomes eligible on
+// its own, as status's HELD column shows it; "" when nothing is held.
+func heldCell(r dashboard.Row) string {
+	if r.ReleaseCommand == "" && r.AvailableVersion == "" {
+		return ""
+	}
+	held := oneLine(r.AvailableVersion)
+	if held == "" {
+		held = "held"
+	}
+	if !r.HeldUntil.IsZero() {
+		held += " until " + r.HeldUntil.UTC().Format(time.RFC3339)
+	}
+	return held
 }
 
 func orDash(s string) string {

@@ -54,7 +54,8 @@ func newPromoteCommand(kube *KubeFlags) *cobra.Command {
 the target's controller rolls it out with the target's own strategy and checks.
 
 It refuses a source that never succeeded, a digest that failed there, an image
-of another repository, and a version the target's policy, the controller's
+of another repository, and a version the target's policy (allowedVersions,
+branchRestriction read with the target's versionSyntax), the controller's
 restrictions (--policy-version-restriction, as given to run) or the
 no-downgrade rule block, and an image whose signature the target's
 spec.policy.verify (Enforce) would refuse (--force tags it anyway). The intent (promote, from, actor) is recorded in the
@@ -70,11 +71,17 @@ annotation ` + EnvOrderAnnotation + ` on the service's CVs.
 Across clusters, the source is read in one cluster and the target in another:
 --from-context and --to-context pick contexts of the kubeconfig, or --from and
 --to take cluster/namespace/name, where cluster is a name given a kubeconfig
-with --cluster-kubeconfig (else a context of the kubeconfig). The source must
-then have run its version with status Success, not drifted (and signed when
-signatures apply) for --min-soak, by default the target's
-spec.promotion.from.minSoakSeconds; each refusal names its reason
-(SourceFailing, SourceDrifted, SourceUnverified, Soaking).`,
+with --cluster-kubeconfig (else a context of the kubeconfig).
+
+The soak is --min-soak, by default the target's
+spec.promotion.from.minSoakSeconds, and none when the target has no
+spec.promotion. Across clusters, and in one cluster when the soak is above
+zero, the source must have run its version with status Success, not drifted
+(and signed when signatures apply) for the soak; with no soak it must still be
+Success on that version now. Each refusal names its reason (SourceFailing,
+SourceDrifted, SourceUnverified, Soaking). In one cluster with no soak this
+gate is skipped: the source's last success is promoted even while the source
+is drifted or rolls out another version.`,
 		Example: `  cvmanager promote --from staging/web --to prod/web --dry-run
   cvmanager promote --from-context staging --to-context prod --from web/web --to web/web --min-soak 24h
   cvmanager promote --cluster-kubeconfig staging=staging.yaml --cluster-kubeconfig prod=prod.yaml \
@@ -101,7 +108,7 @@ spec.promotion.from.minSoakSeconds; each refusal names its reason
 	f.StringVar(&o.fromContext, "from-context", "", "kubeconfig context of the source's cluster (default: --context)")
 	f.StringVar(&o.toContext, "to-context", "", "kubeconfig context of the target's cluster (default: --context)")
 	f.StringArrayVar(&o.clusterConfigs, "cluster-kubeconfig", nil, "<cluster>=<kubeconfig file>, for --from/--to as cluster/namespace/name (repeatable)")
-	f.DurationVar(&o.minSoak, "min-soak", -1, "how long the source must have run the version with Success (default: the target's spec.promotion.from.minSoakSeconds)")
+	f.DurationVar(&o.minSoak, "min-soak", -1, "how long the source must have run the version with Success (default: the target's spec.promotion.from.minSoakSeconds; none without spec.promotion)")
 	return cmd
 }
 

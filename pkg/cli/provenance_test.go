@@ -76,9 +76,9 @@ func TestCVGetWideShowsRevision(t *testing.T) {
 	if err := printTable(&out, rows, true); err != nil {
 		t.Fatal(err)
 	}
-	want := `NAMESPACE  WORKLOAD        CV   TAG       VERSION  PODS  STATUS   UPDATED  RUNNING                                                                           SIGNER  REVISION  GIT
-shop       Deployment/web  web  env-prod  v1       0/0   Success  -        r/web:v1@sha256:1111111111111111111111111111111111111111111111111111111111111111  -       0123456   -
-shop       Deployment/api  api  env-prod  v2       0/0   Success  -        r/api:v2@sha256:2222222222222222222222222222222222222222222222222222222222222222  -       -         Written 5eb63bb
+	want := `NAMESPACE  WORKLOAD        CV   TAG       VERSION  PODS  STATUS   UPDATED  RUNNING                                                                           SIGNER  REVISION  GIT              HELD
+shop       Deployment/web  web  env-prod  v1       0/0   Success  -        r/web:v1@sha256:1111111111111111111111111111111111111111111111111111111111111111  -       0123456   -                -
+shop       Deployment/api  api  env-prod  v2       0/0   Success  -        r/api:v2@sha256:2222222222222222222222222222222222222222222222222222222222222222  -       -         Written 5eb63bb  -
 `
 	if diff := cmp.Diff(want, out.String()); diff != "" {
 		t.Errorf("cv get -o wide (-want +got):\n%s", diff)

@@ -25,6 +25,7 @@ import (
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
 	"cvmanager.dev/cvmanager/pkg/history"
 	"cvmanager.dev/cvmanager/pkg/policy"
+	"cvmanager.dev/cvmanager/pkg/registry"
 )
 
 // Tagger adds tags to an image within one repository. The image is named
@@ -194,8 +195,11 @@ func CheckSource(src *cvv1.ContainerVersion) error {
 }
 
 // CheckTarget refuses what the target could not or would not deploy: an
-// image from another repository, or a version its policy, the controller's
-// restrictions or the no-downgrade rule (unless allowDowngrade) block.
+// image from another repository, or a version its policy (allowedVersions,
+// branchRestriction), the controller's restrictions or the no-downgrade
+// rule (unless allowDowngrade) block. The first three are the rules of the
+// target controller's release gate that no `cvmanager release` overrides:
+// a version they block would never be rolled out, so its tag is not moved.
 func CheckTarget(src, dst *cvv1.ContainerVersion, restrictions []policy.Restriction, allowDowngrade bool) error {
 	if src.Spec.ImageRepo != dst.Spec.ImageRepo {
 		return fmt.Errorf("%w: %s follows %s but %s follows %s; promotion retags within one repository and cannot copy images between repositories",
@@ -205,6 +209,7 @@ func CheckTarget(src, dst *cvv1.ContainerVersion, restrictions []policy.Restrict
 	verdicts := []policy.Verdict{
 		policy.CheckRestrictions(restrictions, dst.Namespace, version),
 		policy.CheckAllowed(dst.Spec.Policy, version),
+		checkBranch(dst, version),
 	}
 	if !allowDowngrade {
 		verdicts = append(verdicts, policy.CheckDowngrade(dst.Status.SuccessVersion, version))
@@ -217,6 +222,17 @@ func CheckTarget(src, dst *cvv1.ContainerVersion, restrictions []policy.Restrict
 	return nil
 }
 
+// checkBranch applies the target's spec.policy.branchRestriction, reading
+// the version's branch with the target's versionSyntax as its controller
+// does.
+func checkBranch(dst *cvv1.ContainerVersion, version string) policy.Verdict {
+	syntax, err := registry.CompileVersionSyntax(dst.Spec.VersionSyntax)
+	if err != nil {
+		return policy.Verdict{Reason: "InvalidPolicy", Message: err.Error()}
+	}
+	return policy.CheckBranchRestriction(dst.Spec.Policy, syntax, version)
+}
+
 // notes explain what will happen after the tag moves.
 func notes(src, dst *cvv1.ContainerVersion) []string {
 	var out []string
@@ -225,6 +241,11 @@ func notes(src, dst *cvv1.ContainerVersion) []string {
 	}
 	if dst.Status.CurrDigest == src.Status.SuccessDigest && dst.Status.CurrStatus == cvv1.StatusSuccess {
 		out = append(out, "the target already runs this digest; the tag is set again (no rollout)")
+	}
+	if syntax, err := registry.CompileVersionSyntax(dst.Spec.VersionSyntax); err == nil {
+		if v := policy.CheckAutoReleaseBranch(dst.Spec.Policy, syntax, src.Status.SuccessVersion); !v.Allowed {
+			out = append(out, "the target holds it after the tag moves: "+v.Message)
+		}
 	}
 	if policy.ManualRelease(dst.Spec.Policy) {
 		out = append(out, "the target's releaseMode is Manual: after the tag moves, run `cvmanager release` to deploy it")
