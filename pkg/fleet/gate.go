@@ -86,10 +86,10 @@ func Gate(src *cvv1.ContainerVersion, opts GateOptions, now time.Time) Verdict {
 
 // MinSoak is a promotion source's minSoakSeconds as a duration.
 func MinSoak(from *cvv1.PromotionSource) time.Duration {
-	if from == nil || from.MinSoakSeconds <= 0 {
+	if from == nil || from.MinSoakSeconds == nil || *from.MinSoakSeconds <= 0 {
 		return 0
 	}
-	return time.Duration(from.MinSoakSeconds) * time.Second
+	return time.Duration(*from.MinSoakSeconds) * time.Second
 }
 
 func conditionTrue(conds []metav1.Condition, typ string) bool {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/test/gen"
@@ -87,7 +88,7 @@ func TestGate(t *testing.T) {
 func target(edits ...func(*cvv1.ContainerVersion)) *cvv1.ContainerVersion {
 	cv := gen.CV("prod", "web", gen.WithSpec(func(s *cvv1.ContainerVersionSpec) {
 		s.Promotion = &cvv1.PromotionSpec{From: cvv1.PromotionSource{ClusterSecretRef: cvv1.SecretKeyReference{Name: "staging"},
-			Namespace: "staging", Name: "web", MinSoakSeconds: 3600}}
+			Namespace: "staging", Name: "web", MinSoakSeconds: ptr.To[int32](3600)}}
 	}))
 	cv.Status = cvv1.ContainerVersionStatus{CurrVersion: "v1", CurrDigest: "sha256:a", CurrStatus: cvv1.StatusSuccess,
 		SuccessVersion: "v1", SuccessDigest: "sha256:a"}

@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	clocktesting "k8s.io/utils/clock/testing"
+	"k8s.io/utils/ptr"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	cvfake "cvmanager.dev/cvmanager/pkg/generated/clientset/versioned/fake"
@@ -25,7 +26,7 @@ func TestPlanAcrossClusters(t *testing.T) {
 	src := cv("web", "r/web", cvv1.ContainerVersionStatus{CurrVersion: "v2", CurrDigest: "sha256:b", CurrStatus: cvv1.StatusSuccess,
 		CurrStatusTime: &successAt, SuccessVersion: "v2", SuccessDigest: "sha256:b"})
 	dst := cv("web", "r/web", cvv1.ContainerVersionStatus{SuccessVersion: "v1", SuccessDigest: "sha256:a"}, func(s *cvv1.ContainerVersionSpec) {
-		s.Promotion = &cvv1.PromotionSpec{From: cvv1.PromotionSource{Namespace: "web", Name: "web", MinSoakSeconds: 600,
+		s.Promotion = &cvv1.PromotionSpec{From: cvv1.PromotionSource{Namespace: "web", Name: "web", MinSoakSeconds: ptr.To[int32](600),
 			ClusterSecretRef: cvv1.SecretKeyReference{Name: "staging"}}}
 	})
 	clock := clocktesting.NewFakeClock(start.Add(time.Minute))

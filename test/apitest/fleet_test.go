@@ -8,6 +8,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/test/gen"
@@ -33,9 +34,9 @@ var fleetCorpus = []invalidCV{
 		[]string{"spec.promotion.from.clusterSecretRef.name"}},
 	{"promotion.from.namespace", "missing", promotion(func(f *cvv1.PromotionSource) { f.Namespace = "" }), []string{"spec.promotion.from.namespace"}},
 	{"promotion.from.name", "missing", promotion(func(f *cvv1.PromotionSource) { f.Name = "" }), []string{"spec.promotion.from.name"}},
-	{"promotion.from.minSoakSeconds", "negative", promotion(func(f *cvv1.PromotionSource) { f.MinSoakSeconds = -1 }),
+	{"promotion.from.minSoakSeconds", "negative", promotion(func(f *cvv1.PromotionSource) { f.MinSoakSeconds = ptr.To[int32](-1) }),
 		[]string{"spec.promotion.from.minSoakSeconds"}},
-	{"promotion.from.minSoakSeconds", "over 30 days", promotion(func(f *cvv1.PromotionSource) { f.MinSoakSeconds = 2592001 }),
+	{"promotion.from.minSoakSeconds", "over 30 days", promotion(func(f *cvv1.PromotionSource) { f.MinSoakSeconds = ptr.To[int32](2592001) }),
 		[]string{"spec.promotion.from.minSoakSeconds", "less than or equal to 2592000"}},
 }
 
@@ -63,11 +64,22 @@ func TestFleetFieldsAtAdmission(t *testing.T) {
 		if err != nil {
 			t.Fatalf("valid spec %d refused: %v", i, err)
 		}
-		if p := got.Spec.Promotion; p != nil && (p.From.MinSoakSeconds != 3600 || p.From.ClusterSecretRef.Key != "kubeconfig") {
+		if p := got.Spec.Promotion; p != nil && (p.From.MinSoakSeconds == nil || *p.From.MinSoakSeconds != 3600 || p.From.ClusterSecretRef.Key != "kubeconfig") {
 			t.Errorf("promotion defaults: %+v", p.From)
 		}
 		if m := got.Spec.Policy; m != nil && i == 0 && m.MinAge.Duration != 90*time.Minute {
 			t.Errorf("minAge round trip: %v", m.MinAge)
 		}
+	}
+	// A soak of 0 (take a version as soon as the source succeeds) is kept
+	// through a typed client, as `state import` creates CVs, not defaulted
+	// to an hour.
+	noSoak := gen.CV(ns, "fleet-no-soak", gen.WithSpec(promotion(func(f *cvv1.PromotionSource) { f.MinSoakSeconds = ptr.To[int32](0) })))
+	got, err := client.CvmanagerV1alpha1().ContainerVersions(ns).Create(ctx, noSoak, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("minSoakSeconds 0 refused: %v", err)
+	}
+	if s := got.Spec.Promotion.From.MinSoakSeconds; s == nil || *s != 0 {
+		t.Errorf("minSoakSeconds 0 came back as %v", s)
 	}
 }

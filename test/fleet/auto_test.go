@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/controller"
@@ -57,7 +58,7 @@ func TestAutomaticPromotionThroughAKubeconfigSecret(t *testing.T) {
 		cv := gen.NewCV(e.NS, name, repo, func(s *cvv1.ContainerVersionSpec) {
 			s.Tag = "env-prod" // never moved: the CV follows its source, not its tag
 			s.Promotion = &cvv1.PromotionSpec{From: cvv1.PromotionSource{ClusterSecretRef: cvv1.SecretKeyReference{Name: secretName},
-				Namespace: e.NS, Name: "web", MinSoakSeconds: 3}}
+				Namespace: e.NS, Name: "web", MinSoakSeconds: ptr.To[int32](3)}}
 		})
 		_, err = prod.cvs.CvmanagerV1alpha1().ContainerVersions(e.NS).Create(ctx, cv, metav1.CreateOptions{})
 		e2eenv.Must(t, err)

@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/controller"
@@ -233,7 +234,7 @@ func TestSourceReaderWithLeastPrivilege(t *testing.T) {
 
 	target := gen.NewCV(e.NS, "web-prod", repo, func(s *cvv1.ContainerVersionSpec) {
 		s.Promotion = &cvv1.PromotionSpec{From: cvv1.PromotionSource{ClusterSecretRef: cvv1.SecretKeyReference{Name: "staging"},
-			Namespace: e.NS, Name: "web", MinSoakSeconds: 3600}}
+			Namespace: e.NS, Name: "web", MinSoakSeconds: ptr.To[int32](3600)}}
 	})
 	// The API server accepts the new fields and fills the defaults.
 	created, err := e.CVClient.CvmanagerV1alpha1().ContainerVersions(e.NS).Create(e.Ctx, target, metav1.CreateOptions{})

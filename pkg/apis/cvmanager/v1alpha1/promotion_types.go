@@ -53,12 +53,15 @@ type PromotionSource struct {
 	// +kubebuilder:validation:MaxLength=253
 	Name string `json:"name"`
 	// MinSoakSeconds is how long the source must have run a version with
-	// status Success, not drifted, before this CV takes it.
+	// status Success, not drifted, before this CV takes it. A pointer, so
+	// that 0 (take it as soon as the source succeeds) survives a typed
+	// client: with a plain int32, omitempty dropped the 0 and the API
+	// server defaulted it to an hour, e.g. on `state import`.
 	// +optional
 	// +kubebuilder:default=3600
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=2592000
-	MinSoakSeconds int32 `json:"minSoakSeconds,omitempty"`
+	MinSoakSeconds *int32 `json:"minSoakSeconds,omitempty"`
 }
 
 // SecretKeyReference names a key of a Secret in the CV's namespace.
