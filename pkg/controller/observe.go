@@ -483,19 +483,30 @@ func (c *Controller) pollRegistry(ctx context.Context, s *syncerState, cv *cvv1.
 	return o, nil
 }
 
+// judgeStart runs a digest that may start a rollout through the CV's own
+// rules, in order: the release gate, spec.policy.minAge (after asking for
+// the provenance that carries the build time), the platform gate, then the
+// signature and the author's rights. The poll (judgeNewDigest) and
+// automatic promotion (judgePromotion) both use it. It reports whether
+// every check ran: otherwise o.verdict says why the digest is held, or
+// o.pending that a verdict is still being read.
+func (c *Controller) judgeStart(ctx context.Context, cv *cvv1.ContainerVersion, o *pollObservation) (bool, error) {
+	if o.verdict = c.gate(cv, o.version, o.img.Digest); !o.verdict.Allowed {
+		return false, nil
+	}
+	c.requestProvenance(ctx, cv, o.img.Digest)
+	if c.holdYoung(minAgeView(cv), o) || c.checkPlatforms(ctx, cv, o) {
+		return false, nil
+	}
+	return true, c.checkStart(ctx, cv, o.img.Digest, &o.signature, &o.authz)
+}
+
 // judgeNewDigest reads the verdicts on a digest the poll found new.
 func (c *Controller) judgeNewDigest(ctx context.Context, cv *cvv1.ContainerVersion, o *pollObservation, promoted bool) error {
 	if o.trigger == history.TriggerPoll && cv.Status.CurrDigest != "" {
 		c.noteMiss(cv) // a move, not a new CV's first rollout
 	}
-	if o.verdict = c.gate(cv, o.version, o.img.Digest); !o.verdict.Allowed {
-		return nil
-	}
-	c.requestProvenance(ctx, cv, o.img.Digest)
-	if c.holdYoung(cv, o) || c.checkPlatforms(ctx, cv, o) {
-		return nil
-	}
-	if err := c.checkStart(ctx, cv, o.img.Digest, &o.signature, &o.authz); err != nil {
+	if judged, err := c.judgeStart(ctx, cv, o); !judged || err != nil {
 		return err
 	}
 	if !promoted {

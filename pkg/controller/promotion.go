@@ -21,11 +21,12 @@ import (
 // other cluster in the background (one GET per interval, through the
 // kubeconfig Secret the CV names, which its author must be allowed to
 // read) and never blocks a sync on another cluster. The rule promotes the
-// source's version once it has soaked there, through the same release
-// gate, signature and access checks as any new version; a source that
-// cannot be read, is failing, drifted, unverified or still soaking holds
-// the target, which never rolls anything then. A CV that follows a source
-// follows it, not its own tag: polling the tag would undo each promotion.
+// source's version once it has soaked there, through the same checks as
+// any new version of the target (judgeStart: release gate, minAge,
+// platform gate, signature, access); a source that cannot be read, is
+// failing, drifted, unverified or still soaking holds the target, which
+// never rolls anything then. A CV that follows a source follows it, not
+// its own tag: polling the tag would undo each promotion.
 
 // promotionLastReadEvery is how often status.promotion.lastRead is written
 // when nothing else about the source changed.
@@ -33,10 +34,15 @@ const promotionLastReadEvery = 10 * time.Minute
 
 // promotionObservation is what a sync knows of the CV's promotion source.
 type promotionObservation struct {
-	decision  fleet.Decision
-	refused   string
-	pending   bool
+	decision fleet.Decision
+	refused  string
+	pending  bool
+	// verdict is the target's own rules on the promoted digest; heldUntil
+	// is set when spec.policy.minAge holds it, and judging while a verdict
+	// it needs is still being read (the image index's platforms).
 	verdict   policy.Verdict
+	heldUntil *time.Time
+	judging   bool
 	signature signatureVerdict
 	authz     authzResult
 	readAt    time.Time
@@ -83,13 +89,29 @@ func (c *Controller) observePromotion(ctx context.Context, cv *cvv1.ContainerVer
 	return o, nil
 }
 
-// judgePromotion runs a promoted version through the target's own rules.
+// judgePromotion runs a promoted version through the target's own rules,
+// the same as a version the target's poll found (judgeStart).
 func (c *Controller) judgePromotion(ctx context.Context, cv *cvv1.ContainerVersion, o *promotionObservation) error {
 	d := o.decision
-	if o.verdict = c.gate(cv, d.Version, d.Digest); !o.verdict.Allowed {
-		return nil
+	j := &pollObservation{version: d.Version, img: poller.ResolvedImage{Digest: d.Digest, Version: d.Version}}
+	_, err := c.judgeStart(ctx, cv, j)
+	o.verdict, o.heldUntil, o.judging, o.signature, o.authz = j.verdict, j.heldUntil, j.pending, j.signature, j.authz
+	return err
+}
+
+// minAgeView is cv as spec.policy.minAge reads it. maturity.Check takes
+// status.heldUntil of the held digest as minAge after its first sighting;
+// that holds only while the hold is minAge's own: a follower held while
+// its source soaks has status.heldUntil at the soak's end, which would
+// date the first sighting minAge before it and let an image that states
+// no build time through at once.
+func minAgeView(cv *cvv1.ContainerVersion) *cvv1.ContainerVersion {
+	if cv.Status.HeldUntil == nil || conditionIs(cv, cvv1.ConditionReleaseBlocked, cvv1.ReasonMinAge) {
+		return cv
 	}
-	return c.checkStart(ctx, cv, d.Digest, &o.signature, &o.authz)
+	view := *cv
+	view.Status.HeldUntil = nil
+	return &view
 }
 
 // requiresVerified: the target insists on signatures, so its source must
@@ -114,8 +136,10 @@ func planPromotion(snap *snapshot, d *decision) {
 	switch {
 	case dec.Hold:
 		holdPromotion(snap, d, dec.Reason, dec.Message, dec.Version, dec.Digest, dec.HeldUntil)
+	case dec.Promote && o.judging:
+		// a verdict is being read (the index's platforms): its read wakes the CV
 	case dec.Promote && !o.verdict.Allowed:
-		holdPromotion(snap, d, o.verdict.Reason, o.verdict.Message, dec.Version, dec.Digest, nil)
+		holdPromotion(snap, d, o.verdict.Reason, o.verdict.Message, dec.Version, dec.Digest, o.heldUntil)
 	case dec.Promote:
 		src := snap.cv.Spec.Promotion.From
 		d.effects = append(d.effects, notification(notify.Promoted, dec.Version, dec.Digest,
@@ -151,6 +175,9 @@ func recordSource(snap *snapshot, d *decision) {
 // holdPromotion keeps the target where it is and says why, once per reason.
 func holdPromotion(snap *snapshot, d *decision, reason, message, version, digest string, until *time.Time) {
 	cv := snap.cv
+	if until != nil {
+		d.requeue = max(until.Sub(snap.now), time.Second) // look again when it is eligible
+	}
 	if conditionIs(cv, cvv1.ConditionReleaseBlocked, reason) &&
 		findCondition(cv.Status.Conditions, cvv1.ConditionReleaseBlocked).Message == truncate(message, 1024) {
 		return
@@ -162,7 +189,6 @@ func holdPromotion(snap *snapshot, d *decision, reason, message, version, digest
 	if until != nil {
 		t := metav1.NewTime(*until)
 		d.cv.Status.HeldUntil = &t
-		d.requeue = max(until.Sub(snap.now), time.Second)
 	}
 	setCondition(d.cv, cvv1.ConditionReleaseBlocked, metav1.ConditionTrue, reason, message, snap.now)
 	d.effects = append(d.effects, normal(ReasonReleaseBlocked, fmt.Sprintf("promotion held: %s", message)))

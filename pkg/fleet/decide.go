@@ -17,9 +17,12 @@ const ReasonSourceOtherRepository = "SourceOtherRepository"
 // for one sync: what the target should do about its source.
 type Decision struct {
 	// Promote is true when the target should roll out Digest (Version): the
-	// gate is open and the target does not run it yet. The target's own
-	// rules (allowed versions, no downgrade, failed digest, signatures,
-	// minAge, platform gate) still apply to it as to any new version.
+	// gate is open and the target neither has it as its current version
+	// (status.currDigest, which a failed rollout leaves on the failed
+	// digest) nor is rolling it out. Decide applies only the source's gate:
+	// the controller then runs the digest through the target's own checks,
+	// the same as a digest its poll found (release policy, minAge, platform
+	// gate, signatures, the author's rights; pkg/controller judgeStart).
 	Promote         bool
 	Version, Digest string
 	// Hold is true when the gate is closed: the target keeps what it runs
