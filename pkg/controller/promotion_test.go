@@ -42,7 +42,7 @@ const sourceKubeconfig = "kubeconfig of the source cluster"
 func newFollowerFixture(t *testing.T, since time.Time, minSoak int32, edit ...func(*cvv1.ContainerVersionSpec)) *fixture {
 	t.Helper()
 	from := cvv1.PromotionSource{ClusterSecretRef: cvv1.SecretKeyReference{Name: "staging"},
-		Namespace: "staging", Name: "web", MinSoakSeconds: minSoak}
+		Namespace: "staging", Name: "web", MinSoakSeconds: &minSoak}
 	cv := webCV(polled(), append([]func(*cvv1.ContainerVersionSpec){func(s *cvv1.ContainerVersionSpec) {
 		s.Promotion = &cvv1.PromotionSpec{From: from}
 	}}, edit...)...)
