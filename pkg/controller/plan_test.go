@@ -8,7 +8,12 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/cache"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/history"
@@ -19,6 +24,7 @@ import (
 	"cvmanager.dev/cvmanager/pkg/syncer"
 	"cvmanager.dev/cvmanager/pkg/verify"
 	"cvmanager.dev/cvmanager/pkg/workload"
+	"cvmanager.dev/cvmanager/test/gen"
 )
 
 // The controller's state machine as table tests of plan: a snapshot in,
@@ -35,6 +41,28 @@ func (s stubPlanner) PlanRevert(rollout.World) rollout.Plan {
 }
 
 var patchV2 = rollout.PatchImage{Container: "app", Image: "repo:v2@" + digest2}
+
+// patchWeb is the strategy's first write (Deployment web to v2), for cases
+// that check whether the strategy ran.
+var patchWeb = rollout.PatchImage{Workload: workload.Workload{Kind: workload.Deployment, Object: webDeployment(pinned("v1", digest1), true)},
+	Container: "app", Image: pinned("v2", digest2)}
+
+// described lists the actions' descriptions.
+func described(actions []rollout.Action) []string {
+	var out []string
+	for _, a := range actions {
+		out = append(out, a.Describe())
+	}
+	return out
+}
+
+// conditionOf is the reason and message of d's condition of type kind.
+func conditionOf(d decision, kind string) (reason, message string) {
+	if c := findCondition(d.cv.Status.Conditions, kind); c != nil {
+		return c.Reason, c.Message
+	}
+	return "", ""
+}
 
 func progress(phase rollout.Phase, reason string) rollout.Progress {
 	return rollout.Progress{Phase: phase, Reason: reason, Message: reason, Workloads: []string{"Deployment/web"}}
@@ -95,10 +123,13 @@ func summarise(snap *snapshot, d decision) outcome {
 func TestPlanRolloutTransitions(t *testing.T) {
 	started := t0.Add(-10 * time.Second)
 	rollbackOn := func(s *cvv1.ContainerVersionSpec) { s.Rollback.Enabled = true }
+	neither := "neither Deployment/web-green nor Deployment/web-blue runs " + pinned("v1", digest1) + ": switch web by hand"
 	for _, tc := range []struct {
 		name string
 		snap *snapshot
 		want outcome
+		// check, when set, asserts what outcome does not show.
+		check func(*testing.T, decision)
 	}{{
 		name: "strategy waits with actions: the actions run, status is not written",
 		snap: underWay(rollingOut(started), stubPlanner{forward: rollout.Plan{
@@ -147,6 +178,39 @@ func TestPlanRolloutTransitions(t *testing.T) {
 		want: outcome{Status: cvv1.StatusFailed, Failed: digest2, Record: history.OutcomeFailed, Write: true,
 			Effects: []string{"event " + ReasonRolloutFailed, "notify " + notify.Failed}},
 	}, {
+		name: "timeout with rollback.enabled: RollingBack, the strategy's pending writes not made",
+		snap: underWay(rollingOut(t0.Add(-10*time.Minute)), stubPlanner{forward: rollout.Plan{
+			Progress: progress(rollout.InProgress, "WaitingForWorkloads"), Actions: []rollout.Action{patchWeb}}}, rollbackOn),
+		want: outcome{Status: cvv1.StatusProgressing, Rollout: true, RollingBack: true, Step: rollout.StepMigrated, Write: true},
+		check: func(t *testing.T, d decision) {
+			if reason, _ := conditionOf(d, cvv1.ConditionProgressing); reason != "Timeout" {
+				t.Errorf("Progressing reason %q, want Timeout (the rollback's record says why)", reason)
+			}
+		},
+	}, {
+		name: "rollback: RollingBack while it writes, then WaitingForPrevious while blue-green's old side becomes Ready",
+		snap: underWay(rollingBack(started), stubPlanner{revert: rollout.Plan{Progress: progress(rollout.InProgress, "WaitingForPrevious")}}, rollbackOn),
+		want: outcome{Status: cvv1.StatusProgressing, Rollout: true, RollingBack: true, Step: rollout.StepMigrated},
+		check: func(t *testing.T, d decision) {
+			if d.requeue != 2*time.Second {
+				t.Errorf("requeue %s, want the progress interval: the old side is looked at again", d.requeue)
+			}
+		},
+	}, {
+		name: "rollback: NeitherRunsPrevious when neither Deployment runs the previous digest: Failed, not rolled back",
+		snap: underWay(rollingBack(started), stubPlanner{revert: rollout.Plan{Progress: rollout.Progress{
+			Phase: rollout.Failed, Reason: "NeitherRunsPrevious", Message: neither}}}, rollbackOn),
+		want: outcome{Status: cvv1.StatusFailed, Failed: digest2, Record: history.OutcomeFailed, Write: true,
+			Effects: []string{"event " + ReasonRolloutFailed, "notify " + notify.Failed}},
+		check: func(t *testing.T, d decision) {
+			if d.rolledBack != "" {
+				t.Errorf("rolledBack %q: nothing was restored, so nothing may be written back as restored", d.rolledBack)
+			}
+			if _, msg := conditionOf(d, cvv1.ConditionReady); !strings.Contains(msg, "not rolled back: "+neither) {
+				t.Errorf("Ready message %q does not say why it was not rolled back", msg)
+			}
+		},
+	}, {
 		name: "misconfigured: the rollout ends without blaming the version",
 		snap: underWay(rollingOut(started), stubPlanner{forward: rollout.Plan{Progress: func() rollout.Progress {
 			p := progress(rollout.Failed, "NoMatchingWorkloads")
@@ -173,10 +237,159 @@ func TestPlanRolloutTransitions(t *testing.T) {
 		want: outcome{Status: cvv1.StatusFailed, Write: true, Effects: []string{"event " + ReasonForbidden}},
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
-			if diff := cmp.Diff(tc.want, summarise(tc.snap, plan(tc.snap))); diff != "" {
+			d := plan(tc.snap)
+			if diff := cmp.Diff(tc.want, summarise(tc.snap, d)); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
+			if tc.check != nil {
+				tc.check(t, d)
+			}
 		})
+	}
+}
+
+// stageJob is the Job of a verification or migration step of the rollout
+// of v2, created after the rollout started, with the given condition
+// (none: running).
+func stageJob(phase, step string, cond batchv1.JobConditionType, reason string) *batchv1.Job {
+	j := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: rollout.JobName("web", phase, step, digest2),
+		UID: "job-uid", CreationTimestamp: metav1.NewTime(t0)}}
+	if cond != "" {
+		j.Status.Conditions = []batchv1.JobCondition{{Type: cond, Status: corev1.ConditionTrue, Reason: reason}}
+	}
+	return j
+}
+
+// preparing is a rollout of v2 recorded at step, with the real Lifecycle
+// over jobs; its strategy would patch Deployment web (patchWeb) if planned.
+func preparing(step string, jobs []*batchv1.Job, edit ...func(*cvv1.ContainerVersionSpec)) *snapshot {
+	st := rollingOut(t0.Add(-10 * time.Second))
+	st.Rollout.Step = step
+	s := underWay(st, stubPlanner{forward: rollout.Plan{Progress: progress(rollout.InProgress, "WaitingForWorkloads"),
+		Actions: []rollout.Action{patchWeb}}}, edit...)
+	s.rollout.world.Jobs = map[string]*batchv1.Job{}
+	for _, j := range jobs {
+		s.rollout.world.Jobs[j.Name] = j
+	}
+	return s
+}
+
+// TestPlanBeforeTheStrategy: the stages of docs/strategies.md before the
+// strategy (pre-rollout verification, migrations) through plan with the
+// real Lifecycle, from the step each starts at. A failure there fails the
+// rollout without touching a workload, whatever spec.rollback says; only a
+// migration's onFailure: Rollback puts the workloads back.
+func TestPlanBeforeTheStrategy(t *testing.T) {
+	verify := func(s *cvv1.ContainerVersionSpec) {
+		s.Container.Verify = []cvv1.VerifySpec{{Kind: "Image", Image: "reg.example/scan@" + digest1}}
+	}
+	migration := func(onFailure string) func(*cvv1.ContainerVersionSpec) {
+		return func(s *cvv1.ContainerVersionSpec) {
+			s.PreRollout = &cvv1.PreRolloutSpec{Jobs: []cvv1.PreRolloutJob{{Name: "schema", OnFailure: onFailure,
+				Template: &batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{
+					Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "placeholder"}}}}}}}}}
+		}
+	}
+	rollbackOn := func(s *cvv1.ContainerVersionSpec) { s.Rollback.Enabled = true }
+	verifyJob, schemaJob := rollout.JobName("web", rollout.PhaseVerifyBefore, "1", digest2), rollout.JobName("web", rollout.PhaseMigrate, "schema", digest2)
+	failed := []string{"event " + ReasonRolloutFailed, "notify " + notify.Failed}
+	for _, tc := range []struct {
+		name   string
+		snap   *snapshot
+		want   outcome
+		did    []string // the actions' descriptions
+		reason string   // the Progressing condition's reason
+	}{{
+		name: "1. pre-rollout verification: each container.verify[] runs as a Job, no workload touched",
+		snap: preparing(rollout.StepStarted, nil, verify, migration("Abort"), rollbackOn),
+		want: outcome{Status: cvv1.StatusProgressing, Rollout: true, Step: rollout.StepStarted, Actions: 1},
+		did:  []string{"create Job " + verifyJob},
+	}, {
+		name: "1. pre-rollout verification failed with rollback.enabled: rollout Failed; no workload touched",
+		snap: preparing(rollout.StepStarted, []*batchv1.Job{stageJob(rollout.PhaseVerifyBefore, "1", batchv1.JobFailed, "BackoffLimitExceeded")},
+			verify, migration("Abort"), rollbackOn),
+		want:   outcome{Status: cvv1.StatusFailed, Failed: digest2, Record: history.OutcomeFailed, Write: true, Effects: failed},
+		reason: "VerificationFailed",
+	}, {
+		name: "1. verified: PreVerified recorded; 2. migrations: each preRollout.jobs[] runs as a Job with the new image",
+		snap: preparing(rollout.StepStarted, []*batchv1.Job{stageJob(rollout.PhaseVerifyBefore, "1", batchv1.JobComplete, "")},
+			verify, migration("Abort"), rollbackOn),
+		want: outcome{Status: cvv1.StatusProgressing, Rollout: true, Step: rollout.StepPreVerified, Write: true, Actions: 1},
+		did:  []string{"create Job " + schemaJob},
+	}, {
+		name: "2. migration failed, onFailure Abort with rollback.enabled: Failed, no workload touched",
+		snap: preparing(rollout.StepPreVerified, []*batchv1.Job{stageJob(rollout.PhaseMigrate, "schema", batchv1.JobFailed, "BackoffLimitExceeded")},
+			verify, migration("Abort"), rollbackOn),
+		want:   outcome{Status: cvv1.StatusFailed, Failed: digest2, Record: history.OutcomeFailed, Write: true, Effects: failed},
+		reason: "MigrationFailed",
+	}, {
+		name: "2. migration failed, onFailure Rollback: Failed and workloads put back on status.successDigest (rollback.enabled off)",
+		snap: preparing(rollout.StepPreVerified, []*batchv1.Job{stageJob(rollout.PhaseMigrate, "schema", batchv1.JobFailed, "BackoffLimitExceeded")},
+			verify, migration("Rollback")),
+		want:   outcome{Status: cvv1.StatusProgressing, Rollout: true, RollingBack: true, Step: rollout.StepPreVerified, Write: true},
+		reason: "MigrationFailed",
+	}, {
+		name: "2. migrated: Migrated recorded; 3. the strategy runs in the same sync",
+		snap: preparing(rollout.StepPreVerified, []*batchv1.Job{stageJob(rollout.PhaseMigrate, "schema", batchv1.JobComplete, "")},
+			verify, migration("Abort")),
+		want: outcome{Status: cvv1.StatusProgressing, Rollout: true, Step: rollout.StepMigrated, Write: true, Actions: 1},
+		did:  []string{patchWeb.Describe()},
+	}, {
+		name: "a controller restarted at Migrated never redoes a finished stage (its Jobs cleaned up)",
+		snap: preparing(rollout.StepMigrated, nil, verify, migration("Abort")),
+		want: outcome{Status: cvv1.StatusProgressing, Rollout: true, Step: rollout.StepMigrated, Actions: 1},
+		did:  []string{patchWeb.Describe()},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := plan(tc.snap)
+			if diff := cmp.Diff(tc.want, summarise(tc.snap, d)); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.did, described(d.actions)); diff != "" {
+				t.Errorf("actions (-want +got):\n%s", diff)
+			}
+			if reason, _ := conditionOf(d, cvv1.ConditionProgressing); tc.reason != "" && reason != tc.reason {
+				t.Errorf("Progressing reason %q, want %q", reason, tc.reason)
+			}
+		})
+	}
+}
+
+// TestBlueGreenIdleColourAtRestIsNotDrift: after a blue-green rollout the
+// idle colour keeps the previous version on purpose (it is what a rollback
+// switches back to), so a CV at rest finds no drift there. The same
+// Deployments under Simple are drift, which shows the check looks at them.
+func TestBlueGreenIdleColourAtRestIsNotDrift(t *testing.T) {
+	live := annotated(gen.ColorDeployment(ns, "web", "green", pinned("v1", digest1), 2), pinned("v1", digest1))
+	idle := annotated(gen.ColorDeployment(ns, "web", "blue", pinned("v0", digest2), 0), pinned("v0", digest2))
+	deployments := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{workload.LabelIndex: workload.LabelPairKeys})
+	for _, d := range []*appsv1.Deployment{live, idle} {
+		if err := deployments.Add(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	empty := func() cache.Indexer {
+		return cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{workload.LabelIndex: workload.LabelPairKeys})
+	}
+	c := &Controller{clock: clocktesting.NewFakeClock(t0),
+		workloads: workload.Listers{Deployments: deployments, StatefulSets: empty(), DaemonSets: empty(), CronJobs: empty()}}
+
+	simple := webCV(polled(), func(s *cvv1.ContainerVersionSpec) { s.DriftPolicy = cvv1.DriftReport })
+	o, err := c.observeRest(context.Background(), simple)
+	if err != nil || o == nil || len(o.drifted) != 1 || o.drifted[0].w.Name() != "web-blue" {
+		t.Fatalf("Simple: rest %+v, err %v; want web-blue reported as drifted", o, err)
+	}
+
+	blueGreen := webCV(polled(), gen.BlueGreen("web", "reg.example/smoke@"+digest1))
+	o, err = c.observeRest(context.Background(), blueGreen)
+	if err != nil || o != nil {
+		t.Fatalf("ServiceBlueGreen at rest: err %v, rest observed (%d drifted, starts a rollout: %v); want none (the idle colour is not drift)",
+			err, len(o.drifted), o.startsRollout)
+	}
+	snap := polledSnap(polled(), pollObservation{img: poller.ResolvedImage{Digest: digest1}, action: syncer.Nothing})
+	snap.cv = blueGreen
+	if diff := cmp.Diff(outcome{Status: cvv1.StatusSuccess}, summarise(snap, plan(snap))); diff != "" {
+		t.Errorf("ServiceBlueGreen at rest (-want +got):\n%s", diff)
 	}
 }
 

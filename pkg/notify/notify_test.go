@@ -107,6 +107,10 @@ var event = Event{Kind: Succeeded, Namespace: "shop", Name: "web", Image: "reg.e
 // TestDeliveryPayloadsAndRetries posts to a recorder that fails twice:
 // the third attempt delivers, every attempt carries the same payload, and
 // the token travels only in the Authorization header, never in the logs.
+// That the delivered event is not posted again is shown by a marker event
+// queued behind it: the notifier's one worker takes the marker only after
+// the first delivery's attempts have ended, so any further attempt would
+// reach the recorder before the marker.
 func TestDeliveryPayloadsAndRetries(t *testing.T) {
 	const token = "glsa_SECRET-grafana-token"
 	tests := []struct {
@@ -136,7 +140,9 @@ func TestDeliveryPayloadsAndRetries(t *testing.T) {
 			logs := captureLogs(t)
 			rec, srv := newRecorder(2)
 			defer srv.Close()
-			fastNotifier(t).Enqueue(tt.receiver(srv.URL), event)
+			n := fastNotifier(t)
+			n.Enqueue(tt.receiver(srv.URL), event)
+			n.Enqueue(Receiver{Type: TypeWebhook, URL: srv.URL + "/marker"}, event)
 			calls := rec.wait(t, 3)
 			for i, c := range calls {
 				var got any
@@ -150,9 +156,8 @@ func TestDeliveryPayloadsAndRetries(t *testing.T) {
 					t.Errorf("attempt %d: path %q auth %q type %q", i+1, c.Path, c.Auth, c.ContentType)
 				}
 			}
-			time.Sleep(50 * time.Millisecond)
-			if len(rec.wait(t, 0)) != 3 {
-				t.Errorf("delivered more than once")
+			if all := rec.wait(t, 1); len(all) != 4 || all[3].Path != "/marker" {
+				t.Errorf("delivered more than once: call %d went to %q, want the marker after 3 attempts", len(all), all[len(all)-1].Path)
 			}
 			klog.Flush()
 			if l := logs.String(); strings.Contains(l, "SECRET") {

@@ -89,6 +89,18 @@ func TestBlueGreenPlan(t *testing.T) {
 		want: outcome{Progress: Progress{Phase: Failed, Reason: "VerificationFailed", Workloads: blueGreen,
 			Message: "postverify job " + verifyJob + " failed: BackoffLimitExceeded from the Job controller (live Service web untouched)"}},
 	}, {
+		name: "verification running against the secondary: the live Service untouched",
+		world: worldOf(blueGreenCV(StepSecondaryReady), colour("blue", oldImage, 3), colour("green", newImage, 1), services("blue", "green"),
+			stepJob(blueGreenCV(""), PhaseVerifyAfter, "1", rolloutStart, "", "")),
+		want: outcome{Progress: Progress{Phase: InProgress, Reason: "JobRunning", Step: StepSecondaryReady, Workloads: blueGreen,
+			Message: "waiting for postverify job " + verifyJob}},
+	}, {
+		name: "a verification timeout before the switch (activeDeadlineSeconds) leaves the live Service untouched",
+		world: worldOf(blueGreenCV(StepSecondaryReady), colour("blue", oldImage, 3), colour("green", newImage, 1), services("blue", "green"),
+			stepJob(blueGreenCV(""), PhaseVerifyAfter, "1", rolloutStart, batchv1.JobFailed, "DeadlineExceeded")),
+		want: outcome{Progress: Progress{Phase: Failed, Reason: "VerificationFailed", Workloads: blueGreen,
+			Message: "postverify job " + verifyJob + " failed: DeadlineExceeded from the Job controller (live Service web untouched)"}},
+	}, {
 		name: "verified: the secondary is scaled to the primary's replicas",
 		world: worldOf(blueGreenCV(StepSecondaryReady), colour("blue", oldImage, 3), colour("green", newImage, 1), services("blue", "green"),
 			passed(blueGreenCV(""))),
@@ -188,8 +200,16 @@ func TestBlueGreenPlanMisconfigured(t *testing.T) {
 	}
 }
 
+// Rollback (docs/strategies.md): before the switch the secondary gets the
+// previous digest back (and 0 replicas with scaleDown); after it the live
+// Service is switched back onto the side running the previous digest, only
+// once that side is Ready (scaled up first when it had been scaled down),
+// then the other side gets the previous digest too. WaitingForPrevious
+// while the old side becomes Ready, NeitherRunsPrevious when no side runs
+// it.
 func TestBlueGreenPlanRevert(t *testing.T) {
 	cv := blueGreenCV(StepSecondaryReady)
+	keepReplicas := blueGreenCV(StepSecondaryReady, func(s *cvv1.ContainerVersionSpec) { s.Strategy.BlueGreen.ScaleDown = false })
 	blueGreen := []string{"Deployment/web-blue", "Deployment/web-green"}
 	greenBlue := []string{"Deployment/web-green", "Deployment/web-blue"}
 	waiting := "waiting for Deployment/web-blue to be Ready before switching web back"
@@ -230,6 +250,27 @@ func TestBlueGreenPlanRevert(t *testing.T) {
 			Actions: []string{"point Service web at color=blue", "patch Deployment/web-green container app image " + oldImage,
 				"scale Deployment/web-green to 0"},
 		},
+	}, {
+		name:  "before the switch without scaleDown: the secondary gets the previous image and keeps its replicas",
+		world: worldOf(keepReplicas, colour("blue", oldImage, 3), colour("green", newImage, 1), services("blue", "green")),
+		want: outcome{
+			Progress: Progress{Phase: InProgress, Reason: "RollingBack", Workloads: blueGreen,
+				Message: "Service web selects Deployment/web-blue, which runs " + oldImage},
+			Actions: []string{"patch Deployment/web-green container app image " + oldImage},
+		},
+	}, {
+		name:  "after the switch without scaleDown, old side Ready: switch back and restore, nothing scaled down",
+		world: worldOf(keepReplicas, colour("blue", oldImage, 3), colour("green", newImage, 3), services("green", "green")),
+		want: outcome{
+			Progress: Progress{Phase: InProgress, Reason: "RollingBack", Workloads: blueGreen,
+				Message: "Service web selects Deployment/web-blue, which runs " + oldImage},
+			Actions: []string{"point Service web at color=blue", "patch Deployment/web-green container app image " + oldImage},
+		},
+	}, {
+		name:  "without scaleDown, both sides on the previous image with their replicas: rolled back",
+		world: worldOf(keepReplicas, colour("blue", oldImage, 3), colour("green", oldImage, 3), services("blue", "green")),
+		want: outcome{Progress: Progress{Phase: Succeeded, Reason: "RolledBack", Workloads: blueGreen,
+			Message: "Service web selects Deployment/web-blue, which runs " + oldImage}},
 	}, {
 		name:  "neither side runs the previous version",
 		world: worldOf(cv, colour("blue", newImage, 3), colour("green", newImage, 3), services("green", "green")),

@@ -424,9 +424,15 @@ func TestHTTPSPrivateCA(t *testing.T) {
 // TestNewerRolloutSupersedesQueued: a second rollout of a CV submitted
 // while the first still waits in the batch window replaces it; only the
 // newer image is written and reported.
+//
+// That r1 is never reported is shown by a marker: a request of another CV
+// to the same repository and branch, submitted after r2's report. One
+// goroutine writes a group's batches in turn and reports a batch's
+// requests in the order they were queued, so anything of r1's (in r2's
+// batch, or left queued behind it) would be reported before the marker.
 func TestNewerRolloutSupersedesQueued(t *testing.T) {
 	s := newGitServer(t)
-	url := s.newRepo("supersede", map[string]string{"charts/web/values.yaml": helmValues})
+	url := s.newRepo("supersede", map[string]string{"charts/web/values.yaml": helmValues, "charts/api/values.yaml": helmValues})
 	c := newCollector()
 	w := newTestWriter(t, c, Config{BatchWindow: 300 * time.Millisecond})
 	w.Submit(request(s, url, "prod/web", "r1", 1, helmTarget))
@@ -434,14 +440,22 @@ func TestNewerRolloutSupersedesQueued(t *testing.T) {
 	if st := c.wait(t, "prod/web", 1); st.State != cvv1.WriteBackWritten || st.RolloutID != "r2" {
 		t.Fatalf("%+v, want r2 written", st)
 	}
-	time.Sleep(400 * time.Millisecond)
+	if got := s.show("supersede", "main", "charts/web/values.yaml"); !strings.Contains(got, digest(2)) || s.commits("supersede", "main") != 2 {
+		t.Fatalf("want one commit with digest 2:\n%s", got)
+	}
+	api := helmTarget
+	api.Path = "charts/api/values.yaml"
+	w.Submit(request(s, url, "prod/api", "marker", 3, api))
+	if st := c.wait(t, "prod/api", 1); st.State != cvv1.WriteBackWritten {
+		t.Fatalf("marker: %+v, want written", st)
+	}
 	c.mu.Lock()
 	n := len(c.got["prod/web"])
 	c.mu.Unlock()
 	if n != 1 {
 		t.Fatalf("%d reports, want 1 (r1 was superseded)", n)
 	}
-	if got := s.show("supersede", "main", "charts/web/values.yaml"); !strings.Contains(got, digest(2)) || s.commits("supersede", "main") != 2 {
-		t.Fatalf("want one commit with digest 2:\n%s", got)
+	if got := s.show("supersede", "main", "charts/web/values.yaml"); !strings.Contains(got, digest(2)) || s.commits("supersede", "main") != 3 {
+		t.Fatalf("want digest 2 kept and only the marker's commit after r2's:\n%s", got)
 	}
 }
