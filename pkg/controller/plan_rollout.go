@@ -2,6 +2,7 @@ package controller
 
 import (
 	"fmt"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -169,9 +170,24 @@ func planRollback(snap *snapshot, d *decision) {
 	case rollout.Failed:
 		finishFailed(snap, d, p, history.OutcomeFailed, "; not rolled back: "+revert.Progress.Message)
 	default:
+		if limit := revertDeadline(snap.cv); snap.now.Sub(snap.cv.Status.Rollout.StartTime.Time) >= limit {
+			finishFailed(snap, d, p, history.OutcomeFailed, fmt.Sprintf("; not rolled back: the revert had not finished %s after the rollout began: %s",
+				limit, revert.Progress.Message))
+			return
+		}
 		d.actions = revert.Actions
 		d.requeue = snap.progressInterval
 	}
+}
+
+// revertDeadline bounds a rollback, so a previous version that cannot come
+// back (say its pods no longer fit) ends the rollout Failed instead of
+// leaving it RollingBack for ever. The status does not record when the
+// revert began, only that the rollout failed by its deadline, so the revert
+// gets the workloads' timeout on top of the whole rollout's deadline: at
+// least one full timeout of its own.
+func revertDeadline(cv *cvv1.ContainerVersion) time.Duration {
+	return rollout.Deadline(cv) + rollout.Timeout(cv)
 }
 
 // finishFailed records a failed rollout: history, failedDigest (not tried

@@ -197,6 +197,23 @@ func TestPlanRolloutTransitions(t *testing.T) {
 			}
 		},
 	}, {
+		name: "rollback: still WaitingForPrevious past the revert's deadline: Failed, not rolled back, no longer RollingBack",
+		snap: func() *snapshot {
+			s := underWay(rollingBack(started), stubPlanner{revert: rollout.Plan{Progress: progress(rollout.InProgress, "WaitingForPrevious")}}, rollbackOn)
+			s.now = started.Add(revertDeadline(s.cv))
+			return s
+		}(),
+		want: outcome{Status: cvv1.StatusFailed, Failed: digest2, Record: history.OutcomeFailed, Write: true,
+			Effects: []string{"event " + ReasonRolloutFailed, "notify " + notify.Failed}},
+		check: func(t *testing.T, d decision) {
+			if len(d.actions) != 0 {
+				t.Errorf("actions %v: a revert given up writes nothing more", d.actions)
+			}
+			if _, msg := conditionOf(d, cvv1.ConditionReady); !strings.Contains(msg, "not rolled back: the revert had not finished") {
+				t.Errorf("Ready message %q does not say the revert ran out of time", msg)
+			}
+		},
+	}, {
 		name: "rollback: NeitherRunsPrevious when neither Deployment runs the previous digest: Failed, not rolled back",
 		snap: underWay(rollingBack(started), stubPlanner{revert: rollout.Plan{Progress: rollout.Progress{
 			Phase: rollout.Failed, Reason: "NeitherRunsPrevious", Message: neither}}}, rollbackOn),
