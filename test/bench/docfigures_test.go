@@ -8,9 +8,10 @@ import (
 	"testing"
 )
 
-// resultsLink finds links to results files in markdown: (../bench/results/X.md)
-// or (bench/results/X.json).
-var resultsLink = regexp.MustCompile(`\((?:\.\./)*(bench/results/[^)\s]+\.(?:md|json))\)`)
+// resultsLink finds links to results files in markdown: (../bench/results/X.md),
+// (bench/results/X.json), or a controller log the bench kept
+// (bench/results/logs/X.log).
+var resultsLink = regexp.MustCompile(`\((?:\.\./)*(bench/results/[^)\s]+\.(?:md|json|log))\)`)
 
 // wholeLink is a link to a results file with its text, dropped before
 // the figures are read (a file's name is a date, not a figure).
