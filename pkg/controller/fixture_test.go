@@ -70,6 +70,11 @@ func newFixture(t *testing.T, resolved poller.ResolvedImage, cv *cvv1.ContainerV
 
 // newFixtureWith seeds the CV clientset with cvObjs (a CV and its requests).
 func newFixtureWith(t *testing.T, resolved poller.ResolvedImage, cvObjs []runtime.Object, objs ...runtime.Object) *fixture {
+	return newFixtureOpts(t, resolved, cvObjs, nil, objs...)
+}
+
+// newFixtureOpts is newFixtureWith with the controller's options edited.
+func newFixtureOpts(t *testing.T, resolved poller.ResolvedImage, cvObjs []runtime.Object, edit func(*Options), objs ...runtime.Object) *fixture {
 	t.Helper()
 	f := &fixture{
 		t:        t,
@@ -78,20 +83,31 @@ func newFixtureWith(t *testing.T, resolved poller.ResolvedImage, cvObjs []runtim
 		clock:    clocktesting.NewFakeClock(t0),
 		recorder: record.NewFakeRecorder(20),
 	}
-	factories := NewFactories(f.kube, f.cvs, Scope{Namespace: ns})
-	f.inf = factories.Informers()
-	f.c = New(f.kube, f.cvs, f.inf, f.recorder, f.clock, Options{
-		Namespace: ns, Resolver: fixedResolver{resolved}, DefaultHistory: true,
-	})
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	factories.Start(ctx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), f.c.synced...) {
-		t.Fatal("caches did not sync")
-	}
+	f.c, f.inf = f.newController(resolved, edit)
 	f.kube.ClearActions()
 	f.cvs.ClearActions()
 	return f
+}
+
+// newController builds a controller over f's clientsets as `run` does,
+// with caches of its own, and waits for them: a second one is a new
+// leader that knows only what the API holds.
+func (f *fixture) newController(resolved poller.ResolvedImage, edit func(*Options)) (*Controller, Informers) {
+	f.t.Helper()
+	factories := NewFactories(f.kube, f.cvs, Scope{Namespace: ns})
+	inf := factories.Informers()
+	opts := Options{Namespace: ns, Resolver: fixedResolver{resolved}, DefaultHistory: true}
+	if edit != nil {
+		edit(&opts)
+	}
+	c := New(f.kube, f.cvs, inf, f.recorder, f.clock, opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	f.t.Cleanup(cancel)
+	factories.Start(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
+		f.t.Fatal("caches did not sync")
+	}
+	return c, inf
 }
 
 // sync runs one sync of the CV's key.
@@ -567,7 +583,9 @@ func TestRequestsAreObjectsOwnedByTheCV(t *testing.T) {
 		}
 		got = append(got, r.Spec.Action+" "+r.Spec.Trigger+" "+r.Spec.Digest)
 	}
-	want := []string{"Poll webhook " + digest2, "ClearFailed clear-failed "}
+	// The CV has no failed digest: clear-failed has nothing to forget and
+	// asks for a poll (stampClearFailed).
+	want := []string{"Poll webhook " + digest2, "Poll clear-failed "}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("requests (-want +got):\n%s", diff)
 	}

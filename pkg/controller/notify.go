@@ -13,13 +13,15 @@ import (
 // notify sends a rollout event to the controller-wide receivers and the
 // CV's own. It runs where the controller makes a durable status transition,
 // so each event is sent once per rollout, also across restarts (a resumed
-// rollout finishes once).
-func (c *Controller) notify(ctx context.Context, cv *cvv1.ContainerVersion, kind, version, digest, from, message string) {
+// rollout finishes once). The event carries the rollout's ID
+// (status.rollout.id, "" for an event of no rollout), so a receiver can
+// drop a delivery it already has (the notifier's retries can repeat one).
+func (c *Controller) notify(ctx context.Context, cv *cvv1.ContainerVersion, rolloutID, kind, version, digest, from, message string) {
 	if c.opts.Notifier == nil || len(cv.Spec.Notifications) == 0 && len(c.opts.DefaultNotifications) == 0 {
 		return
 	}
 	event := notify.Event{
-		Kind: kind, Namespace: cv.Namespace, Name: cv.Name, Image: cv.Spec.ImageRepo,
+		Kind: kind, RolloutID: rolloutID, Namespace: cv.Namespace, Name: cv.Name, Image: cv.Spec.ImageRepo,
 		Version: version, Digest: digest, From: from, Message: message, Time: c.clock.Now().UTC(),
 	}
 	if p := c.provenanceOf(digest); p != nil {

@@ -32,6 +32,9 @@ type snapshot struct {
 	now time.Time
 	// requests are the pending requests acted on by this sync.
 	requests []*cvv1.ContainerVersionRequest
+	// spent are clear-failed requests whose failure is gone (splitSpent):
+	// deleted after this sync, with no effect.
+	spent []*cvv1.ContainerVersionRequest
 	// provenance is provenance read since status last recorded it, for
 	// provenanceDigest.
 	provenance       *cvv1.Provenance
@@ -138,10 +141,11 @@ type authzResult struct {
 // retry can help (a cache or API read failed).
 func (c *Controller) observe(ctx context.Context, s *syncerState, cached *cvv1.ContainerVersion) (*snapshot, error) {
 	snap := &snapshot{
-		cv: cached, now: c.clock.Now(), requests: c.pendingRequests(cached),
+		cv: cached, now: c.clock.Now(),
 		historyOn: cached.Spec.History.Enabled || c.settings().DefaultHistory, rollbackOn: c.rollbackEnabled(cached),
 		progressInterval: c.opts.ProgressInterval, lastPolledEvery: c.opts.LastPolledEvery,
 	}
+	snap.requests, snap.spent = splitSpent(cached, c.pendingRequests(cached))
 	snap.provenance, snap.provenanceDigest = c.unwrittenProvenance(&cached.Status)
 	snap.writeBackResult = c.writeBacks.get(namespacedKey(cached))
 	if cached.Status.Rollout != nil {
@@ -414,15 +418,15 @@ func (c *Controller) observePoll(ctx context.Context, s *syncerState, snap *snap
 		c.queue.AddAfter(s.key, wait)
 		return nil, nil
 	}
-	o, err := c.pollRegistry(ctx, s, cv, clearsFailed(snap.requests))
+	o, err := c.pollRegistry(ctx, s, cv, clearsFailed(snap.requests, cv.Status))
 	if err == nil && o.err != nil && newest != nil {
 		o.recheck = c.scheduleRecheck(s, cv, recheckToken(newest), "")
 	}
 	if err != nil || o.misconfigured != "" || o.refused != "" || o.err != nil {
 		return o, err
 	}
-	if newest != nil && newest.Spec.Digest != "" && o.action != syncer.StartRollout {
-		o.recheck = c.scheduleRecheck(s, cv, newest.Spec.Digest, o.img.Digest)
+	if newest != nil && pushedDigest(newest) != "" && o.action != syncer.StartRollout {
+		o.recheck = c.scheduleRecheck(s, cv, pushedDigest(newest), o.img.Digest)
 	}
 	if o.action == syncer.StartRollout {
 		return o, c.judgeNewDigest(ctx, cv, o, requestedBy(snap.requests, history.TriggerPromote))

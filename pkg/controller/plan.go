@@ -52,6 +52,8 @@ type plannedRecord struct {
 }
 
 // effect is something the world learns once the status write succeeded.
+// An effect of a rollout is sent once: apply keys it by the rollout's ID
+// (emit), so a replayed sync never sends it twice.
 type effect struct {
 	// event: an Event on the CV.
 	eventType, reason, message string
@@ -68,8 +70,6 @@ type effect struct {
 	log, detail string
 	// writeBack hands a write to the git writer (writeback.go).
 	writeBack *writeBackSubmit
-	// id keys the effect: a replayed sync never sends one twice.
-	id string
 }
 
 func event(eventType, reason, message string) effect {
@@ -89,8 +89,11 @@ func notification(kind, version, digest, from, text string) effect {
 // test (plan_test.go).
 func plan(snap *snapshot) decision {
 	d := decision{cv: snap.cv.DeepCopy(), consumed: servesRequests(snap)}
-	if d.consumed && clearsFailed(snap.requests) {
-		d.cv.Status.FailedDigest = "" // tried again: the user fixed what made it fail
+	if d.consumed && clearsFailed(snap.requests, snap.cv.Status) {
+		// Tried again: the user fixed what made it fail. Only the failure
+		// the request names is cleared (clearsFailure): a request replayed
+		// after a later failure of the same digest clears nothing.
+		d.cv.Status.FailedDigest = ""
 	}
 	switch {
 	case snap.rollout != nil:

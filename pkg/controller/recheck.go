@@ -89,8 +89,8 @@ func (c *Controller) scheduleRecheck(s *syncerState, cv *cvv1.ContainerVersion, 
 // interval: the bench saw one announced push patched after 52 s. Now the
 // request stays pending and is looked at again on the re-check delays.
 func recheckToken(req *cvv1.ContainerVersionRequest) string {
-	if req.Spec.Digest != "" {
-		return req.Spec.Digest
+	if d := pushedDigest(req); d != "" {
+		return d
 	}
 	return "request/" + req.Namespace + "/" + req.Name
 }

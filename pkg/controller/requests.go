@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -26,9 +27,12 @@ import (
 //   - a request survives a leader change: it is in the API, not in memory;
 //   - the CV keeps two writers, its users and the controller's status, and
 //     its resourceVersion moves only when one of them changes something;
-//   - acting twice (a leader dying after the status write, before the
-//     delete) costs a second poll, which finds the digest already deployed
-//     or rolling out and starts nothing: one trigger, one rollout.
+//   - acting twice on a poll (a leader dying after the status write, before
+//     the delete) costs a second poll, which finds the digest already
+//     deployed or rolling out and starts nothing: one trigger, one rollout;
+//   - a clear-failed request names the failure it clears (stampClearFailed),
+//     so acting on it twice cannot clear a later failure of the same digest
+//     and roll that digest out again.
 
 // Requests creates requests for the leader. Every replica's HTTP handlers
 // and `cvmanager release` use it, leader or not.
@@ -64,6 +68,8 @@ func (r *Requests) TriggerPollDigest(ctx context.Context, namespace, name, trigg
 }
 
 // ClearFailed asks the leader to forget the CV's failed digest and poll.
+// The request names the failure it clears, as the CV's status shows it now
+// (stampClearFailed); a CV with no failed digest gets a poll.
 func (r *Requests) ClearFailed(ctx context.Context, namespace, name string) error {
 	return r.create(ctx, namespace, name, cvv1.RequestClearFailed, history.TriggerClearFailed, "")
 }
@@ -85,6 +91,7 @@ func (r *Requests) create(ctx context.Context, namespace, name, action, trigger,
 		},
 		Spec: cvv1.ContainerVersionRequestSpec{ContainerVersion: name, Action: action, Trigger: trigger, Digest: digest},
 	}
+	stampClearFailed(req, cv)
 	_, err = r.client.CvmanagerV1alpha1().ContainerVersionRequests(namespace).Create(ctx, req, metav1.CreateOptions{FieldManager: fieldManager})
 	return err
 }
@@ -185,14 +192,102 @@ func requestTrigger(requests []*cvv1.ContainerVersionRequest) string {
 	return history.TriggerAPI
 }
 
-// clearsFailed reports whether a request asks to forget the failed digest.
-func clearsFailed(requests []*cvv1.ContainerVersionRequest) bool {
+// clearsFailed reports whether a request asks to forget the failed digest
+// st shows: a clear-failed request for that very failure (clearsFailure).
+func clearsFailed(requests []*cvv1.ContainerVersionRequest, st cvv1.ContainerVersionStatus) bool {
 	for _, req := range requests {
-		if req.Spec.Action == cvv1.RequestClearFailed {
+		if req.Spec.Action == cvv1.RequestClearFailed && clearsFailure(req, st) {
 			return true
 		}
 	}
 	return false
+}
+
+// stampClearFailed makes a clear-failed request name the failure it
+// clears, as cv's status shows it when the request is accepted:
+// spec.digest is status.failedDigest, and the annotation
+// cvv1.AnnotationFailedAt is status.currStatusTime, the time of that
+// failed finish.
+//
+// Why: the leader acts on a request, writes the status (failedDigest
+// cleared, the digest rolled out again) and deletes the request. A leader
+// that dies between the two leaves the request behind; when the digest
+// fails again, its successor would clear the new failure too and roll the
+// failing digest out a second time. A stamped request clears only the
+// failure it names. The digest alone does not tell the two failures apart
+// (the same digest fails twice), so the time of the failure is stamped
+// too: a value of the same status field, compared with itself, so no two
+// clocks are compared.
+//
+// A CV with no failed digest gets a Poll instead (its trigger stays
+// clear-failed): there is nothing to forget, and a clear-failed request
+// naming no failure would clear whatever fails later.
+func stampClearFailed(req *cvv1.ContainerVersionRequest, cv *cvv1.ContainerVersion) {
+	if req.Spec.Action != cvv1.RequestClearFailed {
+		return
+	}
+	st := cv.Status
+	if st.FailedDigest == "" {
+		req.Spec.Action = cvv1.RequestPoll
+		return
+	}
+	req.Spec.Digest = st.FailedDigest
+	if st.CurrStatusTime != nil {
+		metav1.SetMetaDataAnnotation(&req.ObjectMeta, cvv1.AnnotationFailedAt, failedAt(st.CurrStatusTime))
+	}
+}
+
+// failedAt formats a failure's time as the status carries it through the
+// API (metav1.Time: RFC 3339, whole seconds, UTC).
+func failedAt(t *metav1.Time) string {
+	return t.UTC().Format(time.RFC3339)
+}
+
+// clearsFailure reports whether the clear-failed request req clears the
+// failure st shows now: the one it was stamped with (stampClearFailed).
+// A request with no digest was created by a cvmanager before the stamp,
+// and keeps its old meaning: it clears whatever failed digest is current.
+// Any mismatch counts as spent, also one a lagging cache would show; a
+// cache lags behind a failure by moments, and the user reacts to the
+// failure later than that (at worst, the click is lost and made again).
+func clearsFailure(req *cvv1.ContainerVersionRequest, st cvv1.ContainerVersionStatus) bool {
+	if req.Spec.Digest == "" {
+		return true
+	}
+	if req.Spec.Digest != st.FailedDigest {
+		return false
+	}
+	at, stamped := req.Annotations[cvv1.AnnotationFailedAt]
+	return !stamped || st.CurrStatusTime != nil && failedAt(st.CurrStatusTime) == at
+}
+
+// splitSpent separates the clear-failed requests whose failure is no
+// longer the CV's (it was cleared already, by this request acted on by a
+// leader that died before deleting it, by a success, or replaced by a
+// later failure) from the requests to act on. A spent request is done: it
+// is deleted with no effect, not even its poll.
+func splitSpent(cv *cvv1.ContainerVersion, requests []*cvv1.ContainerVersionRequest) (live, spent []*cvv1.ContainerVersionRequest) {
+	for _, req := range requests {
+		if req.Spec.Action == cvv1.RequestClearFailed && !clearsFailure(req, cv.Status) {
+			klog.V(2).InfoS("Dropping a clear-failed request: the failure it names is not the CV's any more",
+				"request", klog.KObj(req), "cv", klog.KObj(cv), "digest", req.Spec.Digest,
+				"failedAt", req.Annotations[cvv1.AnnotationFailedAt], "failedDigest", cv.Status.FailedDigest)
+			spent = append(spent, req)
+			continue
+		}
+		live = append(live, req)
+	}
+	return live, spent
+}
+
+// pushedDigest is the digest a push event's poll request expects the tag
+// to serve, "" for any other request (a clear-failed request's digest is
+// the failure it clears).
+func pushedDigest(req *cvv1.ContainerVersionRequest) string {
+	if req.Spec.Action != cvv1.RequestPoll {
+		return ""
+	}
+	return req.Spec.Digest
 }
 
 // requestedBy reports whether a request came with trigger.
@@ -269,7 +364,8 @@ func (c *Controller) Accept(namespace, name, action, trigger, digest string) boo
 	if c.leading == nil || !c.leading() {
 		return false
 	}
-	if _, err := c.cvLister.ContainerVersions(namespace).Get(name); err != nil {
+	cv, err := c.cvLister.ContainerVersions(namespace).Get(name)
+	if err != nil {
 		return false // unknown here: the object path reports NotFound
 	}
 	key := namespace + "/" + name
@@ -278,6 +374,7 @@ func (c *Controller) Accept(namespace, name, action, trigger, digest string) boo
 			CreationTimestamp: metav1.Time{Time: c.clock.Now()}},
 		Spec: cvv1.ContainerVersionRequestSpec{ContainerVersion: name, Action: action, Trigger: trigger, Digest: digest},
 	}
+	stampClearFailed(req, cv)
 	c.local.add(key, req)
 	c.triggers.note(key, c.clock.Now())
 	c.queue.Add(key)

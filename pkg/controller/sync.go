@@ -42,6 +42,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	cached, err := c.cvLister.ContainerVersions(namespace).Get(name)
 	if apierrors.IsNotFound(err) {
 		c.stopSyncer(key)
+		c.sent.forget(key)
 		return nil
 	}
 	if err != nil {

@@ -59,6 +59,13 @@ type Event struct {
 	// them and they were read: what commit the version was built from.
 	Revision string `json:"revision,omitempty"`
 	Source   string `json:"source,omitempty"`
+	// RolloutID identifies the rollout the event belongs to (the CV's
+	// status.rollout.id), empty for an event of no rollout (Blocked). The
+	// controller sends each event of a rollout once, yet a receiver can
+	// get one twice: delivery is retried when no 2xx answer came back,
+	// also when only the answer was lost. A receiver drops an (event,
+	// rolloutID) pair it already has.
+	RolloutID string `json:"rolloutID,omitempty"`
 }
 
 // Receiver types, as named in spec.notifications[].type.

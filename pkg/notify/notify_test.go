@@ -214,3 +214,36 @@ func TestGrafanaEndpoint(t *testing.T) {
 		}
 	}
 }
+
+// TestWebhookPayloadCarriesTheRolloutID: the JSON a Webhook receiver gets
+// keeps every key it had and adds rolloutID, which an event of no rollout
+// (Blocked) leaves out.
+func TestWebhookPayloadCarriesTheRolloutID(t *testing.T) {
+	rec, srv := newRecorder(0)
+	defer srv.Close()
+	n := fastNotifier(t)
+	withID := event
+	withID.RolloutID = "0c1a54df852a"
+	blocked := event
+	blocked.Kind = Blocked
+	n.Enqueue(Receiver{Type: TypeWebhook, URL: srv.URL}, withID)
+	n.Enqueue(Receiver{Type: TypeWebhook, URL: srv.URL}, blocked)
+	calls := rec.wait(t, 2)
+	want := map[string]map[string]any{
+		Succeeded: {"event": "Succeeded", "namespace": "shop", "containerVersion": "web", "image": "reg.example/shop/web",
+			"version": "abc1234", "digest": "sha256:0123", "fromVersion": "9f8e7d6", "time": "2026-11-29T10:00:00Z",
+			"rolloutID": "0c1a54df852a"},
+		Blocked: {"event": "Blocked", "namespace": "shop", "containerVersion": "web", "image": "reg.example/shop/web",
+			"version": "abc1234", "digest": "sha256:0123", "fromVersion": "9f8e7d6", "time": "2026-11-29T10:00:00Z"},
+	}
+	for _, c := range calls {
+		var got map[string]any
+		if err := json.Unmarshal(c.Body, &got); err != nil {
+			t.Fatalf("body %q: %v", c.Body, err)
+		}
+		kind, _ := got["event"].(string)
+		if diff := cmp.Diff(want[kind], got); diff != "" {
+			t.Errorf("%s payload (-want +got):\n%s", kind, diff)
+		}
+	}
+}

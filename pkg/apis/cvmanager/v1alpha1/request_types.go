@@ -53,8 +53,11 @@ type ContainerVersionRequestSpec struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=63
 	Trigger string `json:"trigger,omitempty"`
-	// Digest is the digest a push event announced, when it named one: the
-	// leader re-checks briefly until the registry serves it.
+	// Digest is, for Poll, the digest a push event announced, when it named
+	// one: the leader re-checks briefly until the registry serves it. For
+	// ClearFailed, it is the failed digest to forget (status.failedDigest
+	// when the request was made); the request clears nothing once the CV's
+	// failure is another. Empty on ClearFailed: forget whatever failed.
 	// +optional
 	// +kubebuilder:validation:MaxLength=128
 	Digest string `json:"digest,omitempty"`
@@ -68,6 +71,12 @@ type ContainerVersionRequestList struct {
 
 	Items []ContainerVersionRequest `json:"items"`
 }
+
+// AnnotationFailedAt, on a ClearFailed request, is the time of the failure
+// it clears (the CV's status.currStatusTime when the request was made, RFC
+// 3339): with spec.digest it tells this failure from a later failure of the
+// same digest, which a request acted on once must not clear again.
+const AnnotationFailedAt = "cvmanager.dev/failed-at"
 
 // AnnotationImported marks a CV created by `cvmanager state import`:
 // "<version>@<digest>", the last-known-good version of the exported
