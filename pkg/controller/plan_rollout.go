@@ -170,7 +170,7 @@ func planRollback(snap *snapshot, d *decision) {
 	case rollout.Failed:
 		finishFailed(snap, d, p, history.OutcomeFailed, "; not rolled back: "+revert.Progress.Message)
 	default:
-		if limit := revertDeadline(snap.cv); snap.now.Sub(snap.cv.Status.Rollout.StartTime.Time) >= limit {
+		if limit := revertDeadline(snap.cv); len(revert.Actions) == 0 && snap.now.Sub(snap.cv.Status.Rollout.StartTime.Time) >= limit {
 			finishFailed(snap, d, p, history.OutcomeFailed, fmt.Sprintf("; not rolled back: the revert had not finished %s after the rollout began: %s",
 				limit, revert.Progress.Message))
 			return
@@ -180,9 +180,10 @@ func planRollback(snap *snapshot, d *decision) {
 	}
 }
 
-// revertDeadline bounds a rollback, so a previous version that cannot come
-// back (say its pods no longer fit) ends the rollout Failed instead of
-// leaving it RollingBack for ever. The status does not record when the
+// revertDeadline bounds the wait for a rollback, so a previous version that
+// cannot come back (say its pods no longer fit) ends the rollout Failed
+// instead of leaving it RollingBack for ever. A revert that still has writes
+// to make always makes them first: only waiting is bounded. The status does not record when the
 // revert began, only that the rollout failed by its deadline, so the revert
 // gets the workloads' timeout on top of the whole rollout's deadline: at
 // least one full timeout of its own.

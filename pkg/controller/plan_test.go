@@ -168,6 +168,15 @@ func TestPlanRolloutTransitions(t *testing.T) {
 			Actions: []rollout.Action{patchV2}}}, rollbackOn),
 		want: outcome{Status: cvv1.StatusProgressing, Rollout: true, RollingBack: true, Step: rollout.StepMigrated, Actions: 1},
 	}, {
+		name: "rolling back past the revert's deadline: writes still to make are made, only the wait is bounded",
+		snap: func() *snapshot {
+			s := underWay(rollingBack(started), stubPlanner{revert: rollout.Plan{Progress: progress(rollout.InProgress, "Reverting"),
+				Actions: []rollout.Action{patchV2}}}, rollbackOn)
+			s.now = started.Add(2 * revertDeadline(s.cv))
+			return s
+		}(),
+		want: outcome{Status: cvv1.StatusProgressing, Rollout: true, RollingBack: true, Step: rollout.StepMigrated, Actions: 1},
+	}, {
 		name: "rolled back: recorded as RolledBack, the digest failed",
 		snap: underWay(rollingBack(started), stubPlanner{revert: rollout.Plan{Progress: progress(rollout.Succeeded, "")}}, rollbackOn),
 		want: outcome{Status: cvv1.StatusFailed, Failed: digest2, Record: history.OutcomeRolledBack, Write: true,
