@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -136,8 +137,15 @@ func shortHash(s string) string {
 // that no rollout has consumed yet (a rollout's record would be newer).
 // Promotions are in the CV's own history and rollouts in its workloads'
 // (history.CVHistory), so this reads those ConfigMaps, only when a new
-// version is detected.
+// version is detected, and only when the CV's own history holds a
+// promotion to digest at all: a CV nobody promotes costs one read.
 func (c *Controller) promotionOf(ctx context.Context, cv *cvv1.ContainerVersion, digest string) (history.Record, bool) {
+	own, err := c.history.List(ctx, cv.Namespace, history.ConfigMapName(cv))
+	if err != nil || !slices.ContainsFunc(own, func(r history.Record) bool {
+		return r.Action == history.ActionPromote && r.ToDigest == digest
+	}) {
+		return history.Record{}, false
+	}
 	records, err := history.CVHistory(ctx, c.history, cv, c.selectedNames(cv))
 	if err != nil || len(records) == 0 {
 		return history.Record{}, false
