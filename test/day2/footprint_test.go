@@ -155,7 +155,7 @@ func heapProfile(t *testing.T, p *proc, bin string) {
 	}
 	dir := filepath.Join(kubetest.RepoRoot(), "bench", "results", "pprof")
 	e2eenv.Must(t, os.MkdirAll(dir, 0o755))
-	path := filepath.Join(dir, results.Started.Format("2006-01-02T1504")+"-day2-heap-20apps.pb.gz")
+	path := filepath.Join(dir, figures.Started.Format("2006-01-02T1504")+"-day2-heap-20apps.pb.gz")
 	e2eenv.Must(t, os.WriteFile(path, []byte(body), 0o644))
 	out, err := exec.Command("go", "tool", "pprof", "-top", "-inuse_space", "-nodecount=12", bin, path).CombinedOutput()
 	if err != nil {

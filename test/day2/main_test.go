@@ -15,70 +15,30 @@
 package day2
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
-	"sort"
-	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"cvmanager.dev/cvmanager/test/binproc"
 	"cvmanager.dev/cvmanager/test/controlplane"
-	"cvmanager.dev/cvmanager/test/kubetest"
+	"cvmanager.dev/cvmanager/test/results"
 )
 
-// report is everything the run measured, by name; each figure carries its
-// unit and, where there is one, its target.
-type report struct {
-	mu      sync.Mutex
-	Started time.Time         `json:"started"`
-	Machine map[string]string `json:"machine"`
-	Figures map[string]figure `json:"figures"`
-	Notes   []string          `json:"notes,omitempty"`
-}
-
-type figure struct {
-	Value  float64 `json:"value"`
-	Unit   string  `json:"unit"`
-	Target string  `json:"target,omitempty"`
-	// Met is nil when the figure has no target.
-	Met  *bool  `json:"met,omitempty"`
-	What string `json:"what"`
-}
-
-var results = &report{Figures: map[string]figure{}}
+// figures is everything the run measured (bench/results/<time>-day2).
+var figures = results.New("day2", "Day-2 figures", "./test/day2")
 
 // binDir holds the binaries built as shipped, for the whole run.
 var binDir string
 
 // record adds a figure; limit > 0 is an upper bound it should stay under.
 func record(t *testing.T, name string, value float64, unit string, limit float64, what string) {
-	results.mu.Lock()
-	defer results.mu.Unlock()
-	f := figure{Value: value, Unit: unit, What: what}
-	if limit > 0 {
-		met := value <= limit
-		f.Target, f.Met = fmt.Sprintf("<= %g %s", limit, unit), &met
-	}
-	results.Figures[name] = f
-	t.Logf("MEASURE %s = %.2f %s %s", name, value, unit, f.Target)
+	figures.Record(t, name, value, unit, limit, what)
 }
 
-func note(format string, args ...any) {
-	results.mu.Lock()
-	defer results.mu.Unlock()
-	results.Notes = append(results.Notes, fmt.Sprintf(format, args...))
-}
+func note(format string, args ...any) { figures.Note(format, args...) }
 
 func TestMain(m *testing.M) {
-	results.Started = time.Now().UTC()
-	host, _ := os.Hostname()
-	results.Machine = map[string]string{"host": host, "cpus": fmt.Sprint(runtime.NumCPU()), "go": runtime.Version(),
-		"os": runtime.GOOS + "/" + runtime.GOARCH}
 	var err error
 	if binDir, err = os.MkdirTemp("", "cvmanager-day2-bin-"); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -90,49 +50,9 @@ func TestMain(m *testing.M) {
 	code := controlplane.RunMain(m, controlplane.Options{})
 	_ = os.RemoveAll(binDir)
 	binproc.RemoveBinary()
-	if len(results.Figures) > 0 {
-		if err := writeResults(); err != nil {
-			fmt.Fprintln(os.Stderr, "writing results:", err)
-			code = 1
-		}
+	if err := figures.Write(); err != nil {
+		fmt.Fprintln(os.Stderr, "writing results:", err)
+		code = 1
 	}
 	os.Exit(code)
-}
-
-// writeResults writes bench/results/<time>-day2.json and .md.
-func writeResults() error {
-	base := filepath.Join(kubetest.RepoRoot(), "bench", "results", results.Started.Format("2006-01-02T1504")+"-day2")
-	data, err := json.MarshalIndent(results, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(base+".json", append(data, '\n'), 0o644); err != nil {
-		return err
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "# Day-2 figures, %s\n\n", results.Started.Format(time.RFC3339))
-	fmt.Fprintf(&b, "Measured by `go test ./test/day2` on %s (%s CPUs, %s), real control plane, real registry, real binaries.\n\n",
-		results.Machine["host"], results.Machine["cpus"], results.Machine["go"])
-	b.WriteString("| figure | value | target | met | what |\n|---|---|---|---|---|\n")
-	names := make([]string, 0, len(results.Figures))
-	for n := range results.Figures {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		f := results.Figures[n]
-		met := ""
-		if f.Met != nil {
-			met = map[bool]string{true: "yes", false: "**no**"}[*f.Met]
-		}
-		fmt.Fprintf(&b, "| %s | %.2f %s | %s | %s | %s |\n", n, f.Value, f.Unit, f.Target, met, f.What)
-	}
-	if len(results.Notes) > 0 {
-		b.WriteString("\n## Notes\n\n")
-		for _, n := range results.Notes {
-			fmt.Fprintf(&b, "- %s\n", n)
-		}
-	}
-	fmt.Fprintf(os.Stderr, "wrote %s.json and .md\n", base)
-	return os.WriteFile(base+".md", []byte(b.String()), 0o644)
 }

@@ -156,7 +156,18 @@ func TestWriteBackRecordsWhatPassed(t *testing.T) {
 		rec.WriteBack.Reason != failed.Reason || rec.WriteBack.Commit != "" {
 		t.Errorf("history record of v3: writeBack %+v, want Failed with the status's reason %q", rec.WriteBack, failed.Reason)
 	}
+	if cond := conditionOf(e.GetCV("wb"), controller.ConditionWriteBack); cond == nil || cond.Status != metav1.ConditionFalse ||
+		!strings.Contains(cond.Message, git.url) || strings.Contains(cond.Message, "nope") {
+		t.Errorf("WriteBack condition %+v, want False naming the repository and no secret", cond)
+	}
 	e.WaitEvents("wb", map[string]int{controller.ReasonWriteBackFailed: 1})
+	events, err := e.Kube.CoreV1().Events(e.NS).List(e.Ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=wb,reason=" + controller.ReasonWriteBackFailed})
+	e2eenv.Must(t, err)
+	for _, ev := range events.Items {
+		if ev.Type != "Warning" || !strings.Contains(ev.Message, git.url) || strings.Contains(ev.Message, "nope") {
+			t.Errorf("WriteBackFailed Event %s %q: want a Warning naming the repository and no secret", ev.Type, ev.Message)
+		}
+	}
 }
 
 // recordOf is the newest Success record of the CV's rollout to digest.

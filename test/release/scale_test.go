@@ -18,8 +18,8 @@ import (
 
 // TestExportImport1500CVs exports 1,500 CVs (with status and history) from
 // cluster A to a local directory and to a versioned bucket on a real
-// S3-compatible server, imports each into cluster B, and logs the times
-// (the numbers of the issue's closing note). 1,501 objects in the bucket
+// S3-compatible server, imports each into cluster B, and records the
+// times (bench/results/<time>-state, quoted by docs/state.md). 1,501 objects in the bucket
 // make the listing of `state clear` page past S3's 1,000 keys.
 func TestExportImport1500CVs(t *testing.T) {
 	const n = 1500
@@ -41,7 +41,9 @@ func TestExportImport1500CVs(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v\n%s", what, err, tail(out))
 		}
-		t.Logf("%s: %s (%s)", what, time.Since(start).Round(time.Millisecond), lastLine(out))
+		took := time.Since(start)
+		t.Logf("%s: %s (%s)", what, took.Round(time.Millisecond), lastLine(out))
+		figures.Record(t, figureName(what), took.Seconds(), "s", 0, "`cvmanager state`: "+what)
 		return out
 	}
 	exportA := []string{"state", "export", "--kubeconfig", a.Kubeconfig, "--namespace", e.NS}
@@ -97,4 +99,9 @@ func tail(s string) string {
 		return fmt.Sprintf("...%s", s[len(s)-2000:])
 	}
 	return s
+}
+
+// figureName makes a results key of a step's description.
+func figureName(what string) string {
+	return strings.NewReplacer(" ", "_", ",", "", "--", "", "-", "_").Replace(what)
 }
