@@ -257,9 +257,10 @@ func thousands(n int) string {
 
 // results are the newest results files the doc's generated part quotes.
 type results struct {
-	benchPath, dashPath string // relative to the repository root
-	bench               *report
-	dash                *benchresults.Dashboard
+	benchPath, dashPath, day2Path string // relative to the repository root
+	bench                         *report
+	dash                          *benchresults.Dashboard
+	day2                          *day2Report
 }
 
 // newestResults reads the newest bench report (a JSON without a kind
@@ -288,7 +289,11 @@ func newestResults(root string) (*results, error) {
 		}
 		res.dashPath, _ = filepath.Rel(root, dashPath)
 	}
-	return res, nil
+	day2Path, err := newestDay2(dir)
+	if err != nil {
+		return nil, err
+	}
+	return res, res.loadDay2(root, day2Path)
 }
 
 // fullRun reports whether path is a bench report that measured every
@@ -348,6 +353,9 @@ func (res *results) targetsSection() string {
 	} else {
 		b.WriteString("No dashboard timings recorded yet (`go test -run '^$' -bench BenchmarkDashboard1000RowsInChromium ./test/e2e/` writes them).")
 	}
+	if res.day2 != nil {
+		fmt.Fprintf(&b, " Day-2 figures (issue 32), written by `go test ./test/day2` in every `make test`: %s.", link(res.day2Path))
+	}
 	b.WriteString("\n\n| target | latest figure | verdict | results file |\n|---|---|---|---|\n")
 	var missed []string
 	for _, t := range targets {
@@ -369,6 +377,7 @@ func (res *results) targetsSection() string {
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", t.name, fig, verdict, file)
 	}
+	res.day2Rows(&b, &missed)
 	if len(missed) > 0 {
 		b.WriteString("\nMissed in the newest run:\n\n" + strings.Join(missed, "\n") + "\n")
 	}

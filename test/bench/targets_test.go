@@ -25,6 +25,11 @@ func TestPerformanceDocMatchesNewestResults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Every make test writes a newer day-2 file: the doc's day-2 rows are
+	// judged against the file it links.
+	if err := res.loadDay2(root, linkedDay2(root, string(doc))); err != nil {
+		t.Fatalf("the day-2 results file docs/performance.md links: %v", err)
+	}
 	want, err := replaceGenerated(string(doc), res.targetsSection())
 	if err != nil {
 		t.Fatal(err)
@@ -104,5 +109,30 @@ func TestTargetsJudgeMissesAsMisses(t *testing.T) {
 		if name := named(prefix); got[name] != "missed" {
 			t.Errorf("bad run: %q %s, want missed", name, got[name])
 		}
+	}
+}
+
+// TestDay2RowsJudgeTheFileTheyQuote: a day-2 figure over its limit makes
+// its row missed and lists it; a figure the file lacks is not measured.
+func TestDay2RowsJudgeTheFileTheyQuote(t *testing.T) {
+	no, yes := false, true
+	res := &results{day2Path: "bench/results/x-day2.json", day2: &day2Report{Figures: map[string]day2Figure{
+		"rss_idle": {Value: 50, Unit: "MiB", Met: &no}, "rss_idle_peak": {Value: 40, Unit: "MiB", Met: &yes},
+	}}}
+	var b strings.Builder
+	var missed []string
+	res.day2Rows(&b, &missed)
+	rows := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(rows) != len(day2Targets) {
+		t.Fatalf("%d rows for %d targets:\n%s", len(rows), len(day2Targets), b.String())
+	}
+	if !strings.Contains(rows[0], "rss_idle 50.00 MiB, rss_idle_peak 40.00 MiB | **missed**") {
+		t.Errorf("idle row: %s", rows[0])
+	}
+	if !strings.Contains(rows[1], "| not measured |") {
+		t.Errorf("a row whose figures the file lacks: %s", rows[1])
+	}
+	if len(missed) != 1 || !strings.Contains(missed[0], "RSS idle") {
+		t.Errorf("missed list %q, want the idle row only", missed)
 	}
 }
