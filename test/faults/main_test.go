@@ -12,15 +12,25 @@
 package faults
 
 import (
+	"fmt"
 	"os"
 	"testing"
 
 	"cvmanager.dev/cvmanager/test/binproc"
 	"cvmanager.dev/cvmanager/test/controlplane"
+	"cvmanager.dev/cvmanager/test/results"
 )
+
+// figures are what the fault suite measured besides its verdicts
+// (bench/results/<time>-faults), which docs/reliability.md quotes.
+var figures = results.New("faults", "Fault-suite figures", "./test/faults")
 
 func TestMain(m *testing.M) {
 	code := controlplane.RunMain(m, controlplane.Options{})
 	binproc.RemoveBinary()
+	if err := figures.Write(); err != nil {
+		fmt.Fprintln(os.Stderr, "writing results:", err)
+		code = 1
+	}
 	os.Exit(code)
 }
