@@ -748,6 +748,46 @@ func TestLeaderTakesRequestsInMemory(t *testing.T) {
 	}
 }
 
+// TestALeaderStoppingHandsItsInMemoryRequestsOver: a request the leader
+// took in memory and had not acted on when it stopped becomes a request
+// object, owned by its CV, which the next leader serves as any other.
+func TestALeaderStoppingHandsItsInMemoryRequestsOver(t *testing.T) {
+	f := newFixture(t, poller.ResolvedImage{Digest: digest2, Version: "v2"}, webCV(polled()),
+		annotated(webDeployment(pinned("v1", digest1), true), pinned("v1", digest1)))
+	ctx := context.Background()
+	requests := NewRequests(f.cvs, f.clock)
+	requests.Local = f.c
+	f.c.SetLeading(func() bool { return true })
+	if err := requests.TriggerPoll(ctx, ns, "web", history.TriggerAPI); err != nil {
+		t.Fatal(err)
+	}
+	f.c.handOver()
+	list, err := f.cvs.CvmanagerV1alpha1().ContainerVersionRequests(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Items) != 1 {
+		t.Fatalf("%d request objects after the hand-over, want 1", len(list.Items))
+	}
+	req := list.Items[0]
+	if req.Spec.ContainerVersion != "web" || req.Spec.Action != cvv1.RequestPoll || req.Spec.Trigger != history.TriggerAPI ||
+		len(req.OwnerReferences) != 1 || req.OwnerReferences[0].UID != "uid-web" {
+		t.Errorf("handed-over request %+v (owners %+v), want a poll of web for api, owned by the CV", req.Spec, req.OwnerReferences)
+	}
+	if left := f.c.local.of(ns + "/web"); len(left) != 0 {
+		t.Errorf("%d requests still in memory after the hand-over", len(left))
+	}
+
+	next, _ := f.newController(poller.ResolvedImage{Digest: digest2, Version: "v2"}, nil)
+	if err := next.sync(ctx, ns+"/web"); err != nil {
+		t.Fatal(err)
+	}
+	st := f.lastStatus()
+	if st.Rollout == nil || st.Rollout.Trigger != history.TriggerAPI {
+		t.Fatalf("the next leader did not serve the handed-over request: rollout %+v", st.Rollout)
+	}
+}
+
 // TestIntentIsDurableBeforeThePatch: the workload patch of a new rollout
 // follows the status write that records its intent, never precedes it,
 // across the two clientsets.

@@ -37,6 +37,13 @@ func (s *LeaderState) IsLeader() bool { return s != nil && s.leading.Load() }
 // RunLeaderElected runs fn only while this process holds the Lease. When the
 // lease is lost fn's context is cancelled and RunLeaderElected returns, so
 // the process exits and restarts clean rather than acting without the lease.
+//
+// The Lease is released (ReleaseOnCancel) only after fn has returned: the
+// election runs on a context of its own, ended when fn is done, not when
+// ctx is. Released with ctx, as client-go would, a standby could take the
+// Lease and act while this process's workers still finished their syncs,
+// and the requests it took in memory (Controller.handOver) could not be
+// handed over first.
 func RunLeaderElected(ctx context.Context, kube kubernetes.Interface, le LeaderElection, state *LeaderState, fn func(context.Context) error) error {
 	if !le.Enabled {
 		state.leading.Store(true)
@@ -51,8 +58,20 @@ func RunLeaderElected(ctx context.Context, kube kubernetes.Interface, le LeaderE
 		Client:     kube.CoordinationV1(),
 		LockConfig: resourcelock.ResourceLockConfig{Identity: le.Identity},
 	}
+	election, endElection := context.WithCancel(context.WithoutCancel(ctx))
+	defer endElection()
+	var started atomic.Bool
+	// A standby asked to stop ends its election at once; a leader ends it
+	// when fn returns.
+	stopStandby := context.AfterFunc(ctx, func() {
+		if !started.Load() {
+			endElection()
+		}
+	})
+	defer stopStandby()
 	var runErr error
-	leaderelection.RunOrDie(ctx, leaderelection.LeaderElectionConfig{
+	fnDone := make(chan struct{})
+	leaderelection.RunOrDie(election, leaderelection.LeaderElectionConfig{
 		Lock:            lock,
 		LeaseDuration:   le.LeaseDuration,
 		RenewDeadline:   le.RenewDeadline,
@@ -60,10 +79,13 @@ func RunLeaderElected(ctx context.Context, kube kubernetes.Interface, le LeaderE
 		ReleaseOnCancel: true,
 		Name:            le.Name,
 		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(ctx context.Context) {
+			OnStartedLeading: func(leading context.Context) {
+				started.Store(true)
+				defer close(fnDone)
+				defer endElection()
 				state.leading.Store(true)
 				klog.InfoS("Became leader", "identity", le.Identity)
-				runErr = fn(ctx)
+				runErr = fn(untilEither(leading, ctx))
 			},
 			OnStoppedLeading: func() {
 				state.leading.Store(false)
@@ -71,7 +93,17 @@ func RunLeaderElected(ctx context.Context, kube kubernetes.Interface, le LeaderE
 			},
 		},
 	})
+	if started.Load() {
+		<-fnDone // a lost Lease returns before fn has stopped
+	}
 	return runErr
+}
+
+// untilEither is a context of a that is also cancelled with b.
+func untilEither(a, b context.Context) context.Context {
+	ctx, cancel := context.WithCancel(a)
+	context.AfterFunc(b, cancel)
+	return ctx
 }
 
 // CheckLease fails when the Lease of le cannot be taken: its namespace does

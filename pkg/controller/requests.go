@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -84,16 +85,21 @@ func (r *Requests) create(ctx context.Context, namespace, name, action, trigger,
 	if err != nil {
 		return err
 	}
-	req := &cvv1.ContainerVersionRequest{
-		ObjectMeta: metav1.ObjectMeta{
-			GenerateName: requestPrefix(name), Namespace: namespace,
-			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(cv, cvv1.SchemeGroupVersion.WithKind("ContainerVersion"))},
-		},
-		Spec: cvv1.ContainerVersionRequestSpec{ContainerVersion: name, Action: action, Trigger: trigger, Digest: digest},
-	}
+	req := requestObject(cv, cvv1.ContainerVersionRequestSpec{ContainerVersion: name, Action: action, Trigger: trigger, Digest: digest})
 	stampClearFailed(req, cv)
 	_, err = r.client.CvmanagerV1alpha1().ContainerVersionRequests(namespace).Create(ctx, req, metav1.CreateOptions{FieldManager: fieldManager})
 	return err
+}
+
+// requestObject is a request for cv, owned by it so it goes with it.
+func requestObject(cv *cvv1.ContainerVersion, spec cvv1.ContainerVersionRequestSpec) *cvv1.ContainerVersionRequest {
+	return &cvv1.ContainerVersionRequest{
+		ObjectMeta: metav1.ObjectMeta{
+			GenerateName: requestPrefix(cv.Name), Namespace: cv.Namespace,
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(cv, cvv1.SchemeGroupVersion.WithKind("ContainerVersion"))},
+		},
+		Spec: spec,
+	}
 }
 
 // requestPrefix keeps generated names within the 253 characters allowed.
@@ -412,6 +418,52 @@ func (l *localRequests) of(key string) []*cvv1.ContainerVersionRequest {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return slices.Clone(l.by[key])
+}
+
+// drain takes every local request out, oldest first per CV.
+func (l *localRequests) drain() []*cvv1.ContainerVersionRequest {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []*cvv1.ContainerVersionRequest
+	for _, key := range slices.Sorted(maps.Keys(l.by)) {
+		out = append(out, l.by[key]...)
+	}
+	l.by = nil
+	return out
+}
+
+// handOverTimeout bounds the writes of handOver, which run after the
+// controller's context is done, within the pod's termination grace.
+const handOverTimeout = 5 * time.Second
+
+// handOver writes the requests this leader took in memory and has not
+// acted on as request objects, once its workers have stopped (SIGTERM, a
+// lost Lease): the next leader acts on them as on any other request,
+// rather than leaving them to its next poll of the CV. A leader killed
+// outright cannot do this; its next poll closes that gap
+// (docs/architecture.md). A request acted on twice costs a poll that
+// finds nothing new.
+func (c *Controller) handOver() {
+	pending := c.local.drain()
+	if len(pending) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), handOverTimeout)
+	defer cancel()
+	for _, local := range pending {
+		cv, err := c.cvLister.ContainerVersions(local.Namespace).Get(local.Spec.ContainerVersion)
+		if err != nil {
+			continue // deleted: nothing to act on
+		}
+		req := requestObject(cv, local.Spec)
+		req.Annotations = local.Annotations // the failure a clear-failed request names
+		_, err = c.cvClient.CvmanagerV1alpha1().ContainerVersionRequests(cv.Namespace).Create(ctx, req, metav1.CreateOptions{FieldManager: fieldManager})
+		if err != nil {
+			klog.ErrorS(err, "Request accepted in memory lost at hand-over; the next leader's poll of the CV finds the change", "cv", klog.KObj(cv), "action", local.Spec.Action)
+			continue
+		}
+		klog.InfoS("Request accepted in memory handed over as an object", "cv", klog.KObj(cv), "action", local.Spec.Action, "trigger", local.Spec.Trigger)
+	}
 }
 
 // remove forgets a local request; false when req is not one.
