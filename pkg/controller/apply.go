@@ -12,6 +12,7 @@ import (
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/rollout"
+	"cvmanager.dev/cvmanager/pkg/workload"
 )
 
 // apply runs a decision: the workload actions, the history record and the
@@ -44,7 +45,7 @@ func (c *Controller) apply(ctx context.Context, snap *snapshot, d decision) erro
 	}
 	c.afterWrite(ctx, snap, d)
 	if written != nil && written.Status.Rollout != nil && snap.cv.Status.Rollout == nil {
-		return c.firstStep(ctx, written)
+		return c.firstStep(ctx, written, snap.workloads)
 	}
 	return nil
 }
@@ -57,9 +58,11 @@ func (c *Controller) apply(ctx context.Context, snap *snapshot, d decision) erro
 // syncs a burst of rollouts queues (measured: a 1,000-CV burst ran 2,015
 // syncs before every workload was patched). The step runs only when it
 // needs no status write of its own; otherwise the echo's sync takes it.
-func (c *Controller) firstStep(ctx context.Context, written *cvv1.ContainerVersion) error {
+// It keeps the workloads its sync selected: a status write changes no
+// selector.
+func (c *Controller) firstStep(ctx context.Context, written *cvv1.ContainerVersion, workloads []workload.Workload) error {
 	key := namespacedKey(written)
-	snap, err := c.observe(ctx, c.syncerFor(key), written)
+	snap, err := c.observeSelected(ctx, c.syncerFor(key), written, workloads)
 	if err != nil {
 		return err
 	}
@@ -111,12 +114,12 @@ func replan(snap *snapshot, p rollout.Progress) decision {
 // idempotent: a replayed sync finds its own record and value.
 func (c *Controller) writeRecords(ctx context.Context, snap *snapshot, d decision) error {
 	if rec := d.record; rec != nil && snap.historyOn {
-		if err := c.appendHistory(ctx, d.cv, rec); err != nil {
+		if err := c.appendHistory(ctx, d.cv, snap.workloads, rec); err != nil {
 			return err
 		}
 	}
 	if wb := d.historyWriteBack; wb != nil && snap.historyOn {
-		if err := c.recordWriteBackInHistory(ctx, d.cv, *wb); err != nil {
+		if err := c.recordWriteBackInHistory(ctx, d.cv, snap.workloads, *wb); err != nil {
 			return err
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/authz"
 	"cvmanager.dev/cvmanager/pkg/rollout"
+	"cvmanager.dev/cvmanager/pkg/workload"
 )
 
 // The Authorized condition and its refusal reason (also the Event reason):
@@ -49,7 +50,7 @@ func (c *Controller) AuthzStats() authz.Stats {
 // pullSecretNames are the Secrets cvmanager reads for a CV's registry
 // credentials: the ones it names and the imagePullSecrets of the workloads
 // it selects, sorted.
-func (c *Controller) pullSecretNames(cv *cvv1.ContainerVersion) []string {
+func pullSecretNames(cv *cvv1.ContainerVersion, workloads []workload.Workload) []string {
 	var names []string
 	add := func(n string) {
 		if n != "" && !slices.Contains(names, n) {
@@ -59,12 +60,9 @@ func (c *Controller) pullSecretNames(cv *cvv1.ContainerVersion) []string {
 	for _, ref := range cv.Spec.ImagePullSecrets {
 		add(ref.Name)
 	}
-	if sel, err := metav1.LabelSelectorAsSelector(cv.Spec.Selector); err == nil {
-		workloads, _ := c.workloads.Select(cv.Namespace, sel)
-		for _, w := range workloads {
-			for _, ref := range w.PodTemplate().Spec.ImagePullSecrets {
-				add(ref.Name)
-			}
+	for _, w := range workloads {
+		for _, ref := range w.PodTemplate().Spec.ImagePullSecrets {
+			add(ref.Name)
 		}
 	}
 	slices.Sort(names)

@@ -99,15 +99,7 @@ func driftPolicy(cv *cvv1.ContainerVersion) string {
 
 // mismatches lists the selected workloads whose container does not run
 // image. Workloads without the container are not the CV's business here.
-func (c *Controller) mismatches(cv *cvv1.ContainerVersion, image string) ([]mismatch, error) {
-	sel, err := metav1.LabelSelectorAsSelector(cv.Spec.Selector)
-	if err != nil || sel.Empty() {
-		return nil, nil
-	}
-	workloads, err := c.workloads.Select(cv.Namespace, sel)
-	if err != nil {
-		return nil, err
-	}
+func mismatches(cv *cvv1.ContainerVersion, workloads []workload.Workload, image string) []mismatch {
 	var out []mismatch
 	for _, w := range workloads {
 		running, found := workload.ContainerImage(w, cv.Spec.Container.Name)
@@ -116,7 +108,7 @@ func (c *Controller) mismatches(cv *cvv1.ContainerVersion, image string) ([]mism
 		}
 		out = append(out, mismatch{w: w, running: running, joined: workload.WrittenImage(w, cv.Spec.Container.Name) == ""})
 	}
-	return out, nil
+	return out
 }
 
 // otherManager is the newest field manager of w other than cvmanager, from

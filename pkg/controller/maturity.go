@@ -13,6 +13,7 @@ import (
 	"cvmanager.dev/cvmanager/pkg/platform"
 	"cvmanager.dev/cvmanager/pkg/policy"
 	"cvmanager.dev/cvmanager/pkg/registry"
+	"cvmanager.dev/cvmanager/pkg/workload"
 )
 
 // holdYoung applies spec.policy.minAge to a new digest (pkg/maturity): a
@@ -45,14 +46,14 @@ func (c *Controller) holdYoung(cv *cvv1.ContainerVersion, o *pollObservation) bo
 // workloads can schedule to. The index is read once per digest, in the
 // background; the CV is woken when it is known. It reports whether the
 // digest may not start now (refused, or still pending).
-func (c *Controller) checkPlatforms(ctx context.Context, cv *cvv1.ContainerVersion, o *pollObservation) bool {
+func (c *Controller) checkPlatforms(ctx context.Context, cv *cvv1.ContainerVersion, workloads []workload.Workload, o *pollObservation) bool {
 	if c.opts.Platforms == nil || c.nodes == nil {
 		return false
 	}
-	nodes := c.nodePlatforms(cv)
+	nodes := c.nodePlatforms(workloads)
 	idx, known := c.opts.Platforms.Lookup(o.img.Digest)
 	if !known && len(nodes) > 0 {
-		repo := registry.Repo{Name: cv.Spec.ImageRepo, Auth: registry.Auth{PullSecrets: c.pullSecrets(ctx, cv)}}
+		repo := registry.Repo{Name: cv.Spec.ImageRepo, Auth: registry.Auth{PullSecrets: c.pullSecrets(ctx, cv, workloads)}}
 		key := namespacedKey(cv)
 		c.opts.Platforms.Request(ctx, repo, o.img.Digest, func() { c.queue.Add(key) })
 	}
@@ -75,16 +76,11 @@ func (c *Controller) checkPlatforms(ctx context.Context, cv *cvv1.ContainerVersi
 
 // nodePlatforms are the platforms of the nodes the CV's selected
 // workloads can schedule to, from the node cache.
-func (c *Controller) nodePlatforms(cv *cvv1.ContainerVersion) []platform.Platform {
+func (c *Controller) nodePlatforms(workloads []workload.Workload) []platform.Platform {
 	nodes, err := c.nodes.List(labels.Everything())
 	if err != nil || len(nodes) == 0 {
 		return nil
 	}
-	sel, err := metav1.LabelSelectorAsSelector(cv.Spec.Selector)
-	if err != nil || sel.Empty() {
-		return nil
-	}
-	workloads, _ := c.workloads.Select(cv.Namespace, sel)
 	var out []platform.Platform
 	for _, w := range workloads {
 		out = append(out, platform.NodePlatforms(&w.PodTemplate().Spec, nodes)...)

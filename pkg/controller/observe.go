@@ -23,13 +23,16 @@ import (
 )
 
 // snapshot is everything one sync knows, read once before anything is
-// decided: the cached CV, its pending requests, and, depending on where
-// the CV stands, what its workloads run (at rest), what the registry said
-// (a poll that was due), or the rollout's world (under way). plan reads
-// only the snapshot.
+// decided: the cached CV, the workloads it selects, its pending requests,
+// and, depending on where the CV stands, what its workloads run (at rest),
+// what the registry said (a poll that was due), or the rollout's world
+// (under way). plan reads only the snapshot.
 type snapshot struct {
 	cv  *cvv1.ContainerVersion // the informer's copy: never modified
 	now time.Time
+	// workloads are those cv selects (selectWorkloads), read once and
+	// handed to every read of the sync that needs them.
+	workloads []workload.Workload
 	// requests are the pending requests acted on by this sync.
 	requests []*cvv1.ContainerVersionRequest
 	// spent are clear-failed requests whose failure is gone (splitSpent):
@@ -137,11 +140,36 @@ type authzResult struct {
 	message       string
 }
 
-// observe reads the snapshot of one sync. It returns an error only when a
-// retry can help (a cache or API read failed).
+// observe reads the snapshot of one sync, starting with the workloads the
+// CV selects. It returns an error only when a retry can help (a cache or
+// API read failed).
 func (c *Controller) observe(ctx context.Context, s *syncerState, cached *cvv1.ContainerVersion) (*snapshot, error) {
+	workloads, err := c.selectWorkloads(cached)
+	if err != nil {
+		return nil, err
+	}
+	return c.observeSelected(ctx, s, cached, workloads)
+}
+
+// selectWorkloads is the one definition of the workloads a CV selects:
+// those of its namespace matching spec.selector, from the caches. A nil,
+// empty or malformed selector selects nothing: admission refuses them (an
+// empty selector would match the whole namespace).
+func (c *Controller) selectWorkloads(cv *cvv1.ContainerVersion) ([]workload.Workload, error) {
+	if cv.Spec.Selector == nil {
+		return nil, nil
+	}
+	sel, err := metav1.LabelSelectorAsSelector(cv.Spec.Selector)
+	if err != nil || sel.Empty() {
+		return nil, nil
+	}
+	return c.workloads.Select(cv.Namespace, sel)
+}
+
+// observeSelected is observe with the CV's workloads already selected.
+func (c *Controller) observeSelected(ctx context.Context, s *syncerState, cached *cvv1.ContainerVersion, workloads []workload.Workload) (*snapshot, error) {
 	snap := &snapshot{
-		cv: cached, now: c.clock.Now(),
+		cv: cached, workloads: workloads, now: c.clock.Now(),
 		historyOn: cached.Spec.History.Enabled || c.settings().DefaultHistory, rollbackOn: c.rollbackEnabled(cached),
 		progressInterval: c.opts.ProgressInterval, lastPolledEvery: c.opts.LastPolledEvery,
 	}
@@ -149,7 +177,7 @@ func (c *Controller) observe(ctx context.Context, s *syncerState, cached *cvv1.C
 	snap.provenance, snap.provenanceDigest = c.unwrittenProvenance(&cached.Status)
 	snap.writeBackResult = c.writeBacks.get(namespacedKey(cached))
 	if cached.Status.Rollout != nil {
-		r, err := c.observeRollout(ctx, cached)
+		r, err := c.observeRollout(ctx, cached, workloads)
 		snap.rollout = r
 		return snap, err
 	}
@@ -157,7 +185,7 @@ func (c *Controller) observe(ctx context.Context, s *syncerState, cached *cvv1.C
 		return snap, nil
 	}
 	if len(snap.requests) == 0 || c.follows(cached) {
-		rest, err := c.observeRest(ctx, cached)
+		rest, err := c.observeRest(ctx, cached, workloads)
 		snap.rest = rest
 		if err != nil || rest != nil && rest.acts() {
 			if rest != nil && rest.startsRollout {
@@ -168,7 +196,7 @@ func (c *Controller) observe(ctx context.Context, s *syncerState, cached *cvv1.C
 	}
 	if c.follows(cached) {
 		var err error
-		snap.promotion, err = c.observePromotion(ctx, cached)
+		snap.promotion, err = c.observePromotion(ctx, cached, workloads)
 		if p := snap.promotion; p != nil && p.decision.Promote {
 			snap.startProvenance = c.provenanceOf(p.decision.Digest)
 		}
@@ -182,8 +210,9 @@ func (c *Controller) observe(ctx context.Context, s *syncerState, cached *cvv1.C
 	return snap, err
 }
 
-// observeRollout gathers the world a rollout under way is planned from.
-func (c *Controller) observeRollout(ctx context.Context, cv *cvv1.ContainerVersion) (*rolloutObservation, error) {
+// observeRollout gathers the world a rollout under way is planned from,
+// around the workloads cv selects.
+func (c *Controller) observeRollout(ctx context.Context, cv *cvv1.ContainerVersion, workloads []workload.Workload) (*rolloutObservation, error) {
 	r := cv.Status.Rollout
 	o := &rolloutObservation{lifecycle: c.lifecycle}
 	planner, ok := c.planners.For(cv)
@@ -196,31 +225,25 @@ func (c *Controller) observeRollout(ctx context.Context, cv *cvv1.ContainerVersi
 		o.targetErr = err
 		return o, nil
 	}
-	if o.authz, err = c.checkRollout(ctx, cv); err != nil || o.authz.refused != "" {
+	if o.authz, err = c.checkRollout(ctx, cv, workloads); err != nil || o.authz.refused != "" {
 		return o, err
 	}
-	if o.world, err = c.observeWorld(ctx, cv, target); err != nil {
+	if o.world, err = c.observeWorld(ctx, cv, workloads, target); err != nil {
 		return o, err
 	}
 	if o.world.Previous != nil && r.Digest != cv.Status.SuccessDigest {
-		o.rollbackRefused, err = c.rollbackRefused(ctx, cv)
+		o.rollbackRefused, err = c.rollbackRefused(ctx, cv, workloads)
 	}
 	return o, err
 }
 
-// observeWorld reads the workloads, their pods where health needs them,
-// the blue-green Services and the CV's Jobs.
-func (c *Controller) observeWorld(ctx context.Context, cv *cvv1.ContainerVersion, target rollout.Target) (rollout.World, error) {
-	w := rollout.World{CV: cv, Target: target, Now: c.clock.Now(), Pods: map[string][]*corev1.Pod{},
+// observeWorld builds the world of the selected workloads: their pods
+// where health needs them, the blue-green Services and the CV's Jobs.
+func (c *Controller) observeWorld(ctx context.Context, cv *cvv1.ContainerVersion, workloads []workload.Workload, target rollout.Target) (rollout.World, error) {
+	w := rollout.World{CV: cv, Target: target, Now: c.clock.Now(), Workloads: workloads, Pods: map[string][]*corev1.Pod{},
 		Services: map[string]*corev1.Service{}, Jobs: map[string]*batchv1.Job{}, JobLogs: map[string]string{}}
 	if prev, err := pinnedTarget(cv.Spec.ImageRepo, cv.Status.SuccessVersion, cv.Status.SuccessDigest); err == nil && cv.Status.SuccessDigest != "" {
 		w.Previous = &prev
-	}
-	sel, err := metav1.LabelSelectorAsSelector(cv.Spec.Selector)
-	if err == nil && !sel.Empty() {
-		if w.Workloads, err = c.workloads.Select(cv.Namespace, sel); err != nil {
-			return w, err
-		}
 	}
 	if err := c.observePods(ctx, &w, cv.Spec.Container.Name); err != nil {
 		return w, err
@@ -300,19 +323,12 @@ func jobHasFailed(job *batchv1.Job) bool {
 	return false
 }
 
-// checkRollout runs the author check of a rollout (cached answers); a
-// refusal is an answer, an error a failed review.
-func (c *Controller) checkRollout(ctx context.Context, cv *cvv1.ContainerVersion) (authzResult, error) {
+// checkRollout runs the author check of a rollout of the selected
+// workloads (cached answers); a refusal is an answer, an error a failed
+// review.
+func (c *Controller) checkRollout(ctx context.Context, cv *cvv1.ContainerVersion, workloads []workload.Workload) (authzResult, error) {
 	if c.authz == nil {
 		return authzResult{}, nil
-	}
-	sel, err := metav1.LabelSelectorAsSelector(cv.Spec.Selector)
-	if err != nil || sel.Empty() {
-		sel = labels.Nothing()
-	}
-	workloads, err := c.workloads.Select(cv.Namespace, sel)
-	if err != nil {
-		return authzResult{}, err
 	}
 	verdict, err := c.authz.Rollout(ctx, cv, workloads)
 	return asAuthzResult(verdict, err)
@@ -330,9 +346,9 @@ func asAuthzResult(verdict authz.Verdict, err error) (authzResult, error) {
 }
 
 // observeRest compares what the selected workloads run with the deployed
-// digest (drift, late joiners), from the caches, and, when that starts a
-// restore, checks the digest's signature and the author's rights.
-func (c *Controller) observeRest(ctx context.Context, cv *cvv1.ContainerVersion) (*restObservation, error) {
+// digest (drift, late joiners), and, when that starts a restore, checks
+// the digest's signature and the author's rights.
+func (c *Controller) observeRest(ctx context.Context, cv *cvv1.ContainerVersion, workloads []workload.Workload) (*restObservation, error) {
 	st := cv.Status
 	if st.CurrStatus != cvv1.StatusSuccess || st.SuccessDigest == "" || st.CurrDigest != st.SuccessDigest ||
 		rollout.StrategyKind(cv) != cvv1.StrategySimple {
@@ -342,10 +358,7 @@ func (c *Controller) observeRest(ctx context.Context, cv *cvv1.ContainerVersion)
 	if err != nil {
 		return nil, nil
 	}
-	found, err := c.mismatches(cv, target.Image)
-	if err != nil {
-		return nil, err
-	}
+	found := mismatches(cv, workloads, target.Image)
 	o := &restObservation{target: target, restoreImage: poller.ResolvedImage{Digest: st.SuccessDigest, Version: st.SuccessVersion}}
 	for _, m := range found {
 		if m.joined {
@@ -363,7 +376,7 @@ func (c *Controller) observeRest(ctx context.Context, cv *cvv1.ContainerVersion)
 	}
 	if _, ok := restoreTrigger(cv, o); ok {
 		o.startsRollout, o.needed = true, true
-		return o, c.checkStart(ctx, cv, st.SuccessDigest, &o.signature, &o.authz)
+		return o, c.checkStart(ctx, cv, workloads, st.SuccessDigest, &o.signature, &o.authz)
 	}
 	o.needed = restChangesStatus(cv, o)
 	return o, nil
@@ -384,14 +397,14 @@ func restChangesStatus(cv *cvv1.ContainerVersion, o *restObservation) bool {
 // change or a restore); otherwise the sync goes on to the poll.
 func (o *restObservation) acts() bool { return o.needed }
 
-// checkStart verifies a digest about to be rolled out: its signature and
-// the author's rights.
-func (c *Controller) checkStart(ctx context.Context, cv *cvv1.ContainerVersion, digest string, sig *signatureVerdict, az *authzResult) error {
+// checkStart verifies a digest about to be rolled out to the selected
+// workloads: its signature and the author's rights.
+func (c *Controller) checkStart(ctx context.Context, cv *cvv1.ContainerVersion, workloads []workload.Workload, digest string, sig *signatureVerdict, az *authzResult) error {
 	var err error
-	if *sig, err = c.checkSignature(ctx, cv, digest); err != nil {
+	if *sig, err = c.checkSignature(ctx, cv, workloads, digest); err != nil {
 		return err
 	}
-	*az, err = c.checkRollout(ctx, cv)
+	*az, err = c.checkRollout(ctx, cv, workloads)
 	return err
 }
 
@@ -418,7 +431,7 @@ func (c *Controller) observePoll(ctx context.Context, s *syncerState, snap *snap
 		c.queue.AddAfter(s.key, wait)
 		return nil, nil
 	}
-	o, err := c.pollRegistry(ctx, s, cv, clearsFailed(snap.requests, cv.Status))
+	o, err := c.pollRegistry(ctx, s, snap)
 	if err == nil && o.err != nil && newest != nil {
 		o.recheck = c.scheduleRecheck(s, cv, recheckToken(newest), "")
 	}
@@ -429,13 +442,15 @@ func (c *Controller) observePoll(ctx context.Context, s *syncerState, snap *snap
 		o.recheck = c.scheduleRecheck(s, cv, pushedDigest(newest), o.img.Digest)
 	}
 	if o.action == syncer.StartRollout {
-		return o, c.judgeNewDigest(ctx, cv, o, requestedBy(snap.requests, history.TriggerPromote))
+		return o, c.judgeNewDigest(ctx, snap, o)
 	}
 	return o, nil
 }
 
-// pollRegistry asks the registry where the tag points.
-func (c *Controller) pollRegistry(ctx context.Context, s *syncerState, cv *cvv1.ContainerVersion, clearFailed bool) (*pollObservation, error) {
+// pollRegistry asks the registry where the tag points, with the pull
+// Secrets of the CV and its selected workloads.
+func (c *Controller) pollRegistry(ctx context.Context, s *syncerState, snap *snapshot) (*pollObservation, error) {
+	cv := snap.cv
 	o := &pollObservation{}
 	syntax, err := registry.CompileVersionSyntax(cv.Spec.VersionSyntax)
 	if err != nil {
@@ -448,14 +463,14 @@ func (c *Controller) pollRegistry(ctx context.Context, s *syncerState, cv *cvv1.
 	if forced {
 		maxAge = c.triggers.maxAge(s.key, c.clock.Now())
 	}
-	if az, err := c.checkPoll(ctx, cv); err != nil || az.refused != "" {
+	if az, err := c.checkPoll(ctx, cv, snap.workloads); err != nil || az.refused != "" {
 		o.refused = az.refused
 		o.trigger = s.polled(c.clock.Now())
 		c.queue.AddAfter(s.key, s.interval)
 		return o, err
 	}
 	start := c.clock.Now()
-	o.img, o.err = c.resolve(ctx, cv, syntax, maxAge, forced)
+	o.img, o.err = c.resolve(ctx, cv, snap.workloads, syntax, maxAge, forced)
 	now := c.clock.Now()
 	c.metrics.PollDuration.Observe(now.Sub(start).Seconds())
 	o.trigger = s.polled(now)
@@ -471,7 +486,7 @@ func (c *Controller) pollRegistry(ctx context.Context, s *syncerState, cv *cvv1.
 		return o, nil
 	}
 	status := cv.Status
-	if clearFailed {
+	if clearsFailed(snap.requests, cv.Status) {
 		status.FailedDigest = "" // the request forgets it: the version is tried again
 	}
 	o.action = syncer.Decide(&status, o.img.Digest)
@@ -494,41 +509,43 @@ func (c *Controller) pollRegistry(ctx context.Context, s *syncerState, cv *cvv1.
 // automatic promotion (judgePromotion) both use it. It reports whether
 // every check ran: otherwise o.verdict says why the digest is held, or
 // o.pending that a verdict is still being read.
-func (c *Controller) judgeStart(ctx context.Context, cv *cvv1.ContainerVersion, o *pollObservation) (bool, error) {
+func (c *Controller) judgeStart(ctx context.Context, cv *cvv1.ContainerVersion, workloads []workload.Workload, o *pollObservation) (bool, error) {
 	if o.verdict = c.gate(cv, o.version, o.img.Digest); !o.verdict.Allowed {
 		return false, nil
 	}
-	c.requestProvenance(ctx, cv, o.img.Digest)
-	if c.holdYoung(minAgeView(cv), o) || c.checkPlatforms(ctx, cv, o) {
+	c.requestProvenance(ctx, cv, workloads, o.img.Digest)
+	if c.holdYoung(minAgeView(cv), o) || c.checkPlatforms(ctx, cv, workloads, o) {
 		return false, nil
 	}
-	return true, c.checkStart(ctx, cv, o.img.Digest, &o.signature, &o.authz)
+	return true, c.checkStart(ctx, cv, workloads, o.img.Digest, &o.signature, &o.authz)
 }
 
 // judgeNewDigest reads the verdicts on a digest the poll found new.
-func (c *Controller) judgeNewDigest(ctx context.Context, cv *cvv1.ContainerVersion, o *pollObservation, promoted bool) error {
+func (c *Controller) judgeNewDigest(ctx context.Context, snap *snapshot, o *pollObservation) error {
+	cv := snap.cv
 	if o.trigger == history.TriggerPoll && cv.Status.CurrDigest != "" {
 		c.noteMiss(cv) // a move, not a new CV's first rollout
 	}
-	if judged, err := c.judgeStart(ctx, cv, o); !judged || err != nil {
+	if judged, err := c.judgeStart(ctx, cv, snap.workloads, o); !judged || err != nil {
 		return err
 	}
-	if !promoted {
+	if !requestedBy(snap.requests, history.TriggerPromote) {
 		return nil // only `cvmanager promote` asks: other new digests read no history
 	}
-	if promotion, ok := c.promotionOf(ctx, cv, o.img.Digest); ok {
+	if promotion, ok := c.promotionOf(ctx, cv, snap.workloads, o.img.Digest); ok {
 		o.promotion = &promotion
 	}
 	return nil
 }
 
 // checkPoll checks that the CV's author may read every pull Secret
-// cvmanager would use for it, before the registry is asked.
-func (c *Controller) checkPoll(ctx context.Context, cv *cvv1.ContainerVersion) (authzResult, error) {
+// cvmanager would use for it and its selected workloads, before the
+// registry is asked.
+func (c *Controller) checkPoll(ctx context.Context, cv *cvv1.ContainerVersion, workloads []workload.Workload) (authzResult, error) {
 	if c.authz == nil {
 		return authzResult{}, nil
 	}
-	verdict, err := c.authz.Secrets(ctx, cv, c.pullSecretNames(cv))
+	verdict, err := c.authz.Secrets(ctx, cv, pullSecretNames(cv, workloads))
 	az, err := asAuthzResult(verdict, err)
 	if az.refused != "" {
 		az.refused = fmt.Sprintf("not polling %s:%s: %s", cv.Spec.ImageRepo, cv.Spec.Tag, az.refused)

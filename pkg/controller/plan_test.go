@@ -401,13 +401,17 @@ func TestBlueGreenIdleColourAtRestIsNotDrift(t *testing.T) {
 		workloads: workload.Listers{Deployments: deployments, StatefulSets: empty(), DaemonSets: empty(), CronJobs: empty()}}
 
 	simple := webCV(polled(), func(s *cvv1.ContainerVersionSpec) { s.DriftPolicy = cvv1.DriftReport })
-	o, err := c.observeRest(context.Background(), simple)
+	selected, err := c.selectWorkloads(simple)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := c.observeRest(context.Background(), simple, selected)
 	if err != nil || o == nil || len(o.drifted) != 1 || o.drifted[0].w.Name() != "web-blue" {
 		t.Fatalf("Simple: rest %+v, err %v; want web-blue reported as drifted", o, err)
 	}
 
 	blueGreen := webCV(polled(), gen.BlueGreen("web", "reg.example/smoke@"+digest1))
-	o, err = c.observeRest(context.Background(), blueGreen)
+	o, err = c.observeRest(context.Background(), blueGreen, selected)
 	if err != nil || o != nil {
 		t.Fatalf("ServiceBlueGreen at rest: err %v, rest observed (%d drifted, starts a rollout: %v); want none (the idle colour is not drift)",
 			err, len(o.drifted), o.startsRollout)

@@ -14,6 +14,7 @@ import (
 	"cvmanager.dev/cvmanager/pkg/notify"
 	"cvmanager.dev/cvmanager/pkg/policy"
 	"cvmanager.dev/cvmanager/pkg/registry/poller"
+	"cvmanager.dev/cvmanager/pkg/workload"
 )
 
 // Automatic promotion between clusters (spec.promotion.from, pkg/fleet) is
@@ -55,8 +56,8 @@ func (c *Controller) follows(cv *cvv1.ContainerVersion) bool {
 }
 
 // observePromotion reads (from the observer's cache) the CV's source and
-// the verdicts a promotion of its version needs.
-func (c *Controller) observePromotion(ctx context.Context, cv *cvv1.ContainerVersion) (*promotionObservation, error) {
+// the verdicts a promotion of its version to the selected workloads needs.
+func (c *Controller) observePromotion(ctx context.Context, cv *cvv1.ContainerVersion, workloads []workload.Workload) (*promotionObservation, error) {
 	o := &promotionObservation{}
 	key := namespacedKey(cv)
 	if c.authz != nil {
@@ -84,17 +85,17 @@ func (c *Controller) observePromotion(ctx context.Context, cv *cvv1.ContainerVer
 	o.readAt = read.At
 	o.decision = fleet.Decide(cv, read.CV, readErr, requiresVerified(cv, c.opts.Signatures.Require), now)
 	if o.decision.Promote {
-		return o, c.judgePromotion(ctx, cv, o)
+		return o, c.judgePromotion(ctx, cv, workloads, o)
 	}
 	return o, nil
 }
 
 // judgePromotion runs a promoted version through the target's own rules,
 // the same as a version the target's poll found (judgeStart).
-func (c *Controller) judgePromotion(ctx context.Context, cv *cvv1.ContainerVersion, o *promotionObservation) error {
+func (c *Controller) judgePromotion(ctx context.Context, cv *cvv1.ContainerVersion, workloads []workload.Workload, o *promotionObservation) error {
 	d := o.decision
 	j := &pollObservation{version: d.Version, img: poller.ResolvedImage{Digest: d.Digest, Version: d.Version}}
-	_, err := c.judgeStart(ctx, cv, j)
+	_, err := c.judgeStart(ctx, cv, workloads, j)
 	o.verdict, o.heldUntil, o.judging, o.signature, o.authz = j.verdict, j.heldUntil, j.pending, j.signature, j.authz
 	return err
 }

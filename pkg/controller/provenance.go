@@ -6,13 +6,15 @@ import (
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/provenance"
 	"cvmanager.dev/cvmanager/pkg/registry"
+	"cvmanager.dev/cvmanager/pkg/workload"
 )
 
 // requestProvenance starts reading the provenance of a digest about to be
 // rolled out, in the background: the rollout goes on without it, and the
 // CV is synced again when it is known (see fillProvenance). A digest
-// already read costs nothing.
-func (c *Controller) requestProvenance(ctx context.Context, cv *cvv1.ContainerVersion, digest string) {
+// already read costs nothing. The pull Secrets are those of cv and its
+// selected workloads.
+func (c *Controller) requestProvenance(ctx context.Context, cv *cvv1.ContainerVersion, workloads []workload.Workload, digest string) {
 	cache := c.opts.Provenance
 	if cache == nil {
 		return
@@ -20,7 +22,7 @@ func (c *Controller) requestProvenance(ctx context.Context, cv *cvv1.ContainerVe
 	if _, ok := cache.Lookup(digest); ok {
 		return
 	}
-	repo := registry.Repo{Name: cv.Spec.ImageRepo, Auth: registry.Auth{PullSecrets: c.pullSecrets(ctx, cv)}}
+	repo := registry.Repo{Name: cv.Spec.ImageRepo, Auth: registry.Auth{PullSecrets: c.pullSecrets(ctx, cv, workloads)}}
 	key := namespacedKey(cv)
 	cache.Request(ctx, repo, digest, func() { c.queue.Add(key) })
 }

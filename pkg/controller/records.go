@@ -25,12 +25,12 @@ import (
 // recorded in the CV's own history. Record IDs derive from the CV, the
 // rollout's start and the workload, and the store ignores an ID it already
 // holds, so a controller that dies after these writes and redoes the finish
-// does not record the rollout twice.
-func (c *Controller) appendHistory(ctx context.Context, cv *cvv1.ContainerVersion, planned *plannedRecord) error {
+// does not record the rollout twice. workloads are those the CV selects.
+func (c *Controller) appendHistory(ctx context.Context, cv *cvv1.ContainerVersion, workloads []workload.Workload, planned *plannedRecord) error {
 	r := planned.rollout
 	now := c.clock.Now()
 	rec := history.Record{
-		ID:          rolloutID(cv, r, c.workloadGenerations(cv)),
+		ID:          rolloutID(cv, r, generationsOf(workloads)),
 		Time:        now,
 		CV:          cv.Name,
 		Container:   cv.Spec.Container.Name,
@@ -46,11 +46,11 @@ func (c *Controller) appendHistory(ctx context.Context, cv *cvv1.ContainerVersio
 		DurationSeconds: now.Sub(r.StartTime.Time).Seconds(),
 		WriteBack:       planned.writeBack,
 	}
-	workloads := planned.workloads
-	if len(workloads) == 0 {
-		workloads = c.selectedKeys(cv)
+	keys := planned.workloads
+	if len(keys) == 0 {
+		keys = keysOf(workloads)
 	}
-	for _, w := range perWorkloadRecords(cv, rec, workloads) {
+	for _, w := range perWorkloadRecords(cv, rec, keys) {
 		if err := c.history.AppendTo(ctx, cv, w.configMap, w.record); err != nil {
 			return fmt.Errorf("recording history of %s: %w", namespacedKey(cv), err)
 		}
@@ -59,16 +59,16 @@ func (c *Controller) appendHistory(ctx context.Context, cv *cvv1.ContainerVersio
 }
 
 // recordWriteBackInHistory puts a write-back outcome into the history
-// records of its rollout: those of the workloads the CV selects, where
-// rollouts are recorded, or the CV's own history when it selects none (as
-// appendHistory chose). Store.SetWriteBack writes only a record that
-// changes, so a replayed sync reads and writes nothing more.
-func (c *Controller) recordWriteBackInHistory(ctx context.Context, cv *cvv1.ContainerVersion, wb history.WriteBack) error {
+// records of its rollout: those of the workloads the CV selects
+// (workloads), where rollouts are recorded, or the CV's own history when
+// it selects none (as appendHistory chose). Store.SetWriteBack writes only
+// a record that changes, so a replayed sync reads and writes nothing more.
+func (c *Controller) recordWriteBackInHistory(ctx context.Context, cv *cvv1.ContainerVersion, workloads []workload.Workload, wb history.WriteBack) error {
 	names := []string{history.ConfigMapName(cv)}
-	if workloads := c.selectedNames(cv); len(workloads) > 0 {
+	if len(workloads) > 0 {
 		names = names[:0]
 		seen := map[string]bool{}
-		for _, w := range workloads {
+		for _, w := range namesOf(workloads) {
 			if name := history.WorkloadConfigMapName(w); !seen[name] {
 				seen[name] = true
 				names = append(names, name)
@@ -139,14 +139,15 @@ func shortHash(s string) string {
 // (history.CVHistory), so this reads those ConfigMaps, only when a new
 // version is detected, and only when the CV's own history holds a
 // promotion to digest at all: a CV nobody promotes costs one read.
-func (c *Controller) promotionOf(ctx context.Context, cv *cvv1.ContainerVersion, digest string) (history.Record, bool) {
+// workloads are those the CV selects.
+func (c *Controller) promotionOf(ctx context.Context, cv *cvv1.ContainerVersion, workloads []workload.Workload, digest string) (history.Record, bool) {
 	own, err := c.history.List(ctx, cv.Namespace, history.ConfigMapName(cv))
 	if err != nil || !slices.ContainsFunc(own, func(r history.Record) bool {
 		return r.Action == history.ActionPromote && r.ToDigest == digest
 	}) {
 		return history.Record{}, false
 	}
-	records, err := history.CVHistory(ctx, c.history, cv, c.selectedNames(cv))
+	records, err := history.CVHistory(ctx, c.history, cv, namesOf(workloads))
 	if err != nil || len(records) == 0 {
 		return history.Record{}, false
 	}
@@ -154,22 +155,17 @@ func (c *Controller) promotionOf(ctx context.Context, cv *cvv1.ContainerVersion,
 	return newest, newest.Action == history.ActionPromote && newest.ToDigest == digest
 }
 
-// selectedNames are the names of the workloads cv selects, from the cache.
-func (c *Controller) selectedNames(cv *cvv1.ContainerVersion) []string {
-	return c.selected(cv, workload.Workload.Name)
+// namesOf are the names of workloads.
+func namesOf(workloads []workload.Workload) []string {
+	return idsOf(workloads, workload.Workload.Name)
 }
 
-// selectedKeys are the keys ("Deployment/web") of the workloads cv selects.
-func (c *Controller) selectedKeys(cv *cvv1.ContainerVersion) []string {
-	return c.selected(cv, workload.Workload.Key)
+// keysOf are the keys ("Deployment/web") of workloads.
+func keysOf(workloads []workload.Workload) []string {
+	return idsOf(workloads, workload.Workload.Key)
 }
 
-func (c *Controller) selected(cv *cvv1.ContainerVersion, id func(workload.Workload) string) []string {
-	selector, err := metav1.LabelSelectorAsSelector(cv.Spec.Selector)
-	if err != nil {
-		return nil
-	}
-	workloads, _ := c.workloads.Select(cv.Namespace, selector)
+func idsOf(workloads []workload.Workload, id func(workload.Workload) string) []string {
 	out := make([]string, 0, len(workloads))
 	for _, w := range workloads {
 		out = append(out, id(w))
@@ -192,17 +188,8 @@ func rolloutID(cv *cvv1.ContainerVersion, r *cvv1.RolloutStatus, generations str
 	return hex.EncodeToString(sum[:8])
 }
 
-// workloadGenerations lists "Kind/name=generation" of the CV's selected
-// workloads, from the cache.
-func (c *Controller) workloadGenerations(cv *cvv1.ContainerVersion) string {
-	sel, err := metav1.LabelSelectorAsSelector(cv.Spec.Selector)
-	if err != nil {
-		return ""
-	}
-	workloads, err := c.workloads.Select(cv.Namespace, sel)
-	if err != nil {
-		return ""
-	}
+// generationsOf lists "Kind/name=generation" of workloads.
+func generationsOf(workloads []workload.Workload) string {
 	parts := make([]string, len(workloads))
 	for i, w := range workloads {
 		parts[i] = fmt.Sprintf("%s=%d", w.Key(), w.Object.GetGeneration())

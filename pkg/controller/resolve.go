@@ -9,9 +9,11 @@ import (
 	"cvmanager.dev/cvmanager/pkg/registry"
 	"cvmanager.dev/cvmanager/pkg/registry/poller"
 	"cvmanager.dev/cvmanager/pkg/syncer"
+	"cvmanager.dev/cvmanager/pkg/workload"
 )
 
-// resolve asks the registry where cv's tag points, in two steps.
+// resolve asks the registry where cv's tag points, in two steps, with the
+// pull Secrets of cv and its selected workloads.
 //
 // First the digest alone: one HEAD, shared by every CV on the repo:tag
 // whatever its versionSyntax. Only when that digest would start a rollout
@@ -29,7 +31,7 @@ import (
 // A forced poll (trigger, webhook, release) expects a new digest, so it
 // asks for the version at once: the two-step request would cost it one
 // HEAD more, which a burst of triggers under a tight budget feels.
-func (c *Controller) resolve(ctx context.Context, cv *cvv1.ContainerVersion, syntax *regexp.Regexp, maxAge time.Duration, forced bool) (poller.ResolvedImage, error) {
+func (c *Controller) resolve(ctx context.Context, cv *cvv1.ContainerVersion, workloads []workload.Workload, syntax *regexp.Regexp, maxAge time.Duration, forced bool) (poller.ResolvedImage, error) {
 	if forced {
 		// A trigger, webhook, release or push re-check: ahead of scheduled
 		// polls and background reads in the host's budget (registry lanes),
@@ -39,7 +41,7 @@ func (c *Controller) resolve(ctx context.Context, cv *cvv1.ContainerVersion, syn
 		ctx = registry.WithOrigin(registry.WithLane(ctx, registry.LaneUrgent), c.clock.Now())
 	}
 	req := poller.ResolveRequest{
-		Repo: cv.Spec.ImageRepo, Tag: cv.Spec.Tag, MaxAge: maxAge, PullSecrets: c.pullSecrets(ctx, cv),
+		Repo: cv.Spec.ImageRepo, Tag: cv.Spec.Tag, MaxAge: maxAge, PullSecrets: c.pullSecrets(ctx, cv, workloads),
 		Provider: cv.Spec.Provider,
 	}
 	if forced {

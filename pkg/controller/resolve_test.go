@@ -71,7 +71,7 @@ func TestResolveAsksForTheVersionOnlyForARollout(t *testing.T) {
 				workloads: workload.NewListers(informers.NewSharedInformerFactory(fake.NewClientset(), 0), nil),
 			}
 			cv := &cvv1.ContainerVersion{Spec: cvv1.ContainerVersionSpec{ImageRepo: "reg/app", Tag: "env-prod"}, Status: deployed}
-			_, _ = c.resolve(context.Background(), cv, tc.syntax, time.Minute, tc.forced)
+			_, _ = c.resolve(context.Background(), cv, nil, tc.syntax, time.Minute, tc.forced)
 			if diff := cmp.Diff(tc.want, r.asked); diff != "" {
 				t.Errorf("requests asking for a version (-want +got):\n%s", diff)
 			}
@@ -89,7 +89,7 @@ func TestVersionIsAskedForTheDigestSeen(t *testing.T) {
 		workloads: workload.NewListers(informers.NewSharedInformerFactory(fake.NewClientset(), 0), nil)}
 	cv := &cvv1.ContainerVersion{Spec: cvv1.ContainerVersionSpec{ImageRepo: "reg/app", Tag: "env-prod"},
 		Status: cvv1.ContainerVersionStatus{CurrDigest: "sha256:old", CurrStatus: cvv1.StatusSuccess}}
-	_, _ = c.resolve(context.Background(), cv, regexp.MustCompile(`^v[0-9]+$`), time.Minute, false)
+	_, _ = c.resolve(context.Background(), cv, nil, regexp.MustCompile(`^v[0-9]+$`), time.Minute, false)
 	if diff := cmp.Diff([]string{"", "sha256:new", ""}, r.digests); diff != "" {
 		t.Errorf("digests passed (-want +got):\n%s", diff)
 	}
@@ -103,7 +103,7 @@ func TestResolvePassesTheCVsProvider(t *testing.T) {
 		workloads: workload.NewListers(informers.NewSharedInformerFactory(fake.NewClientset(), 0), nil)}
 	for _, p := range []string{"", "GCP", "Azure"} {
 		cv := &cvv1.ContainerVersion{Spec: cvv1.ContainerVersionSpec{ImageRepo: "reg/app", Tag: "env-prod", Provider: p}}
-		_, _ = c.resolve(context.Background(), cv, nil, time.Minute, false)
+		_, _ = c.resolve(context.Background(), cv, nil, nil, time.Minute, false)
 	}
 	if diff := cmp.Diff([]string{"", "GCP", "Azure"}, r.providers); diff != "" {
 		t.Errorf("providers asked for (-want +got):\n%s", diff)

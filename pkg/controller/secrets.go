@@ -12,6 +12,7 @@ import (
 	"k8s.io/utils/clock"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/workload"
 )
 
 // secretTTL bounds how stale a cached pull secret may be. Secrets are read
@@ -60,9 +61,9 @@ func (s *secretCache) get(ctx context.Context, namespace, name string) []byte {
 // pullSecrets collects the registry credentials for a CV: the secrets it
 // names and the imagePullSecrets of the workloads it selects, those its
 // author may read (authorize.go).
-func (c *Controller) pullSecrets(ctx context.Context, cv *cvv1.ContainerVersion) [][]byte {
+func (c *Controller) pullSecrets(ctx context.Context, cv *cvv1.ContainerVersion, workloads []workload.Workload) [][]byte {
 	var out [][]byte
-	for _, name := range c.readableSecrets(ctx, cv, c.pullSecretNames(cv)) { // issue 19 hook
+	for _, name := range c.readableSecrets(ctx, cv, pullSecretNames(cv, workloads)) { // issue 19 hook
 		if data := c.secrets.get(ctx, cv.Namespace, name); len(data) > 0 {
 			out = append(out, data)
 		}

@@ -10,6 +10,7 @@ import (
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/registry"
 	"cvmanager.dev/cvmanager/pkg/verify"
+	"cvmanager.dev/cvmanager/pkg/workload"
 )
 
 // Event reasons of signature verification.
@@ -45,9 +46,11 @@ func (v signatureVerdict) allowed() bool { return !v.applies || v.result.Verifie
 
 // checkSignature verifies digest for cv when signatures are required. It is
 // called wherever a digest is about to be written into workloads: a new
-// rollout of any trigger (startRollout) and a rollback target (fail). An
-// error means the registry could not be read; the caller retries.
-func (c *Controller) checkSignature(ctx context.Context, cv *cvv1.ContainerVersion, digest string) (signatureVerdict, error) {
+// rollout of any trigger (startRollout) and a rollback target (fail). The
+// signatures are read with the pull Secrets of cv and its selected
+// workloads. An error means the registry could not be read; the caller
+// retries.
+func (c *Controller) checkSignature(ctx context.Context, cv *cvv1.ContainerVersion, workloads []workload.Workload, digest string) (signatureVerdict, error) {
 	spec := signatureSpec(cv)
 	so := c.opts.Signatures
 	if spec == nil && !so.Require {
@@ -66,7 +69,7 @@ func (c *Controller) checkSignature(ctx context.Context, cv *cvv1.ContainerVersi
 	case policy.Empty():
 		v.result = verify.Result{Reason: verify.ReasonInvalidPolicy, Message: "signatures are required but no trusted key or keyless identity is configured"}
 	default:
-		repo := registry.Repo{Name: cv.Spec.ImageRepo, Auth: registry.Auth{PullSecrets: c.pullSecrets(ctx, cv)}}
+		repo := registry.Repo{Name: cv.Spec.ImageRepo, Auth: registry.Auth{PullSecrets: c.pullSecrets(ctx, cv, workloads)}}
 		r, err := so.Verifier.Verify(ctx, repo, digest, policy)
 		if err != nil {
 			c.metrics.SignatureVerifications.WithLabelValues("error").Inc()
@@ -146,8 +149,8 @@ func setVerified(cv *cvv1.ContainerVersion, digest string, v signatureVerdict, n
 
 // rollbackRefused verifies the rollback target; a target that fails under
 // Enforce is not used, and the reason is returned.
-func (c *Controller) rollbackRefused(ctx context.Context, cv *cvv1.ContainerVersion) (string, error) {
-	v, err := c.checkSignature(ctx, cv, cv.Status.SuccessDigest)
+func (c *Controller) rollbackRefused(ctx context.Context, cv *cvv1.ContainerVersion, workloads []workload.Workload) (string, error) {
+	v, err := c.checkSignature(ctx, cv, workloads, cv.Status.SuccessDigest)
 	if err != nil || v.allowed() {
 		return "", err
 	}

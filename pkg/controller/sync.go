@@ -25,9 +25,10 @@ const (
 
 // sync is the reconcile of one CV key, in three phases (docs/architecture.md):
 //
-//   - observe reads a snapshot once: the cached CV, its pending requests,
-//     and what its state calls for (the workloads at rest, a registry
-//     poll when due, or the world of a rollout under way);
+//   - observe reads a snapshot once: the cached CV, the workloads it
+//     selects (selected once per sync), its pending requests, and what its
+//     state calls for (the workloads at rest, a registry poll when due, or
+//     the world of a rollout under way);
 //   - plan, a pure function, decides at most one transition: the new
 //     status, the actions, the side effects;
 //   - apply runs the actions, writes the status once with the snapshot's
