@@ -313,6 +313,43 @@ func TestAppendRetries(t *testing.T) {
 	}
 }
 
+// TestAppendReadsTheCacheFirstAndAfreshAfterAConflict: the first read of
+// an append asks the API server's cache (resourceVersion "0"); when that
+// copy lagged and the write conflicts, the retry reads afresh (no
+// resourceVersion), and no record is lost.
+func TestAppendReadsTheCacheFirstAndAfreshAfterAConflict(t *testing.T) {
+	ctx := context.Background()
+	client := fake.NewClientset()
+	s := NewStore(client)
+	cv := newCV("web")
+	if err := s.Append(ctx, cv, rec("0", 0)); err != nil {
+		t.Fatal(err)
+	}
+	var reads []string
+	client.PrependReactor("get", "configmaps", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		reads = append(reads, a.(k8stesting.GetActionImpl).GetOptions.ResourceVersion)
+		return false, nil, nil
+	})
+	conflicts := 1
+	client.PrependReactor("update", "configmaps", func(k8stesting.Action) (bool, runtime.Object, error) {
+		if conflicts == 0 {
+			return false, nil, nil
+		}
+		conflicts--
+		return true, nil, apierrors.NewConflict(schema.GroupResource{Resource: "configmaps"}, "web.history", errors.New("stale"))
+	})
+	if err := s.Append(ctx, cv, rec("1", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"0", ""}, reads); diff != "" {
+		t.Errorf("resourceVersion of each read (-want +got):\n%s", diff)
+	}
+	got, _ := s.List(ctx, "ns", "web.history")
+	if diff := cmp.Diff([]string{"1", "0"}, ids(got)); diff != "" {
+		t.Errorf("ids (-want +got):\n%s", diff)
+	}
+}
+
 func TestAppendCanceled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()

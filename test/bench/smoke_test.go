@@ -25,7 +25,7 @@ func TestBenchSmoke(t *testing.T) {
 		scales: []int{100}, cvsPerRef: 10, perNamespace: 1000, burst: 100,
 		pollInterval: 5 * time.Second, latencyRefs: 5, triggerRefs: 2, latencySamples: 20,
 		triggerGap: 100 * time.Millisecond, lastPolled: 15 * time.Minute,
-		kubeQPS: 200, kubeBurst: 400, registryQPS: 50, registryBurst: 50, workers: 16, kcmQPS: 300, kcmBurst: 600, kcmSyncs: 10,
+		kubeQPS: 200, kubeBurst: 400, registryQPS: 50, registryBurst: 50, workers: 16, kcmQPS: 300, kcmBurst: 600, kcmSyncs: 10, history: true,
 		out: out, label: "smoke", skip: map[string]bool{"latency": true, "push-path": true},
 	}
 	// The binary is built first, outside the bench's own time: linking it
