@@ -108,14 +108,6 @@ func (res *results) day2Rows(b *strings.Builder, missed *[]string) {
 			continue
 		}
 		fig, met, measured := t.eval(res.day2)
-		verdict := "met"
-		switch {
-		case !measured:
-			fig, verdict = "not measured in this run", "not measured"
-		case !met:
-			verdict = "**missed**"
-			*missed = append(*missed, fmt.Sprintf("- %s: %s.", t.name, fig))
-		}
-		fmt.Fprintf(b, "| %s | %s | %s | %s |\n", t.name, fig, verdict, link(res.day2Path))
+		targetRow(b, missed, t.name, fig, link(res.day2Path), met, measured)
 	}
 }

@@ -367,15 +367,7 @@ func (res *results) targetsSection() string {
 				file = link(res.dashPath)
 			}
 		}
-		verdict := "met"
-		switch {
-		case !measured:
-			fig, verdict = "not measured in this run", "not measured"
-		case !met:
-			verdict = "**missed**"
-			missed = append(missed, fmt.Sprintf("- %s: %s.", t.name, fig))
-		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", t.name, fig, verdict, file)
+		targetRow(&b, &missed, t.name, fig, file, met, measured)
 	}
 	res.day2Rows(&b, &missed)
 	if len(missed) > 0 {
@@ -384,6 +376,19 @@ func (res *results) targetsSection() string {
 	b.WriteString("\nThe newest run's tables, as its results file renders them:\n\n")
 	b.WriteString(r.summaryTables())
 	return b.String()
+}
+
+// targetRow writes a target's row with its verdict, and lists a miss.
+func targetRow(b *strings.Builder, missed *[]string, name, fig, file string, met, measured bool) {
+	verdict := "met"
+	switch {
+	case !measured:
+		fig, verdict = "not measured in this run", "not measured"
+	case !met:
+		verdict = "**missed**"
+		*missed = append(*missed, fmt.Sprintf("- %s: %s.", name, fig))
+	}
+	fmt.Fprintf(b, "| %s | %s | %s | %s |\n", name, fig, verdict, file)
 }
 
 func firstLoad(r *report) string {
