@@ -245,9 +245,8 @@ type sentEffects struct {
 const sentRollouts = 2
 
 // cvEffects are the keys sent for a CV's last rollouts, newest first,
-// kept as 64-bit hashes: a CV's dozen keys cannot collide in practice.
-// Measured with a throwaway heap test: 10,000 CVs with two rollouts of six
-// effects each hold 2.9 MiB this way, 9.6 MiB as strings.
+// kept as 64-bit hashes: a CV's dozen keys cannot collide in practice, and
+// a hash takes 8 bytes where the key string takes several dozen.
 type cvEffects struct {
 	ids  [sentRollouts]string
 	keys [sentRollouts][]uint64
