@@ -80,7 +80,9 @@ func RunLeaderElected(ctx context.Context, kube kubernetes.Interface, le LeaderE
 		Name:            le.Name,
 		Callbacks: leaderelection.LeaderCallbacks{
 			OnStartedLeading: func(leading context.Context) {
-				started.Store(true)
+				if !started.CompareAndSwap(false, true) {
+					return // RunLeaderElected has returned already: too late to lead
+				}
 				defer close(fnDone)
 				defer endElection()
 				state.leading.Store(true)
@@ -93,8 +95,11 @@ func RunLeaderElected(ctx context.Context, kube kubernetes.Interface, le LeaderE
 			},
 		},
 	})
-	if started.Load() {
-		<-fnDone // a lost Lease returns before fn has stopped
+	// Either fn started, and it is waited for (a lost Lease returns before
+	// fn has stopped), or it never will: client-go starts it on a goroutine
+	// of its own, which may come after the election has ended.
+	if !started.CompareAndSwap(false, true) {
+		<-fnDone
 	}
 	return runErr
 }
