@@ -61,6 +61,8 @@ type Cache[T any] struct {
 	entries      map[string]*entry[T]
 	order        []string // insertion order, for eviction
 	slots        chan struct{}
+	// reading counts the reads under way (Wait).
+	reading sync.WaitGroup
 }
 
 type entry[T any] struct {
@@ -97,7 +99,16 @@ func (c *Cache[T]) Request(ctx context.Context, repo registry.Repo, digest strin
 	if c == nil || c.read == nil || digest == "" || !c.claim(digest) {
 		return
 	}
-	go c.readUntilAnswered(ctx, repo, digest, done)
+	c.reading.Go(func() { c.readUntilAnswered(ctx, repo, digest, done) })
+}
+
+// Wait returns once no read the cache started is under way: after it, the
+// done of every read that was started has run, so a caller (a test) can
+// count them as all there will be.
+func (c *Cache[T]) Wait() {
+	if c != nil {
+		c.reading.Wait()
+	}
 }
 
 // readUntilAnswered reads digest, again after each deferral, and stores the

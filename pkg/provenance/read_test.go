@@ -2,7 +2,6 @@ package provenance_test
 
 import (
 	"context"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -159,11 +158,10 @@ func TestReadIndex(t *testing.T) {
 
 // TestCacheReadsEachDigestOnce: a digest is read once however often it is
 // asked for; a failed read is remembered as empty and not retried. That no
-// other read ran is shown, not waited for: once every read goroutine the
-// Requests started has returned (waitReadsEnded), each read's done has
-// been sent, so the dones counted are all there will ever be.
+// other read ran is shown, not waited for: once the cache has no read
+// under way (Wait), each started read's done has been sent, so the dones
+// counted are all there will ever be.
 func TestCacheReadsEachDigestOnce(t *testing.T) {
-	me := goroutineID()
 	reg, r := reader(t)
 	digest, err := reg.PushAnnotated("acme/web", nil, labels, "", "v1")
 	if err != nil {
@@ -193,7 +191,7 @@ func TestCacheReadsEachDigestOnce(t *testing.T) {
 	if got, ok := cache.Lookup(missing); !ok || !provenance.Empty(got) {
 		t.Errorf("a failed read: Lookup = %+v, %v; want empty, true", got, ok)
 	}
-	waitReadsEnded(t, me)
+	cache.Wait()
 	if len(done) != 0 {
 		t.Errorf("%d extra reads finished", len(done))
 	}
@@ -201,44 +199,6 @@ func TestCacheReadsEachDigestOnce(t *testing.T) {
 	// the number of requests.
 	if diff := cmp.Diff(map[string]int64{"GET manifests": 2, "GET blobs": 1, "HEAD manifests": 0}, requestCounts(reg).minus(before)); diff != "" {
 		t.Errorf("registry requests (-want +got):\n%s", diff)
-	}
-}
-
-// goroutineID is the calling goroutine's number, as tracebacks show it.
-func goroutineID() string {
-	buf := make([]byte, 64)
-	return strings.Fields(string(buf[:runtime.Stack(buf, false)]))[1]
-}
-
-// readsStartedBy counts the goroutines that the cache's Request started
-// when called by goroutine id (its reads) and that have not returned. A
-// goroutine is in runtime.Stack's dump from its go statement on, scheduled
-// yet or not, until it returns, and names the function and goroutine that
-// created it.
-func readsStartedBy(id string) int {
-	buf := make([]byte, 1<<16)
-	n := runtime.Stack(buf, true)
-	for n == len(buf) {
-		buf = make([]byte, 2*len(buf))
-		n = runtime.Stack(buf, true)
-	}
-	reads := 0
-	for _, g := range strings.Split(string(buf[:n]), "\n\n") {
-		if strings.Contains(g, "\ncreated by cvmanager.dev/cvmanager/pkg/digestcache.") && strings.Contains(g, ").Request in goroutine "+id+"\n") {
-			reads++
-		}
-	}
-	return reads
-}
-
-// waitReadsEnded waits until every read that goroutine id's Requests
-// started has returned (and so has sent its done).
-func waitReadsEnded(t *testing.T, id string) {
-	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); readsStartedBy(id) > 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d reads still running after 30 s", readsStartedBy(id))
-		}
 	}
 }
 

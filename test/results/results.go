@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"cvmanager.dev/cvmanager/test/kubetest"
+	"cvmanager.dev/cvmanager/test/benchresults"
 )
 
 // Report is everything one run measured, by name; each figure carries its
@@ -75,11 +75,6 @@ func (r *Report) Note(format string, args ...any) {
 	r.Notes = append(r.Notes, fmt.Sprintf(format, args...))
 }
 
-// Base is the path of the report's files without the extension.
-func (r *Report) Base() string {
-	return filepath.Join(kubetest.RepoRoot(), "bench", "results", r.Started.Format("2006-01-02T1504")+"-"+r.name)
-}
-
 // Write saves the report as JSON and markdown, when it holds a figure: a
 // run that measured nothing (say -run picked other tests) writes nothing.
 func (r *Report) Write() error {
@@ -88,7 +83,11 @@ func (r *Report) Write() error {
 	if len(r.Figures) == 0 {
 		return nil
 	}
-	base := r.Base()
+	dir, err := benchresults.Dir()
+	if err != nil {
+		return err
+	}
+	base := filepath.Join(dir, r.Started.Format("2006-01-02T1504")+"-"+r.name)
 	data, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return err
