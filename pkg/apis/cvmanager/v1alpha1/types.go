@@ -438,9 +438,10 @@ type PolicySpec struct {
 
 	// MinAge is how old a new image must be before it is deployed, e.g.
 	// "24h": its build time (org.opencontainers.image.created), or, when
-	// the image states none, the time cvmanager first saw its digest.
-	// Until then the version is held (ReleaseBlocked, reason MinAge) and
-	// status.heldUntil says when it becomes eligible.
+	// the image states none, the time cvmanager first saw its digest
+	// (status.availableSince). Until then the version is held
+	// (ReleaseBlocked, reason MinAge) and status.heldUntil says when it
+	// becomes eligible.
 	// +optional
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=32
@@ -666,6 +667,14 @@ type ContainerVersionStatus struct {
 	// AvailableDigest is the digest of AvailableVersion.
 	// +optional
 	AvailableDigest string `json:"availableDigest,omitempty"`
+	// AvailableSince is when the controller first saw AvailableDigest: set
+	// with it, kept while the same digest stays available, cleared when a
+	// rollout of it starts. spec.policy.minAge counts from it when the
+	// image states no build time, so the first sighting survives a
+	// restart and a change of minAge, and is not inferred from HeldUntil,
+	// which other holds (the soak of spec.promotion.from) also set.
+	// +optional
+	AvailableSince *metav1.Time `json:"availableSince,omitempty"`
 	// Rollout is the rollout in progress, kept in status so a restarted
 	// controller resumes it instead of starting over.
 	// +optional

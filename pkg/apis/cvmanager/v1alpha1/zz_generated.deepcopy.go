@@ -314,6 +314,10 @@ func (in *ContainerVersionStatus) DeepCopyInto(out *ContainerVersionStatus) {
 		*out = new(Provenance)
 		**out = **in
 	}
+	if in.AvailableSince != nil {
+		in, out := &in.AvailableSince, &out.AvailableSince
+		*out = (*in).DeepCopy()
+	}
 	if in.Rollout != nil {
 		in, out := &in.Rollout, &out.Rollout
 		*out = new(RolloutStatus)

@@ -37,6 +37,7 @@ type ContainerVersionStatusApplyConfiguration struct {
 	FailedDigest       *string                              `json:"failedDigest,omitempty"`
 	AvailableVersion   *string                              `json:"availableVersion,omitempty"`
 	AvailableDigest    *string                              `json:"availableDigest,omitempty"`
+	AvailableSince     *v1.Time                             `json:"availableSince,omitempty"`
 	Rollout            *RolloutStatusApplyConfiguration     `json:"rollout,omitempty"`
 	ObservedGeneration *int64                               `json:"observedGeneration,omitempty"`
 	LastPolled         *v1.Time                             `json:"lastPolled,omitempty"`
@@ -137,6 +138,14 @@ func (b *ContainerVersionStatusApplyConfiguration) WithAvailableVersion(value st
 // If called multiple times, the AvailableDigest field is set to the value of the last call.
 func (b *ContainerVersionStatusApplyConfiguration) WithAvailableDigest(value string) *ContainerVersionStatusApplyConfiguration {
 	b.AvailableDigest = &value
+	return b
+}
+
+// WithAvailableSince sets the AvailableSince field in the declarative configuration to the given value
+// and returns the receiver, so that objects can be built by chaining "With" function invocations.
+// If called multiple times, the AvailableSince field is set to the value of the last call.
+func (b *ContainerVersionStatusApplyConfiguration) WithAvailableSince(value v1.Time) *ContainerVersionStatusApplyConfiguration {
+	b.AvailableSince = &value
 	return b
 }
 
