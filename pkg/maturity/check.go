@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 )
 
@@ -22,21 +25,13 @@ type Verdict struct {
 // none); known is false while the provenance read is pending, in which
 // case the first sighting counts for now (a later sync with the build
 // time may release it sooner or later). The first sighting survives a
-// restart through status: a digest already held (status.availableDigest)
-// was first seen at status.heldUntil - minAge when no build time is known.
+// restart through status (FirstSeen).
 func Check(cv *cvv1.ContainerVersion, digest, created string, known bool, now time.Time) Verdict {
-	var minAge time.Duration
-	if cv.Spec.Policy != nil {
-		minAge = MinAge(cv.Spec.Policy.MinAge)
-	}
+	minAge := policyMinAge(cv)
 	if minAge <= 0 {
 		return Verdict{Allowed: true}
 	}
-	var firstSeen *time.Time
-	if st := cv.Status; st.AvailableDigest == digest && st.HeldUntil != nil {
-		t := st.HeldUntil.Add(-minAge)
-		firstSeen = &t
-	}
+	firstSeen := FirstSeen(cv, digest)
 	var built *time.Time
 	if known {
 		built = ParseCreated(created)
@@ -54,4 +49,41 @@ func Check(cv *cvv1.ContainerVersion, digest, created string, known bool, now ti
 	}
 	return Verdict{Reason: cvv1.ReasonMinAge, Until: at,
 		Message: fmt.Sprintf("the image (%s) is younger than policy.minAge %s; eligible at %s", since, minAge, at.UTC().Format(time.RFC3339))}
+}
+
+// FirstSeen is when the controller first saw digest, as status keeps it:
+// status.availableSince while digest is the available one, nil for a
+// digest not held before (its first sighting is now).
+//
+// A CV held by a cvmanager from before availableSince dated the first
+// sighting only through status.heldUntil, first sighting + minAge. That
+// is believed only while the hold is minAge's own (ReleaseBlocked with
+// reason MinAge; a soak's heldUntil says nothing of the sighting), and
+// only until the controller writes the answer to availableSince at the
+// next hold it plans, so a later change of minAge no longer moves it.
+func FirstSeen(cv *cvv1.ContainerVersion, digest string) *time.Time {
+	st := &cv.Status
+	switch {
+	case digest == "" || st.AvailableDigest != digest:
+		return nil
+	case st.AvailableSince != nil:
+		t := st.AvailableSince.Time
+		return &t
+	case st.HeldUntil != nil && policyMinAge(cv) > 0 && heldByMinAge(st.Conditions):
+		t := st.HeldUntil.Add(-policyMinAge(cv))
+		return &t
+	}
+	return nil
+}
+
+func policyMinAge(cv *cvv1.ContainerVersion) time.Duration {
+	if cv.Spec.Policy == nil {
+		return 0
+	}
+	return MinAge(cv.Spec.Policy.MinAge)
+}
+
+func heldByMinAge(conditions []metav1.Condition) bool {
+	c := meta.FindStatusCondition(conditions, cvv1.ConditionReleaseBlocked)
+	return c != nil && c.Status == metav1.ConditionTrue && c.Reason == cvv1.ReasonMinAge
 }
