@@ -1,9 +1,12 @@
 package controller
 
 import (
+	"time"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/maturity"
 	"cvmanager.dev/cvmanager/pkg/policy"
 	"cvmanager.dev/cvmanager/pkg/registry"
 )
@@ -57,10 +60,38 @@ func released(cv *cvv1.ContainerVersion, version, digest string) bool {
 
 // clearHold marks the release gate open once a version passes it.
 func clearHold(cv *cvv1.ContainerVersion, now metav1.Time) {
-	cv.Status.AvailableVersion, cv.Status.AvailableDigest = "", ""
+	cv.Status.AvailableVersion, cv.Status.AvailableDigest, cv.Status.AvailableSince = "", "", nil
 	cv.Status.HeldUntil = nil
 	if findCondition(cv.Status.Conditions, cvv1.ConditionReleaseBlocked) != nil {
 		setCondition(cv, cvv1.ConditionReleaseBlocked, metav1.ConditionFalse, "Released", "", now.Time)
+	}
+}
+
+// markAvailable shows digest as held (status.availableVersion and
+// availableDigest) and keeps its first sighting in status.availableSince,
+// which spec.policy.minAge counts from: now for a digest newly held,
+// unchanged while the same digest stays held. A hold written by a version
+// of cvmanager without availableSince gets the sighting maturity.FirstSeen
+// infers for it, written once.
+func markAvailable(cv *cvv1.ContainerVersion, version, digest string, now time.Time) {
+	st := &cv.Status
+	if st.AvailableDigest != digest || st.AvailableSince == nil {
+		since := now
+		if t := maturity.FirstSeen(cv, digest); t != nil {
+			since = *t
+		}
+		st.AvailableSince = &metav1.Time{Time: since}
+	}
+	st.AvailableVersion, st.AvailableDigest = version, digest
+}
+
+// setHeldUntil records when the held digest becomes eligible on its own
+// (minAge, soak); nil clears it.
+func setHeldUntil(cv *cvv1.ContainerVersion, until *time.Time) {
+	cv.Status.HeldUntil = nil
+	if until != nil {
+		t := metav1.NewTime(*until)
+		cv.Status.HeldUntil = &t
 	}
 }
 

@@ -514,7 +514,7 @@ func (c *Controller) judgeStart(ctx context.Context, cv *cvv1.ContainerVersion, 
 		return false, nil
 	}
 	c.requestProvenance(ctx, cv, workloads, o.img.Digest)
-	if c.holdYoung(minAgeView(cv), o) || c.checkPlatforms(ctx, cv, workloads, o) {
+	if c.holdYoung(cv, o) || c.checkPlatforms(ctx, cv, workloads, o) {
 		return false, nil
 	}
 	return true, c.checkStart(ctx, cv, workloads, o.img.Digest, &o.signature, &o.authz)

@@ -162,22 +162,24 @@ func recordPoll(snap *snapshot, d *decision) {
 }
 
 // hold records a version the policy keeps back: shown as available, with a
-// ReleaseBlocked condition and one Event per held digest.
+// ReleaseBlocked condition and one Event per held digest. A hold already
+// reported whose message changed (minAge's eligible time moved: the build
+// time was read, or minAge was edited) is updated without another Event.
 func hold(snap *snapshot, d *decision) {
 	o, cv := snap.poll, snap.cv
 	if o.heldUntil != nil {
 		d.requeue = max(o.heldUntil.Sub(snap.now), time.Second) // minAge: look again when it is old enough
 	}
+	markAvailable(d.cv, o.version, o.img.Digest, snap.now)
 	if cv.Status.AvailableDigest == o.img.Digest && conditionIs(cv, cvv1.ConditionReleaseBlocked, o.verdict.Reason) {
+		if findCondition(cv.Status.Conditions, cvv1.ConditionReleaseBlocked).Message != truncate(o.verdict.Message, 1024) {
+			setHeldUntil(d.cv, o.heldUntil)
+			setCondition(d.cv, cvv1.ConditionReleaseBlocked, metav1.ConditionTrue, o.verdict.Reason, o.verdict.Message, snap.now)
+		}
 		return // already reported
 	}
-	d.cv.Status.AvailableVersion, d.cv.Status.AvailableDigest = o.version, o.img.Digest
 	d.cv.Status.LastPolled = &metav1.Time{Time: snap.now}
-	d.cv.Status.HeldUntil = nil
-	if o.heldUntil != nil {
-		until := metav1.NewTime(*o.heldUntil)
-		d.cv.Status.HeldUntil = &until // minAge: shown with the time the version becomes eligible
-	}
+	setHeldUntil(d.cv, o.heldUntil) // minAge: shown with the time the version becomes eligible
 	setCondition(d.cv, cvv1.ConditionReleaseBlocked, metav1.ConditionTrue, o.verdict.Reason, o.verdict.Message, snap.now)
 	d.effects = append(d.effects, normal(ReasonReleaseBlocked, o.verdict.Message),
 		notification(notify.Blocked, o.version, o.img.Digest, cv.Status.CurrVersion, o.verdict.Message))
@@ -247,7 +249,7 @@ func refuseUnsigned(snap *snapshot, d *decision, img poller.ResolvedImage, trigg
 	now := snap.now
 	message := fmt.Sprintf("refused %s (%s): %s", version, img.Digest, v.result.Message)
 	st := &d.cv.Status
-	st.AvailableVersion, st.AvailableDigest = version, img.Digest
+	markAvailable(d.cv, version, img.Digest, now)
 	st.LastPolled = &metav1.Time{Time: now}
 	setCondition(d.cv, cvv1.ConditionVerified, metav1.ConditionFalse, v.result.Reason, message, now)
 	setCondition(d.cv, cvv1.ConditionReleaseBlocked, metav1.ConditionTrue, v.result.Reason, message, now)

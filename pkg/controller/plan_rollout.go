@@ -289,7 +289,7 @@ func refuse(snap *snapshot, d *decision, message, version, digest string) {
 		setCondition(d.cv, cvv1.ConditionProgressing, metav1.ConditionFalse, ReasonForbidden, message, now)
 	}
 	if digest != "" {
-		d.cv.Status.AvailableVersion, d.cv.Status.AvailableDigest = version, digest
+		markAvailable(d.cv, version, digest, now)
 	}
 	setCondition(d.cv, ConditionAuthorized, metav1.ConditionFalse, ReasonForbidden, message, now)
 	d.effects = append(d.effects, effect{authzRefused: true, log: "Refused: the author lacks rights"}, warning(ReasonForbidden, message))

@@ -431,8 +431,9 @@ func TestPlanPollTransitions(t *testing.T) {
 	held.verdict = policy.Verdict{Reason: "AwaitingRelease", Message: "releaseMode is Manual"}
 	heldAgain := polledSnap(func() cvv1.ContainerVersionStatus {
 		s := polled()
-		s.AvailableDigest = digest2
-		s.Conditions = []metav1.Condition{{Type: cvv1.ConditionReleaseBlocked, Status: metav1.ConditionTrue, Reason: "AwaitingRelease"}}
+		s.AvailableVersion, s.AvailableDigest, s.AvailableSince = "v2", digest2, &metav1.Time{Time: t0.Add(-time.Minute)}
+		s.Conditions = []metav1.Condition{{Type: cvv1.ConditionReleaseBlocked, Status: metav1.ConditionTrue,
+			Reason: "AwaitingRelease", Message: "releaseMode is Manual"}}
 		return s
 	}(), held)
 	for _, tc := range []struct {
@@ -623,6 +624,9 @@ func TestMinAgeHoldsAYoungDigest(t *testing.T) {
 	if st.HeldUntil == nil || !st.HeldUntil.Time.Equal(t0.Add(time.Hour)) || st.AvailableDigest != digest2 {
 		t.Fatalf("heldUntil %v available %s; want %s and digest2", st.HeldUntil, st.AvailableDigest, t0.Add(time.Hour))
 	}
+	if st.AvailableSince == nil || !st.AvailableSince.Time.Equal(t0) {
+		t.Fatalf("availableSince %v, want the first sighting %s persisted", st.AvailableSince, t0)
+	}
 	cv, err := f.cvs.CvmanagerV1alpha1().ContainerVersions(ns).Get(context.Background(), "web", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -633,8 +637,79 @@ func TestMinAgeHoldsAYoungDigest(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := plan(snap)
-	if d.cv.Status.Rollout == nil || d.cv.Status.Rollout.Digest != digest2 || d.cv.Status.HeldUntil != nil {
-		t.Errorf("an hour later the digest must roll out and the hold clear: rollout %+v heldUntil %v", d.cv.Status.Rollout, d.cv.Status.HeldUntil)
+	if st := d.cv.Status; st.Rollout == nil || st.Rollout.Digest != digest2 || st.HeldUntil != nil || st.AvailableSince != nil {
+		t.Errorf("an hour later the digest must roll out and the hold clear: rollout %+v heldUntil %v availableSince %v",
+			st.Rollout, st.HeldUntil, st.AvailableSince)
+	}
+}
+
+// minAgeCV is web under spec.policy.minAge d.
+func minAgeCV(st cvv1.ContainerVersionStatus, d time.Duration) *cvv1.ContainerVersion {
+	return webCV(st, func(s *cvv1.ContainerVersionSpec) {
+		s.Policy = &cvv1.PolicySpec{MinAge: &metav1.Duration{Duration: d}}
+	})
+}
+
+// TestMinAgeChangeWhileHeldKeepsTheFirstSighting: spec.policy.minAge
+// raised from 1h to 2h half an hour into a hold moves the eligible time to
+// two hours after the first sighting (status.availableSince), shown in
+// heldUntil and the condition without a second Event or notification.
+func TestMinAgeChangeWhileHeldKeepsTheFirstSighting(t *testing.T) {
+	f := newFixture(t, poller.ResolvedImage{Digest: digest2, Version: "v2"}, minAgeCV(neverPolled(), time.Hour),
+		annotated(webDeployment(pinned("v1", digest1), true), pinned("v1", digest1)))
+	f.sync("web")
+	if st := f.lastStatus(); st.AvailableSince == nil || !st.AvailableSince.Time.Equal(t0) {
+		t.Fatalf("availableSince %v, want %s", st.AvailableSince, t0)
+	}
+	cv, err := f.cvs.CvmanagerV1alpha1().ContainerVersions(ns).Get(context.Background(), "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cv.Spec.Policy.MinAge.Duration = 2 * time.Hour
+	f.clock.Step(30 * time.Minute)
+	snap, err := f.c.observe(context.Background(), f.c.syncerFor(ns+"/web"), cv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := plan(snap)
+	st := d.cv.Status
+	if st.Rollout != nil || st.AvailableSince == nil || !st.AvailableSince.Time.Equal(t0) ||
+		st.HeldUntil == nil || !st.HeldUntil.Time.Equal(t0.Add(2*time.Hour)) || d.requeue != 90*time.Minute {
+		t.Fatalf("rollout %+v availableSince %v heldUntil %v requeue %s; want held since %s until %s, looked at in 90m",
+			st.Rollout, st.AvailableSince, st.HeldUntil, d.requeue, t0, t0.Add(2*time.Hour))
+	}
+	if _, msg := conditionOf(d, cvv1.ConditionReleaseBlocked); !strings.Contains(msg, t0.Add(2*time.Hour).Format(time.RFC3339)) {
+		t.Errorf("ReleaseBlocked message %q, want the new eligible time", msg)
+	}
+	want := outcome{Status: cvv1.StatusSuccess, Blocked: cvv1.ReasonMinAge, Write: true}
+	if diff := cmp.Diff(want, summarise(snap, d)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+// TestMinAgeHoldFromBeforeAvailableSince: a CV held by minAge by a
+// cvmanager without status.availableSince dated the first sighting only
+// through heldUntil. The first sync dates it heldUntil - minAge, once, and
+// reports nothing new; from then on the recorded sighting counts.
+func TestMinAgeHoldFromBeforeAvailableSince(t *testing.T) {
+	seen, until := t0.Add(-50*time.Minute), t0.Add(10*time.Minute)
+	st := neverPolled()
+	st.AvailableVersion, st.AvailableDigest, st.HeldUntil = "v2", digest2, &metav1.Time{Time: until}
+	message := "the image (first seen " + seen.Format(time.RFC3339) + ") is younger than policy.minAge 1h0m0s; eligible at " + until.Format(time.RFC3339)
+	st.Conditions = []metav1.Condition{{Type: cvv1.ConditionReleaseBlocked, Status: metav1.ConditionTrue, Reason: cvv1.ReasonMinAge,
+		Message: message, LastTransitionTime: metav1.Time{Time: seen}}}
+	f := newFixture(t, poller.ResolvedImage{Digest: digest2, Version: "v2"}, minAgeCV(st, time.Hour),
+		annotated(webDeployment(pinned("v1", digest1), true), pinned("v1", digest1)))
+	f.sync("web")
+	got := f.lastStatus()
+	if got.AvailableSince == nil || !got.AvailableSince.Time.Equal(seen) || got.HeldUntil == nil || !got.HeldUntil.Time.Equal(until) {
+		t.Fatalf("availableSince %v heldUntil %v; want %s and %s", got.AvailableSince, got.HeldUntil, seen, until)
+	}
+	if diff := cmp.Diff(st.Conditions, got.Conditions); diff != "" {
+		t.Errorf("the hold was reported again (-want +got):\n%s", diff)
+	}
+	if events := f.events(); len(events) != 0 {
+		t.Errorf("events %v, want none", events)
 	}
 }
 
@@ -647,6 +722,9 @@ func TestMinAgeHoldLooksAgainWhenOldEnough(t *testing.T) {
 	first := plan(polledSnap(polled(), o))
 	if first.requeue != time.Hour || first.cv.Status.HeldUntil == nil {
 		t.Fatalf("first hold: requeue %s heldUntil %v, want 1h and a time", first.requeue, first.cv.Status.HeldUntil)
+	}
+	if since := first.cv.Status.AvailableSince; since == nil || !since.Time.Equal(t0) {
+		t.Fatalf("first hold: availableSince %v, want %s", since, t0)
 	}
 	again := plan(polledSnap(first.cv.Status, o))
 	if again.statusChanged(polledSnap(first.cv.Status, o)) || again.requeue != time.Hour {

@@ -100,21 +100,6 @@ func (c *Controller) judgePromotion(ctx context.Context, cv *cvv1.ContainerVersi
 	return err
 }
 
-// minAgeView is cv as spec.policy.minAge reads it. maturity.Check takes
-// status.heldUntil of the held digest as minAge after its first sighting;
-// that holds only while the hold is minAge's own: a follower held while
-// its source soaks has status.heldUntil at the soak's end, which would
-// date the first sighting minAge before it and let an image that states
-// no build time through at once.
-func minAgeView(cv *cvv1.ContainerVersion) *cvv1.ContainerVersion {
-	if cv.Status.HeldUntil == nil || conditionIs(cv, cvv1.ConditionReleaseBlocked, cvv1.ReasonMinAge) {
-		return cv
-	}
-	view := *cv
-	view.Status.HeldUntil = nil
-	return &view
-}
-
 // requiresVerified: the target insists on signatures, so its source must
 // have verified the version it offers.
 func requiresVerified(cv *cvv1.ContainerVersion, require bool) bool {
@@ -179,18 +164,14 @@ func holdPromotion(snap *snapshot, d *decision, reason, message, version, digest
 	if until != nil {
 		d.requeue = max(until.Sub(snap.now), time.Second) // look again when it is eligible
 	}
+	if digest != "" && digest != cv.Status.CurrDigest {
+		markAvailable(d.cv, version, digest, snap.now)
+	}
 	if conditionIs(cv, cvv1.ConditionReleaseBlocked, reason) &&
 		findCondition(cv.Status.Conditions, cvv1.ConditionReleaseBlocked).Message == truncate(message, 1024) {
 		return
 	}
-	if digest != "" && digest != cv.Status.CurrDigest {
-		d.cv.Status.AvailableVersion, d.cv.Status.AvailableDigest = version, digest
-	}
-	d.cv.Status.HeldUntil = nil
-	if until != nil {
-		t := metav1.NewTime(*until)
-		d.cv.Status.HeldUntil = &t
-	}
+	setHeldUntil(d.cv, until)
 	setCondition(d.cv, cvv1.ConditionReleaseBlocked, metav1.ConditionTrue, reason, message, snap.now)
 	d.effects = append(d.effects, normal(ReasonReleaseBlocked, fmt.Sprintf("promotion held: %s", message)))
 }

@@ -194,11 +194,13 @@ func TestPromotionWaitsForTheTargetsMinAge(t *testing.T) {
 	}
 }
 
-// TestASoakDoesNotCountAsMinAge: the target was held while its source
-// soaked (status.heldUntil at the soak's end). When the soak ends, an image
-// that states no build time is held by minAge counted from then, not let
-// through because status.heldUntil lies a soak after its first sighting.
-func TestASoakDoesNotCountAsMinAge(t *testing.T) {
+// TestASoakDoesNotDateTheFirstSighting: the target was held while its
+// source soaked (status.heldUntil at the soak's end), having first seen
+// the digest when that hold began (status.availableSince). When the soak
+// ends, an image that states no build time is held by minAge counted from
+// that first sighting: neither let through because status.heldUntil lies
+// a soak after it, nor counted from the soak's end.
+func TestASoakDoesNotDateTheFirstSighting(t *testing.T) {
 	const day = 24 * time.Hour
 	soakEnds := t0.Add(30 * time.Minute)
 	f := newFollowerFixture(t, t0.Add(-30*time.Minute), 3600, minAge(day))
@@ -206,6 +208,9 @@ func TestASoakDoesNotCountAsMinAge(t *testing.T) {
 	st := f.lastStatus()
 	if cond := releaseBlocked(st); cond == nil || cond.Reason != cvv1.ReasonSoaking || st.HeldUntil == nil || !st.HeldUntil.Time.Equal(soakEnds) {
 		t.Fatalf("while the source soaks: %+v heldUntil %v; want Soaking until %s", cond, st.HeldUntil, soakEnds)
+	}
+	if st.AvailableDigest != digest2 || st.AvailableSince == nil || !st.AvailableSince.Time.Equal(t0) {
+		t.Fatalf("while the source soaks: available %s since %v; want %s since %s", st.AvailableDigest, st.AvailableSince, digest2, t0)
 	}
 	f.awaitEcho("web")
 
@@ -215,8 +220,11 @@ func TestASoakDoesNotCountAsMinAge(t *testing.T) {
 	if st.Rollout != nil {
 		t.Fatalf("promoted when the soak ended, under a day's minAge: %+v", st.Rollout)
 	}
-	if cond := releaseBlocked(st); cond == nil || cond.Reason != cvv1.ReasonMinAge || st.HeldUntil == nil || !st.HeldUntil.Time.Equal(soakEnds.Add(day)) {
-		t.Fatalf("after the soak: %+v heldUntil %v; want MinAge until %s", cond, st.HeldUntil, soakEnds.Add(day))
+	if cond := releaseBlocked(st); cond == nil || cond.Reason != cvv1.ReasonMinAge || st.HeldUntil == nil || !st.HeldUntil.Time.Equal(t0.Add(day)) {
+		t.Fatalf("after the soak: %+v heldUntil %v; want MinAge until %s", cond, st.HeldUntil, t0.Add(day))
+	}
+	if st.AvailableSince == nil || !st.AvailableSince.Time.Equal(t0) {
+		t.Errorf("after the soak: availableSince %v, want the first sighting %s kept", st.AvailableSince, t0)
 	}
 	if got := patches(f); len(got) != 0 {
 		t.Errorf("workload writes %v, want none", got)
