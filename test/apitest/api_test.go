@@ -145,6 +145,8 @@ func TestStatusOnlyThroughSubresource(t *testing.T) {
 	// Through the subresource it sticks, and spec changes there are dropped.
 	cv.Status.CurrVersion = "abc1234"
 	cv.Status.CurrStatus = cvv1.StatusSuccess
+	since := metav1.NewTime(time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC))
+	cv.Status.AvailableDigest, cv.Status.AvailableSince = "sha256:"+strings.Repeat("b", 64), &since
 	cv.Spec.Tag = "changed-through-status"
 	cv, err = cvs.UpdateStatus(ctx, cv, metav1.UpdateOptions{})
 	if err != nil {
@@ -152,6 +154,9 @@ func TestStatusOnlyThroughSubresource(t *testing.T) {
 	}
 	if cv.Status.CurrVersion != "abc1234" || cv.Status.CurrStatus != cvv1.StatusSuccess {
 		t.Errorf("status not written through the subresource: %+v", cv.Status)
+	}
+	if cv.Status.AvailableSince == nil || !cv.Status.AvailableSince.Equal(&since) {
+		t.Errorf("status.availableSince %v, want %v kept by the schema", cv.Status.AvailableSince, since)
 	}
 	if cv.Spec.Tag != "env-prod" {
 		t.Errorf("spec changed through the status subresource: tag=%q", cv.Spec.Tag)
