@@ -173,7 +173,10 @@ func recordSource(snap *snapshot, d *decision) {
 	d.cv.Status.Promotion = next
 }
 
-// holdPromotion keeps the target where it is and says why, once per reason.
+// holdPromotion keeps the target where it is and says why, once per reason
+// and message: the ReleaseBlocked condition, an Event and, as hold does for
+// a version the poll found, a Blocked notification. A soak is the expected
+// wait before every promotion, not a refusal: it notifies nobody.
 func holdPromotion(snap *snapshot, d *decision, reason, message, version, digest string, until *time.Time) {
 	cv := snap.cv
 	if until != nil {
@@ -192,5 +195,9 @@ func holdPromotion(snap *snapshot, d *decision, reason, message, version, digest
 		d.cv.Status.HeldUntil = &t
 	}
 	setCondition(d.cv, cvv1.ConditionReleaseBlocked, metav1.ConditionTrue, reason, message, snap.now)
-	d.effects = append(d.effects, normal(ReasonReleaseBlocked, fmt.Sprintf("promotion held: %s", message)))
+	text := fmt.Sprintf("promotion held: %s", message)
+	d.effects = append(d.effects, normal(ReasonReleaseBlocked, text))
+	if reason != cvv1.ReasonSoaking {
+		d.effects = append(d.effects, notification(notify.Blocked, version, digest, cv.Status.CurrVersion, text))
+	}
 }
