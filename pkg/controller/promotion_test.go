@@ -347,8 +347,9 @@ func (s *sentNotifications) kinds() []string {
 // source is failing, or because its own policy refuses the promoted
 // version, says so as a poll-found version held by the policy does: the
 // ReleaseBlocked condition, one Event and one Blocked notification, not
-// repeated by the next sync. A soak is the expected wait before every
-// promotion: it sets the condition and an Event, and notifies nobody.
+// repeated by the next sync, at the source's next read. A soak is the
+// expected wait before every promotion: it sets the condition and an
+// Event, and notifies nobody; as the soak goes on, nothing more is written.
 func TestAHeldPromotionNotifiesOncePerRefusal(t *testing.T) {
 	failing := sourceSince(t0.Add(-2 * time.Hour))
 	failing.CurrVersion, failing.CurrDigest, failing.CurrStatus = "v3", "sha256:3333333333333333333333333333333333333333333333333333333333333333", cvv1.StatusFailed
@@ -376,6 +377,7 @@ func TestAHeldPromotionNotifiesOncePerRefusal(t *testing.T) {
 			}
 			f.awaitEcho("web")
 			f.cvs.ClearActions()
+			f.clock.Step(fleet.DefaultSourceInterval) // the source's next read
 			f.sync("web")
 			if got := actions(f.cvs); len(got) != 0 {
 				t.Errorf("the second sync wrote %v; the hold was reported already", got)

@@ -85,6 +85,19 @@ func TestGate(t *testing.T) {
 	}
 }
 
+// TestGateSoakingMessageIsStable: a soaking source is refused with the
+// same message at every read, so the target writes its hold once.
+func TestGateSoakingMessageIsStable(t *testing.T) {
+	src, opts := source(10*time.Minute), GateOptions{MinSoak: time.Hour}
+	first, later := Gate(src, opts, now), Gate(src, opts, now.Add(30*time.Second))
+	if first.Reason != cvv1.ReasonSoaking || later.Reason != cvv1.ReasonSoaking || first.Message != later.Message {
+		t.Errorf("soaking 30 s apart: %s %q, then %s %q; want Soaking with one message", first.Reason, first.Message, later.Reason, later.Message)
+	}
+	if want := now.Add(50 * time.Minute).Format(time.RFC3339); !strings.Contains(first.Message, want) {
+		t.Errorf("message %q does not say when the version is eligible (%s)", first.Message, want)
+	}
+}
+
 func target(edits ...func(*cvv1.ContainerVersion)) *cvv1.ContainerVersion {
 	cv := gen.CV("prod", "web", gen.WithSpec(func(s *cvv1.ContainerVersionSpec) {
 		s.Promotion = &cvv1.PromotionSpec{From: cvv1.PromotionSource{ClusterSecretRef: cvv1.SecretKeyReference{Name: "staging"},
