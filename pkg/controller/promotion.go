@@ -141,6 +141,10 @@ func planPromotion(snap *snapshot, d *decision) {
 		// a verdict is being read (the index's platforms): its read wakes the CV
 	case dec.Promote && !o.verdict.Allowed:
 		holdPromotion(snap, d, o.verdict.Reason, o.verdict.Message, dec.Version, dec.Digest, o.heldUntil)
+	case dec.Promote && dec.Digest == snap.cv.Status.CurrDigest:
+		// the digest whose rollout failed, the failure cleared by a
+		// request (fleet.Decide): tried again, not promoted anew
+		start(snap, d, poller.ResolvedImage{Digest: dec.Digest, Version: dec.Version}, history.TriggerClearFailed, o.signature, o.authz)
 	case dec.Promote:
 		src := snap.cv.Spec.Promotion.From
 		d.effects = append(d.effects, notification(notify.Promoted, dec.Version, dec.Digest,

@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -57,15 +58,23 @@ func sourceSince(since time.Time) cvv1.ContainerVersionStatus {
 // newFollowerFixtureOf is newFollowerFixture with the source's status.
 func newFollowerFixtureOf(t *testing.T, sourceStatus cvv1.ContainerVersionStatus, minSoak int32, edit ...func(*cvv1.ContainerVersionSpec)) *fixture {
 	t.Helper()
+	v1Image := pinned("v1", digest1)
+	return newFollowerFixtureAt(t, polled(), annotated(webDeployment(v1Image, true), v1Image), sourceStatus, minSoak, edit...)
+}
+
+// newFollowerFixtureAt is newFollowerFixtureOf with the target's status
+// and its workload.
+func newFollowerFixtureAt(t *testing.T, targetStatus cvv1.ContainerVersionStatus, workload *appsv1.Deployment,
+	sourceStatus cvv1.ContainerVersionStatus, minSoak int32, edit ...func(*cvv1.ContainerVersionSpec)) *fixture {
+	t.Helper()
 	from := cvv1.PromotionSource{ClusterSecretRef: cvv1.SecretKeyReference{Name: "staging"},
 		Namespace: "staging", Name: "web", MinSoakSeconds: &minSoak}
-	cv := webCV(polled(), append([]func(*cvv1.ContainerVersionSpec){func(s *cvv1.ContainerVersionSpec) {
+	cv := webCV(targetStatus, append([]func(*cvv1.ContainerVersionSpec){func(s *cvv1.ContainerVersionSpec) {
 		s.Promotion = &cvv1.PromotionSpec{From: from}
 	}}, edit...)...)
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "staging", Namespace: ns},
 		Data: map[string][]byte{fleet.DefaultKubeconfigKey: []byte(sourceKubeconfig)}}
-	v1Image := pinned("v1", digest1)
-	f := newFixture(t, poller.ResolvedImage{}, cv, annotated(webDeployment(v1Image, true), v1Image), secret)
+	f := newFixture(t, poller.ResolvedImage{}, cv, workload, secret)
 
 	source := gen.NewCV("staging", "web", repo)
 	source.Status = sourceStatus

@@ -138,6 +138,16 @@ func TestDecide(t *testing.T) {
 		}), src: source(2 * time.Hour),
 			want: Decision{Version: "v2", Digest: "sha256:b",
 				Status: &cvv1.PromotionStatus{SourceVersion: "v2", SourceDigest: "sha256:b", SourceSuccessSince: since(2 * time.Hour), LastRead: &read}}},
+		{name: "failed it: not promoted again", target: target(func(cv *cvv1.ContainerVersion) {
+			cv.Status.CurrDigest, cv.Status.CurrStatus, cv.Status.FailedDigest = "sha256:b", cvv1.StatusFailed, "sha256:b"
+		}), src: source(2 * time.Hour),
+			want: Decision{Version: "v2", Digest: "sha256:b",
+				Status: &cvv1.PromotionStatus{SourceVersion: "v2", SourceDigest: "sha256:b", SourceSuccessSince: since(2 * time.Hour), LastRead: &read}}},
+		{name: "its failure cleared: promoted again", target: target(func(cv *cvv1.ContainerVersion) {
+			cv.Status.CurrDigest, cv.Status.CurrStatus = "sha256:b", cvv1.StatusFailed
+		}), src: source(2 * time.Hour),
+			want: Decision{Promote: true, Version: "v2", Digest: "sha256:b",
+				Status: &cvv1.PromotionStatus{SourceVersion: "v2", SourceDigest: "sha256:b", SourceSuccessSince: since(2 * time.Hour), LastRead: &read}}},
 		{name: "unreachable: held, last read kept", target: target(func(cv *cvv1.ContainerVersion) {
 			cv.Status.Promotion = &cvv1.PromotionStatus{SourceVersion: "v1", SourceDigest: "sha256:a", LastRead: &lastRead}
 		}), readErr: errors.New("connection refused"),
