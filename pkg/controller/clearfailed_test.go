@@ -127,6 +127,116 @@ func testReplayedClearFailed(t *testing.T, late bool) {
 	}
 }
 
+// TestClearFailedRetriesAFollowersFailedPromotionOnce: a CV that follows a
+// source (spec.promotion.from) fails to roll out the promoted v2 and rolls
+// back. Its status.currDigest stays on v2, so later syncs do not promote
+// the source's v2 again. A clear-failed request has the controller try v2
+// again, once, as it has a CV that polls its tag try the tag's digest
+// again: when that rollout fails too, v2 is left alone. The leader's
+// delete of the request fails (see TestReplayedClearFailedDoesNot...), so
+// the request is left behind; the new leader finds it spent and does not
+// roll v2 out a third time.
+func TestClearFailedRetriesAFollowersFailedPromotionOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		late bool // as in TestReplayedClearFailedDoesNotRollOutTheFailingDigestAgain
+	}{
+		{name: "the new leader drives the second rollout"},
+		{name: "the new leader comes after the second failure", late: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testFollowerClearFailed(t, tc.late) })
+	}
+}
+
+func testFollowerClearFailed(t *testing.T, late bool) {
+	v1, v2 := pinned("v1", digest1), pinned("v2", digest2)
+	promoting := rollingOut(t0.Add(-10 * time.Minute))
+	promoting.Rollout.Trigger = history.TriggerPromote
+	rollback := func(s *cvv1.ContainerVersionSpec) { s.Rollback.Enabled = true }
+	f := newFollowerFixtureAt(t, promoting, webDeployment(v2, false), sourceSince(t0.Add(-2*time.Hour)), 3600, rollback)
+	ctx := context.Background()
+	f.nameRequests()
+	follower := func(o *Options) { o.Fleet, o.Kubeconfigs = f.c.opts.Fleet, f.c.opts.Kubeconfigs }
+
+	// The promoted v2 times out and is rolled back; the source still
+	// offers v2, and the next syncs do not promote it again.
+	f.syncUntilAtRest(f.c, f.inf)
+	for i := 0; i < 2; i++ {
+		f.settle(f.inf)
+		f.syncOn(f.c)
+	}
+	if st := f.apiCV().Status; st.FailedDigest != digest2 || st.CurrDigest != digest2 || st.Rollout != nil || f.image() != v1 {
+		t.Fatalf("first rollout: failedDigest %q currDigest %q rollout %+v image %q; want %q, %q, none, %q",
+			st.FailedDigest, st.CurrDigest, st.Rollout, f.image(), digest2, digest2, v1)
+	}
+
+	// The user clears the failure through a standby; the leader acts and
+	// its delete of the request fails.
+	f.clock.Step(time.Minute)
+	if err := NewRequests(f.cvs, f.clock).ClearFailed(ctx, ns, "web"); err != nil {
+		t.Fatal(err)
+	}
+	failing := true
+	f.cvs.PrependReactor("delete", "containerversionrequests", func(core.Action) (bool, runtime.Object, error) {
+		if failing {
+			return true, nil, errors.New("the leader died before this delete")
+		}
+		return false, nil, nil
+	})
+	f.settle(f.inf)
+	f.syncOn(f.c)
+	if st := f.apiCV().Status; st.FailedDigest != "" || st.Rollout == nil || st.Rollout.Digest != digest2 ||
+		st.Rollout.Trigger != history.TriggerClearFailed || f.image() != v2 {
+		t.Fatalf("clear-failed: failedDigest %q, rollout %+v, image %q; want v2 rolled out again, trigger %s",
+			st.FailedDigest, st.Rollout, f.image(), history.TriggerClearFailed)
+	}
+	if n := len(f.requestObjects()); n != 1 {
+		t.Fatalf("%d requests left; the one acted on must be left behind", n)
+	}
+
+	// The second rollout of v2 fails too, driven by a new leader, or (late)
+	// by the same one, a new leader taking over afterwards.
+	f.clock.Step(10 * time.Minute)
+	leader, inf := f.c, f.inf
+	if !late {
+		failing = false
+		leader, inf = f.newController(poller.ResolvedImage{}, follower)
+	}
+	f.syncUntilAtRest(leader, inf)
+	if st := f.apiCV().Status; st.FailedDigest != digest2 || f.image() != v1 {
+		t.Fatalf("second rollout: failedDigest %q, image %q; want %q, %q", st.FailedDigest, f.image(), digest2, v1)
+	}
+	if late {
+		failing = false
+		leader, inf = f.newController(poller.ResolvedImage{}, follower)
+	}
+
+	// Neither the source's v2 nor the request left behind starts v2 again.
+	f.clock.Step(time.Minute)
+	for i := 0; i < 3; i++ {
+		f.settle(inf)
+		f.syncOn(leader)
+	}
+	if st := f.apiCV().Status; st.FailedDigest != digest2 || st.Rollout != nil {
+		t.Errorf("v2 tried again: failedDigest %q, rollout %+v; want %q and none", st.FailedDigest, st.Rollout, digest2)
+	}
+	// One patch per rollout and rollback: v1 back, v2 again, v1 back.
+	if diff := cmp.Diff([]string{v1, v2, v1}, f.patchedImages()); diff != "" {
+		t.Errorf("images patched into the Deployment (-want +got):\n%s", diff)
+	}
+	if n := len(f.requestObjects()); n != 0 {
+		t.Errorf("%d requests left; the spent one must be deleted", n)
+	}
+	var hist []string
+	for _, r := range f.history() {
+		hist = append(hist, r.Outcome+" "+r.Trigger)
+	}
+	want := []string{history.OutcomeRolledBack + " " + history.TriggerClearFailed, history.OutcomeRolledBack + " " + history.TriggerPromote}
+	if diff := cmp.Diff(want, hist); diff != "" {
+		t.Errorf("history (-want +got):\n%s", diff)
+	}
+}
+
 // TestClearFailedRequestsNameTheFailureTheyClear: both ways a request is
 // taken, as an object (a standby) and in memory (the leader), stamp the
 // CV's failed digest and the time of that failure; with nothing failed,

@@ -196,7 +196,7 @@ func (c *Controller) observeSelected(ctx context.Context, s *syncerState, cached
 	}
 	if c.follows(cached) {
 		var err error
-		snap.promotion, err = c.observePromotion(ctx, cached, workloads)
+		snap.promotion, err = c.observePromotion(ctx, failureCleared(cached, snap.requests), workloads)
 		if p := snap.promotion; p != nil && p.decision.Promote {
 			snap.startProvenance = c.provenanceOf(p.decision.Digest)
 		}

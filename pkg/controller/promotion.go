@@ -126,6 +126,10 @@ func planPromotion(snap *snapshot, d *decision) {
 		// a verdict is being read (the index's platforms): its read wakes the CV
 	case dec.Promote && !o.verdict.Allowed:
 		holdPromotion(snap, d, o.verdict.Reason, o.verdict.Message, dec.Version, dec.Digest, o.heldUntil)
+	case dec.Promote && dec.Digest == snap.cv.Status.CurrDigest:
+		// the digest whose rollout failed, the failure cleared by a
+		// request (fleet.Decide): tried again, not promoted anew
+		start(snap, d, poller.ResolvedImage{Digest: dec.Digest, Version: dec.Version}, history.TriggerClearFailed, o.signature, o.authz)
 	case dec.Promote:
 		src := snap.cv.Spec.Promotion.From
 		d.effects = append(d.effects, notification(notify.Promoted, dec.Version, dec.Digest,
@@ -158,7 +162,10 @@ func recordSource(snap *snapshot, d *decision) {
 	d.cv.Status.Promotion = next
 }
 
-// holdPromotion keeps the target where it is and says why, once per reason.
+// holdPromotion keeps the target where it is and says why, once per reason
+// and message: the ReleaseBlocked condition, an Event and, as hold does for
+// a version the poll found, a Blocked notification. A soak is the expected
+// wait before every promotion, not a refusal: it notifies nobody.
 func holdPromotion(snap *snapshot, d *decision, reason, message, version, digest string, until *time.Time) {
 	cv := snap.cv
 	if until != nil {
@@ -173,5 +180,9 @@ func holdPromotion(snap *snapshot, d *decision, reason, message, version, digest
 	}
 	setHeldUntil(d.cv, until)
 	setCondition(d.cv, cvv1.ConditionReleaseBlocked, metav1.ConditionTrue, reason, message, snap.now)
-	d.effects = append(d.effects, normal(ReasonReleaseBlocked, fmt.Sprintf("promotion held: %s", message)))
+	text := fmt.Sprintf("promotion held: %s", message)
+	d.effects = append(d.effects, normal(ReasonReleaseBlocked, text))
+	if reason != cvv1.ReasonSoaking {
+		d.effects = append(d.effects, notification(notify.Blocked, version, digest, cv.Status.CurrVersion, text))
+	}
 }

@@ -4,13 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -22,6 +26,7 @@ import (
 	"cvmanager.dev/cvmanager/pkg/fleet"
 	cvfake "cvmanager.dev/cvmanager/pkg/generated/clientset/versioned/fake"
 	"cvmanager.dev/cvmanager/pkg/history"
+	"cvmanager.dev/cvmanager/pkg/notify"
 	"cvmanager.dev/cvmanager/pkg/platform"
 	"cvmanager.dev/cvmanager/pkg/registry"
 	"cvmanager.dev/cvmanager/pkg/registry/poller"
@@ -41,19 +46,38 @@ const sourceKubeconfig = "kubeconfig of the source cluster"
 // read is made before any sync, so every sync acts on an answer.
 func newFollowerFixture(t *testing.T, since time.Time, minSoak int32, edit ...func(*cvv1.ContainerVersionSpec)) *fixture {
 	t.Helper()
+	return newFollowerFixtureOf(t, sourceSince(since), minSoak, edit...)
+}
+
+// sourceSince is the status of a source that has been Success on v2 since since.
+func sourceSince(since time.Time) cvv1.ContainerVersionStatus {
+	return cvv1.ContainerVersionStatus{CurrVersion: "v2", CurrDigest: digest2, CurrStatus: cvv1.StatusSuccess,
+		SuccessVersion: "v2", SuccessDigest: digest2, CurrStatusTime: &metav1.Time{Time: since}}
+}
+
+// newFollowerFixtureOf is newFollowerFixture with the source's status.
+func newFollowerFixtureOf(t *testing.T, sourceStatus cvv1.ContainerVersionStatus, minSoak int32, edit ...func(*cvv1.ContainerVersionSpec)) *fixture {
+	t.Helper()
+	v1Image := pinned("v1", digest1)
+	return newFollowerFixtureAt(t, polled(), annotated(webDeployment(v1Image, true), v1Image), sourceStatus, minSoak, edit...)
+}
+
+// newFollowerFixtureAt is newFollowerFixtureOf with the target's status
+// and its workload.
+func newFollowerFixtureAt(t *testing.T, targetStatus cvv1.ContainerVersionStatus, workload *appsv1.Deployment,
+	sourceStatus cvv1.ContainerVersionStatus, minSoak int32, edit ...func(*cvv1.ContainerVersionSpec)) *fixture {
+	t.Helper()
 	from := cvv1.PromotionSource{ClusterSecretRef: cvv1.SecretKeyReference{Name: "staging"},
 		Namespace: "staging", Name: "web", MinSoakSeconds: &minSoak}
-	cv := webCV(polled(), append([]func(*cvv1.ContainerVersionSpec){func(s *cvv1.ContainerVersionSpec) {
+	cv := webCV(targetStatus, append([]func(*cvv1.ContainerVersionSpec){func(s *cvv1.ContainerVersionSpec) {
 		s.Promotion = &cvv1.PromotionSpec{From: from}
 	}}, edit...)...)
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "staging", Namespace: ns},
 		Data: map[string][]byte{fleet.DefaultKubeconfigKey: []byte(sourceKubeconfig)}}
-	v1Image := pinned("v1", digest1)
-	f := newFixture(t, poller.ResolvedImage{}, cv, annotated(webDeployment(v1Image, true), v1Image), secret)
+	f := newFixture(t, poller.ResolvedImage{}, cv, workload, secret)
 
 	source := gen.NewCV("staging", "web", repo)
-	source.Status = cvv1.ContainerVersionStatus{CurrVersion: "v2", CurrDigest: digest2, CurrStatus: cvv1.StatusSuccess,
-		SuccessVersion: "v2", SuccessDigest: digest2, CurrStatusTime: &metav1.Time{Time: since}}
+	source.Status = sourceStatus
 	sourceCluster := cvfake.NewSimpleClientset(source)
 	observer := fleet.NewObserver()
 	observer.Clock = f.clock
@@ -284,5 +308,106 @@ func TestPromotionRefusesAnIndexWithoutTheNodesPlatform(t *testing.T) {
 	}
 	if got := patches(f); len(got) != 0 {
 		t.Errorf("a refused promotion touched the workload: %v", got)
+	}
+}
+
+// sentNotifications collects the notifications a fixture's controller
+// sends, through a webhook receiver on a test server.
+type sentNotifications struct {
+	t        *testing.T
+	notifier *notify.Notifier
+	receiver notify.Receiver
+	got      chan notify.Event
+}
+
+// recordNotifications makes f's controller notify a test receiver of
+// every event, delivered by one worker: in the order they were sent.
+func (f *fixture) recordNotifications() *sentNotifications {
+	f.t.Helper()
+	s := &sentNotifications{t: f.t, notifier: notify.New(), got: make(chan notify.Event, 64)}
+	srv := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		var e notify.Event
+		if err := json.NewDecoder(r.Body).Decode(&e); err == nil {
+			s.got <- e
+		}
+	}))
+	f.t.Cleanup(srv.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	f.t.Cleanup(cancel)
+	s.notifier.Run(ctx, 1)
+	s.receiver = notify.Receiver{Type: notify.TypeWebhook, URL: srv.URL}
+	f.c.opts.Notifier, f.c.opts.DefaultNotifications = s.notifier, []notify.Route{{Receiver: s.receiver}}
+	return s
+}
+
+// kinds are the kinds of the notifications sent so far, in order: a
+// marker queued behind them comes back last, so none is still on its way.
+func (s *sentNotifications) kinds() []string {
+	s.t.Helper()
+	const marker = "test-marker"
+	s.notifier.Enqueue(s.receiver, notify.Event{Kind: marker})
+	var out []string
+	for timeout := time.After(10 * time.Second); ; {
+		select {
+		case e := <-s.got:
+			if e.Kind == marker {
+				return out
+			}
+			out = append(out, e.Kind+" "+e.Digest)
+		case <-timeout:
+			s.t.Fatalf("the notifications were not delivered; got %v so far", out)
+		}
+	}
+}
+
+// TestAHeldPromotionNotifiesOncePerRefusal: a follower held because its
+// source is failing, or because its own policy refuses the promoted
+// version, says so as a poll-found version held by the policy does: the
+// ReleaseBlocked condition, one Event and one Blocked notification, not
+// repeated by the next sync, at the source's next read. A soak is the
+// expected wait before every promotion: it sets the condition and an
+// Event, and notifies nobody; as the soak goes on, nothing more is written.
+func TestAHeldPromotionNotifiesOncePerRefusal(t *testing.T) {
+	failing := sourceSince(t0.Add(-2 * time.Hour))
+	failing.CurrVersion, failing.CurrDigest, failing.CurrStatus = "v3", "sha256:3333333333333333333333333333333333333333333333333333333333333333", cvv1.StatusFailed
+	onlyV1 := func(s *cvv1.ContainerVersionSpec) { s.Policy = &cvv1.PolicySpec{AllowedVersions: "v1"} }
+	for _, tc := range []struct {
+		name       string
+		source     cvv1.ContainerVersionStatus
+		edit       []func(*cvv1.ContainerVersionSpec)
+		wantReason string
+		want       []string // notifications
+	}{
+		{name: "the source is failing", source: failing, wantReason: cvv1.ReasonSourceFailing,
+			want: []string{notify.Blocked + " " + digest2}},
+		{name: "the target's policy refuses the version", source: sourceSince(t0.Add(-2 * time.Hour)),
+			edit: []func(*cvv1.ContainerVersionSpec){onlyV1}, wantReason: "VersionNotAllowed",
+			want: []string{notify.Blocked + " " + digest2}},
+		{name: "the source soaks", source: sourceSince(t0.Add(-10 * time.Minute)), wantReason: cvv1.ReasonSoaking},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFollowerFixtureOf(t, tc.source, 3600, tc.edit...)
+			sent := f.recordNotifications()
+			f.sync("web")
+			if cond := releaseBlocked(f.lastStatus()); cond == nil || cond.Reason != tc.wantReason {
+				t.Fatalf("ReleaseBlocked %+v, want reason %s", cond, tc.wantReason)
+			}
+			f.awaitEcho("web")
+			f.cvs.ClearActions()
+			f.clock.Step(fleet.DefaultSourceInterval) // the source's next read
+			f.sync("web")
+			if got := actions(f.cvs); len(got) != 0 {
+				t.Errorf("the second sync wrote %v; the hold was reported already", got)
+			}
+			if diff := cmp.Diff([]string{ReasonReleaseBlocked}, f.events()); diff != "" {
+				t.Errorf("events (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.want, sent.kinds()); diff != "" {
+				t.Errorf("notifications (-want +got):\n%s", diff)
+			}
+			if got := patches(f); len(got) != 0 {
+				t.Errorf("a held promotion touched the workload: %v", got)
+			}
+		})
 	}
 }

@@ -138,21 +138,38 @@ func shortHash(s string) string {
 // Promotions are in the CV's own history and rollouts in its workloads'
 // (history.CVHistory), so this reads those ConfigMaps, only when a new
 // version is detected, and only when the CV's own history holds a
-// promotion to digest at all: a CV nobody promotes costs one read.
-// workloads are those the CV selects.
+// promotion to digest at all: a CV nobody promotes costs one read, and
+// each ConfigMap is read once. workloads are those the CV selects.
 func (c *Controller) promotionOf(ctx context.Context, cv *cvv1.ContainerVersion, workloads []workload.Workload, digest string) (history.Record, bool) {
-	own, err := c.history.List(ctx, cv.Namespace, history.ConfigMapName(cv))
+	name := history.ConfigMapName(cv)
+	own, err := c.history.List(ctx, cv.Namespace, name)
 	if err != nil || !slices.ContainsFunc(own, func(r history.Record) bool {
 		return r.Action == history.ActionPromote && r.ToDigest == digest
 	}) {
 		return history.Record{}, false
 	}
-	records, err := history.CVHistory(ctx, c.history, cv, namesOf(workloads))
+	read := readHistory{Lister: c.history, namespace: cv.Namespace, name: name, records: own}
+	records, err := history.CVHistory(ctx, read, cv, namesOf(workloads))
 	if err != nil || len(records) == 0 {
 		return history.Record{}, false
 	}
 	newest := records[0]
 	return newest, newest.Action == history.ActionPromote && newest.ToDigest == digest
+}
+
+// readHistory is a history Lister that answers for one ConfigMap already
+// read with the records read, and reads the others.
+type readHistory struct {
+	history.Lister
+	namespace, name string
+	records         []history.Record
+}
+
+func (r readHistory) List(ctx context.Context, namespace, name string) ([]history.Record, error) {
+	if namespace == r.namespace && name == r.name {
+		return r.records, nil
+	}
+	return r.Lister.List(ctx, namespace, name)
 }
 
 // namesOf are the names of workloads.

@@ -209,6 +209,19 @@ func clearsFailed(requests []*cvv1.ContainerVersionRequest, st cvv1.ContainerVer
 	return false
 }
 
+// failureCleared is cv as a sync serving requests judges it: without its
+// failed digest when a request clears that failure, as plan writes it
+// (the poll does the same, pollRegistry). A CV that follows a source thus
+// has the failed digest promoted again (fleet.Decide). cv is not changed.
+func failureCleared(cv *cvv1.ContainerVersion, requests []*cvv1.ContainerVersionRequest) *cvv1.ContainerVersion {
+	if !clearsFailed(requests, cv.Status) {
+		return cv
+	}
+	view := *cv
+	view.Status.FailedDigest = ""
+	return &view
+}
+
 // stampClearFailed makes a clear-failed request name the failure it
 // clears, as cv's status shows it when the request is accepted:
 // spec.digest is status.failedDigest, and the annotation

@@ -17,9 +17,13 @@ const ReasonSourceOtherRepository = "SourceOtherRepository"
 // for one sync: what the target should do about its source.
 type Decision struct {
 	// Promote is true when the target should roll out Digest (Version): the
-	// gate is open and the target neither has it as its current version
-	// (status.currDigest, which a failed rollout leaves on the failed
-	// digest) nor is rolling it out. Decide applies only the source's gate:
+	// gate is open and the target neither runs it (status.currDigest), nor
+	// is rolling it out, nor failed it (status.failedDigest): a failed
+	// rollout leaves both on the failed digest, so it is not promoted
+	// again. A clear-failed request clears status.failedDigest and leaves
+	// status.currDigest on the failed digest with currStatus Failed: that
+	// digest is promoted again, once, as a CV's poll would roll its tag's
+	// digest out again (pkg/syncer Decide). Decide applies only the source's gate:
 	// the controller then runs the digest through the target's own checks,
 	// the same as a digest its poll found (release policy, minAge, platform
 	// gate, signatures, the author's rights; pkg/controller judgeStart).
@@ -76,7 +80,9 @@ func Decide(target *cvv1.ContainerVersion, src *cvv1.ContainerVersion, readErr e
 		return d
 	}
 	st := &target.Status
-	if st.CurrDigest == v.Digest || (st.Rollout != nil && st.Rollout.Digest == v.Digest) {
+	switch {
+	case st.Rollout != nil && st.Rollout.Digest == v.Digest, st.FailedDigest == v.Digest,
+		st.CurrDigest == v.Digest && st.CurrStatus != cvv1.StatusFailed:
 		return Decision{Version: v.Version, Digest: v.Digest, Status: status}
 	}
 	return Decision{Promote: true, Version: v.Version, Digest: v.Digest, Message: v.Message, Status: status}

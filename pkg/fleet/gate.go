@@ -76,8 +76,10 @@ func Gate(src *cvv1.ContainerVersion, opts GateOptions, now time.Time) Verdict {
 	v.Since = st.CurrStatusTime.Time
 	v.Until = v.Since.Add(opts.MinSoak)
 	if now.Before(v.Until) {
-		return closed(cvv1.ReasonSoaking, "%s has run %s for %s of the %s soak; eligible at %s", key, st.SuccessVersion,
-			now.Sub(v.Since).Round(time.Second), opts.MinSoak, v.Until.UTC().Format(time.RFC3339))
+		// The message does not change as the soak goes on: the hold it
+		// explains is written once, not at every read of the source.
+		return closed(cvv1.ReasonSoaking, "%s has run %s since %s; the %s soak makes it eligible at %s", key, st.SuccessVersion,
+			v.Since.UTC().Format(time.RFC3339), opts.MinSoak, v.Until.UTC().Format(time.RFC3339))
 	}
 	v.Open = true
 	v.Message = fmt.Sprintf("%s has run %s for %s (soak %s)", key, st.SuccessVersion, now.Sub(v.Since).Round(time.Second), opts.MinSoak)

@@ -85,6 +85,19 @@ func TestGate(t *testing.T) {
 	}
 }
 
+// TestGateSoakingMessageIsStable: a soaking source is refused with the
+// same message at every read, so the target writes its hold once.
+func TestGateSoakingMessageIsStable(t *testing.T) {
+	src, opts := source(10*time.Minute), GateOptions{MinSoak: time.Hour}
+	first, later := Gate(src, opts, now), Gate(src, opts, now.Add(30*time.Second))
+	if first.Reason != cvv1.ReasonSoaking || later.Reason != cvv1.ReasonSoaking || first.Message != later.Message {
+		t.Errorf("soaking 30 s apart: %s %q, then %s %q; want Soaking with one message", first.Reason, first.Message, later.Reason, later.Message)
+	}
+	if want := now.Add(50 * time.Minute).Format(time.RFC3339); !strings.Contains(first.Message, want) {
+		t.Errorf("message %q does not say when the version is eligible (%s)", first.Message, want)
+	}
+}
+
 func target(edits ...func(*cvv1.ContainerVersion)) *cvv1.ContainerVersion {
 	cv := gen.CV("prod", "web", gen.WithSpec(func(s *cvv1.ContainerVersionSpec) {
 		s.Promotion = &cvv1.PromotionSpec{From: cvv1.PromotionSource{ClusterSecretRef: cvv1.SecretKeyReference{Name: "staging"},
@@ -124,6 +137,16 @@ func TestDecide(t *testing.T) {
 			cv.Status.Rollout = &cvv1.RolloutStatus{Digest: "sha256:b"}
 		}), src: source(2 * time.Hour),
 			want: Decision{Version: "v2", Digest: "sha256:b",
+				Status: &cvv1.PromotionStatus{SourceVersion: "v2", SourceDigest: "sha256:b", SourceSuccessSince: since(2 * time.Hour), LastRead: &read}}},
+		{name: "failed it: not promoted again", target: target(func(cv *cvv1.ContainerVersion) {
+			cv.Status.CurrDigest, cv.Status.CurrStatus, cv.Status.FailedDigest = "sha256:b", cvv1.StatusFailed, "sha256:b"
+		}), src: source(2 * time.Hour),
+			want: Decision{Version: "v2", Digest: "sha256:b",
+				Status: &cvv1.PromotionStatus{SourceVersion: "v2", SourceDigest: "sha256:b", SourceSuccessSince: since(2 * time.Hour), LastRead: &read}}},
+		{name: "its failure cleared: promoted again", target: target(func(cv *cvv1.ContainerVersion) {
+			cv.Status.CurrDigest, cv.Status.CurrStatus = "sha256:b", cvv1.StatusFailed
+		}), src: source(2 * time.Hour),
+			want: Decision{Promote: true, Version: "v2", Digest: "sha256:b",
 				Status: &cvv1.PromotionStatus{SourceVersion: "v2", SourceDigest: "sha256:b", SourceSuccessSince: since(2 * time.Hour), LastRead: &read}}},
 		{name: "unreachable: held, last read kept", target: target(func(cv *cvv1.ContainerVersion) {
 			cv.Status.Promotion = &cvv1.PromotionStatus{SourceVersion: "v1", SourceDigest: "sha256:a", LastRead: &lastRead}
