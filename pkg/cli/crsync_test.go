@@ -1,8 +1,14 @@
 package cli
 
 import (
+	"context"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 )
 
 func TestCheckProvider(t *testing.T) {
@@ -28,5 +34,34 @@ func TestCheckProvider(t *testing.T) {
 	}
 	if err := validProvider("gcr"); err == nil || !strings.Contains(err.Error(), "use ecr or dockerhub") {
 		t.Errorf("validProvider(gcr) = %v", err)
+	}
+}
+
+// TestClientsSpeakProtobufForBuiltInsAndJSONForCVs: the Kubernetes client
+// asks for protobuf (JSON as the fallback), the CV client for JSON, which
+// is all a custom resource is served in. The request headers are read at
+// an HTTP server standing in for the apiserver.
+func TestClientsSpeakProtobufForBuiltInsAndJSONForCVs(t *testing.T) {
+	accepts := make(chan string, 2)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		accepts <- r.URL.Path + " " + r.Header.Get("Accept")
+		http.NotFound(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	kube, cvs, err := newClients(&rest.Config{Host: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	_, _ = kube.AppsV1().Deployments("ns").Get(ctx, "web", metav1.GetOptions{})
+	_, _ = cvs.CvmanagerV1alpha1().ContainerVersions("ns").Get(ctx, "web", metav1.GetOptions{})
+	want := []string{
+		"/apis/apps/v1/namespaces/ns/deployments/web application/vnd.kubernetes.protobuf,application/json",
+		"/apis/cvmanager.dev/v1alpha1/namespaces/ns/containerversions/web application/json",
+	}
+	for _, w := range want {
+		if got := <-accepts; !strings.HasPrefix(got, w) {
+			t.Errorf("request %q, want %q", got, w)
+		}
 	}
 }

@@ -357,7 +357,7 @@ func (o *runOptions) eventsClient(kube *KubeFlags) (kubernetes.Interface, error)
 	}
 	cfg.QPS, cfg.Burst = o.kubeQPS/2, max(o.kubeBurst/2, 1)
 	cfg.UserAgent = "cvmanager-events"
-	return kubernetes.NewForConfig(cfg)
+	return kubernetes.NewForConfig(protobuf(cfg))
 }
 
 // readCaches are what the HTTP reads are served from: the informer caches
