@@ -7,13 +7,13 @@ import (
 
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 
 	"cvmanager.dev/cvmanager/pkg/controller"
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
+	"cvmanager.dev/cvmanager/pkg/kubeclient"
 	"cvmanager.dev/cvmanager/pkg/metrics"
 	"cvmanager.dev/cvmanager/pkg/registry"
 )
@@ -140,25 +140,12 @@ func clients(kube *KubeFlags) (kubernetes.Interface, versioned.Interface, error)
 // apiserver's audit log and metrics.
 func newClients(cfg *rest.Config) (kubernetes.Interface, versioned.Interface, error) {
 	cfg.UserAgent = "cvmanager"
-	kubeClient, err := kubernetes.NewForConfig(protobuf(cfg))
+	kubeClient, err := kubernetes.NewForConfig(kubeclient.Protobuf(cfg))
 	if err != nil {
 		return nil, nil, err
 	}
 	cvClient, err := versioned.NewForConfig(cfg)
 	return kubeClient, cvClient, err
-}
-
-// protobuf is cfg speaking protobuf to the apiserver, with JSON as the
-// fallback, as kube-controller-manager does: built-in objects (workloads,
-// ConfigMaps, Events, watches of them) cost both sides less to encode and
-// decode than JSON, which matters when a burst of rollouts shares a busy
-// apiserver. Custom resources have no protobuf encoding, so the CV client
-// keeps JSON.
-func protobuf(cfg *rest.Config) *rest.Config {
-	c := rest.CopyConfig(cfg)
-	c.ContentType = runtime.ContentTypeProtobuf
-	c.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
-	return c
 }
 
 // The original cvmanager's --provider values.

@@ -9,9 +9,6 @@ import (
 	"strconv"
 	"time"
 
-	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
-	"cvmanager.dev/cvmanager/pkg/fleet"
-
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/spf13/cobra"
@@ -21,10 +18,13 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
+	cvv1 "cvmanager.dev/cvmanager/pkg/apis/cvmanager/v1alpha1"
 	"cvmanager.dev/cvmanager/pkg/controller"
 	"cvmanager.dev/cvmanager/pkg/dashboard"
+	"cvmanager.dev/cvmanager/pkg/fleet"
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
 	cvlisters "cvmanager.dev/cvmanager/pkg/generated/listers/cvmanager/v1alpha1"
+	"cvmanager.dev/cvmanager/pkg/kubeclient"
 	"cvmanager.dev/cvmanager/pkg/metrics"
 	"cvmanager.dev/cvmanager/pkg/multins"
 	"cvmanager.dev/cvmanager/pkg/notify"
@@ -357,7 +357,7 @@ func (o *runOptions) eventsClient(kube *KubeFlags) (kubernetes.Interface, error)
 	}
 	cfg.QPS, cfg.Burst = o.kubeQPS/2, max(o.kubeBurst/2, 1)
 	cfg.UserAgent = "cvmanager-events"
-	return kubernetes.NewForConfig(protobuf(cfg))
+	return kubernetes.NewForConfig(kubeclient.Protobuf(cfg))
 }
 
 // readCaches are what the HTTP reads are served from: the informer caches

@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"cvmanager.dev/cvmanager/pkg/generated/clientset/versioned"
+	"cvmanager.dev/cvmanager/pkg/kubeclient"
 	"cvmanager.dev/cvmanager/pkg/version"
 	"cvmanager.dev/cvmanager/test/binproc"
 	"cvmanager.dev/cvmanager/test/controlplane"
@@ -113,7 +114,10 @@ func (e *env) startRegistry() error {
 func (e *env) install(ctx context.Context) error {
 	e.admin = e.cp.AdminConfig()
 	e.admin.QPS, e.admin.Burst = 2000, 4000 // the bench's own writes must not be the bottleneck
-	e.kube = kubernetes.NewForConfigOrDie(e.admin)
+	// The bench watches workloads as a cluster's controllers do, in
+	// protobuf, so the apiserver encodes no event in JSON for the harness
+	// alone (since 2026-12-07 22:30; earlier runs watched in JSON).
+	e.kube = kubernetes.NewForConfigOrDie(kubeclient.Protobuf(e.admin))
 	e.cvs = versioned.NewForConfigOrDie(e.admin)
 	if _, err := kubetest.InstallCRDs(ctx, e.admin); err != nil {
 		return err
