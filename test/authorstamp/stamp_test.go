@@ -53,7 +53,13 @@ func TestPlainApplyIsStampedAndRollsOut(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "web.yaml")
 	e2eenv.Must(t, os.WriteFile(file, []byte(example), 0o600))
 
-	// Today's behaviour: without the stamping policy a plain apply is refused.
+	// Today's behaviour: without the stamping policy a plain apply is
+	// refused. The guard loads asynchronously too: a server-side dry run,
+	// which creates nothing, is repeated until the guard answers it.
+	e.Eventually(30*time.Second, "the guard refusing a plain apply", func() (bool, error) {
+		out, err := kubectl("apply", "--dry-run=server", "-n", e.NS, "-f", file, "--as", deployer)
+		return err != nil && strings.Contains(out, "a ContainerVersion records who wrote it"), fmt.Errorf("%v: %s", err, out)
+	})
 	out, err := kubectl("apply", "-n", e.NS, "-f", file, "--as", deployer)
 	if err == nil || !strings.Contains(out, "a ContainerVersion records who wrote it") {
 		t.Fatalf("without the stamping policy, a plain apply should be refused by the guard: %v\n%s", err, out)
