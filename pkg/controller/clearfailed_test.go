@@ -102,15 +102,27 @@ func testReplayedClearFailed(t *testing.T, late bool) {
 	}
 
 	// The request left behind must not clear this failure nor start v2 again.
+	checkTriedAgainOnce(t, f, leader, inf, history.TriggerPoll)
+}
+
+// checkTriedAgainOnce checks the end of a clear-failed retry of v2 that
+// failed again: more syncs (the request left behind, the poll or the
+// promotion source) start nothing, the Deployment was patched once per
+// rollout and rollback, the spent request is deleted, and the history
+// holds the retry's rollback over the first one's (started by
+// firstTrigger).
+func checkTriedAgainOnce(t *testing.T, f *fixture, leader *Controller, inf Informers, firstTrigger string) {
+	t.Helper()
 	f.clock.Step(time.Minute)
 	for i := 0; i < 3; i++ {
 		f.settle(inf)
 		f.syncOn(leader)
 	}
 	if st := f.apiCV().Status; st.FailedDigest != digest2 || st.Rollout != nil {
-		t.Errorf("the leftover request acted again: failedDigest %q, rollout %+v; want %q and none", st.FailedDigest, st.Rollout, digest2)
+		t.Errorf("v2 tried again: failedDigest %q, rollout %+v; want %q and none", st.FailedDigest, st.Rollout, digest2)
 	}
 	// One patch per rollout and rollback: v1 back, v2 again, v1 back.
+	v1, v2 := pinned("v1", digest1), pinned("v2", digest2)
 	if diff := cmp.Diff([]string{v1, v2, v1}, f.patchedImages()); diff != "" {
 		t.Errorf("images patched into the Deployment (-want +got):\n%s", diff)
 	}
@@ -121,7 +133,7 @@ func testReplayedClearFailed(t *testing.T, late bool) {
 	for _, r := range f.history() {
 		hist = append(hist, r.Outcome+" "+r.Trigger)
 	}
-	want := []string{history.OutcomeRolledBack + " " + history.TriggerClearFailed, history.OutcomeRolledBack + " " + history.TriggerPoll}
+	want := []string{history.OutcomeRolledBack + " " + history.TriggerClearFailed, history.OutcomeRolledBack + " " + firstTrigger}
 	if diff := cmp.Diff(want, hist); diff != "" {
 		t.Errorf("history (-want +got):\n%s", diff)
 	}
@@ -212,29 +224,7 @@ func testFollowerClearFailed(t *testing.T, late bool) {
 	}
 
 	// Neither the source's v2 nor the request left behind starts v2 again.
-	f.clock.Step(time.Minute)
-	for i := 0; i < 3; i++ {
-		f.settle(inf)
-		f.syncOn(leader)
-	}
-	if st := f.apiCV().Status; st.FailedDigest != digest2 || st.Rollout != nil {
-		t.Errorf("v2 tried again: failedDigest %q, rollout %+v; want %q and none", st.FailedDigest, st.Rollout, digest2)
-	}
-	// One patch per rollout and rollback: v1 back, v2 again, v1 back.
-	if diff := cmp.Diff([]string{v1, v2, v1}, f.patchedImages()); diff != "" {
-		t.Errorf("images patched into the Deployment (-want +got):\n%s", diff)
-	}
-	if n := len(f.requestObjects()); n != 0 {
-		t.Errorf("%d requests left; the spent one must be deleted", n)
-	}
-	var hist []string
-	for _, r := range f.history() {
-		hist = append(hist, r.Outcome+" "+r.Trigger)
-	}
-	want := []string{history.OutcomeRolledBack + " " + history.TriggerClearFailed, history.OutcomeRolledBack + " " + history.TriggerPromote}
-	if diff := cmp.Diff(want, hist); diff != "" {
-		t.Errorf("history (-want +got):\n%s", diff)
-	}
+	checkTriedAgainOnce(t, f, leader, inf, history.TriggerPromote)
 }
 
 // TestClearFailedRequestsNameTheFailureTheyClear: both ways a request is
