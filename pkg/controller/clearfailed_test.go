@@ -51,7 +51,6 @@ func testReplayedClearFailed(t *testing.T, late bool) {
 	registry := poller.ResolvedImage{Digest: digest2, Version: "v2"} // the tag stays on the failing v2
 	rollback := func(s *cvv1.ContainerVersionSpec) { s.Rollback.Enabled = true }
 	f := newFixture(t, registry, webCV(rollingOut(t0.Add(-10*time.Minute)), rollback), webDeployment(v2, false))
-	ctx := context.Background()
 	f.nameRequests()
 
 	// The rollout of v2 times out and is rolled back: v2 is the failed digest.
@@ -63,17 +62,7 @@ func testReplayedClearFailed(t *testing.T, late bool) {
 	// A minute later the user clears the failure through a standby (a
 	// request object). The leader acts: one status write, v2 patched
 	// again. Its delete of the request fails.
-	f.clock.Step(time.Minute)
-	if err := NewRequests(f.cvs, f.clock).ClearFailed(ctx, ns, "web"); err != nil {
-		t.Fatal(err)
-	}
-	failing := true
-	f.cvs.PrependReactor("delete", "containerversionrequests", func(core.Action) (bool, runtime.Object, error) {
-		if failing {
-			return true, nil, errors.New("the leader died before this delete")
-		}
-		return false, nil, nil
-	})
+	failing := clearFailedWhoseDeleteFails(t, f)
 	f.settle(f.inf)
 	f.sync("web")
 	if st := f.apiCV().Status; st.FailedDigest != "" || st.Rollout == nil || st.Rollout.Trigger != history.TriggerClearFailed || f.image() != v2 {
@@ -89,7 +78,7 @@ func testReplayedClearFailed(t *testing.T, late bool) {
 	f.clock.Step(10 * time.Minute)
 	leader, inf := f.c, f.inf
 	if !late {
-		failing = false
+		*failing = false
 		leader, inf = f.newController(registry, nil)
 	}
 	f.syncUntilAtRest(leader, inf)
@@ -97,12 +86,31 @@ func testReplayedClearFailed(t *testing.T, late bool) {
 		t.Fatalf("second rollout: failedDigest %q, image %q; want %q, %q", st.FailedDigest, f.image(), digest2, v1)
 	}
 	if late {
-		failing = false
+		*failing = false
 		leader, inf = f.newController(registry, nil)
 	}
 
 	// The request left behind must not clear this failure nor start v2 again.
 	checkTriedAgainOnce(t, f, leader, inf, history.TriggerPoll)
+}
+
+// clearFailedWhoseDeleteFails sends a clear-failed request through a
+// standby (a request object) a minute later, and makes the leader's
+// delete of it fail while *failing, as if the leader died first.
+func clearFailedWhoseDeleteFails(t *testing.T, f *fixture) *bool {
+	t.Helper()
+	f.clock.Step(time.Minute)
+	if err := NewRequests(f.cvs, f.clock).ClearFailed(context.Background(), ns, "web"); err != nil {
+		t.Fatal(err)
+	}
+	failing := true
+	f.cvs.PrependReactor("delete", "containerversionrequests", func(core.Action) (bool, runtime.Object, error) {
+		if failing {
+			return true, nil, errors.New("the leader died before this delete")
+		}
+		return false, nil, nil
+	})
+	return &failing
 }
 
 // checkTriedAgainOnce checks the end of a clear-failed retry of v2 that
@@ -166,7 +174,6 @@ func testFollowerClearFailed(t *testing.T, late bool) {
 	promoting.Rollout.Trigger = history.TriggerPromote
 	rollback := func(s *cvv1.ContainerVersionSpec) { s.Rollback.Enabled = true }
 	f := newFollowerFixtureAt(t, promoting, webDeployment(v2, false), sourceSince(t0.Add(-2*time.Hour)), 3600, rollback)
-	ctx := context.Background()
 	f.nameRequests()
 	follower := func(o *Options) { o.Fleet, o.Kubeconfigs = f.c.opts.Fleet, f.c.opts.Kubeconfigs }
 
@@ -184,17 +191,7 @@ func testFollowerClearFailed(t *testing.T, late bool) {
 
 	// The user clears the failure through a standby; the leader acts and
 	// its delete of the request fails.
-	f.clock.Step(time.Minute)
-	if err := NewRequests(f.cvs, f.clock).ClearFailed(ctx, ns, "web"); err != nil {
-		t.Fatal(err)
-	}
-	failing := true
-	f.cvs.PrependReactor("delete", "containerversionrequests", func(core.Action) (bool, runtime.Object, error) {
-		if failing {
-			return true, nil, errors.New("the leader died before this delete")
-		}
-		return false, nil, nil
-	})
+	failing := clearFailedWhoseDeleteFails(t, f)
 	f.settle(f.inf)
 	f.syncOn(f.c)
 	if st := f.apiCV().Status; st.FailedDigest != "" || st.Rollout == nil || st.Rollout.Digest != digest2 ||
@@ -211,7 +208,7 @@ func testFollowerClearFailed(t *testing.T, late bool) {
 	f.clock.Step(10 * time.Minute)
 	leader, inf := f.c, f.inf
 	if !late {
-		failing = false
+		*failing = false
 		leader, inf = f.newController(poller.ResolvedImage{}, follower)
 	}
 	f.syncUntilAtRest(leader, inf)
@@ -219,7 +216,7 @@ func testFollowerClearFailed(t *testing.T, late bool) {
 		t.Fatalf("second rollout: failedDigest %q, image %q; want %q, %q", st.FailedDigest, f.image(), digest2, v1)
 	}
 	if late {
-		failing = false
+		*failing = false
 		leader, inf = f.newController(poller.ResolvedImage{}, follower)
 	}
 
