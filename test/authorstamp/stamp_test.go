@@ -65,9 +65,17 @@ func TestPlainApplyIsStampedAndRollsOut(t *testing.T) {
 		t.Fatalf("without the stamping policy, a plain apply should be refused by the guard: %v\n%s", err, out)
 	}
 
-	if out, err := kubectl("apply", "-f", filepath.Join(kubetest.RepoRoot(), "deploy", "author-stamp")); err != nil {
+	stamp := filepath.Join(kubetest.RepoRoot(), "deploy", "author-stamp")
+	if out, err := kubectl("apply", "-f", stamp); err != nil {
 		t.Fatalf("installing deploy/author-stamp: %v\n%s", err, out)
 	}
+	// The control plane is shared: the next test starts without stamping
+	// (and waits, as this one did, until the guard alone answers).
+	t.Cleanup(func() {
+		if out, err := kubectl("delete", "-f", stamp, "--ignore-not-found"); err != nil {
+			t.Errorf("removing deploy/author-stamp: %v\n%s", err, out)
+		}
+	})
 	// Admission policies load asynchronously: the same apply is retried
 	// until the API server stamps it.
 	e.Eventually(30*time.Second, "the plain apply accepted", func() (bool, error) {
