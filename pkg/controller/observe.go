@@ -485,10 +485,7 @@ func (c *Controller) pollRegistry(ctx context.Context, s *syncerState, snap *sna
 		c.metrics.PollsTotal.WithLabelValues("error").Inc()
 		return o, nil
 	}
-	status := cv.Status
-	if clearsFailed(snap.requests, cv.Status) {
-		status.FailedDigest = "" // the request forgets it: the version is tried again
-	}
+	status := failureCleared(cv, snap.requests).Status // a request forgets the failure: the version is tried again
 	o.action = syncer.Decide(&status, o.img.Digest)
 	o.version = versionName(cv, o.img)
 	result := "unchanged"

@@ -210,9 +210,10 @@ func clearsFailed(requests []*cvv1.ContainerVersionRequest, st cvv1.ContainerVer
 }
 
 // failureCleared is cv as a sync serving requests judges it: without its
-// failed digest when a request clears that failure, as plan writes it
-// (the poll does the same, pollRegistry). A CV that follows a source thus
-// has the failed digest promoted again (fleet.Decide). cv is not changed.
+// failed digest when a request clears that failure, as plan writes it.
+// Both ways a new version is judged read it: the poll (pollRegistry) and
+// a source's offer (fleet.Decide), so either tries the failed digest
+// again. cv is not changed.
 func failureCleared(cv *cvv1.ContainerVersion, requests []*cvv1.ContainerVersionRequest) *cvv1.ContainerVersion {
 	if !clearsFailed(requests, cv.Status) {
 		return cv
