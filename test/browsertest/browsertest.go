@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -39,9 +40,9 @@ func Start(t testing.TB, width, height int, timeout time.Duration) context.Conte
 	if err != nil {
 		t.Fatalf("chromium not found: `make test` installs it (apt-get install chromium): %v", err)
 	}
-	// Chromium may still write its profile for a moment after it is told to
-	// stop, so the directory is removed best-effort instead of by t.TempDir.
-	profile, err := os.MkdirTemp("", "cvmanager-chromium-")
+	// The profile and Chromium's own temporary files (TMPDIR) live in one
+	// directory, removed at cleanup, so runs leave nothing in /tmp.
+	root, profile, err := browserDirs()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,6 +50,7 @@ func Start(t testing.TB, width, height int, timeout time.Duration) context.Conte
 		"--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
 		"--disable-quic", "--user-data-dir="+profile, fmt.Sprintf("--window-size=%d,%d", width, height),
 		"--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", "about:blank")
+	cmd.Env = append(os.Environ(), "TMPDIR="+filepath.Join(root, "tmp"))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -72,7 +74,9 @@ func Start(t testing.TB, width, height int, timeout time.Duration) context.Conte
 		cancelCtx()
 		cancelAlloc()
 		binproc.Stop(cmd.Process.Pid, exited)
-		_ = os.RemoveAll(profile)
+		if err := removeWhenQuiet(root, 10*time.Second); err != nil {
+			t.Logf("chromium's directory stays behind: %v", err)
+		}
 	})
 	// chromedp opens a tab of its own beside the browser's first one; in
 	// front, it renders frames (requestAnimationFrame runs) as a launched
@@ -81,6 +85,39 @@ func Start(t testing.TB, width, height int, timeout time.Duration) context.Conte
 		t.Fatalf("connecting to chromium at %s: %v", ws, err)
 	}
 	return ctx
+}
+
+// browserDirs makes the directory a browser runs in: its profile and its
+// TMPDIR beneath one root.
+func browserDirs() (root, profile string, err error) {
+	root, err = os.MkdirTemp("", "cvmanager-chromium-")
+	if err != nil {
+		return "", "", err
+	}
+	profile = filepath.Join(root, "profile")
+	for _, dir := range []string{profile, filepath.Join(root, "tmp")} {
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			return "", "", err
+		}
+	}
+	return root, profile, nil
+}
+
+// removeWhenQuiet removes dir, again while Chromium's helper processes,
+// which outlive the browser by a moment, still write into it; it returns
+// once the directory is gone, or the last error after wait.
+func removeWhenQuiet(dir string, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for {
+		err := os.RemoveAll(dir)
+		if _, statErr := os.Stat(dir); os.IsNotExist(statErr) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("removing %s: %v", dir, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // devtoolsURL reads Chromium's stderr until it prints the DevTools
