@@ -261,6 +261,7 @@ type results struct {
 	bench                         *report
 	dash                          *benchresults.Dashboard
 	day2                          *day2Report
+	side                          sideResults // push path, write-back, fleet (sidetargets.go)
 }
 
 // newestResults reads the newest bench report (a JSON without a kind
@@ -291,6 +292,9 @@ func newestResults(root string) (*results, error) {
 	}
 	day2Path, err := newestDay2(dir)
 	if err != nil {
+		return nil, err
+	}
+	if err := res.loadSide(root); err != nil {
 		return nil, err
 	}
 	return res, res.loadDay2(root, day2Path)
@@ -369,6 +373,7 @@ func (res *results) targetsSection() string {
 		}
 		targetRow(&b, &missed, t.name, fig, file, met, measured)
 	}
+	res.sideRows(&b, &missed)
 	res.day2Rows(&b, &missed)
 	if len(missed) > 0 {
 		b.WriteString("\nMissed in the newest run:\n\n" + strings.Join(missed, "\n") + "\n")
