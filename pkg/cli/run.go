@@ -103,9 +103,9 @@ func newRunCommand(kube *KubeFlags) *cobra.Command {
 	f.StringSliceVar(&o.namespaces, "namespace", nil,
 		"watch only these namespaces, comma-separated (default: all namespaces); with RBAC granted only there (the chart's watchNamespaces)")
 	f.StringVar(&o.cvSelector, "cv-selector", "", "manage only ContainerVersions with these labels (label selector)")
-	// 8, not 4: a sync is mostly API round trips, so more in flight cut the
-	// median of 20 back-to-back triggers from 173 to 133-145 ms in the push
-	// path's bench (docs/http.md), for no CPU.
+	// 8, not 4: a sync mostly waits on API round trips, so more in flight
+	// cut the median of 20 back-to-back triggers from 173 to 133-145 ms in
+	// the push path's bench (docs/http.md).
 	f.IntVar(&o.workers, "concurrent-syncs", 8, "ContainerVersions synced in parallel")
 	f.StringVar(&o.bindAddress, "bind-address", "127.0.0.1", "address of the HTTP server (use 0.0.0.0 in a pod)")
 	f.IntVar(&o.port, "port", 8081, "port of the HTTP server (metrics, probes, dashboard)")

@@ -2,10 +2,7 @@ package main
 
 import (
 	"fmt"
-	"path/filepath"
 	"strings"
-
-	"cvmanager.dev/cvmanager/test/benchresults"
 )
 
 // The push path (issue 31), write-back (issue 33) and fleet view (issue 34)
@@ -24,29 +21,16 @@ type sideResults struct {
 
 // loadSide reads the newest push-path, write-back and fleet files under root.
 func (res *results) loadSide(root string) error {
-	dir := filepath.Join(root, "bench", "results")
-	for _, f := range []struct {
-		suffix string
-		path   *string
-		into   func() any
-	}{
-		{"-push.json", &res.side.pushPath, func() any { res.side.push = &pushPathResult{}; return res.side.push }},
-		{"-writeback-finish.json", &res.side.writeBackPath, func() any { res.side.writeBack = &writeBackResult{}; return res.side.writeBack }},
-		{"-fleet.json", &res.side.fleetPath, func() any { res.side.fleet = &fleetResult{}; return res.side.fleet }},
-	} {
-		path, err := benchresults.Newest(dir, f.suffix, nil)
-		if err != nil {
-			return err
-		}
-		if path == "" {
-			continue
-		}
-		if err := readJSON(path, f.into()); err != nil {
-			return err
-		}
-		*f.path, _ = filepath.Rel(root, path)
+	var err error
+	s := &res.side
+	if s.push, s.pushPath, err = readNewest[pushPathResult](root, "-push.json"); err != nil {
+		return err
 	}
-	return nil
+	if s.writeBack, s.writeBackPath, err = readNewest[writeBackResult](root, "-writeback-finish.json"); err != nil {
+		return err
+	}
+	s.fleet, s.fleetPath, err = readNewest[fleetResult](root, "-fleet.json")
+	return err
 }
 
 // sideTarget is one row judged from one of those files: its figure,

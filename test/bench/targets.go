@@ -279,16 +279,8 @@ func newestResults(root string) (*results, error) {
 		return nil, err
 	}
 	res.benchPath, _ = filepath.Rel(root, benchPath)
-	dashPath, err := benchresults.Newest(dir, "-"+benchresults.DashboardKind+".json", nil)
-	if err != nil {
+	if res.dash, res.dashPath, err = readNewest[benchresults.Dashboard](root, "-"+benchresults.DashboardKind+".json"); err != nil {
 		return nil, err
-	}
-	if dashPath != "" {
-		res.dash = &benchresults.Dashboard{}
-		if err := readJSON(dashPath, res.dash); err != nil {
-			return nil, err
-		}
-		res.dashPath, _ = filepath.Rel(root, dashPath)
 	}
 	day2Path, err := newestDay2(dir)
 	if err != nil {
@@ -321,6 +313,22 @@ func fullRun(path string) bool {
 		seen[sc.CVs] = sc.PollLatency.Rounds > 0 && sc.TriggerLatency.Rounds > 0 // every figure, not a burst alone
 	}
 	return seen[100] && seen[1000] && seen[10000]
+}
+
+// readNewest reads the newest results file under root/bench/results whose
+// name ends in suffix, and returns it with its path relative to root
+// (nil and "" when there is none).
+func readNewest[T any](root, suffix string) (*T, string, error) {
+	path, err := benchresults.Newest(filepath.Join(root, "bench", "results"), suffix, nil)
+	if err != nil || path == "" {
+		return nil, "", err
+	}
+	v := new(T)
+	if err := readJSON(path, v); err != nil {
+		return nil, "", err
+	}
+	rel, _ := filepath.Rel(root, path)
+	return v, rel, nil
 }
 
 func readJSON(path string, v any) error {
